@@ -1,0 +1,125 @@
+"""The one preprocessing path shared by inference and training.
+
+Steps: to greyscale, resize to the model's input size, CLAHE contrast enhancement, light
+median denoising, greyscale to three channels, normalisation. The constants live in
+:class:`PreprocessConfig`, which is stored in the model card next to the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+# Per-channel mean/std in [0, 1] units.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# TensorFlow EfficientNet-Lite: (x - 127) / 128 with x in 0..255, written in [0, 1] units.
+TF_LITE_MEAN = (127.0 / 255.0,) * 3
+TF_LITE_STD = (128.0 / 255.0,) * 3
+
+NORMALISATIONS = {
+    "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    "tf_lite": (TF_LITE_MEAN, TF_LITE_STD),
+}
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Preprocessing constants; serialised into the model card.
+
+    Attributes
+    ----------
+    size : int
+        Square input size in pixels (the paper's 224).
+    clahe_clip, clahe_tile : float, int
+        CLAHE clip limit and tile grid; ``clahe_clip <= 0`` disables CLAHE.
+    median_kernel : int
+        Median filter aperture for denoising; 0 or 1 disables it.
+    normalisation : str
+        Key of :data:`NORMALISATIONS`: "tf_lite" for the TensorFlow-converted Lite0 weights,
+        "imagenet" for the paper's ImageNet mean/std.
+    """
+
+    size: int = 224
+    clahe_clip: float = 2.0
+    clahe_tile: int = 8
+    median_kernel: int = 3
+    normalisation: str = "tf_lite"
+
+    @property
+    def mean(self) -> tuple[float, float, float]:
+        return NORMALISATIONS[self.normalisation][0]
+
+    @property
+    def std(self) -> tuple[float, float, float]:
+        return NORMALISATIONS[self.normalisation][1]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessConfig:
+        cfg = cls(**{k: d[k] for k in ("size", "clahe_clip", "clahe_tile", "median_kernel",
+                                      "normalisation") if k in d})
+        if cfg.normalisation not in NORMALISATIONS:
+            raise ValueError(f"unknown normalisation {cfg.normalisation!r}")
+        return cfg
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """Return a uint8 (H, W) greyscale view of a uint8 grey, RGB or RGBA image."""
+    import cv2
+
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[..., 0]
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        return cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)
+    raise ValueError(f"unsupported image shape {image.shape}")
+
+
+def enhance(image: np.ndarray, size: int | tuple[int, int] | None,
+            config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    """Greyscale, resize, CLAHE and denoise: returns uint8 (h, w).
+
+    ``size`` is a square side, a (width, height) pair, or None to keep the image's size.
+    Training caches this output (at a size a little over the input size) and augments it.
+    """
+    import cv2
+
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {image.dtype}")
+    grey = to_grey(image)
+    if size is not None:
+        wh = (size, size) if isinstance(size, int) else tuple(size)
+        if grey.shape[1] != wh[0] or grey.shape[0] != wh[1]:
+            shrinking = wh[0] < grey.shape[1] and wh[1] < grey.shape[0]
+            grey = cv2.resize(grey, wh, interpolation=cv2.INTER_AREA if shrinking
+                              else cv2.INTER_LINEAR)
+    if config.clahe_clip > 0:
+        clahe = cv2.createCLAHE(clipLimit=config.clahe_clip,
+                                tileGridSize=(config.clahe_tile, config.clahe_tile))
+        grey = clahe.apply(np.ascontiguousarray(grey))
+    if config.median_kernel > 1:
+        grey = cv2.medianBlur(grey, config.median_kernel)
+    return grey
+
+
+def normalise(grey: np.ndarray, config: PreprocessConfig = PreprocessConfig()):
+    """uint8 (h, w) greyscale -> float32 tensor (3, h, w), normalised per the config."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(grey)).float().div_(255.0)
+    x = x.unsqueeze(0).expand(3, -1, -1)
+    mean = torch.tensor(config.mean).view(3, 1, 1)
+    std = torch.tensor(config.std).view(3, 1, 1)
+    return (x - mean) / std
+
+
+def preprocess(image: np.ndarray, config: PreprocessConfig = PreprocessConfig()):
+    """Image (uint8 grey/RGB/RGBA) -> model input tensor (3, size, size)."""
+    return normalise(enhance(image, config.size, config), config)

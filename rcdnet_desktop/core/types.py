@@ -1,0 +1,178 @@
+"""Small typed results passed between the core, the CLI and the GUI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES: tuple[str, str] = ("benign", "malignant")
+"""Class index -> name. 0 = benign, 1 = malignant, everywhere in the project."""
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in image pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.w, self.h)
+
+
+@dataclass(frozen=True)
+class UltrasoundRegion:
+    """One calibrated region from DICOM SequenceOfUltrasoundRegions.
+
+    ``box`` is the region in image pixels (clipped to the image); the physical spacing is in
+    millimetres per pixel.
+    """
+
+    box: Box
+    mm_per_pixel_x: float
+    mm_per_pixel_y: float
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """Identifying data, kept apart from everything else so exports can leave it out."""
+
+    name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    accession_number: str = ""
+
+    def is_empty(self) -> bool:
+        return not any((self.name, self.patient_id, self.birth_date, self.sex,
+                        self.accession_number))
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """Non-identifying DICOM context needed to file a derived image in the same study."""
+
+    study_instance_uid: str = ""
+    series_instance_uid: str = ""
+    sop_instance_uid: str = ""
+    study_date: str = ""
+    study_time: str = ""
+    study_id: str = ""
+    study_description: str = ""
+    modality: str = ""
+    manufacturer: str = ""
+
+
+@dataclass
+class ImageRecord:
+    """A decoded image and what is known about it.
+
+    ``pixels`` holds the first frame (or the one asked for when reading) as ``uint8``, shaped
+    ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Further frames of a cine are decoded on
+    demand by :meth:`frame`, one at a time.
+    """
+
+    path: Path
+    pixels: np.ndarray
+    frame_count: int = 1
+    source_format: str = ""
+    bits_stored: int = 8
+    photometric: str = ""
+    patient: PatientInfo = field(default_factory=PatientInfo)
+    study: StudyInfo = field(default_factory=StudyInfo)
+    regions: tuple[UltrasoundRegion, ...] = ()
+    frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def is_dicom(self) -> bool:
+        return self.source_format == "DICOM"
+
+    @property
+    def mm_per_pixel(self) -> tuple[float, float] | None:
+        """Spacing (x, y) of the first calibrated region, or None when uncalibrated."""
+        if not self.regions:
+            return None
+        r = self.regions[0]
+        return (r.mm_per_pixel_x, r.mm_per_pixel_y)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Return frame ``index`` as uint8 (decoded on demand for multi-frame files)."""
+        if not 0 <= index < self.frame_count:
+            raise IndexError(f"{self.path}: frame {index} out of range 0..{self.frame_count - 1}")
+        if index == 0 or self.frame_loader is None:
+            return self.pixels
+        return self.frame_loader(index)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classifier's output for one image (or one region of it).
+
+    Probabilities are calibrated with the model card's temperature.
+    """
+
+    p_benign: float
+    p_malignant: float
+    device: str
+    model_version: str
+    untrained: bool = False
+    roi: Box | None = None
+    frame: int = 0
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def label_index(self) -> int:
+        return int(self.p_malignant >= 0.5)
+
+    @property
+    def label(self) -> str:
+        return CLASS_NAMES[self.label_index]
+
+    @property
+    def display_label(self) -> str:
+        """The label as a user should read it: marked UNTRAINED when the weights are."""
+        return f"UNTRAINED {self.label}" if self.untrained else self.label
+
+    @property
+    def mode(self) -> str:
+        return "lesion box" if self.roi is not None else "whole image"
+
+
+@dataclass(frozen=True)
+class HeatMaps:
+    """Evidence maps for both classes, float32 in [0, 1] at the input image's own size."""
+
+    benign: np.ndarray
+    malignant: np.ndarray
+    method: str
+    prediction: Prediction
+
+    def for_class(self, index: int) -> np.ndarray:
+        return (self.benign, self.malignant)[index]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One file's outcome in a batch review: a prediction or the reason it failed."""
+
+    path: Path
+    prediction: Prediction | None = None
+    heatmaps: HeatMaps | None = None
+    error: str = ""
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.prediction is not None else "failed"
