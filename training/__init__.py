@@ -1,1 +1,1 @@
-"""Rebuilds the bundled RcdNet weights: data, leakage-free splits, the paper's recipe, evaluation."""
+"""Rebuilds the bundled RcdNet weights: data, leak-free splits, the paper's recipe, evaluation."""

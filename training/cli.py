@@ -1,0 +1,201 @@
+"""``rcdnet-train``: split, train (split + train + evaluate + bundle), evaluate, compare."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("training")
+
+
+def _common_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, type=Path,
+                   help="class-folder root (benign/, malignant/) or CSV manifest path,label[,mask]")
+    p.add_argument("--split", type=Path, default=None,
+                   help="reuse this split CSV (path,label,group,split); made when absent")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="decoded-image cache (default .cache/training)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.3)
+    p.add_argument("--hash-bits", type=int, default=4, help="dHash Hamming threshold")
+    p.add_argument("--min-corr", type=float, default=0.95, help="thumbnail correlation threshold")
+    p.add_argument("--keep-conflicts", action="store_true",
+                   help="keep near-duplicate groups with conflicting labels (default: drop)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _recipe(p: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    d = TrainConfig()
+    p.add_argument("--arch", default=d.arch)
+    p.add_argument("--no-pretrained", action="store_true")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--mixup-alpha", type=float, default=d.mixup_alpha, help="0 disables Mixup")
+    p.add_argument("--roi-fraction", type=float, default=d.roi_fraction,
+                   help="share of training views that are padded lesion boxes")
+    p.add_argument("--rotation", type=float, default=d.augment.rotation)
+    p.add_argument("--hflip", type=float, default=d.augment.hflip)
+    p.add_argument("--crop-scale", type=float, nargs=2, default=d.augment.crop_scale)
+    p.add_argument("--scale", type=float, nargs=2, default=d.augment.scale)
+    p.add_argument("--roi-pad", type=float, nargs=2, default=d.augment.roi_pad)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--normalisation", default=d.preprocess.normalisation,
+                   choices=["tf_lite", "imagenet"])
+    p.add_argument("--threads", type=int, default=d.num_threads)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def _config_from_args(a):
+    from rcdnet_desktop.core.preprocess import PreprocessConfig
+
+    from .augment import AugmentConfig
+    from .train import TrainConfig
+
+    aug = AugmentConfig(crop_scale=tuple(a.crop_scale), hflip=a.hflip, rotation=a.rotation,
+                        scale=tuple(a.scale), roi_pad=tuple(a.roi_pad),
+                        enabled=not a.no_augment)
+    return TrainConfig(arch=a.arch, pretrained=not a.no_pretrained, epochs=a.epochs,
+                       batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+                       label_smoothing=a.label_smoothing, mixup_alpha=a.mixup_alpha,
+                       roi_fraction=a.roi_fraction, seed=a.seed, num_threads=a.threads,
+                       device=a.device, amp=not a.no_amp,
+                       max_steps_per_epoch=a.max_steps_per_epoch, augment=aug,
+                       preprocess=PreprocessConfig(normalisation=a.normalisation))
+
+
+def _prepare(a):
+    from .pipeline import default_cache_dir, prepare
+
+    return prepare(a.data, a.split, a.cache_dir or default_cache_dir(), a.seed, a.val_fraction,
+                   a.hash_bits, a.min_corr, a.keep_conflicts, progress=not a.no_progress)
+
+
+def cmd_split(a) -> int:
+    from .pipeline import save_split
+
+    prep = _prepare(a)
+    save_split(prep, a.out, a.data)
+    print(json.dumps({k: v for k, v in prep.dedup_summary.items() if k != "conflicts"},
+                     indent=1))
+    return 0
+
+
+def cmd_train(a) -> int:
+    from .pipeline import save_split
+    from .train import train
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _log_to(out / "train.log")
+    cfg = _config_from_args(a)
+    prep = _prepare(a)
+    split_csv = out / "split.csv"
+    save_split(prep, split_csv, a.data)
+    (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    tr, va = prep.subset("train"), prep.subset("val")
+    log.info("train %d images, val %d images; skipped unreadable: %s", len(tr), len(va),
+             prep.load_report.skipped)
+    model, history = train(tr, va, cfg, out, resume=a.resume, progress=not a.no_progress)
+    if a.skip_eval:
+        return 0
+    from .evaluate import evaluate_model
+
+    report = evaluate_model(model, va, out / "report", cfg.preprocess, cfg.roi_margin,
+                            history=history, split_summary=prep.dedup_summary,
+                            train_config=cfg.to_dict(), seed=a.seed,
+                            progress=not a.no_progress)
+    if not a.no_bundle:
+        from .bundle import write_bundle
+
+        write_bundle(model, cfg, report, prep.dedup_summary, out / "bundle", version=a.version)
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    from .evaluate import evaluate_weights
+
+    prep = _prepare(a)
+    items = prep.subset(a.subset) if a.split else prep.items
+    evaluate_weights(a.weights, items, a.out, seed=a.seed, progress=not a.no_progress,
+                     split_summary=prep.dedup_summary, fit_temperature=a.fit_temperature)
+    return 0
+
+
+def cmd_compare(a) -> int:
+    from .compare import run_compare
+
+    _log_to(Path(a.out) / "compare.log")
+    prep = _prepare(a)
+    run_compare(prep, _config_from_args(a), a.out, a.models, table=a.table,
+                progress=not a.no_progress)
+    return 0
+
+
+def _log_to(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path.resolve()
+               for h in root.handlers):
+        fh = logging.FileHandler(path)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(fh)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rcdnet-train", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("split", help="deduplicate and write the stratified group split CSV")
+    _common_data(p)
+    p.add_argument("--out", type=Path, required=True, help="split CSV to write")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("train", help="split + train + evaluate + bundle")
+    _common_data(p)
+    _recipe(p)
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--skip-eval", action="store_true")
+    p.add_argument("--no-bundle", action="store_true")
+    p.add_argument("--version", default="1.0.0")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics, calibration, localisation, plots, reports")
+    _common_data(p)
+    p.add_argument("--weights", type=Path, required=True,
+                   help="model folder (model card + weights) or a run's model_state.pt")
+    p.add_argument("--out", type=Path, default=Path("runs/evaluate"))
+    p.add_argument("--subset", default="val", choices=["train", "val"],
+                   help="which side of --split to evaluate")
+    p.add_argument("--fit-temperature", action="store_true",
+                   help="refit the temperature on these images (default: use the card's)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
+    _common_data(p)
+    _recipe(p)
+    p.add_argument("--out", type=Path, default=Path("runs/compare"))
+    p.add_argument("--models", nargs="+", default=None)
+    p.add_argument("--table", type=Path, default=Path("docs/training/comparison.md"))
+    p.set_defaults(func=cmd_compare)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    a = build_parser().parse_args(argv)
+    return a.func(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
