@@ -1,0 +1,863 @@
+"""Image readers: PNG / JPEG / BMP / TIFF (Pillow) and DICOM (pydicom) -> :class:`ImageRecord`.
+
+Every reader returns ``uint8`` pixels shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB,
+whatever the file stored, so the rest of the program deals with one kind of array:
+
+- **Alpha** (RGBA, LA, PA, palette with transparency) is *ignored*: the stored colour values are
+  kept as they are, not composited. Ultrasound exports rarely carry meaningful alpha, and
+  compositing could hide image content behind a transparent mask.
+- **RGB files whose three channels are identical** become greyscale ``(H, W)`` (BUSI and many
+  scanner exports store grey images as RGB).
+- **More than 8 bits** (16-bit PNG/TIFF, 32-bit integer or float TIFF, DICOM without a window)
+  are mapped linearly from the image's own minimum..maximum to 0..255. A constant image becomes
+  all zeros.
+- **DICOM monochrome**: the Modality LUT (rescale slope/intercept or LUT) is applied, then the
+  VOI LUT or the first window (centre/width) with pydicom; without either, 8-bit unsigned data
+  is kept as stored and deeper data is mapped by its own range. MONOCHROME1 is inverted so that
+  higher values are darker, as the standard asks. PALETTE COLOR goes through the colour LUT; YBR
+  is converted to RGB by pydicom (once: pydicom 3 knows when a JPEG decoder already did it).
+- **Multi-frame** DICOM (cine) and multi-page TIFF/GIF decode ONE frame at a time:
+  ``ImageRecord.frame_loader(i)`` decodes frame ``i`` on demand from the file.
+- **Huge input** is refused from the header, before any pixel is decoded: more than
+  :data:`MAX_PIXELS_PER_FRAME` pixels per frame.
+
+Only :class:`~rcdnet_desktop.core.errors.UnreadableImageError` leaves :func:`read_image`; its
+message names the file and says why in words. pydicom is imported only when a DICOM file is
+read (start-up time), and this module never imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import UnreadableImageError
+from .types import Box, ImageRecord, PatientInfo, StudyInfo, UltrasoundRegion
+
+__all__ = [
+    "DICOM_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "MAX_PIXELS_PER_FRAME",
+    "find_images",
+    "is_dicom_file",
+    "read_image",
+]
+
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
+"""Suffixes taken for DICOM; files without a suffix are recognised by the DICM magic."""
+
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".gif", ".webp"}
+    | DICOM_SUFFIXES
+)
+"""Lower-case suffixes that :func:`find_images` picks up in folders."""
+
+MAX_PIXELS_PER_FRAME = 100_000_000
+"""Refuse frames above 100 megapixels (checked from the header, before decoding).
+
+Ultrasound frames are below 2 megapixels; 100 MP leaves room for scanned film and whole-slide
+style exports while keeping one decoded RGB frame (300 MB) and its float working copies within
+a desktop's memory. Pillow's own decompression-bomb limit (about 179 MP) is larger still.
+"""
+
+# Pillow formats we accept. Restricting Image.open keeps exotic plugins (EPS runs Ghostscript)
+# out of a viewer that opens whatever a user drops on it.
+_PIL_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "GIF", "WEBP")
+
+# pydicom reads elements larger than this only when accessed: the header read never pulls the
+# pixel data into memory (frames are decoded from the file by index instead).
+_DICOM_DEFER_SIZE = "1 MB"
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_MAX_REASON = 300  # characters of a library's own message kept in our reason
+
+
+# ----------------------------------------------------------------------------------------------
+# public API
+# ----------------------------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike[str], frame: int = 0) -> ImageRecord:
+    """Read one image file into an :class:`ImageRecord`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A PNG, JPEG, BMP, TIFF, GIF, WebP or DICOM file (DICOM is recognised by content, whatever
+        the file is called).
+    frame : int
+        Frame to decode into ``record.pixels`` (0-based); other frames are decoded on demand by
+        ``record.frame_loader``.
+
+    Returns
+    -------
+    ImageRecord
+        ``pixels`` is ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
+
+    Raises
+    ------
+    UnreadableImageError
+        For every failure (missing file, folder, permission, empty, truncated, not an image,
+        no decoder, no pixel data, too large, frame out of range, ...). Nothing else escapes.
+    """
+    p = Path(path)
+    try:
+        return _read(p, frame)
+    except UnreadableImageError:
+        raise
+    except MemoryError:
+        raise UnreadableImageError(p, "not enough memory to decode the image") from None
+    except Exception as exc:  # a reader must never crash its caller
+        raise UnreadableImageError(p, _describe(exc)) from exc
+
+
+def find_images(
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], recursive: bool = False
+) -> list[Path]:
+    """List the image files named by ``paths``.
+
+    Files named explicitly are always returned (even with an unknown suffix, or missing, so the
+    caller reports why they cannot be read). Folders are scanned for files with a suffix in
+    :data:`IMAGE_SUFFIXES` and for DICOM files recognised by their DICM magic (extension-less or
+    named by UID); other files, hidden files and folders, and ``DICOMDIR`` indexes are skipped.
+
+    Parameters
+    ----------
+    paths : path or iterable of paths
+        Files and folders, in the order wanted.
+    recursive : bool
+        Descend into sub-folders (symbolic links to folders are not followed).
+
+    Returns
+    -------
+    list of Path
+        In argument order; each folder's files sorted by path; no duplicates.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(f: Path) -> None:
+        key = f.absolute()
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+
+    for item in paths:
+        root = Path(item)
+        if not root.is_dir():
+            add(root)
+            continue
+        found: list[Path] = []
+        if recursive:
+            for dirpath, dirnames, filenames in os.walk(root, onerror=lambda _e: None):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                found.extend(Path(dirpath) / n for n in filenames)
+        else:
+            try:
+                found = [e for e in root.iterdir() if e.is_file()]
+            except OSError:
+                found = []
+        for f in sorted(found, key=lambda q: (str(q.parent).lower(), q.name.lower())):
+            if _is_listed_image(f):
+                add(f)
+    return out
+
+
+def is_dicom_file(path: str | os.PathLike[str]) -> bool:
+    """True when the file starts with a DICOM preamble (``DICM`` at byte 128)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+# ----------------------------------------------------------------------------------------------
+# dispatch
+# ----------------------------------------------------------------------------------------------
+
+
+def _is_listed_image(f: Path) -> bool:
+    name = f.name
+    if name.startswith(".") or name.upper() == "DICOMDIR":
+        return False
+    if f.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    return is_dicom_file(f)
+
+
+def _read(p: Path, frame: int) -> ImageRecord:
+    if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+        raise UnreadableImageError(p, f"frame must be a whole number, not {frame!r}")
+    frame = int(frame)
+    if frame < 0:
+        raise UnreadableImageError(p, f"frame {frame} does not exist (frames count from 0)")
+    if p.is_dir():
+        raise UnreadableImageError(p, "is a folder, not an image file")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(132)
+    except FileNotFoundError:
+        raise UnreadableImageError(p, "file not found") from None
+    except PermissionError:
+        raise UnreadableImageError(p, "permission denied: the file cannot be opened") from None
+    except OSError as exc:
+        raise UnreadableImageError(
+            p, f"the file cannot be opened ({exc.strerror or exc})"
+        ) from None
+    if not head:
+        raise UnreadableImageError(p, "file is empty")
+
+    if len(head) == 132 and head[128:132] == b"DICM":
+        return _read_dicom(p, frame, has_preamble=True)
+    try:
+        im = Image.open(p, formats=_PIL_FORMATS)
+    except UnidentifiedImageError:
+        im = None
+    except Image.DecompressionBombError as exc:
+        raise UnreadableImageError(
+            p,
+            f"image is too large to open safely ({_trim(exc)}); the limit is "
+            f"{MAX_PIXELS_PER_FRAME // 1_000_000} megapixels per frame",
+        ) from None
+    if im is not None:
+        with im:
+            return _read_pillow(p, im, frame)
+    if p.suffix.lower() in DICOM_SUFFIXES or p.suffix == "" or _looks_like_raw_dicom(head):
+        return _read_dicom(p, frame, has_preamble=False)
+    raise UnreadableImageError(p, "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)")
+
+
+def _looks_like_raw_dicom(head: bytes) -> bool:
+    """A DICOM data set written without preamble starts with a group 0002/0008 tag."""
+    return head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08")
+
+
+def _describe(exc: BaseException) -> str:
+    """A reason in words for an unexpected library error."""
+    msg = _trim(exc)
+    low = msg.lower()
+    if isinstance(exc, EOFError) or "truncat" in low or "end of file" in low or "eof" in low:
+        return f"file is truncated ({msg})" if msg else "file is truncated"
+    return f"the file is damaged or not a valid image ({type(exc).__name__}: {msg})"
+
+
+def _trim(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    return msg if len(msg) <= _MAX_REASON else msg[: _MAX_REASON - 3] + "..."
+
+
+def _check_budget(p: Path, width: int, height: int) -> None:
+    n = int(width) * int(height)
+    if n > MAX_PIXELS_PER_FRAME:
+        raise UnreadableImageError(
+            p,
+            f"image is too large: {width} x {height} pixels ({n / 1e6:.0f} megapixels) per "
+            f"frame; the limit is {MAX_PIXELS_PER_FRAME // 1_000_000} megapixels",
+        )
+
+
+def _check_frame(p: Path, frame: int, count: int) -> None:
+    if frame >= count:
+        raise UnreadableImageError(
+            p, f"frame {frame} does not exist: the file has {count} frame{'s' * (count != 1)}"
+        )
+
+
+def _guard_loader(
+    p: Path, count: int, fn: Callable[[int], np.ndarray]
+) -> Callable[[int], np.ndarray]:
+    """Wrap a frame decoder so that it, too, raises only UnreadableImageError."""
+
+    def load(index: int) -> np.ndarray:
+        try:
+            if not 0 <= int(index) < count:
+                raise UnreadableImageError(
+                    p, f"frame {index} does not exist: the file has {count} frames"
+                )
+            return fn(int(index))
+        except UnreadableImageError:
+            raise
+        except MemoryError:
+            raise UnreadableImageError(p, f"frame {index}: not enough memory") from None
+        except Exception as exc:
+            raise UnreadableImageError(p, f"frame {index}: {_describe(exc)}") from exc
+
+    return load
+
+
+# ----------------------------------------------------------------------------------------------
+# pixel helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _range_to_uint8(a: np.ndarray) -> np.ndarray:
+    """Map an array linearly from its own min..max to 0..255 (constant -> zeros)."""
+    a = np.asarray(a)
+    if a.dtype == np.uint8:
+        return a
+    f = a.astype(np.float32, copy=False)
+    finite = np.isfinite(f)
+    if not finite.all():
+        f = np.where(finite, f, 0.0).astype(np.float32)
+    if f.size == 0:
+        return np.zeros(a.shape, np.uint8)
+    lo, hi = float(f.min()), float(f.max())
+    if not hi > lo:
+        return np.zeros(a.shape, np.uint8)
+    out = (f - lo) * np.float32(255.0 / (hi - lo)) + np.float32(0.5)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _finish(a: np.ndarray) -> np.ndarray:
+    """uint8, C-contiguous, (H, W) or (H, W, 3); RGB with equal channels becomes (H, W)."""
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 3:
+        if a.shape[2] > 3:
+            a = a[..., :3]
+        if np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]):
+            a = a[..., 0]
+    if a.dtype != np.uint8:
+        a = _range_to_uint8(a)
+    return np.ascontiguousarray(a)
+
+
+# ----------------------------------------------------------------------------------------------
+# Pillow
+# ----------------------------------------------------------------------------------------------
+
+
+def _rawmode(im: Image.Image) -> str:
+    try:
+        args = im.tile[0][3] if im.tile else ""
+    except Exception:
+        return ""
+    if isinstance(args, tuple):
+        args = args[0] if args else ""
+    return args if isinstance(args, str) else ""
+
+
+def _pil_bits(im: Image.Image, rawmode: str) -> int:
+    if im.mode.startswith("I;16") or ";16" in rawmode:
+        return 16
+    if im.mode in ("I", "F"):
+        return 32
+    if im.mode == "1":
+        return 1
+    return 8
+
+
+def _read_pillow(p: Path, im: Image.Image, frame: int) -> ImageRecord:
+    fmt = im.format or ""
+    width, height = im.size
+    _check_budget(p, width, height)
+    count = max(1, int(getattr(im, "n_frames", 1) or 1))
+    _check_frame(p, frame, count)
+    rawmode = _rawmode(im)
+    photometric = im.mode
+    bits = _pil_bits(im, rawmode)
+    pixels = _pillow_frame(p, im, frame)
+    loader = None
+    if count > 1:
+
+        def decode(i: int) -> np.ndarray:
+            with Image.open(p, formats=_PIL_FORMATS) as im2:
+                return _pillow_frame(p, im2, i)
+
+        loader = _guard_loader(p, count, decode)
+    return ImageRecord(
+        path=p,
+        pixels=pixels,
+        frame_count=count,
+        source_format=fmt,
+        bits_stored=bits,
+        photometric=photometric,
+        frame_loader=loader,
+    )
+
+
+def _pillow_frame(p: Path, im: Image.Image, index: int) -> np.ndarray:
+    if index:
+        im.seek(index)
+    rawmode = _rawmode(im)
+    mode = im.mode
+    if index == 0 and ";16" in rawmode and mode in ("RGB", "RGBA", "RGBX", "LA"):
+        # Pillow keeps only the high byte of 16-bit colour samples: 12-bit data stored in 16
+        # bits would turn almost black. OpenCV decodes all 16 bits; map them by their range.
+        a = _read_16bit_colour(p)
+        if a is not None:
+            return _finish(a)
+    im.load()  # raises on truncated / damaged data
+    orientation = 1
+    try:
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        orientation = 1
+    if orientation in range(2, 9):
+        im = ImageOps.exif_transpose(im)
+        mode = im.mode
+    if mode == "1":
+        a = np.asarray(im.convert("L"))
+    elif mode in ("L", "RGB"):
+        a = np.asarray(im)
+    elif mode in ("LA", "La"):
+        a = np.asarray(im.getchannel(0))
+    elif mode in ("RGBA", "RGBX"):
+        a = np.asarray(im)[..., :3]
+    elif mode in ("P", "PA"):
+        a = np.asarray(im.convert("RGBA"))[..., :3]
+    elif mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(im)
+        if a.dtype.byteorder not in ("=", "|"):
+            a = a.astype(a.dtype.newbyteorder("="))
+    else:  # CMYK, YCbCr, LAB, HSV, RGBa
+        a = np.asarray(im.convert("RGB"))
+    return _finish(a)
+
+
+def _read_16bit_colour(p: Path) -> np.ndarray | None:
+    import cv2  # lazy: only 16-bit colour PNG/TIFF need it
+
+    data = np.fromfile(p, dtype=np.uint8)  # imdecode, not imread: non-ASCII paths on Windows
+    a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if a is None:
+        return None
+    if a.ndim == 3 and a.shape[2] >= 3:
+        a = a[..., 2::-1]  # BGR(A) -> RGB, alpha ignored
+    elif a.ndim == 3 and a.shape[2] == 2:
+        a = a[..., 0]
+    return a
+
+
+# ----------------------------------------------------------------------------------------------
+# DICOM
+# ----------------------------------------------------------------------------------------------
+
+
+def _pydicom() -> Any:
+    import pydicom  # lazy: ~0.2 s of import time only when a DICOM is opened
+
+    return pydicom
+
+
+def _text(ds: Any, keyword: str) -> str:
+    try:
+        v = ds.get(keyword)
+        return "" if v is None else str(v).strip()
+    except Exception:
+        return ""
+
+
+def _number(ds: Any, keyword: str, default: float | None = None) -> float | None:
+    try:
+        v = ds.get(keyword)
+        if v is None or v == "":
+            return default
+        if isinstance(v, (list, tuple)) or (hasattr(v, "__len__") and not isinstance(v, str)):
+            v = v[0]
+        f = float(v)
+        return f if math.isfinite(f) else default
+    except Exception:
+        return default
+
+
+def _transfer_syntax(ds: Any) -> Any:
+    from pydicom.uid import (
+        UID,
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    )
+
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts:
+        return UID(str(ts))
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        implicit, little = True, True
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _decode_failure(exc: Exception, ts: Any) -> str:
+    """Why the pixel data of a DICOM file could not be decoded, in words."""
+    msg = _trim(exc)
+    low = msg.lower()
+    name = getattr(ts, "name", "") or str(ts)
+    if isinstance(exc, EOFError) or "less than expected" in low or "truncat" in low:
+        return f"file is truncated: the pixel data is shorter than the header declares ({msg})"
+    if "all available plugins" in low or "unable to decode" in low:
+        detail = msg.split(":", 1)[1].strip() if ":" in msg else msg
+        return f"the {name} pixel data could not be decoded by the installed decoders ({detail})"
+    return f"the pixel data could not be decoded ({type(exc).__name__}: {msg})"
+
+
+def _dicom_open_error(p: Path, exc: Exception) -> UnreadableImageError:
+    msg = _trim(exc)
+    low = msg.lower()
+    if isinstance(exc, EOFError) or "end of file" in low or "truncat" in low:
+        return UnreadableImageError(p, f"DICOM file is truncated ({msg})")
+    return UnreadableImageError(p, f"the DICOM header could not be read ({msg})")
+
+
+def _read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
+    pydicom = _pydicom()
+    try:
+        ds = pydicom.dcmread(p, force=True, defer_size=_DICOM_DEFER_SIZE)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        if not has_preamble:
+            raise UnreadableImageError(
+                p, "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)"
+            ) from exc
+        raise _dicom_open_error(p, exc) from exc
+
+    keywords = _safe_keywords(ds)
+    pixel_kw = next((k for k in _PIXEL_KEYWORDS if k in keywords), None)
+    if not has_preamble and pixel_kw is None and "SOPClassUID" not in keywords:
+        raise UnreadableImageError(
+            p, "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)"
+        )
+    if pixel_kw is None:
+        if _safe_len(ds) == 0:
+            raise UnreadableImageError(
+                p, "DICOM file is truncated or damaged: no data elements could be read"
+            )
+        kind = _sop_class_name(ds)
+        raise UnreadableImageError(
+            p, "DICOM file has no pixel data" + (f" (SOP class: {kind})" if kind else "")
+        )
+
+    rows = int(_number(ds, "Rows", 0) or 0)
+    cols = int(_number(ds, "Columns", 0) or 0)
+    if rows <= 0 or cols <= 0:
+        raise UnreadableImageError(p, "DICOM file has no valid image size (Rows/Columns)")
+    _check_budget(p, cols, rows)
+
+    ts = _transfer_syntax(ds)
+    _check_decoder(p, ts)
+
+    count = int(_number(ds, "NumberOfFrames", 1) or 1)
+    count = max(1, count)
+    _check_frame(p, frame, count)
+
+    photometric = _text(ds, "PhotometricInterpretation").upper()
+    spp = int(_number(ds, "SamplesPerPixel", 1) or 1)
+    if not photometric:
+        photometric = "MONOCHROME2" if spp == 1 else "RGB"
+
+    ctx = _DicomContext(p, ds, ts, pixel_kw == "PixelData", rows, cols, photometric)
+    pixels = ctx.frame(frame)
+    loader = _guard_loader(p, count, ctx.frame) if count > 1 else None
+
+    bits = int(_number(ds, "BitsStored", None) or _number(ds, "BitsAllocated", 8) or 8)
+    return ImageRecord(
+        path=p,
+        pixels=pixels,
+        frame_count=count,
+        source_format="DICOM",
+        bits_stored=bits,
+        photometric=photometric,
+        patient=_patient_info(ds),
+        study=_study_info(ds),
+        regions=_ultrasound_regions(ds, cols, rows),
+        frame_loader=loader,
+    )
+
+
+def _safe_len(ds: Any) -> int:
+    try:
+        return len(ds)
+    except Exception:
+        return 0
+
+
+def _safe_keywords(ds: Any) -> set[str]:
+    try:
+        return {k for k in ds.dir() if k}
+    except Exception:
+        out = set()
+        for k in ("SOPClassUID", "Rows", "Columns", *_PIXEL_KEYWORDS):
+            try:
+                if k in ds:
+                    out.add(k)
+            except Exception:
+                pass
+        return out
+
+
+def _sop_class_name(ds: Any) -> str:
+    try:
+        uid = ds.get("SOPClassUID")
+        if uid is None:
+            meta = getattr(ds, "file_meta", None)
+            uid = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+        if uid is None:
+            return ""
+        name = getattr(uid, "name", "") or str(uid)
+        return str(name)
+    except Exception:
+        return ""
+
+
+def _check_decoder(p: Path, ts: Any) -> None:
+    from pydicom.pixels import get_decoder
+
+    name = getattr(ts, "name", "") or str(ts)
+    try:
+        decoder = get_decoder(ts)
+    except NotImplementedError:
+        raise UnreadableImageError(
+            p, f"compressed with {name}, which this program cannot decode"
+        ) from None
+    if not decoder.is_available:
+        raise UnreadableImageError(p, f"compressed with {name}, for which no decoder is installed")
+
+
+class _DicomContext:
+    """What is needed to decode any frame of one DICOM file, without its pixel data."""
+
+    def __init__(
+        self, p: Path, ds: Any, ts: Any, integer: bool, rows: int, cols: int, photometric: str
+    ) -> None:
+        self.p = p
+        self.ds = ds
+        self.ts = ts
+        self.integer = integer
+        self.rows = rows
+        self.cols = cols
+        self.photometric = photometric
+        # Reading frames by file path skips the deferred pixel data of the header dataset and
+        # decodes only the frame asked for. It needs the dataset to follow its file meta in the
+        # declared transfer syntax; deflated data sets are read whole instead.
+        self.by_path = not getattr(ts, "is_deflated", False)
+        self._full_ds: Any = None
+
+    def _raw(self, index: int) -> np.ndarray:
+        from pydicom.pixels import pixel_array
+
+        if self.by_path:
+            try:
+                return pixel_array(self.p, index=index, transfer_syntax_uid=self.ts)
+            except MemoryError:
+                raise
+            except Exception:
+                # e.g. an implicit-VR data set whose meta claims explicit VR: pydicom's full
+                # reader copes with it, the streaming one does not.
+                self.by_path = False
+        if self._full_ds is None:
+            full = _pydicom().dcmread(self.p, force=True)
+            if not full.file_meta.get("TransferSyntaxUID"):
+                full.file_meta.TransferSyntaxUID = self.ts
+            if "NumberOfFrames" in full and _number(full, "NumberOfFrames") is None:
+                full.NumberOfFrames = 1  # an unreadable value such as "1A": take one frame
+            self._full_ds = full
+        return pixel_array(self._full_ds, index=index)
+
+    def frame(self, index: int) -> np.ndarray:
+        try:
+            arr = self._raw(index)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise UnreadableImageError(self.p, _decode_failure(exc, self.ts)) from exc
+        if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[0] != self.rows):
+            arr = arr[0]  # a decoder returned all frames: keep the first
+        if arr.ndim not in (2, 3):
+            raise UnreadableImageError(self.p, f"unexpected pixel array shape {arr.shape}")
+        pi = self.photometric
+        if arr.ndim == 3 and arr.shape[2] == 1:
+            arr = arr[..., 0]
+        if pi == "PALETTE COLOR" and arr.ndim == 2:
+            return _finish(_palette_to_rgb(arr, self.ds))
+        if arr.ndim == 2:
+            return _monochrome_to_uint8(arr, self.ds, pi, self.integer)
+        if arr.shape[2] in (3, 4) and pi in (
+            "RGB",
+            "YBR_FULL",
+            "YBR_FULL_422",
+            "YBR_ICT",
+            "YBR_RCT",
+            "YBR_PARTIAL_422",
+            "YBR_PARTIAL_420",
+        ):
+            # pixel_array(raw=False) has already converted YBR_FULL/_422 to RGB unless the JPEG
+            # decoder did it; YBR_ICT/RCT come out of the JPEG 2000 decoders as RGB.
+            return _finish(arr[..., :3])
+        raise UnreadableImageError(
+            self.p,
+            f"photometric interpretation {pi or 'unknown'} with {arr.shape[-1]} samples per "
+            "pixel is not supported",
+        )
+
+
+def _has_rescale(ds: Any) -> bool:
+    slope = _number(ds, "RescaleSlope", 1.0)
+    intercept = _number(ds, "RescaleIntercept", 0.0)
+    return slope != 1.0 or intercept != 0.0 or "ModalityLUTSequence" in ds
+
+
+def _monochrome_to_uint8(arr: np.ndarray, ds: Any, pi: str, integer: bool) -> np.ndarray:
+    from pydicom.pixels import apply_modality_lut
+
+    values: np.ndarray = arr
+    if integer:
+        try:
+            values = apply_modality_lut(arr, ds)
+        except Exception:
+            values = arr  # a broken Modality LUT: show the stored values rather than nothing
+    out = _apply_voi(values, ds) if integer else None
+    if out is None:
+        bits = _number(ds, "BitsStored", 8) or 8
+        signed = (_number(ds, "PixelRepresentation", 0) or 0) != 0
+        if integer and bits <= 8 and not signed and not _has_rescale(ds):
+            out = np.clip(values, 0, 255).astype(np.uint8)  # 8-bit data: show as stored
+        else:
+            out = _range_to_uint8(values)
+    if pi == "MONOCHROME1":
+        out = 255 - out  # minimum value is white in MONOCHROME1
+    return _finish(out)
+
+
+def _apply_voi(values: np.ndarray, ds: Any) -> np.ndarray | None:
+    """VOI LUT (preferred) or first window -> uint8; None when there is none or it is broken."""
+    from pydicom.pixels import apply_voi, apply_windowing
+
+    try:
+        seq = ds.get("VOILUTSequence")
+        if seq:
+            item = seq[0]
+            n, first, _bits = (int(v) for v in item.LUTDescriptor)
+            n = n or 65536
+            out = apply_voi(values, ds, index=0).astype(np.float64)
+            table = apply_voi(np.arange(first, first + n, dtype=np.float64), ds, index=0)
+            lo, hi = float(np.min(table)), float(np.max(table))
+        elif "WindowCenter" in ds and "WindowWidth" in ds:
+            out = apply_windowing(values, ds, index=0)
+            with np.errstate(all="ignore"):
+                ends = apply_windowing(np.array([-1e300, 1e300]), ds, index=0)
+            # pydicom outputs in a range set by BitsStored and rescale; its ends (lo may exceed
+            # hi with a negative slope) map the window onto 0..255 the right way round.
+            lo, hi = float(ends[0]), float(ends[1])
+        else:
+            return None
+    except Exception:
+        return None
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi == lo:
+        return None
+    scaled = (np.asarray(out, np.float64) - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _palette_to_rgb(arr: np.ndarray, ds: Any) -> np.ndarray:
+    from pydicom.pixels import apply_color_lut
+
+    rgb = apply_color_lut(arr, ds)
+    if rgb.dtype == np.uint8:
+        return rgb
+    top = int(rgb.max(initial=0))
+    if top <= 255:
+        # A 16-bit LUT descriptor with 8-bit entries (older scanners write these).
+        return rgb.astype(np.uint8)
+    scaled = (rgb.astype(np.uint32) * 255 + 32767) // 65535
+    return scaled.astype(np.uint8)
+
+
+def _patient_info(ds: Any) -> PatientInfo:
+    return PatientInfo(
+        name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"),
+        birth_date=_text(ds, "PatientBirthDate"),
+        sex=_text(ds, "PatientSex"),
+        accession_number=_text(ds, "AccessionNumber"),
+    )
+
+
+def _study_info(ds: Any) -> StudyInfo:
+    return StudyInfo(
+        study_instance_uid=_text(ds, "StudyInstanceUID"),
+        series_instance_uid=_text(ds, "SeriesInstanceUID"),
+        sop_instance_uid=_text(ds, "SOPInstanceUID"),
+        study_date=_text(ds, "StudyDate"),
+        study_time=_text(ds, "StudyTime"),
+        study_id=_text(ds, "StudyID"),
+        study_description=_text(ds, "StudyDescription"),
+        modality=_text(ds, "Modality"),
+        manufacturer=_text(ds, "Manufacturer"),
+    )
+
+
+# PhysicalUnitsX/YDirection code for centimetres (DICOM PS3.3 C.8.5.5.1.15).
+_UNITS_CM = 3
+# Plausible spacing: anything outside this is a broken calibration, not a real probe.
+_MIN_MM_PER_PIXEL = 1e-4
+_MAX_MM_PER_PIXEL = 10.0
+
+
+def _ultrasound_regions(ds: Any, width: int, height: int) -> tuple[UltrasoundRegion, ...]:
+    """Calibrated regions (units cm in both directions), clipped to the image; others skipped."""
+    try:
+        seq = ds.get("SequenceOfUltrasoundRegions")
+        items = list(seq) if seq else []
+    except Exception:
+        return ()
+    regions: list[UltrasoundRegion] = []
+    for item in items:
+        try:
+            region = _one_region(item, width, height)
+        except Exception:
+            region = None
+        if region is not None:
+            regions.append(region)
+    return tuple(regions)
+
+
+def _one_region(item: Any, width: int, height: int) -> UltrasoundRegion | None:
+    ux = _number(item, "PhysicalUnitsXDirection")
+    uy = _number(item, "PhysicalUnitsYDirection")
+    if ux != _UNITS_CM or uy != _UNITS_CM:
+        return None
+    dx, dy = _number(item, "PhysicalDeltaX"), _number(item, "PhysicalDeltaY")
+    if dx is None or dy is None:
+        return None
+    mx, my = abs(dx) * 10.0, abs(dy) * 10.0  # cm -> mm; the sign only gives a direction
+    if not (
+        _MIN_MM_PER_PIXEL <= mx <= _MAX_MM_PER_PIXEL
+        and _MIN_MM_PER_PIXEL <= my <= _MAX_MM_PER_PIXEL
+    ):
+        return None
+    coords = [
+        _number(item, k)
+        for k in (
+            "RegionLocationMinX0",
+            "RegionLocationMinY0",
+            "RegionLocationMaxX1",
+            "RegionLocationMaxY1",
+        )
+    ]
+    if any(c is None for c in coords):
+        return None
+    x0, y0, x1, y1 = (int(c) for c in coords)  # type: ignore[arg-type]
+    if x1 < x0 or y1 < y0:
+        return None
+    # Max coordinates are inclusive. Clip to the image; a region wholly outside is skipped.
+    cx0, cy0 = max(x0, 0), max(y0, 0)
+    cx1, cy1 = min(x1, width - 1), min(y1, height - 1)
+    if cx1 < cx0 or cy1 < cy0:
+        return None
+    return UltrasoundRegion(
+        box=Box(cx0, cy0, cx1 - cx0 + 1, cy1 - cy0 + 1), mm_per_pixel_x=mx, mm_per_pixel_y=my
+    )
