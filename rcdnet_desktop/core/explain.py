@@ -1,0 +1,201 @@
+"""Heat maps of the evidence for each class.
+
+Fast path (method ``"fast"``)
+    RcdNet's last feature map ``A`` (``model.forward_features``, shape ``(C, h, w)``) goes
+    through global average pooling and a linear layer, so ``logit_c = sum_k W_ck mean(A_k) + b_c``
+    and ``d logit_c / d A_k(i, j) = W_ck / (h w)`` at every position. Grad-CAM's channel weights
+    (the spatial mean of the gradients) are therefore ``W_ck / (h w)`` and
+
+        cam_c = ReLU(sum_k W_ck / (h w) * A_k)
+
+    needs no backward pass: the maps for both classes come from the forward pass that also gives
+    the prediction, at the cost of one small einsum. :func:`gradcam_like_normalise` then applies
+    exactly the normalisation of pytorch-grad-cam's ``GradCAM`` (per-map min-max with its 1e-7
+    epsilon, ``cv2.resize`` to the input size, clamp and min-max again), so the fast maps equal
+    ``GradCAM``'s to float precision (a test checks 1e-5 on the bundled model).
+
+pytorch-grad-cam methods (:data:`GRADCAM_METHODS`)
+    Computed with autograd on ``model.last_features`` for each class, for comparison and for
+    users who prefer another method. These are slower (a forward and a backward pass per class).
+
+Finally :func:`to_image_size` brings a model-input-sized map back to the original image (or
+into the rectangle of the region of interest on a full-size zero map).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rcdnet_desktop.core.types import Box
+
+if TYPE_CHECKING:
+    import torch
+
+    from rcdnet_desktop.core.model import RcdNet
+
+FAST = "fast"
+"""Closed-form Grad-CAM from the forward pass (the default)."""
+
+GRADCAM_EPS = 1e-7
+"""Epsilon of pytorch-grad-cam's ``scale_cam_image`` min-max normalisation."""
+
+# Method key -> (pytorch_grad_cam class name, label for display).
+GRADCAM_METHODS: dict[str, tuple[str, str]] = {
+    "gradcam": ("GradCAM", "Grad-CAM"),
+    "gradcam++": ("GradCAMPlusPlus", "Grad-CAM++"),
+    "xgradcam": ("XGradCAM", "XGrad-CAM"),
+    "layercam": ("LayerCAM", "LayerCAM"),
+    "hirescam": ("HiResCAM", "HiResCAM"),
+    "eigencam": ("EigenCAM", "EigenCAM (class-agnostic: same map for both classes)"),
+    "eigengradcam": ("EigenGradCAM", "Eigen-Grad-CAM"),
+}
+
+METHOD_LABELS: dict[str, str] = {FAST: "Grad-CAM (closed form)",
+                                 **{k: v[1] for k, v in GRADCAM_METHODS.items()}}
+"""Every method :func:`compute_maps` and the inference engine accept, with a display label."""
+
+
+def closed_form_cams(features: torch.Tensor, fc_weight: torch.Tensor) -> torch.Tensor:
+    """Raw Grad-CAM maps of every class from the last feature map, with no backward pass.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        ``(B, C, h, w)`` last feature map (the input of global average pooling).
+    fc_weight : torch.Tensor
+        ``(K, C)`` weight of the final linear layer.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, K, h, w)``: ``ReLU(sum_k W_ck / (h w) * A_k)`` — exactly Grad-CAM's map before
+        normalisation, including the ``1 / (h w)`` of the pooling gradient (it matters for the
+        epsilon of the normalisation that follows).
+    """
+    import torch
+
+    h, w = features.shape[-2:]
+    return torch.relu(torch.einsum("kc,bchw->bkhw", fc_weight / (h * w), features))
+
+
+def _scale_cam_image(cams: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """pytorch-grad-cam's ``scale_cam_image`` for 2-D maps: min-max, then cv2 resize."""
+    import cv2
+
+    out = []
+    for img in cams:
+        img = img - np.min(img)
+        img = img / (GRADCAM_EPS + np.max(img))
+        if size is not None:
+            img = cv2.resize(np.float32(img), size)
+        out.append(img)
+    return np.float32(out)
+
+
+def gradcam_like_normalise(cams: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Normalise raw maps exactly as pytorch-grad-cam's ``GradCAM`` does for one target layer.
+
+    Parameters
+    ----------
+    cams : np.ndarray
+        ``(N, h, w)`` non-negative raw maps.
+    size : int or (width, height)
+        The model input size the maps are resized to.
+
+    Returns
+    -------
+    np.ndarray
+        ``(N, height, width)`` float32 in [0, 1].
+    """
+    wh = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    scaled = _scale_cam_image(np.maximum(np.asarray(cams, dtype=np.float32), 0), wh)
+    # BaseCAM.aggregate_multi_layers: clamp, mean over the (single) layer, min-max again.
+    return _scale_cam_image(np.maximum(scaled, 0), None)
+
+
+def to_image_size(cam: np.ndarray, image_hw: tuple[int, int], roi: Box | None = None) -> np.ndarray:
+    """Bring one model-input-sized map back to the image it explains.
+
+    Parameters
+    ----------
+    cam : np.ndarray
+        ``(s, s)`` map in [0, 1] over the model input.
+    image_hw : (int, int)
+        Height and width of the original image (the whole frame).
+    roi : Box, optional
+        The (padded, clipped) box that was classified. The map is resized into that rectangle
+        of a full-size zero map; without a box it is resized to the whole image.
+
+    Returns
+    -------
+    np.ndarray
+        ``(H, W)`` float32 in [0, 1].
+    """
+    import cv2
+
+    h, w = int(image_hw[0]), int(image_hw[1])
+    if roi is None:
+        out = cv2.resize(np.float32(cam), (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        out = np.zeros((h, w), np.float32)
+        out[roi.y:roi.y + roi.h, roi.x:roi.x + roi.w] = cv2.resize(
+            np.float32(cam), (roi.w, roi.h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def gradcam_maps(model: RcdNet, x: torch.Tensor, method: str = "gradcam",
+                 classes: Sequence[int] = (0, 1)) -> np.ndarray:
+    """Maps from a pytorch-grad-cam method for each class, at the model input's size.
+
+    Parameters
+    ----------
+    model : RcdNet
+        Any device; left in eval mode (pytorch-grad-cam's constructor calls ``model.eval()``;
+        the previous mode is restored afterwards).
+    x : torch.Tensor
+        ``(1, 3, s, s)`` model input on the model's device.
+    method : str
+        A key of :data:`GRADCAM_METHODS`.
+    classes : sequence of int
+        Target classes, one map each.
+
+    Returns
+    -------
+    np.ndarray
+        ``(len(classes), s, s)`` float32 in [0, 1].
+
+    Notes
+    -----
+    Runs under ``torch.inference_mode(False)`` and ``torch.enable_grad()`` because the methods
+    need autograd, and releases the library's hooks in a ``finally`` rather than using its
+    context manager (whose ``__exit__`` swallows IndexError). One class per call, with batch
+    size 1, so the forward pass runs the same kernels as the fast path.
+    """
+    import pytorch_grad_cam
+    import torch
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    if method not in GRADCAM_METHODS:
+        raise ValueError(f"unknown heat-map method {method!r}; choose from "
+                         f"{', '.join(METHOD_LABELS)}")
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected one input of shape (1, 3, s, s), got {tuple(x.shape)}")
+    cls = getattr(pytorch_grad_cam, GRADCAM_METHODS[method][0])
+    was_training = model.training
+    maps = []
+    with torch.inference_mode(False), torch.enable_grad():
+        # Inference tensors cannot be saved for backward: take a normal copy. requires_grad on
+        # the input keeps the graph even if the parameters are frozen.
+        inp = x.clone().requires_grad_(True)
+        cam = cls(model=model, target_layers=[model.last_features])
+        try:
+            for c in classes:
+                maps.append(cam(input_tensor=inp, targets=[ClassifierOutputTarget(int(c))])[0])
+        finally:
+            cam.activations_and_grads.release()
+            model.zero_grad(set_to_none=True)
+            model.train(was_training)
+    return np.stack(maps).astype(np.float32)
