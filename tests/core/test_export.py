@@ -1,0 +1,633 @@
+"""Exports: report image, PNG, PDF and DICOM Secondary Capture, all written atomically."""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import re
+import zlib
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from rcdnet_desktop.core import export
+from rcdnet_desktop.core.export import (
+    DECISION_SUPPORT_NOTE,
+    SECONDARY_CAPTURE_SOP_CLASS,
+    ExportError,
+    ExportExistsError,
+    atomic_write,
+    export_dicom_sc,
+    export_pdf,
+    export_png,
+    render_report,
+    render_report_image,
+)
+from rcdnet_desktop.core.types import (
+    Box,
+    HeatMaps,
+    ImageRecord,
+    PatientInfo,
+    Prediction,
+    StudyInfo,
+)
+
+WHEN = datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone(timedelta(hours=1)))
+PATIENT = PatientInfo(name="DOE^JANE", patient_id="PID-0042", birth_date="19700101", sex="F")
+
+
+def gaussian(h: int, w: int, cx: float, cy: float, sigma: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    g = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma**2))
+    return (g / g.max()).astype(np.float32)
+
+
+def speckle(h: int, w: int, rgb: bool = False, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    grey = np.clip(rng.rayleigh(50.0, size=(h, w)), 0, 255).astype(np.uint8)
+    if not rgb:
+        return grey
+    tint = np.stack([grey, grey, (grey * 0.9).astype(np.uint8)], axis=2)
+    return np.ascontiguousarray(tint)
+
+
+def make_heatmaps(
+    h: int,
+    w: int,
+    *,
+    roi: Box | None = None,
+    untrained: bool = False,
+    p_malignant: float = 0.83,
+    warnings: tuple[str, ...] = (),
+) -> HeatMaps:
+    pred = Prediction(
+        p_benign=1.0 - p_malignant,
+        p_malignant=p_malignant,
+        device="cpu",
+        model_version="rcdnet-test-1.0",
+        untrained=untrained,
+        roi=roi,
+        warnings=warnings,
+    )
+    return HeatMaps(
+        benign=gaussian(h, w, w * 0.2, h * 0.2, max(w, h) / 15),
+        malignant=gaussian(h, w, w * 0.6, h * 0.6, max(w, h) / 12),
+        method="fast Grad-CAM",
+        prediction=pred,
+    )
+
+
+def write_source_dicom(path: Path, pixels: np.ndarray, *, patient: PatientInfo) -> ImageRecord:
+    """A small US-like DICOM source file and the record a reader would make of it."""
+    study_uid, series_uid, sop_uid = generate_uid(), generate_uid(), generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = series_uid
+    ds.Modality = "US"
+    ds.PatientName = patient.name
+    ds.PatientID = patient.patient_id
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return ImageRecord(
+        path=path,
+        pixels=pixels,
+        source_format="DICOM",
+        photometric="MONOCHROME2",
+        patient=patient,
+        study=StudyInfo(
+            study_instance_uid=study_uid,
+            series_instance_uid=series_uid,
+            sop_instance_uid=sop_uid,
+            study_date="20250314",
+            study_time="091500",
+            modality="US",
+        ),
+    )
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def pdf_text(data: bytes) -> str:
+    """Concatenate the (Flate-decoded where needed) streams of a simple reportlab PDF."""
+    out = [data.decode("latin-1")]
+    for m in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.S):
+        raw = m.group(1)
+        for decode in (inflate, a85_then_flate, lambda b: b):
+            try:
+                out.append(decode(raw).decode("latin-1"))
+                break
+            except Exception:
+                continue
+    return "\n".join(out)
+
+
+def inflate(raw: bytes) -> bytes:
+    return zlib.decompressobj().decompress(raw)  # tolerates the EOL before "endstream"
+
+
+def a85_then_flate(raw: bytes) -> bytes:
+    body = raw.strip()
+    body = body[2:] if body.startswith(b"<~") else body
+    return inflate(base64.a85decode(b"<~" + body, adobe=True))
+
+
+# --- report image ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("h", "w"), [(150, 200), (900, 1200), (333, 251)])
+@pytest.mark.parametrize("rgb", [False, True])
+def test_panels_keep_image_resolution_and_panel0_is_the_image(h, w, rgb):
+    pixels = speckle(h, w, rgb=rgb)
+    report = render_report(pixels, make_heatmaps(h, w), when=WHEN, source_name="a.png")
+    img, layout = report.image, report.layout
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert img.shape[:2] == (layout.height, layout.width)
+    expected = pixels if rgb else np.repeat(pixels[..., None], 3, axis=2)
+    for i, box in enumerate(layout.panels):
+        assert (box.w, box.h) == (w, h)
+        assert box.x + box.w <= layout.width and box.y + box.h <= layout.height
+        if i:
+            assert layout.panels[i - 1].x + w <= box.x  # side by side, no overlap
+    assert np.array_equal(layout.crop(img, 0), expected)
+    assert not np.array_equal(layout.crop(img, 1), expected)
+    assert not np.array_equal(layout.crop(img, 1), layout.crop(img, 2))
+    assert layout.text_band.y >= layout.panels[0].y + h
+
+
+def test_overlay_panels_match_blend():
+    from rcdnet_desktop.core.overlay import blend
+
+    pixels = speckle(120, 160)
+    hm = make_heatmaps(120, 160)
+    report = render_report(pixels, hm, when=WHEN, colormap="viridis", alpha=0.3)
+    crop = report.layout.crop
+    assert np.array_equal(crop(report.image, 1), blend(pixels, hm.benign, 0.3, "viridis"))
+    assert np.array_equal(crop(report.image, 2), blend(pixels, hm.malignant, 0.3, "viridis"))
+
+
+def test_render_report_image_returns_the_same_pixels():
+    pixels = speckle(80, 100)
+    hm = make_heatmaps(80, 100)
+    img = render_report_image(pixels, hm, when=WHEN)
+    assert np.array_equal(img, render_report(pixels, hm, when=WHEN).image)
+
+
+def test_text_scales_with_image_size():
+    small = render_report(speckle(150, 200), make_heatmaps(150, 200), when=WHEN).layout
+    large = render_report(speckle(900, 1200), make_heatmaps(900, 1200), when=WHEN).layout
+    assert small.font_px >= 12
+    assert large.font_px > 2 * small.font_px
+    # The text band is not a sliver on a large image nor a giant on a small one.
+    assert 0.15 < large.text_band.h / large.height < 0.6
+    assert small.text_band.h / small.height < 0.7
+
+
+def test_text_band_is_not_blank_and_report_text_has_everything():
+    report = render_report(
+        speckle(150, 200),
+        make_heatmaps(150, 200, warnings=("colour overlay detected",)),
+        when=WHEN,
+        source_name="case_7.dcm",
+    )
+    band = report.image[report.layout.text_band.y :]
+    assert (band < 128).any()  # dark text on the white band
+    text = report.text
+    for needle in (
+        "Prediction: malignant",
+        "Probability of malignancy (calibrated): 83.0%",
+        "Input: whole image",
+        "rcdnet-test-1.0",
+        "Device: cpu",
+        "2025-03-14 09:26:53 +0100",
+        "case_7.dcm",
+        "fast Grad-CAM",
+        "Evidence for benign: Strongest in the upper left",
+        "Evidence for malignant:",
+        "Warning: colour overlay detected",
+        DECISION_SUPPORT_NOTE,
+    ):
+        assert needle in text
+    assert report.lines[-1].text == DECISION_SUPPORT_NOTE
+
+
+def test_untrained_is_said_loudly():
+    report = render_report(speckle(60, 80), make_heatmaps(60, 80, untrained=True), when=WHEN)
+    assert "UNTRAINED" in report.lines[0].text
+    assert report.lines[0].kind == "alert"
+
+
+def test_patient_only_when_passed():
+    pixels, hm = speckle(100, 120), make_heatmaps(100, 120)
+    without = render_report(pixels, hm, when=WHEN)
+    assert "DOE" not in without.text and "PID-0042" not in without.text
+    assert not without.patient_included
+    with_patient = render_report(pixels, hm, when=WHEN, patient=PATIENT)
+    assert "Patient: DOE, JANE" in with_patient.text and "PID-0042" in with_patient.text
+    assert with_patient.patient_included
+    # Identifiers drawn in the band change the pixels only there.
+    assert with_patient.image.shape[1] == without.image.shape[1]
+    assert np.array_equal(
+        with_patient.layout.crop(with_patient.image, 0), without.layout.crop(without.image, 0)
+    )
+    assert not render_report(pixels, hm, when=WHEN, patient=PatientInfo()).patient_included
+
+
+def test_lesion_box_drawn_on_all_panels_outside_the_lesion():
+    h, w = 200, 260
+    roi = Box(80, 60, 90, 70)
+    pixels = speckle(h, w)
+    report = render_report(pixels, make_heatmaps(h, w, roi=roi), when=WHEN)
+    assert "Input: lesion box (x 80, y 60, 90 x 70 px)" in report.text
+    yellow = np.array([255, 220, 0], np.uint8)
+    for i in range(3):
+        panel = report.layout.crop(report.image, i)
+        ring_row = panel[roi.y - 1, roi.x : roi.x + roi.w]
+        assert (ring_row == yellow).all(axis=1).mean() > 0.9, f"panel {i} has no box"
+    panel0 = report.layout.crop(report.image, 0)
+    inside = (slice(roi.y, roi.y + roi.h), slice(roi.x, roi.x + roi.w))
+    assert np.array_equal(panel0[inside], np.repeat(pixels[inside][..., None], 3, axis=2))
+    far = (slice(0, 20), slice(0, 20))
+    assert np.array_equal(panel0[far], np.repeat(pixels[far][..., None], 3, axis=2))
+
+
+def test_lesion_box_touching_the_edges_does_not_fail():
+    h, w = 100, 120
+    roi = Box(0, 0, w, h)
+    report = render_report(speckle(h, w), make_heatmaps(h, w, roi=roi), when=WHEN)
+    assert report.layout.crop(report.image, 0).shape == (h, w, 3)
+
+
+def test_box_sized_heatmaps_are_placed_at_the_box():
+    h, w = 100, 120
+    roi = Box(30, 20, 40, 50)
+    hm = make_heatmaps(h, w, roi=roi)
+    small = HeatMaps(
+        benign=gaussian(50, 40, 20, 25, 5),
+        malignant=gaussian(50, 40, 10, 10, 5),
+        method=hm.method,
+        prediction=hm.prediction,
+    )
+    report = render_report(speckle(h, w), small, when=WHEN)
+    assert report.layout.panels[1].w == w
+
+
+def test_mismatched_heatmap_is_a_clear_error():
+    hm = make_heatmaps(100, 120)
+    with pytest.raises(ValueError, match="heat map is 120x100 but the image is 121x100"):
+        render_report(speckle(100, 121), hm, when=WHEN)
+
+
+def test_non_ascii_patient_name_renders():
+    report = render_report(
+        speckle(80, 100),
+        make_heatmaps(80, 100),
+        when=WHEN,
+        patient=PatientInfo(name="MÜLLER^Zoë", patient_id="王-1"),
+    )
+    assert "MÜLLER, Zoë" in report.text
+
+
+# --- PNG ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("h", "w"), [(150, 200), (900, 1200)])
+def test_png_reads_back_with_panels_at_image_size(tmp_path, h, w):
+    pixels = speckle(h, w)
+    report = render_report(pixels, make_heatmaps(h, w), when=WHEN, source_name="x.png")
+    out = export_png(tmp_path / "report.png", report)
+    assert out == tmp_path / "report.png"
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        back = np.asarray(im)
+        text_chunks = dict(im.text)
+    assert back.shape == report.image.shape
+    assert np.array_equal(back, report.image)
+    panel0 = report.layout.crop(back, 0)
+    assert panel0.shape[:2] == (h, w)
+    assert np.array_equal(panel0[..., 0], pixels)
+    assert text_chunks["Software"] == "RcdNet Desktop"
+    assert text_chunks["Disclaimer"] == DECISION_SUPPORT_NOTE
+    assert text_chunks["Prediction"] == "malignant"
+    assert leftovers(tmp_path) == []
+
+
+def test_png_text_chunks_never_carry_patient(tmp_path):
+    report = render_report(speckle(60, 80), make_heatmaps(60, 80), when=WHEN, patient=PATIENT)
+    out = export_png(tmp_path / "r.png", report)
+    raw = out.read_bytes()
+    assert b"DOE" not in raw and b"PID-0042" not in raw
+    with Image.open(out) as im:
+        assert all("DOE" not in v and "PID-0042" not in v for v in im.text.values())
+
+
+def test_png_from_bare_array(tmp_path):
+    img = render_report_image(speckle(60, 80), make_heatmaps(60, 80), when=WHEN)
+    out = export_png(tmp_path / "bare.png", img)
+    with Image.open(out) as im:
+        assert np.array_equal(np.asarray(im), img)
+
+
+# --- PDF ----------------------------------------------------------------------------------------
+
+
+def test_pdf_is_one_page_with_real_text(tmp_path):
+    report = render_report(speckle(150, 200), make_heatmaps(150, 200), when=WHEN)
+    out = export_pdf(tmp_path / "report.pdf", report)
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF-")
+    assert data.rstrip().endswith(b"%%EOF")
+    pages = re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)
+    assert len(pages) == 1
+    assert re.search(rb"/Count\s+1\b", data)
+    text = pdf_text(data)
+    assert "Decision support only - not a diagnosis." in text
+    assert "Probability of malignancy" in text
+    assert "/Subtype /Image" in text or "/Subtype/Image" in text
+    assert leftovers(tmp_path) == []
+
+
+def test_pdf_large_image_and_untrained(tmp_path):
+    report = render_report(speckle(900, 1200), make_heatmaps(900, 1200, untrained=True), when=WHEN)
+    data = export_pdf(tmp_path / "big.pdf", report).read_bytes()
+    assert data.startswith(b"%PDF-")
+    assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)) == 1
+    assert "UNTRAINED" in pdf_text(data)
+
+
+def test_pdf_metadata_and_text_without_patient_by_default(tmp_path):
+    report = render_report(speckle(80, 100), make_heatmaps(80, 100), when=WHEN)
+    text = pdf_text(export_pdf(tmp_path / "r.pdf", report).read_bytes())
+    assert "DOE" not in text and "PID-0042" not in text
+    with_patient = render_report(
+        speckle(80, 100), make_heatmaps(80, 100), when=WHEN, patient=PATIENT
+    )
+    data = export_pdf(tmp_path / "p.pdf", with_patient).read_bytes()
+    assert "PID-0042" in pdf_text(data)
+    info = re.search(rb"/Author.*?>>", data, re.S)
+    assert info is not None and b"PID-0042" not in info.group(0) and b"DOE" not in info.group(0)
+
+
+def test_pdf_with_non_latin_patient_does_not_fail(tmp_path):
+    report = render_report(
+        speckle(80, 100),
+        make_heatmaps(80, 100),
+        when=WHEN,
+        patient=PatientInfo(name="王^小明", patient_id="123"),
+    )
+    assert export_pdf(tmp_path / "cjk.pdf", report).read_bytes().startswith(b"%PDF")
+
+
+# --- DICOM Secondary Capture ------------------------------------------------------------------
+
+
+@pytest.fixture
+def dicom_record(tmp_path) -> ImageRecord:
+    return write_source_dicom(tmp_path / "source.dcm", speckle(151, 201), patient=PATIENT)
+
+
+@pytest.mark.filterwarnings("error::UserWarning")  # pydicom warns on values too long for their VR
+def test_dicom_sc_defaults(tmp_path, dicom_record):
+    report = render_report(
+        dicom_record.pixels, make_heatmaps(151, 201), when=WHEN, source_name="source.dcm"
+    )
+    out = export_dicom_sc(tmp_path / "sc.dcm", dicom_record, report)
+    ds = pydicom.dcmread(out)
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert ds.file_meta.MediaStorageSOPClassUID == SECONDARY_CAPTURE_SOP_CLASS
+    assert ds.SOPClassUID == SECONDARY_CAPTURE_SOP_CLASS
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert ds.StudyInstanceUID == dicom_record.study.study_instance_uid
+    assert ds.SeriesInstanceUID != dicom_record.study.series_instance_uid
+    assert ds.SOPInstanceUID != dicom_record.study.sop_instance_uid
+    assert ds.BurnedInAnnotation == "YES"
+    assert list(ds.ImageType) == ["DERIVED", "SECONDARY"]
+    assert ds.ConversionType == "WSD"
+    assert "RcdNet" in ds.SeriesDescription
+    assert ds.Modality == "US"
+    assert ds.ContentDate == "20250314" and ds.ContentTime == "092653"
+    # No identifiers by default, anywhere in the file.
+    assert ds.PatientName == "" and ds.PatientID == ""
+    assert ds.PatientIdentityRemoved == "YES"
+    raw = out.read_bytes()
+    assert b"DOE" not in raw and b"PID-0042" not in raw and b"19700101" not in raw
+    # Pixels: RGB 8-bit, the report's size and content.
+    assert (ds.Rows, ds.Columns) == report.image.shape[:2]
+    assert ds.SamplesPerPixel == 3 and ds.PhotometricInterpretation == "RGB"
+    assert ds.BitsAllocated == 8 and ds.PlanarConfiguration == 0
+    assert np.array_equal(ds.pixel_array, report.image)
+    # The source is referenced.
+    ref = ds.SourceImageSequence[0]
+    assert ref.ReferencedSOPInstanceUID == dicom_record.study.sop_instance_uid
+    assert ref.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.6.1"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_dicom_sc_with_patient_when_asked(tmp_path, dicom_record):
+    report = render_report(dicom_record.pixels, make_heatmaps(151, 201), when=WHEN, patient=PATIENT)
+    out = export_dicom_sc(tmp_path / "sc.dcm", dicom_record, report, include_patient=True)
+    ds = pydicom.dcmread(out)
+    assert str(ds.PatientName) == "DOE^JANE"
+    assert ds.PatientID == "PID-0042"
+    assert ds.PatientBirthDate == "19700101"
+    assert "PatientIdentityRemoved" not in ds
+
+
+def test_dicom_sc_refuses_burned_in_patient_with_identity_removed(tmp_path, dicom_record):
+    report = render_report(dicom_record.pixels, make_heatmaps(151, 201), when=WHEN, patient=PATIENT)
+    with pytest.raises(ValueError, match="include_patient"):
+        export_dicom_sc(tmp_path / "sc.dcm", dicom_record, report)
+    assert not (tmp_path / "sc.dcm").exists()
+
+
+def test_dicom_sc_from_png_source_gets_new_study_and_ot(tmp_path):
+    record = ImageRecord(path=tmp_path / "img.png", pixels=speckle(90, 110), source_format="PNG")
+    img = render_report_image(record.pixels, make_heatmaps(90, 110), when=WHEN)
+    ds1 = pydicom.dcmread(export_dicom_sc(tmp_path / "a.dcm", record, img))
+    ds2 = pydicom.dcmread(export_dicom_sc(tmp_path / "b.dcm", record, img))
+    assert ds1.Modality == "OT"
+    assert ds1.StudyInstanceUID and ds1.StudyInstanceUID != ds2.StudyInstanceUID
+    assert ds1.SeriesInstanceUID != ds2.SeriesInstanceUID
+    assert "SourceImageSequence" not in ds1
+    assert np.array_equal(ds1.pixel_array, img)
+
+
+# --- never overwrite silently, never leave half a file ---------------------------------------
+
+
+@pytest.fixture
+def small_report():
+    return render_report(speckle(60, 80), make_heatmaps(60, 80), when=WHEN)
+
+
+@pytest.mark.parametrize("kind", ["png", "pdf", "dcm"])
+def test_existing_target_is_not_overwritten(tmp_path, small_report, kind):
+    target = tmp_path / f"existing.{kind}"
+    target.write_bytes(b"precious")
+    record = ImageRecord(path=tmp_path / "x.png", pixels=speckle(60, 80), source_format="PNG")
+    call = {
+        "png": lambda **kw: export_png(target, small_report, **kw),
+        "pdf": lambda **kw: export_pdf(target, small_report, **kw),
+        "dcm": lambda **kw: export_dicom_sc(target, record, small_report, **kw),
+    }[kind]
+    with pytest.raises(FileExistsError, match="existing"):
+        call()
+    assert target.read_bytes() == b"precious"
+    assert leftovers(tmp_path) == []
+    call(overwrite=True)
+    assert target.read_bytes() != b"precious"
+    assert leftovers(tmp_path) == []
+
+
+def test_exists_error_is_typed_and_names_the_file(tmp_path):
+    target = tmp_path / "named.png"
+    target.write_bytes(b"x")
+    with pytest.raises(ExportExistsError) as info:
+        atomic_write(target, lambda fh: fh.write(b"y"), overwrite=False)
+    assert isinstance(info.value, FileExistsError)
+    assert isinstance(info.value, ExportError)
+    assert "named.png" in str(info.value)
+    assert info.value.path == target
+
+
+def test_file_appearing_during_write_is_not_replaced(tmp_path):
+    target = tmp_path / "race.png"
+
+    def write(fh):
+        fh.write(b"new content")
+        target.write_bytes(b"someone else's")
+
+    with pytest.raises(FileExistsError):
+        atomic_write(target, write, overwrite=False)
+    assert target.read_bytes() == b"someone else's"
+    assert leftovers(tmp_path) == []
+
+
+def test_failure_midway_leaves_no_target_and_no_temp(tmp_path, small_report, monkeypatch):
+    def half_then_fail(self, fp, *args, **kwargs):
+        fp.write(b"\x89PNG\r\n\x1a\n half a file")
+        raise RuntimeError("encoder crashed")
+
+    monkeypatch.setattr(Image.Image, "save", half_then_fail)
+    target = tmp_path / "broken.png"
+    with pytest.raises(ExportError, match="encoder crashed") as info:
+        export_png(target, small_report)
+    assert "broken.png" in str(info.value)
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dicom_failure_midway_leaves_nothing(tmp_path, dicom_record, monkeypatch):
+    report = render_report(dicom_record.pixels, make_heatmaps(151, 201), when=WHEN)
+
+    def half_then_fail(self, fp, *args, **kwargs):
+        fp.write(b"\x00" * 128 + b"DICM")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pydicom.dataset.Dataset, "save_as", half_then_fail)
+    target = tmp_path / "sc.dcm"
+    with pytest.raises(ExportError, match="disk is full"):
+        export_dicom_sc(target, dicom_record, report)
+    assert not target.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_failure_when_overwriting_keeps_the_old_file(tmp_path, small_report, monkeypatch):
+    target = tmp_path / "keep.pdf"
+    target.write_bytes(b"old report")
+    monkeypatch.setattr(export, "pdf_bytes", lambda report: b"%PDF-1.4 partial")
+
+    def fail_fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", fail_fsync)
+    with pytest.raises(ExportError, match="input/output error"):
+        export_pdf(target, small_report, overwrite=True)
+    assert target.read_bytes() == b"old report"
+    assert leftovers(tmp_path) == []
+
+
+def test_interrupt_still_cleans_up(tmp_path):
+    def interrupted(fh):
+        fh.write(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "k.bin", interrupted, overwrite=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_is_a_clear_error(tmp_path, small_report):
+    with pytest.raises(ExportError, match="does not exist"):
+        export_png(tmp_path / "no" / "such" / "r.png", small_report)
+
+
+def test_folder_as_target_is_a_clear_error(tmp_path, small_report):
+    with pytest.raises(ExportError, match="folder"):
+        export_png(tmp_path, small_report, overwrite=True)
+
+
+def test_unwritable_folder_simulated(tmp_path, small_report, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(export.tempfile, "mkstemp", denied)
+    with pytest.raises(ExportError, match="not writable"):
+        export_png(tmp_path / "r.png", small_report)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores folder permissions"
+)
+def test_unwritable_folder_real(tmp_path, small_report):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(ExportError, match="not writable"):
+            export_png(locked / "r.png", small_report)
+    finally:
+        locked.chmod(0o700)
+    assert list(locked.iterdir()) == []
+
+
+def test_written_file_has_normal_permissions(tmp_path, small_report):
+    out = export_png(tmp_path / "perm.png", small_report)
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_pdf_orientation_follows_the_figure(tmp_path):
+    def media_box(h: int, w: int) -> list[float]:
+        report = render_report(speckle(h, w), make_heatmaps(h, w), when=WHEN)
+        data = export_pdf(tmp_path / f"{h}x{w}.pdf", report).read_bytes()
+        m = re.search(rb"/MediaBox\s*\[\s*([\d.\s]+)\]", data)
+        assert m is not None
+        return [float(v) for v in m.group(1).split()]
+
+    wide = media_box(150, 400)
+    assert wide[2] > wide[3]  # landscape for the usual wide three-panel figure
+    tall = media_box(1000, 250)
+    assert tall[3] > tall[2]  # portrait fits a tall figure better
