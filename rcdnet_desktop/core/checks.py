@@ -3,8 +3,8 @@
 RcdNet was trained on greyscale (B-mode) breast ultrasound. FDA-cleared breast ultrasound CAD
 refuses colour Doppler / elastography frames, tiny thumbnails and empty frames; this program
 classifies them anyway but reports a warning in plain words with every prediction, so the user
-is never misled silently. The checks are cheap (numpy only, a few milliseconds on a 1000x1000
-frame) and never raise on odd input.
+is never misled silently. The checks are cheap (numpy; OpenCV labels colour patches when there
+are any; a few milliseconds on a 1000x1000 frame) and never raise on odd input.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ COLOUR_MIN_CHROMA = 50
 # logo strokes of scanners are 1-4 px wide. Eroding the colour mask twice with a 3x3 cross
 # (5 px diameter) removes those thin strokes while a flow patch survives.
 COLOUR_EROSION_STEPS = 2
+# Scanner user interfaces draw flat colour panels along the frame's edges (Philips' blue title
+# bar covers 13 % of pydicom's examples_palette.dcm). A colour patch that reaches the edge of the
+# frame and is mostly one colour is taken for such chrome and not counted: "mostly" means this
+# share of its pixels lies within COLOUR_FLAT_TOLERANCE (per channel, 0..255) of its median
+# colour, which JPEG noise does not break. Doppler and elastography maps encode a quantity as a
+# colour ramp and are never that uniform; a flat patch away from the edges still counts.
+COLOUR_FLAT_SHARE = 0.6
+COLOUR_FLAT_TOLERANCE = 20
 # Share of the image's pixels that must remain coloured after erosion. A colour Doppler box over
 # a vessel or a lesion typically colours 3-20 % of the frame; 1 % is clear of what survives
 # erosion from text and small coloured markers (a 30x30 px logo on a 600x800 frame is 0.2 %).
@@ -108,7 +116,33 @@ def colour_fraction(pixels: np.ndarray) -> float:
         sat = np.where(mx > 0, chroma / np.maximum(mx, 1), 0.0)
     mask = (chroma >= COLOUR_MIN_CHROMA) & (sat >= COLOUR_MIN_SATURATION)
     mask = _erode(mask, COLOUR_EROSION_STEPS)
+    if not mask.any():
+        return 0.0
+    mask = _drop_flat_edge_panels(mask, rgb)
     return float(mask.mean())
+
+
+def _drop_flat_edge_panels(mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """Remove colour components that touch the frame's edge and are nearly one flat colour."""
+    import cv2  # lazy: only reached when an image has solid colour patches
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    h, w = mask.shape
+    margin = COLOUR_EROSION_STEPS + 1  # erosion keeps components this far from the edge
+    out = mask
+    for i in range(1, n):
+        x, y, bw, bh, _area = (int(v) for v in stats[i])
+        if x > margin and y > margin and x + bw < w - margin and y + bh < h - margin:
+            continue
+        comp = labels == i
+        colours = rgb[comp].astype(np.int16)
+        median = np.median(colours, axis=0)
+        near = np.all(np.abs(colours - median) <= COLOUR_FLAT_TOLERANCE, axis=1)
+        if float(near.mean()) >= COLOUR_FLAT_SHARE:
+            if out is mask:
+                out = mask.copy()
+            out[comp] = False
+    return out
 
 
 def check_image(pixels: np.ndarray) -> tuple[str, ...]:

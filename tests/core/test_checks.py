@@ -72,8 +72,9 @@ def test_elastography_box_warns():
     # elastography: a blue-green-red map over a rectangular box
     box = rgb[120:280, 150:350].astype(np.float64)
     t = box[..., 0] / 255.0
-    rgb[120:280, 150:350] = np.stack([255 * t, 255 * (1 - abs(2 * t - 1)), 255 * (1 - t)],
-                                     axis=2).astype(np.uint8)
+    rgb[120:280, 150:350] = np.stack(
+        [255 * t, 255 * (1 - abs(2 * t - 1)), 255 * (1 - t)], axis=2
+    ).astype(np.uint8)
     assert checks.WARN_COLOUR in check_image(rgb)
 
 
@@ -133,3 +134,70 @@ def test_other_dtypes_are_accepted():
     assert check_image(us.astype(np.uint16) * 257) == ()
     rgba = np.concatenate([as_rgb(us), np.full(us.shape + (1,), 255, np.uint8)], axis=2)
     assert check_image(rgba) == ()
+
+
+def _jpeg_roundtrip(rgb: np.ndarray, quality: int = 60) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def _with_title_bar(rgb: np.ndarray) -> np.ndarray:
+    """A scanner UI's flat blue title bar along the top edge, with white text in it."""
+    out = rgb.copy()
+    out[:50] = (37, 62, 94)
+    for x in range(20, 300, 9):
+        out[15:35, x : x + 2] = 255
+    out[24:26, 20:300] = 255
+    return out
+
+
+@pytest.mark.parametrize("jpeg", [False, True])
+def test_flat_ui_title_bar_gives_no_warning(jpeg):
+    rgb = _with_title_bar(as_rgb(ultrasound_like()))
+    if jpeg:
+        rgb = _jpeg_roundtrip(rgb)
+    assert check_image(rgb) == ()
+
+
+def test_title_bar_plus_doppler_still_warns():
+    rgb = _with_title_bar(as_rgb(ultrasound_like()))
+    yy, xx = np.mgrid[0:400, 0:500]
+    blob = (yy - 220) ** 2 + (xx - 260) ** 2 < 45**2
+    ramp = (255 * (xx[blob] - 215) / 90).clip(0, 255).astype(np.uint8)  # a velocity ramp
+    rgb[blob] = np.stack([np.full_like(ramp, 255), ramp, np.zeros_like(ramp)], axis=1)
+    assert check_image(_jpeg_roundtrip(rgb)) == (checks.WARN_COLOUR,)
+
+
+def test_flat_colour_patch_away_from_edges_still_warns():
+    rgb = as_rgb(ultrasound_like())
+    rgb[150:250, 200:300] = (200, 30, 30)  # 5 % of the frame, not UI chrome at an edge
+    assert check_image(rgb) == (checks.WARN_COLOUR,)
+
+
+@pytest.mark.parametrize(
+    ("name", "warns"),
+    [
+        ("examples_rgb_color.dcm", True),  # colour Doppler
+        ("examples_jpeg2k.dcm", True),  # power Doppler
+        ("examples_palette.dcm", False),  # B-mode under a flat blue Philips title bar
+        ("examples_ybr_color.dcm", False),  # B-mode echo cine
+        ("gdcm-US-ALOKA-16.dcm", False),  # dual B-mode with coloured markers
+    ],
+)
+def test_real_ultrasound_files(name, warns):
+    pydicom_data = pytest.importorskip("pydicom.data")
+    from rcdnet_desktop.core.io import read_image
+
+    try:
+        path = pydicom_data.get_testdata_file(name)
+    except Exception:  # pragma: no cover - pydicom-data not installed
+        path = None
+    if path is None:
+        pytest.skip(f"{name} not installed")
+    pixels = read_image(path).pixels
+    assert (checks.WARN_COLOUR in check_image(pixels)) is warns
