@@ -164,6 +164,7 @@ class Report:
     source_name: str = ""
     patient_included: bool = False
     summary: dict[str, str] = field(default_factory=dict)
+    frame: int = 0
 
     @property
     def text(self) -> str:
@@ -511,6 +512,40 @@ def render_report(
         source_name=source_name,
         patient_included=patient is not None and not patient.is_empty(),
         summary=_summary(heatmaps, when, source_name),
+        frame=heatmaps.prediction.frame,
+    )
+
+
+def render_record_report(
+    record: ImageRecord,
+    heatmaps: HeatMaps,
+    *,
+    include_patient: bool = False,
+    when: datetime | None = None,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+) -> Report:
+    """Render the report of an opened image: the usual way for the GUI and the CLI.
+
+    Takes the frame the prediction was made on, the file's name (never its folder, which may
+    name the patient) and the patient's identifiers only when ``include_patient`` is True.
+    ``when`` defaults to now, in local time with its UTC offset.
+    """
+    frame = heatmaps.prediction.frame
+    if record.frame_count > 1 and record.frame_loader is not None:
+        # Decode the frame afresh: ``record.pixels`` holds whichever frame the record was read
+        # at, and ImageRecord.frame(0) returns ``pixels`` whatever frame that was.
+        pixels = record.frame_loader(frame)
+    else:
+        pixels = record.pixels
+    return render_report(
+        pixels,
+        heatmaps,
+        when=when or datetime.now().astimezone(),
+        patient=record.patient if include_patient else None,
+        colormap=colormap,
+        alpha=alpha,
+        source_name=Path(record.path).name,
     )
 
 
@@ -862,6 +897,7 @@ def dicom_sc_dataset(
             )
         rgb = report.image
         when = when or report.when
+        frame = report.frame if frame is None else frame
         description_lines = [line.text for line in report.lines]
     else:
         rgb = _as_rgb(report)
@@ -1017,7 +1053,8 @@ def export_dicom_sc(
     when : datetime, optional
         Content date/time; defaults to the report's time, or now.
     frame : int, optional
-        The source frame (0-based) of a cine, recorded in the source reference.
+        The source frame (0-based) of a cine, recorded in the source reference; defaults to the
+        report's frame.
 
     Returns
     -------
@@ -1048,6 +1085,7 @@ __all__: Sequence[str] = (
     "export_png",
     "format_person_name",
     "pdf_bytes",
+    "render_record_report",
     "render_report",
     "render_report_image",
     "report_lines",

@@ -631,3 +631,53 @@ def test_pdf_orientation_follows_the_figure(tmp_path):
     assert wide[2] > wide[3]  # landscape for the usual wide three-panel figure
     tall = media_box(1000, 250)
     assert tall[3] > tall[2]  # portrait fits a tall figure better
+
+
+# --- real files nobody here wrote ------------------------------------------------------------
+
+
+def test_real_cine_dicom_round_trip(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from rcdnet_desktop.core.io import read_image
+
+    src = get_testdata_file("examples_ybr_color.dcm")  # 30-frame JPEG YBR ultrasound cine
+    record = read_image(src)
+    h, w = record.height, record.width
+    base = make_heatmaps(h, w)
+    pred = Prediction(
+        p_benign=0.4,
+        p_malignant=0.6,
+        device="cpu",
+        model_version="t",
+        frame=4,
+        roi=Box(50, 40, 90, 60),
+    )
+    hm = HeatMaps(base.benign, base.malignant, "fast Grad-CAM", pred)
+
+    report = export.render_record_report(record, hm, when=WHEN)
+    assert report.source_name == "examples_ybr_color.dcm"
+    assert not report.patient_included and str(record.patient.patient_id) not in report.text
+    assert "frame 5" in report.text
+    frame4 = record.frame_loader(4)
+    inside = (slice(40, 100), slice(50, 140))
+    assert np.array_equal(report.layout.crop(report.image, 0)[inside], frame4[inside])
+
+    ds = pydicom.dcmread(export_dicom_sc(tmp_path / "sc.dcm", record, report))
+    source = pydicom.dcmread(src, stop_before_pixels=True)
+    assert ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ds.SeriesInstanceUID != source.SeriesInstanceUID
+    assert ds.Modality == "US"
+    assert ds.PatientName == "" and ds.PatientID == ""
+    ref = ds.SourceImageSequence[0]
+    assert ref.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert ref.ReferencedSOPClassUID == source.SOPClassUID
+    assert int(ref.ReferencedFrameNumber) == 5
+    assert np.array_equal(ds.pixel_array, report.image)
+
+    with_patient = export.render_record_report(record, hm, when=WHEN, include_patient=True)
+    assert record.patient.patient_id in with_patient.text
+    ds = pydicom.dcmread(
+        export_dicom_sc(tmp_path / "sc_p.dcm", record, with_patient, include_patient=True)
+    )
+    assert ds.PatientID == record.patient.patient_id
