@@ -1,0 +1,141 @@
+"""The headless CLI: rows per file, bad files, ROI boxes, heat-map files, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rcdnet_desktop import cli
+
+
+def _ultrasound_like(seed: int, size=(160, 200)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = rng.gamma(2.0, 30.0, size).clip(0, 255)
+    yy, xx = np.mgrid[: size[0], : size[1]]
+    img[(yy - 80) ** 2 / 900 + (xx - 100) ** 2 / 1600 < 1] *= 0.3  # a dark "lesion"
+    return img.astype(np.uint8)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "study"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(_ultrasound_like(1)).save(d / "a.png")
+    Image.fromarray(_ultrasound_like(2)).save(d / "sub" / "b.png")
+    (d / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_classify_folder_writes_one_row_per_image_and_survives_a_corrupt_file(folder, tmp_path):
+    out = tmp_path / "out.csv"
+    assert cli.main(["classify", str(folder), "--recursive", "--csv", str(out)]) == 0
+    rows = _rows(out)
+    assert [Path(r["file"]).name for r in rows] == ["a.png", "corrupt.png", "b.png"]
+    assert list(rows[0]) == list(cli.CSV_FIELDS)
+    by_name = {Path(r["file"]).name: r for r in rows}
+    bad = by_name["corrupt.png"]
+    assert bad["status"] == "failed" and "corrupt.png" in bad["error"] and bad["label"] == ""
+    for name in ("a.png", "b.png"):
+        r = by_name[name]
+        assert r["status"] == "ok" and r["error"] == ""
+        p_m, p_b = float(r["p_malignant"]), float(r["p_benign"])
+        assert 0 <= p_m <= 1 and abs(p_m + p_b - 1) < 1e-3
+        assert r["label"].split()[-1] == ("malignant" if p_m >= 0.5 else "benign")
+        assert r["device"] == "cpu"
+
+
+def test_untrained_weights_say_so_in_capitals(folder, tmp_path, capsys):
+    from rcdnet_desktop.core.weights import ModelCard, default_model_dir
+
+    if not ModelCard.read(default_model_dir() / "model_card.json").untrained:
+        pytest.skip("the bundled weights are trained")
+    assert cli.main(["classify", str(folder / "a.png")]) == 0
+    row = list(csv.DictReader(capsys.readouterr().out.splitlines()))[0]
+    assert row["label"].startswith("UNTRAINED ") and "UNTRAINED" in row["warnings"]
+
+
+def test_without_recursion_subfolders_are_skipped_and_json_is_printed(folder, capsys):
+    assert cli.main(["classify", str(folder), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert sorted(Path(r["file"]).name for r in rows) == ["a.png", "corrupt.png"]
+
+
+def test_rois_and_heatmaps(folder, tmp_path):
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,x,y,w,h\nstudy/a.png,60,40,80,70\n")
+    hm = tmp_path / "maps"
+    out = tmp_path / "out.csv"
+    assert cli.main(["classify", str(folder / "a.png"), str(folder / "sub" / "b.png"),
+                     "--rois", str(rois), "--heatmaps", str(hm), "--csv", str(out)]) == 0
+    assert sorted(p.name for p in hm.iterdir()) == ["a_heatmaps.png", "b_heatmaps.png"]
+    with Image.open(hm / "a_heatmaps.png") as im:
+        assert im.width >= 3 * 200 and im.height > 160  # three panels at the image's own size
+    assert len(_rows(out)) == 2
+
+
+def test_roi_box_changes_the_input(folder, tmp_path, capsys):
+    rois = tmp_path / "rois.csv"
+    rois.write_text(f"{folder / 'a.png'},60,40,80,70\n")
+    cli.main(["classify", str(folder / "a.png"), "--json"])
+    whole = json.loads(capsys.readouterr().out)[0]
+    cli.main(["classify", str(folder / "a.png"), "--json", "--rois", str(rois)])
+    boxed = json.loads(capsys.readouterr().out)[0]
+    assert whole["p_malignant"] != boxed["p_malignant"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("file,x,y,w,h\na.png,1,2,3\n", "expected file,x,y,w,h"),
+    ("a.png,one,2,3,4\n", "must be numbers"),
+    ("a.png,1,2,0,4\n", "w, h > 0"),
+])
+def test_bad_roi_file_is_a_usage_error(folder, tmp_path, capsys, content, message):
+    rois = tmp_path / "rois.csv"
+    rois.write_text(content)
+    assert cli.main(["classify", str(folder), "--rois", str(rois)]) == cli.EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_nothing_readable_exits_one(tmp_path, capsys):
+    (tmp_path / "x.png").write_bytes(b"garbage")
+    assert cli.main(["classify", str(tmp_path / "x.png"), str(tmp_path / "missing.jpg")]) == 1
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert "missing.jpg" in rows[1]["error"]
+
+
+def test_empty_folder_exits_one(tmp_path):
+    assert cli.main(["classify", str(tmp_path)]) == 1
+
+
+def test_usage_errors_exit_two(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["classify", "x.png", "--device", "tpu"])
+    assert exc.value.code == 2
+
+
+def test_dicom_cine_frame(tmp_path, capsys):
+    from pydicom.data import get_testdata_file
+
+    cine = get_testdata_file("examples_ybr_color.dcm")
+    assert cli.main(["classify", cine, "--frame", "3", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["status"] == "ok"
+
+
+def test_self_test_passes(capsys):
+    assert cli.main(["self-test"]) == 0
+    assert "self-test passed" in capsys.readouterr().out

@@ -1,0 +1,52 @@
+"""Architecture rules: core never imports Qt, the app never imports the training package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCKER = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError('blocked import: ' + name)
+sys.meta_path.insert(0, Block())
+import pkgutil, importlib
+import {package} as pkg
+for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):
+    importlib.import_module(m.name)
+print('ok')
+"""
+
+
+@pytest.mark.parametrize("package, blocked", [
+    ("rcdnet_desktop.core", ("PySide6", "shiboken6", "training")),
+    ("rcdnet_desktop.cli", ("PySide6", "shiboken6", "training")),
+])
+def test_import_without(package, blocked):
+    code = BLOCKER.format(blocked=set(blocked), package=package)
+    if package.endswith("cli"):
+        code = code.replace("for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+                            "    importlib.import_module(m.name)\n", "")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+
+
+def test_gui_does_not_import_training():
+    offenders = [p for p in (ROOT / "rcdnet_desktop").rglob("*.py")
+                 if "import training" in p.read_text() or "from training" in p.read_text()]
+    assert offenders == []
+
+
+def test_importing_core_and_cli_does_not_import_torch():
+    code = ("import sys, rcdnet_desktop.cli, rcdnet_desktop.core.io, rcdnet_desktop.core.types;"
+            "print('torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert res.stdout.strip() == "False", res.stderr
