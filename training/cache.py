@@ -25,7 +25,7 @@ from .data import Sample, mask_box, read_grey, read_mask
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = "decoded-v1"
-MAX_SIDE = 1024  # BUSI is at most 1048 wide; larger images are shrunk to keep memory bounded.
+MAX_SIDE = 4096  # larger images are shrunk to bound memory; BUSI (<= 1048 px) is kept as is
 
 
 @dataclass

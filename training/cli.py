@@ -110,14 +110,17 @@ def cmd_train(a) -> int:
         return 0
     from .evaluate import evaluate_model
 
-    report = evaluate_model(model, va, out / "report", cfg.preprocess, cfg.roi_margin,
-                            history=history, split_summary=prep.dedup_summary,
-                            train_config=cfg.to_dict(), seed=a.seed,
-                            progress=not a.no_progress)
-    if not a.no_bundle:
-        from .bundle import write_bundle
+    if a.no_bundle:
+        evaluate_model(model, va, out / "report", cfg.preprocess, cfg.roi_margin,
+                       groups=prep.groups("val"), history=history,
+                       split_summary=prep.dedup_summary, train_config=cfg.to_dict(),
+                       seed=a.seed, progress=not a.no_progress)
+        return 0
+    from .bundle import build_and_evaluate_bundle
 
-        write_bundle(model, cfg, report, prep.dedup_summary, out / "bundle", version=a.version)
+    build_and_evaluate_bundle(model, cfg, va, prep.groups("val"), history, prep.dedup_summary,
+                              out / "bundle", out / "report", version=a.version, seed=a.seed,
+                              progress=not a.no_progress)
     return 0
 
 
@@ -125,9 +128,14 @@ def cmd_evaluate(a) -> int:
     from .evaluate import evaluate_weights
 
     prep = _prepare(a)
-    items = prep.subset(a.subset) if a.split else prep.items
-    evaluate_weights(a.weights, items, a.out, seed=a.seed, progress=not a.no_progress,
-                     split_summary=prep.dedup_summary, fit_temperature=a.fit_temperature)
+    if a.split:
+        items, groups = prep.subset(a.subset), prep.groups(a.subset)
+    else:  # no split given: evaluate every readable image (e.g. an external test set)
+        items, groups = prep.items, [r.group for r in prep.rows
+                                     if r.path in {str(i.sample.path) for i in prep.items}]
+    evaluate_weights(a.weights, items, a.out, groups=groups, seed=a.seed,
+                     progress=not a.no_progress, split_summary=prep.dedup_summary,
+                     fit_temperature=a.fit_temperature)
     return 0
 
 

@@ -26,6 +26,11 @@ class Prepared:
         by_path = {str(it.sample.path): it for it in self.items}
         return [by_path[r.path] for r in self.rows if r.split == split and r.path in by_path]
 
+    def groups(self, split: str) -> list[int]:
+        """Group ids aligned with :meth:`subset`."""
+        have = {str(it.sample.path) for it in self.items}
+        return [r.group for r in self.rows if r.split == split and r.path in have]
+
 
 def default_cache_dir() -> Path:
     return Path(".cache") / "training"

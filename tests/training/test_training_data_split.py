@@ -1,0 +1,98 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+from synth_busi import synthetic_image
+
+from training.cache import load_all
+from training.data import load_samples, mask_box, read_mask, scan_class_folders
+from training.dedup import find_duplicates
+from training.split import check_no_leak, make_split, read_split, write_split
+
+
+def test_class_folders_attach_masks_and_ignore_normal(busi):
+    extra = busi / "benign" / "benign (1)_mask_1.png"
+    cv2.imwrite(str(extra), np.full((96, 80), 255, np.uint8))
+    samples = scan_class_folders(busi)
+    assert len(samples) == 12
+    assert all("normal" not in str(s.path) and "_mask" not in s.path.name for s in samples)
+    first = next(s for s in samples if s.path.name == "benign (1).png")
+    assert len(first.masks) == 2
+    union = read_mask(first.masks, (96, 80))
+    assert union.all()  # union of the two masks
+    assert mask_box(union) == (0, 0, 80, 96)
+
+
+def test_manifest_and_unreadable_reported(tmp_path, busi):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    csv = tmp_path / "m.csv"
+    csv.write_text("path,label,mask\n"
+                   f"{busi / 'benign' / 'benign (1).png'},benign,"
+                   f"{busi / 'benign' / 'benign (1)_mask.png'}\n"
+                   "broken.png,malignant,\n")
+    samples = load_samples(csv)
+    assert [s.label for s in samples] == [0, 1]
+    items, rep = load_all(samples, tmp_path / "cache", progress=False)
+    assert len(items) == 1 and items[0].box is not None
+    assert len(rep.skipped) == 1 and "broken.png" in rep.skipped[0][0]
+    # the cache serves the same pixels the second time
+    again, _ = load_all(samples[:1], tmp_path / "cache", progress=False)
+    assert np.array_equal(again[0].grey, items[0].grey)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+
+def _shifted_crop(img, dx, dy):
+    h, w = img.shape
+    return cv2.resize(img[dy:h - 2, dx:w - 3], (w, h))
+
+
+def test_dedup_groups_crops_and_flags_conflicts():
+    greys, labels = [], []
+    for i in range(8):
+        img, _ = synthetic_image(i % 2, 500 + i)
+        greys.append(img)
+        labels.append(i % 2)
+    greys.append(_shifted_crop(greys[0], 3, 2))  # re-crop of image 0, same label
+    labels.append(0)
+    greys.append(greys[1].copy())  # identical to image 1 (malignant) but labelled benign
+    labels.append(0)
+    res = find_duplicates(greys, labels)
+    assert res.groups[8] == res.groups[0]
+    assert res.groups[9] == res.groups[1]
+    assert res.n_groups == 8 and res.n_multi == 2
+    assert res.conflicts == [res.groups[1]]
+
+
+def test_split_by_group_stratified_and_roundtrip(tmp_path):
+    from training.data import Sample
+
+    rng = np.random.default_rng(1)
+    samples, groups = [], []
+    for g in range(60):
+        label = int(g < 20)  # 20 malignant groups, 40 benign
+        for _ in range(int(rng.integers(1, 4))):
+            samples.append(Sample(Path(f"/d/{len(samples)}.png"), label))
+            groups.append(g)
+
+    class DD:
+        def __init__(self):
+            self.groups = groups
+            self.conflicts = []
+
+        def members(self):
+            out = {}
+            for i, g in enumerate(self.groups):
+                out.setdefault(g, []).append(i)
+            return out
+
+    rows = make_split(samples, DD(), 0.3, seed=3)
+    check_no_leak(rows)
+    for label in (0, 1):
+        n = sum(r.label == label for r in rows)
+        v = sum(r.label == label and r.split == "val" for r in rows)
+        assert abs(v / n - 0.3) < 0.06
+    write_split(rows, tmp_path / "split.csv", root=Path("/d"))
+    back = read_split(tmp_path / "split.csv", root=Path("/d"))
+    assert back == rows
+    assert make_split(samples, DD(), 0.3, seed=3) == rows  # fixed seed, same split

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+
+from training.metrics import binary_metrics, bootstrap_ci, ece, fit_temperature, nll
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_metrics_match_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 80)
+    p = np.clip(y * 0.3 + rng.random(80) * 0.7, 0, 1)
+    p[:5] = 0.5  # ties and the threshold itself
+    m = binary_metrics(y, p)
+    pred = (p >= 0.5).astype(int)
+    tn, fp, fn, tp = confusion_matrix(y, pred).ravel()
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert m["precision"] == pytest.approx(precision_score(y, pred))
+    assert m["recall"] == pytest.approx(recall_score(y, pred))
+    assert m["specificity"] == pytest.approx(tn / (tn + fp))
+    assert m["f1"] == pytest.approx(f1_score(y, pred))
+    assert m["auc"] == pytest.approx(roc_auc_score(y, p))
+
+
+def test_bootstrap_ci_contains_point_and_is_seeded():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 100)
+    p = np.clip(y * 0.4 + rng.random(100) * 0.6, 0, 1)
+    a = bootstrap_ci(y, p, binary_metrics, n_boot=200, seed=1)
+    b = bootstrap_ci(y, p, binary_metrics, n_boot=200, seed=1)
+    assert a == b
+    point = binary_metrics(y, p)
+    for k, (lo, hi) in a.items():
+        assert lo <= point[k] <= hi
+    grouped = bootstrap_ci(y, p, binary_metrics, groups=np.arange(100) // 2, n_boot=200, seed=1)
+    assert set(grouped) == set(a)
+
+
+def test_temperature_fixes_overconfidence():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    true_logit = (y * 2 - 1) * 1.0 + rng.normal(0, 1, 400)
+    logits = np.stack([-true_logit, true_logit], 1) * 2.5  # overconfident by 5x
+    t = fit_temperature(logits, y)
+    assert t > 2
+    assert nll(logits, y, t) < nll(logits, y)
+    prob = np.exp(logits / t) / np.exp(logits / t).sum(1, keepdims=True)
+    raw = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert ece(y, prob) < ece(y, raw)
+
+
+def test_ece_perfectly_calibrated_is_zero():
+    y = np.array([1, 1, 1, 0])  # confidence 0.75 on class 1, 3 of 4 right
+    prob = np.tile([0.25, 0.75], (4, 1))
+    assert ece(y, prob) == pytest.approx(0.0)

@@ -1,0 +1,246 @@
+"""Evaluation: metrics with CIs, calibration, localisation of the heat maps, figures, reports.
+
+Every figure is computed in the two input modes the app offers:
+
+``whole``
+    the whole image resized to the input size (what the app classifies with no box drawn);
+``roi``
+    the lesion mask's bounding box padded by the model card's ``roi_margin`` on every side
+    (what the app classifies when the clinician draws a box around the lesion).
+
+Temperature scaling: one temperature (the app has one) is fitted by minimising the NLL of the
+validation logits of both modes together. ECE after scaling is reported both in-sample (the
+temperature fitted on the same images) and 2-fold cross-fitted by group (fit on one half, measure
+on the other), which is the honest figure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rcdnet_desktop.core.preprocess import PreprocessConfig, normalise
+
+from .augment import ROI_MARGIN, eval_view, pad_box
+from .cache import CachedImage
+from .metrics import (
+    METRICS,
+    binary_metrics,
+    bootstrap_ci,
+    confusion,
+    ece,
+    fit_temperature,
+    nll,
+    softmax,
+)
+
+log = logging.getLogger(__name__)
+
+MODES = ("whole", "roi")
+N_BOOT = 2000
+
+
+def view_mask(it: CachedImage, mode: str, margin: float, size: int) -> np.ndarray | None:
+    """The lesion mask over the model's input view (size x size, bool), or None."""
+    import cv2
+
+    if it.mask is None:
+        return None
+    m = it.mask
+    if mode == "roi" and it.box is not None:
+        x, y, w, h = pad_box(it.box, (margin,) * 4, m.shape)
+        m = m[y:y + h, x:x + w]
+    return cv2.resize(m.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def centred_gaussian(size: int, sigma: float = 0.25) -> np.ndarray:
+    """Baseline heat map: an isotropic Gaussian at the centre, sigma as a share of the side."""
+    ax = (np.arange(size) + 0.5) / size - 0.5
+    g = np.exp(-(ax[None, :] ** 2 + ax[:, None] ** 2) / (2 * sigma**2))
+    return (g / g.max()).astype(np.float32)
+
+
+def cam_maps(model, x, size: int) -> np.ndarray:
+    """Both classes' closed-form Grad-CAM maps at the input size, normalised as the app shows."""
+    import torch
+
+    from rcdnet_desktop.core.explain import closed_form_cams, gradcam_like_normalise
+
+    with torch.no_grad():
+        feats = model.forward_features(x)
+        raw = closed_form_cams(feats, model.fc.weight).float().cpu().numpy()
+    b, k = raw.shape[:2]
+    return gradcam_like_normalise(raw.reshape(b * k, *raw.shape[2:]), size).reshape(
+        b, k, size, size)
+
+
+def localisation(model, items: Sequence[CachedImage], preds: np.ndarray, mode: str,
+                 config: PreprocessConfig, margin: float, batch_size: int = 16) -> dict:
+    """Energy inside the lesion mask and pointing-game hits, model vs centred Gaussian."""
+    import torch
+
+    device = next(model.parameters()).device
+    size = config.size
+    base = centred_gaussian(size)
+    energy, hits, b_energy, b_hits = [], [], [], []
+    model.eval()
+    idx = [i for i, it in enumerate(items) if it.mask is not None]
+    for s in range(0, len(idx), batch_size):
+        chunk = idx[s:s + batch_size]
+        x = torch.stack([normalise(eval_view(items[i].grey, items[i].box, mode, config, margin),
+                                   config) for i in chunk]).to(device)
+        maps = cam_maps(model, x, size)
+        for j, i in enumerate(chunk):
+            m = view_mask(items[i], mode, margin, size)
+            cam = maps[j, int(preds[i])]
+            for hm, e_list, h_list in ((cam, energy, hits), (base, b_energy, b_hits)):
+                tot = float(hm.sum())
+                e_list.append(float(hm[m].sum()) / tot if tot > 0 else 0.0)
+                h_list.append(bool(m.flat[int(np.argmax(hm))]))
+    area = [float(view_mask(items[i], mode, margin, size).mean()) for i in idx]
+
+    def mean(v):
+        return float(np.mean(v)) if v else float("nan")
+
+    return {"n_with_mask": len(idx), "energy_in_mask": mean(energy),
+            "pointing_game": mean(hits), "baseline_energy_in_mask": mean(b_energy),
+            "baseline_pointing_game": mean(b_hits), "mask_area_share": mean(area),
+            "per_image_energy": energy, "per_image_hit": hits}
+
+
+def _cross_fitted_ece(logits_by_mode, y, groups, seed) -> dict:
+    """2-fold by group: fit T on one half (both modes), measure ECE on the other half."""
+    rng = np.random.default_rng(seed)
+    ug = np.unique(groups)
+    fold_of = dict(zip(ug, rng.permutation(len(ug)) % 2, strict=True))
+    fold = np.array([fold_of[g] for g in groups])
+    out = {}
+    for mode, lg in logits_by_mode.items():
+        probs = np.zeros_like(lg, dtype=float)
+        for f in (0, 1):
+            tr, te = fold != f, fold == f
+            t = fit_temperature(np.concatenate([v[tr] for v in logits_by_mode.values()]),
+                                np.concatenate([y[tr]] * len(logits_by_mode)))
+            probs[te] = softmax(lg[te], t)
+        out[mode] = ece(y, probs)
+    return out
+
+
+def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
+                   config: PreprocessConfig, margin: float = ROI_MARGIN,
+                   groups: Sequence[int] | None = None, temperature: float | None = None,
+                   history: list | None = None, split_summary: dict | None = None,
+                   train_config: dict | None = None, seed: int = 0, n_boot: int = N_BOOT,
+                   progress: bool = True, title: str = "RcdNet") -> dict:
+    """Evaluate ``model`` on ``items`` in both modes and write every report file to ``out_dir``.
+
+    ``temperature`` None: fit it on these items. Returns the report dict (also report.json).
+    """
+    from .report import write_figures, write_markdown
+    from .train import predict_logits
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    y = np.array([it.label for it in items])
+    groups_arr = np.asarray(groups) if groups is not None else np.arange(len(items))
+    logits = {m: predict_logits(model, items, m, config, margin, progress=progress)
+              for m in MODES}
+    fitted = temperature is None
+    if fitted:
+        temperature = fit_temperature(np.concatenate(list(logits.values())),
+                                      np.concatenate([y] * len(MODES)))
+    report: dict = {
+        "title": title, "n_images": int(len(y)), "n_malignant": int(y.sum()),
+        "positive_class": "malignant", "threshold": 0.5,
+        "temperature": float(temperature),
+        "temperature_source": "fitted on these images (NLL, both modes)" if fitted
+        else "from the model card",
+        "bootstrap": {"n": n_boot, "seed": seed, "level": 0.95,
+                      "unit": "near-duplicate group" if groups is not None else "image"},
+        "roi_margin": margin, "modes": {},
+    }
+    cross = _cross_fitted_ece(logits, y, groups_arr, seed) if len(np.unique(groups_arr)) > 3 \
+        and len(set(y)) == 2 else {}
+    for mode in MODES:
+        lg = logits[mode]
+        p_raw = softmax(lg)
+        p_cal = softmax(lg, temperature)
+        pm = p_cal[:, 1]
+        point = binary_metrics(y, pm)
+        cis = bootstrap_ci(y, pm, binary_metrics, groups=groups, n_boot=n_boot, seed=seed)
+        tn, fp, fn, tp = confusion(y, (pm >= 0.5).astype(int))
+        preds = lg.argmax(1)
+        loc = localisation(model, items, preds, mode, config, margin)
+        report["modes"][mode] = {
+            "metrics": {k: {"value": point[k], "ci95": list(cis.get(k, (np.nan, np.nan)))}
+                        for k in METRICS},
+            "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+            "malignant_share": float((pm >= 0.5).mean()),
+            "nll_before": nll(lg, y), "nll_after": nll(lg, y, temperature),
+            "ece_before": ece(y, p_raw), "ece_after": ece(y, p_cal),
+            "ece_after_cross_fitted": cross.get(mode),
+            "localisation": {k: v for k, v in loc.items() if not k.startswith("per_image")},
+        }
+        np.savez(out_dir / f"predictions_{mode}.npz", logits=lg, y=y, groups=groups_arr,
+                 energy=np.array(loc["per_image_energy"]), hit=np.array(loc["per_image_hit"]))
+    report["images"] = [str(it.sample.path) for it in items]
+    if split_summary:
+        report["split"] = {k: v for k, v in split_summary.items()}
+    if train_config:
+        report["train_config"] = train_config
+    if history:
+        report["history"] = history
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1, default=_jsonable))
+    write_figures(report, logits, y, temperature, out_dir)
+    write_markdown(report, out_dir)
+    return report
+
+
+def _jsonable(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, tuple | set):
+        return list(o)
+    return str(o)
+
+
+def load_weights(weights: Path):
+    """A bundle folder (card + weights) -> (model, card or None, info)."""
+    import torch
+
+    weights = Path(weights)
+    if weights.is_dir():
+        from rcdnet_desktop.core.weights import load_model
+
+        model, card = load_model(weights)
+        return model, card
+    from .models import build_model
+    from .train import TrainConfig
+
+    cfg_file = weights.parent / "train_config.json"
+    cfg = TrainConfig.from_dict(json.loads(cfg_file.read_text())) if cfg_file.exists() \
+        else TrainConfig()
+    model, _ = build_model(cfg.arch, pretrained=False)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.eval()
+    return model, None
+
+
+def evaluate_weights(weights: Path, items: Sequence[CachedImage], out_dir: Path,
+                     groups: Sequence[int] | None = None, seed: int = 0, progress: bool = True,
+                     split_summary: dict | None = None, fit_temperature: bool = False) -> dict:
+    """Evaluate saved weights; uses the card's preprocessing, margin and temperature."""
+    model, card = load_weights(weights)
+    if card is not None:
+        config, margin = card.preprocessing, card.roi_margin
+        temperature = None if fit_temperature else card.temperature
+        title = f"RcdNet {card.version}"
+    else:
+        config, margin, temperature, title = PreprocessConfig(), ROI_MARGIN, None, str(weights)
+    return evaluate_model(model, items, out_dir, config, margin, groups=groups,
+                          temperature=temperature, split_summary=split_summary, seed=seed,
+                          progress=progress, title=title)
