@@ -19,6 +19,9 @@ Patient identifiers
 They appear only where the caller asks: in the report image when ``patient`` is passed to
 :func:`render_report`, in the DICOM header when ``include_patient=True``. They are never written
 into PNG text chunks or PDF metadata, which a user cannot see and would not think to scrub.
+Text that the scanner burned into the source pixels (ultrasound header bars often show the
+patient's name or ID) is part of the image and stays in every panel: nothing here detects or
+masks it, and the DICOM export says so in DeidentificationMethod.
 
 Writing files
 -------------
@@ -946,7 +949,9 @@ def dicom_sc_dataset(
         ds.AccessionNumber = ""
         ds.PatientIdentityRemoved = "YES"
         ds.DeidentificationMethod = (
-            "RcdNet Desktop: patient identifiers left out"  # LO: 64 characters at most
+            # LO: 64 characters at most. Honest about what was not done: scanners often burn
+            # the patient's name or ID into the image's header bar, and the panels keep it.
+            "Header identifiers removed; source burned-in text kept"
         )
 
     # Study: the source's when it is DICOM, so the report files with the images it explains.
