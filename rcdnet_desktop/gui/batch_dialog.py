@@ -1,0 +1,472 @@
+"""Batch review of a folder: progress, time left, Cancel, a sortable/filterable table, CSV.
+
+The work is :func:`rcdnet_desktop.core.batch.review` in a one-thread pool of its own; model
+calls go through the viewer's :class:`~rcdnet_desktop.gui.workers.LockedEngine`, so the batch
+and the viewer take turns on the model and the viewer stays usable during a long review.
+Results are added to the table as they arrive; Cancel stops before the next file and keeps
+what is done.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+    Slot,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from rcdnet_desktop.core.types import BatchItem, Box
+from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
+
+COLUMNS = ("File", "Prediction", "P(malignant)", "Status")
+FILTERS = ("All", "Malignant only", "Benign only", "Failed only")
+CSV_HEADER = ("file", "prediction", "p_malignant", "p_benign", "mode", "status", "error",
+              "warnings")
+SORT_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+def _run_batch(report: Callable[[Any], None], engine: Any, paths: Sequence[Path],
+               recursive: bool, rois: Mapping[Path, Box] | None,
+               cancel: threading.Event) -> int:
+    """Worker body: list the files, then report every BatchItem as it comes."""
+    from rcdnet_desktop.core import batch, io
+
+    files = io.find_images(list(paths), recursive=recursive)
+    report(("total", len(files)))
+    done = 0
+    for item in batch.review(files, engine, rois=dict(rois or {}), cancel=cancel):
+        report(("item", item))
+        done += 1
+        if cancel.is_set():
+            break
+    return done
+
+
+def format_eta(seconds: float | None) -> str:
+    """Time left in words: "about 1 min 20 s left"."""
+    if seconds is None:
+        return "estimating time left..."
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"about {seconds} s left"
+    minutes, s = divmod(seconds, 60)
+    if minutes < 60:
+        return f"about {minutes} min {s:02d} s left"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes:02d} min left"
+
+
+class BatchTableModel(QAbstractTableModel):
+    """One row per :class:`BatchItem`, in arrival order."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.items: list[BatchItem] = []
+        self.root: Path | None = None
+
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(self.items)
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def display_path(self, item: BatchItem) -> str:
+        if self.root is not None:
+            try:
+                return str(item.path.relative_to(self.root))
+            except ValueError:
+                pass
+        return str(item.path)
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        item = self.items[index.row()]
+        col = index.column()
+        p = item.prediction
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return self.display_path(item)
+            if col == 1:
+                return p.display_label if p is not None else "-"
+            if col == 2:
+                return f"{p.p_malignant:.3f}" if p is not None else "-"
+            if col == 3:
+                if p is None:
+                    return f"failed: {_reason(item)}"
+                return "ok" + (f" ({len(p.warnings)} warning(s))" if p.warnings else "")
+        if role == SORT_ROLE:
+            if col == 2:
+                return p.p_malignant if p is not None else -1.0
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if p is None:
+                return item.error
+            if p.warnings:
+                return "\n".join(p.warnings)
+            return str(item.path)
+        if role == Qt.ItemDataRole.ForegroundRole and p is None:
+            from PySide6.QtGui import QColor
+
+            return QColor(200, 60, 40)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def add(self, item: BatchItem) -> None:
+        n = len(self.items)
+        self.beginInsertRows(QModelIndex(), n, n)
+        self.items.append(item)
+        self.endInsertRows()
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self.items.clear()
+        self.endResetModel()
+
+
+def _reason(item: BatchItem) -> str:
+    """The error without the path prefix (the File column already names the file)."""
+    err = item.error or "unknown error"
+    prefix = f"{item.path}: "
+    return err[len(prefix):] if err.startswith(prefix) else err
+
+
+class BatchFilterModel(QSortFilterProxyModel):
+    """Sorts by the numbers (not their text) and filters by outcome."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self._mode = FILTERS[0]
+
+    def set_mode(self, mode: str) -> None:
+        self._mode = mode
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
+        model = self.sourceModel()
+        item: BatchItem = model.items[row]
+        p = item.prediction
+        if self._mode == "Malignant only":
+            return p is not None and p.label == "malignant"
+        if self._mode == "Benign only":
+            return p is not None and p.label == "benign"
+        if self._mode == "Failed only":
+            return p is None
+        return True
+
+
+def write_csv(path: str | Path, items: Sequence[BatchItem]) -> Path:
+    """Write batch results atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_HEADER)
+            for it in items:
+                p = it.prediction
+                if p is None:
+                    w.writerow([str(it.path), "", "", "", "", "failed", _reason(it), ""])
+                else:
+                    w.writerow([str(it.path), p.display_label, f"{p.p_malignant:.6f}",
+                                f"{p.p_benign:.6f}", p.mode, "ok", "", " | ".join(p.warnings)])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class BatchDialog(QDialog):
+    """Review every image in a folder.
+
+    Signals
+    -------
+    open_requested(object)
+        The user double-clicked a row: open this Path in the viewer.
+    finished_run(int)
+        A run ended (completed or cancelled); the number of results.
+    """
+
+    open_requested = Signal(object)
+    finished_run = Signal(int)
+
+    def __init__(self, folder: str | Path, engine: Any = None,
+                 rois: Mapping[Path, Box] | None = None, parent: QWidget | None = None,
+                 ask_save_path: Callable[[str], str] | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Batch review - {Path(folder).name or folder}")
+        self.setModal(False)
+        self.resize(900, 600)
+        self.folder = Path(folder)
+        self.rois = dict(rois or {})
+        self._engine = engine
+        self._ask_save_path = ask_save_path
+        self._pool = make_pool("rcdnet-batch", self)
+        self._keeper = JobKeeper(self)
+        self._cancel = threading.Event()
+        self._running = False
+        self._total = 0
+        self._t0 = 0.0
+        self._start_done_time: float | None = None
+
+        self.folder_label = QLabel(f"Folder: {self.folder}", self)
+        self.folder_label.setWordWrap(True)
+        self.recursive = QCheckBox("Include sub-folders", self)
+        self.recursive.setChecked(True)
+        self.start_button = QPushButton("Start", self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar(self)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress_label = QLabel("Not started", self)
+        self.filter = QComboBox(self)
+        self.filter.addItems(FILTERS)
+        self.export_button = QPushButton("Export CSV...", self)
+        self.export_button.setToolTip("Write the rows shown (current filter and order) to CSV")
+        self.export_button.setEnabled(False)
+        self.summary = QLabel(self)
+
+        self.model = BatchTableModel(self)
+        self.model.root = self.folder if self.folder.is_dir() else None
+        self.proxy = BatchFilterModel(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView(self)
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # arrival order until asked
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in (1, 2):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+
+        top = QHBoxLayout()
+        top.addWidget(self.folder_label, 1)
+        top.addWidget(self.recursive)
+        top.addWidget(self.start_button)
+        top.addWidget(self.cancel_button)
+        prog = QHBoxLayout()
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.progress_label)
+        bottom = QHBoxLayout()
+        bottom.addWidget(QLabel("Show", self))
+        bottom.addWidget(self.filter)
+        bottom.addWidget(self.summary, 1)
+        bottom.addWidget(self.export_button)
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addLayout(prog)
+        lay.addWidget(self.table, 1)
+        lay.addLayout(bottom)
+
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.filter.currentTextChanged.connect(self.proxy.set_mode)
+        self.filter.currentTextChanged.connect(lambda _t: self._update_summary())
+        self.export_button.clicked.connect(self._export_clicked)
+        self.table.doubleClicked.connect(self._on_double_click)
+        self.set_engine(engine)
+
+    # --- engine ------------------------------------------------------------------------------
+
+    def set_engine(self, engine: Any) -> None:
+        self._engine = engine
+        self.start_button.setEnabled(engine is not None and not self._running)
+        if engine is None and not self._running:
+            self.progress_label.setText("Waiting for the model to load...")
+        elif not self._running and not self.model.items:
+            self.progress_label.setText("Not started")
+
+    # --- running -----------------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def start(self) -> None:
+        if self._running or self._engine is None:
+            return
+        self.model.clear()
+        self._cancel = threading.Event()
+        self._running = True
+        self._total = 0
+        self._t0 = time.perf_counter()
+        self._start_done_time = None
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.export_button.setEnabled(False)
+        self.progress.setRange(0, 0)  # busy until the files are listed
+        self.progress_label.setText("Listing files...")
+        job = Job(_run_batch, self._engine, [self.folder], self.recursive.isChecked(),
+                  self.rois, self._cancel)
+        job.signals.progress.connect(self._on_progress)
+        job.signals.error.connect(self._on_error)
+        job.signals.done.connect(self._on_done)
+        self._keeper.start(self._pool, job)
+
+    def cancel(self) -> None:
+        """Stop before the next file; the results so far stay in the table."""
+        if self._running:
+            self._cancel.set()
+            self.cancel_button.setEnabled(False)
+            self.progress_label.setText("Cancelling...")
+
+    @Slot(object)
+    def _on_progress(self, value: Any) -> None:
+        kind, payload = value
+        if kind == "total":
+            self._total = int(payload)
+            self.progress.setRange(0, max(self._total, 1))
+            self.progress.setValue(0)
+            self.progress_label.setText(f"0 of {self._total}")
+            return
+        self.model.add(payload)
+        done = len(self.model.items)
+        self.progress.setValue(done)
+        now = time.perf_counter()
+        if self._start_done_time is None:
+            # The first results include loading: time the rest from here on.
+            self._start_done_time = now
+            self._start_done_count = done
+            eta = None
+        else:
+            rate_n = done - self._start_done_count
+            elapsed = now - self._start_done_time
+            eta = (self._total - done) * elapsed / rate_n if rate_n > 0 else None
+        if not self._cancel.is_set():
+            self.progress_label.setText(f"{done} of {self._total}, {format_eta(eta)}")
+        self._update_summary()
+
+    @Slot(str)
+    def _on_error(self, message: str) -> None:
+        self.progress_label.setText(f"Stopped: {message}")
+
+    @Slot()
+    def _on_done(self) -> None:
+        self._running = False
+        done = len(self.model.items)
+        cancelled = self._cancel.is_set()
+        self.progress.setRange(0, max(self._total, 1))
+        self.progress.setValue(done)
+        elapsed = time.perf_counter() - self._t0
+        if cancelled:
+            text = f"Cancelled: {done} of {self._total} done, results kept"
+        elif not self.progress_label.text().startswith("Stopped"):
+            text = f"Done: {done} files in {elapsed:.1f} s"
+        else:
+            text = self.progress_label.text()
+        self.progress_label.setText(text)
+        self.start_button.setEnabled(self._engine is not None)
+        self.start_button.setText("Run again")
+        self.cancel_button.setEnabled(False)
+        self.export_button.setEnabled(bool(self.model.items))
+        self._update_summary()
+        self.finished_run.emit(done)
+
+    def _update_summary(self) -> None:
+        items = self.model.items
+        mal = sum(1 for i in items if i.prediction is not None and i.prediction.label_index == 1)
+        ben = sum(1 for i in items if i.prediction is not None and i.prediction.label_index == 0)
+        failed = sum(1 for i in items if i.prediction is None)
+        shown = self.proxy.rowCount()
+        self.summary.setText(f"{shown} shown; {ben} benign, {mal} malignant, {failed} failed")
+
+    # --- table -------------------------------------------------------------------------------
+
+    def visible_items(self) -> list[BatchItem]:
+        """Rows as shown: current filter and sort order."""
+        out = []
+        for r in range(self.proxy.rowCount()):
+            src = self.proxy.mapToSource(self.proxy.index(r, 0))
+            out.append(self.model.items[src.row()])
+        return out
+
+    def _on_double_click(self, index: QModelIndex) -> None:
+        src = self.proxy.mapToSource(index)
+        if src.isValid():
+            self.open_requested.emit(self.model.items[src.row()].path)
+
+    def export_csv(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the visible rows to ``path``; refuses to overwrite unless asked."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists")
+        return write_csv(path, self.visible_items())
+
+    def _export_clicked(self) -> None:
+        default = str(self.folder / "batch_review.csv") if self.folder.is_dir() else ""
+        if self._ask_save_path is not None:
+            path = self._ask_save_path(default)
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", default,
+                                                  "CSV files (*.csv)")
+        if not path:
+            return
+        if not path.lower().endswith(".csv"):
+            path += ".csv"
+        overwrite = False
+        if Path(path).exists():
+            answer = QMessageBox.question(self, "Replace file?",
+                                          f"{path} already exists. Replace it?")
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+            overwrite = True
+        try:
+            written = self.export_csv(path, overwrite=overwrite)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export failed", f"Could not write {path}: {exc}")
+            return
+        self.progress_label.setText(f"Saved {written.name}")
+
+    # --- closing -----------------------------------------------------------------------------
+
+    def shutdown(self, timeout_ms: int = 30000) -> bool:
+        self._cancel.set()
+        return self._pool.waitForDone(timeout_ms)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,125 @@
+"""What the viewer knows about each open image: the record, its lesion boxes and results.
+
+Plain Python, no widgets: the main window keeps one :class:`Document` per open file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class AnalysisKey:
+    """What a prediction or a pair of heat maps was computed for."""
+
+    doc_id: int
+    frame: int
+    roi: Box | None
+    method: str = ""
+
+    def prediction_key(self) -> AnalysisKey:
+        """The same key without the CAM method (the prediction does not depend on it)."""
+        return AnalysisKey(self.doc_id, self.frame, self.roi, "")
+
+
+@dataclass(eq=False)
+class Document:
+    """One open image.
+
+    Attributes
+    ----------
+    path : Path
+        The file.
+    record : ImageRecord or None
+        The decoded image, None while loading or when it failed.
+    error : str
+        Why the file could not be read ("" when it could).
+    boxes : dict of int to Box
+        Lesion box per frame.
+    frame : int
+        The frame on display.
+    predictions : dict
+        Predictions by :class:`AnalysisKey` (method ""), kept for the session: they are small.
+    """
+
+    path: Path
+    record: ImageRecord | None = None
+    error: str = ""
+    loading: bool = True
+    boxes: dict[int, Box] = field(default_factory=dict)
+    frame: int = 0
+    predictions: dict[AnalysisKey, Prediction] = field(default_factory=dict)
+    doc_id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def ok(self) -> bool:
+        return self.record is not None
+
+    @property
+    def frame_count(self) -> int:
+        return self.record.frame_count if self.record is not None else 0
+
+    def box(self, frame: int | None = None) -> Box | None:
+        return self.boxes.get(self.frame if frame is None else frame)
+
+    def key(self, method: str = "", frame: int | None = None) -> AnalysisKey:
+        f = self.frame if frame is None else frame
+        return AnalysisKey(self.doc_id, f, self.boxes.get(f), method)
+
+    def latest_prediction(self) -> Prediction | None:
+        """The prediction for the frame and box on display, else any known one."""
+        p = self.predictions.get(self.key())
+        if p is not None:
+            return p
+        p = self.predictions.get(self.key(frame=0))
+        if p is not None:
+            return p
+        return next(iter(self.predictions.values()), None)
+
+
+class LruCache:
+    """A small least-recently-used cache (heat maps are megabytes each: keep a few)."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._size = size
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        if key not in self._data:
+            return None
+        self._data.move_to_end(key)
+        return self._data[key]
+
+    def put(self, key: Any, value: Any) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self._size:
+            self._data.popitem(last=False)
+
+    def drop(self, predicate) -> None:
+        for k in [k for k in self._data if predicate(k)]:
+            del self._data[k]
+
+    def clear(self) -> None:
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+HeatmapCache = LruCache
+"""Heat maps by :class:`AnalysisKey`."""
+
+__all__ = ["AnalysisKey", "Document", "HeatMaps", "HeatmapCache", "LruCache"]

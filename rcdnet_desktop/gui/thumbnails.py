@@ -1,0 +1,102 @@
+"""The list of open images: a thumbnail, the file name and the prediction (or why it failed)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+
+from rcdnet_desktop.core.types import Prediction
+from rcdnet_desktop.gui.controller import THUMB_SIZE
+from rcdnet_desktop.gui.qimage import to_pixmap
+
+DOC_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _placeholder_icon(text: str, colour: QColor) -> QIcon:
+    pm = QPixmap(THUMB_SIZE, THUMB_SIZE)
+    pm.fill(QColor(40, 40, 40))
+    p = QPainter(pm)
+    p.setPen(colour)
+    p.drawText(pm.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
+    p.end()
+    return QIcon(pm)
+
+
+class ThumbnailList(QListWidget):
+    """Open images, in the order they were opened.
+
+    Signals
+    -------
+    document_activated(int)
+        The user selected the image with this document id.
+    """
+
+    document_activated = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setUniformItemSizes(False)
+        self.setWordWrap(True)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setSpacing(2)
+        self.setMinimumWidth(180)
+        self.currentItemChanged.connect(self._on_current)
+        self._items: dict[int, QListWidgetItem] = {}
+        self._names: dict[int, str] = {}
+
+    def add_document(self, doc_id: int, name: str, tooltip: str) -> None:
+        item = QListWidgetItem(_placeholder_icon("loading", QColor(180, 180, 180)),
+                               f"{name}\nloading...")
+        item.setData(DOC_ROLE, doc_id)
+        item.setToolTip(tooltip)
+        self.addItem(item)
+        self._items[doc_id] = item
+        self._names[doc_id] = name
+
+    def remove_document(self, doc_id: int) -> None:
+        item = self._items.pop(doc_id, None)
+        self._names.pop(doc_id, None)
+        if item is not None:
+            self.takeItem(self.row(item))
+
+    def set_thumbnail(self, doc_id: int, thumb: np.ndarray) -> None:
+        item = self._items.get(doc_id)
+        if item is not None:
+            item.setIcon(QIcon(to_pixmap(thumb)))
+            item.setText(f"{self._names[doc_id]}\nnot yet classified")
+
+    def set_failed(self, doc_id: int, reason: str) -> None:
+        item = self._items.get(doc_id)
+        if item is None:
+            return
+        item.setIcon(_placeholder_icon("cannot\nread", QColor(255, 120, 100)))
+        item.setText(f"{self._names[doc_id]}\nunreadable: {reason}")
+        item.setForeground(QBrush(QColor(200, 60, 40)))
+        item.setToolTip(f"{item.toolTip()}\n\nCannot be read: {reason}")
+
+    def set_prediction(self, doc_id: int, p: Prediction | None) -> None:
+        item = self._items.get(doc_id)
+        if item is None or p is None:
+            return
+        label = p.display_label
+        item.setText(f"{self._names[doc_id]}\n{label}  P(malignant) {p.p_malignant:.2f}")
+
+    def item_text(self, doc_id: int) -> str:
+        item = self._items.get(doc_id)
+        return item.text() if item is not None else ""
+
+    def select_document(self, doc_id: int) -> None:
+        item = self._items.get(doc_id)
+        if item is not None and self.currentItem() is not item:
+            self.setCurrentItem(item)
+
+    def document_ids(self) -> list[int]:
+        return [self.item(i).data(DOC_ROLE) for i in range(self.count())]
+
+    def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
+        if current is not None:
+            self.document_activated.emit(int(current.data(DOC_ROLE)))
