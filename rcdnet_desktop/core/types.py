@@ -72,9 +72,9 @@ class StudyInfo:
 class ImageRecord:
     """A decoded image and what is known about it.
 
-    ``pixels`` holds the first frame (or the one asked for when reading) as ``uint8``, shaped
-    ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Further frames of a cine are decoded on
-    demand by :meth:`frame`, one at a time.
+    ``pixels`` holds frame ``pixels_frame`` (the first, or the one asked for when reading) as
+    ``uint8``, shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Other frames of a cine
+    are decoded on demand by :meth:`frame`, one at a time.
     """
 
     path: Path
@@ -86,6 +86,7 @@ class ImageRecord:
     patient: PatientInfo = field(default_factory=PatientInfo)
     study: StudyInfo = field(default_factory=StudyInfo)
     regions: tuple[UltrasoundRegion, ...] = ()
+    pixels_frame: int = 0
     frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -112,7 +113,7 @@ class ImageRecord:
         """Return frame ``index`` as uint8 (decoded on demand for multi-frame files)."""
         if not 0 <= index < self.frame_count:
             raise IndexError(f"{self.path}: frame {index} out of range 0..{self.frame_count - 1}")
-        if index == 0 or self.frame_loader is None:
+        if index == self.pixels_frame or self.frame_loader is None:
             return self.pixels
         return self.frame_loader(index)
 

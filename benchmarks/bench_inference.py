@@ -1,0 +1,124 @@
+"""Inference cost as ratios measured in one run on this machine.
+
+Prints the median time of a bare forward pass (batch 1), of predict + both heat maps (fast
+closed-form path) and of pytorch-grad-cam GradCAM for both classes, each as a ratio to the
+bare forward pass; then the folder throughput of ``rcdnet classify`` (decode, preprocess,
+batched model) against the model's bare batch throughput on ready tensors.
+
+Goals: predict + both heat maps within 1.3x of a bare forward pass; folder classification at
+least 0.8x the bare batch throughput.
+
+Usage: python benchmarks/bench_inference.py [--images 200] [--folder DIR] [--repeats 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def interleaved_medians(fns: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each function, timed in turn so load from other processes hits all."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def synthetic_folder(root: Path, n: int, seed: int = 0) -> Path:
+    """``n`` greyscale PNGs of BUSI's median size (about 564x474) with speckle-like noise."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        img = rng.gamma(2.0, 30.0, (474, 564)).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(root / f"img_{i:04d}.png")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=200, help="synthetic images for throughput")
+    ap.add_argument("--folder", type=Path, help="use this folder of images instead")
+    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from rcdnet_desktop.core.batch import review
+    from rcdnet_desktop.core.explain import gradcam_maps
+    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.io import read_image
+    from rcdnet_desktop.core.resources import sample_path
+
+    engine = InferenceEngine(device=args.device)
+    model, device = engine.model, torch.device(engine.device)
+    record = read_image(sample_path())
+    prepared = engine.prepare(record)
+    x = prepared.tensor.unsqueeze(0).to(device)
+
+    def bare():
+        with torch.inference_mode():
+            model(x)
+
+    med = interleaved_medians({
+        "bare": bare,
+        "fast": lambda: engine.explain_prepared([prepared]),
+        "full": lambda: engine.explain(record),
+        "gradcam": lambda: gradcam_maps(model, x, "gradcam"),
+    }, args.repeats)
+    t_bare, t_fast, t_full, t_gc = med["bare"], med["fast"], med["full"], med["gradcam"]
+
+    print(f"device: {engine.device}, torch threads: {torch.get_num_threads()}, "
+          f"image {record.width}x{record.height}")
+    print(f"bare forward pass (batch 1):              {t_bare * 1e3:8.1f} ms   1.00x")
+    print(f"predict + both heat maps (fast path):     {t_fast * 1e3:8.1f} ms   "
+          f"{t_fast / t_bare:.2f}x  (goal <= 1.3x)")
+    print(f"  same, including preprocessing + resize: {t_full * 1e3:8.1f} ms   "
+          f"{t_full / t_bare:.2f}x")
+    print(f"pytorch-grad-cam GradCAM, both classes:   {t_gc * 1e3:8.1f} ms   "
+          f"{t_gc / t_bare:.2f}x")
+
+    batch = x.expand(engine.batch_size, -1, -1, -1).contiguous()
+
+    def bare_batch():
+        with torch.inference_mode():
+            model(batch)
+
+    def batch_seconds() -> float:
+        return interleaved_medians({"b": bare_batch}, 5, warmup=1)["b"]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.folder or synthetic_folder(Path(tmp), args.images)
+        n_files = sum(1 for _ in review([folder], engine, chunk=engine.batch_size))  # warm cache
+        # Bare batch timing before and after the folder run, so both see the same machine load.
+        t_batch = batch_seconds()
+        t0 = time.perf_counter()
+        n_ok = sum(item.status == "ok"
+                   for item in review([folder], engine, chunk=engine.batch_size))
+        t_folder = time.perf_counter() - t0
+        t_batch = (t_batch + batch_seconds()) / 2
+
+    bare_rate = engine.batch_size / t_batch
+    folder_rate = n_ok / t_folder
+    print(f"bare batch throughput (batch {engine.batch_size}):         {bare_rate:8.1f} images/s")
+    print(f"folder classification ({n_ok}/{n_files} files):  {folder_rate:8.1f} images/s   "
+          f"{folder_rate / bare_rate:.2f}x  (goal >= 0.8x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
