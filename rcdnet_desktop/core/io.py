@@ -98,7 +98,12 @@ def read_image(path: str | os.PathLike[str], frame: int = 0) -> ImageRecord:
     Returns
     -------
     ImageRecord
-        ``pixels`` is ``uint8`` ``(H, W)`` or ``(H, W, 3)``.
+        ``pixels`` is frame ``frame`` (``pixels_frame``) as ``uint8`` ``(H, W)`` or
+        ``(H, W, 3)``; ``frame_loader`` is set for files with more than one frame.
+        ``source_format`` is ``"DICOM"`` or Pillow's format name (``"PNG"``, ``"JPEG"``, ...);
+        ``photometric`` is the DICOM Photometric Interpretation or Pillow's mode (``"L"``,
+        ``"RGB"``, ``"P"``, ``"I;16"``, ...); ``bits_stored`` the stored bit depth. DICOM files
+        also fill ``patient``, ``study`` and ``regions``.
 
     Raises
     ------
@@ -382,6 +387,7 @@ def _read_pillow(p: Path, im: Image.Image, frame: int) -> ImageRecord:
         source_format=fmt,
         bits_stored=bits,
         photometric=photometric,
+        pixels_frame=frame,
         frame_loader=loader,
     )
 
@@ -574,6 +580,7 @@ def _read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
         patient=_patient_info(ds),
         study=_study_info(ds),
         regions=_ultrasound_regions(ds, cols, rows),
+        pixels_frame=frame,
         frame_loader=loader,
     )
 

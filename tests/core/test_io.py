@@ -209,7 +209,8 @@ def test_multipage_tiff_frames_on_demand(tmp_path):
     assert (rec.pixels == 0).all()
     assert (rec.frame(2) == 80).all() and (rec.frame(3) == 120).all()
     rec2 = read_image(p, frame=3)
-    assert (rec2.pixels == 120).all()
+    assert (rec2.pixels == 120).all() and rec2.pixels_frame == 3
+    assert (rec2.frame(0) == 0).all() and (rec2.frame(3) == 120).all()
     with pytest.raises(UnreadableImageError, match="frame 9 does not exist"):
         read_image(p, frame=9)
     with pytest.raises(UnreadableImageError):

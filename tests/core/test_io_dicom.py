@@ -280,7 +280,10 @@ def test_jpeg_baseline_ybr_422_cine_frame_by_frame(tmp_path, monkeypatch):
         assert np.abs(f.astype(int) - frames[i]).mean() < 4
     assert calls == [0, 5, 2]
     assert None not in calls
-    assert np.abs(read_image(p, frame=3).pixels.astype(int) - frames[3]).mean() < 4
+    rec3 = read_image(p, frame=3)
+    assert rec3.pixels_frame == 3
+    assert np.abs(rec3.pixels.astype(int) - frames[3]).mean() < 4
+    assert np.abs(rec3.frame(0).astype(int) - frames[0]).mean() < 4
 
 
 def test_rle_multiframe(tmp_path):
