@@ -29,6 +29,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey
+from rcdnet_desktop.gui.qtcompat import emit
 from rcdnet_desktop.gui.workers import FairLock, Job, JobKeeper, LockedEngine, make_pool
 
 DEVICE_ENV = "RCDNET_DEVICE"
@@ -228,7 +229,7 @@ class AnalysisController(QObject):
         self._load_pending = device
         self._engine = None
         self._engine_error = ""
-        self.engine_loading.emit(device)
+        emit(self.engine_loading, device)
         self._kick()
 
     # --- requests ----------------------------------------------------------------------------
@@ -270,7 +271,7 @@ class AnalysisController(QObject):
             job.signals.error.connect(self._on_engine_error)
             job.signals.progress.connect(self._on_load_progress)
             job.signals.done.connect(self._on_load_done)
-            self.busy_changed.emit(True)
+            emit(self.busy_changed, True)
             self._keeper.start(self._pool, job)
             return
         if self._engine is None:
@@ -286,7 +287,7 @@ class AnalysisController(QObject):
         job.signals.progress.connect(self._on_progress)
         job.signals.error.connect(self._on_error)
         job.signals.done.connect(self._on_done)
-        self.busy_changed.emit(True)
+        emit(self.busy_changed, True)
         self._keeper.start(self._pool, job)
 
     def _is_wanted(self, generation: int) -> bool:
@@ -308,22 +309,22 @@ class AnalysisController(QObject):
         if self._closed:
             return
         self._engine = LockedEngine(engine, self.lock)
-        self.engine_ready.emit(self._engine)
+        emit(self.engine_ready, self._engine)
 
     @Slot(str)
     def _on_engine_error(self, message: str) -> None:
         self._engine_error = message
-        self.engine_failed.emit(message)
+        emit(self.engine_failed, message)
 
     @Slot()
     def _on_load_done(self) -> None:
         self._load_running = False
         if self._engine is None and self._load_pending is None:
             # No engine: requests cannot run; keep the newest for a later successful load.
-            self.busy_changed.emit(False)
+            emit(self.busy_changed, False)
         self._kick()
         if not self.is_busy():
-            self.busy_changed.emit(False)
+            emit(self.busy_changed, False)
 
     @Slot(object)
     def _on_progress(self, value: Any) -> None:
@@ -333,9 +334,9 @@ class AnalysisController(QObject):
         if self._closed:
             return
         if kind == "prediction":
-            self.prediction_ready.emit(request, payload)
+            emit(self.prediction_ready, request, payload)
         elif kind == "heatmaps":
-            self.heatmaps_ready.emit(request, payload)
+            emit(self.heatmaps_ready, request, payload)
 
     @Slot(str)
     def _on_error(self, message: str) -> None:
@@ -343,14 +344,14 @@ class AnalysisController(QObject):
         if request is None or self._closed:
             return
         if request.generation < 0 or self.is_current(request.generation):
-            self.analysis_failed.emit(request, message)
+            emit(self.analysis_failed, request, message)
 
     @Slot()
     def _on_done(self) -> None:
         self._running = None
         self._kick()
         if not self.is_busy():
-            self.busy_changed.emit(False)
+            emit(self.busy_changed, False)
 
     # --- shutdown ----------------------------------------------------------------------------
 
@@ -472,14 +473,14 @@ class ImageLoader(QObject):
         kind, path, payload = value
         if kind == "loaded":
             record, thumb = payload
-            self.loaded.emit(path, record, thumb)
+            emit(self.loaded, path, record, thumb)
         else:
-            self.failed.emit(path, payload)
+            emit(self.failed, path, payload)
 
     @Slot()
     def _on_done(self) -> None:
         self._active -= 1
-        self.finished.emit()
+        emit(self.finished)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         self._closed = True

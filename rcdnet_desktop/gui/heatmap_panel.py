@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from rcdnet_desktop.core import overlay
 from rcdnet_desktop.core.types import Box, HeatMaps
 from rcdnet_desktop.gui.qimage import to_pixmap
+from rcdnet_desktop.gui.qtcompat import emit
 
 PANEL_MAX_SIDE = 640  # maps are blended at most this large for the panel (display only)
 TITLES = ("Evidence for benign", "Evidence for malignant")
@@ -245,11 +246,11 @@ class HeatmapPanel(QWidget):
 
     def _display_changed(self, *args) -> None:
         self._refresh()
-        self.display_changed.emit()
+        emit(self.display_changed)
 
     def _on_method(self, name: str) -> None:
         if name:
-            self.method_changed.emit(name)
+            emit(self.method_changed, name)
 
     def _refresh(self) -> None:
         box = None

@@ -38,6 +38,7 @@ from rcdnet_desktop.gui.document import AnalysisKey, Document, LruCache
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
 from rcdnet_desktop.gui.image_view import ImagePane
 from rcdnet_desktop.gui.prediction_panel import PredictionPanel
+from rcdnet_desktop.gui.qtcompat import emit
 from rcdnet_desktop.gui.settings import DEVICE_LABELS, DEVICES, Settings
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 
@@ -151,6 +152,7 @@ class MainWindow(QMainWindow):
         self.frames = FrameCache()
         self._batch_dialogs: list[Any] = []
         self._closing = False
+        self._shown_record = None
         self.ask_open_files: Callable[[], list[str]] | None = None  # tests replace dialogs
         self.ask_folder: Callable[[], str] | None = None
 
@@ -530,8 +532,9 @@ class MainWindow(QMainWindow):
 
     def show_document(self, doc: Document) -> None:
         """Put ``doc`` on display and ask for its analysis (unless already known)."""
-        changed = doc is not self.current
+        changed = doc is not self.current or doc.record is not self._shown_record
         self.current = doc
+        self._shown_record = doc.record
         self.thumbs.select_document(doc.doc_id)
         self.setWindowTitle(f"{doc.name} - {APP_TITLE}")
         if doc.record is None:
@@ -585,10 +588,10 @@ class MainWindow(QMainWindow):
         if pred is not None:
             self.prediction.set_prediction(pred)
             self.prediction.set_mode(mode)
-            self.prediction_shown.emit(key)
+            emit(self.prediction_shown, key)
         if maps is not None:
             self.heatmaps.set_maps(maps, key.roi)
-            self.heatmaps_shown.emit(key)
+            emit(self.heatmaps_shown, key)
         if pred is not None and maps is not None:
             self.controller.cancel()
             return
@@ -684,13 +687,13 @@ class MainWindow(QMainWindow):
         if current is not None and current.prediction_key() == request.key.prediction_key():
             self.prediction.set_prediction(pred)
             self.prediction.set_mode(_mode_text(request.key.roi))
-            self.prediction_shown.emit(request.key)
+            emit(self.prediction_shown, request.key)
 
     def _on_heatmaps(self, request: AnalysisRequest, maps: HeatMaps) -> None:
         self.heatmap_cache.put(request.key, maps)
         if self._current_key() == request.key:
             self.heatmaps.set_maps(maps, request.key.roi)
-            self.heatmaps_shown.emit(request.key)
+            emit(self.heatmaps_shown, request.key)
             self._update_actions()
 
     def _on_analysis_failed(self, request: AnalysisRequest, message: str) -> None:
@@ -951,9 +954,22 @@ def _mode_text(roi: Box | None) -> str:
 
 
 def _cine_rate(record) -> float | None:
-    """Frames per second of a cine, when the reader recorded it."""
-    for attr in ("cine_rate", "frame_rate", "fps"):
-        v = getattr(record, attr, None)
-        if isinstance(v, (int, float)) and v > 0:
-            return float(v)
+    """Frames per second of a DICOM cine (CineRate, else 1000 / FrameTime), when recorded."""
+    if record.frame_count <= 1 or not record.is_dicom:
+        return None
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(record.path, stop_before_pixels=True, force=True,
+                             specific_tags=["CineRate", "FrameTime",
+                                            "RecommendedDisplayFrameRate"])
+        for kw in ("CineRate", "RecommendedDisplayFrameRate"):
+            v = ds.get(kw)
+            if v is not None and float(v) > 0:
+                return float(v)
+        ft = ds.get("FrameTime")
+        if ft is not None and float(ft) > 0:
+            return 1000.0 / float(ft)
+    except Exception:  # noqa: BLE001 - the playback speed is a nicety: default if unreadable
+        return None
     return None

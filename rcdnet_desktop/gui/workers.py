@@ -20,9 +20,12 @@ import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from rcdnet_desktop.gui.qtcompat import emit
 
 POOLS: weakref.WeakSet[QThreadPool] = weakref.WeakSet()
 """Every thread pool created by :func:`make_pool` (weakly held)."""
@@ -42,10 +45,17 @@ def make_pool(name: str, parent: QObject | None = None) -> QThreadPool:
     return pool
 
 
+def live_pools() -> list[QThreadPool]:
+    """Registered pools whose C++ object still exists (a deleted pool has no threads)."""
+    import shiboken6
+
+    return [p for p in list(POOLS) if shiboken6.isValid(p)]
+
+
 def wait_for_pools(timeout_ms: int = 10000) -> bool:
     """Wait until every registered pool is idle; return True when all are."""
     ok = True
-    for pool in list(POOLS):
+    for pool in live_pools():
         ok = pool.waitForDone(timeout_ms) and ok
     return ok
 
@@ -144,14 +154,14 @@ class Job(QRunnable):
     def run(self) -> None:  # noqa: D102 - runs in the pool thread
         signals = self.signals
         try:
-            value = self._fn(signals.progress.emit, *self._args, **self._kwargs)
+            value = self._fn(partial(emit, signals.progress), *self._args, **self._kwargs)
         except Exception as exc:  # noqa: BLE001 - reported to the GUI, never lost
             traceback.print_exc()
-            signals.error.emit(error_text(exc))
+            emit(signals.error, error_text(exc))
         else:
-            signals.result.emit(value)
+            emit(signals.result, value)
         finally:
-            signals.done.emit()
+            emit(signals.done)
 
 
 def error_text(exc: BaseException) -> str:

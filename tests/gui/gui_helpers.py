@@ -1,0 +1,163 @@
+"""Helpers for the GUI tests: a controllable fake engine, synthetic files, waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from rcdnet_desktop.core.errors import InferenceError
+from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
+
+
+class FakeEngine:
+    """Stands in for InferenceEngine: same methods, a controllable delay, call records.
+
+    The probability of malignancy is the mean grey level / 255 of the (cropped) frame, so a
+    test knows which image a shown result belongs to. The maps are a blob at a place that
+    depends on the image, zero outside the lesion box when there is one.
+    """
+
+    def __init__(self, delay: float = 0.0, untrained: bool = False,
+                 version: str = "9.9.9-test", predict_delay: float | None = None) -> None:
+        self.delay = delay
+        self.predict_delay = delay / 4 if predict_delay is None else predict_delay
+        self.device = "cpu"
+        self.device_note = ""
+        self.model_version = version
+        self.untrained = untrained
+        self.card = SimpleNamespace(to_dict=lambda: {
+            "version": version, "untrained": untrained,
+            "intended_use": "Testing the viewer only.",
+            "training": {"data": "none (fake engine)"},
+            "metrics": {"external_test": {"auc": 0.81, "auc_ci95": [0.75, 0.86]}},
+            "limitations": ["not a model"], "not_for": ["anything"],
+        })
+        self.methods = {"fast": "Grad-CAM (closed form)", "gradcam": "Grad-CAM"}
+        self.calls: list[tuple] = []
+        self._lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def count(self, kind: str) -> int:
+        return sum(1 for c in self.calls if c[0] == kind)
+
+    def _enter(self, kind: str, *info) -> None:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.calls.append((kind, *info))
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.active -= 1
+
+    @staticmethod
+    def _pixels(image, frame: int) -> np.ndarray:
+        if isinstance(image, ImageRecord):
+            try:
+                return image.frame(frame)
+            except IndexError as exc:
+                raise InferenceError(str(exc)) from exc
+        return np.asarray(image)
+
+    def prepare(self, image, roi=None, frame: int = 0):
+        px = self._pixels(image, frame)
+        if px.dtype != np.uint8:
+            raise InferenceError("expected uint8")
+        roi = Box(*roi) if isinstance(roi, tuple) else roi
+        crop = px if roi is None else px[roi.y:roi.y + roi.h, roi.x:roi.x + roi.w]
+        path = str(getattr(image, "path", ""))
+        return SimpleNamespace(mean=float(crop.mean()), hw=px.shape[:2], roi=roi, frame=frame,
+                               path=path)
+
+    def _prediction(self, prep) -> Prediction:
+        p = min(max(prep.mean / 255.0, 0.0), 1.0)
+        return Prediction(p_benign=1 - p, p_malignant=p, device="cpu",
+                          model_version=self.model_version, untrained=self.untrained,
+                          roi=prep.roi, frame=prep.frame)
+
+    def _maps(self, prep, method: str) -> HeatMaps:
+        h, w = prep.hw
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        cx, cy = w * (0.3 + 0.4 * prep.mean / 255.0), h / 2
+        blob = np.exp(-(((xx - cx) / (0.1 * w)) ** 2 + ((yy - cy) / (0.1 * h)) ** 2))
+        other = np.exp(-(((xx - w - cx) / (0.2 * w)) ** 2 + ((yy - cy) / (0.2 * h)) ** 2))
+        maps = [blob.astype(np.float32), (other / max(other.max(), 1e-6)).astype(np.float32)]
+        if prep.roi is not None:
+            mask = np.zeros((h, w), np.float32)
+            r = prep.roi
+            mask[r.y:r.y + r.h, r.x:r.x + r.w] = 1
+            maps = [m * mask for m in maps]
+        return HeatMaps(benign=maps[0], malignant=maps[1], method=method,
+                        prediction=self._prediction(prep))
+
+    # --- the engine API ----------------------------------------------------------------------
+
+    def predict_prepared(self, items):
+        self._enter("predict", [i.path for i in items], [i.frame for i in items],
+                    [i.roi for i in items])
+        try:
+            time.sleep(self.predict_delay * len(items))
+            return [self._prediction(i) for i in items]
+        finally:
+            self._leave()
+
+    def explain_prepared(self, items, method: str = "fast"):
+        self._enter("explain", [i.path for i in items], [i.frame for i in items],
+                    [i.roi for i in items], method)
+        try:
+            time.sleep(self.delay * len(items))
+            return [self._maps(i, method) for i in items]
+        finally:
+            self._leave()
+
+    def predict(self, image, roi=None, frame: int = 0) -> Prediction:
+        return self.predict_prepared([self.prepare(image, roi, frame)])[0]
+
+    def explain(self, image, roi=None, frame: int = 0, method: str = "fast") -> HeatMaps:
+        return self.explain_prepared([self.prepare(image, roi, frame)], method)[0]
+
+
+# --- image files -----------------------------------------------------------------------------
+
+
+def write_png(path: Path, value: int, size=(120, 160), rgb: bool = False) -> Path:
+    """A synthetic ultrasound-ish PNG whose mean grey level is about ``value``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(value)
+    h, w = size
+    a = np.clip(rng.normal(value, 8, size=(h, w)), 0, 255).astype(np.uint8)
+    a[h // 3: 2 * h // 3, w // 3: 2 * w // 3] = np.clip(value // 2, 0, 255)
+    img = Image.fromarray(np.stack([a] * 3, -1) if rgb else a)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path
+
+
+def write_corrupt(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"this is not really a png" * 4)
+    return path
+
+
+def wait_maps(qtbot, window, timeout: int = 10000):
+    """Wait until the maps of the image on display are shown; return its key."""
+    def shown():
+        key = window._current_key()
+        assert key is not None
+        assert window.heatmap_cache.get(key) is not None
+        assert window.heatmaps.maps() is window.heatmap_cache.get(key)
+        assert window.prediction.prediction() is not None
+    qtbot.waitUntil(shown, timeout=timeout)
+    return window._current_key()
+
+
+def wait_idle(qtbot, window, timeout: int = 10000):
+    qtbot.waitUntil(lambda: not window.controller.is_busy(), timeout=timeout)
