@@ -173,6 +173,13 @@ def gradcam_maps(model: RcdNet, x: torch.Tensor, method: str = "gradcam",
     need autograd, and releases the library's hooks in a ``finally`` rather than using its
     context manager (whose ``__exit__`` swallows IndexError). One class per call, with batch
     size 1, so the forward pass runs the same kernels as the fast path.
+
+    Every method here needs only the gradient of the class score with respect to the target
+    feature map, which does not depend on anything before it. So the autograd graph starts at
+    ``model.last_features``: parameters are frozen for the call and a pre-hook hands that layer
+    a detached copy of its input that requires grad. The backward pass then covers only pooling
+    and the linear layer instead of the whole backbone (about 10x faster on a CPU, and no
+    multi-second first-call warm-up of the convolution backward kernels).
     """
     import pytorch_grad_cam
     import torch
@@ -185,17 +192,28 @@ def gradcam_maps(model: RcdNet, x: torch.Tensor, method: str = "gradcam",
         raise ValueError(f"expected one input of shape (1, 3, s, s), got {tuple(x.shape)}")
     cls = getattr(pytorch_grad_cam, GRADCAM_METHODS[method][0])
     was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+
+    def start_graph_here(module, args):
+        return (args[0].detach().requires_grad_(True),)
+
     maps = []
     with torch.inference_mode(False), torch.enable_grad():
-        # Inference tensors cannot be saved for backward: take a normal copy. requires_grad on
-        # the input keeps the graph even if the parameters are frozen.
-        inp = x.clone().requires_grad_(True)
-        cam = cls(model=model, target_layers=[model.last_features])
+        inp = x.clone()  # a normal tensor, in case x was made under inference_mode
+        handle = model.last_features.register_forward_pre_hook(start_graph_here)
+        cam = None
         try:
+            for p, _ in flags:
+                p.requires_grad_(False)
+            cam = cls(model=model, target_layers=[model.last_features])
             for c in classes:
                 maps.append(cam(input_tensor=inp, targets=[ClassifierOutputTarget(int(c))])[0])
         finally:
-            cam.activations_and_grads.release()
+            if cam is not None:
+                cam.activations_and_grads.release()
+            handle.remove()
+            for p, flag in flags:
+                p.requires_grad_(flag)
             model.zero_grad(set_to_none=True)
             model.train(was_training)
     return np.stack(maps).astype(np.float32)

@@ -97,7 +97,7 @@ def resolve_device(requested: str | None = None) -> tuple[torch.device, str]:
     if req == "cuda" or (req.startswith("cuda:") and req[5:].isdigit()):
         index = int(req[5:]) if ":" in req else 0
         if cuda_ok and index < torch.cuda.device_count():
-            return torch.device("cuda", index), ""
+            return torch.device(req), ""
         return torch.device("cpu"), (f"{req} was requested but no such GPU is available: "
                                      "using the CPU")
     raise ValueError(f"unknown device {req!r}: use auto, cpu, cuda, cuda:N or mps")
@@ -176,12 +176,12 @@ def pad_roi(roi: RoiInput, image_hw: tuple[int, int], margin: float) -> Box | No
     if not (w > 0 and h > 0 and np.isfinite([x, y, w, h]).all()):
         raise InferenceError(f"the region of interest {roi!r} has no area")
     ih, iw = image_hw
+    if x >= iw or y >= ih or x + w <= 0 or y + h <= 0:
+        raise InferenceError(f"the region of interest {roi!r} lies outside the {iw}x{ih} image")
     x0 = max(0, int(np.floor(x - margin * w)))
     y0 = max(0, int(np.floor(y - margin * h)))
     x1 = min(iw, int(np.ceil(x + w + margin * w)))
     y1 = min(ih, int(np.ceil(y + h + margin * h)))
-    if x1 - x0 < 1 or y1 - y0 < 1:
-        raise InferenceError(f"the region of interest {roi!r} lies outside the {iw}x{ih} image")
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
@@ -316,6 +316,11 @@ class InferenceEngine:
             cams = closed_form_cams(feats, model.fc.weight) if with_cams else None
             return logits.float().cpu(), (cams.float().cpu() if cams is not None else None)
 
+    def _gradcam(self, model: RcdNet, device: torch.device, x: torch.Tensor,
+                 method: str) -> np.ndarray:
+        """pytorch-grad-cam maps ``(K, s, s)`` for one input on ``device``."""
+        return gradcam_maps(model, x.to(device), method)
+
     def _with_fallback(self, fn, *args):
         """Run ``fn(model, device, *args)`` on the engine's device, re-running on CPU on GPU
         failure. Returns ``(result, device_name, extra_warnings)``."""
@@ -383,8 +388,8 @@ class InferenceEngine:
                 if method == FAST:
                     maps = gradcam_like_normalise(cams[i].numpy(), size)
                 else:
-                    maps, dev2, extra2 = self._with_fallback(
-                        lambda m, d, x: gradcam_maps(m, x.to(d), method), batch[i:i + 1])
+                    maps, dev2, extra2 = self._with_fallback(self._gradcam, batch[i:i + 1],
+                                                             method)
                     if extra2:
                         pred = _with_device(pred, dev2, extra2)
                 out.append(HeatMaps(benign=to_image_size(maps[0], it.image_hw, it.roi),

@@ -1,0 +1,264 @@
+"""Model bundles: verified loading, tampering refused, save_bundle round trip, placeholder."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.model import RcdNet
+from rcdnet_desktop.core.preprocess import PreprocessConfig
+from rcdnet_desktop.core.weights import (
+    CARD_FILE,
+    MODEL_DIR_ENV,
+    ModelCard,
+    default_model_dir,
+    load_model,
+    make_placeholder,
+    save_bundle,
+    sha256_file,
+)
+
+BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "model"
+
+
+def _card_json(bundle: Path) -> dict:
+    return json.loads((bundle / CARD_FILE).read_text())
+
+
+def _write_card_json(bundle: Path, data: dict) -> None:
+    (bundle / CARD_FILE).write_text(json.dumps(data))
+
+
+def _replace_weights(bundle: Path, payload) -> None:
+    """Write ``payload`` as the weights file and re-sign the card so the sha256 matches."""
+    data = _card_json(bundle)
+    wpath = bundle / data["weights"]["file"]
+    torch.save(payload, wpath)
+    data["weights"]["sha256"] = sha256_file(wpath)
+    _write_card_json(bundle, data)
+
+
+# --- the bundled placeholder ---------------------------------------------------------------
+
+def test_bundled_placeholder_loads_and_is_labelled_untrained(engine):
+    model, card = engine.model, engine.card  # loaded by load_model(BUNDLED_MODEL_DIR)
+    assert card.untrained is True
+    assert "untrained" in card.version
+    assert card.classes == ["benign", "malignant"]
+    assert card.input_shape == [1, 3, 224, 224] and card.output_shape == [1, 2]
+    assert card.architecture["backbone"] == "EfficientNet-Lite0"
+    assert card.preprocessing.normalisation == "tf_lite"
+    assert card.weights["dtype"] == "float16"
+    assert card.temperature == 1.0 and card.roi_margin == 0.2
+    assert not model.training
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    text = json.dumps(card.to_dict()).lower()
+    for word in ("doppler", "elastography", "screening", "organs", "clinician"):
+        assert word in text, word
+    assert card.intended_use and card.not_for and card.limitations
+    assert any("Lite0" in d for d in card.differences_from_paper)
+    size = (BUNDLED_MODEL_DIR / card.weights["file"]).stat().st_size
+    assert size < 25 * 2**20
+
+
+def test_placeholder_is_reproducible(tmp_path):
+    """make_placeholder rebuilds the committed bundle byte for byte."""
+    card = make_placeholder(tmp_path)
+    committed = ModelCard.read(BUNDLED_MODEL_DIR / CARD_FILE)
+    assert card.weights["sha256"] == committed.weights["sha256"]
+    assert (tmp_path / CARD_FILE).read_bytes() == (BUNDLED_MODEL_DIR / CARD_FILE).read_bytes()
+
+
+def test_default_model_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv(MODEL_DIR_ENV, raising=False)
+    assert default_model_dir() == BUNDLED_MODEL_DIR
+    monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))
+    assert default_model_dir() == tmp_path
+    with pytest.raises(WeightsError, match="model card not found"):
+        load_model()
+
+
+# --- refusing bad bundles --------------------------------------------------------------------
+
+def test_random_bundle_loads(random_bundle):
+    model, card = load_model(random_bundle)
+    assert card.weights["dtype"] == "float32"
+    assert isinstance(model, RcdNet)
+
+
+def test_missing_weights_file(random_bundle):
+    (random_bundle / "rcdnet_weights.pt").unlink()
+    with pytest.raises(WeightsError, match="weights file not found"):
+        load_model(random_bundle)
+
+
+def test_missing_card(random_bundle):
+    (random_bundle / CARD_FILE).unlink()
+    with pytest.raises(WeightsError, match="model card not found"):
+        load_model(random_bundle)
+
+
+def test_card_not_json(random_bundle):
+    (random_bundle / CARD_FILE).write_text("{not json")
+    with pytest.raises(WeightsError, match="not valid JSON"):
+        load_model(random_bundle)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d.pop("weights"), "lacks weights"),
+    (lambda d: d.update(temperature=0), "temperature"),
+    (lambda d: d.update(temperature="hot"), "temperature"),
+    (lambda d: d.update(roi_margin=-1), "roi_margin"),
+    (lambda d: d.update(classes=["malignant", "benign"]), "classes"),
+    (lambda d: d.update(input_shape=[1, 3, 256, 256]), "input_shape"),
+    (lambda d: d.update(output_shape=[1, 3]), "output_shape"),
+    (lambda d: d["architecture"].update(backbone="ResNet50"), "backbone"),
+    (lambda d: d["architecture"].update(hidden=3), "unknown architecture"),
+    (lambda d: d["weights"].update(file="../elsewhere.pt"), "plain file name"),
+    (lambda d: d["weights"].update(dtype="int8"), "dtype"),
+    (lambda d: d["preprocessing"].update(normalisation="zscore"), "preprocessing"),
+])
+def test_invalid_card_is_refused(random_bundle, edit, message):
+    data = _card_json(random_bundle)
+    edit(data)
+    _write_card_json(random_bundle, data)
+    with pytest.raises(WeightsError, match=message):
+        load_model(random_bundle)
+
+
+def test_changed_byte_gives_sha_mismatch(random_bundle):
+    wpath = random_bundle / "rcdnet_weights.pt"
+    data = bytearray(wpath.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    wpath.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256 .* does not match"):
+        load_model(random_bundle)
+
+
+def test_truncated_file_with_matching_sha_is_refused(random_bundle):
+    data = _card_json(random_bundle)
+    wpath = random_bundle / data["weights"]["file"]
+    wpath.write_bytes(wpath.read_bytes()[:1000])
+    data["weights"]["sha256"] = sha256_file(wpath)
+    _write_card_json(random_bundle, data)
+    with pytest.raises(WeightsError, match="cannot be loaded"):
+        load_model(random_bundle)
+
+
+def test_wrong_shapes_are_refused(random_bundle):
+    state = torch.load(random_bundle / "rcdnet_weights.pt", weights_only=True)
+    state["fc.weight"] = torch.zeros(2, 1280)
+    _replace_weights(random_bundle, state)
+    with pytest.raises(WeightsError, match="do not match the architecture"):
+        load_model(random_bundle)
+
+
+def test_missing_and_unexpected_keys_are_refused(random_bundle):
+    state = torch.load(random_bundle / "rcdnet_weights.pt", weights_only=True)
+    state["extra.weight"] = state.pop("fc.bias")
+    _replace_weights(random_bundle, state)
+    with pytest.raises(WeightsError, match="do not match the architecture"):
+        load_model(random_bundle)
+
+
+def test_architecture_mismatch_is_refused(random_bundle):
+    """A card claiming no CBAM for weights that have one."""
+    data = _card_json(random_bundle)
+    data["architecture"]["use_cbam"] = False
+    _write_card_json(random_bundle, data)
+    with pytest.raises(WeightsError, match="Unexpected key"):
+        load_model(random_bundle)
+
+
+def test_not_a_state_dict_is_refused(random_bundle):
+    _replace_weights(random_bundle, [torch.zeros(3)])
+    with pytest.raises(WeightsError, match="expected a state_dict"):
+        load_model(random_bundle)
+
+
+def test_nan_weights_are_refused(random_bundle):
+    state = torch.load(random_bundle / "rcdnet_weights.pt", weights_only=True)
+    state["fc.bias"] = torch.full((2,), float("nan"))
+    _replace_weights(random_bundle, state)
+    with pytest.raises(WeightsError, match="non-finite"):
+        load_model(random_bundle)
+
+
+class _Exploit:
+    """Unpickling this runs a shell command: weights_only=True must refuse it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
+@pytest.mark.parametrize("writer", ["torch", "pickle"])
+def test_pickle_with_code_is_refused(random_bundle, tmp_path, writer):
+    marker = tmp_path / "pwned"
+    data = _card_json(random_bundle)
+    wpath = random_bundle / data["weights"]["file"]
+    payload = {"fc.weight": _Exploit(marker)}
+    if writer == "torch":
+        torch.save(payload, wpath)
+    else:
+        wpath.write_bytes(pickle.dumps(payload))
+    data["weights"]["sha256"] = sha256_file(wpath)
+    _write_card_json(random_bundle, data)
+    with pytest.raises(WeightsError, match="refused|cannot be loaded"):
+        load_model(random_bundle)
+    assert not marker.exists()
+
+
+# --- save_bundle -----------------------------------------------------------------------------
+
+def test_save_bundle_float32_round_trip_is_exact(tmp_path):
+    torch.manual_seed(1)
+    model = RcdNet(pretrained=False, use_dsc=False, dropout=0.1).eval()
+    card = ModelCard(version="1.2.3", untrained=False, architecture={},
+                     preprocessing=PreprocessConfig(normalisation="imagenet"),
+                     weights={"file": "w.pt", "sha256": "", "dtype": ""},
+                     temperature=1.7, roi_margin=0.1, metrics={"auc": 0.8})
+    written = save_bundle(model, card, tmp_path / "out", dtype="float32")
+    assert written.architecture == {"backbone": "EfficientNet-Lite0", "use_dsc": False,
+                                    "use_cbam": True, "dropout": 0.1, "num_classes": 2}
+    assert written.weights["file"] == "w.pt" and written.weights["dtype"] == "float32"
+    assert written.weights["sha256"] == sha256_file(tmp_path / "out" / "w.pt")
+    loaded, card2 = load_model(tmp_path / "out")
+    assert card2 == written
+    assert card2.temperature == 1.7 and card2.metrics == {"auc": 0.8}
+    assert card2.preprocessing.normalisation == "imagenet"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model_card.json", "w.pt"]
+
+
+def test_save_bundle_float16_is_close_and_small(tmp_path, random_bundle):
+    model, card = load_model(random_bundle)
+    written = save_bundle(model, card, tmp_path / "half")
+    assert written.weights["dtype"] == "float16"
+    half = (tmp_path / "half" / written.weights["file"]).stat().st_size
+    full = (random_bundle / card.weights["file"]).stat().st_size
+    assert half < 0.6 * full
+    loaded, _ = load_model(tmp_path / "half")
+    for k, v in model.state_dict().items():
+        w = loaded.state_dict()[k]
+        assert w.dtype == v.dtype
+        torch.testing.assert_close(w, v, rtol=1e-3, atol=1e-4)
+
+
+def test_save_bundle_refuses_fp16_overflow(tmp_path, random_bundle):
+    model, card = load_model(random_bundle)
+    with torch.no_grad():
+        model.fc.bias.fill_(1e6)
+    with pytest.raises(WeightsError, match="overflow"):
+        save_bundle(model, card, tmp_path / "x")
+    save_bundle(model, card, tmp_path / "x", dtype="float32")  # float32 holds it
