@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rcdnet_desktop.core.weights import ModelCard, load_model, save_bundle
 
-from .evaluate import evaluate_model
+from .evaluate import N_BOOT, evaluate_model
 
 INTENDED_USE = (
     "Decision support for a breast lesion already found by a clinician on a greyscale B-mode "
@@ -124,7 +124,8 @@ def make_card(cfg, report: dict | None, split_summary: dict, version: str,
 def build_and_evaluate_bundle(model, cfg, val_items: Sequence, val_groups: Sequence[int],
                               history: list | None, split_summary: dict, bundle_dir: Path,
                               report_dir: Path, version: str = "1.0.0", seed: int = 0,
-                              progress: bool = True) -> tuple[ModelCard, dict]:
+                              progress: bool = True,
+                              n_boot: int = N_BOOT) -> tuple[ModelCard, dict]:
     """save_bundle -> load back -> evaluate (fit T) -> rewrite card with T and metrics."""
     model = model.cpu().eval()
     save_bundle(model, make_card(cfg, None, split_summary, version, history=history), bundle_dir)
@@ -132,7 +133,7 @@ def build_and_evaluate_bundle(model, cfg, val_items: Sequence, val_groups: Seque
     report = evaluate_model(loaded, val_items, report_dir, cfg.preprocess, cfg.roi_margin,
                             groups=val_groups, temperature=None, history=history,
                             split_summary=split_summary, train_config=cfg.to_dict(), seed=seed,
-                            progress=progress, title=f"RcdNet {version}")
+                            n_boot=n_boot, progress=progress, title=f"RcdNet {version}")
     card = make_card(cfg, report, split_summary, version, report["temperature"], history)
     card = save_bundle(loaded, card, bundle_dir)
     (Path(report_dir) / "model_card.json").write_text(json.dumps(card.to_dict(), indent=1))

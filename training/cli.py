@@ -49,6 +49,8 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--normalisation", default=d.preprocess.normalisation,
                    choices=["tf_lite", "imagenet"])
+    p.add_argument("--input-size", type=int, default=d.preprocess.size,
+                   help="model input side (the paper's 224; smaller only for quick tests)")
     p.add_argument("--threads", type=int, default=d.num_threads)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-amp", action="store_true")
@@ -70,7 +72,8 @@ def _config_from_args(a):
                        roi_fraction=a.roi_fraction, seed=a.seed, num_threads=a.threads,
                        device=a.device, amp=not a.no_amp,
                        max_steps_per_epoch=a.max_steps_per_epoch, augment=aug,
-                       preprocess=PreprocessConfig(normalisation=a.normalisation))
+                       preprocess=PreprocessConfig(size=a.input_size,
+                                                   normalisation=a.normalisation))
 
 
 def _prepare(a):

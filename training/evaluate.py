@@ -232,7 +232,8 @@ def load_weights(weights: Path):
 
 def evaluate_weights(weights: Path, items: Sequence[CachedImage], out_dir: Path,
                      groups: Sequence[int] | None = None, seed: int = 0, progress: bool = True,
-                     split_summary: dict | None = None, fit_temperature: bool = False) -> dict:
+                     split_summary: dict | None = None, fit_temperature: bool = False,
+                     n_boot: int = N_BOOT) -> dict:
     """Evaluate saved weights; uses the card's preprocessing, margin and temperature."""
     model, card = load_weights(weights)
     if card is not None:
@@ -243,4 +244,4 @@ def evaluate_weights(weights: Path, items: Sequence[CachedImage], out_dir: Path,
         config, margin, temperature, title = PreprocessConfig(), ROI_MARGIN, None, str(weights)
     return evaluate_model(model, items, out_dir, config, margin, groups=groups,
                           temperature=temperature, split_summary=split_summary, seed=seed,
-                          progress=progress, title=title)
+                          n_boot=n_boot, progress=progress, title=title)

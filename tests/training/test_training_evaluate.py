@@ -1,0 +1,74 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rcdnet_desktop.core.model import RcdNet
+from rcdnet_desktop.core.preprocess import PreprocessConfig
+from training.bundle import build_and_evaluate_bundle
+from training.cache import load_all
+from training.cli import main
+from training.data import load_samples
+from training.evaluate import evaluate_model, evaluate_weights
+from training.report import FIGURES
+from training.train import TrainConfig
+
+SMALL = PreprocessConfig(size=64)
+REPORT_FILES = ("report.json", "report.md", "predictions_whole.npz", "predictions_roi.npz",
+                *FIGURES)
+
+
+def test_evaluation_writes_every_report_file(busi, tiny_net, tmp_path):
+    items, _ = load_all(load_samples(busi), None, progress=False)
+    history = [{"epoch": 1, "train_loss": 0.7, "train_acc": 0.5, "val_loss_whole": 0.7,
+                "val_acc_whole": 0.5, "val_auc_whole": 0.5, "val_loss_roi": 0.6,
+                "val_acc_roi": 0.6, "val_auc_roi": 0.6}]
+    rep = evaluate_model(tiny_net, items, tmp_path / "rep", SMALL, groups=list(range(12)),
+                         history=history, n_boot=50, progress=False)
+    for f in (*REPORT_FILES, "training_curves.png"):
+        assert (tmp_path / "rep" / f).stat().st_size > 0, f
+    saved = json.loads((tmp_path / "rep" / "report.json").read_text())
+    for mode in ("whole", "roi"):
+        m = saved["modes"][mode]
+        assert set(m["metrics"]) == {"accuracy", "precision", "recall", "specificity", "f1",
+                                     "auc"}
+        assert m["localisation"]["n_with_mask"] == 12
+        assert 0 <= m["localisation"]["energy_in_mask"] <= 1
+    assert rep["temperature"] > 0
+
+
+def test_bundle_metrics_match_a_rerun_of_evaluate(busi, tmp_path):
+    items, _ = load_all(load_samples(busi), None, progress=False)
+    torch.manual_seed(0)
+    model = RcdNet(pretrained=False)
+    cfg = TrainConfig(preprocess=SMALL, epochs=1)
+    card, rep = build_and_evaluate_bundle(model, cfg, items, list(range(12)), None,
+                                          {"groups": 12}, tmp_path / "bundle",
+                                          tmp_path / "rep", version="9.9.9", progress=False,
+                                          n_boot=100)
+    assert card.untrained is False and card.version == "9.9.9"
+    assert card.temperature == pytest.approx(rep["temperature"])
+    again = evaluate_weights(tmp_path / "bundle", items, tmp_path / "rep2",
+                             groups=list(range(12)), progress=False, n_boot=100)
+    assert again["temperature_source"] == "from the model card"
+    for mode in ("whole", "roi"):
+        for k, v in again["modes"][mode]["metrics"].items():
+            got = card.metrics[f"validation_{mode}"][k]
+            assert (np.isnan(v["value"]) and np.isnan(got)) or got == round(v["value"], 4)
+
+
+def test_cli_split_and_train_end_to_end(busi, tmp_path):
+    out = tmp_path / "run"
+    assert main(["split", "--data", str(busi), "--out", str(tmp_path / "split.csv"),
+                 "--no-progress", "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert main(["train", "--data", str(busi), "--split", str(tmp_path / "split.csv"),
+                 "--out", str(out), "--epochs", "1", "--batch-size", "4", "--no-pretrained",
+                 "--input-size", "64", "--no-progress", "--cache-dir",
+                 str(tmp_path / "cache"), "--threads", "1"]) == 0
+    for f in ("checkpoint.pt", "model_state.pt", "history.json", "split.csv",
+              "bundle/model_card.json", "bundle/rcdnet_weights.pt",
+              *(f"report/{f}" for f in REPORT_FILES)):
+        assert (out / f).exists(), f
+    card = json.loads((out / "bundle" / "model_card.json").read_text())
+    assert card["untrained"] is False and "validation_roi" in card["metrics"]

@@ -1,0 +1,96 @@
+import numpy as np
+import torch
+from synth_busi import TinyNet
+
+from rcdnet_desktop.core.preprocess import PreprocessConfig
+from training.augment import AugmentConfig, eval_view, train_view
+from training.cache import load_all
+from training.data import load_samples
+from training.train import CHECKPOINT, TrainConfig, predict_logits, train
+
+SMALL = PreprocessConfig(size=48)
+
+
+def _items(busi):
+    items, rep = load_all(load_samples(busi), None, progress=False)
+    assert not rep.skipped
+    return items
+
+
+def _cfg(**kw):
+    base = dict(epochs=2, batch_size=4, lr=1e-2, mixup_alpha=0.0, label_smoothing=0.0,
+                roi_fraction=0.5, preprocess=SMALL, num_threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_views_match_inference_and_augment(busi):
+    it = _items(busi)[0]
+    rng = np.random.default_rng(0)
+    v = train_view(it.grey, it.box, True, rng, AugmentConfig(), SMALL)
+    assert v.shape == (48, 48) and v.dtype == np.uint8
+    off = train_view(it.grey, it.box, True, rng, AugmentConfig(enabled=False), SMALL)
+    assert np.array_equal(off, eval_view(it.grey, it.box, "roi", SMALL))
+    from rcdnet_desktop.core.inference import pad_roi
+    from training.augment import pad_box
+
+    assert pad_roi(it.box, it.grey.shape, 0.2).as_tuple() == pad_box(it.box, (0.2,) * 4,
+                                                                       it.grey.shape)
+
+
+def test_tiny_model_overfits(busi, tiny_net, tmp_path):
+    items = _items(busi)[:8]
+    cfg = _cfg(epochs=40, lr=3e-2, augment=AugmentConfig(enabled=False), roi_fraction=0.0)
+    model, hist = train(items, [], cfg, tmp_path, progress=False, model=tiny_net)
+    logits = predict_logits(model, items, "whole", SMALL)
+    y = np.array([i.label for i in items])
+    assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
+    assert (logits.argmax(1) == y).all()
+
+
+def test_resume_matches_uninterrupted_run(busi, tmp_path):
+    items = _items(busi)
+    cfg = _cfg(epochs=3, mixup_alpha=0.2, label_smoothing=0.1)
+    torch.manual_seed(0)
+    full, hist_full = train(items[:8], items[8:], cfg, tmp_path / "a", progress=False,
+                            model=TinyNet())
+    # The same run interrupted after its first epoch's checkpoint, then resumed.
+    c1 = _cfg(epochs=3, mixup_alpha=0.2, label_smoothing=0.1)
+    _, h1 = _train_epochs(items, c1, tmp_path / "c", stop_after=1)
+    assert len(h1) == 1
+    ckpt = torch.load(tmp_path / "c" / CHECKPOINT, weights_only=False)
+    assert ckpt["epoch"] == 1
+    torch.manual_seed(123)  # a different global state must not matter after resuming
+    resumed, hist = train(items[:8], items[8:], c1, tmp_path / "c", resume=True,
+                          progress=False, model=TinyNet())
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    for k, v in full.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
+    assert hist[-1]["train_loss"] == hist_full[-1]["train_loss"]
+
+
+def _train_epochs(items, cfg, out, stop_after):
+    """Run the same 3-epoch schedule but stop after ``stop_after`` epochs (an interruption)."""
+    import training.train as tr
+
+    class Stop(Exception):
+        pass
+
+    saved = tr._save_checkpoint
+    count = {"n": 0}
+
+    def save_then_maybe_stop(*a, **k):
+        saved(*a, **k)
+        count["n"] += 1
+        if count["n"] >= stop_after:
+            raise Stop
+
+    tr._save_checkpoint = save_then_maybe_stop
+    torch.manual_seed(0)
+    try:
+        train(items[:8], items[8:], cfg, out, progress=False, model=TinyNet())
+    except Stop:
+        pass
+    finally:
+        tr._save_checkpoint = saved
+    return None, torch.load(out / CHECKPOINT, weights_only=False)["history"]
