@@ -224,21 +224,16 @@ class ModelCard:
 def default_model_dir() -> Path:
     """The bundle folder the application uses.
 
-    In order: ``$RCDNET_MODEL_DIR``; ``resources/model`` in the source tree next to the
-    package; ``resources/model`` under PyInstaller's ``sys._MEIPASS`` in a frozen build. When
-    none exists the source-tree path is returned, so the error names a sensible place.
+    ``$RCDNET_MODEL_DIR`` when set, else ``model`` in the bundled resources
+    (:func:`~rcdnet_desktop.core.resources.resources_dir`: ``resources/`` beside the package in
+    the source tree, under ``sys._MEIPASS`` in a PyInstaller build).
     """
+    from rcdnet_desktop.core.resources import resources_dir
+
     env = os.environ.get(MODEL_DIR_ENV, "").strip()
     if env:
         return Path(env).expanduser()
-    candidates = [Path(__file__).resolve().parents[2] / "resources" / "model"]
-    meipass = getattr(sys, "_MEIPASS", None)
-    if getattr(sys, "frozen", False) and meipass:
-        candidates.append(Path(meipass) / "resources" / "model")
-    for c in candidates:
-        if (c / CARD_FILE).is_file():
-            return c
-    return candidates[0]
+    return resources_dir() / "model"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -489,7 +484,9 @@ def make_placeholder(model_dir: str | Path | None = None) -> ModelCard:
     from rcdnet_desktop.core.model import RcdNet
 
     if model_dir is None:
-        model_dir = Path(__file__).resolve().parents[2] / "resources" / "model"
+        from rcdnet_desktop.core.resources import resources_dir
+
+        model_dir = resources_dir() / "model"
     torch.manual_seed(PLACEHOLDER_SEED)
     model = RcdNet(pretrained=True).eval()
     return save_bundle(model, placeholder_card(), model_dir)
