@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("paths", nargs="*", help="image files or folders to open (default: the "
                    "bundled sample image)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"),
-                   help="where to run the model (default: the saved choice, else auto)")
+                   help="where to run the model this time (default: the saved choice, else auto)")
     p.add_argument("--self-test", action="store_true",
                    help="open off screen, classify the sample, wait for both heat maps, exit "
                    "0 on success and 1 on failure")
@@ -77,12 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                                       QSettings.Format.IniFormat))
     else:
         settings = Settings()
-    if args.device:
-        settings.device = args.device
 
     from rcdnet_desktop.gui.main_window import MainWindow
 
-    window = MainWindow(settings=settings)
+    window = MainWindow(settings=settings, device=args.device)
     window.show()
     paths = args.paths or [str(sample_image())]
     window.open_paths(paths)

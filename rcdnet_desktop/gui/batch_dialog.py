@@ -176,8 +176,13 @@ class BatchFilterModel(QSortFilterProxyModel):
         self._mode = FILTERS[0]
 
     def set_mode(self, mode: str) -> None:
-        self._mode = mode
-        self.invalidateFilter()
+        if hasattr(self, "beginFilterChange"):  # Qt >= 6.10; invalidateFilter is deprecated
+            self.beginFilterChange()
+            self._mode = mode
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._mode = mode
+            self.invalidateFilter()
 
     def filterAcceptsRow(self, row: int, parent: QModelIndex) -> bool:  # noqa: N802
         model = self.sourceModel()

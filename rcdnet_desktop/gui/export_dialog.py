@@ -55,6 +55,18 @@ def default_name(record: ImageRecord, frame: int, fmt: str) -> str:
     return f"{stem}_rcdnet{FORMATS[fmt][1]}"
 
 
+def render_export(job: ExportJob, include_patient: bool = False,
+                  when: datetime | None = None):
+    """The core's report (image, layout, text) of what is on display."""
+    from rcdnet_desktop.core import export
+
+    return export.render_report(job.pixels, job.heatmaps,
+                                when=when or datetime.now().astimezone(),
+                                patient=job.record.patient if include_patient else None,
+                                colormap=job.colormap, alpha=job.alpha,
+                                source_name=job.record.path.name)
+
+
 def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bool = False,
                  overwrite: bool = False, when: datetime | None = None) -> Path:
     """Render and write one export; return the written path.
@@ -69,10 +81,7 @@ def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bo
     from rcdnet_desktop.core import export
 
     when = when or datetime.now().astimezone()
-    patient = job.record.patient if include_patient else None
-    report = export.render_report(job.pixels, job.heatmaps, when=when, patient=patient,
-                                  colormap=job.colormap, alpha=job.alpha,
-                                  source_name=job.record.path.name)
+    report = render_export(job, include_patient, when)
     if fmt == "png":
         return export.export_png(path, report, overwrite=overwrite)
     if fmt == "pdf":

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -125,6 +126,8 @@ class MainWindow(QMainWindow):
         Defaults to the user's QSettings.
     load_model : bool
         Start loading the model at once (in the background).
+    device : str, optional
+        "auto", "cpu" or "cuda" for this session only (the saved choice otherwise).
 
     Signals
     -------
@@ -138,7 +141,8 @@ class MainWindow(QMainWindow):
     prediction_shown = Signal(object)
 
     def __init__(self, engine_factory: EngineFactory | None = None,
-                 settings: Settings | None = None, load_model: bool = True) -> None:
+                 settings: Settings | None = None, load_model: bool = True,
+                 device: str | None = None) -> None:
         super().__init__()
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -211,7 +215,10 @@ class MainWindow(QMainWindow):
         self.prediction.set_waiting("Loading model..." if load_model else "No model")
         self.heatmaps.set_status("Loading model...")
         if load_model:
-            QTimer.singleShot(0, lambda: self.controller.load_engine(self.settings.device))
+            start_device = device if device in DEVICES else self.settings.device
+            for d, a in self.device_actions.items():
+                a.setChecked(d == start_device)
+            QTimer.singleShot(0, lambda: self.controller.load_engine(start_device))
 
     # --- actions and menus -------------------------------------------------------------------
 
@@ -307,8 +314,19 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&Help")
         m.addActions([self.act_shortcuts, self.act_card, self.act_about])
 
+        sp = QStyle.StandardPixmap
+        icons = {
+            self.act_open: sp.SP_DialogOpenButton, self.act_open_folder: sp.SP_DirOpenIcon,
+            self.act_batch: sp.SP_FileDialogDetailedView, self.act_prev: sp.SP_ArrowBack,
+            self.act_next: sp.SP_ArrowForward, self.act_export_png: sp.SP_DialogSaveButton,
+            self.act_clear_box: sp.SP_DialogResetButton, self.act_card: sp.SP_FileDialogInfoView,
+            self.act_shortcuts: sp.SP_DialogHelpButton, self.act_quit: sp.SP_DialogCloseButton,
+        }
+        for action, pixmap in icons.items():
+            action.setIcon(self.style().standardIcon(pixmap))
         tb = self.addToolBar("Main")
         tb.setObjectName("main_toolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         tb.addActions([self.act_open, self.act_open_folder, self.act_batch])
         tb.addSeparator()
         tb.addActions([self.act_prev, self.act_next])

@@ -1,0 +1,139 @@
+"""Batch review: table filling, filter, sort, CSV, cancel, double-click to open."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from gui_helpers import FakeEngine, wait_maps, write_png
+from PySide6.QtCore import Qt
+
+from rcdnet_desktop.core.types import Box
+from rcdnet_desktop.gui.batch_dialog import format_eta
+
+
+def _run(qtbot, dlg, timeout=10000):
+    with qtbot.waitSignal(dlg.finished_run, timeout=timeout):
+        qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
+
+
+def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_path):
+    engine = FakeEngine()
+    w = make_window(engine)
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    dlg = w.batch_dialog(image_folder)
+    _run(qtbot, dlg)
+
+    assert dlg.model.rowCount() == 5
+    rows = {dlg.model.data(dlg.model.index(r, 0)): [dlg.model.data(dlg.model.index(r, c))
+                                                    for c in range(4)]
+            for r in range(5)}
+    assert set(rows) == {"a_dark.png", "b_bright.png", "c_mid.png", "sub/d_sub.png",
+                         "e_corrupt.png"}
+    assert rows["e_corrupt.png"][1] == "-" and rows["e_corrupt.png"][3].startswith("failed: ")
+    assert rows["b_bright.png"][1] == "malignant" and rows["b_bright.png"][3] == "ok"
+    assert rows["a_dark.png"][1] == "benign"
+    assert dlg.progress.value() == 5
+    assert dlg.progress_label.text().startswith("Done: 5 files")
+
+    dlg.filter.setCurrentText("Failed only")
+    assert [i.path.name for i in dlg.visible_items()] == ["e_corrupt.png"]
+    dlg.filter.setCurrentText("Malignant only")
+    assert all(i.prediction.label == "malignant" for i in dlg.visible_items())
+    dlg.filter.setCurrentText("Benign only")
+    assert all(i.prediction.label == "benign" for i in dlg.visible_items())
+    dlg.filter.setCurrentText("All")
+
+    # Sort by probability (numerically, failures first when ascending).
+    dlg.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
+    probs = [i.prediction.p_malignant for i in dlg.visible_items() if i.prediction]
+    assert probs == sorted(probs, reverse=True)
+
+    out = tmp_path / "results.csv"
+    dlg.export_csv(out)
+    with out.open(newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert len(table) == 5
+    failed = [r for r in table if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["file"].endswith("e_corrupt.png")
+    assert failed[0]["error"] and failed[0]["p_malignant"] == ""
+    ok = {r["file"].split("/")[-1]: r for r in table if r["status"] == "ok"}
+    assert float(ok["b_bright.png"]["p_malignant"]) > 0.5
+    assert ok["b_bright.png"]["prediction"] == "malignant"
+    with pytest.raises(FileExistsError):
+        dlg.export_csv(out)  # never overwrites without being asked
+
+    # Double-click opens the image in the viewer.
+    view_row = next(r for r in range(dlg.proxy.rowCount())
+                    if dlg.proxy.data(dlg.proxy.index(r, 0)) == "c_mid.png")
+    idx = dlg.proxy.index(view_row, 0)
+    rect = dlg.table.visualRect(idx)
+    qtbot.mouseClick(dlg.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(dlg.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert w.current is not None and w.current.path.name == "c_mid.png"
+    wait_maps(qtbot, w)
+
+
+def test_cancel_keeps_partial_results(make_window, tmp_path, qtbot):
+    folder = tmp_path / "many"
+    for i in range(40):
+        write_png(folder / f"img{i:02d}.png", 30 + 5 * i, size=(40, 50))
+    engine = FakeEngine(predict_delay=0.05)  # 8 files per forward pass: 0.4 s per chunk
+    w = make_window(engine)
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    dlg = w.batch_dialog(folder)
+    with qtbot.waitSignal(dlg.finished_run, timeout=20000):
+        dlg.start()
+        qtbot.waitUntil(lambda: dlg.model.rowCount() >= 1, timeout=10000)
+        qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
+    n = dlg.model.rowCount()
+    assert 1 <= n < 40
+    assert dlg.progress_label.text().startswith(f"Cancelled: {n} of 40")
+    assert dlg.export_button.isEnabled()
+    assert all(i.prediction is not None for i in dlg.model.items)
+    out = tmp_path / "partial.csv"
+    dlg.export_csv(out)
+    assert len(out.read_text().strip().splitlines()) == n + 1
+    assert not dlg.is_running()
+
+
+def test_batch_uses_lesion_boxes(make_window, tmp_path, qtbot):
+    folder = tmp_path / "boxes"
+    a = write_png(folder / "a.png", 100, size=(100, 100))
+    write_png(folder / "b.png", 100, size=(100, 100))
+    engine = FakeEngine()
+    w = make_window(engine)
+    w.open_paths([a])
+    wait_maps(qtbot, w)
+    w.set_box(Box(10, 10, 40, 40))
+    wait_maps(qtbot, w)
+    dlg = w.batch_dialog(folder)
+    _run(qtbot, dlg)
+    by_name = {i.path.name: i for i in dlg.model.items}
+    assert by_name["a.png"].prediction.roi == Box(10, 10, 40, 40)
+    assert by_name["b.png"].prediction.roi is None
+    assert by_name["a.png"].prediction.mode == "lesion box"
+
+
+def test_viewer_stays_responsive_during_batch(make_window, tmp_path, qtbot):
+    folder = tmp_path / "slow"
+    for i in range(24):
+        write_png(folder / f"s{i:02d}.png", 40 + 5 * i, size=(40, 50))
+    engine = FakeEngine(delay=0.02, predict_delay=0.1)
+    w = make_window(engine)
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    dlg = w.batch_dialog(folder)
+    with qtbot.waitSignal(dlg.finished_run, timeout=20000):
+        dlg.start()
+        qtbot.waitUntil(lambda: dlg.model.rowCount() >= 1, timeout=10000)
+        w.open_paths([write_png(tmp_path / "viewer.png", 150)])
+        wait_maps(qtbot, w, timeout=5000)
+        assert dlg.is_running()  # the viewer got its maps while the batch was still going
+    assert engine.max_active == 1  # never two model calls at once
+
+
+def test_eta_words():
+    assert format_eta(None) == "estimating time left..."
+    assert format_eta(12.4) == "about 12 s left"
+    assert format_eta(75) == "about 1 min 15 s left"
+    assert format_eta(3 * 3600 + 120) == "about 3 h 02 min left"

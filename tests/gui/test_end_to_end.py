@@ -1,0 +1,48 @@
+"""The viewer with the real bundled model: sample image, both maps, a lesion box, --self-test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from gui_helpers import wait_maps
+
+from rcdnet_desktop.core.types import Box
+from rcdnet_desktop.gui.app import sample_image
+
+
+def test_real_engine_sample_image(make_window, engine, qtbot):
+    w = make_window(engine)
+    w.open_paths([sample_image()])
+    key = wait_maps(qtbot, w, timeout=120000)
+    rec = w.current.record
+    pred = w.prediction.prediction()
+    maps = w.heatmaps.maps()
+    assert pred.model_version == engine.model_version
+    assert 0.0 <= pred.p_malignant <= 1.0
+    assert pred.p_benign + pred.p_malignant == pytest.approx(1.0, abs=1e-5)
+    assert maps.benign.shape == maps.malignant.shape == (rec.height, rec.width)
+    assert maps.method == key.method == "fast"
+    assert w.prediction.untrained_shown() == engine.untrained
+    if engine.untrained:
+        assert w.prediction.label.text().startswith("UNTRAINED")
+    assert w.device_label.text() == "Device: CPU"
+
+    box = Box(rec.width // 4, rec.height // 4, rec.width // 2, rec.height // 3)
+    w.set_box(box)
+    key = wait_maps(qtbot, w, timeout=120000)
+    assert key.roi == box
+    assert "lesion box" in w.prediction.mode_text()
+    assert "lesion box" in w.heatmaps.descriptions[1].text()
+
+
+@pytest.mark.slow
+def test_self_test_script():
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.run([sys.executable, "-m", "rcdnet_desktop.gui.app", "--self-test",
+                           "--device", "cpu"], capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "self-test OK" in proc.stdout

@@ -1,0 +1,109 @@
+"""Exports from the viewer: PNG, PDF and DICOM SC written, read back, never overwritten unasked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+from gui_helpers import FakeEngine, wait_maps, write_png
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from rcdnet_desktop.core.types import Box
+from rcdnet_desktop.gui.export_dialog import ExportDialog, render_export, write_export
+
+
+def test_export_png_pdf_at_image_resolution(make_window, tmp_path, qtbot):
+    src = write_png(tmp_path / "lesion.png", 110, size=(150, 210))
+    w = make_window(FakeEngine())
+    w.open_paths([src])
+    wait_maps(qtbot, w)
+    assert w.act_export_png.isEnabled() and w.act_export_pdf.isEnabled()
+    assert not w.act_export_dcm.isEnabled()  # not a DICOM source
+
+    (tmp_path / "out").mkdir()
+    png = w.export_to("png", tmp_path / "out" / "report.png")
+    assert png is not None and png.is_file()
+    job = w.export_job()
+    layout = render_export(job).layout
+    with Image.open(png) as im:
+        assert im.size == (layout.width, layout.height)
+        rgb = np.asarray(im.convert("RGB"))
+        text = dict(im.text)
+    for panel in layout.panels:
+        assert (panel.w, panel.h) == (210, 150)  # each panel is the image's own size
+    plain = layout.crop(rgb, 0)
+    assert np.array_equal(plain[..., 0], w.current.record.pixels)
+    assert not np.array_equal(layout.crop(rgb, 1), plain)  # the benign map is laid over it
+    assert not any("patient" in k.lower() for k in text)
+
+    pdf = w.export_to("pdf", tmp_path / "out" / "report.pdf")
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF") and b"/Count 1" in data
+
+
+def test_export_dicom_from_cine_without_patient_by_default(make_window, tmp_path, qtbot):
+    path = get_testdata_file("examples_ybr_color.dcm")
+    source = pydicom.dcmread(path, stop_before_pixels=True)
+    w = make_window(FakeEngine())
+    w.open_paths([path])
+    wait_maps(qtbot, w)
+    w.cine.set_frame(3)
+    w.set_box(Box(100, 60, 90, 70))
+    wait_maps(qtbot, w)
+    assert w.act_export_dcm.isEnabled()
+
+    dlg = ExportDialog(w.current.record, 3, "dicom", str(tmp_path), w)
+    assert dlg.format() == "dicom"
+    assert not dlg.include_patient.isChecked()  # unticked by default
+    assert dlg.path().endswith("_frame4_rcdnet.dcm")
+    dlg.close()
+
+    out = w.export_to("dicom", tmp_path / "sc.dcm")
+    ds = pydicom.dcmread(out)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
+    assert ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ds.SeriesInstanceUID != source.SeriesInstanceUID
+    assert ds.BurnedInAnnotation == "YES"
+    assert str(ds.get("PatientName", "")) == ""
+    assert str(ds.get("PatientID", "")) == ""
+    assert ds.pixel_array.shape[2] == 3
+    job = w.export_job()
+    assert job.frame == 3 and job.heatmaps.prediction.frame == 3
+
+    named = w.export_to("dicom", tmp_path / "sc_named.dcm", include_patient=True)
+    ds2 = pydicom.dcmread(named)
+    assert str(ds2.PatientName) == str(source.PatientName)
+
+
+def test_export_asks_before_overwriting(make_window, tmp_path, qtbot, monkeypatch):
+    src = write_png(tmp_path / "x.png", 80)
+    w = make_window(FakeEngine())
+    w.open_paths([src])
+    wait_maps(qtbot, w)
+    target = tmp_path / "x_report.png"
+    target.write_bytes(b"keep me")
+    asked = []
+    monkeypatch.setattr(w, "confirm_overwrite", lambda p: asked.append(p) or False)
+    assert w.export_to("png", target) is None
+    assert target.read_bytes() == b"keep me" and asked == [target]
+    monkeypatch.setattr(w, "confirm_overwrite", lambda p: True)
+    assert w.export_to("png", target) == target
+    assert target.read_bytes().startswith(b"\x89PNG")
+
+
+def test_dicom_export_refused_for_non_dicom_source(make_window, tmp_path, qtbot):
+    w = make_window(FakeEngine())
+    w.open_paths([write_png(tmp_path / "n.png", 80)])
+    wait_maps(qtbot, w)
+    dlg = ExportDialog(w.current.record, 0, "dicom", str(tmp_path), w)
+    assert not dlg.radios["dicom"].isEnabled() and dlg.format() == "png"
+    assert not dlg.include_patient.isEnabled()  # no identifiers in a PNG
+    dlg.close()
+    try:
+        write_export(w.export_job(), "dicom", tmp_path / "n.dcm")
+    except ValueError as exc:
+        assert "DICOM source" in str(exc)
+    else:
+        raise AssertionError("DICOM export of a PNG source was not refused")
+    assert w.export_to("dicom", tmp_path / "n.dcm") is None
+    assert any("Export failed" in line for line in w.notice.lines())
