@@ -54,6 +54,8 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=d.num_threads)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-amp", action="store_true")
+    p.add_argument("--val-every", type=int, default=d.val_every,
+                   help="compute validation curves every N epochs (saves CPU time)")
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -71,7 +73,8 @@ def _config_from_args(a):
                        label_smoothing=a.label_smoothing, mixup_alpha=a.mixup_alpha,
                        roi_fraction=a.roi_fraction, seed=a.seed, num_threads=a.threads,
                        device=a.device, amp=not a.no_amp,
-                       max_steps_per_epoch=a.max_steps_per_epoch, augment=aug,
+                       max_steps_per_epoch=a.max_steps_per_epoch, val_every=a.val_every,
+                       augment=aug,
                        preprocess=PreprocessConfig(size=a.input_size,
                                                    normalisation=a.normalisation))
 
@@ -147,8 +150,9 @@ def cmd_compare(a) -> int:
 
     _log_to(Path(a.out) / "compare.log")
     prep = _prepare(a)
+    extra = dict(kv.split("=", 1) for kv in a.include)
     run_compare(prep, _config_from_args(a), a.out, a.models, table=a.table,
-                progress=not a.no_progress)
+                progress=not a.no_progress, extra_reports=extra)
     return 0
 
 
@@ -198,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/compare"))
     p.add_argument("--models", nargs="+", default=None)
     p.add_argument("--table", type=Path, default=Path("docs/training/comparison.md"))
+    p.add_argument("--include", nargs="*", default=[], metavar="NAME=REPORT_JSON",
+                   help="add an existing evaluation (e.g. the shipped model's) to the table")
     p.set_defaults(func=cmd_compare)
     return ap
 

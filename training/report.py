@@ -99,15 +99,17 @@ def training_curves(history: list[dict], path: Path) -> Path:
     axes[0].plot(ep, [h["train_loss"] for h in history], label="train (Mixup, smoothed)")
     for mode in ("whole", "roi"):
         k = f"val_loss_{mode}"
-        if k in history[0]:
-            axes[0].plot(ep, [h[k] for h in history], label=f"val {MODE_LABEL[mode]}")
+        pts = [(h["epoch"], h[k]) for h in history if k in h]
+        if pts:
+            axes[0].plot(*zip(*pts, strict=True), "o-", ms=3, label=f"val {MODE_LABEL[mode]}")
     axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     axes[1].plot(ep, [h["train_acc"] for h in history], label="train (vs dominant Mixup label)")
     for mode in ("whole", "roi"):
         for key, style in (("acc", "-"), ("auc", "--")):
             k = f"val_{key}_{mode}"
-            if k in history[0]:
-                axes[1].plot(ep, [h[k] for h in history], style,
+            pts = [(h["epoch"], h[k]) for h in history if k in h]
+            if pts:
+                axes[1].plot(*zip(*pts, strict=True), style, marker="o", ms=3,
                              label=f"val {key.upper()} {MODE_LABEL[mode].split(' (')[0]}")
     axes[1].set(xlabel="epoch", title="accuracy / AUC", ylim=(0.4, 1.0))
     for ax in axes:

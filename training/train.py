@@ -61,6 +61,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     max_steps_per_epoch: int | None = None  # tests only
+    val_every: int = 1  # validation curves every N epochs (and always after the last)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
@@ -278,7 +279,8 @@ def train(train_items: Sequence[CachedImage], val_items: Sequence[CachedImage],
         rec = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
                "train_loss": tot_loss / max(tot_n, 1), "train_acc": tot_correct / max(tot_n, 1)}
         if main_proc:
-            if val_items:
+            if val_items and ((epoch + 1) % max(cfg.val_every, 1) == 0
+                              or epoch + 1 == cfg.epochs):
                 rec.update(_val_metrics(model, val_items, cfg, device))
             rec["seconds"] = time.time() - t0
             history.append(rec)

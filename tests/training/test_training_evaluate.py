@@ -72,3 +72,16 @@ def test_cli_split_and_train_end_to_end(busi, tmp_path):
         assert (out / f).exists(), f
     card = json.loads((out / "bundle" / "model_card.json").read_text())
     assert card["untrained"] is False and "validation_roi" in card["metrics"]
+
+
+def test_compare_table_layout(busi, tiny_net, tmp_path):
+    from training.compare import write_table
+
+    items, _ = load_all(load_samples(busi), None, progress=False)
+    rep_dir = tmp_path / "cmp" / "mobilenet_v2" / "report"
+    evaluate_model(tiny_net, items, rep_dir, SMALL, n_boot=20, progress=False)
+    (rep_dir.parent / "model_info.json").write_text(json.dumps({"init": "scratch"}))
+    table = write_table(tmp_path / "cmp", tmp_path / "table.md").read_text()
+    assert "| precision | recall | F1 | accuracy | AUC [95% CI] |" in table
+    assert table.count("| mobilenet_v2 | scratch |") == 2  # whole and ROI rows
+    assert "Not run in this session" in table and "vit_b_16 (needs a GPU" in table

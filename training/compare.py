@@ -1,0 +1,117 @@
+"""Baselines and ablations in one harness: same split, same recipe, same evaluation.
+
+Each entry trains with the recipe of the main model (only the named change applied), is evaluated
+on the same validation split in both input modes, and lands in a table laid out like the
+paper's Table 1 (precision, recall, F1, accuracy, plus AUC with its 95% CI).
+
+torchvision baselines use ImageNet weights only if they are already in the local torch cache
+(nothing can be downloaded here); otherwise they are trained from scratch and the table says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# name -> (arch, recipe overrides, description)
+VARIANTS: dict[str, tuple[str, dict, str]] = {
+    "rcdnet": ("rcdnet", {}, "RcdNet (Lite0 + DSC + CBAM), full recipe"),
+    "rcdnet-no-cbam": ("rcdnet-no-cbam", {}, "ablation: without CBAM"),
+    "rcdnet-no-dsc": ("rcdnet-no-dsc", {}, "ablation: without the DSC block"),
+    "rcdnet-no-mixup": ("rcdnet", {"mixup_alpha": 0.0}, "ablation: without Mixup"),
+    "rcdnet-no-label-smoothing": ("rcdnet", {"label_smoothing": 0.0},
+                                  "ablation: without label smoothing"),
+    "lite0": ("lite0", {}, "plain EfficientNet-Lite0 fine-tuning (no DSC, no CBAM)"),
+    "mobilenet_v2": ("mobilenet_v2", {}, "MobileNetV2 (torchvision)"),
+    "regnet_y_400mf": ("regnet_y_400mf", {}, "RegNetY-400MF (torchvision)"),
+    "resnet50": ("resnet50", {}, "ResNet50 (torchvision)"),
+    "resnext50_32x4d": ("resnext50_32x4d", {}, "ResNeXt50-32x4d (torchvision)"),
+    "vit_b_16": ("vit_b_16", {}, "ViT-B/16 (torchvision)"),
+}
+HEAVY = ("resnet50", "resnext50_32x4d", "vit_b_16")
+
+
+def run_compare(prep, base_cfg, out_dir: Path, names=None, table: Path | None = None,
+                progress: bool = True, extra_reports: dict[str, Path] | None = None) -> Path:
+    """Train + evaluate each variant (skipping finished ones), then write the table."""
+    from .evaluate import evaluate_model
+    from .models import build_model
+    from .train import train
+
+    out_dir = Path(out_dir)
+    names = list(names or VARIANTS)
+    tr, va, groups = prep.subset("train"), prep.subset("val"), prep.groups("val")
+    for name in names:
+        if name not in VARIANTS:
+            raise ValueError(f"unknown variant {name!r}; choose from {list(VARIANTS)}")
+        arch, overrides, _ = VARIANTS[name]
+        run = out_dir / name
+        if (run / "report" / "report.json").exists():
+            log.info("%s: already evaluated, skipping", name)
+            continue
+        run.mkdir(parents=True, exist_ok=True)
+        cfg = replace(base_cfg, arch=arch, **overrides)
+        model, info = build_model(arch, cfg.pretrained)
+        (run / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        (run / "model_info.json").write_text(json.dumps(info, indent=1))
+        log.info("%s: training %s (%s)", name, arch, info["init"])
+        model, history = train(tr, va, cfg, run, resume=True, progress=progress, model=model)
+        evaluate_model(model, va, run / "report", cfg.preprocess, cfg.roi_margin, groups=groups,
+                       history=history, train_config=cfg.to_dict(), seed=cfg.seed,
+                       progress=progress, title=name)
+    return write_table(out_dir, table or out_dir / "comparison.md", extra_reports)
+
+
+def _row(name: str, rep: dict, info: dict, cfg: dict, mode: str) -> str:
+    m = rep["modes"][mode]["metrics"]
+    auc = m["auc"]
+    epochs = len(rep.get("history") or []) or cfg.get("epochs", "?")
+    return (f"| {name} | {info.get('init', '?')} | {epochs} | {mode} | "
+            f"{m['precision']['value']:.3f} | {m['recall']['value']:.3f} | "
+            f"{m['f1']['value']:.3f} | {m['accuracy']['value']:.3f} | "
+            f"{auc['value']:.3f} [{auc['ci95'][0]:.3f}, {auc['ci95'][1]:.3f}] |")
+
+
+def write_table(out_dir: Path, table: Path, extra_reports: dict[str, Path] | None = None) -> Path:
+    """Table 1 layout from every ``<out_dir>/<name>/report/report.json`` (+ extra reports)."""
+    out_dir = Path(out_dir)
+    found: dict[str, Path] = {}
+    for name in VARIANTS:
+        p = out_dir / name / "report" / "report.json"
+        if p.exists():
+            found[name] = p
+    for name, p in (extra_reports or {}).items():
+        found[name] = Path(p)
+    lines = ["# Baselines and ablations", "",
+             "Same group split (docs/training/split.csv), same recipe (Adam 1e-3, wd 1e-4, cosine, "
+             "batch 32, label smoothing 0.1, Mixup 0.2, 50% lesion-ROI views) unless the row "
+             "names a change. Validation split, malignant positive, threshold 0.5. AUC with 95% "
+             "group-bootstrap CI. 'epochs' below the recipe's 30 means a shortened run: not the "
+             "same recipe, read it as such.", "",
+             "| model | initialisation | epochs | input | precision | recall | F1 | accuracy | "
+             "AUC [95% CI] |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, p in found.items():
+        rep = json.loads(Path(p).read_text())
+        run = Path(p).parent.parent
+        info = _load(run / "model_info.json") or {"init": "imagenet-lite0"}
+        cfg = rep.get("train_config") or _load(run / "train_config.json") or {}
+        for mode in ("whole", "roi"):
+            lines.append(_row(name, rep, info, cfg, mode))
+    missing = [n for n in VARIANTS if n not in found]
+    if missing:
+        lines += ["", "Not run in this session (CPU time): " + ", ".join(
+            f"{n}{' (needs a GPU on 2 CPU cores)' if n in HEAVY else ''}" for n in missing)
+            + ". Run them with `rcdnet-train compare --data BUSI --split "
+              "docs/training/split.csv --models NAME...`."]
+    table = Path(table)
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text("\n".join(lines) + "\n")
+    return table
+
+
+def _load(p: Path):
+    return json.loads(p.read_text()) if p.exists() else None
