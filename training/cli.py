@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -105,13 +106,15 @@ def cmd_train(a) -> int:
     _log_to(out / "train.log")
     cfg = _config_from_args(a)
     prep = _prepare(a)
-    split_csv = out / "split.csv"
-    save_split(prep, split_csv, a.data)
-    (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    if int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
+        save_split(prep, out / "split.csv", a.data)
+        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     tr, va = prep.subset("train"), prep.subset("val")
     log.info("train %d images, val %d images; skipped unreadable: %s", len(tr), len(va),
              prep.load_report.skipped)
     model, history = train(tr, va, cfg, out, resume=a.resume, progress=not a.no_progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun only rank 0 evaluates and writes the bundle
     if a.skip_eval:
         return 0
     from .evaluate import evaluate_model

@@ -293,6 +293,9 @@ def train(train_items: Sequence[CachedImage], val_items: Sequence[CachedImage],
 
     if main_proc:
         torch.save(model.state_dict(), out_dir / FINAL_WEIGHTS)
+    if distributed:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return model, history
 
 
