@@ -128,6 +128,7 @@ class HeatmapPanel(QWidget):
         self.method.setToolTip("How the heat maps are computed (the first one is the fast "
                                "closed-form Grad-CAM)")
         self.method.setEnabled(False)
+        self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)

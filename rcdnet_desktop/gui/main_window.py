@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
-    QSplitter,
     QStyle,
     QToolButton,
     QVBoxLayout,
@@ -185,11 +184,13 @@ class MainWindow(QMainWindow):
         self.prediction = PredictionPanel(self)
         self.heatmaps = HeatmapPanel(self)
         self.heatmaps.set_display(self.settings.opacity, self.settings.colormap)
-        analysis = QSplitter(Qt.Orientation.Vertical, self)
-        analysis.addWidget(self.prediction)
-        analysis.addWidget(self.heatmaps)
-        analysis.setStretchFactor(1, 1)
-        analysis.setChildrenCollapsible(False)
+        # A layout, not a splitter: the prediction panel keeps the height its wrapped text
+        # needs (splitters ignore height-for-width), the maps take the rest.
+        analysis = QWidget(self)
+        al = QVBoxLayout(analysis)
+        al.setContentsMargins(0, 0, 0, 0)
+        al.addWidget(self.prediction, 0)
+        al.addWidget(self.heatmaps, 1)
         adock = QDockWidget("Prediction and evidence", self)
         adock.setObjectName("analysis")
         adock.setWidget(analysis)
@@ -327,11 +328,16 @@ class MainWindow(QMainWindow):
         tb = self.addToolBar("Main")
         tb.setObjectName("main_toolbar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        short = {self.act_open: "Open", self.act_open_folder: "Folder",
+                 self.act_batch: "Batch review", self.act_prev: "Previous",
+                 self.act_next: "Next", self.act_fit: "Fit", self.act_box: "Lesion box",
+                 self.act_clear_box: "Clear box", self.act_overlay: "Overlay",
+                 self.act_export_png: "Export PNG", self.act_export_pdf: "PDF"}
+        for action, text in short.items():
+            action.setIconText(text)
         tb.addActions([self.act_open, self.act_open_folder, self.act_batch])
         tb.addSeparator()
-        tb.addActions([self.act_prev, self.act_next])
-        tb.addSeparator()
-        tb.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit])
+        tb.addActions([self.act_prev, self.act_next, self.act_fit])
         tb.addSeparator()
         tb.addActions([self.act_box, self.act_clear_box, self.act_overlay])
         tb.addSeparator()

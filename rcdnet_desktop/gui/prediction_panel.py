@@ -8,8 +8,8 @@ from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QVBoxLayout, QWidget
 from rcdnet_desktop.core.types import Prediction
 
 NOT_A_DIAGNOSIS = "Decision support, not a diagnosis."
-UNTRAINED_TEXT = ("UNTRAINED MODEL: the classifier's weights were never trained on breast "
-                  "ultrasound. Its outputs are arbitrary and must not inform any decision.")
+UNTRAINED_TEXT = ("UNTRAINED MODEL: never trained on breast ultrasound. Its outputs are "
+                  "arbitrary and must not inform any decision.")
 COLOURS = {"benign": "#2e7d32", "malignant": "#c62828"}
 
 
@@ -36,7 +36,6 @@ class PredictionPanel(QWidget):
         self.bar.setToolTip("Calibrated probability of malignancy (0 left, 1 right)")
         self.mode = QLabel(self)
         self.version = QLabel(self)
-        self.version.setStyleSheet("color: palette(mid);")
         self.warnings = QLabel(self)
         self.warnings.setWordWrap(True)
         self.warnings.setStyleSheet("color: #e65100;")
@@ -96,8 +95,10 @@ class PredictionPanel(QWidget):
         self.set_model_version(p.model_version)
         if p.untrained:
             self.set_untrained(True)
-        if p.warnings:
-            self.warnings.setText("Warning: " + " ".join(p.warnings))
+        # The banner already says UNTRAINED; do not repeat it as a warning.
+        warnings = [w for w in p.warnings if not (p.untrained and "UNTRAINED" in w)]
+        if warnings:
+            self.warnings.setText("Warning: " + " ".join(warnings))
             self.warnings.show()
         else:
             self.warnings.hide()
