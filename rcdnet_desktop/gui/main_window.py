@@ -480,7 +480,9 @@ class MainWindow(QMainWindow):
         self.thumbs.set_thumbnail(doc.doc_id, thumb)
         if doc is self.current:
             self.show_document(doc)
-        elif self.controller.engine is not None or self.controller.is_busy():
+        elif self.controller.engine is not None:
+            # Label it in the list when the model is free (prediction only, no maps). While
+            # the model loads, _on_engine_ready queues every image still without a label.
             self.controller.queue_background([(doc.key(), record)])
 
     def _on_load_failed(self, path: Path, reason: str) -> None:

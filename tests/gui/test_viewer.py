@@ -256,6 +256,7 @@ def test_cine_frames(make_window, qtbot):
     wait_maps(qtbot, w)
     assert w.cine.isVisible() and w.cine.slider.maximum() == 29
     assert "frame 1/30" in w.image_label.text()
+    assert "0.510 mm/pixel" in w.image_label.text()  # SequenceOfUltrasoundRegions
     w.cine.set_frame(5)
     key = wait_maps(qtbot, w)
     assert key.frame == 5
@@ -344,3 +345,18 @@ def test_dialogs(make_window, tmp_path, qtbot):
                   "Toggle heat-map overlay", "Export annotated PNG", "Draw lesion box"):
         assert words in helptext
     assert "PgDown" in shortcuts_html(w.shortcut_list())
+
+
+def test_drag_and_drop_opens_files(make_window, tmp_path, qtbot):
+    from PySide6.QtCore import QMimeData, QPoint, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    paths = [write_png(tmp_path / f"drop{i}.png", 60 + 60 * i) for i in range(2)]
+    w = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    w.dropEvent(event)
+    assert [d.path for d in w.documents()] == paths
+    wait_maps(qtbot, w)
