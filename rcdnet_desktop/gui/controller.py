@@ -213,7 +213,10 @@ class AnalysisController(QObject):
         return generation == self._generation and not self._closed
 
     def is_busy(self) -> bool:
-        return bool(self._running or self._load_running or self._pending)
+        """True while a job runs or one waits that can run (not while there is no model)."""
+        if self._running is not None or self._load_running or self._load_pending is not None:
+            return True
+        return self._engine is not None and bool(self._pending or self._background)
 
     # --- engine ------------------------------------------------------------------------------
 

@@ -626,7 +626,12 @@ class MainWindow(QMainWindow):
             self.heatmaps.set_status(f"The model could not be loaded: "
                                      f"{self.controller.engine_error}")
             return
-        waiting = ("Loading model..." if self.controller.engine is None else "Classifying...")
+        if not request:
+            waiting = "Playing: pause to classify"
+        elif self.controller.engine is None:
+            waiting = "Loading model..."
+        else:
+            waiting = "Classifying..."
         if pred is None:
             self.prediction.set_waiting(waiting, mode)
         if not request:
