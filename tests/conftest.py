@@ -46,23 +46,22 @@ def engine():
 
 
 @pytest.fixture(scope="session")
-def _random_bundle_src(tmp_path_factory) -> Path:
-    """A float32 bundle of a seeded, randomly initialised RcdNet (no ImageNet load)."""
-    import torch
+def _float32_bundle_src(engine, tmp_path_factory) -> Path:
+    """The bundled model re-saved as a float32 bundle (realistic activations, exact round trip).
 
-    from rcdnet_desktop.core.model import RcdNet
-    from rcdnet_desktop.core.weights import placeholder_card, save_bundle
+    A randomly initialised RcdNet would do as well for the logic, but its activations shrink
+    to denormal floats through 50 layers, which makes every CPU forward pass 10x slower.
+    """
+    from rcdnet_desktop.core.weights import save_bundle
 
-    torch.manual_seed(0)
-    model = RcdNet(pretrained=False).eval()
-    out = tmp_path_factory.mktemp("random_bundle")
-    save_bundle(model, placeholder_card(), out, dtype="float32")
+    out = tmp_path_factory.mktemp("float32_bundle")
+    save_bundle(engine.model, engine.card, out, dtype="float32")
     return out
 
 
 @pytest.fixture
-def random_bundle(_random_bundle_src, tmp_path) -> Path:
-    """A private copy (in tmp_path) of a valid random-weights bundle, free to tamper with."""
+def model_bundle(_float32_bundle_src, tmp_path) -> Path:
+    """A private copy (in tmp_path) of a valid float32 bundle, free to tamper with."""
     dst = tmp_path / "bundle"
-    shutil.copytree(_random_bundle_src, dst)
+    shutil.copytree(_float32_bundle_src, dst)
     return dst

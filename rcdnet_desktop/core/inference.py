@@ -29,7 +29,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -55,8 +55,8 @@ DEVICE_ENV = "RCDNET_DEVICE"
 """Environment variable overriding the device: auto, cpu, cuda (or cuda:N) or mps."""
 DEFAULT_BATCH_SIZE = 16
 
-ImageInput = Union[ImageRecord, np.ndarray]  # noqa: UP007 (a runtime alias)
-RoiInput = Union[Box, tuple[int, int, int, int], None]  # noqa: UP007
+ImageInput = ImageRecord | np.ndarray
+RoiInput = Box | tuple[int, int, int, int] | None
 
 UNTRAINED_WARNING = ("UNTRAINED weights (model {version}): this placeholder model was never "
                      "trained on ultrasound; its output is arbitrary and must not be used")
@@ -200,7 +200,7 @@ class InferenceEngine:
         Largest batch the ``*_many`` and ``*_prepared`` methods send through the model at once.
     model, card : optional
         An already loaded model and its card (tests, training evaluation); ``model_dir`` is
-        ignored then.
+        ignored then. The model is put in eval mode; one on a GPU is copied to the CPU first.
 
     Raises
     ------
@@ -229,7 +229,8 @@ class InferenceEngine:
         self.card: ModelCard = card
         self.batch_size = max(1, int(batch_size))
         # The CPU copy stays loaded so a GPU failure can be re-run without touching the GPU.
-        self._cpu_model: RcdNet = model.cpu().eval()
+        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+        self._cpu_model: RcdNet = (model if on_cpu else copy.deepcopy(model).cpu()).eval()
         self._device, self.device_note = resolve_device(device)
         self._model: RcdNet = self._cpu_model
         if self._device.type != "cpu":

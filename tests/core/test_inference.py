@@ -170,7 +170,7 @@ def test_predict_many_matches_single_predictions(engine, sample_benign, sample_m
 
 
 def test_prepare_on_worker_threads(engine, sample_benign, sample_malignant):
-    images = [sample_benign, sample_malignant] * 3
+    images = [sample_benign, sample_malignant, sample_benign[::2, ::2]]
     with ThreadPoolExecutor(3) as pool:
         prepared = list(pool.map(engine.prepare, images))
     preds = engine.predict_prepared(prepared)

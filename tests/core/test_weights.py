@@ -86,28 +86,28 @@ def test_default_model_dir(monkeypatch, tmp_path):
 
 # --- refusing bad bundles --------------------------------------------------------------------
 
-def test_random_bundle_loads(random_bundle):
-    model, card = load_model(random_bundle)
+def test_float32_bundle_loads(model_bundle):
+    model, card = load_model(model_bundle)
     assert card.weights["dtype"] == "float32"
     assert isinstance(model, RcdNet)
 
 
-def test_missing_weights_file(random_bundle):
-    (random_bundle / "rcdnet_weights.pt").unlink()
+def test_missing_weights_file(model_bundle):
+    (model_bundle / "rcdnet_weights.pt").unlink()
     with pytest.raises(WeightsError, match="weights file not found"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_missing_card(random_bundle):
-    (random_bundle / CARD_FILE).unlink()
+def test_missing_card(model_bundle):
+    (model_bundle / CARD_FILE).unlink()
     with pytest.raises(WeightsError, match="model card not found"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_card_not_json(random_bundle):
-    (random_bundle / CARD_FILE).write_text("{not json")
+def test_card_not_json(model_bundle):
+    (model_bundle / CARD_FILE).write_text("{not json")
     with pytest.raises(WeightsError, match="not valid JSON"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -124,70 +124,70 @@ def test_card_not_json(random_bundle):
     (lambda d: d["weights"].update(dtype="int8"), "dtype"),
     (lambda d: d["preprocessing"].update(normalisation="zscore"), "preprocessing"),
 ])
-def test_invalid_card_is_refused(random_bundle, edit, message):
-    data = _card_json(random_bundle)
+def test_invalid_card_is_refused(model_bundle, edit, message):
+    data = _card_json(model_bundle)
     edit(data)
-    _write_card_json(random_bundle, data)
+    _write_card_json(model_bundle, data)
     with pytest.raises(WeightsError, match=message):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_changed_byte_gives_sha_mismatch(random_bundle):
-    wpath = random_bundle / "rcdnet_weights.pt"
+def test_changed_byte_gives_sha_mismatch(model_bundle):
+    wpath = model_bundle / "rcdnet_weights.pt"
     data = bytearray(wpath.read_bytes())
     data[len(data) // 2] ^= 0x01
     wpath.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256 .* does not match"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_truncated_file_with_matching_sha_is_refused(random_bundle):
-    data = _card_json(random_bundle)
-    wpath = random_bundle / data["weights"]["file"]
+def test_truncated_file_with_matching_sha_is_refused(model_bundle):
+    data = _card_json(model_bundle)
+    wpath = model_bundle / data["weights"]["file"]
     wpath.write_bytes(wpath.read_bytes()[:1000])
     data["weights"]["sha256"] = sha256_file(wpath)
-    _write_card_json(random_bundle, data)
+    _write_card_json(model_bundle, data)
     with pytest.raises(WeightsError, match="cannot be loaded"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_wrong_shapes_are_refused(random_bundle):
-    state = torch.load(random_bundle / "rcdnet_weights.pt", weights_only=True)
+def test_wrong_shapes_are_refused(model_bundle):
+    state = torch.load(model_bundle / "rcdnet_weights.pt", weights_only=True)
     state["fc.weight"] = torch.zeros(2, 1280)
-    _replace_weights(random_bundle, state)
+    _replace_weights(model_bundle, state)
     with pytest.raises(WeightsError, match="do not match the architecture"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_missing_and_unexpected_keys_are_refused(random_bundle):
-    state = torch.load(random_bundle / "rcdnet_weights.pt", weights_only=True)
+def test_missing_and_unexpected_keys_are_refused(model_bundle):
+    state = torch.load(model_bundle / "rcdnet_weights.pt", weights_only=True)
     state["extra.weight"] = state.pop("fc.bias")
-    _replace_weights(random_bundle, state)
+    _replace_weights(model_bundle, state)
     with pytest.raises(WeightsError, match="do not match the architecture"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_architecture_mismatch_is_refused(random_bundle):
+def test_architecture_mismatch_is_refused(model_bundle):
     """A card claiming no CBAM for weights that have one."""
-    data = _card_json(random_bundle)
+    data = _card_json(model_bundle)
     data["architecture"]["use_cbam"] = False
-    _write_card_json(random_bundle, data)
+    _write_card_json(model_bundle, data)
     with pytest.raises(WeightsError, match="Unexpected key"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_not_a_state_dict_is_refused(random_bundle):
-    _replace_weights(random_bundle, [torch.zeros(3)])
+def test_not_a_state_dict_is_refused(model_bundle):
+    _replace_weights(model_bundle, [torch.zeros(3)])
     with pytest.raises(WeightsError, match="expected a state_dict"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
-def test_nan_weights_are_refused(random_bundle):
-    state = torch.load(random_bundle / "rcdnet_weights.pt", weights_only=True)
+def test_nan_weights_are_refused(model_bundle):
+    state = torch.load(model_bundle / "rcdnet_weights.pt", weights_only=True)
     state["fc.bias"] = torch.full((2,), float("nan"))
-    _replace_weights(random_bundle, state)
+    _replace_weights(model_bundle, state)
     with pytest.raises(WeightsError, match="non-finite"):
-        load_model(random_bundle)
+        load_model(model_bundle)
 
 
 class _Exploit:
@@ -202,19 +202,19 @@ class _Exploit:
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @pytest.mark.parametrize("writer", ["torch", "pickle"])
-def test_pickle_with_code_is_refused(random_bundle, tmp_path, writer):
+def test_pickle_with_code_is_refused(model_bundle, tmp_path, writer):
     marker = tmp_path / "pwned"
-    data = _card_json(random_bundle)
-    wpath = random_bundle / data["weights"]["file"]
+    data = _card_json(model_bundle)
+    wpath = model_bundle / data["weights"]["file"]
     payload = {"fc.weight": _Exploit(marker)}
     if writer == "torch":
         torch.save(payload, wpath)
     else:
         wpath.write_bytes(pickle.dumps(payload))
     data["weights"]["sha256"] = sha256_file(wpath)
-    _write_card_json(random_bundle, data)
+    _write_card_json(model_bundle, data)
     with pytest.raises(WeightsError, match="refused|cannot be loaded"):
-        load_model(random_bundle)
+        load_model(model_bundle)
     assert not marker.exists()
 
 
@@ -222,7 +222,7 @@ def test_pickle_with_code_is_refused(random_bundle, tmp_path, writer):
 
 def test_save_bundle_float32_round_trip_is_exact(tmp_path):
     torch.manual_seed(1)
-    model = RcdNet(pretrained=False, use_dsc=False, dropout=0.1).eval()
+    model = RcdNet(pretrained=True, use_dsc=False, dropout=0.1).eval()
     card = ModelCard(version="1.2.3", untrained=False, architecture={},
                      preprocessing=PreprocessConfig(normalisation="imagenet"),
                      weights={"file": "w.pt", "sha256": "", "dtype": ""},
@@ -241,12 +241,12 @@ def test_save_bundle_float32_round_trip_is_exact(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model_card.json", "w.pt"]
 
 
-def test_save_bundle_float16_is_close_and_small(tmp_path, random_bundle):
-    model, card = load_model(random_bundle)
+def test_save_bundle_float16_is_close_and_small(tmp_path, model_bundle):
+    model, card = load_model(model_bundle)
     written = save_bundle(model, card, tmp_path / "half")
     assert written.weights["dtype"] == "float16"
     half = (tmp_path / "half" / written.weights["file"]).stat().st_size
-    full = (random_bundle / card.weights["file"]).stat().st_size
+    full = (model_bundle / card.weights["file"]).stat().st_size
     assert half < 0.6 * full
     loaded, _ = load_model(tmp_path / "half")
     for k, v in model.state_dict().items():
@@ -255,10 +255,10 @@ def test_save_bundle_float16_is_close_and_small(tmp_path, random_bundle):
         torch.testing.assert_close(w, v, rtol=1e-3, atol=1e-4)
 
 
-def test_save_bundle_refuses_fp16_overflow(tmp_path, random_bundle):
-    model, card = load_model(random_bundle)
+def test_save_bundle_refuses_fp16_overflow(tmp_path, model_bundle):
+    model, card = load_model(model_bundle)
     with torch.no_grad():
-        model.fc.bias.fill_(1e6)
+        model.fc.bias.fill_(1e6)  # beyond float16's 65504
     with pytest.raises(WeightsError, match="overflow"):
         save_bundle(model, card, tmp_path / "x")
     save_bundle(model, card, tmp_path / "x", dtype="float32")  # float32 holds it
