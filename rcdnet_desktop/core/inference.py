@@ -276,6 +276,9 @@ class InferenceEngine:
     def prepare(self, image: ImageInput, roi: RoiInput = None, frame: int = 0) -> Prepared:
         """Decode the frame, run the intended-use checks, crop the padded box and preprocess.
 
+        The checks (:func:`~rcdnet_desktop.core.checks.check_image`) run on the whole frame and,
+        when a box is given, on the box too (those warnings start with "lesion box: ").
+
         Safe to call from worker threads: it reads only the model card.
 
         Raises
@@ -299,6 +302,8 @@ class InferenceEngine:
         except ValueError as exc:
             raise InferenceError(f"cannot preprocess the image: {exc}") from exc
         warnings = list(check_image(pixels))
+        if box is not None:  # what is classified is the box: check it too
+            warnings += [f"lesion box: {w}" for w in check_image(crop) if w not in warnings]
         if self.card.untrained:
             warnings.append(UNTRAINED_WARNING.format(version=self.card.version))
         return Prepared(tensor, hw, box, frame, tuple(warnings))
@@ -323,22 +328,22 @@ class InferenceEngine:
         return gradcam_maps(model, x.to(device), method)
 
     def _with_fallback(self, fn, *args):
-        """Run ``fn(model, device, *args)`` on the engine's device, re-running on CPU on GPU
-        failure. Returns ``(result, device_name, extra_warnings)``."""
+        """Run ``fn(model, device, *args)`` on the engine's device; on a GPU failure re-run it
+        on the CPU. Returns ``(result, device_name, extra_warnings)``."""
         import torch
 
-        if self._device.type != "cpu":
-            try:
-                return fn(self._model, self._device, *args), str(self._device), ()
-            except Exception as exc:
-                if not _is_device_failure(exc):
-                    raise
-                if self._device.type == "cuda":
-                    torch.cuda.empty_cache()
-                note = (f"the GPU ({self._device}) failed: {_first_line(exc)}; this result was "
-                        "computed on the CPU")
-                return fn(self._cpu_model, torch.device("cpu"), *args), "cpu", (note,)
-        return fn(self._model, self._device, *args), "cpu", ()
+        if self._device.type == "cpu":
+            return fn(self._model, self._device, *args), "cpu", ()
+        try:
+            return fn(self._model, self._device, *args), str(self._device), ()
+        except Exception as exc:
+            if not _is_device_failure(exc):
+                raise
+            if self._device.type == "cuda":
+                torch.cuda.empty_cache()
+            note = (f"the GPU ({self._device}) failed: {_first_line(exc)}; this result was "
+                    "computed on the CPU")
+            return fn(self._cpu_model, torch.device("cpu"), *args), "cpu", (note,)
 
     def _predictions(self, items: Sequence[Prepared], logits: torch.Tensor, device: str,
                      extra: tuple[str, ...]) -> list[Prediction]:

@@ -134,6 +134,12 @@ def test_intended_use_warnings_are_reported(engine, sample_benign):
     assert WARN_COLOUR in engine.predict(doppler).warnings
     tiny = np.ascontiguousarray(sample_benign[:40, :40])
     assert WARN_TOO_SMALL.format(w=40, h=40, min_side=64) in engine.predict(tiny).warnings
+    small_box = engine.predict(sample_benign, roi=Box(300, 300, 20, 30))
+    assert small_box.roi == Box(296, 294, 28, 42)
+    assert ("lesion box: " + WARN_TOO_SMALL.format(w=28, h=42, min_side=64)
+            in small_box.warnings)
+    assert not any(w.startswith("lesion box") for w in engine.predict(
+        sample_benign, roi=Box(200, 200, 150, 150)).warnings)
 
 
 def test_temperature_scales_log_odds(engine, sample_malignant):
