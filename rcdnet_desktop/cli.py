@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -224,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # pydicom warns about every odd value it tolerates; a file that cannot be read gets its
+    # reason in its own row, so these would only bury the progress bar.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     try:
         if args.command == "classify":
             if args.frame < 0:
