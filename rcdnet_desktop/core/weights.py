@@ -354,8 +354,8 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
         the inference-time change in probabilities is of the order of 1e-3. Integer buffers
         (batch-norm counters) are kept as they are.
     verify : bool
-        Load the written bundle back with :func:`load_model` and compare its logits with
-        ``model``'s on a fixed input.
+        Load the written bundle back with :func:`load_model` (which checks the sha256, the keys
+        and shapes and runs a forward pass) and check every tensor loads back as written.
 
     Returns
     -------
@@ -400,19 +400,10 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
     _atomic_write(model_dir / name, data)
     _atomic_write(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
     if verify:
-        loaded, _ = load_model(model_dir)
-        x = torch.linspace(-2, 2, 3 * size * size).reshape(1, 3, size, size)
-        was_training = model.training
-        device = next(model.parameters()).device
-        model.eval()
-        with torch.inference_mode():
-            want = model(x.to(device)).float().cpu()
-            got = loaded(x)
-        model.train(was_training)
-        tol = 5e-2 if dtype == "float16" else 1e-4
-        if not torch.allclose(want, got, atol=tol, rtol=tol):
-            raise WeightsError(f"{model_dir}: the saved bundle does not reproduce the model's "
-                               f"outputs ({want.tolist()} vs {got.tolist()})")
+        loaded, _ = load_model(model_dir)  # sha256, keys, shapes, forward pass
+        for k, v in loaded.state_dict().items():
+            if not torch.equal(v, state[k].to(v.dtype)):
+                raise WeightsError(f"{model_dir}: {k} does not load back as it was saved")
     return card
 
 
