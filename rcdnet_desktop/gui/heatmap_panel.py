@@ -49,17 +49,32 @@ class MapView(QWidget):
         self._pixmap: QPixmap | None = None
         self._box: QRectF | None = None
         self._placeholder = ""
-        self.setMinimumSize(120, 120)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._aspect = 0.75  # height / width of the picture, kept when there is none
+        self.setMinimumSize(120, 90)
+        # As tall as the picture needs at the width given: no black bands above and below.
+        policy = QSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(260, 260)
+        return QSize(300, self.heightForWidth(300))
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return True
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 - Qt override
+        return max(90, min(int(round(width * self._aspect)), 900))
 
     def set_picture(self, pixmap: QPixmap | None, box: QRectF | None = None,
                     placeholder: str = "") -> None:
         self._pixmap = pixmap
         self._box = box
         self._placeholder = placeholder
+        if pixmap is not None and not pixmap.isNull() and pixmap.width() > 0:
+            aspect = pixmap.height() / pixmap.width()
+            if abs(aspect - self._aspect) > 1e-3:
+                self._aspect = aspect
+                self.updateGeometry()
         self.update()
 
     def picture(self) -> QPixmap | None:
@@ -136,7 +151,6 @@ class HeatmapPanel(QWidget):
             grid.addWidget(self.titles[col], 0, col)
             grid.addWidget(self.views[col], 1, col)
             grid.addWidget(self.descriptions[col], 2, col)
-        grid.setRowStretch(1, 1)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Opacity", self))
         controls.addWidget(self.opacity, 1)
@@ -148,9 +162,10 @@ class HeatmapPanel(QWidget):
         controls2.addWidget(QLabel("Method", self))
         controls2.addWidget(self.method)
         lay = QVBoxLayout(self)
-        lay.addLayout(grid, 1)
+        lay.addLayout(grid)
         lay.addLayout(controls)
         lay.addLayout(controls2)
+        lay.addStretch(1)
 
         self.opacity.valueChanged.connect(self._display_changed)
         self.colormap.currentTextChanged.connect(self._display_changed)

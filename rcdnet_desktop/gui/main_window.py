@@ -382,8 +382,10 @@ class MainWindow(QMainWindow):
         if geo is not None:
             self.restoreGeometry(geo)
         state = self.settings.window_state()
-        if state is not None:
-            self.restoreState(state)
+        if state is None or not self.restoreState(state):
+            # First run: give the evidence maps about 45% of the width.
+            self.resizeDocks([self.thumbs_dock, self.analysis_dock],
+                             [240, int(self.width() * 0.45)], Qt.Orientation.Horizontal)
 
     def _save_settings(self) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())

@@ -44,7 +44,8 @@ class ThumbnailList(QListWidget):
         self.setWordWrap(True)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSpacing(2)
-        self.setMinimumWidth(180)
+        self.setMinimumWidth(200)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.currentItemChanged.connect(self._on_current)
         self._items: dict[int, QListWidgetItem] = {}
         self._names: dict[int, str] = {}
@@ -83,8 +84,7 @@ class ThumbnailList(QListWidget):
         item = self._items.get(doc_id)
         if item is None or p is None:
             return
-        label = p.display_label
-        item.setText(f"{self._names[doc_id]}\n{label}  P(malignant) {p.p_malignant:.2f}")
+        item.setText(f"{self._names[doc_id]}\n{p.display_label}\nP(malignant) {p.p_malignant:.2f}")
 
     def item_text(self, doc_id: int) -> str:
         item = self._items.get(doc_id)
