@@ -13,8 +13,8 @@ class RcdNetError(Exception):
     """Base class of every error the core raises on purpose."""
 
 
-class UnreadableImageError(RcdNetError):
-    """An image file could not be read.
+class FileError(RcdNetError):
+    """Something went wrong with one file; the message is ``"<path>: <reason>"``.
 
     Parameters
     ----------
@@ -28,6 +28,10 @@ class UnreadableImageError(RcdNetError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class UnreadableImageError(FileError):
+    """An image file could not be read."""
 
 
 class WeightsError(RcdNetError):

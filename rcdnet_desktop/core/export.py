@@ -59,8 +59,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rcdnet_desktop.core.errors import RcdNetError
-from rcdnet_desktop.core.overlay import DEFAULT_ALPHA, DEFAULT_COLORMAP, blend, colorize
+from rcdnet_desktop.core.errors import FileError
+from rcdnet_desktop.core.overlay import DEFAULT_ALPHA, DEFAULT_COLORMAP, as_rgb, blend, colorize
 from rcdnet_desktop.core.overlay import describe_evidence as _describe_evidence
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, PatientInfo
 
@@ -84,21 +84,8 @@ _BOX_EDGE = (0, 0, 0)
 # --- errors --------------------------------------------------------------------------------------
 
 
-class ExportError(RcdNetError):
-    """A file could not be exported.
-
-    Parameters
-    ----------
-    path : str or Path
-        The target file.
-    reason : str
-        Why, in words a user can act on.
-    """
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+class ExportError(FileError):
+    """A file could not be exported: ``path`` is the target, ``reason`` says why."""
 
 
 class ExportExistsError(ExportError, FileExistsError):
@@ -315,19 +302,6 @@ def _wrap(draw, text: str, font, max_width: float) -> list[str]:
     return out
 
 
-def _as_rgb(pixels: np.ndarray) -> np.ndarray:
-    pixels = np.asarray(pixels)
-    if pixels.dtype != np.uint8:
-        raise ValueError(f"image pixels must be uint8, got dtype {pixels.dtype}")
-    if pixels.ndim == 2:
-        return np.repeat(pixels[..., None], 3, axis=2)
-    if pixels.ndim == 3 and pixels.shape[2] == 3:
-        return pixels
-    if pixels.ndim == 3 and pixels.shape[2] == 1:
-        return np.repeat(pixels, 3, axis=2)
-    raise ValueError(f"image pixels must be (H, W) grey or (H, W, 3) RGB, got shape {pixels.shape}")
-
-
 def _full_size(heatmap: np.ndarray, shape: tuple[int, int], roi: Box | None, name: str):
     """Return a map at the image's size; a box-sized map is placed at the box (zeros around)."""
     heatmap = np.asarray(heatmap, dtype=np.float32)
@@ -406,7 +380,7 @@ def render_report(
     """
     from PIL import Image, ImageDraw
 
-    rgb = _as_rgb(pixels)
+    rgb = as_rgb(pixels)
     h, w = rgb.shape[:2]
     roi = heatmaps.prediction.roi
     benign = _full_size(heatmaps.benign, (h, w), roi, "benign")
@@ -718,7 +692,7 @@ def export_png(
     """
     from PIL import Image, PngImagePlugin
 
-    rgb = report.image if isinstance(report, Report) else _as_rgb(report)
+    rgb = report.image if isinstance(report, Report) else as_rgb(report)
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", SOFTWARE_NAME)
     info.add_text("Disclaimer", DECISION_SUPPORT_NOTE)
@@ -903,7 +877,7 @@ def dicom_sc_dataset(
         frame = report.frame if frame is None else frame
         description_lines = [line.text for line in report.lines]
     else:
-        rgb = _as_rgb(report)
+        rgb = as_rgb(report)
         description_lines = [DECISION_SUPPORT_NOTE]
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if when is None:

@@ -76,7 +76,8 @@ def _check_heatmap(heatmap: np.ndarray) -> np.ndarray:
     )
 
 
-def _as_rgb(pixels: np.ndarray) -> np.ndarray:
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """uint8 grey ``(H, W)`` or ``(H, W, 1)``, or RGB ``(H, W, 3)`` -> RGB ``(H, W, 3)``."""
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8:
         raise ValueError(f"image pixels must be uint8, got dtype {pixels.dtype}")
@@ -144,7 +145,7 @@ def blend(
     ValueError
         On mismatched sizes, a bad dtype or shape, an alpha outside [0, 1] or an unknown map.
     """
-    rgb = _as_rgb(pixels)
+    rgb = as_rgb(pixels)
     h = np.asarray(heatmap)
     if h.ndim != 2 or h.shape != rgb.shape[:2]:
         raise ValueError(

@@ -45,7 +45,6 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.types import BatchItem, Box
-from rcdnet_desktop.gui.qtcompat import emit
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
 
 COLUMNS = ("File", "Prediction", "P(malignant)", "Status")
@@ -410,7 +409,7 @@ class BatchDialog(QDialog):
         self.cancel_button.setEnabled(False)
         self.export_button.setEnabled(bool(self.model.items))
         self._update_summary()
-        emit(self.finished_run, done)
+        self.finished_run.emit(done)
 
     def _update_summary(self) -> None:
         items = self.model.items
@@ -433,7 +432,7 @@ class BatchDialog(QDialog):
     def _on_double_click(self, index: QModelIndex) -> None:
         src = self.proxy.mapToSource(index)
         if src.isValid():
-            emit(self.open_requested, self.model.items[src.row()].path)
+            self.open_requested.emit(self.model.items[src.row()].path)
 
     def export_csv(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write the visible rows to ``path``; refuses to overwrite unless asked."""

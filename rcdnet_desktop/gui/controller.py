@@ -29,7 +29,6 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey
-from rcdnet_desktop.gui.qtcompat import emit
 from rcdnet_desktop.gui.workers import FairLock, Job, JobKeeper, LockedEngine, make_pool
 
 DEVICE_ENV = "RCDNET_DEVICE"
@@ -232,7 +231,7 @@ class AnalysisController(QObject):
         self._load_pending = device
         self._engine = None
         self._engine_error = ""
-        emit(self.engine_loading, device)
+        self.engine_loading.emit(device)
         self._kick()
 
     # --- requests ----------------------------------------------------------------------------
@@ -274,7 +273,7 @@ class AnalysisController(QObject):
             job.signals.error.connect(self._on_engine_error)
             job.signals.progress.connect(self._on_load_progress)
             job.signals.done.connect(self._on_load_done)
-            emit(self.busy_changed, True)
+            self.busy_changed.emit(True)
             self._keeper.start(self._pool, job)
             return
         if self._engine is None:
@@ -290,7 +289,7 @@ class AnalysisController(QObject):
         job.signals.progress.connect(self._on_progress)
         job.signals.error.connect(self._on_error)
         job.signals.done.connect(self._on_done)
-        emit(self.busy_changed, True)
+        self.busy_changed.emit(True)
         self._keeper.start(self._pool, job)
 
     def _is_wanted(self, generation: int) -> bool:
@@ -312,22 +311,22 @@ class AnalysisController(QObject):
         if self._closed:
             return
         self._engine = LockedEngine(engine, self.lock)
-        emit(self.engine_ready, self._engine)
+        self.engine_ready.emit(self._engine)
 
     @Slot(str)
     def _on_engine_error(self, message: str) -> None:
         self._engine_error = message
-        emit(self.engine_failed, message)
+        self.engine_failed.emit(message)
 
     @Slot()
     def _on_load_done(self) -> None:
         self._load_running = False
         if self._engine is None and self._load_pending is None:
             # No engine: requests cannot run; keep the newest for a later successful load.
-            emit(self.busy_changed, False)
+            self.busy_changed.emit(False)
         self._kick()
         if not self.is_busy():
-            emit(self.busy_changed, False)
+            self.busy_changed.emit(False)
 
     @Slot(object)
     def _on_progress(self, value: Any) -> None:
@@ -337,9 +336,9 @@ class AnalysisController(QObject):
         if self._closed:
             return
         if kind == "prediction":
-            emit(self.prediction_ready, request, payload)
+            self.prediction_ready.emit(request, payload)
         elif kind == "heatmaps":
-            emit(self.heatmaps_ready, request, payload)
+            self.heatmaps_ready.emit(request, payload)
 
     @Slot(str)
     def _on_error(self, message: str) -> None:
@@ -347,14 +346,14 @@ class AnalysisController(QObject):
         if request is None or self._closed:
             return
         if request.generation < 0 or self.is_current(request.generation):
-            emit(self.analysis_failed, request, message)
+            self.analysis_failed.emit(request, message)
 
     @Slot()
     def _on_done(self) -> None:
         self._running = None
         self._kick()
         if not self.is_busy():
-            emit(self.busy_changed, False)
+            self.busy_changed.emit(False)
 
     # --- shutdown ----------------------------------------------------------------------------
 
@@ -476,14 +475,14 @@ class ImageLoader(QObject):
         kind, path, payload = value
         if kind == "loaded":
             record, thumb = payload
-            emit(self.loaded, path, record, thumb)
+            self.loaded.emit(path, record, thumb)
         else:
-            emit(self.failed, path, payload)
+            self.failed.emit(path, payload)
 
     @Slot()
     def _on_done(self) -> None:
         self._active -= 1
-        emit(self.finished)
+        self.finished.emit()
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         self._closed = True

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 from rcdnet_desktop.core import overlay
 from rcdnet_desktop.core.types import Box, HeatMaps
 from rcdnet_desktop.gui.qimage import to_pixmap
-from rcdnet_desktop.gui.qtcompat import emit
 
 PANEL_MAX_SIDE = 640  # maps are blended at most this large for the panel (display only)
 TITLES = ("Evidence for benign", "Evidence for malignant")
@@ -262,11 +261,11 @@ class HeatmapPanel(QWidget):
 
     def _display_changed(self, *args) -> None:
         self._refresh()
-        emit(self.display_changed)
+        self.display_changed.emit()
 
     def _on_method(self, name: str) -> None:
         if name:
-            emit(self.method_changed, name)
+            self.method_changed.emit(name)
 
     def _refresh(self) -> None:
         box = None

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.qimage import DEFAULT_LEVEL, DEFAULT_WINDOW, to_pixmap, window_level
-from rcdnet_desktop.gui.qtcompat import emit
 
 ZOOM_STEP = 1.25
 MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
@@ -137,7 +136,7 @@ class ImageView(QGraphicsView):
         self._window = float(np.clip(window, 1.0, 512.0))
         self._level = float(np.clip(level, -128.0, 383.0))
         self._refresh_pixmap()
-        emit(self.window_level_changed, self._window, self._level)
+        self.window_level_changed.emit(self._window, self._level)
 
     def reset_window_level(self) -> None:
         self.set_window_level(DEFAULT_WINDOW, DEFAULT_LEVEL)
@@ -155,14 +154,14 @@ class ImageView(QGraphicsView):
         self._fit = True
         if self._pixels is not None:
             self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
-        emit(self.zoom_changed, self.zoom())
+        self.zoom_changed.emit(self.zoom())
 
     def zoom_by(self, factor: float) -> None:
         current = self.zoom() or 1.0
         factor = float(np.clip(current * factor, MIN_ZOOM, MAX_ZOOM)) / current
         self._fit = False
         self.scale(factor, factor)
-        emit(self.zoom_changed, self.zoom())
+        self.zoom_changed.emit(self.zoom())
 
     def zoom_in(self) -> None:
         self.zoom_by(ZOOM_STEP)
@@ -173,7 +172,7 @@ class ImageView(QGraphicsView):
     def actual_size(self) -> None:
         self._fit = False
         self.resetTransform()
-        emit(self.zoom_changed, self.zoom())
+        self.zoom_changed.emit(self.zoom())
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
         delta = event.angleDelta().y()
@@ -236,7 +235,7 @@ class ImageView(QGraphicsView):
         box = self._clip_box(start, end)
         if box is not None:
             self.set_box(box)
-            emit(self.box_drawn, box)
+            self.box_drawn.emit(box)
         return box
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -259,7 +258,7 @@ class ImageView(QGraphicsView):
             h, w = self._pixels.shape[:2]
             x, y = int(pos.x()), int(pos.y())
             inside = 0 <= x < w and 0 <= y < h
-            emit(self.hover, x if inside else -1, y if inside else -1)
+            self.hover.emit(x if inside else -1, y if inside else -1)
         if self._drag_start is not None:
             self._rubber.setRect(QRectF(self._drag_start, pos).normalized())
             event.accept()
@@ -357,7 +356,7 @@ class CineBar(QWidget):
         else:
             self._timer.stop()
         self._sync_button(on)
-        emit(self.playing_changed, on)
+        self.playing_changed.emit(on)
 
     def toggle(self) -> None:
         self.set_playing(not self.is_playing())
@@ -374,7 +373,7 @@ class CineBar(QWidget):
 
     def _on_slider(self, value: int) -> None:
         self._update_label()
-        emit(self.frame_changed, value)
+        self.frame_changed.emit(value)
 
     def _update_label(self) -> None:
         self.label.setText(f"frame {self.slider.value() + 1} / {self.slider.maximum() + 1}")

@@ -38,7 +38,6 @@ from rcdnet_desktop.gui.document import AnalysisKey, Document, LruCache
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
 from rcdnet_desktop.gui.image_view import ImagePane
 from rcdnet_desktop.gui.prediction_panel import PredictionPanel
-from rcdnet_desktop.gui.qtcompat import emit
 from rcdnet_desktop.gui.settings import DEVICE_LABELS, DEVICES, Settings
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 
@@ -616,10 +615,10 @@ class MainWindow(QMainWindow):
         if pred is not None:
             self.prediction.set_prediction(pred)
             self.prediction.set_mode(mode)
-            emit(self.prediction_shown, key)
+            self.prediction_shown.emit(key)
         if maps is not None:
             self.heatmaps.set_maps(maps, key.roi)
-            emit(self.heatmaps_shown, key)
+            self.heatmaps_shown.emit(key)
         if pred is not None and maps is not None:
             self.controller.cancel()
             return
@@ -720,13 +719,13 @@ class MainWindow(QMainWindow):
         if current is not None and current.prediction_key() == request.key.prediction_key():
             self.prediction.set_prediction(pred)
             self.prediction.set_mode(_mode_text(request.key.roi))
-            emit(self.prediction_shown, request.key)
+            self.prediction_shown.emit(request.key)
 
     def _on_heatmaps(self, request: AnalysisRequest, maps: HeatMaps) -> None:
         self.heatmap_cache.put(request.key, maps)
         if self._current_key() == request.key:
             self.heatmaps.set_maps(maps, request.key.roi)
-            emit(self.heatmaps_shown, request.key)
+            self.heatmaps_shown.emit(request.key)
             self._update_actions()
 
     def _on_analysis_failed(self, request: AnalysisRequest, message: str) -> None:

@@ -10,7 +10,6 @@ from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, Q
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui.controller import THUMB_SIZE
 from rcdnet_desktop.gui.qimage import to_pixmap
-from rcdnet_desktop.gui.qtcompat import emit
 
 DOC_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -100,4 +99,4 @@ class ThumbnailList(QListWidget):
 
     def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
         if current is not None:
-            emit(self.document_activated, int(current.data(DOC_ROLE)))
+            self.document_activated.emit(int(current.data(DOC_ROLE)))

@@ -20,12 +20,9 @@ import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
-
-from rcdnet_desktop.gui.qtcompat import emit
 
 POOLS: weakref.WeakSet[QThreadPool] = weakref.WeakSet()
 """Every thread pool created by :func:`make_pool` (weakly held)."""
@@ -154,14 +151,14 @@ class Job(QRunnable):
     def run(self) -> None:  # noqa: D102 - runs in the pool thread
         signals = self.signals
         try:
-            value = self._fn(partial(emit, signals.progress), *self._args, **self._kwargs)
+            value = self._fn(signals.progress.emit, *self._args, **self._kwargs)
         except Exception as exc:  # noqa: BLE001 - reported to the GUI, never lost
             traceback.print_exc()
-            emit(signals.error, error_text(exc))
+            signals.error.emit(error_text(exc))
         else:
-            emit(signals.result, value)
+            signals.result.emit(value)
         finally:
-            emit(signals.done)
+            signals.done.emit()
 
 
 def error_text(exc: BaseException) -> str:
