@@ -16,25 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-SAMPLE_NAME = "busi_benign_sample.png"
-
-
-def sample_image() -> Path:
-    """The bundled sample image (source tree, or PyInstaller's bundle folder)."""
-    try:
-        from rcdnet_desktop.core.resources import sample_path
-    except ImportError:  # pragma: no cover - older trees without core.resources
-        pass
-    else:
-        return sample_path()
-    candidates = [Path(__file__).resolve().parents[2] / "resources" / "samples" / SAMPLE_NAME]
-    meipass = getattr(sys, "_MEIPASS", None)
-    if meipass:
-        candidates.append(Path(meipass) / "resources" / "samples" / SAMPLE_NAME)
-    for c in candidates:
-        if c.is_file():
-            return c
-    return candidates[0]
+from rcdnet_desktop.core.resources import sample_path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -82,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow(settings=settings, device=args.device)
     window.show()
-    paths = args.paths or [str(sample_image())]
+    paths = args.paths or [str(sample_path())]
     window.open_paths(paths)
     if args.self_test:
         return _self_test(app, window, args.timeout)

@@ -9,13 +9,13 @@ import sys
 import pytest
 from gui_helpers import wait_maps
 
+from rcdnet_desktop.core.resources import sample_path
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.app import sample_image
 
 
 def test_real_engine_sample_image(make_window, engine, qtbot):
     w = make_window(engine)
-    w.open_paths([sample_image()])
+    w.open_paths([sample_path()])
     key = wait_maps(qtbot, w, timeout=120000)
     rec = w.current.record
     pred = w.prediction.prediction()
