@@ -13,7 +13,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from gui_helpers import FakeEngine, write_corrupt, write_png  # noqa: E402
+
+from tests.gui.gui_helpers import FakeEngine, write_corrupt, write_png  # noqa: E402
 
 THREAD_GRACE_S = 3.0
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import csv
 
 import pytest
-from gui_helpers import FakeEngine, wait_maps, write_png
 from PySide6.QtCore import Qt
 
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.batch_dialog import format_eta
+from tests.gui.gui_helpers import FakeEngine, wait_maps, write_png
 
 
 def _run(qtbot, dlg, timeout=10000):

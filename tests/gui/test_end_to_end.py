@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from gui_helpers import wait_maps
 
 from rcdnet_desktop.core.resources import sample_path
 from rcdnet_desktop.core.types import Box
+from tests.gui.gui_helpers import wait_maps
 
 
 def test_real_engine_sample_image(make_window, engine, qtbot):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pydicom
-from gui_helpers import FakeEngine, wait_maps, write_png
 from PIL import Image
 from pydicom.data import get_testdata_file
 
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.export_dialog import ExportDialog, render_export, write_export
+from tests.gui.gui_helpers import FakeEngine, wait_maps, write_png
 
 
 def test_export_png_pdf_at_image_resolution(make_window, tmp_path, qtbot):

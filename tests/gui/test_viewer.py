@@ -8,10 +8,10 @@ import threading
 
 import numpy as np
 import pytest
-from gui_helpers import FakeEngine, wait_maps, write_corrupt, write_png
 from PySide6.QtCore import QPointF, Qt
 
 from rcdnet_desktop.core.types import Box
+from tests.gui.gui_helpers import FakeEngine, wait_maps, write_corrupt, write_png
 
 
 def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot):
