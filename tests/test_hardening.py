@@ -209,17 +209,6 @@ def test_huge_headers_refused_without_allocating_even_in_c(tmp_path):
 
 
 @posix_only
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core.io trusts the DICOM header's Rows/Columns but the decoders allocate what the "
-        "compressed frame itself claims: a 64 x 64 DICOM whose JPEG or JPEG 2000 frame says "
-        "20000 x 20000 is decoded at 400 MP (25-40 s and ~2 GB here) before failing. Fix: check "
-        "the frame's own size (JPEG SOF: pydicom.pixels.utils._get_jpg_parameters; JPEG 2000 "
-        "SIZ: openjpeg.get_parameters) against Rows/Columns and the pixel budget before "
-        "decoding; then drop this marker."
-    ),
-)
 def test_compressed_frame_larger_than_its_header_is_refused_cheaply(tmp_path):
     pytest.importorskip("openjpeg")
     paths = [

@@ -675,6 +675,7 @@ class _DicomContext:
         return pixel_array(self._full_ds, index=index)
 
     def frame(self, index: int) -> np.ndarray:
+        _check_compressed_frame(self.p, self.ds, self.ts, index, self.rows, self.cols)
         try:
             arr = self._raw(index)
         except MemoryError:
@@ -709,6 +710,71 @@ class _DicomContext:
             f"photometric interpretation {pi or 'unknown'} with {arr.shape[-1]} samples per "
             "pixel is not supported",
         )
+
+
+def _check_compressed_frame(p: Path, ds: Any, ts: Any, index: int, rows: int, cols: int) -> None:
+    """Refuse a JPEG / JPEG 2000 frame whose own header disagrees with Rows/Columns.
+
+    The decoders allocate what the compressed frame claims, not what the DICOM header says:
+    a small file whose frame claims 20000 x 20000 would otherwise take gigabytes first.
+    """
+    if not getattr(ts, "is_encapsulated", False) or str(ts) == "1.2.840.10008.1.2.5":  # RLE
+        return
+    from pydicom.encaps import get_frame
+
+    try:
+        data = get_frame(ds.PixelData, index,
+                         number_of_frames=int(_number(ds, "NumberOfFrames", 1) or 1))
+    except Exception:
+        return  # the decoder reports damaged encapsulation in its own words
+    size = _codestream_size(data)
+    if size is None:
+        return
+    w, h = size
+    if w * h > MAX_PIXELS_PER_FRAME:
+        raise UnreadableImageError(
+            p, f"image too large: its compressed frame is {w} x {h} pixels; the limit is "
+            f"{MAX_PIXELS_PER_FRAME // 1_000_000} megapixels per frame")
+    if (w, h) != (cols, rows):
+        raise UnreadableImageError(
+            p, f"DICOM file is damaged: its compressed frame is {w} x {h} pixels but the header "
+            f"says {cols} x {rows}")
+
+
+def _codestream_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG SOF or JPEG 2000 SIZ marker, or None when not found."""
+    import struct
+
+    siz = -1
+    if data.startswith(b"\xff\x4f\xff\x51"):  # JPEG 2000 codestream: SOC then SIZ
+        siz = 0
+    elif data[4:8] == b"jP  ":  # JP2 file format: the codestream sits in the jp2c box
+        box = data.find(b"jp2c\xff\x4f\xff\x51")
+        siz = box + 4 if box >= 0 else -1
+    if siz >= 0:
+        if len(data) < siz + 24:
+            return None
+        x, y, x0, y0 = struct.unpack(">IIII", data[siz + 8:siz + 24])
+        return (x - x0, y - y0) if x > x0 and y > y0 else None
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        # Start-of-frame markers (baseline, progressive, lossless, JPEG-LS); not DHT/JPG/DAC.
+        if (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xF7:
+            if pos + 9 > len(data):
+                return None
+            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return (w, h)
+        pos += 2 + length
+    return None
 
 
 def _has_rescale(ds: Any) -> bool:
