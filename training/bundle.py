@@ -111,12 +111,32 @@ def make_card(cfg, report: dict | None, split_summary: dict, version: str,
         "epochs_run": len(history) if history else None,
         "rebuild": "rcdnet-train train --data /path/to/busi --out runs/x",
     }
+    limitations = list(LIMITATIONS)
+    if report:
+        w, r = report["modes"]["whole"], report["modes"]["roi"]
+        lw, lr = w["localisation"], r["localisation"]
+        limitations += [
+            f"at the default threshold (0.5) sensitivity is {w['metrics']['recall']['value']:.2f} "
+            f"(whole image) / {r['metrics']['recall']['value']:.2f} (lesion box) at specificity "
+            f"{w['metrics']['specificity']['value']:.2f} / "
+            f"{r['metrics']['specificity']['value']:.2f}: a benign call does not rule out "
+            "malignancy",
+            "heat maps are coarse (7x7 feature map): on whole images the predicted class's map "
+            f"puts {lw['energy_in_mask']:.0%} of its energy inside the lesion mask (a centred "
+            f"Gaussian: {lw['baseline_energy_in_mask']:.0%}) and its maximum falls inside the "
+            f"lesion in {lw['pointing_game']:.0%} of images (Gaussian: "
+            f"{lw['baseline_pointing_game']:.0%}); inside a lesion box, where the lesion is "
+            f"centred by construction, {lr['energy_in_mask']:.0%} and {lr['pointing_game']:.0%} "
+            f"(Gaussian: {lr['baseline_energy_in_mask']:.0%}, "
+            f"{lr['baseline_pointing_game']:.0%}). Read them as a coarse hint, not a lesion "
+            "outline",
+        ]
     return ModelCard(
         version=version, untrained=False, architecture={}, preprocessing=cfg.preprocess,
         weights={"file": "rcdnet_weights.pt", "sha256": "0" * 64, "dtype": "float16"},
         temperature=float(temperature), roi_margin=cfg.roi_margin, training=training,
         metrics=metrics_for_card(report) if report else {}, intended_use=INTENDED_USE,
-        not_for=NOT_FOR, limitations=LIMITATIONS, differences_from_paper=DIFFERENCES,
+        not_for=NOT_FOR, limitations=limitations, differences_from_paper=DIFFERENCES,
         notes="Metrics are for the bundled float16 weights as the app loads them, with the "
               "temperature below applied. Reports and plots: docs/training/.")
 
