@@ -151,21 +151,9 @@ def mask_box(mask: np.ndarray | None) -> tuple[int, int, int, int] | None:
 
 
 def _read_pixels(path: Path) -> np.ndarray:
-    try:
-        from rcdnet_desktop.core.io import read_image
-    except ImportError:  # pragma: no cover - only while core.io is being written
-        return _read_pixels_fallback(path)
+    from rcdnet_desktop.core.io import read_image  # the application's reader, nothing else
+
     return read_image(path).pixels
-
-
-def _read_pixels_fallback(path: Path) -> np.ndarray:
-    import cv2
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
-    if img is None:
-        raise ValueError(f"{path}: cannot decode image")
-    return img
 
 
 def _resolve(base: Path, p: Path) -> Path:
