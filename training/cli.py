@@ -128,8 +128,8 @@ def cmd_train(a) -> int:
     from .bundle import build_and_evaluate_bundle
 
     build_and_evaluate_bundle(model, cfg, va, prep.groups("val"), history, prep.dedup_summary,
-                              out / "bundle", out / "report", version=a.version, seed=a.seed,
-                              progress=not a.no_progress)
+                              a.bundle_dir or out / "bundle", out / "report",
+                              version=a.version, seed=a.seed, progress=not a.no_progress)
     return 0
 
 
@@ -186,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--no-bundle", action="store_true")
     p.add_argument("--version", default="1.0.0")
+    p.add_argument("--bundle-dir", type=Path, default=None,
+                   help="where to write weights + model card (default OUT/bundle; pass "
+                        "resources/model to replace the shipped bundle)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics, calibration, localisation, plots, reports")
