@@ -81,17 +81,13 @@ def _heatmap_name(item: BatchItem, used: set[str]) -> str:
 
 def _write_heatmaps(item: BatchItem, out_dir: Path, used: set[str]) -> str:
     """Write the annotated report image for one item; returns an error text or ''."""
-    from datetime import datetime
-
     from rcdnet_desktop.core.errors import RcdNetError
-    from rcdnet_desktop.core.export import export_png, render_report
+    from rcdnet_desktop.core.export import export_png, render_record_report
     from rcdnet_desktop.core.io import read_image
 
     assert item.heatmaps is not None
     try:
-        pixels = read_image(item.path).frame(item.heatmaps.prediction.frame)
-        report = render_report(pixels, item.heatmaps, when=datetime.now(),
-                               source_name=item.path.name)
+        report = render_record_report(read_image(item.path), item.heatmaps)
         export_png(out_dir / _heatmap_name(item, used), report, overwrite=True)
     except (RcdNetError, OSError, ValueError) as exc:
         return f"heat map not written: {exc}"

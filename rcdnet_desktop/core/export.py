@@ -508,15 +508,8 @@ def render_record_report(
     name the patient) and the patient's identifiers only when ``include_patient`` is True.
     ``when`` defaults to now, in local time with its UTC offset.
     """
-    frame = heatmaps.prediction.frame
-    if record.frame_count > 1 and record.frame_loader is not None:
-        # Decode the frame afresh: ``record.pixels`` holds whichever frame the record was read
-        # at, and ImageRecord.frame(0) returns ``pixels`` whatever frame that was.
-        pixels = record.frame_loader(frame)
-    else:
-        pixels = record.pixels
     return render_report(
-        pixels,
+        record.frame(heatmaps.prediction.frame),
         heatmaps,
         when=when or datetime.now().astimezone(),
         patient=record.patient if include_patient else None,
@@ -524,28 +517,6 @@ def render_record_report(
         alpha=alpha,
         source_name=Path(record.path).name,
     )
-
-
-def render_report_image(
-    pixels: np.ndarray,
-    heatmaps: HeatMaps,
-    *,
-    when: datetime,
-    patient: PatientInfo | None = None,
-    colormap: str = DEFAULT_COLORMAP,
-    alpha: float = DEFAULT_ALPHA,
-    source_name: str = "",
-) -> np.ndarray:
-    """Return only the report image (uint8 RGB) of :func:`render_report`."""
-    return render_report(
-        pixels,
-        heatmaps,
-        when=when,
-        patient=patient,
-        colormap=colormap,
-        alpha=alpha,
-        source_name=source_name,
-    ).image
 
 
 # --- atomic writing ------------------------------------------------------------------------------
@@ -1066,6 +1037,5 @@ __all__: Sequence[str] = (
     "pdf_bytes",
     "render_record_report",
     "render_report",
-    "render_report_image",
     "report_lines",
 )

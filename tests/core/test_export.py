@@ -28,7 +28,6 @@ from rcdnet_desktop.core.export import (
     export_pdf,
     export_png,
     render_report,
-    render_report_image,
 )
 from rcdnet_desktop.core.types import (
     Box,
@@ -187,13 +186,6 @@ def test_overlay_panels_match_blend():
     assert np.array_equal(crop(report.image, 2), blend(pixels, hm.malignant, 0.3, "viridis"))
 
 
-def test_render_report_image_returns_the_same_pixels():
-    pixels = speckle(80, 100)
-    hm = make_heatmaps(80, 100)
-    img = render_report_image(pixels, hm, when=WHEN)
-    assert np.array_equal(img, render_report(pixels, hm, when=WHEN).image)
-
-
 def test_text_scales_with_image_size():
     small = render_report(speckle(150, 200), make_heatmaps(150, 200), when=WHEN).layout
     large = render_report(speckle(900, 1200), make_heatmaps(900, 1200), when=WHEN).layout
@@ -343,7 +335,7 @@ def test_png_text_chunks_never_carry_patient(tmp_path):
 
 
 def test_png_from_bare_array(tmp_path):
-    img = render_report_image(speckle(60, 80), make_heatmaps(60, 80), when=WHEN)
+    img = render_report(speckle(60, 80), make_heatmaps(60, 80), when=WHEN).image
     out = export_png(tmp_path / "bare.png", img)
     with Image.open(out) as im:
         assert np.array_equal(np.asarray(im), img)
@@ -464,7 +456,7 @@ def test_dicom_sc_refuses_burned_in_patient_with_identity_removed(tmp_path, dico
 
 def test_dicom_sc_from_png_source_gets_new_study_and_ot(tmp_path):
     record = ImageRecord(path=tmp_path / "img.png", pixels=speckle(90, 110), source_format="PNG")
-    img = render_report_image(record.pixels, make_heatmaps(90, 110), when=WHEN)
+    img = render_report(record.pixels, make_heatmaps(90, 110), when=WHEN).image
     ds1 = pydicom.dcmread(export_dicom_sc(tmp_path / "a.dcm", record, img))
     ds2 = pydicom.dcmread(export_dicom_sc(tmp_path / "b.dcm", record, img))
     assert ds1.Modality == "OT"
