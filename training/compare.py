@@ -70,7 +70,8 @@ def _row(name: str, rep: dict, info: dict, cfg: dict, mode: str) -> str:
     m = rep["modes"][mode]["metrics"]
     auc = m["auc"]
     epochs = len(rep.get("history") or []) or cfg.get("epochs", "?")
-    return (f"| {name} | {info.get('init', '?')} | {epochs} | {mode} | "
+    what = VARIANTS.get(name, ("", {}, ""))[2]
+    return (f"| {name} | {what} | {info.get('init', '?')} | {epochs} | {mode} | "
             f"{m['precision']['value']:.3f} | {m['recall']['value']:.3f} | "
             f"{m['f1']['value']:.3f} | {m['accuracy']['value']:.3f} | "
             f"{auc['value']:.3f} [{auc['ci95'][0]:.3f}, {auc['ci95'][1]:.3f}] |")
@@ -80,20 +81,20 @@ def write_table(out_dir: Path, table: Path, extra_reports: dict[str, Path] | Non
     """Table 1 layout from every ``<out_dir>/<name>/report/report.json`` (+ extra reports)."""
     out_dir = Path(out_dir)
     found: dict[str, Path] = {}
+    for name, p in (extra_reports or {}).items():  # e.g. the shipped model's own evaluation
+        found[name] = Path(p)
     for name in VARIANTS:
         p = out_dir / name / "report" / "report.json"
-        if p.exists():
+        if p.exists() and name not in found:
             found[name] = p
-    for name, p in (extra_reports or {}).items():
-        found[name] = Path(p)
     lines = ["# Baselines and ablations", "",
              "Same group split (docs/training/split.csv), same recipe (Adam 1e-3, wd 1e-4, cosine, "
              "batch 32, label smoothing 0.1, Mixup 0.2, 50% lesion-ROI views) unless the row "
              "names a change. Validation split, malignant positive, threshold 0.5. AUC with 95% "
              "group-bootstrap CI. 'epochs' below the recipe's 30 means a shortened run: not the "
              "same recipe, read it as such.", "",
-             "| model | initialisation | epochs | input | precision | recall | F1 | accuracy | "
-             "AUC [95% CI] |", "|---|---|---|---|---|---|---|---|---|"]
+             "| model | what it is | initialisation | epochs | input | precision | recall | F1 | "
+             "accuracy | AUC [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in found.items():
         rep = json.loads(Path(p).read_text())
         run = Path(p).parent.parent

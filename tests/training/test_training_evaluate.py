@@ -83,5 +83,6 @@ def test_compare_table_layout(busi, tiny_net, tmp_path):
     (rep_dir.parent / "model_info.json").write_text(json.dumps({"init": "scratch"}))
     table = write_table(tmp_path / "cmp", tmp_path / "table.md").read_text()
     assert "| precision | recall | F1 | accuracy | AUC [95% CI] |" in table
-    assert table.count("| mobilenet_v2 | scratch |") == 2  # whole and ROI rows
+    # one row per input mode (whole, ROI)
+    assert table.count("| mobilenet_v2 | MobileNetV2 (torchvision) | scratch |") == 2
     assert "Not run in this session" in table and "vit_b_16 (needs a GPU" in table
