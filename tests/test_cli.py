@@ -55,11 +55,12 @@ def test_classify_folder_writes_one_row_per_image_and_survives_a_corrupt_file(fo
         assert r["device"] == "cpu"
 
 
-def test_untrained_weights_say_so_in_capitals(folder, tmp_path, capsys):
-    from rcdnet_desktop.core.weights import ModelCard, default_model_dir
-
-    if not ModelCard.read(default_model_dir() / "model_card.json").untrained:
-        pytest.skip("the bundled weights are trained")
+def test_untrained_weights_say_so_in_capitals(folder, model_bundle, monkeypatch, capsys):
+    card_path = model_bundle / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card.update(untrained=True, version="0.0.0-untrained")
+    card_path.write_text(json.dumps(card))
+    monkeypatch.setenv("RCDNET_MODEL_DIR", str(model_bundle))
     assert cli.main(["classify", str(folder / "a.png")]) == 0
     row = list(csv.DictReader(capsys.readouterr().out.splitlines()))[0]
     assert row["label"].startswith("UNTRAINED ") and "UNTRAINED" in row["warnings"]

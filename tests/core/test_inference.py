@@ -39,10 +39,14 @@ def test_predict_on_real_sample(engine, sample_malignant):
     assert pred.p_benign + pred.p_malignant == pytest.approx(1.0, abs=1e-6)
     assert 0 < pred.p_malignant < 1
     assert pred.device == "cpu"
-    assert pred.model_version == engine.card.version == "0.0.0-untrained"
-    assert pred.untrained and pred.roi is None and pred.frame == 0
+    assert pred.model_version == engine.card.version
+    assert pred.untrained == engine.card.untrained and pred.roi is None and pred.frame == 0
     assert pred.label in ("benign", "malignant")
-    assert pred.display_label.startswith("UNTRAINED ")
+
+
+def test_untrained_card_says_so_in_label_and_warnings(engine, sample_benign):
+    pred = _engine_like(engine, untrained=True, version="0.0.0-untrained").predict(sample_benign)
+    assert pred.untrained and pred.display_label.startswith("UNTRAINED ")
     assert any("UNTRAINED" in w for w in pred.warnings)
 
 
@@ -143,7 +147,7 @@ def test_intended_use_warnings_are_reported(engine, sample_benign):
 
 
 def test_temperature_scales_log_odds(engine, sample_malignant):
-    p1 = engine.predict(sample_malignant).p_malignant
+    p1 = _engine_like(engine, temperature=1.0).predict(sample_malignant).p_malignant
     p2 = _engine_like(engine, temperature=2.0).predict(sample_malignant).p_malignant
     assert _logit(p2) == pytest.approx(_logit(p1) / 2, abs=1e-4)
 

@@ -46,16 +46,20 @@ def _replace_weights(bundle: Path, payload) -> None:
 
 # --- the bundled placeholder ---------------------------------------------------------------
 
-def test_bundled_placeholder_loads_and_is_labelled_untrained(engine):
+def test_bundled_model_loads_with_a_complete_card(engine):
     model, card = engine.model, engine.card  # loaded by load_model(BUNDLED_MODEL_DIR)
-    assert card.untrained is True
-    assert "untrained" in card.version
+    assert card.untrained is False and "untrained" not in card.version
+    for mode in ("validation_whole", "validation_roi"):
+        m = card.metrics[mode]
+        for name in ("accuracy", "auc", "recall", "specificity"):
+            lo, hi = m[f"{name}_ci95"]
+            assert lo <= m[name] <= hi, (mode, name)
     assert card.classes == ["benign", "malignant"]
     assert card.input_shape == [1, 3, 224, 224] and card.output_shape == [1, 2]
     assert card.architecture["backbone"] == "EfficientNet-Lite0"
     assert card.preprocessing.normalisation == "tf_lite"
     assert card.weights["dtype"] == "float16"
-    assert card.temperature == 1.0 and card.roi_margin == 0.2
+    assert 0.1 < card.temperature < 10 and card.roi_margin == 0.2
     assert not model.training
     assert all(p.dtype == torch.float32 for p in model.parameters())
     text = json.dumps(card.to_dict()).lower()
@@ -67,12 +71,12 @@ def test_bundled_placeholder_loads_and_is_labelled_untrained(engine):
     assert size < 25 * 2**20
 
 
-def test_placeholder_is_reproducible(tmp_path):
-    """make_placeholder rebuilds the committed bundle byte for byte."""
-    card = make_placeholder(tmp_path)
-    committed = ModelCard.read(BUNDLED_MODEL_DIR / CARD_FILE)
-    assert card.weights["sha256"] == committed.weights["sha256"]
-    assert (tmp_path / CARD_FILE).read_bytes() == (BUNDLED_MODEL_DIR / CARD_FILE).read_bytes()
+def test_placeholder_is_reproducible_and_labelled_untrained(tmp_path):
+    """make_placeholder builds the same bundle byte for byte, clearly marked untrained."""
+    a, b = make_placeholder(tmp_path / "a"), make_placeholder(tmp_path / "b")
+    assert a.untrained and "untrained" in a.version and a.temperature == 1.0
+    assert a.weights["sha256"] == b.weights["sha256"]
+    assert (tmp_path / "a" / CARD_FILE).read_bytes() == (tmp_path / "b" / CARD_FILE).read_bytes()
 
 
 def test_default_model_dir(monkeypatch, tmp_path):
