@@ -174,7 +174,10 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
         cis = bootstrap_ci(y, pm, binary_metrics, groups=groups, n_boot=n_boot, seed=seed)
         tn, fp, fn, tp = confusion(y, (pm >= 0.5).astype(int))
         preds = lg.argmax(1)
-        loc = localisation(model, items, preds, mode, config, margin)
+        # The closed-form CAM needs RcdNet's layout (last feature map -> GAP -> linear "fc").
+        has_cam = hasattr(model, "forward_features") and hasattr(getattr(model, "fc", None),
+                                                                 "weight")
+        loc = localisation(model, items, preds, mode, config, margin) if has_cam else {}
         report["modes"][mode] = {
             "metrics": {k: {"value": point[k], "ci95": list(cis.get(k, (np.nan, np.nan)))}
                         for k in METRICS},
@@ -183,10 +186,12 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
             "nll_before": nll(lg, y), "nll_after": nll(lg, y, temperature),
             "ece_before": ece(y, p_raw), "ece_after": ece(y, p_cal),
             "ece_after_cross_fitted": cross.get(mode),
-            "localisation": {k: v for k, v in loc.items() if not k.startswith("per_image")},
+            "localisation": {k: v for k, v in loc.items() if not k.startswith("per_image")}
+            or None,
         }
         np.savez(out_dir / f"predictions_{mode}.npz", logits=lg, y=y, groups=groups_arr,
-                 energy=np.array(loc["per_image_energy"]), hit=np.array(loc["per_image_hit"]))
+                 energy=np.array(loc.get("per_image_energy", [])),
+                 hit=np.array(loc.get("per_image_hit", [])))
     report["images"] = [str(it.sample.path) for it in items]
     if split_summary:
         report["split"] = {k: v for k, v in split_summary.items()}

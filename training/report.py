@@ -73,6 +73,14 @@ def write_figures(report: dict, logits: dict, y: np.ndarray, temperature: float,
                title=MODE_LABEL[mode])
     written.append(_save(fig, out_dir / "confusion.png"))
 
+    if any(report["modes"][m]["localisation"] is None for m in logits):
+        fig, ax = plt.subplots(figsize=(5, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no closed-form CAM for this architecture", ha="center")
+        written.append(_save(fig, out_dir / "localisation.png"))
+        if report.get("history"):
+            written.append(training_curves(report["history"], out_dir / "training_curves.png"))
+        return written
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), squeeze=False)
     for ax, key, label in ((axes[0][0], "energy_in_mask", "heat-map energy inside mask"),
                            (axes[0][1], "pointing_game", "pointing-game hit rate")):
@@ -159,7 +167,10 @@ def write_markdown(report: dict, out_dir: Path) -> Path:
         "with a lesion mask, against a centred Gaussian map (sigma = 1/4 of the side).", "",
         "| | " + " | ".join(MODE_LABEL[m] for m in report["modes"]) + " |",
         "|---|" + "---|" * len(report["modes"])]
-    for label, key in (("images with mask", "n_with_mask"),
+    no_cam = any(report["modes"][m]["localisation"] is None for m in report["modes"])
+    if no_cam:
+        lines += ["| not available for this architecture (no closed-form CAM) | |"]
+    for label, key in () if no_cam else (("images with mask", "n_with_mask"),
                        ("mask area / view area", "mask_area_share"),
                        ("energy inside mask: Grad-CAM", "energy_in_mask"),
                        ("energy inside mask: Gaussian", "baseline_energy_in_mask"),

@@ -86,3 +86,16 @@ def test_compare_table_layout(busi, tiny_net, tmp_path):
     # one row per input mode (whole, ROI)
     assert table.count("| mobilenet_v2 | MobileNetV2 (torchvision) | scratch |") == 2
     assert "Not run in this session" in table and "vit_b_16 (needs a GPU" in table
+
+
+def test_evaluation_of_a_torchvision_model_without_cam(busi, tmp_path):
+    from training.models import build_model
+
+    items, _ = load_all(load_samples(busi), None, progress=False)
+    model, info = build_model("mobilenet_v2", pretrained=True)
+    assert info["init"].startswith("scratch") or info["init"].startswith("imagenet")
+    rep = evaluate_model(model, items[:6] + items[-6:], tmp_path / "rep", SMALL, n_boot=20,
+                         progress=False)
+    assert rep["modes"]["whole"]["localisation"] is None
+    for f in REPORT_FILES:
+        assert (tmp_path / "rep" / f).exists(), f
