@@ -104,7 +104,7 @@ def write_table(out_dir: Path, table: Path, extra_reports: dict[str, Path] | Non
             lines.append(_row(name, rep, info, cfg, mode))
     missing = [n for n in VARIANTS if n not in found]
     if missing:
-        lines += ["", "Not run in this session (CPU time): " + ", ".join(
+        lines += ["", "Not run yet (CPU time): " + ", ".join(
             f"{n}{' (needs a GPU on 2 CPU cores)' if n in HEAVY else ''}" for n in missing)
             + ". Run them with `rcdnet-train compare --data BUSI --split "
               "docs/training/split.csv --models NAME...`."]

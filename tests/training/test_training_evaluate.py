@@ -85,7 +85,7 @@ def test_compare_table_layout(busi, tiny_net, tmp_path):
     assert "| precision | recall | F1 | accuracy | AUC [95% CI] |" in table
     # one row per input mode (whole, ROI)
     assert table.count("| mobilenet_v2 | MobileNetV2 (torchvision) | scratch |") == 2
-    assert "Not run in this session" in table and "vit_b_16 (needs a GPU" in table
+    assert "Not run yet" in table and "vit_b_16 (needs a GPU" in table
 
 
 def test_evaluation_of_a_torchvision_model_without_cam(busi, tmp_path):
