@@ -185,6 +185,14 @@ def damaged(draw, names: tuple[str, ...] | None = None) -> tuple[str, bytes, str
     return name, bytes(data), "; ".join(done)
 
 
+def _check_damaged(name: str, data: bytes) -> None:
+    """Write ``data`` as ``name`` in a fresh folder and :func:`_check_read` it."""
+    with tempfile.TemporaryDirectory(prefix="rcdnet-fuzz-") as d:
+        p = Path(d) / name
+        p.write_bytes(data)
+        _check_read(p)
+
+
 def _check_read(path: Path) -> None:
     """read_image succeeds with a well-formed record or raises the typed error; nothing else."""
     try:
@@ -218,10 +226,7 @@ DICOM = ("native.dcm", "jpeg_cine.dcm", "rle.dcm", "j2k.dcm")
 @given(case=damaged(RASTER))
 def test_damaged_png_and_jpeg_raise_only_the_typed_error(case):
     name, data, _how = case
-    with tempfile.TemporaryDirectory(prefix="rcdnet-fuzz-") as d:
-        p = Path(d) / name
-        p.write_bytes(data)
-        _check_read(p)
+    _check_damaged(name, data)
 
 
 @pytest.mark.timeout(180)
@@ -229,10 +234,7 @@ def test_damaged_png_and_jpeg_raise_only_the_typed_error(case):
 @given(case=damaged(DICOM))
 def test_damaged_dicom_raises_only_the_typed_error(case):
     name, data, _how = case
-    with tempfile.TemporaryDirectory(prefix="rcdnet-fuzz-") as d:
-        p = Path(d) / name
-        p.write_bytes(data)
-        _check_read(p)
+    _check_damaged(name, data)
 
 
 @pytest.mark.timeout(180)
@@ -241,10 +243,7 @@ def test_damaged_dicom_raises_only_the_typed_error(case):
 def test_damaged_dicom_under_other_names(case, suffix):
     """Files are recognised by content: a damaged DICOM without its suffix still fails cleanly."""
     name, data, _how = case
-    with tempfile.TemporaryDirectory(prefix="rcdnet-fuzz-") as d:
-        p = Path(d) / (Path(name).stem + suffix)
-        p.write_bytes(data)
-        _check_read(p)
+    _check_damaged(Path(name).stem + suffix, data)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,7 +297,4 @@ def test_batch_review_of_damaged_files_yields_one_item_each(engine, cases):
 @given(case=damaged())
 def test_many_damaged_files_raise_only_the_typed_error(case):
     name, data, _how = case
-    with tempfile.TemporaryDirectory(prefix="rcdnet-fuzz-") as d:
-        p = Path(d) / name
-        p.write_bytes(data)
-        _check_read(p)
+    _check_damaged(name, data)
