@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from rcdnet_desktop.core.resources import sample_path
+from rcdnet_desktop.gui.settings import DEVICES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -25,7 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Breast ultrasound viewer with RcdNet benign/malignant decision support.")
     p.add_argument("paths", nargs="*", help="image files or folders to open (default: the "
                    "bundled sample image)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"),
+    p.add_argument("--device", choices=DEVICES,
                    help="where to run the model this time (default: the saved choice, else auto)")
     p.add_argument("--self-test", action="store_true",
                    help="open off screen, classify the sample, wait for both heat maps, exit "

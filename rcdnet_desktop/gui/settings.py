@@ -9,8 +9,9 @@ from PySide6.QtCore import QByteArray, QSettings
 ORGANISATION = "RcdNet"
 APPLICATION = "RcdNet Desktop"
 MAX_RECENT = 10
-DEVICES = ("auto", "cpu", "cuda")
-DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "cpu": "CPU", "cuda": "GPU (CUDA)",
+                 "mps": "GPU (Apple MPS)"}
 
 
 class Settings:
