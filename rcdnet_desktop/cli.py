@@ -83,11 +83,10 @@ def _write_heatmaps(item: BatchItem, out_dir: Path, used: set[str]) -> str:
     """Write the annotated report image for one item; returns an error text or ''."""
     from rcdnet_desktop.core.errors import RcdNetError
     from rcdnet_desktop.core.export import export_png, render_record_report
-    from rcdnet_desktop.core.io import read_image
 
-    assert item.heatmaps is not None
+    assert item.heatmaps is not None and item.record is not None
     try:
-        report = render_record_report(read_image(item.path), item.heatmaps)
+        report = render_record_report(item.record, item.heatmaps)
         export_png(out_dir / _heatmap_name(item, used), report, overwrite=True)
     except (RcdNetError, OSError, ValueError) as exc:
         return f"heat map not written: {exc}"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.io import find_images, read_image
-from rcdnet_desktop.core.types import BatchItem, Box
+from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 
 if TYPE_CHECKING:
     from rcdnet_desktop.core.inference import InferenceEngine, Prepared
@@ -32,11 +32,13 @@ def _roi_for(path: Path, rois: Mapping[Path, Box] | None) -> Box | None:
     return rois.get(path) or rois.get(path.resolve())
 
 
-def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int) -> Prepared | str:
-    """Read and prepare one file on the loader thread: the prepared input or why it failed."""
+def _load(engine: InferenceEngine, path: Path, roi: Box | None,
+          frame: int) -> tuple[ImageRecord, Prepared] | str:
+    """Read and prepare one file on the loader thread: record and input, or why it failed."""
     try:
         record = read_image(path)
-        return engine.prepare(record, roi=roi, frame=min(frame, record.frame_count - 1))
+        return record, engine.prepare(record, roi=roi,
+                                      frame=min(frame, record.frame_count - 1))
     except RcdNetError as exc:
         message = str(exc)
     except Exception as exc:  # a batch must outlive any one file, whatever it holds
@@ -103,19 +105,23 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
                 fut.cancel()
 
 
-def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Prepared | str]],
+def _run_chunk(engine: InferenceEngine,
+               loaded: list[tuple[Path, tuple[ImageRecord, Prepared] | str]],
                explain: bool, method: str, cancelled) -> Iterator[BatchItem]:
-    ok = [(p, r) for p, r in loaded if not isinstance(r, str)]
+    ok = [(p, *r) for p, r in loaded if not isinstance(r, str)]
+    prepared = [prep for _, _, prep in ok]
     results: dict[Path, BatchItem] = {}
     try:
         if explain:
-            maps = engine.explain_prepared([prep for _, prep in ok], method=method)
-            results = {p: BatchItem(p, m.prediction, m) for (p, _), m in zip(ok, maps, strict=True)}
+            maps = engine.explain_prepared(prepared, method=method)
+            results = {p: BatchItem(p, m.prediction, m, record=rec)
+                       for (p, rec, _), m in zip(ok, maps, strict=True)}
         else:
-            preds = engine.predict_prepared([prep for _, prep in ok])
-            results = {p: BatchItem(p, pr) for (p, _), pr in zip(ok, preds, strict=True)}
+            # Records are dropped: a long review keeps only its small predictions.
+            preds = engine.predict_prepared(prepared)
+            results = {p: BatchItem(p, pr) for (p, _, _), pr in zip(ok, preds, strict=True)}
     except RcdNetError as exc:
-        results = {p: BatchItem(p, error=f"{p}: {exc}") for p, _ in ok}
+        results = {p: BatchItem(p, error=f"{p}: {exc}") for p, _, _ in ok}
     for path, res in loaded:
         if cancelled():
             return

@@ -167,12 +167,17 @@ class HeatMaps:
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One file's outcome in a batch review: a prediction or the reason it failed."""
+    """One file's outcome in a batch review: a prediction or the reason it failed.
+
+    With heat maps, ``record`` keeps the decoded image they belong to, so a caller can render
+    them without reading the file again.
+    """
 
     path: Path
     prediction: Prediction | None = None
     heatmaps: HeatMaps | None = None
     error: str = ""
+    record: ImageRecord | None = None
 
     @property
     def status(self) -> str:
