@@ -18,7 +18,7 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 import pkgutil, importlib
 import {package} as pkg
-for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):
+for m in pkgutil.walk_packages(getattr(pkg, '__path__', []), pkg.__name__ + '.'):
     importlib.import_module(m.name)
 print('ok')
 """
@@ -30,9 +30,6 @@ print('ok')
 ])
 def test_import_without(package, blocked):
     code = BLOCKER.format(blocked=set(blocked), package=package)
-    if package.endswith("cli"):
-        code = code.replace("for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
-                            "    importlib.import_module(m.name)\n", "")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr
