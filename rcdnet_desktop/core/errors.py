@@ -6,6 +6,7 @@ to the user as it is.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -32,6 +33,19 @@ class FileError(RcdNetError):
 
 class UnreadableImageError(FileError):
     """An image file could not be read."""
+
+
+class ExportError(FileError):
+    """A file could not be exported: ``path`` is the target, ``reason`` says why."""
+
+
+class ExportExistsError(ExportError, FileExistsError):
+    """The target file exists and overwriting was not asked for (also a FileExistsError)."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path, "a file with this name already exists; it was not overwritten")
+        self.errno = errno.EEXIST
+        self.filename = str(path)
 
 
 class WeightsError(RcdNetError):

@@ -17,7 +17,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from rcdnet_desktop.core import export
+from rcdnet_desktop.core import atomic, export
 from rcdnet_desktop.core.export import (
     DECISION_SUPPORT_NOTE,
     SECONDARY_CAPTURE_SOP_CLASS,
@@ -585,7 +585,7 @@ def test_unwritable_folder_simulated(tmp_path, small_report, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(export.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
     with pytest.raises(ExportError, match="not writable"):
         export_png(tmp_path / "r.png", small_report)
     assert list(tmp_path.iterdir()) == []

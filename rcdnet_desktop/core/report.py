@@ -1,0 +1,478 @@
+"""The annotated report: three panels, their titles and the report text, as one RGB image.
+
+No Qt here. :func:`render_report` draws, at the image's OWN resolution (nothing is rescaled),
+three panels side by side -- the plain image, "Evidence for benign" and "Evidence for
+malignant" -- with a title band above them and a text band below: the prediction in words, the
+calibrated probability of malignancy, the input mode, the heat-map method, a plain-language line
+per map, the model version, the device, date and time, the source file name, patient name and ID
+only when a :class:`PatientInfo` is passed, any intended-use warnings, and the permanent note
+"Decision support only - not a diagnosis.". The lesion box, when the prediction has one, is drawn
+on all three panels as a ring just OUTSIDE the box, so the pixels of the lesion stay untouched.
+:class:`ReportLayout` records where every panel lies, so a caller (or a test) can crop them.
+
+The :class:`Report` it returns is what :mod:`rcdnet_desktop.core.export` writes as PNG, PDF or
+DICOM Secondary Capture. Its ``summary`` holds only non-identifying key/values (for PNG text
+chunks and PDF metadata); patient identifiers are in ``image`` and ``lines`` only when
+``patient`` was passed (``patient_included`` says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from rcdnet_desktop.core.overlay import DEFAULT_ALPHA, DEFAULT_COLORMAP, as_rgb, blend, colorize
+from rcdnet_desktop.core.overlay import describe_evidence as _describe_evidence
+from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, PatientInfo
+
+DECISION_SUPPORT_NOTE = "Decision support only - not a diagnosis."
+PANEL_TITLES = ("Image", "Evidence for benign", "Evidence for malignant")
+SOFTWARE_NAME = "RcdNet Desktop"
+
+# Colours of the report (RGB). White background and dark text print well.
+_BACKGROUND = (255, 255, 255)
+_TEXT = (20, 20, 20)
+_ALERT = (190, 0, 0)
+_WARNING = (170, 90, 0)
+_BOX = (255, 220, 0)  # lesion box: yellow reads on grey ultrasound and on every colour map
+_BOX_EDGE = (0, 0, 0)
+
+
+# --- report layout and text ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportLayout:
+    """Geometry of a rendered report, in report-image pixels.
+
+    Attributes
+    ----------
+    width, height : int
+        Size of the whole report image.
+    panels : tuple of Box
+        The plain image, the benign overlay and the malignant overlay, each exactly the size of
+        the source image.
+    title_band : Box
+        The band above the panels holding their titles.
+    text_band : Box
+        The band below the panels holding the report text.
+    font_px : int
+        Size of the body text, scaled with the image so small and large reports stay legible.
+    """
+
+    width: int
+    height: int
+    panels: tuple[Box, Box, Box]
+    title_band: Box
+    text_band: Box
+    font_px: int
+
+    def crop(self, image: np.ndarray, index: int) -> np.ndarray:
+        """Return panel ``index`` (0 plain, 1 benign, 2 malignant) of a report image."""
+        b = self.panels[index]
+        return image[b.y : b.y + b.h, b.x : b.x + b.w]
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """One line of report text; ``kind`` is "text", "alert", "warning" or "note"."""
+
+    text: str
+    kind: str = "text"
+
+
+@dataclass(frozen=True)
+class Report:
+    """A rendered report: the image, its geometry and its text (for PDF and metadata).
+
+    ``patient_included`` says whether patient identifiers are in ``image`` and ``lines``.
+    """
+
+    image: np.ndarray
+    layout: ReportLayout
+    lines: tuple[ReportLine, ...]
+    when: datetime
+    source_name: str = ""
+    patient_included: bool = False
+    summary: dict[str, str] = field(default_factory=dict)
+    frame: int = 0
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+def format_person_name(name: str) -> str:
+    """Turn a DICOM person name ("Family^Given^Middle^Prefix^Suffix") into readable text."""
+    parts = [p.strip() for p in str(name).split("=")[0].split("^")]
+    family = parts[0] if parts else ""
+    given = " ".join(p for p in parts[1:3] if p)
+    if family and given:
+        return f"{family}, {given}"
+    return family or given
+
+
+def _format_when(when: datetime) -> str:
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    if when.utcoffset() is not None:
+        text += " " + when.strftime("%z")
+    return text
+
+
+def _patient_text(patient: PatientInfo) -> str:
+    bits = []
+    if patient.name:
+        bits.append(f"Patient: {format_person_name(patient.name)}")
+    if patient.patient_id:
+        bits.append(f"ID: {patient.patient_id}")
+    if patient.birth_date:
+        bits.append(f"Born: {patient.birth_date}")
+    if patient.accession_number:
+        bits.append(f"Accession: {patient.accession_number}")
+    return "   ".join(bits)
+
+
+def report_lines(
+    heatmaps: HeatMaps,
+    *,
+    when: datetime,
+    patient: PatientInfo | None = None,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+    source_name: str = "",
+) -> tuple[ReportLine, ...]:
+    """Return the report's text lines (the same text goes into the PNG band and the PDF).
+
+    Patient identifiers are included only when ``patient`` is given and not empty.
+    """
+    p = heatmaps.prediction
+    roi = p.roi
+    lines: list[ReportLine] = []
+    if p.untrained:
+        lines.append(
+            ReportLine(
+                f"Prediction: {p.display_label} - the model's weights are UNTRAINED; "
+                "this result carries no information.",
+                "alert",
+            )
+        )
+    else:
+        lines.append(ReportLine(f"Prediction: {p.display_label}"))
+    lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
+    if roi is not None:
+        mode = f"Input: lesion box (x {roi.x}, y {roi.y}, {roi.w} x {roi.h} px)"
+    else:
+        mode = "Input: whole image"
+    lines.append(ReportLine(mode))
+    lines.append(
+        ReportLine(f"Heat maps: {heatmaps.method}; colour map {colormap}, opacity {alpha:.2f}")
+    )
+    lines.append(ReportLine(f"Evidence for benign: {_describe_evidence(heatmaps.benign, roi)}"))
+    lines.append(
+        ReportLine(f"Evidence for malignant: {_describe_evidence(heatmaps.malignant, roi)}")
+    )
+    lines.append(ReportLine(f"Model: {p.model_version}   Device: {p.device}"))
+    lines.append(ReportLine(f"Date and time: {_format_when(when)}"))
+    if source_name or p.frame:
+        source = source_name or "(unnamed)"
+        if p.frame:
+            source += f", frame {p.frame + 1}"
+        lines.append(ReportLine(f"Source: {source}"))
+    if patient is not None and not patient.is_empty():
+        lines.append(ReportLine(_patient_text(patient)))
+    for warning in p.warnings:
+        lines.append(ReportLine(f"Warning: {warning}", "warning"))
+    lines.append(ReportLine(DECISION_SUPPORT_NOTE, "note"))
+    return tuple(lines)
+
+
+def _summary(heatmaps: HeatMaps, when: datetime, source_name: str) -> dict[str, str]:
+    """Non-identifying key/values for PNG text chunks and PDF metadata."""
+    p = heatmaps.prediction
+    return {
+        "Software": SOFTWARE_NAME,
+        "Prediction": p.display_label,
+        "Probability of malignancy": f"{p.p_malignant:.4f}",
+        "Input mode": p.mode,
+        "Heat map method": heatmaps.method,
+        "Model version": p.model_version,
+        "Device": p.device,
+        "Creation Time": _format_when(when),
+        "Source": source_name,
+        "Disclaimer": DECISION_SUPPORT_NOTE,
+    }
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow < 10.1 or no FreeType: fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _text_width(draw, text: str, font) -> float:
+    return float(draw.textlength(text, font=font))
+
+
+def _wrap(draw, text: str, font, max_width: float) -> list[str]:
+    """Greedy word wrap; a single word longer than the width is cut by characters."""
+    words = text.split(" ")
+    out: list[str] = []
+    current = ""
+    for word in words:
+        candidate = word if not current else f"{current} {word}"
+        if _text_width(draw, candidate, font) <= max_width:
+            current = candidate
+            continue
+        if current:
+            out.append(current)
+        current = word
+        while _text_width(draw, current, font) > max_width and len(current) > 1:
+            cut = len(current)
+            while cut > 1 and _text_width(draw, current[:cut], font) > max_width:
+                cut -= 1
+            out.append(current[:cut])
+            current = current[cut:]
+    if current or not out:
+        out.append(current)
+    return out
+
+
+def _full_size(heatmap: np.ndarray, shape: tuple[int, int], roi: Box | None, name: str):
+    """Return a map at the image's size; a box-sized map is placed at the box (zeros around)."""
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    if heatmap.shape == shape:
+        return heatmap
+    if roi is not None and heatmap.shape == (roi.h, roi.w):
+        full = np.zeros(shape, np.float32)
+        y0, x0 = max(roi.y, 0), max(roi.x, 0)
+        y1, x1 = min(roi.y + roi.h, shape[0]), min(roi.x + roi.w, shape[1])
+        full[y0:y1, x0:x1] = heatmap[y0 - roi.y : y1 - roi.y, x0 - roi.x : x1 - roi.x]
+        return full
+    raise ValueError(
+        f"the {name} heat map is {heatmap.shape[1]}x{heatmap.shape[0]} but the image is "
+        f"{shape[1]}x{shape[0]}"
+    )
+
+
+def _draw_box(rgb: np.ndarray, roi: Box, thickness: int) -> None:
+    """Draw a ring just outside ``roi`` (clipped to the image), in place."""
+    h, w = rgb.shape[:2]
+
+    def ring(outer: int, inner: int, colour) -> None:
+        ox0, oy0 = max(roi.x - outer, 0), max(roi.y - outer, 0)
+        ox1, oy1 = min(roi.x + roi.w + outer, w), min(roi.y + roi.h + outer, h)
+        ix0, iy0 = max(roi.x - inner, 0), max(roi.y - inner, 0)
+        ix1, iy1 = min(roi.x + roi.w + inner, w), min(roi.y + roi.h + inner, h)
+        if ox0 >= ox1 or oy0 >= oy1:
+            return
+        region = np.zeros((h, w), bool)
+        region[oy0:oy1, ox0:ox1] = True
+        if ix0 < ix1 and iy0 < iy1:
+            region[iy0:iy1, ix0:ix1] = False
+        rgb[region] = colour
+
+    edge = max(1, thickness // 3)
+    ring(thickness + edge, 0, _BOX_EDGE)
+    ring(thickness, 0, _BOX)
+
+
+def render_report(
+    pixels: np.ndarray,
+    heatmaps: HeatMaps,
+    *,
+    when: datetime,
+    patient: PatientInfo | None = None,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+    source_name: str = "",
+) -> Report:
+    """Render the annotated report at the image's own resolution.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        The image the prediction was made on (the frame shown), uint8 (H, W) or (H, W, 3).
+    heatmaps : HeatMaps
+        Both evidence maps, at the image's size, with their prediction.
+    when : datetime
+        Date and time printed on the report (pass an aware datetime to print the UTC offset).
+    patient : PatientInfo, optional
+        Printed only when given; leave it out (the default) to keep identifiers off the report.
+    colormap, alpha : str, float
+        Colour map and opacity of the overlays, as shown on screen.
+    source_name : str
+        The source file's name (not its full path, which may carry identifiers).
+
+    Returns
+    -------
+    Report
+        With ``image`` (uint8 RGB), ``layout`` (panel boxes) and ``lines`` (the text).
+
+    Raises
+    ------
+    ValueError
+        If the heat maps do not match the image size, or the pixels are not uint8 grey/RGB.
+    """
+    from PIL import Image, ImageDraw
+
+    rgb = as_rgb(pixels)
+    h, w = rgb.shape[:2]
+    roi = heatmaps.prediction.roi
+    benign = _full_size(heatmaps.benign, (h, w), roi, "benign")
+    malignant = _full_size(heatmaps.malignant, (h, w), roi, "malignant")
+    panels_rgb = [
+        rgb.copy(),
+        blend(rgb, benign, alpha, colormap),
+        blend(rgb, malignant, alpha, colormap),
+    ]
+    if roi is not None:
+        thickness = max(2, round(max(h, w) / 250))
+        for panel in panels_rgb:
+            _draw_box(panel, roi, thickness)
+
+    gap = max(4, round(0.02 * w))
+    width = 3 * w + 4 * gap
+    # ~1/110 of the report's width: read at the scale that fits the report on a screen or a
+    # page, body text stays near 14 screen pixels; never below 12 px on small images.
+    font_px = max(12, round(width / 110))
+    font = _font(font_px)
+    margin = gap
+    line_gap = max(2, round(font_px * 0.35))
+    line_h = font_px + line_gap
+
+    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = width - 2 * margin
+    lines = report_lines(
+        heatmaps,
+        when=when,
+        patient=patient,
+        colormap=colormap,
+        alpha=alpha,
+        source_name=source_name,
+    )
+    wrapped: list[tuple[str, str]] = []
+    for line in lines:
+        for piece in _wrap(scratch, line.text, font, text_w):
+            wrapped.append((piece, line.kind))
+
+    title_px = font_px
+    title_h = round(title_px * 1.8)
+    scale_h = font_px + line_gap  # the "low ... high" colour scale row
+    text_h = margin + scale_h + line_gap + len(wrapped) * line_h + margin
+    height = title_h + h + gap + text_h
+
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[...] = _BACKGROUND
+    panel_boxes = tuple(Box(gap + i * (w + gap), title_h, w, h) for i in range(3))
+    for box, panel in zip(panel_boxes, panels_rgb, strict=True):
+        canvas[box.y : box.y + box.h, box.x : box.x + box.w] = panel
+
+    # Colour scale row: "low [gradient] high", so the colours read as evidence strength.
+    text_top = title_h + h + gap
+    scale_y = text_top + margin
+    bar_w = max(60, min(text_w // 3, 8 * font_px))
+    low_label = "Evidence scale: low "
+    low_w = int(np.ceil(_text_width(scratch, low_label, font)))
+    bar_x0 = margin + low_w
+    bar_h = max(6, font_px * 2 // 3)
+    bar_y0 = scale_y + (font_px - bar_h) // 2 + 1
+    ramp = np.linspace(0.0, 1.0, bar_w, dtype=np.float32)[None, :].repeat(bar_h, axis=0)
+    if bar_x0 + bar_w <= width:
+        canvas[bar_y0 : bar_y0 + bar_h, bar_x0 : bar_x0 + bar_w] = colorize(ramp, colormap)
+
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    for i, title in enumerate(PANEL_TITLES):
+        box = panel_boxes[i]
+        size = title_px
+        tfont = font
+        while size > 8 and _text_width(draw, title, tfont) > box.w:
+            size -= 1
+            tfont = _font(size)
+        tw = _text_width(draw, title, tfont)
+        tx = box.x + max(0.0, (box.w - tw) / 2)
+        ty = (title_h - size) / 2
+        draw.text((tx, ty), title, fill=_TEXT, font=tfont)
+
+    draw.text((margin, scale_y), low_label, fill=_TEXT, font=font)
+    draw.text((bar_x0 + bar_w + font_px // 3, scale_y), "high", fill=_TEXT, font=font)
+    colours = {"text": _TEXT, "alert": _ALERT, "warning": _WARNING, "note": _ALERT}
+    y = scale_y + scale_h + line_gap
+    for piece, kind in wrapped:
+        draw.text((margin, y), piece, fill=colours.get(kind, _TEXT), font=font)
+        y += line_h
+
+    out = np.asarray(image, dtype=np.uint8).copy()
+    # Text drawing never touches the panels, but make the guarantee explicit: panel 0 is the
+    # source image pixel for pixel (plus the lesion box ring, when there is one).
+    for box, panel in zip(panel_boxes, panels_rgb, strict=True):
+        out[box.y : box.y + box.h, box.x : box.x + box.w] = panel
+
+    layout = ReportLayout(
+        width=width,
+        height=height,
+        panels=panel_boxes,  # type: ignore[arg-type]
+        title_band=Box(0, 0, width, title_h),
+        text_band=Box(0, text_top, width, text_h),
+        font_px=font_px,
+    )
+    return Report(
+        image=out,
+        layout=layout,
+        lines=lines,
+        when=when,
+        source_name=source_name,
+        patient_included=patient is not None and not patient.is_empty(),
+        summary=_summary(heatmaps, when, source_name),
+        frame=heatmaps.prediction.frame,
+    )
+
+
+def render_record_report(
+    record: ImageRecord,
+    heatmaps: HeatMaps,
+    *,
+    include_patient: bool = False,
+    when: datetime | None = None,
+    colormap: str = DEFAULT_COLORMAP,
+    alpha: float = DEFAULT_ALPHA,
+) -> Report:
+    """Render the report of an opened image: the usual way for the GUI and the CLI.
+
+    Takes the frame the prediction was made on, the file's name (never its folder, which may
+    name the patient) and the patient's identifiers only when ``include_patient`` is True.
+    ``when`` defaults to now, in local time with its UTC offset.
+    """
+    return render_report(
+        record.frame(heatmaps.prediction.frame),
+        heatmaps,
+        when=when or datetime.now().astimezone(),
+        patient=record.patient if include_patient else None,
+        colormap=colormap,
+        alpha=alpha,
+        source_name=Path(record.path).name,
+    )
+
+
+__all__: Sequence[str] = (
+    "DECISION_SUPPORT_NOTE",
+    "PANEL_TITLES",
+    "SOFTWARE_NAME",
+    "Report",
+    "ReportLayout",
+    "ReportLine",
+    "format_person_name",
+    "render_record_report",
+    "render_report",
+    "report_lines",
+)
