@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
 
 _ids = itertools.count(1)
+FRAME_CACHE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -123,3 +126,32 @@ HeatmapCache = LruCache
 """Heat maps by :class:`AnalysisKey`."""
 
 __all__ = ["AnalysisKey", "Document", "HeatMaps", "HeatmapCache", "LruCache"]
+
+
+class FrameCache:
+    """Decoded cine frames of the open images, least recently used out, bounded in bytes."""
+
+    def __init__(self, max_bytes: int = FRAME_CACHE_BYTES) -> None:
+        self._max = max_bytes
+        self._data: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, doc: Document, frame: int) -> np.ndarray:
+        assert doc.record is not None
+        if frame == 0 or doc.record.frame_count <= 1:
+            return doc.record.pixels
+        key = (doc.doc_id, frame)
+        if key in self._data:
+            self._data.move_to_end(key)
+            return self._data[key]
+        pixels = doc.record.frame(frame)
+        self._data[key] = pixels
+        self._bytes += pixels.nbytes
+        while self._bytes > self._max and len(self._data) > 1:
+            _, old = self._data.popitem(last=False)
+            self._bytes -= old.nbytes
+        return pixels
+
+    def drop(self, doc_id: int) -> None:
+        for k in [k for k in self._data if k[0] == doc_id]:
+            self._bytes -= self._data.pop(k).nbytes

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
-    QApplication,
     QDockWidget,
     QFileDialog,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QMessageBox,
-    QStyle,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -34,86 +27,22 @@ from rcdnet_desktop.gui.controller import (
     engine_methods,
     fast_method,
 )
-from rcdnet_desktop.gui.document import AnalysisKey, Document, LruCache
+from rcdnet_desktop.gui.document import AnalysisKey, Document, FrameCache, LruCache
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
 from rcdnet_desktop.gui.image_view import ImagePane
+from rcdnet_desktop.gui.notice_bar import NoticeBar
 from rcdnet_desktop.gui.prediction_panel import PredictionPanel
 from rcdnet_desktop.gui.settings import DEVICE_LABELS, DEVICES, Settings
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
+from rcdnet_desktop.gui.window_actions import WindowActions
+from rcdnet_desktop.gui.window_export import WindowExport
 
 APP_TITLE = "RcdNet Desktop"
 FILE_FILTER = ("Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom);;"
                "DICOM (*.dcm *.dicom);;All files (*)")
-FRAME_CACHE_BYTES = 256 * 1024 * 1024
 
 
-class NoticeBar(QFrame):
-    """A dismissible, non-modal notice above the image (e.g. files that could not be read)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setStyleSheet("NoticeBar { background: #fff3cd; border: 1px solid #e0c36c; }"
-                           "QLabel { color: #5c4400; }")
-        self.label = QLabel(self)
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton(self)
-        close.setText("Dismiss")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.dismiss)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(8, 4, 4, 4)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(close)
-        self._lines: list[str] = []
-        self.hide()
-
-    def add(self, line: str) -> None:
-        self._lines.append(line)
-        shown = self._lines[-4:]
-        more = len(self._lines) - len(shown)
-        text = "\n".join(shown) + (f"\n(and {more} more)" if more else "")
-        self.label.setText(text)
-        self.show()
-
-    def dismiss(self) -> None:
-        self._lines.clear()
-        self.hide()
-
-    def lines(self) -> list[str]:
-        return list(self._lines)
-
-
-class FrameCache:
-    """Decoded cine frames of the open images, least recently used out, bounded in bytes."""
-
-    def __init__(self, max_bytes: int = FRAME_CACHE_BYTES) -> None:
-        self._max = max_bytes
-        self._data: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, doc: Document, frame: int) -> np.ndarray:
-        assert doc.record is not None
-        if frame == 0 or doc.record.frame_count <= 1:
-            return doc.record.pixels
-        key = (doc.doc_id, frame)
-        if key in self._data:
-            self._data.move_to_end(key)
-            return self._data[key]
-        pixels = doc.record.frame(frame)
-        self._data[key] = pixels
-        self._bytes += pixels.nbytes
-        while self._bytes > self._max and len(self._data) > 1:
-            _, old = self._data.popitem(last=False)
-            self._bytes -= old.nbytes
-        return pixels
-
-    def drop(self, doc_id: int) -> None:
-        for k in [k for k in self._data if k[0] == doc_id]:
-            self._bytes -= self._data.pop(k).nbytes
-
-
-class MainWindow(QMainWindow):
+class MainWindow(WindowActions, WindowExport, QMainWindow):
     """The viewer.
 
     Parameters
@@ -219,140 +148,6 @@ class MainWindow(QMainWindow):
             for d, a in self.device_actions.items():
                 a.setChecked(d == start_device)
             QTimer.singleShot(0, lambda: self.controller.load_engine(start_device))
-
-    # --- actions and menus -------------------------------------------------------------------
-
-    def _action(self, text: str, slot, shortcuts=(), tip: str = "", checkable: bool = False
-                ) -> QAction:
-        a = QAction(text, self)
-        if shortcuts:
-            a.setShortcuts([QKeySequence(s) for s in shortcuts])
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(tip)
-        a.setCheckable(checkable)
-        a.triggered.connect(slot)
-        self.addAction(a)  # shortcuts work even with menus hidden
-        return a
-
-    def _build_actions(self) -> None:
-        A = self._action  # noqa: N806
-        self.act_open = A("&Open image(s)...", self.open_files_dialog,
-                          [QKeySequence.StandardKey.Open], "Open one or more image files")
-        self.act_open_folder = A("Open &folder...", self.open_folder_dialog, ["Ctrl+Shift+O"],
-                                 "Open every image in a folder and its sub-folders")
-        self.act_close = A("&Close image", self.close_current, ["Ctrl+W"],
-                           "Close the image on display")
-        self.act_export_png = A("Export annotated &PNG...", lambda: self.export_dialog("png"),
-                                ["Ctrl+E"], "Image, both heat maps and the prediction")
-        self.act_export_pdf = A("Export P&DF report...", lambda: self.export_dialog("pdf"),
-                                ["Ctrl+Shift+E"], "One-page report")
-        self.act_export_dcm = A("Export DICOM &Secondary Capture...",
-                                lambda: self.export_dialog("dicom"), [],
-                                "DICOM sources only: same study, new series")
-        self.act_batch = A("&Batch review of a folder...", self.batch_dialog, ["Ctrl+B"],
-                           "Classify every image in a folder; table, filter and CSV export")
-        self.act_quit = A("&Quit", self.close, [QKeySequence.StandardKey.Quit])
-
-        self.act_next = A("&Next image", lambda: self.step(1), ["PgDown", "Right"],
-                          "Show the next open image")
-        self.act_prev = A("&Previous image", lambda: self.step(-1), ["PgUp", "Left"],
-                          "Show the previous open image")
-        self.act_zoom_in = A("Zoom &in", self.view.zoom_in, ["Ctrl++", "+", "="])
-        self.act_zoom_out = A("Zoom &out", self.view.zoom_out, ["Ctrl+-", "-"])
-        self.act_fit = A("&Fit to window", self.view.fit, ["Ctrl+0", "F"])
-        self.act_actual = A("&Actual size (100%)", self.view.actual_size, ["1"])
-        self.act_overlay = A("Toggle heat-map &overlay", self.heatmaps.toggle_plain, ["O"],
-                             "Switch the evidence panels between heat maps and plain image")
-        self.act_reset_wl = A("&Reset brightness/contrast", self.view.reset_window_level, ["R"])
-        self.act_play = A("&Play/pause cine", self.cine.toggle, ["Space"])
-        self.act_box = A("Draw &lesion box", self.set_box_mode, ["B"],
-                         "Drag a box around the lesion: prediction and maps then use the box",
-                         checkable=True)
-        self.act_clear_box = A("&Clear lesion box", self.clear_box, ["Shift+B", "Delete"],
-                               "Back to the whole image")
-        self.act_card = A("&Model card...", self.show_model_card, [],
-                          "Training data, metrics, intended use and limits")
-        self.act_shortcuts = A("&Keyboard shortcuts...", self.show_shortcuts,
-                               [QKeySequence.StandardKey.HelpContents, "?"])
-        self.act_about = A("&About RcdNet Desktop...", self.show_about)
-
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addActions([self.act_open, self.act_open_folder])
-        self.recent_menu = m.addMenu("Open &recent")
-        m.addAction(self.act_close)
-        m.addSeparator()
-        m.addActions([self.act_export_png, self.act_export_pdf, self.act_export_dcm])
-        m.addSeparator()
-        m.addAction(self.act_batch)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        m = mb.addMenu("&View")
-        m.addActions([self.act_next, self.act_prev])
-        m.addSeparator()
-        m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual])
-        m.addSeparator()
-        m.addActions([self.act_overlay, self.act_reset_wl, self.act_play])
-        m.addSeparator()
-        m.addActions([self.thumbs_dock.toggleViewAction(), self.analysis_dock.toggleViewAction()])
-        m = mb.addMenu("&Lesion box")
-        m.addActions([self.act_box, self.act_clear_box])
-        m = mb.addMenu("&Model")
-        dm = m.addMenu("&Device")
-        self.device_group = QActionGroup(self)
-        self.device_actions: dict[str, QAction] = {}
-        for dev in DEVICES:
-            a = QAction(DEVICE_LABELS[dev], self, checkable=True)
-            a.setData(dev)
-            a.setChecked(dev == self.settings.device)
-            a.triggered.connect(lambda _c=False, d=dev: self.set_device(d))
-            self.device_group.addAction(a)
-            dm.addAction(a)
-            self.device_actions[dev] = a
-        m.addAction(self.act_card)
-        m = mb.addMenu("&Help")
-        m.addActions([self.act_shortcuts, self.act_card, self.act_about])
-
-        sp = QStyle.StandardPixmap
-        icons = {
-            self.act_open: sp.SP_DialogOpenButton, self.act_open_folder: sp.SP_DirOpenIcon,
-            self.act_batch: sp.SP_FileDialogDetailedView, self.act_prev: sp.SP_ArrowBack,
-            self.act_next: sp.SP_ArrowForward, self.act_export_png: sp.SP_DialogSaveButton,
-            self.act_clear_box: sp.SP_DialogResetButton, self.act_card: sp.SP_FileDialogInfoView,
-            self.act_shortcuts: sp.SP_DialogHelpButton, self.act_quit: sp.SP_DialogCloseButton,
-        }
-        for action, pixmap in icons.items():
-            action.setIcon(self.style().standardIcon(pixmap))
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main_toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        short = {self.act_open: "Open", self.act_open_folder: "Folder",
-                 self.act_batch: "Batch review", self.act_prev: "Previous",
-                 self.act_next: "Next", self.act_fit: "Fit", self.act_box: "Lesion box",
-                 self.act_clear_box: "Clear box", self.act_overlay: "Overlay",
-                 self.act_export_png: "Export PNG", self.act_export_pdf: "PDF"}
-        for action, text in short.items():
-            action.setIconText(text)
-        tb.addActions([self.act_open, self.act_open_folder, self.act_batch])
-        tb.addSeparator()
-        tb.addActions([self.act_prev, self.act_next, self.act_fit])
-        tb.addSeparator()
-        tb.addActions([self.act_box, self.act_clear_box, self.act_overlay])
-        tb.addSeparator()
-        tb.addActions([self.act_export_png, self.act_export_pdf])
-        self._update_actions()
-        self._rebuild_recent()
-
-    def shortcut_list(self) -> list[tuple[str, str]]:
-        """(keys, action) for the help dialog, from the actions themselves."""
-        out = []
-        for a in self.actions():
-            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts()]
-            keys = [k for k in keys if k]
-            if keys:
-                out.append((" or ".join(keys), a.text().replace("&", "").rstrip(".")))
-        return out
 
     def _connect(self) -> None:
         c = self.controller
@@ -841,76 +636,6 @@ class MainWindow(QMainWindow):
         n = len(self.docs)
         self.act_next.setEnabled(n > 1)
         self.act_prev.setEnabled(n > 1)
-
-    # --- export ------------------------------------------------------------------------------
-
-    def export_job(self):
-        """The export inputs for what is on display, or None when the maps are not ready."""
-        from rcdnet_desktop.gui.export_dialog import ExportJob
-
-        key = self._current_key()
-        doc = self.current
-        if key is None or doc is None:
-            return None
-        maps = self.heatmap_cache.get(key)
-        if maps is None:
-            return None
-        pixels = self.frames.get(doc, doc.frame)
-        return ExportJob(doc.record, pixels, maps, doc.frame, self.heatmaps.colormap_name(),
-                         self.heatmaps.alpha())
-
-    def export_dialog(self, fmt: str = "png") -> None:
-        from rcdnet_desktop.gui.export_dialog import ExportDialog
-
-        job = self.export_job()
-        if job is None:
-            self.notify("Nothing to export yet: wait for the heat maps.")
-            return
-        dlg = ExportDialog(job.record, job.frame, fmt, self.settings.export_folder, self)
-        if dlg.exec() != ExportDialog.DialogCode.Accepted or not dlg.path():
-            return
-        written = self.export_to(dlg.format(), dlg.path(), dlg.include_patient.isChecked())
-        if written is not None:
-            self.settings.export_folder = str(Path(written).parent)
-
-    def confirm_overwrite(self, path: Path) -> bool:
-        """Ask before replacing a file (tests replace this)."""
-        answer = QMessageBox.question(self, "Replace file?",
-                                      f"{path} already exists.\nReplace it?")
-        return answer == QMessageBox.StandardButton.Yes
-
-    def export_to(self, fmt: str, path: str | Path, include_patient: bool = False) -> Path | None:
-        """Export what is on display; asks before overwriting. Returns the file or None."""
-        from rcdnet_desktop.core.export import ExportError, ExportExistsError
-        from rcdnet_desktop.gui.export_dialog import write_export
-
-        job = self.export_job()
-        if job is None:
-            self.notify("Nothing to export yet: wait for the heat maps.")
-            return None
-        path = Path(path)
-        overwrite = False
-        if path.exists():
-            if not self.confirm_overwrite(path):
-                return None
-            overwrite = True
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            try:
-                written = write_export(job, fmt, path, include_patient, overwrite=overwrite)
-            except ExportExistsError:
-                QApplication.restoreOverrideCursor()
-                if not self.confirm_overwrite(path):
-                    return None
-                QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-                written = write_export(job, fmt, path, include_patient, overwrite=True)
-        except (ExportError, ValueError, OSError) as exc:
-            self.notify(f"Export failed: {exc}")
-            return None
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.statusBar().showMessage(f"Saved {written}", 8000)
-        return written
 
     # --- batch -------------------------------------------------------------------------------
 

@@ -117,9 +117,9 @@ def test_batch_uses_lesion_boxes(make_window, tmp_path, qtbot):
 
 def test_viewer_stays_responsive_during_batch(make_window, tmp_path, qtbot):
     folder = tmp_path / "slow"
-    for i in range(24):
+    for i in range(40):  # about 4 s of batch work: room for the viewer on a loaded machine
         write_png(folder / f"s{i:02d}.png", 40 + 5 * i, size=(40, 50))
-    engine = FakeEngine(delay=0.02, predict_delay=0.06)
+    engine = FakeEngine(delay=0.02, predict_delay=0.1)
     w = make_window(engine)
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
     dlg = w.batch_dialog(folder)
