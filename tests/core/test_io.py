@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from rcdnet_desktop.core import io as rio
+from rcdnet_desktop.core import pixels
 from rcdnet_desktop.core.errors import UnreadableImageError
 from rcdnet_desktop.core.io import IMAGE_SUFFIXES, find_images, read_image
 
@@ -355,7 +356,7 @@ def test_huge_bmp_header_refused(tmp_path):
 
 
 def test_budget_is_checked_before_decoding(tmp_path, monkeypatch):
-    monkeypatch.setattr(rio, "MAX_PIXELS_PER_FRAME", 1000)
+    monkeypatch.setattr(pixels, "MAX_PIXELS_PER_FRAME", 1000)
     p = save(Image.fromarray(GREY), tmp_path / "small.png")  # 3072 px > patched budget
     expect_error(p, "too large")
 

@@ -25,7 +25,7 @@ from pydicom.uid import (  # noqa: E402
     generate_uid,
 )
 
-from rcdnet_desktop.core import io as rio  # noqa: E402
+from rcdnet_desktop.core import pixels  # noqa: E402
 from rcdnet_desktop.core.errors import UnreadableImageError  # noqa: E402
 from rcdnet_desktop.core.io import find_images, read_image  # noqa: E402
 from rcdnet_desktop.core.types import Box  # noqa: E402
@@ -529,5 +529,5 @@ def test_invalid_number_of_frames_value(tmp_path):
 
 
 def test_budget_constant_is_used(tmp_path, monkeypatch):
-    monkeypatch.setattr(rio, "MAX_PIXELS_PER_FRAME", 100)
+    monkeypatch.setattr(pixels, "MAX_PIXELS_PER_FRAME", 100)
     expect_error(write(make_ds(GREY8), tmp_path / "small.dcm"), "too large")

@@ -1,0 +1,123 @@
+"""The Pillow reader: PNG / JPEG / BMP / TIFF / GIF / WebP -> :class:`ImageRecord`.
+
+Called by :func:`rcdnet_desktop.core.io.read_image` with the file already opened by Pillow;
+see that module for what every reader returns. Multi-page TIFF and animated GIF decode one
+frame at a time; 16-bit colour samples are read with OpenCV (Pillow keeps only 8 of them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .pixels import _check_budget, _check_frame, _finish, _guard_loader
+from .types import ImageRecord
+
+# Pillow formats we accept. Restricting Image.open keeps exotic plugins (EPS runs Ghostscript)
+# out of a viewer that opens whatever a user drops on it.
+_PIL_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "GIF", "WEBP")
+
+
+def _rawmode(im: Image.Image) -> str:
+    try:
+        args = im.tile[0][3] if im.tile else ""
+    except Exception:
+        return ""
+    if isinstance(args, tuple):
+        args = args[0] if args else ""
+    return args if isinstance(args, str) else ""
+
+
+def _pil_bits(im: Image.Image, rawmode: str) -> int:
+    if im.mode.startswith("I;16") or ";16" in rawmode:
+        return 16
+    if im.mode in ("I", "F"):
+        return 32
+    if im.mode == "1":
+        return 1
+    return 8
+
+
+def _read_pillow(p: Path, im: Image.Image, frame: int) -> ImageRecord:
+    fmt = im.format or ""
+    width, height = im.size
+    _check_budget(p, width, height)
+    count = max(1, int(getattr(im, "n_frames", 1) or 1))
+    _check_frame(p, frame, count)
+    rawmode = _rawmode(im)
+    photometric = im.mode
+    bits = _pil_bits(im, rawmode)
+    pixels = _pillow_frame(p, im, frame)
+    loader = None
+    if count > 1:
+
+        def decode(i: int) -> np.ndarray:
+            with Image.open(p, formats=_PIL_FORMATS) as im2:
+                return _pillow_frame(p, im2, i)
+
+        loader = _guard_loader(p, count, decode)
+    return ImageRecord(
+        path=p,
+        pixels=pixels,
+        frame_count=count,
+        source_format=fmt,
+        bits_stored=bits,
+        photometric=photometric,
+        pixels_frame=frame,
+        frame_loader=loader,
+    )
+
+
+def _pillow_frame(p: Path, im: Image.Image, index: int) -> np.ndarray:
+    if index:
+        im.seek(index)
+    rawmode = _rawmode(im)
+    mode = im.mode
+    if index == 0 and ";16" in rawmode and mode in ("RGB", "RGBA", "RGBX", "LA"):
+        # Pillow keeps only the high byte of 16-bit colour samples: 12-bit data stored in 16
+        # bits would turn almost black. OpenCV decodes all 16 bits; map them by their range.
+        a = _read_16bit_colour(p)
+        if a is not None:
+            return _finish(a)
+    im.load()  # raises on truncated / damaged data
+    orientation = 1
+    try:
+        orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        orientation = 1
+    if orientation in range(2, 9):
+        im = ImageOps.exif_transpose(im)
+        mode = im.mode
+    if mode == "1":
+        a = np.asarray(im.convert("L"))
+    elif mode in ("L", "RGB"):
+        a = np.asarray(im)
+    elif mode in ("LA", "La"):
+        a = np.asarray(im.getchannel(0))
+    elif mode in ("RGBA", "RGBX"):
+        a = np.asarray(im)[..., :3]
+    elif mode in ("P", "PA"):
+        a = np.asarray(im.convert("RGBA"))[..., :3]
+    elif mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(im)
+        if a.dtype.byteorder not in ("=", "|"):
+            a = a.astype(a.dtype.newbyteorder("="))
+    else:  # CMYK, YCbCr, LAB, HSV, RGBa
+        a = np.asarray(im.convert("RGB"))
+    return _finish(a)
+
+
+def _read_16bit_colour(p: Path) -> np.ndarray | None:
+    import cv2  # lazy: only 16-bit colour PNG/TIFF need it
+
+    data = np.fromfile(p, dtype=np.uint8)  # imdecode, not imread: non-ASCII paths on Windows
+    a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if a is None:
+        return None
+    if a.ndim == 3 and a.shape[2] >= 3:
+        a = a[..., 2::-1]  # BGR(A) -> RGB, alpha ignored
+    elif a.ndim == 3 and a.shape[2] == 2:
+        a = a[..., 0]
+    return a
