@@ -159,7 +159,18 @@ def _read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
         regions=_ultrasound_regions(ds, cols, rows),
         pixels_frame=frame,
         frame_loader=loader,
+        frame_rate=_frame_rate(ds) if count > 1 else None,
     )
+
+
+def _frame_rate(ds: Any) -> float | None:
+    """Cine frames per second: CineRate, else RecommendedDisplayFrameRate, else 1000/FrameTime."""
+    for kw in ("CineRate", "RecommendedDisplayFrameRate"):
+        v = _number(ds, kw)
+        if v is not None and v > 0:
+            return v
+    ft = _number(ds, "FrameTime")
+    return 1000.0 / ft if ft is not None and ft > 0 else None
 
 
 def _safe_len(ds: Any) -> int:

@@ -88,6 +88,7 @@ class ImageRecord:
     regions: tuple[UltrasoundRegion, ...] = ()
     pixels_frame: int = 0
     frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
+    frame_rate: float | None = None  # cine frames per second, when the file records it
 
     @property
     def height(self) -> int:

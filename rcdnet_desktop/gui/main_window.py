@@ -377,8 +377,7 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
             return
         rec = doc.record
         if changed:
-            fps = _cine_rate(rec)
-            self.cine.set_frame_count(rec.frame_count, fps)
+            self.cine.set_frame_count(rec.frame_count, rec.frame_rate)
             self.cine.set_frame(min(doc.frame, rec.frame_count - 1), emit=False)
         self._show_frame(doc, keep_view=not changed)
         self._update_status_image()
@@ -708,25 +707,3 @@ def _mode_text(roi: Box | None) -> str:
     if roi is None:
         return "whole image"
     return f"lesion box {roi.w} x {roi.h} px at ({roi.x}, {roi.y})"
-
-
-def _cine_rate(record) -> float | None:
-    """Frames per second of a DICOM cine (CineRate, else 1000 / FrameTime), when recorded."""
-    if record.frame_count <= 1 or not record.is_dicom:
-        return None
-    try:
-        import pydicom
-
-        ds = pydicom.dcmread(record.path, stop_before_pixels=True, force=True,
-                             specific_tags=["CineRate", "FrameTime",
-                                            "RecommendedDisplayFrameRate"])
-        for kw in ("CineRate", "RecommendedDisplayFrameRate"):
-            v = ds.get(kw)
-            if v is not None and float(v) > 0:
-                return float(v)
-        ft = ds.get("FrameTime")
-        if ft is not None and float(ft) > 0:
-            return 1000.0 / float(ft)
-    except Exception:  # noqa: BLE001 - the playback speed is a nicety: default if unreadable
-        return None
-    return None

@@ -299,6 +299,21 @@ def test_rle_multiframe(tmp_path):
         read_image(p, frame=5)
 
 
+@pytest.mark.parametrize("attrs, fps", [
+    ({}, None),
+    ({"FrameTime": 40.0}, 25.0),
+    ({"FrameTime": 40.0, "CineRate": 30}, 30.0),
+    ({"RecommendedDisplayFrameRate": 12, "FrameTime": 40.0}, 12.0),
+    ({"FrameTime": 0.0}, None),
+])
+def test_cine_frame_rate_from_header(tmp_path, attrs, fps):
+    frames = RNG.integers(0, 256, size=(3, 20, 30), dtype=np.uint8)
+    rec = read_image(write(make_ds(frames, **attrs), tmp_path / "cine.dcm"))
+    assert rec.frame_rate == fps
+    single = read_image(write(make_ds(frames[0], FrameTime=40.0), tmp_path / "one.dcm"))
+    assert single.frame_rate is None
+
+
 def test_rle_rgb(tmp_path):
     ds = make_ds(RGB8, "RGB")
     ds.compress(RLELossless, encoding_plugin="pydicom")
