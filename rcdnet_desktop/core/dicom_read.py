@@ -308,11 +308,8 @@ def _check_compressed_frame(p: Path, ds: Any, ts: Any, index: int, rows: int, co
     """
     if not getattr(ts, "is_encapsulated", False) or str(ts) == "1.2.840.10008.1.2.5":  # RLE
         return
-    from pydicom.encaps import get_frame
-
     try:
-        data = get_frame(ds.PixelData, index,
-                         number_of_frames=int(_number(ds, "NumberOfFrames", 1) or 1))
+        data = _encapsulated_frame(p, ds, ts, index)
     except Exception:
         return  # the decoder reports damaged encapsulation in its own words
     size = _codestream_size(data)
@@ -328,6 +325,24 @@ def _check_compressed_frame(p: Path, ds: Any, ts: Any, index: int, rows: int, co
         raise UnreadableImageError(
             p, f"DICOM file is damaged: its compressed frame is {w} x {h} pixels but the header "
             f"says {cols} x {rows}")
+
+
+def _encapsulated_frame(p: Path, ds: Any, ts: Any, index: int) -> bytes:
+    """The compressed bytes of frame ``index``, read from the file when the header left them.
+
+    The header dataset defers large pixel data; reading only this frame's fragments from the
+    file keeps a long cine's compressed data from being loaded (and kept) just to check a frame.
+    """
+    from pydicom.encaps import get_frame
+
+    count = int(_number(ds, "NumberOfFrames", 1) or 1)
+    elem = ds.get_item("PixelData", keep_deferred=True)
+    tell = getattr(elem, "value_tell", None)
+    if elem.value is None and tell is not None and not getattr(ts, "is_deflated", False):
+        with open(p, "rb") as f:
+            f.seek(tell)
+            return get_frame(f, index, number_of_frames=count)
+    return get_frame(ds.PixelData, index, number_of_frames=count)
 
 
 def _codestream_size(data: bytes) -> tuple[int, int] | None:

@@ -286,6 +286,42 @@ def test_jpeg_baseline_ybr_422_cine_frame_by_frame(tmp_path, monkeypatch):
     assert np.abs(rec3.frame(0).astype(int) - frames[0]).mean() < 4
 
 
+def test_deferred_cine_checks_one_frame_without_loading_the_rest(tmp_path, monkeypatch):
+    """Large pixel data stays on disk: each frame's size check reads that frame's bytes only."""
+    import struct
+
+    from pydicom import encaps
+
+    from rcdnet_desktop.core import dicom_read
+
+    frames = smooth_rgb_frames(6)
+    jpegs = _jpeg_frames(frames)
+    sof = jpegs[4].index(b"\xff\xc0")
+    jpegs[4] = jpegs[4][:sof + 5] + struct.pack(">HH", 20000, 20000) + jpegs[4][sof + 9:]
+    ds = make_ds(frames, "RGB")
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.PixelData = encapsulate(jpegs)
+    ds["PixelData"].VR = "OB"
+    ds.NumberOfFrames = len(frames)
+    p = write(ds, tmp_path / "cine.dcm")
+
+    monkeypatch.setattr(dicom_read, "_DICOM_DEFER_SIZE", "1 KB")
+    sources: list = []
+    real = encaps.get_frame
+
+    def spy(buffer, *a, **k):
+        sources.append(type(buffer))
+        return real(buffer, *a, **k)
+
+    monkeypatch.setattr(encaps, "get_frame", spy)
+    rec = read_image(p)
+    assert np.abs(rec.frame(5).astype(int) - frames[5]).mean() < 4
+    with pytest.raises(UnreadableImageError, match="compressed frame is 20000 x 20000"):
+        rec.frame(4)
+    assert sources and bytes not in sources  # read from the file, not from loaded pixel data
+
+
 def test_rle_multiframe(tmp_path):
     frames = RNG.integers(0, 256, size=(5, 30, 40), dtype=np.uint8)
     ds = make_ds(frames)
