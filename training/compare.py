@@ -15,6 +15,8 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from .paired import has_predictions, paired_difference
+
 log = logging.getLogger(__name__)
 
 # name -> (arch, recipe overrides, description)
@@ -33,6 +35,7 @@ VARIANTS: dict[str, tuple[str, dict, str]] = {
     "vit_b_16": ("vit_b_16", {}, "ViT-B/16 (torchvision)"),
 }
 HEAVY = ("resnet50", "resnext50_32x4d", "vit_b_16")
+REFERENCE = "rcdnet"  # the shipped model: every other row is compared with it
 
 
 def run_compare(prep, base_cfg, out_dir: Path, names=None, table: Path | None = None,
@@ -66,7 +69,7 @@ def run_compare(prep, base_cfg, out_dir: Path, names=None, table: Path | None = 
     return write_table(out_dir, table or out_dir / "comparison.md", extra_reports)
 
 
-def _row(name: str, rep: dict, info: dict, cfg: dict, mode: str) -> str:
+def _row(name: str, rep: dict, info: dict, cfg: dict, mode: str, delta: str) -> str:
     m = rep["modes"][mode]["metrics"]
     auc = m["auc"]
     epochs = len(rep.get("history") or []) or cfg.get("epochs", "?")
@@ -74,7 +77,17 @@ def _row(name: str, rep: dict, info: dict, cfg: dict, mode: str) -> str:
     return (f"| {name} | {what} | {info.get('init', '?')} | {epochs} | {mode} | "
             f"{m['precision']['value']:.3f} | {m['recall']['value']:.3f} | "
             f"{m['f1']['value']:.3f} | {m['accuracy']['value']:.3f} | "
-            f"{auc['value']:.3f} [{auc['ci95'][0]:.3f}, {auc['ci95'][1]:.3f}] |")
+            f"{auc['value']:.3f} [{auc['ci95'][0]:.3f}, {auc['ci95'][1]:.3f}] | {delta} |")
+
+
+def _delta(name: str, report: Path, reference: Path | None, mode: str) -> str:
+    """The paired AUC difference to the reference model, as a table cell."""
+    if name == REFERENCE:
+        return "reference"
+    if reference is None or not (has_predictions(report.parent) and has_predictions(reference)):
+        return "n/a"
+    d = paired_difference(report.parent, reference, mode)["auc"]
+    return f"{d['value']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
 
 
 def write_table(out_dir: Path, table: Path, extra_reports: dict[str, Path] | None = None) -> Path:
@@ -87,21 +100,27 @@ def write_table(out_dir: Path, table: Path, extra_reports: dict[str, Path] | Non
         p = out_dir / name / "report" / "report.json"
         if p.exists() and name not in found:
             found[name] = p
+    ref = found.get(REFERENCE)
+    ref_dir = ref.parent if ref is not None else None
     lines = ["# Baselines and ablations", "",
              "Same group split (docs/training/split.csv), same recipe (Adam 1e-3, wd 1e-4, cosine, "
              "batch 32, label smoothing 0.1, Mixup 0.2, 50% lesion-ROI views) unless the row "
              "names a change. Validation split, malignant positive, threshold 0.5. AUC with 95% "
              "group-bootstrap CI. 'epochs' below the recipe's 30 means a shortened run: not the "
-             "same recipe, read it as such.", "",
+             "same recipe, read it as such. The last column is the model's AUC minus "
+             f"{REFERENCE}'s on the same images, with a paired group-bootstrap 95% CI (both "
+             "models resampled together): an interval that contains 0 means no measurable "
+             "difference.", "",
              "| model | what it is | initialisation | epochs | input | precision | recall | F1 | "
-             "accuracy | AUC [95% CI] |", "|---|---|---|---|---|---|---|---|---|---|"]
+             f"accuracy | AUC [95% CI] | AUC - {REFERENCE} [paired 95% CI] |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, p in found.items():
         rep = json.loads(Path(p).read_text())
         run = Path(p).parent.parent
         info = _load(run / "model_info.json") or {"init": "imagenet-lite0"}
         cfg = rep.get("train_config") or _load(run / "train_config.json") or {}
         for mode in ("whole", "roi"):
-            lines.append(_row(name, rep, info, cfg, mode))
+            lines.append(_row(name, rep, info, cfg, mode, _delta(name, Path(p), ref_dir, mode)))
     missing = [n for n in VARIANTS if n not in found]
     if missing:
         lines += ["", "Not run yet (CPU time): " + ", ".join(

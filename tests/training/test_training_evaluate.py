@@ -83,8 +83,15 @@ def test_compare_table_layout(busi, tiny_net, tmp_path):
     (rep_dir.parent / "model_info.json").write_text(json.dumps({"init": "scratch"}))
     table = write_table(tmp_path / "cmp", tmp_path / "table.md").read_text()
     assert "| precision | recall | F1 | accuracy | AUC [95% CI] |" in table
-    # one row per input mode (whole, ROI)
+    # one row per input mode (whole, ROI); no reference model yet, so no paired difference
     assert table.count("| mobilenet_v2 | MobileNetV2 (torchvision) | scratch |") == 2
+    assert table.count("| n/a |") == 2
+    # with the reference evaluated on the same images, each row gets its paired AUC difference
+    evaluate_model(tiny_net, items, tmp_path / "ref", SMALL, n_boot=20, progress=False)
+    table = write_table(tmp_path / "cmp", tmp_path / "table.md",
+                        {"rcdnet": tmp_path / "ref" / "report.json"}).read_text()
+    assert table.count("| reference |") == 2
+    assert table.count("| +0.000 [+0.000, +0.000] |") == 2  # the same network: no difference
     assert "Not run yet" in table and "vit_b_16 (needs a GPU" in table
 
 

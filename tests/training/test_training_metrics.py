@@ -60,3 +60,47 @@ def test_ece_perfectly_calibrated_is_zero():
     y = np.array([1, 1, 1, 0])  # confidence 0.75 on class 1, 3 of 4 right
     prob = np.tile([0.25, 0.75], (4, 1))
     assert ece(y, prob) == pytest.approx(0.0)
+
+
+def _write_predictions(folder, logits_by_mode, y, groups):
+    folder.mkdir(parents=True, exist_ok=True)
+    for mode, lg in logits_by_mode.items():
+        np.savez(folder / f"predictions_{mode}.npz", logits=lg, y=y, groups=groups)
+    return folder
+
+
+def test_paired_difference_matches_sklearn_and_separates_real_gaps(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    from training.paired import paired_difference
+
+    rng = np.random.default_rng(3)
+    n = 150
+    y = rng.integers(0, 2, n)
+    groups = np.arange(n) // 2  # pairs of near-duplicates
+    good = np.stack([np.zeros(n), 3.0 * y + rng.normal(0, 1, n)], 1)
+    weak = np.stack([np.zeros(n), 0.5 * y + rng.normal(0, 1, n)], 1)
+    a = _write_predictions(tmp_path / "a", {"whole": good, "roi": good}, y, groups)
+    b = _write_predictions(tmp_path / "b", {"whole": weak, "roi": good}, y, groups)
+
+    d = paired_difference(a, b, "whole", n_boot=300)
+    want = roc_auc_score(y, good[:, 1]) - roc_auc_score(y, weak[:, 1])
+    assert d["auc"]["value"] == pytest.approx(want, abs=1e-12)
+    assert 0 < d["auc"]["ci95"][0] <= want <= d["auc"]["ci95"][1]
+    acc = lambda lg: ((lg[:, 1] > lg[:, 0]) == y).mean()  # noqa: E731
+    assert d["accuracy"]["value"] == pytest.approx(acc(good) - acc(weak))
+
+    same = paired_difference(a, b, "roi", n_boot=300)
+    assert same["auc"] == {"value": 0.0, "ci95": [0.0, 0.0]}
+
+
+def test_paired_difference_refuses_different_images(tmp_path):
+    from training.paired import paired_difference
+
+    y = np.array([0, 1, 0, 1])
+    lg = np.zeros((4, 2))
+    a = _write_predictions(tmp_path / "a", {"whole": lg}, y, np.arange(4))
+    b = _write_predictions(tmp_path / "b", {"whole": lg}, y[::-1], np.arange(4))
+    with pytest.raises(ValueError, match="not evaluated on the same images"):
+        paired_difference(a, b, "whole")
+

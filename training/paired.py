@@ -1,0 +1,63 @@
+"""Paired comparison of two models evaluated on the same validation images.
+
+Two models' AUCs each come with a confidence interval, but overlapping intervals do not say
+whether one model is better: both were measured on the same images, so their errors are
+correlated. The paired figure resamples near-duplicate groups once per bootstrap draw and
+recomputes both models on the same draw; the interval of the difference is what tells a real
+gap from noise.
+
+Inputs are the ``predictions_<mode>.npz`` files that :func:`training.evaluate.evaluate_model`
+writes beside ``report.json`` (validation logits, labels and group ids). AUC and accuracy at
+0.5 do not depend on the temperature (it scales both logits alike), so raw logits suffice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import auc_score, bootstrap_ci
+
+MODES = ("whole", "roi")
+
+
+def load_predictions(report_dir: Path, mode: str) -> dict[str, np.ndarray]:
+    """Logits, labels and groups of one evaluation in one input mode."""
+    path = Path(report_dir) / f"predictions_{mode}.npz"
+    with np.load(path) as z:
+        return {"logits": z["logits"], "y": z["y"], "groups": z["groups"]}
+
+
+def _margin(logits: np.ndarray) -> np.ndarray:
+    """logit(malignant) - logit(benign): ranks images exactly as p(malignant) does."""
+    return logits[:, 1] - logits[:, 0]
+
+
+def _differences(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Column 0: the model, column 1: the reference."""
+    acc = ((scores > 0).astype(int) == y[:, None]).mean(0)
+    return {"auc": auc_score(y, scores[:, 0]) - auc_score(y, scores[:, 1]),
+            "accuracy": float(acc[0] - acc[1])}
+
+
+def paired_difference(report_dir: Path, reference_dir: Path, mode: str, n_boot: int = 2000,
+                      seed: int = 0) -> dict[str, dict]:
+    """Model minus reference, AUC and accuracy, each with a paired group-bootstrap 95% CI.
+
+    Raises ValueError when the two evaluations are not on the same images.
+    """
+    a = load_predictions(report_dir, mode)
+    b = load_predictions(reference_dir, mode)
+    if not (np.array_equal(a["y"], b["y"]) and np.array_equal(a["groups"], b["groups"])):
+        raise ValueError(f"{report_dir} and {reference_dir} were not evaluated on the same "
+                         "images (labels or groups differ)")
+    y = a["y"].astype(int)
+    scores = np.stack([_margin(a["logits"]), _margin(b["logits"])], axis=1)
+    point = _differences(y, scores)
+    cis = bootstrap_ci(y, scores, _differences, groups=a["groups"], n_boot=n_boot, seed=seed)
+    return {k: {"value": float(v), "ci95": [float(c) for c in cis[k]]} for k, v in point.items()}
+
+
+def has_predictions(report_dir: Path) -> bool:
+    return all((Path(report_dir) / f"predictions_{m}.npz").exists() for m in MODES)
