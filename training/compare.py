@@ -128,9 +128,10 @@ def write_table(out_dir: Path, table: Path, extra_reports: dict[str, Path] | Non
     missing = [n for n in VARIANTS if n not in found]
     if missing:
         lines += ["", "Not run yet (CPU time): " + ", ".join(
-            f"{n}{' (needs a GPU on 2 CPU cores)' if n in HEAVY else ''}" for n in missing)
+            f"{n}{' (a GPU job: hours on 2 CPU cores)' if n in HEAVY else ''}" for n in missing)
             + ". Run them with `rcdnet-train compare --data BUSI --split "
-              "docs/training/split.csv --models NAME...`."]
+              "docs/training/split.csv --models NAME...`; "
+              "`benchmarks/bench_training_step.py` measures what each costs here."]
     table = Path(table)
     table.parent.mkdir(parents=True, exist_ok=True)
     table.write_text("\n".join(lines) + "\n")

@@ -92,7 +92,7 @@ def test_compare_table_layout(busi, tiny_net, tmp_path):
                         {"rcdnet": tmp_path / "ref" / "report.json"}).read_text()
     assert table.count("| reference |") == 2
     assert table.count("| +0.000 [+0.000, +0.000] |") == 2  # the same network: no difference
-    assert "Not run yet" in table and "vit_b_16 (needs a GPU" in table
+    assert "Not run yet" in table and "vit_b_16 (a GPU job" in table
 
 
 def test_evaluation_of_a_torchvision_model_without_cam(busi, tmp_path):
