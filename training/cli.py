@@ -103,7 +103,8 @@ def cmd_train(a) -> int:
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    _log_to(out / "train.log")
+    if int(os.environ.get("RANK", "0")) == 0:  # other torchrun ranks log to stderr only
+        _log_to(out / "train.log")
     cfg = _config_from_args(a)
     prep = _prepare(a)
     if int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun

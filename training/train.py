@@ -229,6 +229,11 @@ def train(train_items: Sequence[CachedImage], val_items: Sequence[CachedImage],
 
     dataset = TrainSet(train_items, cfg)
     per_rank_batch = max(1, cfg.batch_size // world)
+    if distributed and main_proc:
+        import torch.distributed as dist
+
+        log.info("distributed: %d processes (%s), %d images per process per step", world,
+                 dist.get_backend(), per_rank_batch)
     sampler = None
     if distributed:
         from torch.utils.data.distributed import DistributedSampler

@@ -94,3 +94,28 @@ def _train_epochs(items, cfg, out, stop_after):
     finally:
         tr._save_checkpoint = saved
     return None, torch.load(out / CHECKPOINT, weights_only=False)["history"]
+
+
+def test_torchrun_two_cpu_processes_train_one_model(busi, tmp_path):
+    """The same command under torchrun: DDP over gloo, one writer, a bundle that loads."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from rcdnet_desktop.core.weights import load_model
+
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "training.cli", "train", "--data", str(busi), "--out", str(out),
+           "--epochs", "2", "--batch-size", "8", "--input-size", "64", "--threads", "1",
+           "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = (out / "train.log").read_text()
+    assert "distributed: 2 processes (gloo), 4 images per process per step" in log
+    assert log.count("skipped unreadable") == 1  # rank 1 does not write the run's files
+    assert len(json.loads((out / "history.json").read_text())) == 2
+    model, card = load_model(out / "bundle")
+    assert card.untrained is False and card.preprocessing.size == 64
