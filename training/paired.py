@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .evaluate import MODES
 from .metrics import auc_score, bootstrap_ci
-
-MODES = ("whole", "roi")
 
 
 def load_predictions(report_dir: Path, mode: str) -> dict[str, np.ndarray]:
@@ -36,7 +35,7 @@ def _margin(logits: np.ndarray) -> np.ndarray:
 
 def _differences(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """Column 0: the model, column 1: the reference."""
-    acc = ((scores > 0).astype(int) == y[:, None]).mean(0)
+    acc = ((scores >= 0).astype(int) == y[:, None]).mean(0)  # p >= 0.5, as evaluate
     return {"auc": auc_score(y, scores[:, 0]) - auc_score(y, scores[:, 1]),
             "accuracy": float(acc[0] - acc[1])}
 

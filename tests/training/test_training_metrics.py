@@ -87,7 +87,7 @@ def test_paired_difference_matches_sklearn_and_separates_real_gaps(tmp_path):
     want = roc_auc_score(y, good[:, 1]) - roc_auc_score(y, weak[:, 1])
     assert d["auc"]["value"] == pytest.approx(want, abs=1e-12)
     assert 0 < d["auc"]["ci95"][0] <= want <= d["auc"]["ci95"][1]
-    acc = lambda lg: ((lg[:, 1] > lg[:, 0]) == y).mean()  # noqa: E731
+    acc = lambda lg: ((lg[:, 1] >= lg[:, 0]) == y).mean()  # noqa: E731
     assert d["accuracy"]["value"] == pytest.approx(acc(good) - acc(weak))
 
     same = paired_difference(a, b, "roi", n_boot=300)
