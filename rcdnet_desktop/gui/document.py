@@ -138,7 +138,7 @@ class FrameCache:
 
     def get(self, doc: Document, frame: int) -> np.ndarray:
         assert doc.record is not None
-        if frame == 0 or doc.record.frame_count <= 1:
+        if frame == doc.record.pixels_frame or doc.record.frame_count <= 1:
             return doc.record.pixels
         key = (doc.doc_id, frame)
         if key in self._data:
