@@ -17,7 +17,7 @@ import numpy as np
 
 from . import pixels
 from .errors import UnreadableImageError
-from .pixels import _check_budget, _check_frame, _finish, _guard_loader, _range_to_uint8, _trim
+from .pixels import check_budget, check_frame, finish, guard_loader, range_to_uint8, trim
 from .types import Box, ImageRecord, PatientInfo, StudyInfo, UltrasoundRegion
 
 # pydicom reads elements larger than this only when accessed: the header read never pulls the
@@ -76,7 +76,7 @@ def _transfer_syntax(ds: Any) -> Any:
 
 def _decode_failure(exc: Exception, ts: Any) -> str:
     """Why the pixel data of a DICOM file could not be decoded, in words."""
-    msg = _trim(exc)
+    msg = trim(exc)
     low = msg.lower()
     name = getattr(ts, "name", "") or str(ts)
     if isinstance(exc, EOFError) or "less than expected" in low or "truncat" in low:
@@ -88,14 +88,14 @@ def _decode_failure(exc: Exception, ts: Any) -> str:
 
 
 def _dicom_open_error(p: Path, exc: Exception) -> UnreadableImageError:
-    msg = _trim(exc)
+    msg = trim(exc)
     low = msg.lower()
     if isinstance(exc, EOFError) or "end of file" in low or "truncat" in low:
         return UnreadableImageError(p, f"DICOM file is truncated ({msg})")
     return UnreadableImageError(p, f"the DICOM header could not be read ({msg})")
 
 
-def _read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
+def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
     pydicom = _pydicom()
     try:
         ds = pydicom.dcmread(p, force=True, defer_size=_DICOM_DEFER_SIZE)
@@ -128,14 +128,14 @@ def _read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
     cols = int(_number(ds, "Columns", 0) or 0)
     if rows <= 0 or cols <= 0:
         raise UnreadableImageError(p, "DICOM file has no valid image size (Rows/Columns)")
-    _check_budget(p, cols, rows)
+    check_budget(p, cols, rows)
 
     ts = _transfer_syntax(ds)
     _check_decoder(p, ts)
 
     count = int(_number(ds, "NumberOfFrames", 1) or 1)
     count = max(1, count)
-    _check_frame(p, frame, count)
+    check_frame(p, frame, count)
 
     photometric = _text(ds, "PhotometricInterpretation").upper()
     spp = int(_number(ds, "SamplesPerPixel", 1) or 1)
@@ -144,7 +144,7 @@ def _read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
 
     ctx = _DicomContext(p, ds, ts, pixel_kw == "PixelData", rows, cols, photometric)
     pixels = ctx.frame(frame)
-    loader = _guard_loader(p, count, ctx.frame) if count > 1 else None
+    loader = guard_loader(p, count, ctx.frame) if count > 1 else None
 
     bits = int(_number(ds, "BitsStored", None) or _number(ds, "BitsAllocated", 8) or 8)
     return ImageRecord(
@@ -278,7 +278,7 @@ class _DicomContext:
         if arr.ndim == 3 and arr.shape[2] == 1:
             arr = arr[..., 0]
         if pi == "PALETTE COLOR" and arr.ndim == 2:
-            return _finish(_palette_to_rgb(arr, self.ds))
+            return finish(_palette_to_rgb(arr, self.ds))
         if arr.ndim == 2:
             return _monochrome_to_uint8(arr, self.ds, pi, self.integer)
         if arr.shape[2] in (3, 4) and pi in (
@@ -292,7 +292,7 @@ class _DicomContext:
         ):
             # pixel_array(raw=False) has already converted YBR_FULL/_422 to RGB unless the JPEG
             # decoder did it; YBR_ICT/RCT come out of the JPEG 2000 decoders as RGB.
-            return _finish(arr[..., :3])
+            return finish(arr[..., :3])
         raise UnreadableImageError(
             self.p,
             f"photometric interpretation {pi or 'unknown'} with {arr.shape[-1]} samples per "
@@ -403,10 +403,10 @@ def _monochrome_to_uint8(arr: np.ndarray, ds: Any, pi: str, integer: bool) -> np
         if integer and bits <= 8 and not signed and not _has_rescale(ds):
             out = np.clip(values, 0, 255).astype(np.uint8)  # 8-bit data: show as stored
         else:
-            out = _range_to_uint8(values)
+            out = range_to_uint8(values)
     if pi == "MONOCHROME1":
         out = 255 - out  # minimum value is white in MONOCHROME1
-    return _finish(out)
+    return finish(out)
 
 
 def _apply_voi(values: np.ndarray, ds: Any) -> np.ndarray | None:

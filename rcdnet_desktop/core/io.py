@@ -40,10 +40,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import pixels
-from .dicom_read import _read_dicom
+from .dicom_read import read_dicom
 from .errors import UnreadableImageError
-from .pillow_read import _PIL_FORMATS, _read_pillow
-from .pixels import MAX_PIXELS_PER_FRAME, _describe, _trim
+from .pillow_read import PIL_FORMATS, read_pillow
+from .pixels import MAX_PIXELS_PER_FRAME, describe, trim
 from .types import ImageRecord
 
 __all__ = [
@@ -106,7 +106,7 @@ def read_image(path: str | os.PathLike[str], frame: int = 0) -> ImageRecord:
     except MemoryError:
         raise UnreadableImageError(p, "not enough memory to decode the image") from None
     except Exception as exc:  # a reader must never crash its caller
-        raise UnreadableImageError(p, _describe(exc)) from exc
+        raise UnreadableImageError(p, describe(exc)) from exc
 
 
 def find_images(
@@ -210,22 +210,22 @@ def _read(p: Path, frame: int) -> ImageRecord:
         raise UnreadableImageError(p, "file is empty")
 
     if len(head) == 132 and head[128:132] == b"DICM":
-        return _read_dicom(p, frame, has_preamble=True)
+        return read_dicom(p, frame, has_preamble=True)
     try:
-        im = Image.open(p, formats=_PIL_FORMATS)
+        im = Image.open(p, formats=PIL_FORMATS)
     except UnidentifiedImageError:
         im = None
     except Image.DecompressionBombError as exc:
         raise UnreadableImageError(
             p,
-            f"image is too large to open safely ({_trim(exc)}); the limit is "
+            f"image is too large to open safely ({trim(exc)}); the limit is "
             f"{pixels.MAX_PIXELS_PER_FRAME // 1_000_000} megapixels per frame",
         ) from None
     if im is not None:
         with im:
-            return _read_pillow(p, im, frame)
+            return read_pillow(p, im, frame)
     if p.suffix.lower() in DICOM_SUFFIXES or p.suffix == "" or _looks_like_raw_dicom(head):
-        return _read_dicom(p, frame, has_preamble=False)
+        return read_dicom(p, frame, has_preamble=False)
     raise UnreadableImageError(p, "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)")
 
 

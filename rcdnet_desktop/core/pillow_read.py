@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .pixels import _check_budget, _check_frame, _finish, _guard_loader
+from .pixels import check_budget, check_frame, finish, guard_loader
 from .types import ImageRecord
 
 # Pillow formats we accept. Restricting Image.open keeps exotic plugins (EPS runs Ghostscript)
 # out of a viewer that opens whatever a user drops on it.
-_PIL_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "GIF", "WEBP")
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "GIF", "WEBP")
 
 
 def _rawmode(im: Image.Image) -> str:
@@ -40,12 +40,12 @@ def _pil_bits(im: Image.Image, rawmode: str) -> int:
     return 8
 
 
-def _read_pillow(p: Path, im: Image.Image, frame: int) -> ImageRecord:
+def read_pillow(p: Path, im: Image.Image, frame: int) -> ImageRecord:
     fmt = im.format or ""
     width, height = im.size
-    _check_budget(p, width, height)
+    check_budget(p, width, height)
     count = max(1, int(getattr(im, "n_frames", 1) or 1))
-    _check_frame(p, frame, count)
+    check_frame(p, frame, count)
     rawmode = _rawmode(im)
     photometric = im.mode
     bits = _pil_bits(im, rawmode)
@@ -54,10 +54,10 @@ def _read_pillow(p: Path, im: Image.Image, frame: int) -> ImageRecord:
     if count > 1:
 
         def decode(i: int) -> np.ndarray:
-            with Image.open(p, formats=_PIL_FORMATS) as im2:
+            with Image.open(p, formats=PIL_FORMATS) as im2:
                 return _pillow_frame(p, im2, i)
 
-        loader = _guard_loader(p, count, decode)
+        loader = guard_loader(p, count, decode)
     return ImageRecord(
         path=p,
         pixels=pixels,
@@ -80,7 +80,7 @@ def _pillow_frame(p: Path, im: Image.Image, index: int) -> np.ndarray:
         # bits would turn almost black. OpenCV decodes all 16 bits; map them by their range.
         a = _read_16bit_colour(p)
         if a is not None:
-            return _finish(a)
+            return finish(a)
     im.load()  # raises on truncated / damaged data
     orientation = 1
     try:
@@ -106,7 +106,7 @@ def _pillow_frame(p: Path, im: Image.Image, index: int) -> np.ndarray:
             a = a.astype(a.dtype.newbyteorder("="))
     else:  # CMYK, YCbCr, LAB, HSV, RGBa
         a = np.asarray(im.convert("RGB"))
-    return _finish(a)
+    return finish(a)
 
 
 def _read_16bit_colour(p: Path) -> np.ndarray | None:

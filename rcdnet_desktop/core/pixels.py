@@ -36,21 +36,21 @@ _MAX_REASON = 300  # characters of a library's own message kept in our reason
 # ----------------------------------------------------------------------------------------------
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """A reason in words for an unexpected library error."""
-    msg = _trim(exc)
+    msg = trim(exc)
     low = msg.lower()
     if isinstance(exc, EOFError) or "truncat" in low or "end of file" in low or "eof" in low:
         return f"file is truncated ({msg})" if msg else "file is truncated"
     return f"the file is damaged or not a valid image ({type(exc).__name__}: {msg})"
 
 
-def _trim(exc: BaseException) -> str:
+def trim(exc: BaseException) -> str:
     msg = " ".join(str(exc).split())
     return msg if len(msg) <= _MAX_REASON else msg[: _MAX_REASON - 3] + "..."
 
 
-def _check_budget(p: Path, width: int, height: int) -> None:
+def check_budget(p: Path, width: int, height: int) -> None:
     n = int(width) * int(height)
     if n > MAX_PIXELS_PER_FRAME:
         raise UnreadableImageError(
@@ -60,14 +60,14 @@ def _check_budget(p: Path, width: int, height: int) -> None:
         )
 
 
-def _check_frame(p: Path, frame: int, count: int) -> None:
+def check_frame(p: Path, frame: int, count: int) -> None:
     if frame >= count:
         raise UnreadableImageError(
             p, f"frame {frame} does not exist: the file has {count} frame{'s' * (count != 1)}"
         )
 
 
-def _guard_loader(
+def guard_loader(
     p: Path, count: int, fn: Callable[[int], np.ndarray]
 ) -> Callable[[int], np.ndarray]:
     """Wrap a frame decoder so that it, too, raises only UnreadableImageError."""
@@ -84,7 +84,7 @@ def _guard_loader(
         except MemoryError:
             raise UnreadableImageError(p, f"frame {index}: not enough memory") from None
         except Exception as exc:
-            raise UnreadableImageError(p, f"frame {index}: {_describe(exc)}") from exc
+            raise UnreadableImageError(p, f"frame {index}: {describe(exc)}") from exc
 
     return load
 
@@ -95,7 +95,7 @@ def _guard_loader(
 # ----------------------------------------------------------------------------------------------
 
 
-def _range_to_uint8(a: np.ndarray) -> np.ndarray:
+def range_to_uint8(a: np.ndarray) -> np.ndarray:
     """Map an array linearly from its own min..max to 0..255 (constant -> zeros)."""
     a = np.asarray(a)
     if a.dtype == np.uint8:
@@ -113,7 +113,7 @@ def _range_to_uint8(a: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _finish(a: np.ndarray) -> np.ndarray:
+def finish(a: np.ndarray) -> np.ndarray:
     """uint8, C-contiguous, (H, W) or (H, W, 3); RGB with equal channels becomes (H, W)."""
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
@@ -123,5 +123,5 @@ def _finish(a: np.ndarray) -> np.ndarray:
         if np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]):
             a = a[..., 0]
     if a.dtype != np.uint8:
-        a = _range_to_uint8(a)
+        a = range_to_uint8(a)
     return np.ascontiguousarray(a)
