@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from synth_busi import TinyNet
 
@@ -96,6 +97,9 @@ def _train_epochs(items, cfg, out, stop_after):
     return None, torch.load(out / CHECKPOINT, weights_only=False)["history"]
 
 
+# Slow: two processes under torchrun. It failed once, unexplained, in about a dozen runs (the
+# launcher reported a child failure); the default suite must not depend on local ports.
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_train_one_model(busi, tmp_path):
     """The same command under torchrun: DDP over gloo, one writer, a bundle that loads."""
     import json
