@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     base = med.get("rcdnet", next(iter(med.values())))
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, "
           f"{steps} steps = {args.epochs} epochs of {args.train_images} images")
-    print(f"{'arch':<18}{'s/step':>8}{'ratio':>8}{'30 epochs':>12}")
+    print(f"{'arch':<18}{'s/step':>8}{'ratio':>8}{f'{args.epochs} epochs':>12}")
     for arch, t in med.items():
         print(f"{arch:<18}{t:>8.2f}{t / base:>7.1f}x{t * steps / 3600:>10.1f} h")
     return 0

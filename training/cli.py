@@ -103,18 +103,19 @@ def cmd_train(a) -> int:
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    if int(os.environ.get("RANK", "0")) == 0:  # other torchrun ranks log to stderr only
+    main_proc = int(os.environ.get("RANK", "0")) == 0  # under torchrun: one writer, rank 0
+    if main_proc:  # the other ranks log to stderr only
         _log_to(out / "train.log")
     cfg = _config_from_args(a)
     prep = _prepare(a)
-    if int(os.environ.get("RANK", "0")) == 0:  # one writer under torchrun
+    if main_proc:
         save_split(prep, out / "split.csv", a.data)
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     tr, va = prep.subset("train"), prep.subset("val")
     log.info("train %d images, val %d images; skipped unreadable: %s", len(tr), len(va),
              prep.load_report.skipped)
     model, history = train(tr, va, cfg, out, resume=a.resume, progress=not a.no_progress)
-    if int(os.environ.get("RANK", "0")) != 0:
+    if not main_proc:
         return 0  # under torchrun only rank 0 evaluates and writes the bundle
     if a.skip_eval:
         return 0
