@@ -29,7 +29,12 @@ ROI_MARGIN = 0.2  # the model card's roi_margin: inference pads the lesion box b
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Augmentation options (see module docstring)."""
+    """Augmentation options (see module docstring).
+
+    The fields from ``contrast`` on are generic, scanner-agnostic augmentations (gain and
+    contrast, gamma, speckle, blur, a shifted lesion box); they are off by default, as in the
+    paper's recipe, and :data:`GENERIC` switches them on.
+    """
 
     crop_scale: tuple[float, float] = (0.85, 1.0)  # random crop: share of the region's area
     crop_ratio: tuple[float, float] = (0.9, 1.1)  # aspect change of the crop
@@ -38,9 +43,27 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.9, 1.1)  # slight zoom
     roi_pad: tuple[float, float] = (0.1, 0.3)  # random padding per side of the lesion box
     enabled: bool = True
+    contrast: tuple[float, float] = (1.0, 1.0)  # factor about the patch's mean
+    brightness: float = 0.0  # grey levels added, uniform in [-brightness, brightness]
+    gamma: tuple[float, float] = (1.0, 1.0)
+    speckle: float = 0.0  # std of multiplicative, slightly correlated noise (max, drawn per view)
+    blur: float = 0.0  # probability of a slight Gaussian blur (sigma 0.5-1.5 px at 224)
+    box_shift: float = 0.0  # lesion box moved by up to this share of its width/height
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def intensity(self) -> bool:
+        return (self.contrast != (1.0, 1.0) or self.brightness > 0 or self.gamma != (1.0, 1.0)
+                or self.speckle > 0 or self.blur > 0)
+
+
+GENERIC = {  # ``--augment generic``: wider geometry plus scanner-like intensity changes
+    "crop_scale": (0.6, 1.0), "crop_ratio": (0.75, 1.33), "rotation": 15.0,
+    "scale": (0.85, 1.15), "roi_pad": (0.0, 0.4), "contrast": (0.7, 1.3), "brightness": 20.0,
+    "gamma": (0.7, 1.5), "speckle": 0.15, "blur": 0.2, "box_shift": 0.1,
+}
 
 
 def pad_box(box: tuple[int, int, int, int], pads: tuple[float, float, float, float],
@@ -70,18 +93,16 @@ def eval_view(grey: np.ndarray, box, mode: str, config: PreprocessConfig,
     return enhance(grey, config.size, config)
 
 
-def train_view(grey: np.ndarray, box, use_roi: bool, rng: np.random.Generator,
-               aug: AugmentConfig, config: PreprocessConfig) -> np.ndarray:
-    """One augmented uint8 grey view at the model's input size."""
+def warp_region(grey: np.ndarray, region: tuple[int, int, int, int],
+                rng: np.random.Generator, aug: AugmentConfig,
+                mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Random crop inside ``region`` (x, y, w, h), slight zoom and rotation, at native size.
+
+    ``mask`` (bool, same shape as ``grey``) gets the same transform (nearest neighbour).
+    """
     import cv2
 
-    if not aug.enabled:
-        return eval_view(grey, box, "roi" if use_roi else "whole", config)
-    H, W = grey.shape
-    if use_roi and box is not None:
-        rx, ry, rw, rh = pad_box(box, tuple(rng.uniform(*aug.roi_pad, size=4)), grey.shape)
-    else:
-        rx, ry, rw, rh = 0, 0, W, H
+    rx, ry, rw, rh = region
     # Random crop inside the region (area share and aspect change close to 1).
     area = rng.uniform(*aug.crop_scale)
     ratio = math.exp(rng.uniform(math.log(aug.crop_ratio[0]), math.log(aug.crop_ratio[1])))
@@ -98,10 +119,76 @@ def train_view(grey: np.ndarray, box, use_roi: bool, rng: np.random.Generator,
     m[1, 2] += out_h / 2 - cy
     patch = cv2.warpAffine(grey, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    out = enhance(patch, config.size, config)
+    if mask is None:
+        return patch, None
+    mpatch = cv2.warpAffine(mask.astype(np.uint8), m, (out_w, out_h), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    return patch, mpatch
+
+
+def vary_intensity(grey: np.ndarray, rng: np.random.Generator,
+                   aug: AugmentConfig) -> np.ndarray:
+    """Scanner-like changes of a uint8 patch: contrast, brightness, gamma, speckle, blur."""
+    import cv2
+
+    if not aug.intensity:
+        return grey
+    g = grey.astype(np.float32)
+    g = (g - g.mean()) * rng.uniform(*aug.contrast) + g.mean() \
+        + rng.uniform(-aug.brightness, aug.brightness)
+    g = 255.0 * (np.clip(g, 0, 255) / 255.0) ** rng.uniform(*aug.gamma)
+    if aug.speckle > 0:
+        noise = rng.standard_normal(g.shape).astype(np.float32)
+        noise = cv2.GaussianBlur(noise, (0, 0), 1.0) * 2.0  # grain of a few pixels, std ~1
+        g *= 1.0 + rng.uniform(0, aug.speckle) * noise
+    if rng.random() < aug.blur:
+        sigma = rng.uniform(0.5, 1.5) * max(g.shape) / 224.0
+        g = cv2.GaussianBlur(g, (0, 0), sigma)
+    return np.clip(g + 0.5, 0, 255).astype(np.uint8)
+
+
+def _jittered_box(box, rng: np.random.Generator, aug: AugmentConfig, shape):
+    """The lesion box padded by random fractions per side and, with ``box_shift``, moved."""
+    x, y, w, h = box
+    if aug.box_shift > 0:
+        x += round(rng.uniform(-aug.box_shift, aug.box_shift) * w)
+        y += round(rng.uniform(-aug.box_shift, aug.box_shift) * h)
+    return pad_box((x, y, w, h), tuple(rng.uniform(*aug.roi_pad, size=4)), shape)
+
+
+def train_view(grey: np.ndarray, box, use_roi: bool, rng: np.random.Generator,
+               aug: AugmentConfig, config: PreprocessConfig) -> np.ndarray:
+    """One augmented uint8 grey view at the model's input size."""
+    if not aug.enabled:
+        return eval_view(grey, box, "roi" if use_roi else "whole", config)
+    H, W = grey.shape
+    region = _jittered_box(box, rng, aug, grey.shape) if use_roi and box is not None \
+        else (0, 0, W, H)
+    patch, _ = warp_region(grey, region, rng, aug)
+    out = enhance(vary_intensity(patch, rng, aug), config.size, config)
     if rng.random() < aug.hflip:
         out = np.ascontiguousarray(out[:, ::-1])
     return out
+
+
+def localiser_view(grey: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator | None,
+                   aug: AugmentConfig, config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """A whole-image view and its lesion mask at the input size (augmented when ``rng``)."""
+    import cv2
+
+    if mask is None:
+        mask = np.zeros(grey.shape, dtype=bool)
+    flip = False
+    if rng is not None and aug.enabled:
+        grey, mask = warp_region(grey, (0, 0, grey.shape[1], grey.shape[0]), rng, aug, mask)
+        grey = vary_intensity(grey, rng, aug)
+        flip = rng.random() < aug.hflip
+    out = enhance(grey, config.size, config)
+    m = cv2.resize(mask.astype(np.uint8), (config.size, config.size),
+                   interpolation=cv2.INTER_NEAREST) > 0
+    if flip:
+        out, m = np.ascontiguousarray(out[:, ::-1]), np.ascontiguousarray(m[:, ::-1])
+    return out, m
 
 
 def mixup(x, y_onehot, alpha: float, gen):

@@ -7,14 +7,17 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 log = logging.getLogger("training")
 
 
 def _common_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path,
-                   help="class-folder root (benign/, malignant/) or CSV manifest path,label[,mask]")
+    p.add_argument("--data", required=True, type=Path, action="append",
+                   help="class-folder root (benign/, malignant/) or CSV manifest "
+                        "path,label[,mask][,patient]; repeat for several sites (each is split "
+                        "by its own groups and reported on its own)")
     p.add_argument("--split", type=Path, default=None,
                    help="reuse this split CSV (path,label,group,split); made when absent")
     p.add_argument("--cache-dir", type=Path, default=None,
@@ -48,6 +51,10 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, nargs=2, default=d.augment.scale)
     p.add_argument("--roi-pad", type=float, nargs=2, default=d.augment.roi_pad)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--augment", default="paper", choices=["paper", "generic"],
+                   help="paper: the paper's operations with small magnitudes; generic: wider "
+                        "crops and aspect, scanner-like contrast/gamma/speckle/blur, shifted "
+                        "lesion boxes (overrides the geometry options above)")
     p.add_argument("--normalisation", default=d.preprocess.normalisation,
                    choices=["tf_lite", "imagenet"])
     p.add_argument("--input-size", type=int, default=d.preprocess.size,
@@ -63,12 +70,14 @@ def _recipe(p: argparse.ArgumentParser) -> None:
 def _config_from_args(a):
     from rcdnet_desktop.core.preprocess import PreprocessConfig
 
-    from .augment import AugmentConfig
+    from .augment import GENERIC, AugmentConfig
     from .train import TrainConfig
 
     aug = AugmentConfig(crop_scale=tuple(a.crop_scale), hflip=a.hflip, rotation=a.rotation,
                         scale=tuple(a.scale), roi_pad=tuple(a.roi_pad),
                         enabled=not a.no_augment)
+    if a.augment == "generic":
+        aug = replace(aug, **GENERIC)
     return TrainConfig(arch=a.arch, pretrained=not a.no_pretrained, epochs=a.epochs,
                        batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        label_smoothing=a.label_smoothing, mixup_alpha=a.mixup_alpha,
@@ -135,6 +144,26 @@ def cmd_train(a) -> int:
     return 0
 
 
+def cmd_localiser(a) -> int:
+    from .localiser import LocaliserConfig, train_localiser
+    from .pipeline import save_split
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _log_to(out / "train.log")
+    cfg = LocaliserConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                          num_threads=a.threads, val_every=a.val_every,
+                          max_steps_per_epoch=a.max_steps_per_epoch)
+    prep = _prepare(a)
+    save_split(prep, out / "split.csv", a.data)
+    (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    tr = prep.subset("train")
+    log.info("localiser: %d training images with masks, %d validation images",
+             sum(it.mask is not None for it in tr), len(prep.subset("val")))
+    train_localiser(tr, prep.subset("val"), prep.sites("val"), cfg, out, resume=a.resume)
+    return 0
+
+
 def cmd_evaluate(a) -> int:
     from .evaluate import evaluate_weights
 
@@ -192,6 +221,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where to write weights + model card (default OUT/bundle; pass "
                         "resources/model to replace the shipped bundle)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("localiser", help="train the lesion localiser on the masks (same split)")
+    _common_data(p)
+    from .localiser import LocaliserConfig
+
+    d = LocaliserConfig()
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--threads", type=int, default=d.num_threads)
+    p.add_argument("--val-every", type=int, default=d.val_every)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_localiser)
 
     p = sub.add_parser("evaluate", help="metrics, calibration, localisation, plots, reports")
     _common_data(p)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +34,18 @@ class Sample:
         0 = benign, 1 = malignant.
     masks : tuple of Path
         Lesion mask files (union), empty when there is none.
+    site : str
+        The data source (hospital) the image comes from: the name of its data folder.
+    patient : str or None
+        Patient code where the site gives one (its ``manifest.csv``); images of one patient
+        always land on the same side of a split and are resampled together.
     """
 
     path: Path
     label: int
     masks: tuple[Path, ...] = field(default_factory=tuple)
+    site: str = ""
+    patient: str | None = None
 
     @property
     def key(self) -> str:
@@ -56,13 +63,34 @@ def parse_label(text: str) -> int:
     raise ValueError(f"unknown label {text!r}; expected one of {CLASS_NAMES} or 0/1")
 
 
+def site_name(source: Path) -> str:
+    """The site a data source stands for: its folder's name (a manifest's parent folder)."""
+    source = Path(source)
+    return (source if source.is_dir() else source.parent).resolve().name
+
+
+def read_patients(root: Path) -> dict[str, str]:
+    """``relative file -> patient code`` from ``root/manifest.csv`` when it has both columns."""
+    f = Path(root) / "manifest.csv"
+    if not f.is_file():
+        return {}
+    with f.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not {"file", "patient"} <= set(reader.fieldnames or ()):
+            return {}
+        return {row["file"]: row["patient"] for row in reader if row["patient"].strip()}
+
+
 def scan_class_folders(root: Path, classes: Sequence[str] = CLASS_NAMES) -> list[Sample]:
     """Read ``root/<class>/*`` for each class name; other folders (e.g. ``normal/``) are ignored.
 
     Files whose stem matches ``*_mask`` or ``*_mask_N`` are lesion masks of the image with the
     same stem in the same folder. A mask without its image is ignored (and not an image).
+    Patient codes come from ``root/manifest.csv`` (columns ``file``, ``patient``) where present.
     """
     root = Path(root)
+    site = site_name(root)
+    patients = read_patients(root)
     samples: list[Sample] = []
     for name in classes:
         folder = root / name
@@ -80,17 +108,21 @@ def scan_class_folders(root: Path, classes: Sequence[str] = CLASS_NAMES) -> list
             else:
                 images[f.stem] = f
         for stem, path in sorted(images.items(), key=lambda kv: _natural_key(kv[0])):
-            samples.append(Sample(path, label, tuple(sorted(masks.get(stem, [])))))
+            rel = path.relative_to(root).as_posix()
+            samples.append(Sample(path, label, tuple(sorted(masks.get(stem, []))), site,
+                                  patients.get(rel)))
     return samples
 
 
 def read_manifest(csv_path: Path) -> list[Sample]:
     """CSV with a header ``path,label[,mask]``; relative paths are relative to the CSV.
 
-    ``mask`` may hold several files separated by ``;`` (union).
+    ``mask`` may hold several files separated by ``;`` (union); an optional ``patient`` column
+    groups images of one patient.
     """
     csv_path = Path(csv_path)
     base = csv_path.parent
+    site = site_name(csv_path)
     out: list[Sample] = []
     with csv_path.open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -100,7 +132,8 @@ def read_manifest(csv_path: Path) -> list[Sample]:
             p = Path(row["path"])
             masks = tuple(_resolve(base, Path(m)) for m in (row.get("mask") or "").split(";")
                           if m.strip())
-            out.append(Sample(_resolve(base, p), parse_label(row["label"]), masks))
+            out.append(Sample(_resolve(base, p), parse_label(row["label"]), masks, site,
+                              (row.get("patient") or "").strip() or None))
     return out
 
 
@@ -109,7 +142,7 @@ def load_samples(source: Path, include_masks: bool = True) -> list[Sample]:
     source = Path(source)
     samples = read_manifest(source) if source.is_file() else scan_class_folders(source)
     if not include_masks:
-        samples = [Sample(s.path, s.label) for s in samples]
+        samples = [replace(s, masks=()) for s in samples]
     return samples
 
 

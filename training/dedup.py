@@ -6,7 +6,8 @@ Two images are near-duplicates when EITHER
 - the Pearson correlation of their 32x32 grey thumbnails is at least ``min_corr``.
 
 The hash catches re-encodes and small intensity changes; the correlation catches the slightly
-different crops of one scan that BUSI contains. Pairs are linked transitively into groups. A
+different crops of one scan that BUSI contains. Images of one patient (where a site gives patient
+codes) are linked too. Pairs are linked transitively into groups. A
 group whose members carry different labels is a *conflict*; by default conflicting groups are
 dropped from training and evaluation (their labels cannot both be right) and listed in the report.
 """
@@ -80,8 +81,13 @@ class DedupResult:
 
 
 def find_duplicates(greys: Sequence[np.ndarray], labels: Sequence[int], hash_bits: int = 4,
-                    min_corr: float = 0.95) -> DedupResult:
-    """Group near-duplicate images; see the module docstring for the criteria."""
+                    min_corr: float = 0.95,
+                    patients: Sequence[str | None] | None = None) -> DedupResult:
+    """Group near-duplicate images; see the module docstring for the criteria.
+
+    ``patients`` (a code per image, None where unknown) also links every image of one patient
+    into one group, so a group is the unit a split keeps together and a bootstrap resamples.
+    """
     n = len(greys)
     hashes = np.array([dhash(g) for g in greys], dtype=np.uint64)
     thumbs = np.stack([thumbnail(g) for g in greys]) if n else np.zeros((0, THUMB * THUMB))
@@ -96,6 +102,10 @@ def find_duplicates(greys: Sequence[np.ndarray], labels: Sequence[int], hash_bit
             j = i + 1 + int(k)
             uf.union(i, j)
             pairs.append((i, j, int(bits[k]), float(c[k])))
+    first_of: dict[str, int] = {}
+    for i, code in enumerate(patients or ()):
+        if code is not None:
+            uf.union(first_of.setdefault(code, i), i)
     groups = [uf.find(i) for i in range(n)]
     res = DedupResult(groups, pairs)
     res.conflicts = sorted(g for g, m in res.members().items()

@@ -5,15 +5,18 @@ is seen in training and then scored in validation. Groups are drawn per class (g
 single label once conflicting groups are dropped) with a fixed seed until the validation side
 holds ``val_fraction`` of that class's images.
 
-CSV columns: ``path,label,group,split`` with split one of ``train``, ``val`` or
-``excluded_conflict`` (members of a group whose images carry different labels).
+CSV columns: ``path,label,group,split,site`` with split one of ``train``, ``val`` or
+``excluded_conflict`` (members of a group whose images carry different labels). Several sites
+are split each on its own (each by its own groups, stratified by label) and written to one CSV;
+``path`` is relative to its site's data folder and ``group`` is unique across sites. A CSV
+without the ``site`` column (one site) is still read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,7 @@ class SplitRow:
     label: int
     group: int
     split: str
+    site: str = ""
 
 
 def make_split(samples: Sequence[Sample], dedup: DedupResult, val_fraction: float = 0.3,
@@ -60,38 +64,45 @@ def make_split(samples: Sequence[Sample], dedup: DedupResult, val_fraction: floa
                 n_val += size
             else:
                 split_of[g] = "train"
-    return [SplitRow(str(s.path), s.label, dedup.groups[i], split_of[dedup.groups[i]])
+    return [SplitRow(str(s.path), s.label, dedup.groups[i], split_of[dedup.groups[i]], s.site)
             for i, s in enumerate(samples)]
 
 
-def write_split(rows: Sequence[SplitRow], path: Path, root: Path | None = None) -> None:
-    """Write the CSV; paths are written relative to ``root`` when given (portable)."""
+def write_split(rows: Sequence[SplitRow], path: Path,
+                roots: Mapping[str, Path] | None = None) -> None:
+    """Write the CSV; paths are written relative to their site's root when given (portable)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["path", "label", "group", "split"])
+        w.writerow(["path", "label", "group", "split", "site"])
         for r in rows:
             p = Path(r.path)
-            if root is not None:
+            if roots and r.site in roots:
                 with contextlib.suppress(ValueError):
-                    p = p.relative_to(root)
-            w.writerow([p.as_posix(), CLASS_NAMES[r.label], r.group, r.split])
+                    p = p.relative_to(roots[r.site])
+            w.writerow([p.as_posix(), CLASS_NAMES[r.label], r.group, r.split, r.site])
 
 
-def read_split(path: Path, root: Path | None = None) -> list[SplitRow]:
-    """Read a split CSV; relative paths are resolved against ``root`` (the data folder)."""
+def read_split(path: Path, roots: Mapping[str, Path] | None = None) -> list[SplitRow]:
+    """Read a split CSV; relative paths are resolved against their site's data folder.
+
+    A CSV without a ``site`` column belongs to the only site in ``roots``.
+    """
     from .data import parse_label
 
+    roots = dict(roots or {})
     rows = []
     with Path(path).open(newline="") as fh:
         for r in csv.DictReader(fh):
+            site = r.get("site") or (next(iter(roots)) if len(roots) == 1 else "")
             p = Path(r["path"])
-            if not p.is_absolute() and root is not None:
-                p = Path(root) / p
+            if not p.is_absolute() and site in roots:
+                p = Path(roots[site]) / p
             if r["split"] not in SPLITS:
                 raise ValueError(f"{path}: unknown split {r['split']!r}")
-            rows.append(SplitRow(str(p), parse_label(r["label"]), int(r["group"]), r["split"]))
+            rows.append(SplitRow(str(p), parse_label(r["label"]), int(r["group"]), r["split"],
+                                 site))
     return rows
 
 

@@ -289,7 +289,7 @@ def train(train_items: Sequence[CachedImage], val_items: Sequence[CachedImage],
                 rec.update(_val_metrics(model, val_items, cfg, device))
             rec["seconds"] = time.time() - t0
             history.append(rec)
-            _save_checkpoint(ckpt_path, model, opt, sched, scaler, epoch + 1, history, cfg)
+            save_checkpoint(ckpt_path, model, opt, sched, scaler, epoch + 1, history, cfg)
             (out_dir / HISTORY).write_text(json.dumps(history, indent=1))
             log.info("epoch %s", json.dumps({k: round(v, 4) if isinstance(v, float) else v
                                              for k, v in rec.items()}))
@@ -304,7 +304,7 @@ def train(train_items: Sequence[CachedImage], val_items: Sequence[CachedImage],
     return model, history
 
 
-def _save_checkpoint(path: Path, model, opt, sched, scaler, epoch, history, cfg) -> None:
+def save_checkpoint(path: Path, model, opt, sched, scaler, epoch, history, cfg) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "model": model.state_dict(), "optimizer": opt.state_dict(),

@@ -25,6 +25,28 @@ class Box:
         return (self.x, self.y, self.w, self.h)
 
 
+@dataclass(frozen=True, eq=False)
+class LesionFinding:
+    """A lesion proposed by the localiser.
+
+    Attributes
+    ----------
+    box : Box
+        Bounding box of the lesion outline in image pixels (unpadded).
+    outline : ndarray (N, 2) float32
+        The outline as (x, y) points in image pixels.
+    confidence : float
+        Mean lesion probability inside the outline (0.5 to 1).
+    area_share : float
+        Share of the image the outline covers.
+    """
+
+    box: Box
+    outline: np.ndarray
+    confidence: float
+    area_share: float
+
+
 @dataclass(frozen=True)
 class UltrasoundRegion:
     """One calibrated region from DICOM SequenceOfUltrasoundRegions.

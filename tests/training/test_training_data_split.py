@@ -72,7 +72,7 @@ def test_split_by_group_stratified_and_roundtrip(tmp_path):
     for g in range(60):
         label = int(g < 20)  # 20 malignant groups, 40 benign
         for _ in range(int(rng.integers(1, 4))):
-            samples.append(Sample(Path(f"/d/{len(samples)}.png"), label))
+            samples.append(Sample(Path(f"/d/{len(samples)}.png"), label, site="d"))
             groups.append(g)
 
     class DD:
@@ -92,7 +92,45 @@ def test_split_by_group_stratified_and_roundtrip(tmp_path):
         n = sum(r.label == label for r in rows)
         v = sum(r.label == label and r.split == "val" for r in rows)
         assert abs(v / n - 0.3) < 0.06
-    write_split(rows, tmp_path / "split.csv", root=Path("/d"))
-    back = read_split(tmp_path / "split.csv", root=Path("/d"))
+    write_split(rows, tmp_path / "split.csv", {"d": Path("/d")})
+    assert "0.png,malignant" in (tmp_path / "split.csv").read_text()  # relative to the site
+    back = read_split(tmp_path / "split.csv", {"d": Path("/d")})
     assert back == rows
     assert make_split(samples, DD(), 0.3, seed=3) == rows  # fixed seed, same split
+
+
+def test_two_sites_split_each_by_its_own_groups_and_patients(tmp_path):
+    import csv
+
+    from synth_busi import write_busi
+
+    from training.pipeline import prepare, save_split
+
+    a = write_busi(tmp_path / "site_a", n_per_class=6, seed=1)
+    b = write_busi(tmp_path / "site_b", n_per_class=8, seed=2)
+    # Site b gives patient codes: two images per patient, which must stay together.
+    files = sorted(p.relative_to(b).as_posix() for p in b.glob("*/*.png") if "_mask" not in p.name
+                   and "normal" not in p.parts)
+    with (b / "manifest.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "cls", "patient"])
+        for i, f in enumerate(files):
+            w.writerow([f, f.split("/")[0], f"{f.split('/')[0]}-P{i // 2}"])
+    prep = prepare([a, b], None, None, seed=0, progress=False)
+    by_site = {s: [r for r in prep.rows if r.site == s] for s in ("site_a", "site_b")}
+    assert len(by_site["site_a"]) == 12 and len(by_site["site_b"]) == 16
+    assert {r.group for r in by_site["site_a"]}.isdisjoint({r.group for r in by_site["site_b"]})
+    for s, rows in by_site.items():  # each site is split on its own, both classes on both sides
+        for label in (0, 1):
+            assert {r.split for r in rows if r.label == label} == {"train", "val"}, s
+    patient = {str(it.sample.path): it.sample.patient for it in prep.items}
+    sides: dict = {}
+    for r in by_site["site_b"]:
+        sides.setdefault(patient[r.path], set()).add((r.split, r.group))
+    assert len(sides) == 8 and all(len(v) == 1 for v in sides.values())
+    assert prep.sites("val") == [r.site for r in prep.rows if r.split == "val"]
+    # The CSV keeps the site; reading it back against the same folders gives the same split.
+    save_split(prep, tmp_path / "split.csv", [a, b])
+    again = prepare([a, b], tmp_path / "split.csv", None, progress=False)
+    assert again.rows == prep.rows
+    assert "site_b" in prep.dedup_summary["sites"]

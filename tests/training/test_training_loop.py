@@ -77,7 +77,7 @@ def _train_epochs(items, cfg, out, stop_after):
     class Stop(Exception):
         pass
 
-    saved = tr._save_checkpoint
+    saved = tr.save_checkpoint
     count = {"n": 0}
 
     def save_then_maybe_stop(*a, **k):
@@ -86,14 +86,14 @@ def _train_epochs(items, cfg, out, stop_after):
         if count["n"] >= stop_after:
             raise Stop
 
-    tr._save_checkpoint = save_then_maybe_stop
+    tr.save_checkpoint = save_then_maybe_stop
     torch.manual_seed(0)
     try:
         train(items[:8], items[8:], cfg, out, progress=False, model=TinyNet())
     except Stop:
         pass
     finally:
-        tr._save_checkpoint = saved
+        tr.save_checkpoint = saved
     return None, torch.load(out / CHECKPOINT, weights_only=False)["history"]
 
 
