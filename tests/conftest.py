@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,9 @@ def _float32_bundle_src(engine, tmp_path_factory) -> Path:
     from rcdnet_desktop.core.weights import save_bundle
 
     out = tmp_path_factory.mktemp("float32_bundle")
+    if engine.card.localiser:  # a bundled localiser travels with the card that names it
+        name = engine.card.localiser["file"]
+        shutil.copy2(BUNDLED_MODEL_DIR / name, out / name)
     save_bundle(engine.model, engine.card, out, dtype="float32")
     return out
 
@@ -64,4 +68,44 @@ def model_bundle(_float32_bundle_src, tmp_path) -> Path:
     """A private copy (in tmp_path) of a valid float32 bundle, free to tamper with."""
     dst = tmp_path / "bundle"
     shutil.copytree(_float32_bundle_src, dst)
+    return dst
+
+
+LOCALISER_SEED = 7
+
+
+def _tiny_localiser():
+    """A seeded, untrained LesionLocaliser (no ImageNet weights, small decoder)."""
+    import torch
+
+    from rcdnet_desktop.core.localiser import LesionLocaliser
+
+    torch.manual_seed(LOCALISER_SEED)
+    return LesionLocaliser(pretrained=False, decoder_channels=8).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_localiser():
+    """Factory of the seeded tiny localiser saved in ``localiser_bundle`` (same weights)."""
+    return _tiny_localiser
+
+
+@pytest.fixture(scope="session")
+def _localiser_bundle_src(_float32_bundle_src, tmp_path_factory) -> Path:
+    """The float32 bundle with a tiny seeded localiser added by ``save_localiser``."""
+    from rcdnet_desktop.core.weights import CARD_FILE, ModelCard, save_localiser
+
+    out = tmp_path_factory.mktemp("localiser_bundle")
+    shutil.copytree(_float32_bundle_src, out, dirs_exist_ok=True)
+    card = replace(ModelCard.read(out / CARD_FILE),
+                   localiser={"min_confidence": 0.6, "metrics": {"dice": 0.5}})
+    save_localiser(_tiny_localiser(), card, out)
+    return out
+
+
+@pytest.fixture
+def localiser_bundle(_localiser_bundle_src, tmp_path) -> Path:
+    """A private copy (in tmp_path) of a bundle with a localiser, free to tamper with."""
+    dst = tmp_path / "loc_bundle"
+    shutil.copytree(_localiser_bundle_src, dst)
     return dst

@@ -8,6 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.bands import (
+    DEFAULT_SUSPICIOUS_THRESHOLD,
+    LikelihoodBand,
+    band_for,
+)
+
 CLASS_NAMES: tuple[str, str] = ("benign", "malignant")
 """Class index -> name. 0 = benign, 1 = malignant, everywhere in the project."""
 
@@ -141,11 +147,49 @@ class ImageRecord:
         return self.frame_loader(index)
 
 
+BOX_SOURCES = ("user", "auto", "none")
+"""Where a prediction's lesion box came from: drawn or given by the user, found by the lesion
+localiser, or none (the whole image was classified)."""
+
+
 @dataclass(frozen=True)
 class Prediction:
     """The classifier's output for one image (or one region of it).
 
     Probabilities are calibrated with the model card's temperature.
+
+    Attributes
+    ----------
+    p_benign, p_malignant : float
+        Calibrated probabilities of both classes.
+    device, model_version : str
+        Where the model ran, and the model card's version.
+    untrained : bool
+        The weights were never trained (every output must say so).
+    roi : Box or None
+        The padded, clipped region the model saw (heat maps are zero outside it); None for the
+        whole image.
+    frame : int
+        Frame of a multi-frame image.
+    warnings : tuple of str
+        Intended-use and other warnings for this result.
+    box : Box or None
+        The lesion box as given by the user or found by the localiser, unpadded, in image
+        pixels; None when no box was used.
+    box_source : str
+        ``"user"``, ``"auto"`` (found by the lesion localiser) or ``"none"``. Left empty, it is
+        ``"user"`` when ``roi`` is set and ``"none"`` otherwise.
+    finding : LesionFinding or None
+        The localiser's finding (outline, confidence) when ``box_source`` is ``"auto"``.
+    fused : bool
+        The probabilities come from the mean of the lesion box's and the whole image's logits
+        (the model card's ``fusion`` mode); the heat maps are the box's.
+    band : LikelihoodBand
+        The likelihood band of ``p_malignant`` under the model card's operating point (the
+        default bands when not given). Aligned with BI-RADS likelihood-of-malignancy ranges;
+        not a BI-RADS assessment.
+    suspicious : bool
+        ``p_malignant`` is at or above the card's suspicious threshold (0.5 when not given).
     """
 
     p_benign: float
@@ -156,6 +200,24 @@ class Prediction:
     roi: Box | None = None
     frame: int = 0
     warnings: tuple[str, ...] = ()
+    box: Box | None = None
+    box_source: str = ""
+    finding: LesionFinding | None = field(default=None, compare=False, repr=False)
+    fused: bool = False
+    band: LikelihoodBand | None = None
+    suspicious: bool | None = None
+
+    def __post_init__(self) -> None:
+        # Fill what a caller without a model card (tests, fakes, older code) leaves out.
+        if not self.box_source:
+            object.__setattr__(self, "box_source", "user" if self.roi is not None else "none")
+        elif self.box_source not in BOX_SOURCES:
+            raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {self.box_source!r}")
+        if self.band is None:
+            object.__setattr__(self, "band", band_for(self.p_malignant))
+        if self.suspicious is None:
+            object.__setattr__(self, "suspicious",
+                               self.p_malignant >= DEFAULT_SUSPICIOUS_THRESHOLD)
 
     @property
     def label_index(self) -> int:
@@ -172,6 +234,10 @@ class Prediction:
 
     @property
     def mode(self) -> str:
+        """The input mode in words: ``"lesion box"`` (the user's), ``"lesion box (automatic)"``,
+        ``"whole image + automatic box"`` (fusion) or ``"whole image"``."""
+        if self.box_source == "auto":
+            return "whole image + automatic box" if self.fused else "lesion box (automatic)"
         return "lesion box" if self.roi is not None else "whole image"
 
 

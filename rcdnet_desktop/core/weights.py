@@ -9,15 +9,20 @@ A model bundle is a folder holding two files:
 ``rcdnet_weights.pt`` (the name is recorded in the card)
     A plain ``state_dict`` of :class:`~rcdnet_desktop.core.model.RcdNet` saved with
     ``torch.save`` (float16 by default, cast back to float32 on loading).
+``localiser_weights.pt`` (optional; named in the card's ``localiser`` section)
+    A plain ``state_dict`` of the lesion localiser,
+    :class:`~rcdnet_desktop.core.localiser.LesionLocaliser`, stored the same way.
 
 :func:`load_model` treats the weights file as untrusted input: it checks the sha256 recorded in
 the card *before* unpickling anything, loads with ``torch.load(weights_only=True)``, matches keys
 and shapes strictly and runs a dummy forward pass of the declared input shape. Every failure
 raises :class:`~rcdnet_desktop.core.errors.WeightsError`; there is no fallback to random weights.
+:func:`load_localiser` loads the optional localiser with the same checks.
 
 :func:`save_bundle` is what the training package calls to ship new weights. It writes both files
 atomically, fills in the card's architecture, shapes, file name, dtype and sha256 from the model
-it is given, and loads the result back to prove the bundle is valid.
+it is given, and loads the result back to prove the bundle is valid. :func:`save_localiser` adds
+a localiser to a bundle the same way.
 
 Run ``python -m rcdnet_desktop.core.weights --make-placeholder`` to rebuild the bundled
 placeholder (ImageNet backbone, seeded untrained head) reproducibly.
@@ -35,17 +40,26 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rcdnet_desktop.core.bands import MODES, parse_bands
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.preprocess import PreprocessConfig
 from rcdnet_desktop.core.types import CLASS_NAMES
 
 if TYPE_CHECKING:
+    import torch
+
+    from rcdnet_desktop.core.localiser import LesionLocaliser
     from rcdnet_desktop.core.model import RcdNet
 
 CARD_FILE = "model_card.json"
 """File name of the model card inside a bundle folder."""
 WEIGHTS_FILE = "rcdnet_weights.pt"
 """Default file name of the weights inside a bundle folder."""
+LOCALISER_FILE = "localiser_weights.pt"
+"""Default file name of the lesion localiser's weights inside a bundle folder."""
+DEFAULT_MIN_CONFIDENCE = 0.5
+"""Localiser ``min_confidence`` written when the card gives none. A finding's confidence is the
+mean probability of a region above 0.5, so 0.5 accepts every region the localiser outlines."""
 MODEL_DIR_ENV = "RCDNET_MODEL_DIR"
 """Environment variable that points the application at another bundle folder."""
 BACKBONE = "EfficientNet-Lite0"
@@ -53,6 +67,8 @@ CARD_SCHEMA = 1
 PLACEHOLDER_VERSION = "0.0.0-untrained"
 PLACEHOLDER_SEED = 20250101
 _WEIGHT_DTYPES = ("float16", "float32")
+_LOCALISER_KEYS = ("file", "sha256", "dtype", "architecture", "input_size", "min_confidence",
+                   "metrics")
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,19 @@ class ModelCard:
     not_for, limitations, differences_from_paper : list of str
     notes : str
         Anything else a reader of the card should know.
+    localiser : dict
+        The optional lesion localiser; empty when the bundle has none. ``{"file": name inside
+        the bundle folder, "sha256": hex digest, "dtype": "float16" or "float32",
+        "architecture": {"decoder_channels": 64}, "input_size": 224 (the preprocessing size:
+        the localiser sees the classifier's whole-image view), "min_confidence": findings whose
+        confidence is below this are not used (0 to 1), "metrics": {...free-form...}}``.
+    operating_point : dict
+        How results are read; empty for the defaults. ``{"default_mode": "auto" (classify the
+        automatic lesion box) or "fusion" (average its logits with the whole image's),
+        "suspicious_threshold": probability of malignancy from which a result is flagged
+        suspicious (0 < t < 1; default 0.5), "bands": [{"name", "upper", "birads_range"}, ...]
+        (see :mod:`~rcdnet_desktop.core.bands`), ...free-form extra keys (e.g. the measured
+        sensitivity at the threshold)}``. Every key is optional.
     schema : int
         Version of this card format.
     """
@@ -115,6 +144,8 @@ class ModelCard:
     limitations: list[str] = field(default_factory=list)
     differences_from_paper: list[str] = field(default_factory=list)
     notes: str = ""
+    localiser: dict[str, Any] = field(default_factory=dict)
+    operating_point: dict[str, Any] = field(default_factory=dict)
     schema: int = CARD_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,7 +231,7 @@ class ModelCard:
             raise bad(f"weights.file must be a plain file name inside the bundle, got {name!r}")
         if w["dtype"] not in _WEIGHT_DTYPES:
             raise bad(f"weights.dtype must be one of {_WEIGHT_DTYPES}, got {w['dtype']!r}")
-        if len(w["sha256"]) != 64 or any(c not in "0123456789abcdef" for c in w["sha256"]):
+        if not _is_sha256(w["sha256"]):
             raise bad("weights.sha256 must be 64 lower-case hex digits")
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < float("inf"):
@@ -215,10 +246,79 @@ class ModelCard:
         for name in ("training", "metrics"):
             if not isinstance(getattr(self, name), dict):
                 raise bad(f"{name} must be an object")
+        self._validate_localiser(bad)
+        self._validate_operating_point(bad)
+
+    def _validate_localiser(self, bad) -> None:
+        loc = self.localiser
+        if not isinstance(loc, dict):
+            raise bad("localiser must be an object (empty when there is no localiser)")
+        if not loc:
+            return
+        extra = set(loc) - set(_LOCALISER_KEYS)
+        if extra:
+            raise bad(f"unknown localiser keys {sorted(extra)}")
+        missing = [k for k in _LOCALISER_KEYS if k not in loc and k != "metrics"]
+        if missing:
+            raise bad(f"localiser lacks {', '.join(missing)}")
+        name = loc["file"]
+        if not isinstance(name, str) or not name or Path(name).name != name \
+                or name in (".", ".."):
+            raise bad(f"localiser.file must be a plain file name inside the bundle, got {name!r}")
+        if name in (self.weights.get("file"), CARD_FILE):
+            raise bad(f"localiser.file {name!r} must differ from the classifier's weights and "
+                      "the card")
+        if loc["dtype"] not in _WEIGHT_DTYPES:
+            raise bad(f"localiser.dtype must be one of {_WEIGHT_DTYPES}, got {loc['dtype']!r}")
+        if not _is_sha256(loc["sha256"]):
+            raise bad("localiser.sha256 must be 64 lower-case hex digits")
+        arch = loc["architecture"]
+        if not isinstance(arch, dict):
+            raise bad("localiser.architecture must be an object")
+        extra = set(arch) - {"decoder_channels"}
+        if extra:
+            raise bad(f"unknown localiser.architecture keys {sorted(extra)}")
+        c = arch.get("decoder_channels", 64)
+        if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= 1024:
+            raise bad(f"localiser.architecture.decoder_channels must be a positive integer, "
+                      f"got {c!r}")
+        size = loc["input_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size != self.preprocessing.size:
+            raise bad(f"localiser.input_size must equal the preprocessing size "
+                      f"{self.preprocessing.size} (the localiser sees the whole-image view), "
+                      f"got {size!r}")
+        mc = loc["min_confidence"]
+        if isinstance(mc, bool) or not isinstance(mc, int | float) or not 0 <= mc <= 1:
+            raise bad(f"localiser.min_confidence must be a number from 0 to 1, got {mc!r}")
+        if not isinstance(loc.get("metrics", {}), dict):
+            raise bad("localiser.metrics must be an object")
+
+    def _validate_operating_point(self, bad) -> None:
+        op = self.operating_point
+        if not isinstance(op, dict):
+            raise bad("operating_point must be an object (empty for the defaults)")
+        if "default_mode" in op and op["default_mode"] not in MODES:
+            raise bad(f"operating_point.default_mode must be one of {MODES}, "
+                      f"got {op['default_mode']!r}")
+        if "suspicious_threshold" in op:
+            t = op["suspicious_threshold"]
+            if isinstance(t, bool) or not isinstance(t, int | float) or not 0 < t < 1:
+                raise bad(f"operating_point.suspicious_threshold must be a number between 0 and "
+                          f"1 (exclusive), got {t!r}")
+        if "bands" in op:
+            try:
+                parse_bands(op["bands"])
+            except ValueError as exc:
+                raise bad(f"operating_point.bands: {exc}") from exc
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``RcdNet(pretrained=False, **kwargs)``."""
         return {k: v for k, v in self.architecture.items() if k != "backbone"}
+
+
+def _is_sha256(value: Any) -> bool:
+    return (isinstance(value, str) and len(value) == 64
+            and all(c in "0123456789abcdef" for c in value))
 
 
 def default_model_dir() -> Path:
@@ -250,8 +350,66 @@ def _short(exc: BaseException, limit: int = 600) -> str:
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
+def _load_state_dict(path: Path, sha256: str, card_path: Path,
+                     what: str) -> dict[str, torch.Tensor]:
+    """Verify ``path`` against ``sha256`` BEFORE unpickling, then load it as a plain state_dict.
+
+    Floating-point tensors come back as float32. ``what`` names the file in messages
+    ("weights", "localiser weights"); every failure raises :class:`WeightsError` naming the file.
+    """
+    import pickle
+
+    import torch
+
+    if not path.is_file():
+        raise WeightsError(f"{path}: {what} file not found (named in {card_path}); "
+                           f"the program will not classify without its {what}")
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise WeightsError(f"{path}: {what} file cannot be read: {exc}") from exc
+    if digest != sha256:
+        raise WeightsError(f"{path}: sha256 {digest} does not match the model card "
+                           f"({sha256}): the file is corrupt or was replaced")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(f"{path}: refused to load: not a plain tensor state_dict "
+                           f"(weights_only=True): {_short(exc, 300)}") from exc
+    except Exception as exc:  # torch raises many types for truncated or foreign files
+        raise WeightsError(f"{path}: {what} file cannot be loaded: {_short(exc)}") from exc
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise WeightsError(f"{path}: expected a state_dict mapping names to tensors, "
+                           f"got {type(state).__name__}")
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _install(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path,
+             input_shape: list[int], output_shape: list[int]) -> None:
+    """Load ``state`` strictly, switch to eval mode and prove a forward pass of ``input_shape``
+    gives finite outputs of ``output_shape``; raises :class:`WeightsError` naming ``path``."""
+    import torch
+
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{path}: weights do not match the architecture in the model card: "
+                           f"{_short(exc)}") from exc
+    module.eval()
+    with torch.inference_mode():
+        out = module(torch.zeros(input_shape))
+    if list(out.shape) != list(output_shape):
+        raise WeightsError(f"{path}: a forward pass of {list(input_shape)} gave "
+                           f"{list(out.shape)}, the model card declares {list(output_shape)}")
+    if not torch.isfinite(out).all():
+        raise WeightsError(f"{path}: the model produces non-finite outputs (NaN or inf weights)")
+
+
 def load_model(model_dir: str | Path | None = None) -> tuple[RcdNet, ModelCard]:
     """Load and verify a bundle; returns ``(model, card)`` with the model on the CPU in eval mode.
+
+    The optional lesion localiser is loaded separately, by :func:`load_localiser`.
 
     Parameters
     ----------
@@ -266,52 +424,55 @@ def load_model(model_dir: str | Path | None = None) -> tuple[RcdNet, ModelCard]:
         or shapes that do not match the card's architecture, or a forward pass whose output
         shape or values are wrong. The message names the file and the reason.
     """
-    import pickle
-
-    import torch
-
     from rcdnet_desktop.core.model import RcdNet
 
     model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
     card = ModelCard.read(model_dir / CARD_FILE)
     wpath = model_dir / card.weights["file"]
-    if not wpath.is_file():
-        raise WeightsError(f"{wpath}: weights file not found (named in {model_dir / CARD_FILE}); "
-                           "the program will not classify without its weights")
-    try:
-        digest = sha256_file(wpath)
-    except OSError as exc:
-        raise WeightsError(f"{wpath}: weights file cannot be read: {exc}") from exc
-    if digest != card.weights["sha256"]:
-        raise WeightsError(f"{wpath}: sha256 {digest} does not match the model card "
-                           f"({card.weights['sha256']}): the file is corrupt or was replaced")
-    try:
-        state = torch.load(wpath, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise WeightsError(f"{wpath}: refused to load: not a plain tensor state_dict "
-                           f"(weights_only=True): {_short(exc, 300)}") from exc
-    except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise WeightsError(f"{wpath}: weights file cannot be loaded: {_short(exc)}") from exc
-    if not isinstance(state, dict) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise WeightsError(f"{wpath}: expected a state_dict mapping names to tensors, "
-                           f"got {type(state).__name__}")
-    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    state = _load_state_dict(wpath, card.weights["sha256"], model_dir / CARD_FILE, "weights")
     model = RcdNet(pretrained=False, **card.model_kwargs())
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise WeightsError(f"{wpath}: weights do not match the architecture in the model card: "
-                           f"{_short(exc)}") from exc
-    model.eval()
-    with torch.inference_mode():
-        out = model(torch.zeros(card.input_shape))
-    if list(out.shape) != list(card.output_shape):
-        raise WeightsError(f"{wpath}: a forward pass of {card.input_shape} gave "
-                           f"{list(out.shape)}, the model card declares {card.output_shape}")
-    if not torch.isfinite(out).all():
-        raise WeightsError(f"{wpath}: the model produces non-finite outputs (NaN or inf weights)")
+    _install(model, state, wpath, card.input_shape, card.output_shape)
     return model, card
+
+
+def load_localiser(model_dir: str | Path | None, card: ModelCard) -> LesionLocaliser | None:
+    """Load and verify the bundle's lesion localiser, or None when the card has none.
+
+    The checks are those of :func:`load_model`: the sha256 in ``card.localiser`` is checked
+    before anything is unpickled, the file is loaded with ``torch.load(weights_only=True)``,
+    keys and shapes must match the card's architecture exactly, float16 tensors are cast to
+    float32, and a forward pass of ``(1, 3, s, s)`` must give finite ``(1, 1, s, s)`` logits.
+
+    Parameters
+    ----------
+    model_dir : str or Path, optional
+        Bundle folder; :func:`default_model_dir` when None.
+    card : ModelCard
+        The bundle's card (as returned by :func:`load_model`).
+
+    Returns
+    -------
+    LesionLocaliser or None
+        On the CPU, in eval mode.
+
+    Raises
+    ------
+    WeightsError
+        Missing or unreadable file, sha256 mismatch, not a plain state_dict, keys or shapes that
+        do not match, or a bad forward pass. The message names the file and the reason.
+    """
+    if not card.localiser:
+        return None
+    from rcdnet_desktop.core.localiser import LesionLocaliser
+
+    model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+    loc = card.localiser
+    path = model_dir / loc["file"]
+    state = _load_state_dict(path, loc["sha256"], model_dir / CARD_FILE, "localiser weights")
+    model = LesionLocaliser(pretrained=False, **loc["architecture"])
+    s = int(loc["input_size"])
+    _install(model, state, path, [1, 3, s, s], [1, 1, s, s])
+    return model
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -327,6 +488,37 @@ def _atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _serialise(module: torch.nn.Module, dtype: str) -> tuple[bytes, dict[str, torch.Tensor]]:
+    """``module``'s state_dict on the CPU with floating tensors cast to ``dtype``, as the bytes
+    ``torch.save`` writes and as the tensors; raises :class:`WeightsError` on overflow."""
+    import torch
+
+    if dtype not in _WEIGHT_DTYPES:
+        raise ValueError(f"dtype must be one of {_WEIGHT_DTYPES}")
+    target = getattr(torch, dtype)
+    state: dict[str, torch.Tensor] = {}
+    for k, v in module.state_dict().items():
+        v = v.detach().cpu()
+        if v.is_floating_point():
+            cast = v.to(target)
+            if not torch.isfinite(cast).all() and torch.isfinite(v).all():
+                raise WeightsError(f"{k}: values overflow {dtype}; save with dtype='float32'")
+            v = cast
+        state[k] = v.clone().contiguous()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue(), state
+
+
+def _check_round_trip(loaded: torch.nn.Module, state: dict[str, torch.Tensor],
+                      where: Path) -> None:
+    import torch
+
+    for k, v in loaded.state_dict().items():
+        if not torch.equal(v, state[k].to(v.dtype)):
+            raise WeightsError(f"{where}: {k} does not load back as it was saved")
+
+
 def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
                 dtype: str = "float16", verify: bool = True) -> ModelCard:
     """Write ``model``'s weights and ``card`` as a bundle that :func:`load_model` accepts.
@@ -335,7 +527,8 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
     ``model.config``), ``input_shape`` and ``output_shape`` (from the preprocessing size) and
     ``weights`` (file name, dtype and the sha256 of the bytes written). Everything else
     (version, untrained flag, temperature, roi_margin, training, metrics, intended use and
-    limits) is the caller's to fill in.
+    limits, localiser and operating point) is the caller's to fill in; a card with a
+    ``localiser`` section needs that file in ``model_dir`` already (see :func:`save_localiser`).
 
     The weights are written first and the card last, each atomically, so an interrupted save
     leaves either the old bundle or a card/weights sha mismatch that :func:`load_model` reports;
@@ -355,7 +548,8 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
         (batch-norm counters) are kept as they are.
     verify : bool
         Load the written bundle back with :func:`load_model` (which checks the sha256, the keys
-        and shapes and runs a forward pass) and check every tensor loads back as written.
+        and shapes and runs a forward pass) and check every tensor loads back as written; load
+        the card's localiser too when it names one.
 
     Returns
     -------
@@ -368,25 +562,9 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
         The weights cannot be represented in ``dtype`` (overflow), the card is invalid, or the
         bundle fails verification.
     """
-    import torch
-
-    if dtype not in _WEIGHT_DTYPES:
-        raise ValueError(f"dtype must be one of {_WEIGHT_DTYPES}")
+    data, state = _serialise(model, dtype)
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    target = getattr(torch, dtype)
-    state: dict[str, torch.Tensor] = {}
-    for k, v in model.state_dict().items():
-        v = v.detach().cpu()
-        if v.is_floating_point():
-            cast = v.to(target)
-            if not torch.isfinite(cast).all() and torch.isfinite(v).all():
-                raise WeightsError(f"{k}: values overflow {dtype}; save with dtype='float32'")
-            v = cast
-        state[k] = v.clone().contiguous()
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    data = buf.getvalue()
     name = card.weights.get("file") if isinstance(card.weights, dict) else None
     if not name or Path(name).name != name:
         name = WEIGHTS_FILE
@@ -400,10 +578,77 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
     _atomic_write(model_dir / name, data)
     _atomic_write(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
     if verify:
-        loaded, _ = load_model(model_dir)  # sha256, keys, shapes, forward pass
-        for k, v in loaded.state_dict().items():
-            if not torch.equal(v, state[k].to(v.dtype)):
-                raise WeightsError(f"{model_dir}: {k} does not load back as it was saved")
+        loaded, written = load_model(model_dir)  # sha256, keys, shapes, forward pass
+        _check_round_trip(loaded, state, model_dir)
+        load_localiser(model_dir, written)
+    return card
+
+
+def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Path,
+                   dtype: str = "float16", verify: bool = True) -> ModelCard:
+    """Add ``model`` (a trained lesion localiser) to the bundle in ``model_dir``.
+
+    The localiser's weights are written beside the classifier's, atomically, then the card,
+    atomically, with its ``localiser`` section completed from the model: ``file`` (the card's,
+    else ``localiser_weights.pt``), ``sha256`` of the bytes written, ``dtype``,
+    ``architecture`` (from ``model.config``) and ``input_size`` (the preprocessing size).
+    ``min_confidence`` and ``metrics`` are kept from ``card.localiser`` (``min_confidence``
+    defaults to :data:`DEFAULT_MIN_CONFIDENCE`); everything else in the card is written as
+    given, so it must describe the classifier already in ``model_dir``.
+
+    Parameters
+    ----------
+    model : LesionLocaliser
+        The trained localiser (any device; it is not modified).
+    card : ModelCard
+        The bundle's card (e.g. what :func:`save_bundle` returned).
+    model_dir : str or Path
+        The bundle folder; the classifier's weights named in ``card`` must be there.
+    dtype : {"float16", "float32"}
+        Storage dtype of floating-point tensors.
+    verify : bool
+        Load the written bundle back (:func:`load_model`, then :func:`load_localiser`) and
+        check every localiser tensor loads back as written.
+
+    Returns
+    -------
+    ModelCard
+        The card as written.
+
+    Raises
+    ------
+    WeightsError
+        No classifier weights in ``model_dir``, overflow in ``dtype``, an invalid card, or a
+        bundle that fails verification.
+    """
+    model_dir = Path(model_dir)
+    classifier = model_dir / card.weights["file"]
+    if not classifier.is_file():
+        raise WeightsError(f"{classifier}: the classifier's weights are not in {model_dir}; "
+                           "write the bundle with save_bundle before adding a localiser")
+    data, state = _serialise(model, dtype)
+    old = dict(card.localiser) if isinstance(card.localiser, dict) else {}
+    name = old.get("file")
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        name = LOCALISER_FILE
+    section = {
+        "file": name,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "dtype": dtype,
+        "architecture": dict(model.config),
+        "input_size": card.preprocessing.size,
+        "min_confidence": old.get("min_confidence", DEFAULT_MIN_CONFIDENCE),
+        "metrics": old.get("metrics", {}),
+    }
+    card = replace(card, localiser=section)
+    card.validate("card to save")
+    _atomic_write(model_dir / name, data)
+    _atomic_write(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    if verify:
+        _, written = load_model(model_dir)
+        loaded = load_localiser(model_dir, written)
+        assert loaded is not None
+        _check_round_trip(loaded, state, model_dir / name)
     return card
 
 

@@ -15,12 +15,15 @@ from rcdnet_desktop.core.model import RcdNet
 from rcdnet_desktop.core.preprocess import PreprocessConfig
 from rcdnet_desktop.core.weights import (
     CARD_FILE,
+    LOCALISER_FILE,
     MODEL_DIR_ENV,
     ModelCard,
     default_model_dir,
+    load_localiser,
     load_model,
     make_placeholder,
     save_bundle,
+    save_localiser,
     sha256_file,
 )
 
@@ -266,3 +269,142 @@ def test_save_bundle_refuses_fp16_overflow(tmp_path, model_bundle):
     with pytest.raises(WeightsError, match="overflow"):
         save_bundle(model, card, tmp_path / "x")
     save_bundle(model, card, tmp_path / "x", dtype="float32")  # float32 holds it
+
+
+# --- the lesion localiser and the operating point ------------------------------------------
+
+def test_save_localiser_round_trip(localiser_bundle, tiny_localiser):
+    from rcdnet_desktop.core.localiser import LesionLocaliser
+
+    card = ModelCard.read(localiser_bundle / CARD_FILE)
+    loc = card.localiser
+    assert loc["file"] == LOCALISER_FILE and loc["dtype"] == "float16"
+    assert loc["architecture"] == {"decoder_channels": 8} and loc["input_size"] == 224
+    assert loc["min_confidence"] == 0.6 and loc["metrics"] == {"dice": 0.5}  # kept as given
+    assert loc["sha256"] == sha256_file(localiser_bundle / LOCALISER_FILE)
+    model = load_localiser(localiser_bundle, card)
+    assert isinstance(model, LesionLocaliser) and not model.training
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for k, v in tiny_localiser().state_dict().items():
+        w = model.state_dict()[k]
+        if v.is_floating_point():
+            torch.testing.assert_close(w, v.half().float(), rtol=0, atol=0)
+        else:
+            assert torch.equal(w, v)
+    load_model(localiser_bundle)  # the classifier is untouched
+
+
+def test_card_without_localiser_loads_none(model_bundle):
+    _, card = load_model(model_bundle)
+    assert card.localiser == {} and load_localiser(model_bundle, card) is None
+
+
+def test_save_localiser_needs_the_classifier_beside_it(tmp_path, model_bundle,
+                                                      tiny_localiser):
+    _, card = load_model(model_bundle)
+    with pytest.raises(WeightsError, match="classifier's weights are not in"):
+        save_localiser(tiny_localiser(), card, tmp_path / "empty")
+
+
+def test_localiser_sha_mismatch_is_refused(localiser_bundle):
+    path = localiser_bundle / LOCALISER_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    card = ModelCard.read(localiser_bundle / CARD_FILE)
+    with pytest.raises(WeightsError, match=r"localiser_weights\.pt: sha256 .* does not match"):
+        load_localiser(localiser_bundle, card)
+
+
+def test_localiser_missing_file_is_refused(localiser_bundle):
+    (localiser_bundle / LOCALISER_FILE).unlink()
+    card = ModelCard.read(localiser_bundle / CARD_FILE)
+    with pytest.raises(WeightsError, match="localiser weights file not found"):
+        load_localiser(localiser_bundle, card)
+
+
+def _resign_localiser(bundle: Path, payload) -> ModelCard:
+    data = _card_json(bundle)
+    path = bundle / data["localiser"]["file"]
+    torch.save(payload, path)
+    data["localiser"]["sha256"] = sha256_file(path)
+    _write_card_json(bundle, data)
+    return ModelCard.read(bundle / CARD_FILE)
+
+
+def test_localiser_wrong_keys_and_pickles_are_refused(localiser_bundle, tmp_path):
+    state = torch.load(localiser_bundle / LOCALISER_FILE, weights_only=True)
+    state["extra.weight"] = state.pop("head.1.bias")
+    card = _resign_localiser(localiser_bundle, state)
+    with pytest.raises(WeightsError, match="localiser_weights.pt: weights do not match"):
+        load_localiser(localiser_bundle, card)
+    marker = tmp_path / "pwned"
+    card = _resign_localiser(localiser_bundle, {"head.1.bias": _Exploit(marker)})
+    with pytest.raises(WeightsError, match="refused|cannot be loaded"):
+        load_localiser(localiser_bundle, card)
+    assert not marker.exists()
+
+
+def test_localiser_architecture_mismatch_and_nan_are_refused(localiser_bundle):
+    data = _card_json(localiser_bundle)
+    data["localiser"]["architecture"]["decoder_channels"] = 16  # the file has 8
+    _write_card_json(localiser_bundle, data)
+    with pytest.raises(WeightsError, match="size mismatch"):
+        load_localiser(localiser_bundle, ModelCard.read(localiser_bundle / CARD_FILE))
+    data["localiser"]["architecture"]["decoder_channels"] = 8
+    _write_card_json(localiser_bundle, data)
+    state = torch.load(localiser_bundle / LOCALISER_FILE, weights_only=True)
+    state["head.1.bias"] = torch.full_like(state["head.1.bias"], float("nan"))
+    card = _resign_localiser(localiser_bundle, state)
+    with pytest.raises(WeightsError, match="non-finite"):
+        load_localiser(localiser_bundle, card)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["localiser"].update(file="../x.pt"), "localiser.file must be a plain"),
+    (lambda d: d["localiser"].update(file="rcdnet_weights.pt"), "must differ"),
+    (lambda d: d["localiser"].update(sha256="ABC"), "localiser.sha256"),
+    (lambda d: d["localiser"].update(dtype="int8"), "localiser.dtype"),
+    (lambda d: d["localiser"].update(input_size=256), "localiser.input_size"),
+    (lambda d: d["localiser"].update(min_confidence=1.5), "min_confidence"),
+    (lambda d: d["localiser"].update(min_confidence=True), "min_confidence"),
+    (lambda d: d["localiser"].pop("min_confidence"), "localiser lacks min_confidence"),
+    (lambda d: d["localiser"].update(typo=1), "unknown localiser keys"),
+    (lambda d: d["localiser"]["architecture"].update(depth=3), "unknown localiser.architecture"),
+    (lambda d: d["localiser"]["architecture"].update(decoder_channels=0), "decoder_channels"),
+    (lambda d: d["localiser"].update(metrics=[1]), "localiser.metrics"),
+    (lambda d: d.update(localiser=[]), "localiser must be an object"),
+    (lambda d: d.update(operating_point={"default_mode": "roi"}), "default_mode"),
+    (lambda d: d.update(operating_point={"suspicious_threshold": 1.0}), "suspicious_threshold"),
+    (lambda d: d.update(operating_point={"suspicious_threshold": 0}), "suspicious_threshold"),
+    (lambda d: d.update(operating_point={"bands": []}), "bands"),
+    (lambda d: d.update(operating_point={"bands": [{"name": "a", "upper": 0.5}]}),
+     "last band's upper must be 1.0"),
+    (lambda d: d.update(operating_point={"bands": [{"name": "a", "upper": 0.5},
+                                                   {"name": "b", "upper": 0.4},
+                                                   {"name": "c", "upper": 1.0}]}),
+     "above the previous"),
+    (lambda d: d.update(operating_point={"bands": [{"name": "a", "upper": 0.5},
+                                                   {"name": "a", "upper": 1.0}]}), "unique"),
+    (lambda d: d.update(operating_point={"bands": [{"name": "a", "upper": 1.0, "x": 1}]}),
+     "unknown keys"),
+    (lambda d: d.update(operating_point="fusion"), "operating_point must be an object"),
+])
+def test_invalid_localiser_or_operating_point_is_refused(localiser_bundle, edit, message):
+    data = _card_json(localiser_bundle)
+    edit(data)
+    _write_card_json(localiser_bundle, data)
+    with pytest.raises(WeightsError, match=message):
+        load_model(localiser_bundle)
+
+
+def test_valid_operating_point_round_trips(model_bundle):
+    data = _card_json(model_bundle)
+    data["operating_point"] = {"default_mode": "fusion", "suspicious_threshold": 0.3,
+                               "bands": [{"name": "lower", "upper": 0.3, "birads_range": ""},
+                                         {"name": "higher", "upper": 1.0, "birads_range": ""}],
+                               "sensitivity_at_threshold": 0.91}
+    _write_card_json(model_bundle, data)
+    _, card = load_model(model_bundle)
+    assert card.operating_point == data["operating_point"]
+    assert json.loads(card.to_json())["operating_point"] == data["operating_point"]
