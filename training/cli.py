@@ -13,8 +13,8 @@ from pathlib import Path
 log = logging.getLogger("training")
 
 
-def _common_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, type=Path, action="append",
+def _common_data(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--data", required=required, type=Path, action="append",
                    help="class-folder root (benign/, malignant/) or CSV manifest "
                         "path,label[,mask][,patient]; repeat for several sites (each is split "
                         "by its own groups and reported on its own)")
@@ -90,9 +90,13 @@ def _config_from_args(a):
 
 
 def _prepare(a):
+    return prepare_sources(a, a.data, a.split)
+
+
+def prepare_sources(a, data, split):
     from .pipeline import default_cache_dir, prepare
 
-    return prepare(a.data, a.split, a.cache_dir or default_cache_dir(), a.seed, a.val_fraction,
+    return prepare(data, split, a.cache_dir or default_cache_dir(), a.seed, a.val_fraction,
                    a.hash_bits, a.min_corr, a.keep_conflicts, progress=not a.no_progress)
 
 
@@ -167,15 +171,26 @@ def cmd_localiser(a) -> int:
 def cmd_evaluate(a) -> int:
     from .evaluate import evaluate_weights
 
-    prep = _prepare(a)
-    if a.split:
-        items, groups = prep.subset(a.subset), prep.groups(a.subset)
-    else:  # no split given: evaluate every readable image (e.g. an external test set)
-        items, groups = prep.items, [r.group for r in prep.rows
-                                     if r.path in {str(i.sample.path) for i in prep.items}]
-    evaluate_weights(a.weights, items, a.out, groups=groups, seed=a.seed,
-                     progress=not a.no_progress, split_summary=prep.dedup_summary,
-                     fit_temperature=a.fit_temperature)
+    if bool(a.data) == bool(a.external):
+        raise SystemExit("evaluate: give --data (with --split: the internal validation side) "
+                         "or --external (a site the model was not trained on), not both")
+    if a.external:  # every readable image, resampled by patient / near-duplicate group
+        prep = prepare_sources(a, a.external, None)
+        items, groups, sites = prep.subset(None), prep.groups(None), prep.sites(None)
+        summary = {"images": len(items), "malignant": sum(it.label for it in items),
+                   "bootstrap_unit": "patient (patient codes from the site's manifest.csv, "
+                                     "joined with near-duplicate images)",
+                   "groups": len(set(groups)), "skipped_unreadable": prep.load_report.skipped}
+    else:
+        prep = _prepare(a)
+        subset = a.subset if a.split else None  # no split: every readable image
+        items, groups, sites = prep.subset(subset), prep.groups(subset), prep.sites(subset)
+        summary = prep.dedup_summary
+    evaluate_weights(a.weights, items, a.out, groups=groups, sites=sites, seed=a.seed,
+                     progress=not a.no_progress, split_summary=summary,
+                     fit_temperature=a.fit_temperature, localiser=a.localiser,
+                     min_confidence=a.min_confidence, tta=a.tta,
+                     external=bool(a.external))
     return 0
 
 
@@ -238,7 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_localiser)
 
     p = sub.add_parser("evaluate", help="metrics, calibration, localisation, plots, reports")
-    _common_data(p)
+    _common_data(p, required=False)
+    p.add_argument("--external", type=Path, action="append", default=[],
+                   help="a site the model was not trained on (class folders, patient codes in "
+                        "its manifest.csv): every image is evaluated, CIs resampled by patient; "
+                        "repeat for several sites")
+    p.add_argument("--localiser", type=Path, default=None,
+                   help="localiser weights (a run's model_state.pt) when the bundle has none")
+    p.add_argument("--min-confidence", type=float, default=None,
+                   help="localiser confidence below which the whole image is used (default: "
+                        "the card's, else 0)")
+    p.add_argument("--tta", action="store_true",
+                   help="average each view's logits with its mirror image's")
     p.add_argument("--weights", type=Path, required=True,
                    help="model folder (model card + weights) or a run's model_state.pt")
     p.add_argument("--out", type=Path, default=Path("runs/evaluate"))

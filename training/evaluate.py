@@ -6,7 +6,15 @@ Every figure is computed in the two input modes the app offers:
     the whole image resized to the input size (what the app classifies with no box drawn);
 ``roi``
     the lesion mask's bounding box padded by the model card's ``roi_margin`` on every side
-    (what the app classifies when the clinician draws a box around the lesion).
+    (what the app classifies when the clinician draws a box around the lesion);
+``auto`` (with a localiser)
+    the localiser's box padded the same way, or the whole image where it finds no lesion with
+    confidence (what the app classifies when nobody draws a box);
+``fusion`` (with a localiser)
+    the mean of the ``whole`` and ``auto`` logits.
+
+With several sites (``sites``), every figure is also reported per site; near-duplicate groups,
+joined by patient where a site gives patient codes, are the bootstrap's unit.
 
 Temperature scaling: one temperature (the app has one) is fitted by minimising the NLL of the
 validation logits of both modes together. ECE after scaling is reported both in-sample (the
@@ -41,6 +49,7 @@ from .metrics import (
 log = logging.getLogger(__name__)
 
 MODES = ("whole", "roi")
+AUTO_MODES = ("auto", "fusion")  # need a localiser
 N_BOOT = 2000
 
 
@@ -112,6 +121,25 @@ def localisation(model, items: Sequence[CachedImage], preds: np.ndarray, mode: s
             "per_image_energy": energy, "per_image_hit": hits}
 
 
+def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig,
+               min_confidence: float) -> tuple[list[CachedImage], dict]:
+    """Items whose box is the localiser's (None where it finds nothing) and its measures."""
+    from dataclasses import replace
+
+    from rcdnet_desktop.core.localiser import find_lesion
+
+    from .localiser import measure, predict_maps, summarise
+
+    probs = predict_maps(localiser, items, config)
+    found = [find_lesion(p, it.grey.shape, min_confidence) for p, it in zip(probs, items,
+                                                                             strict=True)]
+    out = [replace(it, box=f.box.as_tuple() if f is not None else None)
+           for it, f in zip(items, found, strict=True)]
+    per = measure(probs, items, config, min_confidence)
+    return out, {"summary": summarise(per), "per_image": per,
+                 "found_all": float(np.mean([f is not None for f in found])) if found else 0.0}
+
+
 def _cross_fitted_ece(logits_by_mode, y, groups, seed) -> dict:
     """2-fold by group: fit T on one half (both modes), measure ECE on the other half."""
     rng = np.random.default_rng(seed)
@@ -130,16 +158,42 @@ def _cross_fitted_ece(logits_by_mode, y, groups, seed) -> dict:
     return out
 
 
+def _mode_metrics(y, lg, temperature, groups, n_boot, seed, threshold) -> dict:
+    """Metrics with CIs, confusion and calibration of one input mode on one set of images."""
+    p_cal = softmax(lg, temperature)
+    pm = p_cal[:, 1]
+    point = binary_metrics(y, pm, threshold)
+    cis = bootstrap_ci(y, pm, lambda a, b: binary_metrics(a, b, threshold), groups=groups,
+                       n_boot=n_boot, seed=seed)
+    tn, fp, fn, tp = confusion(y, (pm >= threshold).astype(int))
+    return {
+        "metrics": {k: {"value": point[k], "ci95": list(cis.get(k, (np.nan, np.nan)))}
+                    for k in METRICS},
+        "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+        "malignant_share": float((pm >= threshold).mean()),
+        "nll_before": nll(lg, y), "nll_after": nll(lg, y, temperature),
+        "ece_before": ece(y, softmax(lg)), "ece_after": ece(y, p_cal),
+    }
+
+
 def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
                    config: PreprocessConfig, margin: float = ROI_MARGIN,
                    groups: Sequence[int] | None = None, temperature: float | None = None,
                    history: list | None = None, split_summary: dict | None = None,
                    train_config: dict | None = None, seed: int = 0, n_boot: int = N_BOOT,
-                   progress: bool = True, title: str = "RcdNet") -> dict:
-    """Evaluate ``model`` on ``items`` in both modes and write every report file to ``out_dir``.
+                   progress: bool = True, title: str = "RcdNet",
+                   sites: Sequence[str] | None = None, localiser=None,
+                   min_confidence: float = 0.0, threshold: float = 0.5,
+                   tta: bool = False) -> dict:
+    """Evaluate ``model`` on ``items`` in every mode and write every report file to ``out_dir``.
 
-    ``temperature`` None: fit it on these items. Returns the report dict (also report.json).
+    ``temperature`` None: fit it on these items (all modes together). ``localiser`` adds the
+    ``auto`` and ``fusion`` modes and the localiser's own measures. ``threshold`` is the
+    decision threshold of the confusion-based metrics (the card's suspicious threshold);
+    ``tta`` averages each view's logits with its mirror image's. Returns the report dict (also
+    report.json).
     """
+    from .localiser import summarise
     from .report import write_figures, write_markdown
     from .train import predict_logits
 
@@ -147,15 +201,21 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     y = np.array([it.label for it in items])
     groups_arr = np.asarray(groups) if groups is not None else np.arange(len(items))
-    logits = {m: predict_logits(model, items, m, config, margin, progress=progress)
-              for m in MODES}
+    views = {m: items for m in MODES}
+    loc_report = None
+    if localiser is not None:
+        views["auto"], loc_report = auto_items(items, localiser, config, min_confidence)
+    logits = {m: predict_logits(model, its, "roi" if m == "auto" else m, config, margin,
+                                progress=progress, tta=tta) for m, its in views.items()}
+    if localiser is not None:
+        logits["fusion"] = (logits["whole"] + logits["auto"]) / 2
     fitted = temperature is None
     if fitted:
         temperature = fit_temperature(np.concatenate(list(logits.values())),
                                       np.concatenate([y] * len(MODES)))
     report: dict = {
         "title": title, "n_images": int(len(y)), "n_malignant": int(y.sum()),
-        "positive_class": "malignant", "threshold": 0.5,
+        "positive_class": "malignant", "threshold": threshold, "tta": tta,
         "temperature": float(temperature),
         "temperature_source": "fitted on these images (NLL, both modes)" if fitted
         else "from the model card",
@@ -165,33 +225,43 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
     }
     cross = _cross_fitted_ece(logits, y, groups_arr, seed) if len(np.unique(groups_arr)) > 3 \
         and len(set(y)) == 2 else {}
-    for mode in MODES:
-        lg = logits[mode]
-        p_raw = softmax(lg)
-        p_cal = softmax(lg, temperature)
-        pm = p_cal[:, 1]
-        point = binary_metrics(y, pm)
-        cis = bootstrap_ci(y, pm, binary_metrics, groups=groups, n_boot=n_boot, seed=seed)
-        tn, fp, fn, tp = confusion(y, (pm >= 0.5).astype(int))
+    # The closed-form CAM needs RcdNet's layout (last feature map -> GAP -> linear "fc").
+    has_cam = hasattr(model, "forward_features") and hasattr(getattr(model, "fc", None),
+                                                             "weight")
+    for mode, lg in logits.items():
         preds = lg.argmax(1)
-        # The closed-form CAM needs RcdNet's layout (last feature map -> GAP -> linear "fc").
-        has_cam = hasattr(model, "forward_features") and hasattr(getattr(model, "fc", None),
-                                                                 "weight")
-        loc = localisation(model, items, preds, mode, config, margin) if has_cam else {}
+        loc = localisation(model, views[mode], preds, "roi" if mode == "auto" else mode, config,
+                           margin) if has_cam and mode in views else {}
         report["modes"][mode] = {
-            "metrics": {k: {"value": point[k], "ci95": list(cis.get(k, (np.nan, np.nan)))}
-                        for k in METRICS},
-            "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
-            "malignant_share": float((pm >= 0.5).mean()),
-            "nll_before": nll(lg, y), "nll_after": nll(lg, y, temperature),
-            "ece_before": ece(y, p_raw), "ece_after": ece(y, p_cal),
+            **_mode_metrics(y, lg, temperature, groups, n_boot, seed, threshold),
             "ece_after_cross_fitted": cross.get(mode),
             "localisation": {k: v for k, v in loc.items() if not k.startswith("per_image")}
             or None,
         }
         np.savez(out_dir / f"predictions_{mode}.npz", logits=lg, y=y, groups=groups_arr,
+                 sites=np.asarray(sites if sites is not None
+                                  else [it.sample.site for it in items]),
                  energy=np.array(loc.get("per_image_energy", [])),
                  hit=np.array(loc.get("per_image_hit", [])))
+    site_arr = np.asarray(sites if sites is not None else [it.sample.site for it in items])
+    if len(set(site_arr.tolist())) > 1:
+        report["sites"] = {}
+        for site in sorted(set(site_arr.tolist())):
+            sel = site_arr == site
+            g = groups_arr[sel] if groups is not None else None
+            report["sites"][site] = {
+                "n_images": int(sel.sum()), "n_malignant": int(y[sel].sum()),
+                "modes": {m: _mode_metrics(y[sel], lg[sel], temperature, g, n_boot, seed,
+                                           threshold) for m, lg in logits.items()}}
+    if loc_report is not None:
+        report["localiser"] = {"pooled": loc_report["summary"], "found": loc_report["found_all"],
+                               "min_confidence": min_confidence}
+        per = loc_report["per_image"]
+        with_mask = np.array([it.mask is not None for it in items])
+        for site in sorted(set(site_arr.tolist())) if "sites" in report else ():
+            sel = site_arr[with_mask] == site
+            report["localiser"][site] = summarise({k: v[sel] for k, v in per.items()})
+        np.savez(out_dir / "localiser_per_image.npz", **per, sites=site_arr[with_mask])
     report["images"] = [str(it.sample.path) for it in items]
     if split_summary:
         report["split"] = {k: v for k, v in split_summary.items()}
@@ -235,18 +305,51 @@ def load_weights(weights: Path):
     return model, None
 
 
+def load_localiser_weights(path: Path):
+    """A localiser state_dict file (a run's ``model_state.pt``) -> LesionLocaliser in eval mode."""
+    import torch
+
+    from rcdnet_desktop.core.localiser import LesionLocaliser
+
+    model = LesionLocaliser(pretrained=False)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
 def evaluate_weights(weights: Path, items: Sequence[CachedImage], out_dir: Path,
                      groups: Sequence[int] | None = None, seed: int = 0, progress: bool = True,
                      split_summary: dict | None = None, fit_temperature: bool = False,
-                     n_boot: int = N_BOOT) -> dict:
-    """Evaluate saved weights; uses the card's preprocessing, margin and temperature."""
+                     n_boot: int = N_BOOT, sites: Sequence[str] | None = None,
+                     localiser: Path | None = None, min_confidence: float | None = None,
+                     tta: bool = False, external: bool = False) -> dict:
+    """Evaluate saved weights with the card's preprocessing, margin, temperature, threshold.
+
+    The localiser is the bundle's (its card entry) unless ``localiser`` names a state_dict;
+    ``external`` marks the images as a site the model was not trained on (report title).
+    """
     model, card = load_weights(weights)
+    loc_model, threshold = None, 0.5
+    if localiser is not None:
+        loc_model = load_localiser_weights(localiser)
     if card is not None:
         config, margin = card.preprocessing, card.roi_margin
         temperature = None if fit_temperature else card.temperature
         title = f"RcdNet {card.version}"
+        loc_card = getattr(card, "localiser", None) or {}
+        if loc_model is None and loc_card:
+            from rcdnet_desktop.core.weights import load_localiser
+
+            loc_model = load_localiser(weights, card)
+        if min_confidence is None:
+            min_confidence = float(loc_card.get("min_confidence", 0.0))
+        threshold = float((getattr(card, "operating_point", None) or {}).get(
+            "suspicious_threshold", 0.5))
     else:
         config, margin, temperature, title = PreprocessConfig(), ROI_MARGIN, None, str(weights)
+    if external:
+        title += " on an external site (" + ", ".join(sorted(set(sites or []))) + ")"
     return evaluate_model(model, items, out_dir, config, margin, groups=groups,
                           temperature=temperature, split_summary=split_summary, seed=seed,
-                          n_boot=n_boot, progress=progress, title=title)
+                          n_boot=n_boot, progress=progress, title=title, sites=sites,
+                          localiser=loc_model, min_confidence=min_confidence or 0.0,
+                          threshold=threshold, tta=tta)

@@ -8,7 +8,9 @@ import numpy as np
 
 from .metrics import METRICS, reliability, softmax
 
-MODE_LABEL = {"whole": "whole image", "roi": "lesion ROI (mask box + margin)"}
+MODE_LABEL = {"whole": "whole image", "roi": "lesion ROI (mask box + margin)",
+              "auto": "automatic box (localiser box + margin)",
+              "fusion": "fusion (whole image + automatic box)"}
 FIGURES = ("roc.png", "calibration.png", "confusion.png", "localisation.png")
 
 
@@ -43,7 +45,7 @@ def write_figures(report: dict, logits: dict, y: np.ndarray, temperature: float,
     ax.legend(loc="lower right", fontsize=7)
     written.append(_save(fig, out_dir / "roc.png"))
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(logits), figsize=(4.5 * len(logits), 4.2), squeeze=False)
     for ax, (mode, lg) in zip(axes[0], logits.items(), strict=True):
         r = report["modes"][mode]
         for t, name, style in ((1.0, f"before (ECE {r['ece_before']:.3f})", "o-"),
@@ -59,7 +61,7 @@ def write_figures(report: dict, logits: dict, y: np.ndarray, temperature: float,
         ax.legend(fontsize=7)
     written.append(_save(fig, out_dir / "calibration.png"))
 
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(logits), figsize=(4 * len(logits), 3.8), squeeze=False)
     for ax, mode in zip(axes[0], logits, strict=True):
         c = report["modes"][mode]["confusion"]
         mat = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
@@ -73,7 +75,8 @@ def write_figures(report: dict, logits: dict, y: np.ndarray, temperature: float,
                title=MODE_LABEL[mode])
     written.append(_save(fig, out_dir / "confusion.png"))
 
-    if any(report["modes"][m]["localisation"] is None for m in logits):
+    cam_modes = [m for m in logits if m != "fusion"]  # fusion has no heat maps of its own
+    if any(report["modes"][m]["localisation"] is None for m in cam_modes):
         fig, ax = plt.subplots(figsize=(5, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, "no closed-form CAM for this architecture", ha="center")
@@ -84,7 +87,7 @@ def write_figures(report: dict, logits: dict, y: np.ndarray, temperature: float,
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), squeeze=False)
     for ax, key, label in ((axes[0][0], "energy_in_mask", "heat-map energy inside mask"),
                            (axes[0][1], "pointing_game", "pointing-game hit rate")):
-        modes = list(logits)
+        modes = cam_modes
         model_v = [report["modes"][m]["localisation"][key] for m in modes]
         base_v = [report["modes"][m]["localisation"][f"baseline_{key}"] for m in modes]
         xs = np.arange(len(modes))
@@ -139,11 +142,50 @@ def fmt_ci(m: dict) -> str:
     return f"{m['value']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def site_tables(report: dict) -> list[str]:
+    """AUC, sensitivity, specificity and ECE of every mode, one row per site."""
+    if not report.get("sites"):
+        return []
+    modes = list(report["modes"])
+    lines = ["", "## Per site", "",
+             f"Threshold {report['threshold']:.3f}; AUC, sensitivity and specificity with 95% "
+             "CIs resampled by group within the site; ECE after the temperature.", "",
+             "| site | images (malignant) | input | AUC | sensitivity | specificity | ECE |",
+             "|---|---|---|---|---|---|---|"]
+    for site, r in report["sites"].items():
+        for m in modes:
+            x = r["modes"][m]
+            lines.append(f"| {site} | {r['n_images']} ({r['n_malignant']}) | {MODE_LABEL[m]} | "
+                         f"{fmt_ci(x['metrics']['auc'])} | {fmt_ci(x['metrics']['recall'])} | "
+                         f"{fmt_ci(x['metrics']['specificity'])} | {x['ece_after']:.3f} |")
+    return lines
+
+
+def localiser_table(report: dict) -> list[str]:
+    """The localiser's Dice, box IoU and hit rate (box IoU >= 0.5), pooled and per site."""
+    loc = report.get("localiser")
+    if not loc:
+        return []
+    lines = ["", "## Automatic lesion localisation", "",
+             f"Images with a lesion mask; minimum confidence {loc['min_confidence']:.2f}. A "
+             "missed lesion counts with IoU 0. Dice of the thresholded map at the model's input "
+             "size; box IoU against the mask's box in image pixels.", "",
+             "| | images | Dice | box IoU | box IoU >= 0.5 | lesion found |",
+             "|---|---|---|---|---|---|"]
+    for name, r in loc.items():
+        if isinstance(r, dict):
+            lines.append(f"| {name} | {r['n']} | {r['mean_dice']:.3f} | {r['mean_box_iou']:.3f} "
+                         f"| {r['mean_hit']:.3f} | {r['mean_found']:.3f} |")
+    return lines
+
+
 def write_markdown(report: dict, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     lines = [f"# Evaluation: {report['title']}", "",
              f"{report['n_images']} images ({report['n_malignant']} malignant). "
-             f"Positive class: malignant, threshold 0.5 on the temperature-scaled probability. "
+             f"Positive class: malignant, threshold {report.get('threshold', 0.5):.3f} on the "
+             "temperature-scaled probability"
+             f"{' (each view averaged with its mirror image)' if report.get('tta') else ''}. "
              f"95% CIs: percentile bootstrap, {report['bootstrap']['n']} resamples of "
              f"{report['bootstrap']['unit']}s, seed {report['bootstrap']['seed']}.", "",
              f"Temperature: {report['temperature']:.4f} ({report['temperature_source']}).", "",
@@ -167,7 +209,8 @@ def write_markdown(report: dict, out_dir: Path) -> Path:
         "with a lesion mask, against a centred Gaussian map (sigma = 1/4 of the side).", "",
         "| | " + " | ".join(MODE_LABEL[m] for m in report["modes"]) + " |",
         "|---|" + "---|" * len(report["modes"])]
-    no_cam = any(report["modes"][m]["localisation"] is None for m in report["modes"])
+    no_cam = any(report["modes"][m]["localisation"] is None for m in report["modes"]
+                 if m != "fusion")
     if no_cam:
         lines += ["| not available for this architecture (no closed-form CAM) | |"]
     for label, key in () if no_cam else (("images with mask", "n_with_mask"),
@@ -176,15 +219,17 @@ def write_markdown(report: dict, out_dir: Path) -> Path:
                        ("energy inside mask: Gaussian", "baseline_energy_in_mask"),
                        ("pointing game: Grad-CAM", "pointing_game"),
                        ("pointing game: Gaussian", "baseline_pointing_game")):
-        vals = [report["modes"][m]["localisation"][key] for m in report["modes"]]
+        vals = [(report["modes"][m]["localisation"] or {}).get(key) for m in report["modes"]]
         lines.append(f"| {label} | " + " | ".join(
-            str(v) if isinstance(v, int) else f"{v:.3f}" for v in vals) + " |")
+            "-" if v is None else str(v) if isinstance(v, int) else f"{v:.3f}"
+            for v in vals) + " |")
+    lines += site_tables(report) + localiser_table(report)
     lines += ["", "Figures: " + ", ".join(f"[{f}]({f})" for f in FIGURES)
               + (", [training_curves.png](training_curves.png)" if report.get("history") else ""),
               ""]
     if report.get("split"):
         s = report["split"]
-        lines += ["## Split", "", "```", *(f"{k}: {v}" for k, v in s.items()
+        lines += ["## Split" if "train_images" in s else "## Images", "", "```", *(f"{k}: {v}" for k, v in s.items()
                                          if k != "conflicts"), "```", ""]
         if s.get("conflicts"):
             lines += ["Near-duplicate groups with conflicting labels (excluded):", "",

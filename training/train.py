@@ -121,8 +121,12 @@ def _autocast(device: torch.device, enabled: bool):
 @torch.no_grad()
 def predict_logits(model: nn.Module, items: Sequence[CachedImage], mode: str,
                    config: PreprocessConfig, margin: float = ROI_MARGIN, batch_size: int = 32,
-                   device: torch.device | None = None, progress: bool = False) -> np.ndarray:
-    """Logits (N, 2) for the inference views ("whole" or "roi") of ``items``, in eval mode."""
+                   device: torch.device | None = None, progress: bool = False,
+                   tta: bool = False) -> np.ndarray:
+    """Logits (N, 2) for the inference views ("whole" or "roi") of ``items``, in eval mode.
+
+    ``tta``: the mean of each view's logits and its horizontal mirror's.
+    """
     from tqdm import tqdm
 
     device = device or next(model.parameters()).device
@@ -134,7 +138,10 @@ def predict_logits(model: nn.Module, items: Sequence[CachedImage], mode: str,
         batch = torch.stack([normalise(eval_view(it.grey, it.box, mode, config, margin), config)
                              for it in items[s:s + batch_size]]).to(device)
         with _autocast(device, device.type == "cuda"):
-            out.append(model(batch).float().cpu())
+            lg = model(batch).float()
+            if tta:
+                lg = (lg + model(torch.flip(batch, dims=[3])).float()) / 2
+            out.append(lg.cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 2), dtype=np.float32)
 
