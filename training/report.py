@@ -229,8 +229,8 @@ def write_markdown(report: dict, out_dir: Path) -> Path:
               ""]
     if report.get("split"):
         s = report["split"]
-        lines += ["## Split" if "train_images" in s else "## Images", "", "```", *(f"{k}: {v}" for k, v in s.items()
-                                         if k != "conflicts"), "```", ""]
+        lines += ["## Split" if "train_images" in s else "## Images", "", "```",
+                  *(f"{k}: {v}" for k, v in s.items() if k != "conflicts"), "```", ""]
         if s.get("conflicts"):
             lines += ["Near-duplicate groups with conflicting labels (excluded):", "",
                       *(f"- {', '.join(g)}" for g in s["conflicts"]), ""]
