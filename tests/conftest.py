@@ -40,10 +40,15 @@ def engine():
 
     Tests must not change its state; build a new engine from ``engine.model`` and a modified
     card (``InferenceEngine(model=..., card=..., device="cpu")``) to vary settings.
+
+    The classifier only: a lesion localiser the bundle may ship is left out, so tests that
+    classify whole images keep doing so (the localiser's own tests give it explicitly).
     """
     from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.weights import load_model
 
-    return InferenceEngine(BUNDLED_MODEL_DIR, device="cpu")
+    model, card = load_model(BUNDLED_MODEL_DIR)
+    return InferenceEngine(model=model, card=card, device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -32,13 +32,17 @@ def _roi_for(path: Path, rois: Mapping[Path, Box] | None) -> Box | None:
     return rois.get(path) or rois.get(path.resolve())
 
 
-def _load(engine: InferenceEngine, path: Path, roi: Box | None,
-          frame: int) -> tuple[ImageRecord, Prepared] | str:
-    """Read and prepare one file on the loader thread: record and input, or why it failed."""
+def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
+          auto_box: bool = True) -> tuple[ImageRecord, Prepared] | str:
+    """Read and prepare one file on the loader thread: record and input, or why it failed.
+
+    With ``auto_box`` and no ``roi``, the engine's lesion localiser (if any) runs here too.
+    """
     try:
         record = read_image(path)
         return record, engine.prepare(record, roi=roi,
-                                      frame=min(frame, record.frame_count - 1))
+                                      frame=min(frame, record.frame_count - 1),
+                                      auto_box=auto_box)
     except RcdNetError as exc:
         message = str(exc)
     except Exception as exc:  # a batch must outlive any one file, whatever it holds
@@ -49,7 +53,7 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None,
 def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: bool = False,
            rois: Mapping[Path, Box] | None = None, explain: bool = False, method: str = "fast",
            frame: int = 0, cancel: threading.Event | None = None,
-           chunk: int = DEFAULT_CHUNK) -> Iterator[BatchItem]:
+           chunk: int = DEFAULT_CHUNK, auto_box: bool = True) -> Iterator[BatchItem]:
     """Classify every image under ``paths``, yielding one item per file in sorted order.
 
     Parameters
@@ -61,7 +65,8 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     recursive : bool
         Descend into sub-folders.
     rois : mapping of Path to Box, optional
-        Lesion boxes by file (as given or resolved); files with a box are classified on it.
+        Lesion boxes by file (as given or resolved); files with a box are classified on it,
+        whatever the localiser would find.
     explain : bool
         Also compute both heat maps (``method``) for every file.
     frame : int
@@ -70,6 +75,9 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
         Set it to stop before the next file.
     chunk : int
         Files per forward pass.
+    auto_box : bool
+        For files without a box in ``rois``, let the engine's lesion localiser (when it has
+        one) find the box; False classifies them on the whole image.
 
     Yields
     ------
@@ -91,7 +99,7 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
                 if path is None:
                     return
                 pending.append((path, pool.submit(_load, engine, path, _roi_for(path, rois),
-                                                  frame)))
+                                                  frame, auto_box)))
 
         try:
             top_up()

@@ -12,6 +12,16 @@ grey, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA). A region of interest is a
 padded by the model card's ``roi_margin`` on each side, clipped to the image, cropped and
 classified; heat maps still come back at the full image's size, zero outside the box.
 
+Automatic lesion box: when the bundle has a lesion localiser (the model card's ``localiser``
+section) and no box is given, :meth:`InferenceEngine.prepare` runs the localiser on the whole
+frame and classifies the lesion box it finds (``box_source="auto"``); when it finds none with
+the card's ``min_confidence``, the whole image is classified and the result says so in its
+warnings. A box given by the user always wins, and ``auto_box=False`` turns the localiser off.
+With the card's ``operating_point.default_mode == "fusion"`` an automatic box's prediction
+averages the logits of the box view and the whole-image view (one forward batch); its heat maps
+are the box view's. Every prediction carries its likelihood band and suspicious flag under the
+card's operating point (:mod:`~rcdnet_desktop.core.bands`).
+
 Throughput: :meth:`InferenceEngine.predict_many` and :meth:`InferenceEngine.explain_many` run
 several images in one forward pass. To overlap decoding and preprocessing with the model, call
 :meth:`InferenceEngine.prepare` on worker threads (it never touches the model) and hand the
@@ -20,6 +30,8 @@ several images in one forward pass. To overlap decoding and preprocessing with t
 
 Thread safety: an engine is NOT thread safe. Apart from :meth:`~InferenceEngine.prepare`, call
 it from one thread at a time (pytorch-grad-cam's hooks mutate the model while a map is computed).
+:meth:`~InferenceEngine.prepare` never touches the classifier; the localiser it may run is its
+own module, only read (eval mode, under ``torch.inference_mode``), never hooked.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rcdnet_desktop.core.bands import band_for, card_bands, default_mode, suspicious_threshold
 from rcdnet_desktop.core.errors import InferenceError
 from rcdnet_desktop.core.explain import (
     FAST,
@@ -43,11 +56,12 @@ from rcdnet_desktop.core.explain import (
     gradcam_maps,
     to_image_size,
 )
-from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
+from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding, Prediction
 
 if TYPE_CHECKING:
     import torch
 
+    from rcdnet_desktop.core.localiser import LesionLocaliser
     from rcdnet_desktop.core.model import RcdNet
     from rcdnet_desktop.core.weights import ModelCard
 
@@ -60,6 +74,8 @@ RoiInput = Box | tuple[int, int, int, int] | None
 
 UNTRAINED_WARNING = ("UNTRAINED weights (model {version}): this placeholder model was never "
                      "trained on ultrasound; its output is arbitrary and must not be used")
+NO_LESION_WARNING = ("no lesion found with confidence by the automatic localiser: the whole "
+                     "image was classified")
 
 
 def resolve_device(requested: str | None = None) -> tuple[torch.device, str]:
@@ -135,6 +151,14 @@ class Prepared:
         Frame index of a multi-frame image.
     warnings : tuple of str
         Intended-use warnings for the frame (and the untrained-weights warning).
+    box : Box or None
+        The lesion box as given or found, unpadded, or None.
+    box_source : str
+        ``"user"``, ``"auto"`` or ``"none"``.
+    finding : LesionFinding or None
+        The localiser's finding when ``box_source`` is ``"auto"``.
+    whole : torch.Tensor or None
+        The whole-image view ``(3, s, s)`` to average with ``tensor`` (fusion), else None.
     """
 
     tensor: torch.Tensor
@@ -142,6 +166,10 @@ class Prepared:
     roi: Box | None
     frame: int
     warnings: tuple[str, ...]
+    box: Box | None = None
+    box_source: str = "none"
+    finding: LesionFinding | None = None
+    whole: torch.Tensor | None = None
 
 
 def _frame_pixels(image: ImageInput, frame: int) -> np.ndarray:
@@ -201,11 +229,15 @@ class InferenceEngine:
     model, card : optional
         An already loaded model and its card (tests, training evaluation); ``model_dir`` is
         ignored then. The model is put in eval mode; one on a GPU is copied to the CPU first.
+    localiser : LesionLocaliser, optional
+        With ``model`` and ``card``: the lesion localiser to use (none when omitted). Without
+        them, the bundle's localiser is loaded when its card names one.
 
     Raises
     ------
     WeightsError
-        The bundle is missing or does not verify. There is no fallback to random weights.
+        The bundle, or the localiser its card names, is missing or does not verify. There is
+        no fallback to random weights.
 
     Notes
     -----
@@ -216,18 +248,27 @@ class InferenceEngine:
 
     def __init__(self, model_dir: str | Path | None = None, device: str | None = None, *,
                  batch_size: int = DEFAULT_BATCH_SIZE, model: RcdNet | None = None,
-                 card: ModelCard | None = None) -> None:
+                 card: ModelCard | None = None,
+                 localiser: LesionLocaliser | None = None) -> None:
         import torch
 
-        from rcdnet_desktop.core.weights import load_model
+        from rcdnet_desktop.core.weights import DEFAULT_MIN_CONFIDENCE, load_localiser, load_model
 
         if (model is None) != (card is None):
             raise ValueError("pass both model and card, or neither")
         if model is None:
+            if localiser is not None:
+                raise ValueError("pass a localiser only with model and card")
             model, card = load_model(model_dir)
+            localiser = load_localiser(model_dir, card)
         assert card is not None
         self.card: ModelCard = card
         self.batch_size = max(1, int(batch_size))
+        self._bands = card_bands(card)
+        self._threshold = suspicious_threshold(card)
+        self._fusion = default_mode(card) == "fusion"
+        self._min_confidence = float(card.localiser.get("min_confidence",
+                                                        DEFAULT_MIN_CONFIDENCE))
         # The CPU copy stays loaded so a GPU failure can be re-run without touching the GPU.
         on_cpu = all(p.device.type == "cpu" for p in model.parameters())
         self._cpu_model: RcdNet = (model if on_cpu else copy.deepcopy(model).cpu()).eval()
@@ -245,6 +286,22 @@ class InferenceEngine:
                                     "using the CPU")
                 self._device = torch.device("cpu")
                 self._model = self._cpu_model
+        self._cpu_localiser: LesionLocaliser | None = None
+        self._localiser: LesionLocaliser | None = None
+        self._localiser_device = torch.device("cpu")
+        if localiser is not None:
+            on_cpu = all(p.device.type == "cpu" for p in localiser.parameters())
+            self._cpu_localiser = (localiser if on_cpu
+                                   else copy.deepcopy(localiser).cpu()).eval()
+            self._localiser = self._cpu_localiser
+            if self._device.type != "cpu":
+                try:
+                    self._localiser = copy.deepcopy(self._cpu_localiser).to(self._device).eval()
+                    self._localiser_device = self._device
+                except Exception as exc:
+                    if not _is_device_failure(exc):
+                        raise
+                    self._localiser = self._cpu_localiser  # the classifier keeps its GPU
 
     # --- properties ----------------------------------------------------------------------
 
@@ -267,19 +324,39 @@ class InferenceEngine:
         return bool(self.card.untrained)
 
     @property
+    def localiser(self) -> LesionLocaliser | None:
+        """The lesion localiser (on its device, in eval mode), or None when there is none."""
+        return self._localiser
+
+    @property
+    def fusion(self) -> bool:
+        """Whether automatic boxes are fused with the whole image (card's default_mode)."""
+        return self._fusion
+
+    @property
     def methods(self) -> dict[str, str]:
         """Heat-map method keys accepted by :meth:`explain`, with display labels."""
         return dict(METHOD_LABELS)
 
     # --- preparing -----------------------------------------------------------------------
 
-    def prepare(self, image: ImageInput, roi: RoiInput = None, frame: int = 0) -> Prepared:
-        """Decode the frame, run the intended-use checks, crop the padded box and preprocess.
+    def prepare(self, image: ImageInput, roi: RoiInput = None, frame: int = 0,
+                auto_box: bool = True) -> Prepared:
+        """Decode the frame, run the intended-use checks, choose the box, crop it and preprocess.
+
+        The box: ``roi`` when given (``box_source="user"``); otherwise, with ``auto_box`` and a
+        lesion localiser, the lesion box the localiser finds on the whole frame
+        (``box_source="auto"``), or the whole image with a warning when it finds none with the
+        card's ``min_confidence``; otherwise the whole image (``box_source="none"``). The box
+        is padded by the card's ``roi_margin`` and clipped before it is cropped.
 
         The checks (:func:`~rcdnet_desktop.core.checks.check_image`) run on the whole frame and,
-        when a box is given, on the box too (those warnings start with "lesion box: ").
+        when a box is used, on the box too (those warnings start with "lesion box: ").
 
-        Safe to call from worker threads: it reads only the model card.
+        Safe to call from worker threads: it reads the model card and, for an automatic box,
+        runs the lesion localiser, which is only read (eval mode, under
+        ``torch.inference_mode``; no hooks) and is not the classifier that the engine's other
+        methods run.
 
         Raises
         ------
@@ -295,18 +372,69 @@ class InferenceEngine:
         if pixels.dtype != np.uint8:
             raise InferenceError(f"expected uint8 pixels, got {pixels.dtype}")
         hw = (int(pixels.shape[0]), int(pixels.shape[1]))
-        box = pad_roi(roi, hw, self.card.roi_margin)
+
+        def view(crop: np.ndarray) -> torch.Tensor:
+            try:
+                return preprocess(crop, self.card.preprocessing)
+            except ValueError as exc:
+                raise InferenceError(f"cannot preprocess the image: {exc}") from exc
+
+        given: Box | None = None
+        finding: LesionFinding | None = None
+        whole: torch.Tensor | None = None
+        notes: list[str] = []
+        if roi is not None:
+            source = "user"
+            box = pad_roi(roi, hw, self.card.roi_margin)  # validates the box first
+            given = roi if isinstance(roi, Box) else Box(*(int(v) for v in roi))
+        elif auto_box and self._cpu_localiser is not None:
+            whole = view(pixels)
+            finding, notes = self._localise(whole, hw)
+            if finding is not None:
+                source, given = "auto", finding.box
+                box = pad_roi(given, hw, self.card.roi_margin)
+            else:
+                source, box = "none", None
+                notes.insert(0, NO_LESION_WARNING)
+        else:
+            source, box = "none", None
         crop = pixels if box is None else pixels[box.y:box.y + box.h, box.x:box.x + box.w]
-        try:
-            tensor = preprocess(crop, self.card.preprocessing)
-        except ValueError as exc:
-            raise InferenceError(f"cannot preprocess the image: {exc}") from exc
+        tensor = whole if box is None and whole is not None else view(crop)
         warnings = list(check_image(pixels))
         if box is not None:  # what is classified is the box: check it too
             warnings += [f"lesion box: {w}" for w in check_image(crop) if w not in warnings]
+        warnings += notes
         if self.card.untrained:
             warnings.append(UNTRAINED_WARNING.format(version=self.card.version))
-        return Prepared(tensor, hw, box, frame, tuple(warnings))
+        fuse = whole if source == "auto" and self._fusion else None
+        return Prepared(tensor, hw, box, frame, tuple(warnings), box=given, box_source=source,
+                        finding=finding, whole=fuse)
+
+    def _localise(self, whole: torch.Tensor,
+                  hw: tuple[int, int]) -> tuple[LesionFinding | None, list[str]]:
+        """Run the localiser on the whole-image view: its finding (or None) and notes."""
+        import torch
+
+        from rcdnet_desktop.core import localiser as loc
+
+        def run(model: LesionLocaliser, device: torch.device) -> np.ndarray:
+            with torch.inference_mode():
+                return loc.lesion_probability(model, whole[None].to(device))[0]
+
+        assert self._cpu_localiser is not None and self._localiser is not None
+        notes: list[str] = []
+        if self._localiser_device.type == "cpu":
+            prob = run(self._cpu_localiser, self._localiser_device)
+        else:
+            try:
+                prob = run(self._localiser, self._localiser_device)
+            except Exception as exc:
+                if not _is_device_failure(exc):
+                    raise
+                notes.append(f"the GPU ({self._localiser_device}) failed: {_first_line(exc)}; "
+                             "the lesion localiser ran on the CPU")
+                prob = run(self._cpu_localiser, torch.device("cpu"))
+        return loc.find_lesion(prob, hw, self._min_confidence), notes
 
     # --- running -------------------------------------------------------------------------
 
@@ -353,22 +481,44 @@ class InferenceEngine:
         notes = ((self.device_note,) if self.device_note else ()) + extra
         return [Prediction(p_benign=float(p[0]), p_malignant=float(p[1]), device=device,
                            model_version=self.card.version, untrained=self.untrained,
-                           roi=it.roi, frame=it.frame, warnings=it.warnings + notes)
+                           roi=it.roi, frame=it.frame, warnings=it.warnings + notes,
+                           box=it.box, box_source=it.box_source, finding=it.finding,
+                           fused=it.whole is not None,
+                           band=band_for(float(p[1]), bands=self._bands),
+                           suspicious=bool(p[1] >= self._threshold))
                 for it, p in zip(items, probs, strict=True)]
+
+    @staticmethod
+    def _batch(chunk: Sequence[Prepared]) -> tuple[torch.Tensor, list[int]]:
+        """The chunk's model inputs, then the whole-image views of its fused items (and their
+        indices in the chunk), so both views go through one forward pass."""
+        import torch
+
+        fused = [i for i, it in enumerate(chunk) if it.whole is not None]
+        return torch.stack([it.tensor for it in chunk]
+                           + [chunk[i].whole for i in fused]), fused
+
+    @staticmethod
+    def _fuse(logits: torch.Tensor, n: int, fused: list[int]) -> torch.Tensor:
+        """Logits of the chunk's ``n`` items; a fused item's are the mean of its two views'."""
+        out = logits[:n].clone()
+        for j, i in enumerate(fused):
+            out[i] = (logits[i] + logits[n + j]) / 2
+        return out
 
     def _chunks(self, items: Sequence[Prepared]):
         for i in range(0, len(items), self.batch_size):
             yield items[i:i + self.batch_size]
 
     def predict_prepared(self, items: Sequence[Prepared]) -> list[Prediction]:
-        """Classify prepared images, up to ``batch_size`` per forward pass."""
-        import torch
-
+        """Classify prepared images, up to ``batch_size`` per forward pass (a fused item adds
+        its whole-image view to the same pass)."""
         out: list[Prediction] = []
         for chunk in self._chunks(list(items)):
-            batch = torch.stack([it.tensor for it in chunk])
+            batch, fused = self._batch(chunk)
             (logits, _), dev, extra = self._with_fallback(self._forward, batch, False)
-            out.extend(self._predictions(chunk, logits, dev, extra))
+            out.extend(self._predictions(chunk, self._fuse(logits, len(chunk), fused), dev,
+                                         extra))
         return out
 
     def explain_prepared(self, items: Sequence[Prepared], method: str = FAST) -> list[HeatMaps]:
@@ -376,20 +526,18 @@ class InferenceEngine:
 
         With ``method="fast"`` the maps come from the same batched forward pass as the
         predictions. Other methods (see :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS`)
-        run pytorch-grad-cam image by image.
+        run pytorch-grad-cam image by image. A fused prediction's maps are its box view's.
         """
-        import torch
-
         if method != FAST and method not in GRADCAM_METHODS:
             raise InferenceError(f"unknown heat-map method {method!r}; choose from "
                                  f"{', '.join(METHOD_LABELS)}")
         size = self.card.preprocessing.size
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
-            batch = torch.stack([it.tensor for it in chunk])
+            batch, fused = self._batch(chunk)
             (logits, cams), dev, extra = self._with_fallback(self._forward, batch,
                                                              method == FAST)
-            preds = self._predictions(chunk, logits, dev, extra)
+            preds = self._predictions(chunk, self._fuse(logits, len(chunk), fused), dev, extra)
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
                     maps = gradcam_like_normalise(cams[i].numpy(), size)
@@ -403,7 +551,8 @@ class InferenceEngine:
                                     method=method, prediction=pred))
         return out
 
-    def predict(self, image: ImageInput, roi: RoiInput = None, frame: int = 0) -> Prediction:
+    def predict(self, image: ImageInput, roi: RoiInput = None, frame: int = 0,
+                auto_box: bool = True) -> Prediction:
         """Classify one image (or its lesion box): calibrated probabilities of both classes.
 
         Parameters
@@ -414,54 +563,60 @@ class InferenceEngine:
             Lesion box in image pixels; padded by the card's ``roi_margin`` and clipped.
         frame : int
             Frame of a multi-frame image (default the first).
+        auto_box : bool
+            Without ``roi``, let the lesion localiser (when the bundle has one) find the box.
 
         Returns
         -------
         Prediction
             Probabilities ``softmax(logits / temperature)``, device, model version, untrained
-            flag, the padded box used, the frame and the warnings.
+            flag, the padded box used, the box as given or found and its source, the frame,
+            the likelihood band, the suspicious flag and the warnings.
 
         Raises
         ------
         InferenceError
             Bad frame, region of interest or pixel data.
         """
-        return self.predict_prepared([self.prepare(image, roi, frame)])[0]
+        return self.predict_prepared([self.prepare(image, roi, frame, auto_box)])[0]
 
     def explain(self, image: ImageInput, roi: RoiInput = None, frame: int = 0,
-                method: str = FAST) -> HeatMaps:
+                method: str = FAST, auto_box: bool = True) -> HeatMaps:
         """Prediction and heat maps of the evidence for both classes, at the image's size.
 
         ``method="fast"`` (default) is the closed-form Grad-CAM from the prediction's own
         forward pass; any key of :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS` runs
         pytorch-grad-cam instead. Maps are float32 in [0, 1], shaped like the frame; with a
-        region of interest they are zero outside the padded box.
+        region of interest (given or automatic) they are zero outside the padded box.
         """
-        return self.explain_prepared([self.prepare(image, roi, frame)], method)[0]
+        return self.explain_prepared([self.prepare(image, roi, frame, auto_box)], method)[0]
 
     def predict_many(self, images: Sequence[ImageInput],
                      rois: Sequence[RoiInput] | None = None,
-                     frames: Sequence[int] | None = None) -> list[Prediction]:
+                     frames: Sequence[int] | None = None,
+                     auto_box: bool = True) -> list[Prediction]:
         """Classify several images, batching them through the model.
 
         Raises on the first image that cannot be prepared; to record per-image failures,
         call :meth:`prepare` per image and :meth:`predict_prepared` on the ones that worked.
         """
-        return self.predict_prepared(self._prepare_all(images, rois, frames))
+        return self.predict_prepared(self._prepare_all(images, rois, frames, auto_box))
 
     def explain_many(self, images: Sequence[ImageInput],
                      rois: Sequence[RoiInput] | None = None,
-                     frames: Sequence[int] | None = None, method: str = FAST) -> list[HeatMaps]:
+                     frames: Sequence[int] | None = None, method: str = FAST,
+                     auto_box: bool = True) -> list[HeatMaps]:
         """:meth:`explain` for several images, batched (see :meth:`predict_many`)."""
-        return self.explain_prepared(self._prepare_all(images, rois, frames), method)
+        return self.explain_prepared(self._prepare_all(images, rois, frames, auto_box), method)
 
-    def _prepare_all(self, images, rois, frames) -> list[Prepared]:
+    def _prepare_all(self, images, rois, frames, auto_box: bool = True) -> list[Prepared]:
         n = len(images)
         rois = [None] * n if rois is None else list(rois)
         frames = [0] * n if frames is None else list(frames)
         if len(rois) != n or len(frames) != n:
             raise ValueError("images, rois and frames must have the same length")
-        return [self.prepare(im, r, f) for im, r, f in zip(images, rois, frames, strict=True)]
+        return [self.prepare(im, r, f, auto_box)
+                for im, r, f in zip(images, rois, frames, strict=True)]
 
 
 def _with_device(pred: Prediction, device: str, extra: tuple[str, ...]) -> Prediction:

@@ -12,11 +12,14 @@ from PIL import Image
 from rcdnet_desktop.core.batch import review
 from rcdnet_desktop.core.inference import InferenceEngine
 from rcdnet_desktop.core.types import Box
+from rcdnet_desktop.core.weights import load_model
 
 
 @pytest.fixture(scope="module")
 def engine() -> InferenceEngine:
-    return InferenceEngine(device="cpu")
+    # The bundled classifier without a localiser: files without a box stay whole images.
+    model, card = load_model()
+    return InferenceEngine(model=model, card=card, device="cpu")
 
 
 @pytest.fixture
@@ -73,10 +76,10 @@ def test_boxes_and_heat_maps(folder, engine):
 def test_an_unexpected_error_in_one_file_is_recorded(folder, engine, monkeypatch):
     real = engine.prepare
 
-    def flaky(image, roi=None, frame=0):
+    def flaky(image, roi=None, frame=0, auto_box=True):
         if image.path.name == "img3.png":
             raise MemoryError("simulated")
-        return real(image, roi=roi, frame=frame)
+        return real(image, roi=roi, frame=frame, auto_box=auto_box)
 
     monkeypatch.setattr(engine, "prepare", flaky)
     items = list(review([folder], engine))

@@ -66,7 +66,7 @@ class FakeEngine:
                 raise InferenceError(str(exc)) from exc
         return np.asarray(image)
 
-    def prepare(self, image, roi=None, frame: int = 0):
+    def prepare(self, image, roi=None, frame: int = 0, auto_box: bool = True):
         px = self._pixels(image, frame)
         if px.dtype != np.uint8:
             raise InferenceError("expected uint8")
@@ -117,11 +117,12 @@ class FakeEngine:
         finally:
             self._leave()
 
-    def predict(self, image, roi=None, frame: int = 0) -> Prediction:
-        return self.predict_prepared([self.prepare(image, roi, frame)])[0]
+    def predict(self, image, roi=None, frame: int = 0, auto_box: bool = True) -> Prediction:
+        return self.predict_prepared([self.prepare(image, roi, frame, auto_box)])[0]
 
-    def explain(self, image, roi=None, frame: int = 0, method: str = "fast") -> HeatMaps:
-        return self.explain_prepared([self.prepare(image, roi, frame)], method)[0]
+    def explain(self, image, roi=None, frame: int = 0, method: str = "fast",
+                auto_box: bool = True) -> HeatMaps:
+        return self.explain_prepared([self.prepare(image, roi, frame, auto_box)], method)[0]
 
 
 # --- image files -----------------------------------------------------------------------------
