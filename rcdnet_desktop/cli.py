@@ -17,7 +17,12 @@ from typing import TextIO
 
 from rcdnet_desktop.core.types import BatchItem, Box
 
-CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings")
+CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
+              "box_source", "box_x", "box_y", "box_w", "box_h", "band")
+"""Columns of ``rcdnet classify``'s rows. ``box_source`` is user (the ROI file), auto (found by
+the lesion localiser) or none (whole image); ``box_*`` is that box as given or found, unpadded,
+in image pixels (empty when none); ``band`` is the likelihood band's name (see
+:mod:`rcdnet_desktop.core.bands`)."""
 EXIT_OK, EXIT_NONE_READ, EXIT_USAGE = 0, 1, 2
 
 
@@ -57,6 +62,8 @@ def read_rois(path: Path) -> dict[Path, Box]:
 def item_row(item: BatchItem) -> dict[str, str]:
     """One CSV/JSON row for a batch item."""
     p = item.prediction
+    box = p.box if p else None
+    x, y, w, h = (str(v) for v in box.as_tuple()) if box else ("",) * 4
     return {
         "file": str(item.path),
         "label": p.display_label if p else "",
@@ -66,6 +73,12 @@ def item_row(item: BatchItem) -> dict[str, str]:
         "status": item.status,
         "error": item.error,
         "warnings": "; ".join(p.warnings) if p else "",
+        "box_source": p.box_source if p else "",
+        "box_x": x,
+        "box_y": y,
+        "box_w": w,
+        "box_h": h,
+        "band": p.band.name if p and p.band else "",
     }
 
 
@@ -120,7 +133,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     used: set[str] = set()
     with _progress(len(files), err) as bar:
         for item in review(files, engine, rois=rois, explain=bool(args.heatmaps),
-                           frame=args.frame):
+                           frame=args.frame, auto_box=not args.no_auto_box):
             row = item_row(item)
             if args.heatmaps and item.heatmaps is not None:
                 note = _write_heatmaps(item, args.heatmaps, used)
@@ -130,8 +143,10 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
             bar.update(1)
     _write_rows(rows, args, out)
     failed = sum(r["status"] != "ok" for r in rows)
+    auto = sum(r["box_source"] == "auto" for r in rows)
     print(f"{len(rows) - failed} classified, {failed} failed, model {engine.model_version} on "
-          f"{engine.device}" + (" - UNTRAINED weights" if engine.untrained else ""), file=err)
+          f"{engine.device}" + (" - UNTRAINED weights" if engine.untrained else "")
+          + (f"; {auto} on a lesion box found automatically" if auto else ""), file=err)
     return EXIT_OK if failed < len(rows) else EXIT_NONE_READ
 
 
@@ -178,6 +193,8 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     engine = _engine(args.device)
     print(f"model {engine.model_version} verified, running on {engine.device}", file=out)
+    if engine.localiser is not None:
+        print("lesion localiser verified", file=out)
     record = read_image(sample_path())
     maps = engine.explain(record)
     pred = maps.prediction
@@ -212,7 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
     c.add_argument("--rois", type=Path, metavar="CSV",
-                   help="lesion boxes, one row file,x,y,w,h per image (pixels)")
+                   help="lesion boxes, one row file,x,y,w,h per image (pixels); a box given "
+                        "here is used instead of one the localiser would find")
+    c.add_argument("--no-auto-box", action="store_true",
+                   help="do not let the lesion localiser find a box: images without one in "
+                        "--rois are classified whole")
     c.add_argument("--frame", type=int, default=0, help="frame of multi-frame files")
     s = sub.add_parser("self-test", help="verify the weights and classify the bundled sample")
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)

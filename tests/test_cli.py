@@ -140,3 +140,67 @@ def test_dicom_cine_frame(tmp_path, capsys):
 def test_self_test_passes(capsys):
     assert cli.main(["self-test"]) == 0
     assert "self-test passed" in capsys.readouterr().out
+
+
+# --- lesion boxes found automatically, and the columns that report them ----------------------
+
+NEW_COLUMNS = ("box_source", "box_x", "box_y", "box_w", "box_h", "band")
+
+
+@pytest.fixture
+def fake_localiser_engine(monkeypatch, engine):
+    """Make ``rcdnet classify`` use the bundled classifier with a fake localiser."""
+    from rcdnet_desktop.core.inference import InferenceEngine
+    from tests.core.localiser_helpers import FakeLocaliser
+
+    def make(device=None):
+        return InferenceEngine(model=engine.model, card=engine.card, device="cpu",
+                               localiser=FakeLocaliser())
+
+    monkeypatch.setattr(cli, "_engine", make)
+
+
+def test_csv_has_the_box_and_band_columns_empty_for_the_whole_image(folder, tmp_path):
+    from rcdnet_desktop.core.bands import band_for
+
+    out = tmp_path / "out.csv"
+    assert cli.main(["classify", str(folder), "--no-auto-box", "--csv", str(out)]) == 0
+    rows = _rows(out)
+    assert list(rows[0]) == list(cli.CSV_FIELDS)
+    assert set(NEW_COLUMNS) <= set(rows[0])
+    assert list(cli.CSV_FIELDS[:8]) == ["file", "label", "p_malignant", "p_benign", "device",
+                                        "status", "error", "warnings"]
+    by_name = {Path(r["file"]).name: r for r in rows}
+    ok = by_name["a.png"]
+    assert ok["box_source"] == "none"
+    assert [ok[k] for k in ("box_x", "box_y", "box_w", "box_h")] == ["", "", "", ""]
+    assert ok["band"] == band_for(float(ok["p_malignant"])).name
+    bad = by_name["corrupt.png"]
+    assert all(bad[k] == "" for k in NEW_COLUMNS)
+
+
+def test_automatic_box_in_the_rows_and_a_roi_file_box_wins(folder, tmp_path, capsys,
+                                                           fake_localiser_engine):
+    from tests.core.localiser_helpers import blob_box
+
+    rois = tmp_path / "rois.csv"
+    rois.write_text("file,x,y,w,h\nstudy/a.png,60,40,80,70\n")
+    b_png = folder / "sub" / "b.png"
+    assert cli.main(["classify", str(folder / "a.png"), str(b_png), "--json",
+                     "--rois", str(rois)]) == 0
+    a, b = json.loads(capsys.readouterr().out)
+    assert a["box_source"] == "user"
+    assert [a[k] for k in ("box_x", "box_y", "box_w", "box_h")] == ["60", "40", "80", "70"]
+    assert b["box_source"] == "auto"
+    assert tuple(int(b[k]) for k in ("box_x", "box_y", "box_w", "box_h")) == \
+        blob_box((160, 200)).as_tuple()
+    assert b["band"] in ("very low", "low", "moderate", "high", "very high")
+
+
+def test_no_auto_box_classifies_whole_images(folder, capsys, fake_localiser_engine):
+    assert cli.main(["classify", str(folder / "a.png"), "--json"]) == 0
+    auto = json.loads(capsys.readouterr().out)[0]
+    assert cli.main(["classify", str(folder / "a.png"), "--json", "--no-auto-box"]) == 0
+    whole = json.loads(capsys.readouterr().out)[0]
+    assert auto["box_source"] == "auto" and whole["box_source"] == "none"
+    assert whole["box_x"] == "" and auto["p_malignant"] != whole["p_malignant"]
