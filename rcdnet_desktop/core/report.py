@@ -3,7 +3,9 @@
 No Qt here. :func:`render_report` draws, at the image's OWN resolution (nothing is rescaled),
 three panels side by side -- the plain image, "Evidence for benign" and "Evidence for
 malignant" -- with a title band above them and a text band below: the prediction in words, the
-calibrated probability of malignancy, the input mode, the heat-map method, a plain-language line
+calibrated probability of malignancy and its likelihood band, the input mode with where the
+lesion box came from (drawn by the user or found automatically), the heat-map method, a
+plain-language line
 per map, the model version, the device, date and time, the source file name, patient name and ID
 only when a :class:`PatientInfo` is passed, any intended-use warnings, and the permanent note
 "Decision support only - not a diagnosis.". The lesion box, when the prediction has one, is drawn
@@ -27,7 +29,7 @@ import numpy as np
 
 from rcdnet_desktop.core.overlay import DEFAULT_ALPHA, DEFAULT_COLORMAP, as_rgb, blend, colorize
 from rcdnet_desktop.core.overlay import describe_evidence as _describe_evidence
-from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, PatientInfo
+from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, PatientInfo, Prediction
 
 DECISION_SUPPORT_NOTE = "Decision support only - not a diagnosis."
 PANEL_TITLES = ("Image", "Evidence for benign", "Evidence for malignant")
@@ -136,6 +138,50 @@ def _patient_text(patient: PatientInfo) -> str:
     return "   ".join(bits)
 
 
+BOX_SOURCE_TEXT = {"user": "drawn by the user", "auto": "found automatically", "none": ""}
+"""How a report says where a prediction's lesion box came from, by ``Prediction.box_source``."""
+
+
+def describe_input(p: Prediction) -> str:
+    """The input of a prediction in words, with where its lesion box came from.
+
+    E.g. ``"whole image"``, ``"lesion box (x 80, y 60, 90 x 70 px), drawn by the user"``,
+    ``"lesion box (x 80, y 60, 90 x 70 px), found automatically (localiser confidence 0.93)"``
+    or, for fusion, ``"whole image and lesion box (...), found automatically (...); the two
+    results averaged"``. The coordinates are those of the region the model saw (the box padded
+    by the card's margin), the one drawn on the report. Every export states the input with this
+    wording.
+    """
+    roi = p.roi
+    if roi is None:
+        return "whole image"
+    text = f"lesion box (x {roi.x}, y {roi.y}, {roi.w} x {roi.h} px)"
+    source = BOX_SOURCE_TEXT.get(p.box_source, "")
+    if source:
+        text += f", {source}"
+    if p.box_source == "auto" and p.finding is not None:
+        text += f" (localiser confidence {p.finding.confidence:.2f})"
+    if p.fused:
+        text = f"whole image and {text}; the two results averaged"
+    return text
+
+
+def describe_band(p: Prediction) -> str:
+    """The prediction's likelihood band with its range, e.g. ``"low (2-10%), the BI-RADS 4A
+    range - not a BI-RADS assessment"``.
+
+    Bands are aligned with BI-RADS likelihood-of-malignancy ranges; a band is not a BI-RADS
+    assessment, and the text says so whenever it names a category.
+    """
+    band = p.band
+    if band is None:  # pragma: no cover - Prediction always fills it
+        return ""
+    text = band.label
+    if band.birads_range:
+        text += f", the BI-RADS {band.birads_range} range - not a BI-RADS assessment"
+    return text
+
+
 def report_lines(
     heatmaps: HeatMaps,
     *,
@@ -163,11 +209,8 @@ def report_lines(
     else:
         lines.append(ReportLine(f"Prediction: {p.display_label}"))
     lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
-    if roi is not None:
-        mode = f"Input: lesion box (x {roi.x}, y {roi.y}, {roi.w} x {roi.h} px)"
-    else:
-        mode = "Input: whole image"
-    lines.append(ReportLine(mode))
+    lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
+    lines.append(ReportLine(f"Input: {describe_input(p)}"))
     lines.append(
         ReportLine(f"Heat maps: {heatmaps.method}; colour map {colormap}, opacity {alpha:.2f}")
     )
@@ -197,7 +240,9 @@ def _summary(heatmaps: HeatMaps, when: datetime, source_name: str) -> dict[str, 
         "Software": SOFTWARE_NAME,
         "Prediction": p.display_label,
         "Probability of malignancy": f"{p.p_malignant:.4f}",
-        "Input mode": p.mode,
+        "Input mode": describe_input(p),
+        "Lesion box": BOX_SOURCE_TEXT.get(p.box_source, "") or "none",
+        "Likelihood band": describe_band(p),
         "Heat map method": heatmaps.method,
         "Model version": p.model_version,
         "Device": p.device,
@@ -468,9 +513,12 @@ __all__: Sequence[str] = (
     "DECISION_SUPPORT_NOTE",
     "PANEL_TITLES",
     "SOFTWARE_NAME",
+    "BOX_SOURCE_TEXT",
     "Report",
     "ReportLayout",
     "ReportLine",
+    "describe_band",
+    "describe_input",
     "format_person_name",
     "render_record_report",
     "render_report",

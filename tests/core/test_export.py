@@ -224,6 +224,41 @@ def test_text_band_is_not_blank_and_report_text_has_everything():
     assert report.lines[-1].text == DECISION_SUPPORT_NOTE
 
 
+def test_report_states_the_box_source_and_the_band():
+    from rcdnet_desktop.core.types import LesionFinding
+
+    h, w = 200, 260
+    roi = Box(62, 46, 126, 98)
+    base = make_heatmaps(h, w, roi=roi, p_malignant=0.07)
+    finding = LesionFinding(box=Box(80, 60, 90, 70), outline=np.zeros((4, 2), np.float32),
+                            confidence=0.934, area_share=0.1)
+
+    def report_for(**changes):
+        pred = Prediction(p_benign=0.93, p_malignant=0.07, device="cpu", model_version="t",
+                          roi=roi, **changes)
+        return render_report(speckle(h, w), HeatMaps(base.benign, base.malignant, "fast", pred),
+                             when=WHEN)
+
+    user = report_for(box=Box(80, 60, 90, 70), box_source="user")
+    assert "Input: lesion box (x 62, y 46, 126 x 98 px), drawn by the user" in user.text
+    assert ("Likelihood band: low (2-10%), the BI-RADS 4A range - not a BI-RADS assessment"
+            in user.text)
+    assert user.summary["Lesion box"] == "drawn by the user"
+    assert user.summary["Likelihood band"].startswith("low (2-10%)")
+    auto = report_for(box=finding.box, box_source="auto", finding=finding)
+    assert ("Input: lesion box (x 62, y 46, 126 x 98 px), found automatically (localiser "
+            "confidence 0.93)") in auto.text
+    assert "drawn by the user" not in auto.text
+    assert auto.summary["Lesion box"] == "found automatically"
+    assert auto.summary["Input mode"].startswith("lesion box (x 62")
+    fused = report_for(box=finding.box, box_source="auto", finding=finding, fused=True)
+    assert "Input: whole image and lesion box (x 62, y 46" in fused.text
+    assert "the two results averaged" in fused.text
+    whole = render_report(speckle(h, w), make_heatmaps(h, w, p_malignant=0.97), when=WHEN)
+    assert "Input: whole image" in whole.text and whole.summary["Lesion box"] == "none"
+    assert "Likelihood band: very high (95-100%), the BI-RADS 5 range" in whole.text
+
+
 def test_untrained_is_said_loudly():
     report = render_report(speckle(60, 80), make_heatmaps(60, 80, untrained=True), when=WHEN)
     assert "UNTRAINED" in report.lines[0].text
