@@ -144,7 +144,34 @@ def cmd_train(a) -> int:
 
     build_and_evaluate_bundle(model, cfg, va, prep.groups("val"), history, prep.dedup_summary,
                               a.bundle_dir or out / "bundle", out / "report",
-                              version=a.version, seed=a.seed, progress=not a.no_progress)
+                              version=a.version, seed=a.seed, progress=not a.no_progress,
+                              val_sites=prep.sites("val"))
+    return 0
+
+
+def cmd_bundle(a) -> int:
+    """Assemble the app's bundle from a classifier run and a localiser run, and measure it."""
+    from .bundle import build_and_evaluate_bundle
+    from .evaluate import load_localiser_weights, load_weights
+    from .train import HISTORY, TrainConfig
+
+    run = Path(a.classifier)
+    cfg = TrainConfig.from_dict(json.loads((run / "train_config.json").read_text()))
+    model, _ = load_weights(run / "model_state.pt")
+    history = json.loads((run / HISTORY).read_text()) if (run / HISTORY).exists() else None
+    localiser = load_localiser_weights(Path(a.localiser) / "model_state.pt") \
+        if a.localiser else None
+    prep = _prepare(a)
+    external = None
+    if a.external:
+        ext = prepare_sources(a, a.external, None)
+        external = (ext.subset(None), ext.groups(None), ext.sites(None))
+    build_and_evaluate_bundle(model, cfg, prep.subset("val"), prep.groups("val"), history,
+                              prep.dedup_summary, a.bundle_dir, a.report_dir,
+                              version=a.version, seed=a.seed, progress=not a.no_progress,
+                              val_sites=prep.sites("val"), localiser=localiser,
+                              min_confidence=a.min_confidence, default_mode=a.default_mode,
+                              target_sensitivity=a.target_sensitivity, external=external)
     return 0
 
 
@@ -155,9 +182,12 @@ def cmd_localiser(a) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     _log_to(out / "train.log")
+    from rcdnet_desktop.core.preprocess import PreprocessConfig
+
     cfg = LocaliserConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                           num_threads=a.threads, val_every=a.val_every,
-                          max_steps_per_epoch=a.max_steps_per_epoch)
+                          max_steps_per_epoch=a.max_steps_per_epoch,
+                          preprocess=PreprocessConfig(size=a.input_size))
     prep = _prepare(a)
     save_split(prep, out / "split.csv", a.data)
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
@@ -237,6 +267,25 @@ def build_parser() -> argparse.ArgumentParser:
                         "resources/model to replace the shipped bundle)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("bundle", help="assemble the app's bundle from a classifier run and a "
+                                      "localiser run; evaluate internal + external; write card")
+    _common_data(p)
+    p.add_argument("--classifier", type=Path, required=True,
+                   help="classifier run folder (model_state.pt, train_config.json)")
+    p.add_argument("--localiser", type=Path, default=None,
+                   help="localiser run folder (model_state.pt)")
+    p.add_argument("--external", type=Path, action="append", default=[],
+                   help="site(s) never trained on: measured with the card's temperature and "
+                        "threshold and written into the card")
+    p.add_argument("--default-mode", default="auto", choices=["auto", "fusion"])
+    p.add_argument("--min-confidence", type=float, default=0.5,
+                   help="localiser confidence below which the whole image is classified")
+    p.add_argument("--target-sensitivity", type=float, default=0.9)
+    p.add_argument("--version", default="2.0.0")
+    p.add_argument("--bundle-dir", type=Path, required=True)
+    p.add_argument("--report-dir", type=Path, required=True)
+    p.set_defaults(func=cmd_bundle)
+
     p = sub.add_parser("localiser", help="train the lesion localiser on the masks (same split)")
     _common_data(p)
     from .localiser import LocaliserConfig
@@ -248,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--threads", type=int, default=d.num_threads)
     p.add_argument("--val-every", type=int, default=d.val_every)
+    p.add_argument("--input-size", type=int, default=d.preprocess.size,
+                   help="input side: the classifier's (224) in the app; smaller only for tests")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--max-steps-per-epoch", type=int, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_localiser)

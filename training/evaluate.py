@@ -17,7 +17,7 @@ With several sites (``sites``), every figure is also reported per site; near-dup
 joined by patient where a site gives patient codes, are the bootstrap's unit.
 
 Temperature scaling: one temperature (the app has one) is fitted by minimising the NLL of the
-validation logits of both modes together. ECE after scaling is reported both in-sample (the
+validation logits of all modes together. ECE after scaling is reported both in-sample (the
 temperature fitted on the same images) and 2-fold cross-fitted by group (fit on one half, measure
 on the other), which is the honest figure.
 """
@@ -141,7 +141,7 @@ def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig
 
 
 def _cross_fitted_ece(logits_by_mode, y, groups, seed) -> dict:
-    """2-fold by group: fit T on one half (both modes), measure ECE on the other half."""
+    """2-fold by group: fit T on one half (all modes), measure ECE on the other half."""
     rng = np.random.default_rng(seed)
     ug = np.unique(groups)
     fold_of = dict(zip(ug, rng.permutation(len(ug)) % 2, strict=True))
@@ -156,6 +156,15 @@ def _cross_fitted_ece(logits_by_mode, y, groups, seed) -> dict:
             probs[te] = softmax(lg[te], t)
         out[mode] = ece(y, probs)
     return out
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, target_sensitivity: float) -> float:
+    """The highest threshold t with sensitivity (share of malignant with p >= t) >= target."""
+    pos = np.sort(np.asarray(p)[np.asarray(y) == 1])[::-1]
+    if len(pos) == 0:
+        raise ValueError("no malignant images to choose a threshold on")
+    k = max(1, int(np.ceil(target_sensitivity * len(pos) - 1e-9)))
+    return float(pos[k - 1])
 
 
 def _mode_metrics(y, lg, temperature, groups, n_boot, seed, threshold) -> dict:
@@ -184,13 +193,17 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
                    progress: bool = True, title: str = "RcdNet",
                    sites: Sequence[str] | None = None, localiser=None,
                    min_confidence: float = 0.0, threshold: float = 0.5,
-                   tta: bool = False) -> dict:
+                   tta: bool = False, target_sensitivity: float | None = None,
+                   threshold_mode: str = "whole") -> dict:
     """Evaluate ``model`` on ``items`` in every mode and write every report file to ``out_dir``.
 
     ``temperature`` None: fit it on these items (all modes together). ``localiser`` adds the
     ``auto`` and ``fusion`` modes and the localiser's own measures. ``threshold`` is the
     decision threshold of the confusion-based metrics (the card's suspicious threshold);
-    ``tta`` averages each view's logits with its mirror image's. Returns the report dict (also
+    ``tta`` averages each view's logits with its mirror image's. With ``target_sensitivity``
+    the threshold is instead chosen here, after the temperature: the highest one at which
+    ``threshold_mode``'s sensitivity on these images reaches the target (an in-sample choice:
+    its sensitivity here is the target by construction). Returns the report dict (also
     report.json).
     """
     from .localiser import summarise
@@ -212,12 +225,19 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
     fitted = temperature is None
     if fitted:
         temperature = fit_temperature(np.concatenate(list(logits.values())),
-                                      np.concatenate([y] * len(MODES)))
+                                      np.concatenate([y] * len(logits)))
+    threshold_source = "given"
+    if target_sensitivity is not None:
+        threshold = choose_threshold(y, softmax(logits[threshold_mode], temperature)[:, 1],
+                                     target_sensitivity)
+        threshold_source = (f"chosen on these images: highest threshold with sensitivity >= "
+                            f"{target_sensitivity:.2f} in the {threshold_mode} mode")
     report: dict = {
         "title": title, "n_images": int(len(y)), "n_malignant": int(y.sum()),
-        "positive_class": "malignant", "threshold": threshold, "tta": tta,
+        "positive_class": "malignant", "threshold": threshold,
+        "threshold_source": threshold_source, "tta": tta,
         "temperature": float(temperature),
-        "temperature_source": "fitted on these images (NLL, both modes)" if fitted
+        "temperature_source": "fitted on these images (NLL, all modes together)" if fitted
         else "from the model card",
         "bootstrap": {"n": n_boot, "seed": seed, "level": 0.95,
                       "unit": "near-duplicate group" if groups is not None else "image"},

@@ -54,7 +54,7 @@ def test_bundle_metrics_match_a_rerun_of_evaluate(busi, tmp_path):
     assert again["temperature_source"] == "from the model card"
     for mode in ("whole", "roi"):
         for k, v in again["modes"][mode]["metrics"].items():
-            got = card.metrics[f"validation_{mode}"][k]
+            got = card.metrics["internal_validation"][mode][k]
             assert (np.isnan(v["value"]) and np.isnan(got)) or got == round(v["value"], 4)
 
 
@@ -71,7 +71,7 @@ def test_cli_split_and_train_end_to_end(busi, tmp_path):
               *(f"report/{f}" for f in REPORT_FILES)):
         assert (out / f).exists(), f
     card = json.loads((out / "bundle" / "model_card.json").read_text())
-    assert card["untrained"] is False and "validation_roi" in card["metrics"]
+    assert card["untrained"] is False and "roi" in card["metrics"]["internal_validation"]
 
 
 def test_compare_table_layout(busi, tiny_net, tmp_path):
@@ -106,3 +106,66 @@ def test_evaluation_of_a_torchvision_model_without_cam(busi, tmp_path):
     assert rep["modes"]["whole"]["localisation"] is None
     for f in REPORT_FILES:
         assert (tmp_path / "rep" / f).exists(), f
+
+
+def test_bundle_with_localiser_and_external_site(busi, tmp_path):
+    """The full bundle: localiser saved and verified, threshold chosen for sensitivity on the
+    internal images, the external site measured with the card's temperature and threshold."""
+    from synth_busi import write_busi
+
+    from rcdnet_desktop.core.localiser import LesionLocaliser
+    from rcdnet_desktop.core.weights import load_localiser, load_model
+
+    items, _ = load_all(load_samples(busi), None, progress=False)
+    ext_root = write_busi(tmp_path / "other-site", n_per_class=5, seed=7)
+    ext, _ = load_all(load_samples(ext_root), None, progress=False)
+    torch.manual_seed(0)
+    model, loc = RcdNet(pretrained=False), LesionLocaliser(pretrained=False)
+    cfg = TrainConfig(preprocess=SMALL, epochs=1)
+    card, rep = build_and_evaluate_bundle(
+        model, cfg, items, list(range(12)), None, {"groups": 12}, tmp_path / "bundle",
+        tmp_path / "rep", version="9.9.9", progress=False, n_boot=50,
+        val_sites=["busi"] * 12, localiser=loc, min_confidence=0.5, default_mode="fusion",
+        target_sensitivity=0.9,
+        external=(ext, list(range(10)), ["other-site"] * 10))
+    assert set(rep["modes"]) == {"whole", "roi", "auto", "fusion"}
+    assert rep["modes"]["fusion"]["metrics"]["recall"]["value"] >= 0.9  # chosen for it
+    op = card.operating_point
+    assert op["default_mode"] == "fusion" and op["suspicious_threshold"] == pytest.approx(
+        rep["threshold"], abs=1e-6)
+    ext_rep = json.loads((tmp_path / "rep" / "external" / "report.json").read_text())
+    assert ext_rep["threshold"] == rep["threshold"]
+    assert ext_rep["temperature"] == rep["temperature"]
+    assert "external" in ext_rep["title"] and "other-site" in ext_rep["title"]
+    assert card.metrics["external"]["n_images"] == 10
+    assert card.localiser["metrics"]["external"]["pooled"]["n"] == 10
+    loaded, again = load_model(tmp_path / "bundle")
+    assert load_localiser(tmp_path / "bundle", again) is not None
+    assert json.loads(again.to_json()) == json.loads(card.to_json())
+
+
+def test_cli_evaluate_external_site_groups_by_patient(busi, tmp_path):
+    import csv
+
+    from synth_busi import write_busi
+
+    torch.manual_seed(0)
+    model = RcdNet(pretrained=False)
+    cfg = TrainConfig(preprocess=SMALL, epochs=1)
+    items, _ = load_all(load_samples(busi), None, progress=False)
+    build_and_evaluate_bundle(model, cfg, items, list(range(12)), None, {"groups": 12},
+                              tmp_path / "bundle", tmp_path / "rep", progress=False, n_boot=20)
+    ext = write_busi(tmp_path / "far-away", n_per_class=4, seed=3)
+    with (ext / "manifest.csv").open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "cls", "patient"])
+        for i, f in enumerate(sorted(ext.glob("*/*).png"))):
+            w.writerow([f.relative_to(ext).as_posix(), f.parent.name, f"P{i % 3}"])
+    out = tmp_path / "ext"
+    assert main(["evaluate", "--weights", str(tmp_path / "bundle"), "--external", str(ext),
+                 "--out", str(out), "--no-progress", "--cache-dir", str(tmp_path / "c")]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["n_images"] == 8 and rep["split"]["groups"] == 3  # three patients
+    assert len(set(np.load(out / "predictions_whole.npz")["groups"].tolist())) == 3
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--weights", str(tmp_path / "bundle"), "--out", str(out)])
