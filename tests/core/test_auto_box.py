@@ -198,3 +198,40 @@ def test_batch_passes_auto_box_and_a_roi_file_box_wins(engine, sample_benign, tm
     assert (b.box_source, b.box) == ("auto", blob_box(sample_benign.shape[:2]))
     a, b = (i.prediction for i in review([tmp_path], eng, rois=rois, auto_box=False))
     assert (a.box_source, b.box_source) == ("user", "none") and b.roi is None
+
+
+# --- devices -----------------------------------------------------------------------------------
+
+class _FailingGpuLocaliser(torch.nn.Module):
+    def forward(self, x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+
+
+def test_localiser_gpu_failure_falls_back_to_cpu(engine, sample_benign, monkeypatch):
+    eng = _engine(engine, FakeLocaliser())
+    # "meta" stands in for a GPU: inputs move there without one, and the module then fails.
+    monkeypatch.setattr(eng, "_localiser_device", torch.device("meta"))
+    monkeypatch.setattr(eng, "_localiser", _FailingGpuLocaliser())
+    pred = eng.predict(sample_benign)
+    assert pred.box_source == "auto" and pred.box == blob_box(sample_benign.shape[:2])
+    assert any("lesion localiser ran on the CPU" in w for w in pred.warnings)
+
+    class _Broken(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(eng, "_localiser", _Broken())
+    with pytest.raises(RuntimeError, match="shapes"):  # not a device failure: not swallowed
+        eng.predict(sample_benign)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_real_cuda_localiser_agrees_with_cpu(localiser_bundle, sample_benign):
+    cpu = InferenceEngine(localiser_bundle, device="cpu")
+    gpu = InferenceEngine(localiser_bundle, device="cuda")
+    assert next(gpu.localiser.parameters()).device.type == "cuda"
+    a, b = cpu.prepare(sample_benign), gpu.prepare(sample_benign)
+    assert a.box_source == b.box_source
+    if a.box is not None:
+        assert all(abs(u - v) <= 8 for u, v in zip(a.box.as_tuple(), b.box.as_tuple(),
+                                                    strict=True))
