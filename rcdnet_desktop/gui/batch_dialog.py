@@ -45,12 +45,18 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.types import BatchItem, Box
+from rcdnet_desktop.gui.wording import band_text, input_words
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
 
-COLUMNS = ("File", "Prediction", "P(malignant)", "Status")
+COLUMNS = ("File", "Prediction", "P(malignant)", "Band", "Box", "Status")
+COL_FILE, COL_LABEL, COL_P, COL_BAND, COL_BOX, COL_STATUS = range(len(COLUMNS))
+"""The Box column says where the lesion box came from: user (drawn in the viewer), auto (found
+by the lesion localiser) or none (the whole image was classified)."""
 FILTERS = ("All", "Malignant only", "Benign only", "Failed only")
 CSV_HEADER = ("file", "prediction", "p_malignant", "p_benign", "mode", "status", "error",
-              "warnings")
+              "warnings", "box_source", "box_x", "box_y", "box_w", "box_h", "band")
+"""As the table, plus the box as drawn or found (unpadded; empty without one) and the band's
+name, in the columns and spelling of ``rcdnet classify``."""
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
@@ -119,23 +125,29 @@ class BatchTableModel(QAbstractTableModel):
         col = index.column()
         p = item.prediction
         if role == Qt.ItemDataRole.DisplayRole:
-            if col == 0:
+            if col == COL_FILE:
                 return self.display_path(item)
-            if col == 1:
+            if col == COL_LABEL:
                 return p.display_label if p is not None else "-"
-            if col == 2:
+            if col == COL_P:
                 return f"{p.p_malignant:.3f}" if p is not None else "-"
-            if col == 3:
+            if col == COL_BAND:
+                return band_text(p) if p is not None else "-"
+            if col == COL_BOX:
+                return p.box_source if p is not None else "-"
+            if col == COL_STATUS:
                 if p is None:
                     return f"failed: {_reason(item)}"
                 return "ok" + (f" ({len(p.warnings)} warning(s))" if p.warnings else "")
         if role == SORT_ROLE:
-            if col == 2:
+            if col in (COL_P, COL_BAND):  # bands are ordered ranges of the probability
                 return p.p_malignant if p is not None else -1.0
             return self.data(index, Qt.ItemDataRole.DisplayRole)
         if role == Qt.ItemDataRole.ToolTipRole:
             if p is None:
                 return item.error
+            if col == COL_BOX:
+                return input_words(p)
             if p.warnings:
                 return "\n".join(p.warnings)
             return str(item.path)
@@ -143,7 +155,7 @@ class BatchTableModel(QAbstractTableModel):
             from PySide6.QtGui import QColor
 
             return QColor(200, 60, 40)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_P:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -207,10 +219,13 @@ def write_csv(path: str | Path, items: Sequence[BatchItem]) -> Path:
             for it in items:
                 p = it.prediction
                 if p is None:
-                    w.writerow([str(it.path), "", "", "", "", "failed", _reason(it), ""])
+                    w.writerow([str(it.path), "", "", "", "", "failed", _reason(it), "",
+                                "", "", "", "", "", ""])
                 else:
+                    box = p.box.as_tuple() if p.box is not None else ("", "", "", "")
                     w.writerow([str(it.path), p.display_label, f"{p.p_malignant:.6f}",
-                                f"{p.p_benign:.6f}", p.mode, "ok", "", " | ".join(p.warnings)])
+                                f"{p.p_benign:.6f}", p.mode, "ok", "", " | ".join(p.warnings),
+                                p.box_source, *box, p.band.name if p.band else ""])
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -283,10 +298,10 @@ class BatchDialog(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for c in (1, 2):
+        header.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Stretch)
+        for c in (COL_LABEL, COL_P, COL_BAND, COL_BOX):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(COL_STATUS, QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setVisible(False)
 
         top = QHBoxLayout()

@@ -137,7 +137,7 @@ class HeatmapPanel(QWidget):
         self.colormap.setCurrentText(overlay.DEFAULT_COLORMAP)
         self.colormap.setToolTip("Colour map of the heat maps")
         self.plain = QCheckBox("Show plain image", self)
-        self.plain.setToolTip("Hide the heat maps and show the image alone (O)")
+        self.plain.setToolTip("Hide the heat maps and show the image alone (H)")
         self.method = QComboBox(self)
         self.method.setToolTip("How the heat maps are computed (the first one is the fast "
                                "closed-form Grad-CAM)")

@@ -1,4 +1,8 @@
-"""The central image view: zoom, pan, display window/level, lesion-box drawing and cine controls.
+"""The central image view: zoom, pan, display window/level, lesion boxes and cine controls.
+
+Lesion boxes: the user's box is drawn solid; a box found by the automatic lesion localiser is
+drawn dashed with the tag "found automatically", and its outline, when asked for, as a thin
+polygon. A user's box replaces the automatic one on screen.
 
 Mouse
     wheel: zoom about the pointer; left drag: pan (or draw the lesion box in box mode);
@@ -9,9 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import (
+    QGraphicsItem,
     QGraphicsPixmapItem,
+    QGraphicsPolygonItem,
     QGraphicsRectItem,
     QGraphicsScene,
     QGraphicsView,
@@ -25,11 +31,64 @@ from PySide6.QtWidgets import (
 
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.qimage import DEFAULT_LEVEL, DEFAULT_WINDOW, to_pixmap, window_level
+from rcdnet_desktop.gui.wording import AUTO_BOX_TAG
 
 ZOOM_STEP = 1.25
 MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
 MIN_BOX = 8  # pixels: smaller drags are treated as clicks, not boxes
 BOX_COLOUR = QColor(255, 210, 0)
+OUTLINE_COLOUR = QColor(0, 230, 255)  # cyan: apart from the yellow box on grey ultrasound
+
+
+def _pen(colour: QColor, width: float, style: Qt.PenStyle) -> QPen:
+    pen = QPen(colour, width, style)
+    pen.setCosmetic(True)  # same width on screen at every zoom
+    return pen
+
+
+class BoxTag(QGraphicsItem):
+    """A small label on a box ("found automatically"), the same size on screen at every zoom.
+
+    Its position is the box's top-left corner in scene coordinates; the text is painted in
+    screen pixels above that corner (``below`` puts it under the corner instead).
+    """
+
+    PADDING = 3.0
+
+    def __init__(self, text: str, parent: QGraphicsItem | None = None) -> None:
+        super().__init__(parent)
+        self._text = text
+        self._font = QFont()
+        self._font.setPointSizeF(9.0)
+        self._below = False
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+
+    def text(self) -> str:
+        return self._text
+
+    def set_below(self, below: bool) -> None:
+        if below != self._below:
+            self.prepareGeometryChange()
+            self._below = below
+            self.update()
+
+    def size(self) -> tuple[float, float]:
+        """Width and height on screen, in pixels."""
+        m = QFontMetricsF(self._font)
+        return m.horizontalAdvance(self._text) + 2 * self.PADDING, m.height() + 2 * self.PADDING
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt override
+        w, h = self.size()
+        return QRectF(0, 1 if self._below else -h - 1, w, h)
+
+    def paint(self, painter: QPainter, _option, _widget=None) -> None:
+        r = self.boundingRect()
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 170))
+        painter.drawRoundedRect(r, 3, 3)
+        painter.setPen(BOX_COLOUR)
+        painter.setFont(self._font)
+        painter.drawText(r, Qt.AlignmentFlag.AlignCenter, self._text)
 
 
 class ImageView(QGraphicsView):
@@ -66,18 +125,37 @@ class ImageView(QGraphicsView):
         self._pixmap_item = QGraphicsPixmapItem()
         self._pixmap_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene().addItem(self._pixmap_item)
-        pen = QPen(BOX_COLOUR, 2, Qt.PenStyle.DashLine)
-        pen.setCosmetic(True)
-        self._box_item = QGraphicsRectItem()
-        self._box_item.setPen(pen)
-        self._box_item.setZValue(2)
-        self._box_item.hide()
-        self.scene().addItem(self._box_item)
+        # The user's box: solid. The automatic one: dashed, tagged. The outline: thin.
+        self.box_item = QGraphicsRectItem()
+        self.box_item.setPen(_pen(BOX_COLOUR, 2, Qt.PenStyle.SolidLine))
+        self.box_item.setZValue(3)
+        self.box_item.hide()
+        self.scene().addItem(self.box_item)
+        self.auto_box_item = QGraphicsRectItem()
+        self.auto_box_item.setPen(_pen(BOX_COLOUR, 2, Qt.PenStyle.DashLine))
+        self.auto_box_item.setZValue(2)
+        self.auto_box_item.setToolTip("Lesion box found automatically: draw your own box (B) "
+                                      "to classify another region")
+        self.auto_box_item.hide()
+        self.scene().addItem(self.auto_box_item)
+        self.auto_tag_item = BoxTag(AUTO_BOX_TAG)
+        self.auto_tag_item.setZValue(4)
+        self.auto_tag_item.hide()
+        self.scene().addItem(self.auto_tag_item)
+        self.outline_item = QGraphicsPolygonItem()
+        self.outline_item.setPen(_pen(OUTLINE_COLOUR, 1.25, Qt.PenStyle.SolidLine))
+        self.outline_item.setZValue(2)
+        self.outline_item.hide()
+        self.scene().addItem(self.outline_item)
         self._rubber = QGraphicsRectItem()
-        self._rubber.setPen(pen)
-        self._rubber.setZValue(3)
+        self._rubber.setPen(_pen(BOX_COLOUR, 1, Qt.PenStyle.DotLine))
+        self._rubber.setZValue(5)
         self._rubber.hide()
         self.scene().addItem(self._rubber)
+        self._user_box: Box | None = None
+        self._auto_box: Box | None = None
+        self._outline: np.ndarray | None = None
+        self._outline_visible = False
         self._pixels: np.ndarray | None = None
         self._window = DEFAULT_WINDOW
         self._level = DEFAULT_LEVEL
@@ -98,6 +176,7 @@ class ImageView(QGraphicsView):
         if pixels is None:
             self._pixmap_item.setPixmap(to_pixmap(np.zeros((1, 1), np.uint8)))
             self._pixmap_item.hide()
+            self.set_auto_finding(None)
             return
         self._message.hide()
         self._pixmap_item.show()
@@ -154,6 +233,7 @@ class ImageView(QGraphicsView):
         self._fit = True
         if self._pixels is not None:
             self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self._place_tag()
         self.zoom_changed.emit(self.zoom())
 
     def zoom_by(self, factor: float) -> None:
@@ -161,6 +241,7 @@ class ImageView(QGraphicsView):
         factor = float(np.clip(current * factor, MIN_ZOOM, MAX_ZOOM)) / current
         self._fit = False
         self.scale(factor, factor)
+        self._place_tag()
         self.zoom_changed.emit(self.zoom())
 
     def zoom_in(self) -> None:
@@ -172,6 +253,7 @@ class ImageView(QGraphicsView):
     def actual_size(self) -> None:
         self._fit = False
         self.resetTransform()
+        self._place_tag()
         self.zoom_changed.emit(self.zoom())
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -206,17 +288,76 @@ class ImageView(QGraphicsView):
         return self._box_mode
 
     def set_box(self, box: Box | None) -> None:
+        """The user's lesion box (solid), or None. A user's box hides the automatic one."""
+        self._user_box = box
         if box is None:
-            self._box_item.hide()
-            return
-        self._box_item.setRect(QRectF(box.x, box.y, box.w, box.h))
-        self._box_item.show()
+            self.box_item.hide()
+        else:
+            self.box_item.setRect(QRectF(box.x, box.y, box.w, box.h))
+            self.box_item.show()
+        self._update_auto()
 
     def box_shown(self) -> Box | None:
-        if not self._box_item.isVisible():
-            return None
-        r = self._box_item.rect()
-        return Box(int(r.x()), int(r.y()), int(r.width()), int(r.height()))
+        """The user's box on screen, or None."""
+        return self._user_box if self.box_item.isVisible() else None
+
+    def set_auto_finding(self, box: Box | None, outline: np.ndarray | None = None) -> None:
+        """The lesion box found automatically (dashed, tagged) and its outline, or None.
+
+        Shown only while the user has no box of their own; the outline only while
+        :meth:`set_outline_visible` is on.
+        """
+        self._auto_box = box
+        pts = None if outline is None else np.asarray(outline, dtype=np.float64).reshape(-1, 2)
+        self._outline = pts if pts is not None and len(pts) >= 3 else None
+        if self._outline is not None:
+            self.outline_item.setPolygon(QPolygonF([QPointF(float(x), float(y))
+                                                    for x, y in self._outline]))
+        if box is not None:
+            self.auto_box_item.setRect(QRectF(box.x, box.y, box.w, box.h))
+        self._update_auto()
+
+    def auto_box_shown(self) -> Box | None:
+        """The automatic box on screen, or None."""
+        return self._auto_box if self.auto_box_item.isVisible() else None
+
+    def set_outline_visible(self, on: bool) -> None:
+        """Draw the automatic finding's outline (when there is one) or not."""
+        self._outline_visible = bool(on)
+        self._update_auto()
+
+    def outline_visible(self) -> bool:
+        return self._outline_visible
+
+    def outline_shown(self) -> bool:
+        """True when an outline is on screen."""
+        return self.outline_item.isVisible()
+
+    def has_outline(self) -> bool:
+        """True when there is an automatic outline to show (shown or not)."""
+        return self._outline is not None and self._user_box is None
+
+    def _update_auto(self) -> None:
+        auto = self._auto_box is not None and self._user_box is None and \
+            self._pixels is not None
+        self.auto_box_item.setVisible(auto)
+        self.auto_tag_item.setVisible(auto)
+        self.outline_item.setVisible(auto and self._outline_visible
+                                     and self._outline is not None)
+        if auto:
+            self._place_tag()
+
+    def _place_tag(self) -> None:
+        """Put the tag above the automatic box, or below it when there is no room above."""
+        box = self._auto_box
+        if box is None:
+            return
+        zoom = self.zoom() or 1.0
+        tag_h = self.auto_tag_item.size()[1] / zoom  # scene units
+        below = box.y - tag_h < 0 and self._pixels is not None and \
+            box.y + box.h + tag_h <= self._pixels.shape[0]
+        self.auto_tag_item.set_below(below)
+        self.auto_tag_item.setPos(box.x, box.y + box.h if below else box.y)
 
     def _clip_box(self, a: QPointF, b: QPointF) -> Box | None:
         if self._pixels is None:

@@ -36,6 +36,7 @@ from rcdnet_desktop.gui.settings import DEVICE_LABELS, DEVICES, Settings
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 from rcdnet_desktop.gui.window_actions import WindowActions
 from rcdnet_desktop.gui.window_export import WindowExport
+from rcdnet_desktop.gui.wording import pending_input_words
 
 APP_TITLE = "RcdNet Desktop"
 FILE_FILTER = ("Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.dcm *.dicom);;"
@@ -392,6 +393,7 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
             self.notify(f"{doc.name}: cannot decode frame {doc.frame + 1}: {msg}")
             return
         self.view.set_image(pixels, keep_view=keep_view)
+        self.view.set_auto_finding(None)  # until this frame's result says otherwise
         self.view.set_box(doc.box())
         self.heatmaps.set_image(pixels)
         self._show_analysis(request=not self.cine.is_playing())
@@ -405,13 +407,13 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
         key = doc.key(method)
         pred = doc.predictions.get(key.prediction_key())
         maps = self.heatmap_cache.get(key)
-        mode = _mode_text(key.roi)
+        mode = self._pending_mode(key.roi)
         if pred is not None:
-            self.prediction.set_prediction(pred)
-            self.prediction.set_mode(mode)
-            self.prediction_shown.emit(key)
+            self._present_prediction(doc, key, pred)
+        else:
+            self.view.set_auto_finding(None)
         if maps is not None:
-            self.heatmaps.set_maps(maps, key.roi)
+            self.heatmaps.set_maps(maps, _lesion_box(maps.prediction, key.roi))
             self.heatmaps_shown.emit(key)
         if pred is not None and maps is not None:
             self.controller.cancel()
@@ -470,7 +472,7 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
         else:
             doc.boxes[doc.frame] = box
         self.view.set_box(box)
-        self.prediction.set_mode(_mode_text(box))
+        self.prediction.set_mode(self._pending_mode(box))
         self.heatmaps.set_image(self.view.pixels())
         self._show_analysis()
         self._update_actions()
@@ -481,6 +483,24 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
     def _on_box_drawn(self, box: Box) -> None:
         self.set_box(box)
         self.set_box_mode(False)
+
+    def _pending_mode(self, user_box: Box | None) -> str:
+        """The "Input:" words while a result for ``user_box`` (None: no box) is awaited."""
+        engine = self.controller.engine
+        auto = engine is not None and getattr(engine, "localiser", None) is not None
+        return pending_input_words(user_box, auto)
+
+    # --- lesion outline ----------------------------------------------------------------------
+
+    def set_outline_visible(self, on: bool) -> None:
+        """Show or hide the outline of the automatically found lesion (saved in the settings)."""
+        on = bool(on)
+        self.act_outline.setChecked(on)
+        self.view.set_outline_visible(on)
+        self.settings.show_outline = on
+        if on and self.current is not None and self.current.record is not None \
+                and not self.view.has_outline():
+            self.statusBar().showMessage("No automatic lesion outline for this image", 5000)
 
     # --- analysis results --------------------------------------------------------------------
 
@@ -507,18 +527,30 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
         doc = self.docs.get(request.key.doc_id)
         if doc is None:
             return
-        doc.predictions[request.key.prediction_key()] = pred
-        self.thumbs.set_prediction(doc.doc_id, pred)
+        pkey = request.key.prediction_key()
+        doc.predictions[pkey] = pred
         current = self._current_key()
-        if current is not None and current.prediction_key() == request.key.prediction_key():
-            self.prediction.set_prediction(pred)
-            self.prediction.set_mode(_mode_text(request.key.roi))
-            self.prediction_shown.emit(request.key)
+        if doc is self.current and current is not None and current.prediction_key() == pkey:
+            self._present_prediction(doc, request.key, pred)
+        elif doc.key().prediction_key() == pkey:
+            # Another image: its list entry shows the result for its own frame and box.
+            self.thumbs.set_prediction(doc.doc_id, pred)
+
+    def _present_prediction(self, doc: Document, key: AnalysisKey, pred: Prediction) -> None:
+        """Show ``pred`` (the result for what is on display): panel, list entry, image view."""
+        self.prediction.set_prediction(pred)
+        self.thumbs.set_prediction(doc.doc_id, pred)
+        if doc.box() is None and pred.box_source == "auto" and pred.box is not None:
+            outline = pred.finding.outline if pred.finding is not None else None
+            self.view.set_auto_finding(pred.box, outline)
+        else:
+            self.view.set_auto_finding(None)
+        self.prediction_shown.emit(key)
 
     def _on_heatmaps(self, request: AnalysisRequest, maps: HeatMaps) -> None:
         self.heatmap_cache.put(request.key, maps)
         if self._current_key() == request.key:
-            self.heatmaps.set_maps(maps, request.key.roi)
+            self.heatmaps.set_maps(maps, _lesion_box(maps.prediction, request.key.roi))
             self.heatmaps_shown.emit(request.key)
             self._update_actions()
 
@@ -703,7 +735,6 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
         super().closeEvent(event)
 
 
-def _mode_text(roi: Box | None) -> str:
-    if roi is None:
-        return "whole image"
-    return f"lesion box {roi.w} x {roi.h} px at ({roi.x}, {roi.y})"
+def _lesion_box(pred: Prediction, roi: Box | None) -> Box | None:
+    """The lesion box to mark on the evidence maps: the one drawn or found, else the key's."""
+    return pred.box if pred.box is not None else roi

@@ -1,20 +1,32 @@
-"""The prediction in words and numbers, the model version, the input mode and the warnings."""
+"""The prediction in words and numbers: likelihood band, class, probability, input and warnings.
+
+The words come from :mod:`rcdnet_desktop.gui.wording`, shared with the image list and the batch
+table.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from rcdnet_desktop.core.types import Prediction
+from rcdnet_desktop.gui import wording
 
 NOT_A_DIAGNOSIS = "Decision support, not a diagnosis."
 UNTRAINED_TEXT = ("UNTRAINED MODEL: never trained on breast ultrasound. Its outputs are "
                   "arbitrary and must not inform any decision.")
 COLOURS = {"benign": "#2e7d32", "malignant": "#c62828"}
+SUSPICIOUS_COLOUR = "#c62828"
 
 
 class PredictionPanel(QWidget):
-    """Shows one :class:`~rcdnet_desktop.core.types.Prediction`."""
+    """Shows one :class:`~rcdnet_desktop.core.types.Prediction`.
+
+    From the top: the likelihood band as the headline (with "suspicious" when flagged), the
+    class label beside the calibrated probability and its bar, what the band means, a notice
+    when no lesion was found with confidence, the input (where the lesion box came from), the
+    model version, the other warnings and the decision-support note.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -24,6 +36,9 @@ class PredictionPanel(QWidget):
             "background: #b71c1c; color: white; font-weight: bold; padding: 6px;"
             "border-radius: 3px;")
         self.untrained_banner.hide()
+        self.headline = QLabel(self)
+        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.headline.setWordWrap(True)
         self.label = QLabel(self)
         self.label.setStyleSheet("font-size: 20pt; font-weight: bold;")
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -34,7 +49,17 @@ class PredictionPanel(QWidget):
         self.bar.setTextVisible(False)
         self.bar.setFixedHeight(14)
         self.bar.setToolTip("Calibrated probability of malignancy (0 left, 1 right)")
+        self.band_note = QLabel(self)
+        self.band_note.setWordWrap(True)
+        self.band_note.setStyleSheet("color: palette(mid);")
+        self.no_lesion = QLabel(wording.NO_LESION_TEXT, self)
+        self.no_lesion.setWordWrap(True)
+        self.no_lesion.setStyleSheet(
+            "background: #fff3e0; color: #6d3a00; border: 1px solid #e65100; padding: 6px;"
+            "border-radius: 3px; font-weight: bold;")
+        self.no_lesion.hide()
         self.mode = QLabel(self)
+        self.mode.setWordWrap(True)
         self.version = QLabel(self)
         self.warnings = QLabel(self)
         self.warnings.setWordWrap(True)
@@ -45,11 +70,18 @@ class PredictionPanel(QWidget):
         self.note.setWordWrap(True)
         self.note.setFrameShape(QFrame.Shape.StyledPanel)
         self.note.setStyleSheet("padding: 4px;")
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.label)
+        row.addSpacing(12)
+        row.addWidget(self.probability, 1, Qt.AlignmentFlag.AlignBottom)
         lay = QVBoxLayout(self)
         lay.addWidget(self.untrained_banner)
-        lay.addWidget(self.label)
-        lay.addWidget(self.probability)
+        lay.addWidget(self.headline)
+        lay.addLayout(row)
         lay.addWidget(self.bar)
+        lay.addWidget(self.band_note)
+        lay.addWidget(self.no_lesion)
         lay.addWidget(self.mode)
         lay.addWidget(self.version)
         lay.addWidget(self.warnings)
@@ -69,34 +101,46 @@ class PredictionPanel(QWidget):
     def set_waiting(self, text: str, mode: str = "") -> None:
         """No prediction yet: say why (loading model, classifying, unreadable file...)."""
         self._prediction = None
+        self.headline.setText("")
+        self.headline.hide()
         self.label.setText(text)
         self.label.setStyleSheet("font-size: 14pt; font-weight: bold; color: palette(mid);")
         self.probability.setText("")
         self.bar.setValue(0)
         self.bar.setEnabled(False)
+        self.band_note.setText("")
+        self.band_note.hide()
+        self.no_lesion.hide()
         if mode:
-            self.mode.setText(f"Input: {mode}")
+            self.set_mode(mode)
         self.warnings.hide()
 
     def set_prediction(self, p: Prediction) -> None:
         self._prediction = p
+        colour = COLOURS.get(p.label, "palette(text)")
+        self.headline.setText(wording.band_headline(p))
+        self.headline.setStyleSheet(
+            "font-size: 18pt; font-weight: bold;"
+            + (f" color: {SUSPICIOUS_COLOUR};" if p.suspicious else ""))
+        self.headline.setToolTip(wording.SUSPICIOUS_TIP if p.suspicious else "")
+        self.headline.show()
         words = p.label.capitalize()
         if p.untrained:
             words = f"UNTRAINED {words.lower()}"
-        colour = COLOURS.get(p.label, "palette(text)")
-        self.label.setStyleSheet(f"font-size: 20pt; font-weight: bold; color: {colour};")
+        self.label.setStyleSheet(f"font-size: 14pt; font-weight: bold; color: {colour};")
         self.label.setText(words)
         self.probability.setText(f"P(malignant) = {p.p_malignant:.2f}")
         self.bar.setEnabled(True)
         self.bar.setValue(int(round(1000 * p.p_malignant)))
         self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; }}")
-        self.set_mode(p.mode if p.roi is None else
-                      f"lesion box {p.roi.w}x{p.roi.h} at ({p.roi.x}, {p.roi.y})")
+        self.band_note.setText(wording.band_note(p))
+        self.band_note.show()
+        self.no_lesion.setVisible(wording.no_lesion_found(p))
+        self.set_mode(wording.input_words(p))
         self.set_model_version(p.model_version)
         if p.untrained:
             self.set_untrained(True)
-        # The banner already says UNTRAINED; do not repeat it as a warning.
-        warnings = [w for w in p.warnings if not (p.untrained and "UNTRAINED" in w)]
+        warnings = wording.other_warnings(p)
         if warnings:
             self.warnings.setText("Warning: " + " ".join(warnings))
             self.warnings.show()
@@ -111,3 +155,9 @@ class PredictionPanel(QWidget):
 
     def mode_text(self) -> str:
         return self.mode.text()
+
+    def headline_text(self) -> str:
+        return self.headline.text() if not self.headline.isHidden() else ""
+
+    def no_lesion_shown(self) -> bool:
+        return not self.no_lesion.isHidden()

@@ -106,6 +106,15 @@ class Settings:
         self.q.setValue("display/colormap", str(value))
 
     @property
+    def show_outline(self) -> bool:
+        """Draw the outline of the automatically found lesion over the image."""
+        return bool(self._get("display/show_outline", False, bool))
+
+    @show_outline.setter
+    def show_outline(self, value: bool) -> None:
+        self.q.setValue("display/show_outline", bool(value))
+
+    @property
     def cam_method(self) -> str:
         return str(self._get("model/cam_method", "", str) or "")
 

@@ -1,4 +1,5 @@
-"""The list of open images: a thumbnail, the file name and the prediction (or why it failed)."""
+"""The list of open images: a thumbnail, the file name and the prediction with its likelihood
+band (or why the file failed)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, Q
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui.controller import THUMB_SIZE
 from rcdnet_desktop.gui.qimage import to_pixmap
+from rcdnet_desktop.gui.wording import list_text
 
 DOC_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -83,7 +85,7 @@ class ThumbnailList(QListWidget):
         item = self._items.get(doc_id)
         if item is None or p is None:
             return
-        item.setText(f"{self._names[doc_id]}\n{p.display_label}\nP(malignant) {p.p_malignant:.2f}")
+        item.setText(f"{self._names[doc_id]}\n{list_text(p)}")
 
     def item_text(self, doc_id: int) -> str:
         item = self._items.get(doc_id)

@@ -56,8 +56,13 @@ class WindowActions:
         self.act_zoom_out = A("Zoom &out", self.view.zoom_out, ["Ctrl+-", "-"])
         self.act_fit = A("&Fit to window", self.view.fit, ["Ctrl+0", "F"])
         self.act_actual = A("&Actual size (100%)", self.view.actual_size, ["1"])
-        self.act_overlay = A("Toggle heat-map &overlay", self.heatmaps.toggle_plain, ["O"],
+        self.act_overlay = A("Toggle heat-map &overlay", self.heatmaps.toggle_plain, ["H"],
                              "Switch the evidence panels between heat maps and plain image")
+        self.act_outline = A("Show lesion o&utline", self.set_outline_visible, ["O"],
+                             "Draw the outline of the lesion found automatically over the image",
+                             checkable=True)
+        self.act_outline.setChecked(self.settings.show_outline)
+        self.view.set_outline_visible(self.act_outline.isChecked())
         self.act_reset_wl = A("&Reset brightness/contrast", self.view.reset_window_level, ["R"])
         self.act_play = A("&Play/pause cine", self.cine.toggle, ["Space"])
         self.act_box = A("Draw &lesion box", self.set_box_mode, ["B"],
@@ -87,7 +92,7 @@ class WindowActions:
         m.addSeparator()
         m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual])
         m.addSeparator()
-        m.addActions([self.act_overlay, self.act_reset_wl, self.act_play])
+        m.addActions([self.act_overlay, self.act_outline, self.act_reset_wl, self.act_play])
         m.addSeparator()
         m.addActions([self.thumbs_dock.toggleViewAction(), self.analysis_dock.toggleViewAction()])
         m = mb.addMenu("&Lesion box")
@@ -124,7 +129,8 @@ class WindowActions:
         short = {self.act_open: "Open", self.act_open_folder: "Folder",
                  self.act_batch: "Batch review", self.act_prev: "Previous",
                  self.act_next: "Next", self.act_fit: "Fit", self.act_box: "Lesion box",
-                 self.act_clear_box: "Clear box", self.act_overlay: "Overlay",
+                 self.act_clear_box: "Clear box", self.act_outline: "Outline",
+                 self.act_overlay: "Overlay",
                  self.act_export_png: "Export PNG", self.act_export_pdf: "PDF"}
         for action, text in short.items():
             action.setIconText(text)
@@ -132,7 +138,7 @@ class WindowActions:
         tb.addSeparator()
         tb.addActions([self.act_prev, self.act_next, self.act_fit])
         tb.addSeparator()
-        tb.addActions([self.act_box, self.act_clear_box, self.act_overlay])
+        tb.addActions([self.act_box, self.act_clear_box, self.act_outline, self.act_overlay])
         tb.addSeparator()
         tb.addActions([self.act_export_png, self.act_export_pdf])
         self._update_actions()

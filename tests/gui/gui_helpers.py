@@ -4,32 +4,63 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
 from rcdnet_desktop.core.errors import InferenceError
-from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
+from rcdnet_desktop.core.inference import NO_LESION_WARNING, pad_roi
+from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding, Prediction
+
+NOTHING = "nothing"
+"""``FakeEngine(lesion=NOTHING)``: the engine has a localiser, and it finds no lesion."""
+
+ROI_MARGIN = 0.2
+"""The fake model card's roi_margin (the bundled card's value)."""
+
+
+def fake_finding(box: Box, confidence: float = 0.93, points: int = 40) -> LesionFinding:
+    """A localiser finding: ``box`` and the ellipse inscribed in it as the outline."""
+    t = np.linspace(0.0, 2 * np.pi, points, endpoint=False)
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    outline = np.stack([cx + box.w / 2 * np.cos(t), cy + box.h / 2 * np.sin(t)], axis=1)
+    return LesionFinding(box=box, outline=outline.astype(np.float32), confidence=confidence,
+                         area_share=0.0)
 
 
 class FakeEngine:
     """Stands in for InferenceEngine: same methods, a controllable delay, call records.
 
-    The probability of malignancy is the mean grey level / 255 of the (cropped) frame, so a
-    test knows which image a shown result belongs to. The maps are a blob at a place that
-    depends on the image, zero outside the lesion box when there is one.
+    The probability of malignancy is the mean grey level / 255 of the region classified, so a
+    test knows which image (and region) a shown result belongs to. The maps are a blob at a
+    place that depends on the image, zero outside the region classified.
+
+    Lesion boxes behave as in the real engine: a box given by the caller wins (``box_source``
+    "user"); otherwise, when the fake has a localiser (``lesion`` given), it "finds"
+    ``lesion`` (``box_source`` "auto", with an elliptic outline) or, with ``lesion=NOTHING``
+    or a callable returning None, nothing (the whole image, and the engine's no-lesion
+    warning). Either box is padded by the card's margin with the engine's own
+    :func:`~rcdnet_desktop.core.inference.pad_roi`, and that padded region is what is
+    classified and what ``Prediction.roi`` says.
     """
 
     def __init__(self, delay: float = 0.0, untrained: bool = False,
-                 version: str = "9.9.9-test", predict_delay: float | None = None) -> None:
+                 version: str = "9.9.9-test", predict_delay: float | None = None,
+                 lesion: Box | str | Callable[[np.ndarray], Box | None] | None = None,
+                 confidence: float = 0.93) -> None:
         self.delay = delay
         self.predict_delay = delay / 4 if predict_delay is None else predict_delay
         self.device = "cpu"
         self.device_note = ""
         self.model_version = version
         self.untrained = untrained
-        self.card = SimpleNamespace(to_dict=lambda: {
+        self.lesion = lesion
+        self.confidence = confidence
+        # The real engine's ``localiser`` is the module, or None without one.
+        self.localiser = None if lesion is None else object()
+        self.card = SimpleNamespace(roi_margin=ROI_MARGIN, to_dict=lambda: {
             "version": version, "untrained": untrained,
             "intended_use": "Testing the viewer only.",
             "training": {"data": "none (fake engine)"},
@@ -37,6 +68,7 @@ class FakeEngine:
             "limitations": ["not a model"], "not_for": ["anything"],
         })
         self.methods = {"fast": "Grad-CAM (closed form)", "gradcam": "Grad-CAM"}
+        # (kind, paths, frames, boxes given by the caller[, method]) per model call
         self.calls: list[tuple] = []
         self._lock = threading.Lock()
         self.active = 0
@@ -66,21 +98,41 @@ class FakeEngine:
                 raise InferenceError(str(exc)) from exc
         return np.asarray(image)
 
+    def _find(self, px: np.ndarray) -> LesionFinding | None:
+        lesion = self.lesion(px) if callable(self.lesion) else self.lesion
+        if not isinstance(lesion, Box):
+            return None
+        return fake_finding(lesion, self.confidence)
+
     def prepare(self, image, roi=None, frame: int = 0, auto_box: bool = True):
         px = self._pixels(image, frame)
         if px.dtype != np.uint8:
             raise InferenceError("expected uint8")
-        roi = Box(*roi) if isinstance(roi, tuple) else roi
-        crop = px if roi is None else px[roi.y:roi.y + roi.h, roi.x:roi.x + roi.w]
+        hw = px.shape[:2]
+        given = Box(*roi) if isinstance(roi, tuple) else roi
+        finding, warnings, box, source = None, (), given, "none"
+        if given is not None:
+            source = "user"
+        elif auto_box and self.localiser is not None:
+            finding = self._find(px)
+            if finding is None:
+                warnings = (NO_LESION_WARNING,)
+            else:
+                box, source = finding.box, "auto"
+        padded = pad_roi(box, hw, self.card.roi_margin)
+        crop = px if padded is None else px[padded.y:padded.y + padded.h,
+                                            padded.x:padded.x + padded.w]
         path = str(getattr(image, "path", ""))
-        return SimpleNamespace(mean=float(crop.mean()), hw=px.shape[:2], roi=roi, frame=frame,
-                               path=path)
+        return SimpleNamespace(mean=float(crop.mean()), hw=hw, roi=padded, given=given,
+                               box=box, source=source, finding=finding, warnings=warnings,
+                               frame=frame, path=path, auto_box=auto_box)
 
     def _prediction(self, prep) -> Prediction:
         p = min(max(prep.mean / 255.0, 0.0), 1.0)
         return Prediction(p_benign=1 - p, p_malignant=p, device="cpu",
                           model_version=self.model_version, untrained=self.untrained,
-                          roi=prep.roi, frame=prep.frame)
+                          roi=prep.roi, frame=prep.frame, warnings=prep.warnings,
+                          box=prep.box, box_source=prep.source, finding=prep.finding)
 
     def _maps(self, prep, method: str) -> HeatMaps:
         h, w = prep.hw
@@ -101,7 +153,7 @@ class FakeEngine:
 
     def predict_prepared(self, items):
         self._enter("predict", [i.path for i in items], [i.frame for i in items],
-                    [i.roi for i in items])
+                    [i.given for i in items])
         try:
             time.sleep(self.predict_delay * len(items))
             return [self._prediction(i) for i in items]
@@ -110,7 +162,7 @@ class FakeEngine:
 
     def explain_prepared(self, items, method: str = "fast"):
         self._enter("explain", [i.path for i in items], [i.frame for i in items],
-                    [i.roi for i in items], method)
+                    [i.given for i in items], method)
         try:
             time.sleep(self.delay * len(items))
             return [self._maps(i, method) for i in items]

@@ -7,9 +7,10 @@ import csv
 import pytest
 from PySide6.QtCore import Qt
 
+from rcdnet_desktop.core.inference import pad_roi
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.batch_dialog import format_eta
-from tests.gui.gui_helpers import FakeEngine, wait_maps, write_png
+from rcdnet_desktop.gui.batch_dialog import COLUMNS, format_eta
+from tests.gui.gui_helpers import ROI_MARGIN, FakeEngine, wait_maps, write_png
 
 
 def _run(qtbot, dlg, timeout=10000):
@@ -25,14 +26,22 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     _run(qtbot, dlg)
 
     assert dlg.model.rowCount() == 5
-    rows = {dlg.model.data(dlg.model.index(r, 0)): [dlg.model.data(dlg.model.index(r, c))
-                                                    for c in range(4)]
+    assert COLUMNS == ("File", "Prediction", "P(malignant)", "Band", "Box", "Status")
+    rows = {dlg.model.data(dlg.model.index(r, 0)):
+            dict(zip(COLUMNS, [dlg.model.data(dlg.model.index(r, c))
+                               for c in range(len(COLUMNS))], strict=True))
             for r in range(5)}
     assert set(rows) == {"a_dark.png", "b_bright.png", "c_mid.png", "sub/d_sub.png",
                          "e_corrupt.png"}
-    assert rows["e_corrupt.png"][1] == "-" and rows["e_corrupt.png"][3].startswith("failed: ")
-    assert rows["b_bright.png"][1] == "malignant" and rows["b_bright.png"][3] == "ok"
-    assert rows["a_dark.png"][1] == "benign"
+    bad = rows["e_corrupt.png"]
+    assert bad["Prediction"] == bad["Band"] == bad["Box"] == "-"
+    assert bad["Status"].startswith("failed: ")
+    assert rows["b_bright.png"]["Prediction"] == "malignant"
+    assert rows["b_bright.png"]["Status"] == "ok"
+    assert rows["a_dark.png"]["Prediction"] == "benign"
+    assert rows["a_dark.png"]["Band"] == "moderate (10-50%)"  # mean grey ~38 of 255
+    assert rows["b_bright.png"]["Band"] == "high (50-95%), suspicious"
+    assert {r["Box"] for name, r in rows.items() if name != "e_corrupt.png"} == {"none"}
     assert dlg.progress.value() == 5
     assert dlg.progress_label.text().startswith("Done: 5 files")
 
@@ -44,10 +53,12 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     assert all(i.prediction.label == "benign" for i in dlg.visible_items())
     dlg.filter.setCurrentText("All")
 
-    # Sort by probability (numerically, failures first when ascending).
-    dlg.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)
-    probs = [i.prediction.p_malignant for i in dlg.visible_items() if i.prediction]
-    assert probs == sorted(probs, reverse=True)
+    # Sort by probability (numerically, failures first when ascending), and by band: the
+    # bands are ranges of that probability, so the same order.
+    for col in (COLUMNS.index("P(malignant)"), COLUMNS.index("Band")):
+        dlg.table.sortByColumn(col, Qt.SortOrder.DescendingOrder)
+        probs = [i.prediction.p_malignant for i in dlg.visible_items() if i.prediction]
+        assert probs == sorted(probs, reverse=True)
 
     out = tmp_path / "results.csv"
     dlg.export_csv(out)
@@ -110,9 +121,68 @@ def test_batch_uses_lesion_boxes(make_window, tmp_path, qtbot):
     dlg = w.batch_dialog(folder)
     _run(qtbot, dlg)
     by_name = {i.path.name: i for i in dlg.model.items}
-    assert by_name["a.png"].prediction.roi == Box(10, 10, 40, 40)
+    assert by_name["a.png"].prediction.box == Box(10, 10, 40, 40)
+    assert by_name["a.png"].prediction.roi == pad_roi(Box(10, 10, 40, 40), (100, 100),
+                                                      ROI_MARGIN)
     assert by_name["b.png"].prediction.roi is None
     assert by_name["a.png"].prediction.mode == "lesion box"
+
+
+def test_batch_band_and_box_columns(make_window, tmp_path, qtbot):
+    """Drawn box -> "user", localiser's box -> "auto", nothing found -> "none"; CSV too."""
+    folder = tmp_path / "auto"
+    drawn = write_png(folder / "drawn.png", 200, size=(120, 160))
+    write_png(folder / "found.png", 200, size=(120, 160))
+    write_png(folder / "plain.png", 30, size=(120, 160))
+    lesion = Box(60, 45, 40, 30)  # inside the darker centre square of write_png's images
+
+    def localiser(px):  # finds the lesion on the bright images only
+        return lesion if px.mean() > 100 else None
+
+    engine = FakeEngine(lesion=localiser)
+    w = make_window(engine)
+    w.open_paths([drawn])
+    wait_maps(qtbot, w)
+    assert w.prediction.prediction().box_source == "auto"
+    w.set_box(Box(5, 5, 40, 30))
+    wait_maps(qtbot, w)
+    dlg = w.batch_dialog(folder)
+    _run(qtbot, dlg)
+    col = {name: COLUMNS.index(name) for name in COLUMNS}
+    rows = {}
+    for r in range(dlg.model.rowCount()):
+        rows[dlg.model.data(dlg.model.index(r, 0))] = r
+    items = {i.path.name: i for i in dlg.model.items}
+
+    def cell(name, column):
+        return dlg.model.data(dlg.model.index(rows[name], col[column]))
+
+    assert cell("drawn.png", "Box") == "user"
+    assert cell("found.png", "Box") == "auto"
+    assert cell("plain.png", "Box") == "none"
+    assert items["found.png"].prediction.box == lesion
+    assert items["drawn.png"].prediction.box == Box(5, 5, 40, 30)
+    for name, item in items.items():
+        p = item.prediction
+        expected = p.band.label + (", suspicious" if p.suspicious else "")
+        assert cell(name, "Band") == expected
+    # The bright image classified on its (darker) lesion box, and on the drawn bright corner:
+    # different regions, different bands.
+    assert cell("found.png", "Band") != cell("drawn.png", "Band")
+    tip = dlg.model.data(dlg.model.index(rows["found.png"], col["Box"]),
+                         Qt.ItemDataRole.ToolTipRole)
+    assert "found automatically" in tip
+
+    out = tmp_path / "auto.csv"
+    dlg.export_csv(out)
+    with out.open(newline="") as fh:
+        table = {r["file"].split("/")[-1]: r for r in csv.DictReader(fh)}
+    assert table["found.png"]["box_source"] == "auto"
+    assert [int(table["found.png"][k]) for k in ("box_x", "box_y", "box_w", "box_h")] == \
+        [60, 45, 40, 30]
+    assert table["drawn.png"]["box_source"] == "user"
+    assert table["plain.png"]["box_source"] == "none" and table["plain.png"]["box_x"] == ""
+    assert table["found.png"]["band"] == items["found.png"].prediction.band.name
 
 
 def test_viewer_stays_responsive_during_batch(make_window, tmp_path, qtbot):

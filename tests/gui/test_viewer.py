@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
+from rcdnet_desktop.core.inference import pad_roi
 from rcdnet_desktop.core.types import Box
-from tests.gui.gui_helpers import FakeEngine, wait_maps, write_corrupt, write_png
+from tests.gui.gui_helpers import ROI_MARGIN, FakeEngine, wait_maps, write_corrupt, write_png
 
 
 def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot):
@@ -122,7 +123,15 @@ def test_lesion_box_changes_mode_and_is_kept_per_image(make_window, tmp_path, qt
     assert "lesion box" in w.prediction.mode_text()
     assert engine.calls[-1][3] == [box]  # the engine was given the box
     assert view.box_shown() == box
-    assert np.count_nonzero(w.heatmaps.maps().benign[:, :box.x]) == 0
+    pred = w.prediction.prediction()
+    assert pred.box == box and pred.box_source == "user"
+    assert "drawn by you" in w.prediction.mode_text()
+    # The model saw the box padded by the card's margin: nothing outside that region.
+    seen = pred.roi
+    assert seen == pad_roi(box, w.current.record.pixels.shape[:2], ROI_MARGIN)
+    assert seen.x < box.x and seen.w > box.w
+    assert np.count_nonzero(w.heatmaps.maps().benign[:, :seen.x]) == 0
+    assert np.count_nonzero(w.heatmaps.maps().benign[:, seen.x:box.x]) > 0
 
     # Kept per image: away and back.
     qtbot.keyClick(w, Qt.Key.Key_Right)
@@ -298,9 +307,9 @@ def test_zoom_and_window_level(make_window, tmp_path, qtbot):
     assert np.array_equal(w.view.pixels(), original)  # display only
     qtbot.keyClick(w, Qt.Key.Key_R)
     assert w.view.window_level() == (255.0, 127.5)
-    qtbot.keyClick(w, Qt.Key.Key_O)
+    qtbot.keyClick(w, Qt.Key.Key_H)
     assert w.heatmaps.plain.isChecked() and not w.heatmaps.maps_shown()
-    qtbot.keyClick(w, Qt.Key.Key_O)
+    qtbot.keyClick(w, Qt.Key.Key_H)
     assert w.heatmaps.maps_shown()
 
 
