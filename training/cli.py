@@ -224,6 +224,20 @@ def cmd_evaluate(a) -> int:
     return 0
 
 
+def cmd_paired(a) -> int:
+    from .paired import auc_with_ci, paired_difference
+
+    ref_mode = a.reference_mode or a.mode
+    out = {"model": {"reports": [str(r) for r in a.report], "mode": a.mode,
+                     "auc": auc_with_ci(a.report, a.mode, seed=a.seed)},
+           "reference": {"report": str(a.reference), "mode": ref_mode,
+                         "auc": auc_with_ci([a.reference], ref_mode, seed=a.seed)},
+           "difference": paired_difference(a.report, a.reference, a.mode, seed=a.seed,
+                                           reference_mode=ref_mode)}
+    print(json.dumps(out, indent=1))
+    return 0
+
+
 def cmd_compare(a) -> int:
     from .compare import run_compare
 
@@ -324,6 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-temperature", action="store_true",
                    help="refit the temperature on these images (default: use the card's)")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("paired", help="paired AUC/accuracy difference of two evaluations of the "
+                                      "same images (several --report: their mean, an ensemble)")
+    p.add_argument("--report", type=Path, action="append", required=True,
+                   help="evaluation folder (predictions_<mode>.npz); repeat for an ensemble")
+    p.add_argument("--reference", type=Path, required=True)
+    p.add_argument("--mode", default="whole")
+    p.add_argument("--reference-mode", default=None, help="default: --mode")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_paired)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

@@ -13,6 +13,7 @@ writes beside ``report.json`` (validation logits, labels and group ids). AUC and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,17 +41,35 @@ def _differences(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
             "accuracy": float(acc[0] - acc[1])}
 
 
-def paired_difference(report_dir: Path, reference_dir: Path, mode: str, n_boot: int = 2000,
-                      seed: int = 0) -> dict[str, dict]:
+def ensemble_predictions(report_dirs: Sequence[Path], mode: str) -> dict[str, np.ndarray]:
+    """The mean logits of several evaluations of the same images (a small ensemble)."""
+    preds = [load_predictions(d, mode) for d in report_dirs]
+    for d, p in zip(report_dirs[1:], preds[1:], strict=True):
+        _check_same_images(p, preds[0], d, report_dirs[0])
+    return {**preds[0], "logits": np.mean([p["logits"] for p in preds], axis=0)}
+
+
+def _check_same_images(a: dict, b: dict, a_dir, b_dir) -> None:
+    if not (np.array_equal(a["y"], b["y"]) and np.array_equal(a["groups"], b["groups"])):
+        raise ValueError(f"{a_dir} and {b_dir} were not evaluated on the same "
+                         "images (labels or groups differ)")
+
+
+def paired_difference(report_dir: Path | Sequence[Path], reference_dir: Path, mode: str,
+                      n_boot: int = 2000, seed: int = 0,
+                      reference_mode: str | None = None) -> dict[str, dict]:
     """Model minus reference, AUC and accuracy, each with a paired group-bootstrap 95% CI.
+
+    ``report_dir`` may name several evaluations: their mean logits (an ensemble) are compared.
+    ``reference_mode`` (default: ``mode``) compares two input modes, e.g. the automatic box
+    against the whole image of one evaluation (``reference_dir == report_dir``).
 
     Raises ValueError when the two evaluations are not on the same images.
     """
-    a = load_predictions(report_dir, mode)
-    b = load_predictions(reference_dir, mode)
-    if not (np.array_equal(a["y"], b["y"]) and np.array_equal(a["groups"], b["groups"])):
-        raise ValueError(f"{report_dir} and {reference_dir} were not evaluated on the same "
-                         "images (labels or groups differ)")
+    dirs = [Path(report_dir)] if isinstance(report_dir, str | Path) else list(report_dir)
+    a = ensemble_predictions(dirs, mode)
+    b = load_predictions(reference_dir, reference_mode or mode)
+    _check_same_images(a, b, dirs, reference_dir)
     y = a["y"].astype(int)
     scores = np.stack([_margin(a["logits"]), _margin(b["logits"])], axis=1)
     point = _differences(y, scores)
@@ -60,3 +79,13 @@ def paired_difference(report_dir: Path, reference_dir: Path, mode: str, n_boot: 
 
 def has_predictions(report_dir: Path) -> bool:
     return all((Path(report_dir) / f"predictions_{m}.npz").exists() for m in MODES)
+
+
+def auc_with_ci(report_dirs: Sequence[Path], mode: str, n_boot: int = 2000,
+                seed: int = 0) -> dict:
+    """AUC with its group-bootstrap 95% CI of one evaluation (or the mean of several)."""
+    p = ensemble_predictions([Path(d) for d in report_dirs], mode)
+    y, m = p["y"].astype(int), _margin(p["logits"])
+    ci = bootstrap_ci(y, m, lambda a, b: {"auc": auc_score(a, b)}, groups=p["groups"],
+                      n_boot=n_boot, seed=seed)["auc"]
+    return {"value": auc_score(y, m), "ci95": [float(c) for c in ci]}

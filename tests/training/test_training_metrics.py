@@ -104,3 +104,36 @@ def test_paired_difference_refuses_different_images(tmp_path):
     with pytest.raises(ValueError, match="not evaluated on the same images"):
         paired_difference(a, b, "whole")
 
+
+
+def test_paired_difference_between_modes_and_of_an_ensemble(tmp_path, capsys):
+    import json
+
+    from training.cli import main
+    from training.paired import paired_difference
+
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 20)
+    groups = np.arange(40) // 2
+    good = np.stack([-y * 2.0, y * 2.0], 1) + rng.normal(0, 1, (40, 2))
+    noise = rng.normal(0, 1, (40, 2))
+    for name, whole, auto in (("a", noise, good), ("b", noise, good + rng.normal(0, 1, (40, 2)))):
+        d = tmp_path / name
+        d.mkdir()
+        for mode, lg in (("whole", whole), ("auto", auto)):
+            np.savez(d / f"predictions_{mode}.npz", logits=lg, y=y, groups=groups)
+    d = paired_difference(tmp_path / "a", tmp_path / "a", "auto", n_boot=200,
+                          reference_mode="whole")
+    assert d["auc"]["value"] > 0.3 and d["auc"]["ci95"][0] > 0  # the box beats noise
+    same = paired_difference([tmp_path / "a", tmp_path / "a"], tmp_path / "a", "auto",
+                             n_boot=50)
+    assert same["auc"]["value"] == 0  # an ensemble of one model with itself is that model
+    assert main(["paired", "--report", str(tmp_path / "a"), "--report", str(tmp_path / "b"),
+                 "--reference", str(tmp_path / "a"), "--mode", "auto",
+                 "--reference-mode", "whole"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"]["auc"]["value"] > out["reference"]["auc"]["value"]
+    np.savez(tmp_path / "b" / "predictions_whole.npz", logits=noise[:30], y=y[:30],
+             groups=groups[:30])
+    with pytest.raises(ValueError, match="same"):
+        paired_difference([tmp_path / "a", tmp_path / "b"], tmp_path / "a", "whole", n_boot=10)
