@@ -36,6 +36,7 @@ class CachedImage:
     grey: np.ndarray  # uint8 (H, W)
     mask: np.ndarray | None  # bool (H, W) or None
     box: tuple[int, int, int, int] | None  # x, y, w, h of the mask, in ``grey`` pixels
+    found_box: tuple[int, int, int, int] | None = None  # the lesion localiser's box, if run
 
     @property
     def label(self) -> int:

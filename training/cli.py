@@ -45,6 +45,10 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixup-alpha", type=float, default=d.mixup_alpha, help="0 disables Mixup")
     p.add_argument("--roi-fraction", type=float, default=d.roi_fraction,
                    help="share of training views that are padded lesion boxes")
+    p.add_argument("--localiser-boxes", type=Path, default=None,
+                   help="localiser run folder: its boxes on the training images are used for "
+                        "--localiser-box-share of the lesion-box views")
+    p.add_argument("--localiser-box-share", type=float, default=0.5)
     p.add_argument("--rotation", type=float, default=d.augment.rotation)
     p.add_argument("--hflip", type=float, default=d.augment.hflip)
     p.add_argument("--crop-scale", type=float, nargs=2, default=d.augment.crop_scale)
@@ -82,6 +86,7 @@ def _config_from_args(a):
                        batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        label_smoothing=a.label_smoothing, mixup_alpha=a.mixup_alpha,
                        roi_fraction=a.roi_fraction, seed=a.seed, num_threads=a.threads,
+                       localiser_box_share=a.localiser_box_share if a.localiser_boxes else 0.0,
                        device=a.device, amp=not a.no_amp,
                        max_steps_per_epoch=a.max_steps_per_epoch, val_every=a.val_every,
                        augment=aug,
@@ -127,6 +132,13 @@ def cmd_train(a) -> int:
     tr, va = prep.subset("train"), prep.subset("val")
     log.info("train %d images, val %d images; skipped unreadable: %s", len(tr), len(va),
              prep.load_report.skipped)
+    if a.localiser_boxes:
+        from .evaluate import auto_items, load_localiser_weights
+
+        tr, found = auto_items(tr, load_localiser_weights(a.localiser_boxes / "model_state.pt"),
+                               cfg.preprocess, 0.5)
+        tr = [replace(t, box=it.box) for t, it in zip(tr, prep.subset("train"), strict=True)]
+        log.info("localiser boxes on the training images: %s", found["summary"])
     model, history = train(tr, va, cfg, out, resume=a.resume, progress=not a.no_progress)
     if not main_proc:
         return 0  # under torchrun only rank 0 evaluates and writes the bundle

@@ -133,7 +133,8 @@ def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig
     probs = predict_maps(localiser, items, config)
     found = [find_lesion(p, it.grey.shape, min_confidence) for p, it in zip(probs, items,
                                                                              strict=True)]
-    out = [replace(it, box=f.box.as_tuple() if f is not None else None)
+    out = [replace(it, box=f.box.as_tuple() if f is not None else None,
+                   found_box=f.box.as_tuple() if f is not None else None)
            for it, f in zip(items, found, strict=True)]
     per = measure(probs, items, config, min_confidence)
     return out, {"summary": summarise(per), "per_image": per,

@@ -56,6 +56,7 @@ class TrainConfig:
     mixup_alpha: float = 0.2  # paper: Mixup; alpha not given, 0.2 is the common choice
     roi_fraction: float = 0.5  # share of training views that are padded lesion boxes
     roi_margin: float = ROI_MARGIN  # inference margin used for the ROI validation view
+    localiser_box_share: float = 0.0  # of lesion-box views, the share on the localiser's box
     seed: int = 0
     num_threads: int = 2
     device: str = "auto"
@@ -95,7 +96,12 @@ class TrainSet(torch.utils.data.Dataset):
         it = self.items[i]
         rng = np.random.default_rng([self.cfg.seed, self.epoch, i])
         use_roi = it.box is not None and rng.random() < self.cfg.roi_fraction
-        g = train_view(it.grey, it.box, use_roi, rng, self.cfg.augment, self.cfg.preprocess)
+        box = it.box
+        # Draw only when the option is on, so runs without it keep their random sequence.
+        if use_roi and self.cfg.localiser_box_share > 0 and it.found_box is not None \
+                and rng.random() < self.cfg.localiser_box_share:
+            box = it.found_box  # what the app will feed the model when nobody draws a box
+        g = train_view(it.grey, box, use_roi, rng, self.cfg.augment, self.cfg.preprocess)
         return normalise(g, self.cfg.preprocess), it.label
 
 

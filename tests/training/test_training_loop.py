@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,29 @@ def test_torchrun_two_cpu_processes_train_one_model(busi, tmp_path):
     assert len(json.loads((out / "history.json").read_text())) == 2
     model, card = load_model(out / "bundle")
     assert card.untrained is False and card.preprocessing.size == 64
+
+
+def test_lesion_box_views_use_the_localisers_box_for_their_share(monkeypatch):
+    from dataclasses import replace
+
+    import training.train as tr
+    from training.cache import CachedImage
+    from training.data import Sample
+
+    seen = []
+    monkeypatch.setattr(tr, "train_view", lambda g, box, use_roi, *a: seen.append(
+        (box, use_roi)) or g[:8, :8])
+    grey = np.zeros((40, 40), np.uint8)
+    it = CachedImage(Sample(Path("x.png"), 1), grey, None, (1, 1, 5, 5), found_box=(9, 9, 7, 7))
+    for share, expected in ((0.0, {(1, 1, 5, 5)}), (1.0, {(9, 9, 7, 7)}),
+                            (0.5, {(1, 1, 5, 5), (9, 9, 7, 7)})):
+        seen.clear()
+        ds = tr.TrainSet([it] * 40, tr.TrainConfig(roi_fraction=1.0,
+                                                   localiser_box_share=share))
+        for i in range(40):
+            ds[i]
+        assert {b for b, _ in seen} == expected
+    seen.clear()
+    tr.TrainSet([replace(it, found_box=None)], tr.TrainConfig(roi_fraction=1.0,
+                                                              localiser_box_share=1.0))[0]
+    assert seen == [((1, 1, 5, 5), True)]  # nothing found: the mask's box
