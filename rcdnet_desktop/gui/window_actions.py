@@ -44,7 +44,8 @@ class WindowActions:
         self.act_export_dcm = A("Export DICOM &Secondary Capture...",
                                 lambda: self.export_dialog("dicom"), [],
                                 "DICOM sources only: same study, new series")
-        self.act_batch = A("&Batch review of a folder...", self.batch_dialog, ["Ctrl+B"],
+        # A lambda: triggered(bool) would otherwise arrive as batch_dialog's folder.
+        self.act_batch = A("&Batch review of a folder...", lambda: self.batch_dialog(), ["Ctrl+B"],
                            "Classify every image in a folder; table, filter and CSV export")
         self.act_quit = A("&Quit", self.close, [QKeySequence.StandardKey.Quit])
 
@@ -59,8 +60,8 @@ class WindowActions:
         self.act_overlay = A("Toggle heat-map &overlay", self.heatmaps.toggle_plain, ["H"],
                              "Switch the evidence panels between heat maps and plain image")
         self.act_outline = A("Show lesion o&utline", self.set_outline_visible, ["O"],
-                             "Draw the outline of the lesion found automatically over the image",
-                             checkable=True)
+                             "Draw the outline of the lesion found automatically over the image "
+                             "(models with a lesion localiser)", checkable=True)
         self.act_outline.setChecked(self.settings.show_outline)
         self.view.set_outline_visible(self.act_outline.isChecked())
         self.act_reset_wl = A("&Reset brightness/contrast", self.view.reset_window_level, ["R"])

@@ -85,6 +85,18 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     wait_maps(qtbot, w)
 
 
+def test_batch_action_asks_for_the_folder(make_window, image_folder, qtbot):
+    w = make_window(FakeEngine())
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    w.ask_folder = lambda: str(image_folder)
+    w.act_batch.trigger()  # the toolbar button / Ctrl+B
+    assert len(w._batch_dialogs) == 1
+    dlg = w._batch_dialogs[0]
+    assert dlg.folder == image_folder and dlg.isVisible()
+    _run(qtbot, dlg)
+    assert dlg.model.rowCount() == 5
+
+
 def test_cancel_keeps_partial_results(make_window, tmp_path, qtbot):
     folder = tmp_path / "many"
     for i in range(40):
