@@ -148,7 +148,7 @@ class ImageView(QGraphicsView):
         self.outline_item.hide()
         self.scene().addItem(self.outline_item)
         self._rubber = QGraphicsRectItem()
-        self._rubber.setPen(_pen(BOX_COLOUR, 1, Qt.PenStyle.DotLine))
+        self._rubber.setPen(_pen(BOX_COLOUR, 1.5, Qt.PenStyle.DotLine))
         self._rubber.setZValue(5)
         self._rubber.hide()
         self.scene().addItem(self._rubber)

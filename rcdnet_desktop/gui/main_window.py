@@ -486,9 +486,12 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
 
     def _pending_mode(self, user_box: Box | None) -> str:
         """The "Input:" words while a result for ``user_box`` (None: no box) is awaited."""
+        return pending_input_words(user_box, self.has_localiser())
+
+    def has_localiser(self) -> bool:
+        """Whether the loaded model finds lesion boxes by itself (its bundle has a localiser)."""
         engine = self.controller.engine
-        auto = engine is not None and getattr(engine, "localiser", None) is not None
-        return pending_input_words(user_box, auto)
+        return engine is not None and getattr(engine, "localiser", None) is not None
 
     # --- lesion outline ----------------------------------------------------------------------
 
@@ -570,6 +573,7 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
     def _on_engine_loading(self, device: str) -> None:
         self.device_label.setText(f"Loading model ({DEVICE_LABELS.get(device, device)})...")
         self.model_label.setText("")
+        self._update_actions()
         for dlg in self._batch_dialogs:
             dlg.set_engine(None)
 
@@ -590,6 +594,7 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
         self.model_label.setText(f"Model {version}" + (" (UNTRAINED)" if untrained else ""))
         self.prediction.set_model_version(version)
         self.prediction.set_untrained(untrained)
+        self._update_actions()
         for dlg in self._batch_dialogs:
             dlg.set_engine(engine)
         # Anything opened while the model loaded: classify the current one, then the rest.
@@ -662,6 +667,7 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
             a.setEnabled(has_maps)
         self.act_export_dcm.setEnabled(has_maps and ok and doc.record.is_dicom)
         self.act_box.setEnabled(ok)
+        self.act_outline.setEnabled(self.has_localiser())
         self.act_clear_box.setEnabled(ok and doc.box() is not None)
         self.act_close.setEnabled(doc is not None)
         n = len(self.docs)

@@ -51,7 +51,7 @@ class PredictionPanel(QWidget):
         self.bar.setToolTip("Calibrated probability of malignancy (0 left, 1 right)")
         self.band_note = QLabel(self)
         self.band_note.setWordWrap(True)
-        self.band_note.setStyleSheet("color: palette(mid);")
+        self.band_note.setStyleSheet("font-size: 9pt;")
         self.no_lesion = QLabel(wording.NO_LESION_TEXT, self)
         self.no_lesion.setWordWrap(True)
         self.no_lesion.setStyleSheet(

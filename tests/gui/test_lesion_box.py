@@ -84,7 +84,7 @@ def test_automatic_box_is_dashed_tagged_and_named_in_the_panel(auto_window):
 
 def test_outline_action_and_shortcut(auto_window, qtbot, make_window, gui_settings):
     w, _ = auto_window
-    assert not w.act_outline.isChecked()
+    assert w.act_outline.isEnabled() and not w.act_outline.isChecked()
     assert _shown(w.view, QGraphicsPolygonItem) == []
     assert w.act_outline in w.menuBar().actions()[1].menu().actions()  # View menu
 
@@ -227,6 +227,7 @@ def test_without_a_localiser_the_whole_image_is_classified_quietly(make_window, 
     pred = w.prediction.prediction()
     assert pred.box_source == "none"
     assert w.prediction.mode_text() == "Input: whole image"
+    assert not w.act_outline.isEnabled()  # nothing to outline with this model
     assert not w.prediction.no_lesion_shown()
     assert _rect_items(w.view, Qt.PenStyle.DashLine) == [] and _tags(w.view) == []
 
