@@ -47,6 +47,7 @@ class MapView(QWidget):
         super().__init__(parent)
         self._pixmap: QPixmap | None = None
         self._box: QRectF | None = None
+        self._box_dashed = True
         self._placeholder = ""
         self._aspect = 0.75  # height / width of the picture, kept when there is none
         self.setMinimumSize(120, 90)
@@ -65,9 +66,12 @@ class MapView(QWidget):
         return max(90, min(int(round(width * self._aspect)), 900))
 
     def set_picture(self, pixmap: QPixmap | None, box: QRectF | None = None,
-                    placeholder: str = "") -> None:
+                    placeholder: str = "", dashed: bool = True) -> None:
+        """``box`` in picture pixels; drawn dashed (found automatically) or solid (the user's),
+        as in the image view."""
         self._pixmap = pixmap
         self._box = box
+        self._box_dashed = dashed
         self._placeholder = placeholder
         if pixmap is not None and not pixmap.isNull() and pixmap.width() > 0:
             aspect = pixmap.height() / pixmap.width()
@@ -90,7 +94,8 @@ class MapView(QWidget):
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
             p.drawPixmap(target, self._pixmap, QRectF(0, 0, pw, ph))
             if self._box is not None:
-                pen = QPen(QColor(255, 210, 0), 1.5, Qt.PenStyle.DashLine)
+                pen = QPen(QColor(255, 210, 0), 1.5, Qt.PenStyle.DashLine if self._box_dashed
+                           else Qt.PenStyle.SolidLine)
                 p.setPen(pen)
                 b = self._box
                 p.drawRect(QRectF(target.x() + b.x() * scale, target.y() + b.y() * scale,
@@ -203,6 +208,7 @@ class HeatmapPanel(QWidget):
             self._small, self._scale = _downscale(pixels, PANEL_MAX_SIDE)
         self._maps = None
         self._small_maps = None
+        self._roi = None  # the box belongs to the maps: a new frame or box has none yet
         self._refresh()
 
     def set_status(self, text: str) -> None:
@@ -267,8 +273,13 @@ class HeatmapPanel(QWidget):
         if name:
             self.method_changed.emit(name)
 
+    def box_dashed(self) -> bool:
+        """Whether the lesion box on the maps is drawn dashed (not the user's own box)."""
+        return self._maps is None or self._maps.prediction.box_source != "user"
+
     def _refresh(self) -> None:
         box = None
+        dashed = self.box_dashed()
         if self._roi is not None and self._small is not None:
             s = self._scale
             box = QRectF(self._roi.x * s, self._roi.y * s, self._roi.w * s, self._roi.h * s)
@@ -282,7 +293,7 @@ class HeatmapPanel(QWidget):
             base = to_pixmap(self._small)
             placeholder = "" if self.plain.isChecked() and self._small_maps else self._status
             for v in self.views:
-                v.set_picture(base, box, placeholder)
+                v.set_picture(base, box, placeholder, dashed)
             if self._small_maps is None:
                 for d in self.descriptions:
                     d.setText("")
@@ -290,4 +301,4 @@ class HeatmapPanel(QWidget):
         for i, v in enumerate(self.views):
             blended = overlay.blend(self._small, self._small_maps[i], self.alpha(),
                                     self.colormap_name())
-            v.set_picture(to_pixmap(blended), box)
+            v.set_picture(to_pixmap(blended), box, dashed=dashed)

@@ -78,8 +78,8 @@ def test_automatic_box_is_dashed_tagged_and_named_in_the_panel(auto_window):
     assert "BI-RADS 4B range, not a BI-RADS assessment" in w.prediction.band_note.text()
     assert not w.prediction.no_lesion_shown()
     assert "moderate (10-50%)" in w.thumbs.item_text(w.current.doc_id)
-    # The evidence maps mark the same box.
-    assert w.heatmaps._roi == LESION
+    # The evidence maps mark the same box, dashed as well.
+    assert w.heatmaps._roi == LESION and w.heatmaps.box_dashed()
 
 
 def test_outline_action_and_shortcut(auto_window, qtbot, make_window, gui_settings):
@@ -143,7 +143,7 @@ def test_user_box_replaces_automatic_and_clearing_brings_it_back(auto_window, qt
     assert "high (50-95%)" in w.thumbs.item_text(doc.doc_id)
     assert _rect_items(w.view, Qt.PenStyle.DashLine) == [] and _tags(w.view) == []
     assert not w.view.outline_shown()
-    assert w.heatmaps._roi == box
+    assert w.heatmaps._roi == box and not w.heatmaps.box_dashed()
 
     # Clearing the box: the automatic result comes back (known, so at once), everywhere.
     explains = engine.count("explain")
