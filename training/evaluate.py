@@ -138,7 +138,24 @@ def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig
            for it, f in zip(items, found, strict=True)]
     per = measure(probs, items, config, min_confidence)
     return out, {"summary": summarise(per), "per_image": per,
-                 "found_all": float(np.mean([f is not None for f in found])) if found else 0.0}
+                 "found_all": float(np.mean([f is not None for f in found])) if found else 0.0,
+                 "by_confidence": hit_by_confidence(measure(probs, items, config, 0.0))}
+
+
+def hit_by_confidence(per: dict, edges=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)) -> list:
+    """How often the box hits the lesion (IoU >= 0.5) by the localiser's confidence.
+
+    This is what the card's ``min_confidence`` is read from: below it boxes miss more often
+    than they hit, and the whole image is classified instead.
+    """
+    c, hit = per["confidence"], per["hit"]
+    rows = [{"confidence": f"< {edges[0]:.2f} (nothing found)", "n": int((c < edges[0]).sum()),
+             "hit_rate": None}]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (c >= lo) & ((c < hi) if hi < 1 else (c <= hi))
+        rows.append({"confidence": f"{lo:.2f}-{hi:.2f}", "n": int(sel.sum()),
+                     "hit_rate": float(hit[sel].mean()) if sel.any() else None})
+    return rows
 
 
 def _cross_fitted_ece(logits_by_mode, y, groups, seed) -> dict:
@@ -276,7 +293,8 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
                                            threshold) for m, lg in logits.items()}}
     if loc_report is not None:
         report["localiser"] = {"pooled": loc_report["summary"], "found": loc_report["found_all"],
-                               "min_confidence": min_confidence}
+                               "min_confidence": min_confidence,
+                               "hit_rate_by_confidence": loc_report["by_confidence"]}
         per = loc_report["per_image"]
         with_mask = np.array([it.mask is not None for it in items])
         for site in sorted(set(site_arr.tolist())) if "sites" in report else ():

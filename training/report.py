@@ -176,6 +176,13 @@ def localiser_table(report: dict) -> list[str]:
         if isinstance(r, dict):
             lines.append(f"| {name} | {r['n']} | {r['mean_dice']:.3f} | {r['mean_box_iou']:.3f} "
                          f"| {r['mean_hit']:.3f} | {r['mean_found']:.3f} |")
+    if loc.get("hit_rate_by_confidence"):
+        lines += ["", "Box hits the lesion (IoU >= 0.5) by the localiser's confidence (all "
+                  "findings, before the minimum confidence):", "",
+                  "| confidence | images | hit rate |", "|---|---|---|"]
+        for r in loc["hit_rate_by_confidence"]:
+            rate = "-" if r["hit_rate"] is None else f"{r['hit_rate']:.2f}"
+            lines.append(f"| {r['confidence']} | {r['n']} | {rate} |")
     return lines
 
 
