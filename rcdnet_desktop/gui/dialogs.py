@@ -99,6 +99,14 @@ def model_card_html(card: Any) -> str:
     metrics = d.get("metrics") or {}
     parts.append(_table(metrics) if metrics else "<p><i>No evaluation results: the model "
                  "has not been evaluated.</i></p>")
+    op = d.get("operating_point") or {}
+    if op:
+        parts.append("<h3>Operating point: likelihood bands and the suspicious threshold</h3>"
+                     + _table(op))
+    loc = d.get("localiser") or {}
+    if loc:
+        parts.append("<h3>Lesion localiser (proposes the box when none is drawn)</h3>"
+                     + _table(loc))
     arch = d.get("architecture") or {}
     if arch:
         parts.append("<h3>Architecture</h3>" + _table(arch))

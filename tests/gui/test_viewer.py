@@ -371,3 +371,16 @@ def test_drag_and_drop_opens_files(make_window, tmp_path, qtbot):
     w.dropEvent(event)
     assert [d.path for d in w.documents()] == paths
     wait_maps(qtbot, w)
+
+
+def test_model_card_shows_operating_point_and_localiser():
+    from rcdnet_desktop.gui.dialogs import model_card_html
+
+    html = model_card_html({"version": "2.0.0", "untrained": False,
+                            "operating_point": {"default_mode": "auto",
+                                                "suspicious_threshold": 0.123},
+                            "localiser": {"file": "localiser_weights.pt",
+                                          "min_confidence": 0.85}})
+    assert "Operating point" in html and "0.123" in html
+    assert "Lesion localiser" in html and "localiser_weights.pt" in html
+    assert "Lesion localiser" not in model_card_html({"version": "1.0.0", "untrained": False})
