@@ -201,10 +201,13 @@ def write_markdown(report: dict, out_dir: Path) -> Path:
     for k in METRICS:
         lines.append(f"| {k} | " + " | ".join(fmt_ci(report['modes'][m]['metrics'][k])
                                               for m in report["modes"]) + " |")
+    fitted = report["temperature_source"].startswith("fitted")
     rows = [("share called malignant", "malignant_share"), ("NLL before T", "nll_before"),
             ("NLL after T", "nll_after"), ("ECE before T", "ece_before"),
-            ("ECE after T (in-sample)", "ece_after"),
-            ("ECE after T (2-fold cross-fitted)", "ece_after_cross_fitted")]
+            ("ECE after T (in-sample)" if fitted else "ECE after the card's T", "ece_after"),
+            ("ECE after T (2-fold cross-fitted)" if fitted
+             else "ECE if T were refitted on these images (2-fold cross-fitted; diagnostic "
+                  "only)", "ece_after_cross_fitted")]
     for label, key in rows:
         vals = [report["modes"][m].get(key) for m in report["modes"]]
         lines.append(f"| {label} | " + " | ".join("n/a" if v is None else f"{v:.3f}"
