@@ -31,7 +31,14 @@ from rcdnet_desktop.core.preprocess import PreprocessConfig, normalise
 
 from .augment import GENERIC, AugmentConfig, localiser_view
 from .cache import CachedImage
-from .train import CHECKPOINT, FINAL_WEIGHTS, HISTORY, save_checkpoint, seed_everything
+from .train import (
+    CHECKPOINT,
+    FINAL_WEIGHTS,
+    HISTORY,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 HIT_IOU = 0.5
@@ -150,10 +157,7 @@ def train_localiser(train_items: Sequence[CachedImage], val_items: Sequence[Cach
     start = 0
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
+        ckpt = load_checkpoint(ckpt_path, model, opt, sched)
         history, start = ckpt["history"], ckpt["epoch"]
         log.info("resumed from %s at epoch %d", ckpt_path, start)
     for epoch in range(start, cfg.epochs):

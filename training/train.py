@@ -226,14 +226,8 @@ def train(train_items: Sequence[CachedImage], val_items: Sequence[CachedImage],
     start_epoch = 0
     ckpt_path = out_dir / CHECKPOINT
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        history = ckpt["history"]
-        start_epoch = ckpt["epoch"]
+        ckpt = load_checkpoint(ckpt_path, model, opt, sched, scaler)
+        history, start_epoch = ckpt["history"], ckpt["epoch"]
         torch.set_rng_state(ckpt["rng"]["torch"])
         np.random.set_state(ckpt["rng"]["numpy"])  # noqa: NPY002
         random.setstate(ckpt["rng"]["python"])
@@ -315,6 +309,21 @@ def train(train_items: Sequence[CachedImage], val_items: Sequence[CachedImage],
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return model, history
+
+
+def load_checkpoint(path: Path, model, opt, sched, scaler=None) -> dict:
+    """Restore model, optimizer, scheduler (and scaler) from a checkpoint; return the rest.
+
+    The checkpoint is this run's own file (written by :func:`save_checkpoint`), not input
+    from elsewhere, hence ``weights_only=False`` (it holds RNG states and the config).
+    """
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    if scaler is not None and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    return ckpt
 
 
 def save_checkpoint(path: Path, model, opt, sched, scaler, epoch, history, cfg) -> None:
