@@ -18,11 +18,12 @@ from typing import TextIO
 from rcdnet_desktop.core.types import BatchItem, Box
 
 CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
-              "box_source", "box_x", "box_y", "box_w", "box_h", "band")
+              "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
 """Columns of ``rcdnet classify``'s rows. ``box_source`` is user (the ROI file), auto (found by
 the lesion localiser) or none (whole image); ``box_*`` is that box as given or found, unpadded,
 in image pixels (empty when none); ``band`` is the likelihood band's name (see
-:mod:`rcdnet_desktop.core.bands`)."""
+:mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when p_malignant reaches the model card's
+suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label)."""
 EXIT_OK, EXIT_NONE_READ, EXIT_USAGE = 0, 1, 2
 
 
@@ -79,6 +80,7 @@ def item_row(item: BatchItem) -> dict[str, str]:
         "box_w": w,
         "box_h": h,
         "band": p.band.name if p and p.band else "",
+        "suspicious": ("yes" if p.suspicious else "no") if p else "",
     }
 
 

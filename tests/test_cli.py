@@ -144,7 +144,7 @@ def test_self_test_passes(capsys):
 
 # --- lesion boxes found automatically, and the columns that report them ----------------------
 
-NEW_COLUMNS = ("box_source", "box_x", "box_y", "box_w", "box_h", "band")
+NEW_COLUMNS = ("box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
 
 
 @pytest.fixture
@@ -175,6 +175,11 @@ def test_csv_has_the_box_and_band_columns_empty_for_the_whole_image(folder, tmp_
     assert ok["box_source"] == "none"
     assert [ok[k] for k in ("box_x", "box_y", "box_w", "box_h")] == ["", "", "", ""]
     assert ok["band"] == band_for(float(ok["p_malignant"])).name
+    from rcdnet_desktop.core.bands import suspicious_threshold
+    from rcdnet_desktop.core.weights import CARD_FILE, ModelCard, default_model_dir
+
+    t = suspicious_threshold(ModelCard.read(default_model_dir() / CARD_FILE))
+    assert ok["suspicious"] == ("yes" if float(ok["p_malignant"]) >= t else "no")
     bad = by_name["corrupt.png"]
     assert all(bad[k] == "" for k in NEW_COLUMNS)
 
