@@ -122,7 +122,8 @@ def localisation(model, items: Sequence[CachedImage], preds: np.ndarray, mode: s
 
 
 def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig,
-               min_confidence: float) -> tuple[list[CachedImage], dict]:
+               min_confidence: float,
+               groups: Sequence[int] | None = None) -> tuple[list[CachedImage], dict]:
     """Items whose box is the localiser's (None where it finds nothing) and its measures."""
     from dataclasses import replace
 
@@ -137,7 +138,9 @@ def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig
                    found_box=f.box.as_tuple() if f is not None else None)
            for it, f in zip(items, found, strict=True)]
     per = measure(probs, items, config, min_confidence)
-    return out, {"summary": summarise(per), "per_image": per,
+    with_mask = [g for g, it in zip(groups, items, strict=True) if it.mask is not None] \
+        if groups is not None else None
+    return out, {"summary": summarise(per, with_mask), "per_image": per, "groups": with_mask,
                  "found_all": float(np.mean([f is not None for f in found])) if found else 0.0,
                  "by_confidence": hit_by_confidence(measure(probs, items, config, 0.0))}
 
@@ -235,7 +238,8 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
     views = {m: items for m in MODES}
     loc_report = None
     if localiser is not None:
-        views["auto"], loc_report = auto_items(items, localiser, config, min_confidence)
+        views["auto"], loc_report = auto_items(items, localiser, config, min_confidence,
+                                               groups)
     logits = {m: predict_logits(model, its, "roi" if m == "auto" else m, config, margin,
                                 progress=progress, tta=tta) for m, its in views.items()}
     if localiser is not None:
@@ -297,9 +301,12 @@ def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
                                "hit_rate_by_confidence": loc_report["by_confidence"]}
         per = loc_report["per_image"]
         with_mask = np.array([it.mask is not None for it in items])
+        loc_groups = loc_report["groups"]
         for site in sorted(set(site_arr.tolist())) if "sites" in report else ():
             sel = site_arr[with_mask] == site
-            report["localiser"][site] = summarise({k: v[sel] for k, v in per.items()})
+            report["localiser"][site] = summarise(
+                {k: v[sel] for k, v in per.items()},
+                None if loc_groups is None else np.asarray(loc_groups)[sel])
         np.savez(out_dir / "localiser_per_image.npz", **per, sites=site_arr[with_mask])
     report["images"] = [str(it.sample.path) for it in items]
     if split_summary:

@@ -113,10 +113,25 @@ def measure(probs: np.ndarray, items: Sequence[CachedImage], config: PreprocessC
     return {k: np.asarray(v, dtype=float) for k, v in rows.items()}
 
 
-def summarise(per_image: dict) -> dict:
-    return {"n": int(len(per_image["dice"])),
-            **{f"mean_{k}": float(np.mean(v)) if len(v) else float("nan")
-               for k, v in per_image.items()}}
+def summarise(per_image: dict, groups: Sequence | None = None, n_boot: int = 2000,
+              seed: int = 0) -> dict:
+    """Means of the per-image measures; with ``groups``, 95% CIs resampling whole groups."""
+    out = {"n": int(len(per_image["dice"])),
+           **{f"mean_{k}": float(np.mean(v)) if len(v) else float("nan")
+              for k, v in per_image.items()}}
+    if groups is not None and len(per_image["dice"]):
+        g = np.asarray(groups)
+        clusters = [np.nonzero(g == u)[0] for u in np.unique(g)]
+        rng = np.random.default_rng(seed)
+        draws = {k: [] for k in ("dice", "box_iou", "hit")}
+        for _ in range(n_boot):
+            idx = np.concatenate([clusters[i] for i in rng.integers(0, len(clusters),
+                                                                    len(clusters))])
+            for k in draws:
+                draws[k].append(float(np.mean(per_image[k][idx])))
+        for k, v in draws.items():
+            out[f"mean_{k}_ci95"] = [float(np.quantile(v, 0.025)), float(np.quantile(v, 0.975))]
+    return out
 
 
 def validation_summary(model: LesionLocaliser, items: Sequence[CachedImage],

@@ -167,15 +167,19 @@ def localiser_table(report: dict) -> list[str]:
     if not loc:
         return []
     lines = ["", "## Automatic lesion localisation", "",
-             f"Images with a lesion mask; minimum confidence {loc['min_confidence']:.2f}. A "
-             "missed lesion counts with IoU 0. Dice of the thresholded map at the model's input "
-             "size; box IoU against the mask's box in image pixels.", "",
+             f"Images with a lesion mask; minimum confidence {loc['min_confidence']:.2f}; 95% "
+             "CIs resampled by group. A missed lesion counts with IoU 0. Dice of the thresholded "
+             "map at the model's input size; box IoU against the mask's box in image pixels.", "",
              "| | images | Dice | box IoU | box IoU >= 0.5 | lesion found |",
              "|---|---|---|---|---|---|"]
+    def cell(r: dict, k: str) -> str:
+        ci = r.get(f"mean_{k}_ci95")
+        return f"{r[f'mean_{k}']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
     for name, r in loc.items():
         if isinstance(r, dict):
-            lines.append(f"| {name} | {r['n']} | {r['mean_dice']:.3f} | {r['mean_box_iou']:.3f} "
-                         f"| {r['mean_hit']:.3f} | {r['mean_found']:.3f} |")
+            lines.append(f"| {name} | {r['n']} | {cell(r, 'dice')} | {cell(r, 'box_iou')} "
+                         f"| {cell(r, 'hit')} | {r['mean_found']:.3f} |")
     if loc.get("hit_rate_by_confidence"):
         lines += ["", "Box hits the lesion (IoU >= 0.5) by the localiser's confidence (all "
                   "findings, before the minimum confidence):", "",
