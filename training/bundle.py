@@ -145,14 +145,19 @@ def metrics_for_card(report: dict, split: str) -> dict:
 
 
 def _sites(split_summary: dict) -> list[str]:
-    return sorted(split_summary.get("sites") or {}) or ["busi"]
+    """Training sites named by the split summary (made now or read back from the split CSV)."""
+    return sorted(split_summary.get("sites") or split_summary.get("images_by_site") or {}) \
+        or ["busi"]
 
 
 def make_card(cfg, report: dict | None, split_summary: dict, version: str,
               temperature: float = 1.0, history: list | None = None,
               external: dict | None = None, operating_point: dict | None = None,
-              localiser: dict | None = None) -> ModelCard:
-    """The model card; ``report`` is the internal evaluation, ``external`` the other sites'."""
+              localiser: dict | None = None, mode: str = "whole") -> ModelCard:
+    """The model card; ``report`` is the internal evaluation, ``external`` the other sites'.
+
+    ``mode`` is the input mode the app uses when no box is drawn (the operating point's).
+    """
     train_cfg = cfg.to_dict()
     sites = _sites(split_summary)
     data_args = " ".join(f"--data /path/to/{s}" for s in sites)
@@ -177,15 +182,17 @@ def make_card(cfg, report: dict | None, split_summary: dict, version: str,
     if report:
         metrics["internal_validation"] = metrics_for_card(
             report, "internal validation (held-out 30% of each training site by group)")
-        lim_mode = "auto" if "auto" in report["modes"] else "whole"
         lw = report["modes"]["whole"]["localisation"]
         t = report["threshold"]
-        r = report["modes"][lim_mode]["metrics"]
-        limitations.append(
-            f"at the suspicious threshold ({t:.3f}) sensitivity is {r['recall']['value']:.2f} at "
-            f"specificity {r['specificity']['value']:.2f} on the internal validation images "
-            f"({lim_mode} mode, in-sample: the threshold was chosen there); a result below it "
-            "does not rule out malignancy")
+        r = report["modes"][mode]["metrics"]
+        text = (f"at the suspicious threshold ({t:.3f}) sensitivity is {r['recall']['value']:.2f} "
+                f"at specificity {r['specificity']['value']:.2f} on the internal validation "
+                f"images ({mode} mode, in-sample: the threshold was chosen there)")
+        if external:
+            x = external["modes"][mode]["metrics"]
+            text += (f", and {x['recall']['value']:.2f} at {x['specificity']['value']:.2f} on "
+                     "the external site")
+        limitations.append(text + "; a result below it does not rule out malignancy")
         if lw:
             limitations.append(
                 "heat maps are coarse (7x7 feature map): on whole images the predicted class's "
@@ -272,7 +279,7 @@ def build_and_evaluate_bundle(model, cfg, val_items: Sequence, val_groups: Seque
     final = make_card(cfg, report, split_summary, version, report["temperature"], history,
                       external=ext,
                       operating_point=_operating_point(report, ext, mode, target_sensitivity),
-                      localiser=loc_section)
+                      localiser=loc_section, mode=mode)
     card = save_bundle(loaded, final, bundle_dir)
     (Path(report_dir) / "model_card.json").write_text(json.dumps(card.to_dict(), indent=1))
     return card, report

@@ -125,6 +125,13 @@ def write_table(out_dir: Path, table: Path, extra_reports: dict[str, Path] | Non
         cfg = rep.get("train_config") or _load(run / "train_config.json") or {}
         for mode in ("whole", "roi"):
             lines.append(_row(name, rep, info, cfg, mode, _delta(name, Path(p), ref_dir, mode)))
+    lines += ["", "External site: these rows are BUSI-only models on BUSI's validation split. Of "
+              "them only the 1.0.0 bundle (the `rcdnet` row) was kept and measured on BUS-UCLM: "
+              "AUC 0.757 whole image, 0.870 lesion box, 0.799 with the automatic box fused "
+              "(docs/training/v1). The other rows' weights were not kept; re-running them with "
+              "`rcdnet-train compare` and then `rcdnet-train evaluate --external` fills the "
+              "external column. The two-site candidates of RcdNet 2.0.0, each measured internally "
+              "and on BUS-UCLM, are compared in docs/training/README.md."]
     missing = [n for n in VARIANTS if n not in found]
     if missing:
         lines += ["", "Not run yet (CPU time): " + ", ".join(
