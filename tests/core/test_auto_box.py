@@ -21,6 +21,9 @@ from tests.core.localiser_helpers import FakeLocaliser, blob_box
 
 
 def _engine(engine, fake=None, **card_changes) -> InferenceEngine:
+    # The bundled card's own operating point (its mode, threshold, bands) must not decide what
+    # these tests see: each test states the one it needs; without one, the defaults.
+    card_changes.setdefault("operating_point", {})
     return InferenceEngine(model=engine.model, card=replace(engine.card, **card_changes),
                            device="cpu", localiser=fake)
 

@@ -81,7 +81,11 @@ def test_explain_with_roi_is_zero_outside_padded_box(engine, sample_malignant):
         outside = m.copy()
         outside[used.y:used.y + used.h, used.x:used.x + used.w] = 0
         assert not outside.any()
-        assert m[used.y:used.y + used.h, used.x:used.x + used.w].max() > 0.9
+        # Each map is scaled to its own maximum; with trained weights the other class's map
+        # can be empty (no positive evidence at all), the predicted class's cannot.
+        inside = m[used.y:used.y + used.h, used.x:used.x + used.w]
+        assert inside.max() > 0.9 or not inside.any()
+    assert maps.for_class(maps.prediction.label_index).max() > 0.9
     # classifying the box is classifying the padded crop
     crop = sample_malignant[used.y:used.y + used.h, used.x:used.x + used.w]
     assert maps.prediction.p_malignant == pytest.approx(engine.predict(crop).p_malignant,

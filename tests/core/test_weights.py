@@ -52,11 +52,19 @@ def _replace_weights(bundle: Path, payload) -> None:
 def test_bundled_model_loads_with_a_complete_card(engine):
     model, card = engine.model, engine.card  # loaded by load_model(BUNDLED_MODEL_DIR)
     assert card.untrained is False and "untrained" not in card.version
-    for mode in ("validation_whole", "validation_roi"):
-        m = card.metrics[mode]
-        for name in ("accuracy", "auc", "recall", "specificity"):
-            lo, hi = m[f"{name}_ci95"]
-            assert lo <= m[name] <= hi, (mode, name)
+    # Internal and external figures, every input mode, each inside its own interval.
+    for split in ("internal_validation", "external"):
+        for mode in ("whole", "roi", "auto", "fusion"):
+            m = card.metrics[split][mode]
+            for name in ("accuracy", "auc", "recall", "specificity"):
+                lo, hi = m[f"{name}_ci95"]
+                assert lo <= m[name] <= hi, (split, mode, name)
+    assert card.metrics["external"]["n_images"] > 0
+    assert "never used for training" in card.metrics["external"]["split"]
+    op = card.operating_point
+    assert op["default_mode"] in ("auto", "fusion") and 0 < op["suspicious_threshold"] < 0.5
+    assert card.localiser["min_confidence"] > 0.5
+    assert (BUNDLED_MODEL_DIR / card.localiser["file"]).stat().st_size < 25 * 2**20
     assert card.classes == ["benign", "malignant"]
     assert card.input_shape == [1, 3, 224, 224] and card.output_shape == [1, 2]
     assert card.architecture["backbone"] == "EfficientNet-Lite0"
