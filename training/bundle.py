@@ -7,7 +7,8 @@ evaluated *as loaded*, so the metrics in the card are those of the exact weights
 temperature is fitted and the suspicious threshold chosen (sensitivity >= 0.90 in the default
 mode); then every external site given is evaluated with that temperature and threshold, and the
 card is rewritten with all of it (the weights' bytes do not change: float16 values survive a
-second cast).
+second cast). Last, both networks are exported as ONNX graphs into the bundle
+(:func:`~rcdnet_desktop.core.weights.save_onnx`, verified against the torch models).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rcdnet_desktop.core.weights import (
     load_model,
     save_bundle,
     save_localiser,
+    save_onnx,
 )
 
 from .evaluate import N_BOOT, evaluate_model
@@ -244,7 +246,8 @@ def build_and_evaluate_bundle(model, cfg, val_items: Sequence, val_groups: Seque
                               min_confidence: float = 0.5, default_mode: str = "auto",
                               target_sensitivity: float = 0.9,
                               external: tuple | None = None) -> tuple[ModelCard, dict]:
-    """save_bundle (+ localiser) -> load back -> evaluate -> rewrite card with the figures.
+    """save_bundle (+ localiser) -> load back -> evaluate -> rewrite card with the figures ->
+    export the ONNX graphs of the loaded networks (save_onnx).
 
     ``external`` is ``(items, groups, sites)`` of sites the model was not trained on.
     """
@@ -281,5 +284,6 @@ def build_and_evaluate_bundle(model, cfg, val_items: Sequence, val_groups: Seque
                       operating_point=_operating_point(report, ext, mode, target_sensitivity),
                       localiser=loc_section, mode=mode)
     card = save_bundle(loaded, final, bundle_dir)
+    card = save_onnx(loaded, loc, card, bundle_dir)
     (Path(report_dir) / "model_card.json").write_text(json.dumps(card.to_dict(), indent=1))
     return card, report

@@ -231,5 +231,9 @@ class RcdNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.last_features(self.cbam(self.dsc(self.backbone.forward_features(x))))
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from the last feature map: global average pooling, dropout, linear."""
+        return self.fc(self.dropout(features.mean((2, 3))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.forward_features(x).mean((2, 3))))
+        return self.head(self.forward_features(x))

@@ -12,17 +12,26 @@ A model bundle is a folder holding two files:
 ``localiser_weights.pt`` (optional; named in the card's ``localiser`` section)
     A plain ``state_dict`` of the lesion localiser,
     :class:`~rcdnet_desktop.core.localiser.LesionLocaliser`, stored the same way.
+``rcdnet.onnx``, ``localiser.onnx`` (optional; named in the card's ``onnx`` section)
+    The same networks as ONNX graphs (:mod:`~rcdnet_desktop.core.onnx_export`) for a runtime
+    without torch, each recorded with its sha256 and the sha256 of the weights it was exported
+    from.
 
 :func:`load_model` treats the weights file as untrusted input: it checks the sha256 recorded in
 the card *before* unpickling anything, loads with ``torch.load(weights_only=True)``, matches keys
 and shapes strictly and runs a dummy forward pass of the declared input shape. Every failure
 raises :class:`~rcdnet_desktop.core.errors.WeightsError`; there is no fallback to random weights.
-:func:`load_localiser` loads the optional localiser with the same checks.
+:func:`load_localiser` loads the optional localiser with the same checks, and
+:func:`load_onnx_session` opens an ONNX graph in onnxruntime only after its sha256 matched.
 
 :func:`save_bundle` is what the training package calls to ship new weights. It writes both files
 atomically, fills in the card's architecture, shapes, file name, dtype and sha256 from the model
 it is given, and loads the result back to prove the bundle is valid. :func:`save_localiser` adds
-a localiser to a bundle the same way.
+a localiser to a bundle the same way, and :func:`save_onnx` exports both networks as ONNX graphs
+beside the weights. A graph describes the weights it was exported from: when
+:func:`save_bundle` or :func:`save_localiser` writes different weights, the card's entry for the
+old graph is dropped (the file is left in place, unreferenced) and :func:`save_onnx` must be run
+again; :func:`load_onnx_session` refuses a graph whose recorded weights are not the card's.
 
 Run ``python -m rcdnet_desktop.core.weights --make-placeholder`` to rebuild the bundled
 placeholder (ImageNet backbone, seeded untrained head) reproducibly.
@@ -42,10 +51,12 @@ from typing import TYPE_CHECKING, Any
 
 from rcdnet_desktop.core.bands import MODES, parse_bands
 from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.onnx_export import GRAPH_NAMES
 from rcdnet_desktop.core.preprocess import PreprocessConfig
 from rcdnet_desktop.core.types import CLASS_NAMES
 
 if TYPE_CHECKING:
+    import onnxruntime
     import torch
 
     from rcdnet_desktop.core.localiser import LesionLocaliser
@@ -69,6 +80,9 @@ PLACEHOLDER_SEED = 20250101
 _WEIGHT_DTYPES = ("float16", "float32")
 _LOCALISER_KEYS = ("file", "sha256", "dtype", "architecture", "input_size", "min_confidence",
                    "metrics")
+ONNX_FILES = {"classifier": "rcdnet.onnx", "localiser": "localiser.onnx"}
+"""Default file names of the ONNX graphs inside a bundle folder, by the card's ``onnx`` key."""
+_ONNX_KEYS = ("file", "sha256", "opset", "inputs", "outputs", "weights_sha256")
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,14 @@ class ModelCard:
         suspicious (0 < t < 1; default 0.5), "bands": [{"name", "upper", "birads_range"}, ...]
         (see :mod:`~rcdnet_desktop.core.bands`), ...free-form extra keys (e.g. the measured
         sensitivity at the threshold)}``. Every key is optional.
+    onnx : dict
+        ONNX graphs of the networks (:mod:`~rcdnet_desktop.core.onnx_export`); empty when the
+        bundle has none. ``{"classifier": {...}, "localiser": {...}}``, either optional (a
+        localiser graph needs a ``localiser`` section), each ``{"file": name inside the bundle
+        folder, "sha256": hex digest of the graph, "opset": ONNX opset, "inputs": ["image"],
+        "outputs": ["logits", "features"] (classifier) or ["lesion_logits"] (localiser),
+        "weights_sha256": sha256 of the weights file it was exported from}``. Written by
+        :func:`save_onnx`.
     schema : int
         Version of this card format.
     """
@@ -146,6 +168,7 @@ class ModelCard:
     notes: str = ""
     localiser: dict[str, Any] = field(default_factory=dict)
     operating_point: dict[str, Any] = field(default_factory=dict)
+    onnx: dict[str, Any] = field(default_factory=dict)
     schema: int = CARD_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -248,6 +271,7 @@ class ModelCard:
                 raise bad(f"{name} must be an object")
         self._validate_localiser(bad)
         self._validate_operating_point(bad)
+        self._validate_onnx(bad)
 
     def _validate_localiser(self, bad) -> None:
         loc = self.localiser
@@ -310,6 +334,47 @@ class ModelCard:
                 parse_bands(op["bands"])
             except ValueError as exc:
                 raise bad(f"operating_point.bands: {exc}") from exc
+
+    def _validate_onnx(self, bad) -> None:
+        section = self.onnx
+        if not isinstance(section, dict):
+            raise bad("onnx must be an object (empty when the bundle has no ONNX graphs)")
+        extra = set(section) - set(GRAPH_NAMES)
+        if extra:
+            raise bad(f"unknown onnx keys {sorted(extra)}")
+        if "localiser" in section and not self.localiser:
+            raise bad("onnx.localiser needs a localiser section")
+        taken = {CARD_FILE, self.weights.get("file"), self.localiser.get("file")}
+        for which, entry in section.items():
+            where = f"onnx.{which}"
+            if not isinstance(entry, dict):
+                raise bad(f"{where} must be an object")
+            extra = set(entry) - set(_ONNX_KEYS)
+            if extra:
+                raise bad(f"unknown {where} keys {sorted(extra)}")
+            missing = [k for k in _ONNX_KEYS if k not in entry]
+            if missing:
+                raise bad(f"{where} lacks {', '.join(missing)}")
+            name = entry["file"]
+            if not isinstance(name, str) or not name or Path(name).name != name \
+                    or name in (".", ".."):
+                raise bad(f"{where}.file must be a plain file name inside the bundle, "
+                          f"got {name!r}")
+            if name in taken:
+                raise bad(f"{where}.file {name!r} must differ from the card, the weights and "
+                          "the other graph")
+            taken.add(name)
+            for key in ("sha256", "weights_sha256"):
+                if not _is_sha256(entry[key]):
+                    raise bad(f"{where}.{key} must be 64 lower-case hex digits")
+            opset = entry["opset"]
+            if isinstance(opset, bool) or not isinstance(opset, int) or not 7 <= opset <= 100:
+                raise bad(f"{where}.opset must be an ONNX opset number, got {opset!r}")
+            inputs, outputs = GRAPH_NAMES[which]
+            if entry["inputs"] != inputs:
+                raise bad(f"{where}.inputs must be {inputs}, got {entry['inputs']!r}")
+            if entry["outputs"] != outputs:
+                raise bad(f"{where}.outputs must be {outputs}, got {entry['outputs']!r}")
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``RcdNet(pretrained=False, **kwargs)``."""
@@ -529,6 +594,10 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
     (version, untrained flag, temperature, roi_margin, training, metrics, intended use and
     limits, localiser and operating point) is the caller's to fill in; a card with a
     ``localiser`` section needs that file in ``model_dir`` already (see :func:`save_localiser`).
+    The card's ``onnx`` entries are kept only while they describe the weights written (their
+    ``weights_sha256`` equals the new weights' sha256, or the localiser's): a graph exported
+    from other weights is dropped from the card, never left to describe weights it does not
+    hold; run :func:`save_onnx` afterwards to export the new weights.
 
     The weights are written first and the card last, each atomically, so an interrupted save
     leaves either the old bundle or a card/weights sha mismatch that :func:`load_model` reports;
@@ -574,6 +643,7 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
                    output_shape=[1, arch.get("num_classes", len(CLASS_NAMES))],
                    weights={"file": name, "sha256": hashlib.sha256(data).hexdigest(),
                             "dtype": dtype})
+    card = replace(card, onnx=_current_onnx(card))
     card.validate("card to save")
     _atomic_write(model_dir / name, data)
     _atomic_write(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
@@ -594,7 +664,8 @@ def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Pat
     ``architecture`` (from ``model.config``) and ``input_size`` (the preprocessing size).
     ``min_confidence`` and ``metrics`` are kept from ``card.localiser`` (``min_confidence``
     defaults to :data:`DEFAULT_MIN_CONFIDENCE`); everything else in the card is written as
-    given, so it must describe the classifier already in ``model_dir``.
+    given, so it must describe the classifier already in ``model_dir``. An ``onnx.localiser``
+    entry exported from other localiser weights is dropped (see :func:`save_bundle`).
 
     Parameters
     ----------
@@ -641,6 +712,7 @@ def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Pat
         "metrics": old.get("metrics", {}),
     }
     card = replace(card, localiser=section)
+    card = replace(card, onnx=_current_onnx(card))
     card.validate("card to save")
     _atomic_write(model_dir / name, data)
     _atomic_write(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
@@ -650,6 +722,205 @@ def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Pat
         assert loaded is not None
         _check_round_trip(loaded, state, model_dir / name)
     return card
+
+
+def _current_onnx(card: ModelCard) -> dict[str, Any]:
+    """The card's ``onnx`` entries that were exported from the weights the card names now."""
+    section = card.onnx if isinstance(card.onnx, dict) else {}
+    loc = card.localiser if isinstance(card.localiser, dict) else {}
+    sources = {"classifier": card.weights.get("sha256"), "localiser": loc.get("sha256")}
+    return {which: dict(entry) for which, entry in section.items()
+            if isinstance(entry, dict) and sources.get(which) is not None
+            and entry.get("weights_sha256") == sources[which]}
+
+
+def _check_is_bundled(module: torch.nn.Module, section: dict[str, Any], what: str) -> None:
+    """Raise unless ``module``'s weights, serialised as the card stores them, are the bytes the
+    card's ``section`` (``weights`` or ``localiser``) records."""
+    data, _ = _serialise(module, section["dtype"])
+    if hashlib.sha256(data).hexdigest() != section["sha256"]:
+        raise WeightsError(f"the {what} given is not the one whose weights the model card "
+                           f"records ({section['file']}); save it into the bundle first")
+
+
+def save_onnx(model: RcdNet, localiser: LesionLocaliser | None, card: ModelCard,
+              model_dir: str | Path, verify: bool = True) -> ModelCard:
+    """Export the bundle's networks as ONNX graphs beside their weights and rewrite the card.
+
+    The classifier graph (and the localiser graph when ``localiser`` is given) is written
+    atomically (:mod:`~rcdnet_desktop.core.onnx_export`), then the card, atomically, with its
+    ``onnx`` section filled in: ``file`` (the card's, else :data:`ONNX_FILES`), ``sha256`` of
+    the graph's bytes, ``opset``, ``inputs``, ``outputs`` and ``weights_sha256``, the sha256 of
+    the weights file the graph was exported from. Without ``localiser`` an existing localiser
+    graph is kept while it still describes the card's localiser.
+
+    Parameters
+    ----------
+    model : RcdNet
+        The classifier whose weights the bundle holds (as :func:`load_model` returns it; any
+        device, not modified).
+    localiser : LesionLocaliser or None
+        The bundle's localiser (as :func:`load_localiser` returns it), or None.
+    card : ModelCard
+        The bundle's card as written by :func:`save_bundle` / :func:`save_localiser`.
+    model_dir : str or Path
+        The bundle folder.
+    verify : bool
+        Open each graph written with :func:`load_onnx_session` (sha256, names) and check that
+        its outputs match the torch model's on a seeded batch of two images (to 1e-4 of their
+        scale).
+
+    Returns
+    -------
+    ModelCard
+        The card as written.
+
+    Raises
+    ------
+    WeightsError
+        The bundle's weights file is missing or differs from the card, a model given is not the
+        one whose weights the card records, or a graph fails verification.
+    """
+    from rcdnet_desktop.core.onnx_export import OPSET, classifier_onnx_bytes, localiser_onnx_bytes
+
+    model_dir = Path(model_dir)
+    wpath = model_dir / card.weights["file"]
+    if not wpath.is_file() or sha256_file(wpath) != card.weights["sha256"]:
+        raise WeightsError(f"{wpath}: the classifier's weights in {model_dir} are missing or "
+                           "differ from the model card; write the bundle with save_bundle first")
+    _check_is_bundled(model, card.weights, "classifier")
+    jobs = {"classifier": (model, classifier_onnx_bytes, card.weights["sha256"])}
+    if localiser is not None:
+        if not card.localiser:
+            raise WeightsError("the model card has no localiser section; add the localiser "
+                               "with save_localiser before exporting it")
+        _check_is_bundled(localiser, card.localiser, "localiser")
+        jobs["localiser"] = (localiser, localiser_onnx_bytes, card.localiser["sha256"])
+    old = card.onnx if isinstance(card.onnx, dict) else {}
+    section = _current_onnx(card)
+    size = card.preprocessing.size
+    for which, (module, to_bytes, source) in jobs.items():
+        data = to_bytes(module, size)
+        name = old.get(which, {}).get("file") if isinstance(old.get(which), dict) else None
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            name = ONNX_FILES[which]
+        inputs, outputs = GRAPH_NAMES[which]
+        section[which] = {"file": name, "sha256": hashlib.sha256(data).hexdigest(),
+                          "opset": OPSET, "inputs": list(inputs), "outputs": list(outputs),
+                          "weights_sha256": source}
+        _atomic_write(model_dir / name, data)
+    card = replace(card, onnx={k: section[k] for k in GRAPH_NAMES if k in section})
+    card.validate("card to save")
+    _atomic_write(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    if verify:
+        written = ModelCard.read(model_dir / CARD_FILE)
+        for which, (module, _, _) in jobs.items():
+            _check_graph(load_onnx_session(model_dir, written, which), module, which, size,
+                         model_dir / section[which]["file"])
+    return card
+
+
+def _check_graph(session: onnxruntime.InferenceSession, module: torch.nn.Module, which: str,
+                 size: int, path: Path) -> None:
+    """Compare a graph's outputs with the torch module's on a seeded batch of two images."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    net = copy.deepcopy(module).cpu().float().eval()
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        if which == "classifier":
+            features = net.forward_features(x)
+            expected = [net.head(features), features]
+        else:
+            expected = [net(x)]
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    for name, ref, out in zip(GRAPH_NAMES[which][1], expected, got, strict=True):
+        ref = ref.numpy()
+        if out.shape != ref.shape:
+            raise WeightsError(f"{path}: output {name} has shape {list(out.shape)}, the torch "
+                               f"model gives {list(ref.shape)}")
+        err = float(np.max(np.abs(out - ref)))
+        scale = max(1.0, float(np.max(np.abs(ref))))
+        if not err <= 1e-4 * scale:
+            raise WeightsError(f"{path}: output {name} differs from the torch model by {err:.3g}"
+                               f" (allowed {1e-4 * scale:.3g})")
+
+
+def load_onnx_session(model_dir: str | Path | None, card: ModelCard,
+                      which: str) -> onnxruntime.InferenceSession:
+    """Open one of the bundle's ONNX graphs in onnxruntime on the CPU, after verifying it.
+
+    The graph's bytes are read once and their sha256 checked against the card *before*
+    onnxruntime parses them; the session is then built from those same bytes
+    (``CPUExecutionProvider``) and its input and output names must be the card's, its input
+    ``(N, 3, s, s)`` with ``s`` the preprocessing size.
+
+    Parameters
+    ----------
+    model_dir : str or Path, optional
+        Bundle folder; :func:`default_model_dir` when None.
+    card : ModelCard
+        The bundle's card (as returned by :func:`load_model`).
+    which : {"classifier", "localiser"}
+        The graph to open.
+
+    Returns
+    -------
+    onnxruntime.InferenceSession
+
+    Raises
+    ------
+    WeightsError
+        The card has no such graph, the graph was exported from other weights than the card's,
+        the file is missing, unreadable or its sha256 differs, onnxruntime refuses it, or its
+        names or input shape differ from the card's. The message names the file and the reason.
+    """
+    if which not in GRAPH_NAMES:
+        raise ValueError(f"which must be one of {sorted(GRAPH_NAMES)}, got {which!r}")
+    model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+    card_path = model_dir / CARD_FILE
+    entry = card.onnx.get(which) if isinstance(card.onnx, dict) else None
+    if not entry:
+        raise WeightsError(f"{card_path}: the model card names no ONNX graph of the {which}")
+    path = model_dir / entry["file"]
+    source = card.weights if which == "classifier" else card.localiser
+    if entry["weights_sha256"] != source.get("sha256"):
+        raise WeightsError(f"{path}: the ONNX graph was exported from other {which} weights "
+                           f"than {source.get('file')} (sha256 {entry['weights_sha256']}, the "
+                           f"card's weights have {source.get('sha256')}); export it again")
+    if not path.is_file():
+        raise WeightsError(f"{path}: ONNX graph of the {which} not found (named in {card_path})")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"{path}: ONNX graph cannot be read: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["sha256"]:
+        raise WeightsError(f"{path}: sha256 {digest} does not match the model card "
+                           f"({entry['sha256']}): the file is corrupt or was replaced")
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: they are raised below anyway
+    try:
+        session = ort.InferenceSession(data, sess_options=options,
+                                       providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
+        raise WeightsError(f"{path}: onnxruntime cannot load the ONNX graph: "
+                           f"{_short(exc)}") from exc
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    if inputs != list(entry["inputs"]) or outputs != list(entry["outputs"]):
+        raise WeightsError(f"{path}: the graph's inputs {inputs} and outputs {outputs} are not "
+                           f"the model card's {entry['inputs']} and {entry['outputs']}")
+    s = card.preprocessing.size
+    shape = list(session.get_inputs()[0].shape)
+    if len(shape) != 4 or shape[1:] != [3, s, s]:
+        raise WeightsError(f"{path}: the graph's input shape {shape} is not (N, 3, {s}, {s})")
+    return session
 
 
 def placeholder_card() -> ModelCard:
