@@ -10,6 +10,10 @@ With a lesion localiser in the bundle it also times the default pipeline with no
 (localise + classify the automatic box + both heat maps, preprocessing included) against the
 same image classified whole without the localiser (the prediction cost before the localiser).
 
+Those figures are the torch backend's. Then both backends side by side: predict + both heat maps
+(closed form, preprocessed image) in ONNX Runtime against torch on the CPU, as a ratio measured
+in one run, and the folder throughput of whole-image classification on each.
+
 Goals: predict + both heat maps within 1.3x of a bare forward pass; the automatic-box pipeline
 within 2x the whole-image prediction; folder classification at least 0.8x the bare batch
 throughput.
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from rcdnet_desktop.core.io import read_image
     from rcdnet_desktop.core.resources import sample_path
 
-    engine = InferenceEngine(device=args.device)
+    engine = InferenceEngine(device=args.device, backend="torch")
     model, device = engine.model, torch.device(engine.device)
     record = read_image(sample_path())
 
@@ -143,7 +147,37 @@ def main(argv: list[str] | None = None) -> int:
         auto_rate = n_files / t_auto
         print(f"folder classification, no box drawn (localiser + classifier): {auto_rate:8.1f} "
               f"images/s   {auto_rate / folder_rate:.2f}x the whole-image folder rate")
+    compare_backends(engine, prepared, folder_rate, args)
     return 0
+
+
+def compare_backends(torch_engine, prepared, torch_folder_rate: float, args) -> None:
+    """ONNX Runtime against torch on the CPU: one prediction + both maps, and a folder."""
+    from rcdnet_desktop.core.batch import review
+    from rcdnet_desktop.core.inference import InferenceEngine
+
+    if torch_engine.device != "cpu":
+        print("backends: the torch engine is not on the CPU; the side-by-side is not timed")
+        return
+    onnx_engine = InferenceEngine(backend="onnx")
+    med = interleaved_medians({
+        "torch": lambda: torch_engine.explain_prepared([prepared]),
+        "onnx": lambda: onnx_engine.explain_prepared([prepared]),
+    }, args.repeats)
+    print(f"backends, predict + both heat maps: torch {med['torch'] * 1e3:.1f} ms, ONNX Runtime "
+          f"{med['onnx'] * 1e3:.1f} ms   ONNX/torch {med['onnx'] / med['torch']:.2f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.folder or synthetic_folder(Path(tmp), args.images)
+        sum(1 for _ in review([folder], onnx_engine, chunk=onnx_engine.batch_size,
+                              auto_box=False))  # warm up
+        t0 = time.perf_counter()
+        n_ok = sum(item.status == "ok" for item in review([folder], onnx_engine,
+                                                         chunk=onnx_engine.batch_size,
+                                                         auto_box=False))
+        onnx_rate = n_ok / (time.perf_counter() - t0)
+    print(f"backends, folder classification (whole images): torch {torch_folder_rate:.1f} "
+          f"images/s, ONNX Runtime {onnx_rate:.1f} images/s   ONNX/torch "
+          f"{onnx_rate / torch_folder_rate:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,9 @@ Fast path (method ``"fast"``)
     exactly the normalisation of pytorch-grad-cam's ``GradCAM`` (per-map min-max with its 1e-7
     epsilon, ``cv2.resize`` to the input size, clamp and min-max again), so the fast maps equal
     ``GradCAM``'s to float precision (a test checks 1e-5 on the bundled model).
+    :func:`closed_form_cams` computes the raw maps in torch, :func:`closed_form_cams_np` in
+    numpy from an ONNX graph's feature map; both share the pooling-gradient scale and the
+    normalisation.
 
 pytorch-grad-cam methods (:data:`GRADCAM_METHODS`)
     Computed with autograd on ``model.last_features`` for each class, for comparison and for
@@ -58,6 +61,15 @@ METHOD_LABELS: dict[str, str] = {FAST: "Grad-CAM (closed form)",
 """Every method :func:`compute_maps` and the inference engine accept, with a display label."""
 
 
+def pooling_gradient_scale(h: int, w: int) -> float:
+    """``d logit_c / d A_k(i, j) / W_ck``: the gradient of global average pooling, ``1 / (h w)``.
+
+    Shared by :func:`closed_form_cams` and :func:`closed_form_cams_np` so that both backends
+    produce the same raw maps, which :func:`gradcam_like_normalise` then normalises.
+    """
+    return 1.0 / (int(h) * int(w))
+
+
 def closed_form_cams(features: torch.Tensor, fc_weight: torch.Tensor) -> torch.Tensor:
     """Raw Grad-CAM maps of every class from the last feature map, with no backward pass.
 
@@ -74,11 +86,38 @@ def closed_form_cams(features: torch.Tensor, fc_weight: torch.Tensor) -> torch.T
         ``(B, K, h, w)``: ``ReLU(sum_k W_ck / (h w) * A_k)`` — exactly Grad-CAM's map before
         normalisation, including the ``1 / (h w)`` of the pooling gradient (it matters for the
         epsilon of the normalisation that follows).
+
+    See Also
+    --------
+    closed_form_cams_np : the same maps from numpy arrays (the ONNX Runtime backend).
     """
     import torch
 
     h, w = features.shape[-2:]
-    return torch.relu(torch.einsum("kc,bchw->bkhw", fc_weight / (h * w), features))
+    scale = pooling_gradient_scale(h, w)
+    return torch.relu(torch.einsum("kc,bchw->bkhw", fc_weight * scale, features))
+
+
+def closed_form_cams_np(features: np.ndarray, fc_weight: np.ndarray) -> np.ndarray:
+    """:func:`closed_form_cams` in numpy, for feature maps that come from an ONNX graph.
+
+    Parameters
+    ----------
+    features : np.ndarray
+        ``(B, C, h, w)`` float32 last feature map.
+    fc_weight : np.ndarray
+        ``(K, C)`` float32 weight of the final linear layer.
+
+    Returns
+    -------
+    np.ndarray
+        ``(B, K, h, w)`` float32 raw maps, to be normalised with :func:`gradcam_like_normalise`.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    h, w = features.shape[-2:]
+    weight = np.asarray(fc_weight, dtype=np.float32) * np.float32(pooling_gradient_scale(h, w))
+    cams = np.einsum("kc,bchw->bkhw", weight, features, optimize=True)
+    return np.maximum(cams, 0, out=cams).astype(np.float32, copy=False)
 
 
 def _scale_cam_image(cams: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

@@ -22,6 +22,12 @@ averages the logits of the box view and the whole-image view (one forward batch)
 are the box view's. Every prediction carries its likelihood band and suspicious flag under the
 card's operating point (:mod:`~rcdnet_desktop.core.bands`).
 
+Backends: on the CPU the engine runs the bundle's ONNX graphs (classifier and localiser) in
+ONNX Runtime by default (device ``"cpu-onnx"``); the closed-form heat maps then come from the
+graph's feature map and the classifier's linear weight in numpy. On CUDA/MPS, with
+``backend="torch"`` or ``$RCDNET_BACKEND=torch``, or without onnxruntime, torch runs them.
+Heat-map methods other than the closed form always run on the torch model, which stays loaded.
+
 Throughput: :meth:`InferenceEngine.predict_many` and :meth:`InferenceEngine.explain_many` run
 several images in one forward pass. To overlap decoding and preprocessing with the model, call
 :meth:`InferenceEngine.prepare` on worker threads (it never touches the model) and hand the
@@ -52,6 +58,7 @@ from rcdnet_desktop.core.explain import (
     GRADCAM_METHODS,
     METHOD_LABELS,
     closed_form_cams,
+    closed_form_cams_np,
     gradcam_like_normalise,
     gradcam_maps,
     to_image_size,
@@ -67,6 +74,11 @@ if TYPE_CHECKING:
 
 DEVICE_ENV = "RCDNET_DEVICE"
 """Environment variable overriding the device: auto, cpu, cuda (or cuda:N) or mps."""
+BACKEND_ENV = "RCDNET_BACKEND"
+"""Environment variable choosing the backend: auto, onnx or torch."""
+BACKENDS = ("auto", "onnx", "torch")
+ONNX_DEVICE = "cpu-onnx"
+"""What :attr:`InferenceEngine.device` reports when the networks run in ONNX Runtime."""
 DEFAULT_BATCH_SIZE = 16
 
 ImageInput = ImageRecord | np.ndarray
@@ -117,6 +129,29 @@ def resolve_device(requested: str | None = None) -> tuple[torch.device, str]:
         return torch.device("cpu"), (f"{req} was requested but no such GPU is available: "
                                      "using the CPU")
     raise ValueError(f"unknown device {req!r}: use auto, cpu, cuda, cuda:N or mps")
+
+
+def resolve_backend(requested: str | None = None) -> str:
+    """The backend asked for: argument, else ``$RCDNET_BACKEND``, else ``"auto"``.
+
+    Raises
+    ------
+    ValueError
+        For a name that is not auto, onnx or torch.
+    """
+    req = (requested or os.environ.get(BACKEND_ENV, "") or "auto").strip().lower()
+    if req not in BACKENDS:
+        raise ValueError(f"unknown backend {req!r}: use auto, onnx or torch")
+    return req
+
+
+def _onnxruntime_missing() -> str:
+    """Why onnxruntime cannot be imported, or "" when it can."""
+    try:
+        import onnxruntime  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import failure means: no ONNX Runtime
+        return _first_line(exc)
+    return ""
 
 
 def _is_device_failure(exc: BaseException) -> bool:
@@ -232,12 +267,24 @@ class InferenceEngine:
     localiser : LesionLocaliser, optional
         With ``model`` and ``card``: the lesion localiser to use (none when omitted). Without
         them, the bundle's localiser is loaded when its card names one.
+    backend : str, optional
+        ``"auto"``, ``"onnx"`` or ``"torch"``; when omitted, ``$RCDNET_BACKEND``, else auto.
+        Auto runs the bundle's ONNX graphs in ONNX Runtime when the engine runs on the CPU,
+        the card names graphs and onnxruntime can be imported; torch otherwise (CUDA, MPS).
+        ``"onnx"`` always runs on the CPU. Without onnxruntime the engine runs torch and says
+        so in :attr:`device_note`. Graphs are read from the bundle folder: an engine given
+        ``model`` and ``card`` has graphs only when ``model_dir`` is given too. On the ONNX
+        backend the torch model stays loaded on the CPU for the heat-map methods other than
+        the closed form.
 
     Raises
     ------
     WeightsError
-        The bundle, or the localiser its card names, is missing or does not verify. There is
-        no fallback to random weights.
+        The bundle, the localiser its card names, or (on the ONNX backend) an ONNX graph the
+        card names, is missing or does not verify. There is no fallback to random weights and
+        no silent switch to the other backend.
+    ValueError
+        An unknown device or backend, or ``backend="onnx"`` for a card without graphs.
 
     Notes
     -----
@@ -249,14 +296,20 @@ class InferenceEngine:
     def __init__(self, model_dir: str | Path | None = None, device: str | None = None, *,
                  batch_size: int = DEFAULT_BATCH_SIZE, model: RcdNet | None = None,
                  card: ModelCard | None = None,
-                 localiser: LesionLocaliser | None = None) -> None:
+                 localiser: LesionLocaliser | None = None,
+                 backend: str | None = None) -> None:
         import torch
 
         from rcdnet_desktop.core.weights import DEFAULT_MIN_CONFIDENCE, load_localiser, load_model
 
         if (model is None) != (card is None):
             raise ValueError("pass both model and card, or neither")
+        requested_backend = resolve_backend(backend)
+        bundle_dir = model_dir  # where the ONNX graphs are read from (None: no graphs)
         if model is None:
+            from rcdnet_desktop.core.weights import default_model_dir
+
+            bundle_dir = model_dir if model_dir is not None else default_model_dir()
             if localiser is not None:
                 raise ValueError("pass a localiser only with model and card")
             model, card = load_model(model_dir)
@@ -273,8 +326,9 @@ class InferenceEngine:
         on_cpu = all(p.device.type == "cpu" for p in model.parameters())
         self._cpu_model: RcdNet = (model if on_cpu else copy.deepcopy(model).cpu()).eval()
         self._device, self.device_note = resolve_device(device)
+        self._backend = self._choose_backend(requested_backend, bundle_dir)
         self._model: RcdNet = self._cpu_model
-        if self._device.type != "cpu":
+        if self._backend == "torch" and self._device.type != "cpu":
             try:
                 self._model = copy.deepcopy(self._cpu_model).to(self._device).eval()
                 with torch.inference_mode():  # fail now, not on the first image
@@ -302,17 +356,68 @@ class InferenceEngine:
                     if not _is_device_failure(exc):
                         raise
                     self._localiser = self._cpu_localiser  # the classifier keeps its GPU
+        self._onnx_classifier = None
+        self._onnx_localiser = None
+        if self._backend == "onnx":
+            self._open_onnx(bundle_dir)
+
+    def _choose_backend(self, requested: str, bundle_dir: str | Path | None) -> str:
+        """``"onnx"`` or ``"torch"`` for the requested backend; may add to :attr:`device_note`."""
+        has_graphs = bundle_dir is not None and bool(self.card.onnx.get("classifier"))
+        if requested == "torch":
+            return "torch"
+        if requested == "auto" and (not has_graphs or self._device.type != "cpu"):
+            return "torch"
+        if not has_graphs:
+            raise ValueError("the ONNX backend needs the model card's ONNX graphs and the "
+                             "bundle folder that holds them (model_dir)")
+        missing = _onnxruntime_missing()
+        if missing:
+            self._add_note(f"ONNX Runtime is not available ({missing}): the model runs in "
+                           "PyTorch instead")
+            return "torch"
+        if self._device.type != "cpu":
+            self._add_note(f"the ONNX backend runs on the CPU: {self._device} is not used")
+            import torch
+
+            self._device = torch.device("cpu")
+        return "onnx"
+
+    def _add_note(self, note: str) -> None:
+        self.device_note = f"{self.device_note}; {note}" if self.device_note else note
+
+    def _open_onnx(self, bundle_dir: str | Path | None) -> None:
+        """Open the ONNX sessions (sha256-verified; WeightsError when a graph does not verify)."""
+        from rcdnet_desktop.core.weights import load_onnx_session
+
+        self._onnx_classifier = load_onnx_session(bundle_dir, self.card, "classifier")
+        if self._cpu_localiser is not None and self.card.onnx.get("localiser"):
+            self._onnx_localiser = load_onnx_session(bundle_dir, self.card, "localiser")
+        # The closed-form maps need the final linear layer's weight: read it once.
+        self._fc_weight = self._cpu_model.fc.weight.detach().float().cpu().numpy().copy()
 
     # --- properties ----------------------------------------------------------------------
 
     @property
     def device(self) -> str:
-        """The device the model runs on: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``."""
-        return str(self._device)
+        """Where the model runs: ``"cpu-onnx"`` (ONNX Runtime on the CPU), or torch's device:
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``."""
+        return ONNX_DEVICE if self._backend == "onnx" else str(self._device)
+
+    @property
+    def device_name(self) -> str:
+        """The device in words for display when it is not torch's: ``""`` on the torch
+        backend (callers name torch devices themselves)."""
+        return "CPU (ONNX Runtime)" if self._backend == "onnx" else ""
+
+    @property
+    def backend(self) -> str:
+        """``"onnx"`` or ``"torch"``: what runs the classifier's forward pass."""
+        return self._backend
 
     @property
     def model(self) -> RcdNet:
-        """The model on :attr:`device`, in eval mode."""
+        """The torch model on its device (the CPU on the ONNX backend), in eval mode."""
         return self._model
 
     @property
@@ -423,7 +528,11 @@ class InferenceEngine:
 
         assert self._cpu_localiser is not None and self._localiser is not None
         notes: list[str] = []
-        if self._localiser_device.type == "cpu":
+        if self._onnx_localiser is not None:
+            logits = self._onnx_localiser.run(
+                None, {"image": np.ascontiguousarray(whole[None].numpy())})[0]
+            prob = (1.0 / (1.0 + np.exp(-logits[0, 0].astype(np.float64)))).astype(np.float32)
+        elif self._localiser_device.type == "cpu":
             prob = run(self._cpu_localiser, self._localiser_device)
         else:
             try:
@@ -449,6 +558,24 @@ class InferenceEngine:
             logits = model.fc(model.dropout(feats.mean((2, 3))))
             cams = closed_form_cams(feats, model.fc.weight) if with_cams else None
             return logits.float().cpu(), (cams.float().cpu() if cams is not None else None)
+
+    def _forward_onnx(self, batch: torch.Tensor,
+                      with_cams: bool) -> tuple[torch.Tensor, np.ndarray | None]:
+        """One run of the classifier's ONNX graph: logits ``(B, K)`` and raw CAMs (numpy)."""
+        import torch
+
+        assert self._onnx_classifier is not None
+        logits, feats = self._onnx_classifier.run(None, {"image": batch.numpy()})
+        cams = closed_form_cams_np(feats, self._fc_weight) if with_cams else None
+        return torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32)), cams
+
+    def _run_forward(self, batch: torch.Tensor, with_cams: bool):
+        """The classifier's forward pass on the engine's backend: ``((logits, cams), device,
+        extra_warnings)``; CAMs are numpy ``(B, K, h, w)`` or None."""
+        if self._backend == "onnx":
+            return self._forward_onnx(batch, with_cams), ONNX_DEVICE, ()
+        (logits, cams), dev, extra = self._with_fallback(self._forward, batch, with_cams)
+        return (logits, cams.numpy() if cams is not None else None), dev, extra
 
     def _gradcam(self, model: RcdNet, device: torch.device, x: torch.Tensor,
                  method: str) -> np.ndarray:
@@ -516,7 +643,7 @@ class InferenceEngine:
         out: list[Prediction] = []
         for chunk in self._chunks(list(items)):
             batch, fused = self._batch(chunk)
-            (logits, _), dev, extra = self._with_fallback(self._forward, batch, False)
+            (logits, _), dev, extra = self._run_forward(batch, False)
             out.extend(self._predictions(chunk, self._fuse(logits, len(chunk), fused), dev,
                                          extra))
         return out
@@ -535,16 +662,15 @@ class InferenceEngine:
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
             batch, fused = self._batch(chunk)
-            (logits, cams), dev, extra = self._with_fallback(self._forward, batch,
-                                                             method == FAST)
+            (logits, cams), dev, extra = self._run_forward(batch, method == FAST)
             preds = self._predictions(chunk, self._fuse(logits, len(chunk), fused), dev, extra)
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
-                    maps = gradcam_like_normalise(cams[i].numpy(), size)
+                    maps = gradcam_like_normalise(cams[i], size)
                 else:
                     maps, dev2, extra2 = self._with_fallback(self._gradcam, batch[i:i + 1],
                                                              method)
-                    if extra2:
+                    if extra2:  # the torch model fell back to the CPU
                         pred = _with_device(pred, dev2, extra2)
                 out.append(HeatMaps(benign=to_image_size(maps[0], it.image_hw, it.roi),
                                     malignant=to_image_size(maps[1], it.image_hw, it.roi),

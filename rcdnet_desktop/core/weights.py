@@ -905,6 +905,9 @@ def load_onnx_session(model_dir: str | Path | None, card: ModelCard,
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: they are raised below anyway
+    # No busy-waiting worker threads after a run: they would take the cores from the decoding,
+    # preprocessing and GUI threads that run between two images.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         session = ort.InferenceSession(data, sess_options=options,
                                        providers=["CPUExecutionProvider"])
