@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             model(x)
 
     prepared = engine.prepare(record, auto_box=False)
-    x = prepared.tensor.unsqueeze(0).to(device)
+    x = torch.from_numpy(prepared.tensor).unsqueeze(0).to(device)
     timed = {
         "bare": bare,
         "fast": lambda: engine.explain_prepared([prepared]),

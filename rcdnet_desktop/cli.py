@@ -176,12 +176,12 @@ def _csv_text(rows: list[dict[str, str]]) -> str:
 
 
 def _engine(device: str | None):
-    from rcdnet_desktop.core.errors import WeightsError
+    from rcdnet_desktop.core.errors import InferenceError, WeightsError
     from rcdnet_desktop.core.inference import InferenceEngine
 
     try:
         return InferenceEngine(device=device)
-    except (WeightsError, ValueError) as exc:
+    except (WeightsError, InferenceError, ValueError) as exc:
         raise UsageError(f"cannot load the model: {exc}") from exc
 
 
@@ -195,7 +195,7 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     engine = _engine(args.device)
     print(f"model {engine.model_version} verified, running on {engine.device}", file=out)
-    if engine.localiser is not None:
+    if engine.has_localiser:
         print("lesion localiser verified", file=out)
     record = read_image(sample_path())
     maps = engine.explain(record)

@@ -100,8 +100,9 @@ def localisation(model, items: Sequence[CachedImage], preds: np.ndarray, mode: s
     idx = [i for i, it in enumerate(items) if it.mask is not None]
     for s in range(0, len(idx), batch_size):
         chunk = idx[s:s + batch_size]
-        x = torch.stack([normalise(eval_view(items[i].grey, items[i].box, mode, config, margin),
-                                   config) for i in chunk]).to(device)
+        x = torch.from_numpy(np.stack([
+            normalise(eval_view(items[i].grey, items[i].box, mode, config, margin), config)
+            for i in chunk])).to(device)
         maps = cam_maps(model, x, size)
         for j, i in enumerate(chunk):
             m = view_mask(items[i], mode, margin, size)

@@ -87,9 +87,9 @@ def predict_maps(model: LesionLocaliser, items: Sequence[CachedImage], config: P
     model.eval()
     out = []
     for s in range(0, len(items), batch_size):
-        x = torch.stack([normalise(localiser_view(it.grey, None, None, AugmentConfig(),
-                                                  config)[0], config)
-                         for it in items[s:s + batch_size]])
+        x = torch.from_numpy(np.stack([normalise(localiser_view(it.grey, None, None,
+                                                                AugmentConfig(), config)[0],
+                                                 config) for it in items[s:s + batch_size]]))
         out.append(lesion_probability(model, x))
     model.train(was)
     return np.concatenate(out) if out else np.zeros((0, config.size, config.size), np.float32)
@@ -190,7 +190,7 @@ def train_localiser(train_items: Sequence[CachedImage], val_items: Sequence[Cach
                 rng = np.random.default_rng([cfg.seed, epoch, int(i)])
                 it = train_items[i]
                 g, m = localiser_view(it.grey, it.mask, rng, cfg.augment, cfg.preprocess)
-                xs.append(normalise(g, cfg.preprocess))
+                xs.append(torch.from_numpy(normalise(g, cfg.preprocess)))
                 ms.append(torch.from_numpy(m.astype(np.float32))[None])
             loss = _loss(model(torch.stack(xs)), torch.stack(ms))
             opt.zero_grad(set_to_none=True)

@@ -102,7 +102,7 @@ class TrainSet(torch.utils.data.Dataset):
                 and rng.random() < self.cfg.localiser_box_share:
             box = it.found_box  # what the app will feed the model when nobody draws a box
         g = train_view(it.grey, box, use_roi, rng, self.cfg.augment, self.cfg.preprocess)
-        return normalise(g, self.cfg.preprocess), it.label
+        return torch.from_numpy(normalise(g, self.cfg.preprocess)), it.label
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -141,8 +141,9 @@ def predict_logits(model: nn.Module, items: Sequence[CachedImage], mode: str,
     out = []
     for s in tqdm(range(0, len(items), batch_size), desc=f"predict {mode}", disable=not progress,
                   leave=False):
-        batch = torch.stack([normalise(eval_view(it.grey, it.box, mode, config, margin), config)
-                             for it in items[s:s + batch_size]]).to(device)
+        batch = torch.from_numpy(np.stack([
+            normalise(eval_view(it.grey, it.box, mode, config, margin), config)
+            for it in items[s:s + batch_size]])).to(device)
         with _autocast(device, device.type == "cuda"):
             lg = model(batch).float()
             if tta:

@@ -24,9 +24,11 @@ card's operating point (:mod:`~rcdnet_desktop.core.bands`).
 
 Backends: on the CPU the engine runs the bundle's ONNX graphs (classifier and localiser) in
 ONNX Runtime by default (device ``"cpu-onnx"``); the closed-form heat maps then come from the
-graph's feature map and the classifier's linear weight in numpy. On CUDA/MPS, with
-``backend="torch"`` or ``$RCDNET_BACKEND=torch``, or without onnxruntime, torch runs them.
-Heat-map methods other than the closed form always run on the torch model, which stays loaded.
+graph's feature map and the classifier's linear weight (read from the verified graph) in
+numpy, and torch is not imported at all. On CUDA/MPS, with ``backend="torch"`` or
+``$RCDNET_BACKEND=torch``, or without onnxruntime, torch runs them. Heat-map methods other than
+the closed form always run on the torch model, which is loaded (and torch imported) the first
+time one is asked for; torch is an optional extra (``pip install 'rcdnet-desktop[torch]'``).
 
 Throughput: :meth:`InferenceEngine.predict_many` and :meth:`InferenceEngine.explain_many` run
 several images in one forward pass. To overlap decoding and preprocessing with the model, call
@@ -37,13 +39,16 @@ several images in one forward pass. To overlap decoding and preprocessing with t
 Thread safety: an engine is NOT thread safe. Apart from :meth:`~InferenceEngine.prepare`, call
 it from one thread at a time (pytorch-grad-cam's hooks mutate the model while a map is computed).
 :meth:`~InferenceEngine.prepare` never touches the classifier; the localiser it may run is its
-own module, only read (eval mode, under ``torch.inference_mode``), never hooked.
+own network, only read (eval mode, under ``torch.inference_mode`` on the torch backend),
+never hooked.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +62,8 @@ from rcdnet_desktop.core.explain import (
     FAST,
     GRADCAM_METHODS,
     METHOD_LABELS,
-    closed_form_cams,
     closed_form_cams_np,
     gradcam_like_normalise,
-    gradcam_maps,
     to_image_size,
 )
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding, Prediction
@@ -88,6 +91,40 @@ UNTRAINED_WARNING = ("UNTRAINED weights (model {version}): this placeholder mode
                      "trained on ultrasound; its output is arbitrary and must not be used")
 NO_LESION_WARNING = ("no lesion found with confidence by the automatic localiser: the whole "
                      "image was classified")
+TORCH_MISSING = ("{what} needs PyTorch, which is not installed. Install the optional extra "
+                 "with: pip install 'rcdnet-desktop[torch]' (the default closed-form heat maps "
+                 "and the CPU run without it)")
+
+
+def torch_available() -> bool:
+    """Whether torch can be imported (without importing it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def _require_torch(what: str) -> None:
+    """Raise :class:`InferenceError` in plain words when ``what`` needs torch and it is absent."""
+    if "torch" not in sys.modules and not torch_available():
+        raise InferenceError(TORCH_MISSING.format(what=what))
+
+
+def _gpu_may_exist() -> bool:
+    """A cheap guess, without importing torch, whether this machine might have a GPU torch can
+    use: an NVIDIA or AMD driver, or Apple silicon. False means auto picks the CPU at once."""
+    if sys.platform == "darwin":
+        import platform
+
+        return platform.machine() == "arm64"
+    if sys.platform.startswith("win"):
+        import ctypes.util
+
+        return ctypes.util.find_library("nvcuda") is not None
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd"))
+
+
+def _device_type(device) -> str:
+    """``"cpu"``, ``"cuda"``, ``"mps"`` ... of a torch.device, or ``"cpu"`` for None (the ONNX
+    backend, which never creates a torch device)."""
+    return "cpu" if device is None else device.type
 
 
 def resolve_device(requested: str | None = None) -> tuple[torch.device, str]:
@@ -176,8 +213,8 @@ class Prepared:
 
     Attributes
     ----------
-    tensor : torch.Tensor
-        ``(3, s, s)`` float32 model input on the CPU.
+    tensor : np.ndarray
+        ``(3, s, s)`` float32 model input (:func:`~rcdnet_desktop.core.preprocess.preprocess`).
     image_hw : (int, int)
         Height and width of the whole frame (heat maps come back at this size).
     roi : Box or None
@@ -192,11 +229,11 @@ class Prepared:
         ``"user"``, ``"auto"`` or ``"none"``.
     finding : LesionFinding or None
         The localiser's finding when ``box_source`` is ``"auto"``.
-    whole : torch.Tensor or None
+    whole : np.ndarray or None
         The whole-image view ``(3, s, s)`` to average with ``tensor`` (fusion), else None.
     """
 
-    tensor: torch.Tensor
+    tensor: np.ndarray
     image_hw: tuple[int, int]
     roi: Box | None
     frame: int
@@ -204,7 +241,7 @@ class Prepared:
     box: Box | None = None
     box_source: str = "none"
     finding: LesionFinding | None = None
-    whole: torch.Tensor | None = None
+    whole: np.ndarray | None = None
 
 
 def _frame_pixels(image: ImageInput, frame: int) -> np.ndarray:
@@ -274,8 +311,8 @@ class InferenceEngine:
         ``"onnx"`` always runs on the CPU. Without onnxruntime the engine runs torch and says
         so in :attr:`device_note`. Graphs are read from the bundle folder: an engine given
         ``model`` and ``card`` has graphs only when ``model_dir`` is given too. On the ONNX
-        backend the torch model stays loaded on the CPU for the heat-map methods other than
-        the closed form.
+        backend the bundle's torch weights are not loaded (nor torch imported) until a
+        heat-map method other than the closed form, or :attr:`model`, is asked for.
 
     Raises
     ------
@@ -298,22 +335,27 @@ class InferenceEngine:
                  card: ModelCard | None = None,
                  localiser: LesionLocaliser | None = None,
                  backend: str | None = None) -> None:
-        import torch
-
-        from rcdnet_desktop.core.weights import DEFAULT_MIN_CONFIDENCE, load_localiser, load_model
+        from rcdnet_desktop.core.weights import DEFAULT_MIN_CONFIDENCE, load_card
 
         if (model is None) != (card is None):
             raise ValueError("pass both model and card, or neither")
         requested_backend = resolve_backend(backend)
         bundle_dir = model_dir  # where the ONNX graphs are read from (None: no graphs)
+        # The torch networks on the CPU; loaded lazily from the bundle on the ONNX backend.
+        self._cpu_model: RcdNet | None = None
+        self._cpu_localiser: LesionLocaliser | None = None
+        self._weights_dir: str | Path | None = None  # set when the torch weights load lazily
         if model is None:
             from rcdnet_desktop.core.weights import default_model_dir
 
             bundle_dir = model_dir if model_dir is not None else default_model_dir()
             if localiser is not None:
                 raise ValueError("pass a localiser only with model and card")
-            model, card = load_model(model_dir)
-            localiser = load_localiser(model_dir, card)
+            card = load_card(bundle_dir)
+            self._weights_dir = bundle_dir
+            self._has_localiser = bool(card.localiser)
+        else:
+            self._has_localiser = localiser is not None
         assert card is not None
         self.card: ModelCard = card
         self.batch_size = max(1, int(batch_size))
@@ -322,79 +364,142 @@ class InferenceEngine:
         self._fusion = default_mode(card) == "fusion"
         self._min_confidence = float(card.localiser.get("min_confidence",
                                                         DEFAULT_MIN_CONFIDENCE))
-        # The CPU copy stays loaded so a GPU failure can be re-run without touching the GPU.
-        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-        self._cpu_model: RcdNet = (model if on_cpu else copy.deepcopy(model).cpu()).eval()
-        self._device, self.device_note = resolve_device(device)
+        self._device = None  # a torch.device once torch runs anything; None: the CPU, no torch
+        self.device_note = ""
+        if model is not None or not self._cpu_without_torch(device, requested_backend):
+            _require_torch("running the model on a GPU or in PyTorch")
+            self._device, self.device_note = resolve_device(device)
         self._backend = self._choose_backend(requested_backend, bundle_dir)
-        self._model: RcdNet = self._cpu_model
-        if self._backend == "torch" and self._device.type != "cpu":
-            try:
-                self._model = copy.deepcopy(self._cpu_model).to(self._device).eval()
-                with torch.inference_mode():  # fail now, not on the first image
-                    self._model(torch.zeros(card.input_shape, device=self._device))
-            except Exception as exc:
-                if not _is_device_failure(exc):
-                    raise
-                self.device_note = (f"{self._device} could not be used ({_first_line(exc)}): "
-                                    "using the CPU")
-                self._device = torch.device("cpu")
-                self._model = self._cpu_model
-        self._cpu_localiser: LesionLocaliser | None = None
+        self._model: RcdNet | None = None
         self._localiser: LesionLocaliser | None = None
-        self._localiser_device = torch.device("cpu")
+        self._localiser_device = None
+        if model is not None:
+            self._adopt_torch(model, localiser)
+        elif self._backend == "torch":
+            self._load_torch()
+        if self._backend == "torch" and _device_type(self._device) != "cpu":
+            self._move_to_gpu()
+        self._onnx_classifier = None
+        self._onnx_localiser = None
+        self._fc_weight: np.ndarray | None = None
+        if self._backend == "onnx":
+            self._open_onnx(bundle_dir)
+
+    @staticmethod
+    def _cpu_without_torch(device: str | None, backend: str) -> bool:
+        """True when the request surely means the CPU, so no torch device is needed to tell:
+        ``cpu``, or auto on a machine without a sign of a GPU (or without torch at all)."""
+        if backend == "torch":
+            return False
+        req = (device or os.environ.get(DEVICE_ENV, "") or "auto").strip().lower()
+        if req == "cpu":
+            return True
+        return req == "auto" and (not torch_available() or not _gpu_may_exist())
+
+    def _adopt_torch(self, model: RcdNet, localiser: LesionLocaliser | None) -> None:
+        """Keep CPU copies of the torch networks, in eval mode."""
+        import torch
+
+        on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+        # The CPU copy stays loaded so a GPU failure can be re-run without touching the GPU.
+        self._cpu_model = (model if on_cpu else copy.deepcopy(model).cpu()).eval()
+        self._model = self._cpu_model
         if localiser is not None:
             on_cpu = all(p.device.type == "cpu" for p in localiser.parameters())
             self._cpu_localiser = (localiser if on_cpu
                                    else copy.deepcopy(localiser).cpu()).eval()
             self._localiser = self._cpu_localiser
-            if self._device.type != "cpu":
-                try:
-                    self._localiser = copy.deepcopy(self._cpu_localiser).to(self._device).eval()
-                    self._localiser_device = self._device
-                except Exception as exc:
-                    if not _is_device_failure(exc):
-                        raise
-                    self._localiser = self._cpu_localiser  # the classifier keeps its GPU
-        self._onnx_classifier = None
-        self._onnx_localiser = None
-        if self._backend == "onnx":
-            self._open_onnx(bundle_dir)
+        if self._device is None:
+            self._device = torch.device("cpu")
+        self._localiser_device = torch.device("cpu")
+
+    def _load_torch(self) -> None:
+        """Load and verify the bundle's torch weights (imports torch), once."""
+        if self._cpu_model is not None:
+            return
+        _require_torch("this heat-map method (or the PyTorch backend)")
+        from rcdnet_desktop.core.errors import WeightsError
+        from rcdnet_desktop.core.weights import load_localiser, load_model
+
+        model, card = load_model(self._weights_dir)
+        if card != self.card:
+            raise WeightsError(f"the model card in {self._weights_dir} changed after the "
+                               "engine was created: create the engine again")
+        self._adopt_torch(model, load_localiser(self._weights_dir, card))
+
+    def _move_to_gpu(self) -> None:
+        """Copy the torch networks to the engine's GPU; back to the CPU with a note if it fails."""
+        import torch
+
+        assert self._cpu_model is not None
+        try:
+            self._model = copy.deepcopy(self._cpu_model).to(self._device).eval()
+            with torch.inference_mode():  # fail now, not on the first image
+                self._model(torch.zeros(self.card.input_shape, device=self._device))
+        except Exception as exc:
+            if not _is_device_failure(exc):
+                raise
+            self.device_note = (f"{self._device} could not be used ({_first_line(exc)}): "
+                                "using the CPU")
+            self._device = torch.device("cpu")
+            self._model = self._cpu_model
+            return
+        if self._cpu_localiser is not None:
+            try:
+                self._localiser = copy.deepcopy(self._cpu_localiser).to(self._device).eval()
+                self._localiser_device = self._device
+            except Exception as exc:
+                if not _is_device_failure(exc):
+                    raise
+                self._localiser = self._cpu_localiser  # the classifier keeps its GPU
 
     def _choose_backend(self, requested: str, bundle_dir: str | Path | None) -> str:
         """``"onnx"`` or ``"torch"`` for the requested backend; may add to :attr:`device_note`."""
         has_graphs = bundle_dir is not None and bool(self.card.onnx.get("classifier"))
+        on_cpu = _device_type(self._device) == "cpu"
         if requested == "torch":
             return "torch"
-        if requested == "auto" and (not has_graphs or self._device.type != "cpu"):
-            return "torch"
+        if requested == "auto" and (not has_graphs or not on_cpu):
+            return self._torch_backend("the model card names no ONNX graphs")
         if not has_graphs:
             raise ValueError("the ONNX backend needs the model card's ONNX graphs and the "
                              "bundle folder that holds them (model_dir)")
         missing = _onnxruntime_missing()
         if missing:
+            backend = self._torch_backend(f"ONNX Runtime is not available ({missing})")
             self._add_note(f"ONNX Runtime is not available ({missing}): the model runs in "
                            "PyTorch instead")
-            return "torch"
-        if self._device.type != "cpu":
+            return backend
+        if not on_cpu:
             self._add_note(f"the ONNX backend runs on the CPU: {self._device} is not used")
             import torch
 
             self._device = torch.device("cpu")
         return "onnx"
 
+    def _torch_backend(self, why: str) -> str:
+        """``"torch"``, creating the torch device if none was needed so far."""
+        if self._device is None:
+            _require_torch(f"running the model ({why})")
+            self._device = resolve_device("cpu")[0]
+        return "torch"
+
     def _add_note(self, note: str) -> None:
         self.device_note = f"{self.device_note}; {note}" if self.device_note else note
 
     def _open_onnx(self, bundle_dir: str | Path | None) -> None:
         """Open the ONNX sessions (sha256-verified; WeightsError when a graph does not verify)."""
-        from rcdnet_desktop.core.weights import load_onnx_session
+        from rcdnet_desktop.core.weights import classifier_fc_weight, load_onnx_session
 
         self._onnx_classifier = load_onnx_session(bundle_dir, self.card, "classifier")
-        if self._cpu_localiser is not None and self.card.onnx.get("localiser"):
-            self._onnx_localiser = load_onnx_session(bundle_dir, self.card, "localiser")
-        # The closed-form maps need the final linear layer's weight: read it once.
-        self._fc_weight = self._cpu_model.fc.weight.detach().float().cpu().numpy().copy()
+        if self._has_localiser:
+            if self.card.onnx.get("localiser"):
+                self._onnx_localiser = load_onnx_session(bundle_dir, self.card, "localiser")
+            elif self._cpu_localiser is None:  # no graph of the localiser: torch runs it
+                self._load_torch()
+        # The closed-form maps need the final linear layer's weight: read from the verified
+        # graph itself, so the ONNX backend never needs the torch weights.
+        self._fc_weight = classifier_fc_weight(bundle_dir, self.card)
 
     # --- properties ----------------------------------------------------------------------
 
@@ -417,8 +522,22 @@ class InferenceEngine:
 
     @property
     def model(self) -> RcdNet:
-        """The torch model on its device (the CPU on the ONNX backend), in eval mode."""
+        """The torch model on its device (the CPU on the ONNX backend), in eval mode.
+
+        On the ONNX backend the first access loads the bundle's torch weights (imports torch).
+        """
+        self._ensure_torch()
+        assert self._model is not None
         return self._model
+
+    def _ensure_torch(self) -> None:
+        """Load the torch networks now if they were left unloaded (the ONNX backend)."""
+        if self._model is None:
+            self._load_torch()
+            if self._backend == "onnx":
+                import torch
+
+                self._device = torch.device("cpu")
 
     @property
     def model_version(self) -> str:
@@ -430,8 +549,19 @@ class InferenceEngine:
 
     @property
     def localiser(self) -> LesionLocaliser | None:
-        """The lesion localiser (on its device, in eval mode), or None when there is none."""
+        """The torch lesion localiser (on its device, in eval mode), or None when there is none.
+
+        On the ONNX backend the first access loads the torch weights; to ask only whether the
+        engine has a localiser, use :attr:`has_localiser`.
+        """
+        if self._has_localiser:
+            self._ensure_torch()
         return self._localiser
+
+    @property
+    def has_localiser(self) -> bool:
+        """Whether the engine finds lesion boxes automatically (the bundle has a localiser)."""
+        return self._has_localiser
 
     @property
     def fusion(self) -> bool:
@@ -478,7 +608,7 @@ class InferenceEngine:
             raise InferenceError(f"expected uint8 pixels, got {pixels.dtype}")
         hw = (int(pixels.shape[0]), int(pixels.shape[1]))
 
-        def view(crop: np.ndarray) -> torch.Tensor:
+        def view(crop: np.ndarray) -> np.ndarray:
             try:
                 return preprocess(crop, self.card.preprocessing)
             except ValueError as exc:
@@ -486,13 +616,13 @@ class InferenceEngine:
 
         given: Box | None = None
         finding: LesionFinding | None = None
-        whole: torch.Tensor | None = None
+        whole: np.ndarray | None = None
         notes: list[str] = []
         if roi is not None:
             source = "user"
             box = pad_roi(roi, hw, self.card.roi_margin)  # validates the box first
             given = roi if isinstance(roi, Box) else Box(*(int(v) for v in roi))
-        elif auto_box and self._cpu_localiser is not None:
+        elif auto_box and self._has_localiser:
             whole = view(pixels)
             finding, notes = self._localise(whole, hw)
             if finding is not None:
@@ -515,24 +645,28 @@ class InferenceEngine:
         return Prepared(tensor, hw, box, frame, tuple(warnings), box=given, box_source=source,
                         finding=finding, whole=fuse)
 
-    def _localise(self, whole: torch.Tensor,
+    def _localise(self, whole: np.ndarray,
                   hw: tuple[int, int]) -> tuple[LesionFinding | None, list[str]]:
         """Run the localiser on the whole-image view: its finding (or None) and notes."""
+        from rcdnet_desktop.core.lesion import find_lesion
+
+        notes: list[str] = []
+        if self._onnx_localiser is not None:
+            logits = self._onnx_localiser.run(
+                None, {"image": np.ascontiguousarray(whole[None])})[0]
+            prob = (1.0 / (1.0 + np.exp(-logits[0, 0].astype(np.float64)))).astype(np.float32)
+            return find_lesion(prob, hw, self._min_confidence), notes
+
         import torch
 
         from rcdnet_desktop.core import localiser as loc
 
         def run(model: LesionLocaliser, device: torch.device) -> np.ndarray:
             with torch.inference_mode():
-                return loc.lesion_probability(model, whole[None].to(device))[0]
+                return loc.lesion_probability(model, torch.from_numpy(whole[None]).to(device))[0]
 
         assert self._cpu_localiser is not None and self._localiser is not None
-        notes: list[str] = []
-        if self._onnx_localiser is not None:
-            logits = self._onnx_localiser.run(
-                None, {"image": np.ascontiguousarray(whole[None].numpy())})[0]
-            prob = (1.0 / (1.0 + np.exp(-logits[0, 0].astype(np.float64)))).astype(np.float32)
-        elif self._localiser_device.type == "cpu":
+        if self._localiser_device.type == "cpu":
             prob = run(self._cpu_localiser, self._localiser_device)
         else:
             try:
@@ -543,48 +677,53 @@ class InferenceEngine:
                 notes.append(f"the GPU ({self._localiser_device}) failed: {_first_line(exc)}; "
                              "the lesion localiser ran on the CPU")
                 prob = run(self._cpu_localiser, torch.device("cpu"))
-        return loc.find_lesion(prob, hw, self._min_confidence), notes
+        return find_lesion(prob, hw, self._min_confidence), notes
 
     # --- running -------------------------------------------------------------------------
 
-    def _forward(self, model: RcdNet, device: torch.device, batch: torch.Tensor,
+    def _forward(self, model: RcdNet, device: torch.device, batch: np.ndarray,
                  with_cams: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One forward pass on ``device``: logits ``(B, K)`` and raw CAMs ``(B, K, h, w)``."""
         import torch
 
+        from rcdnet_desktop.core.explain import closed_form_cams
+
         with torch.inference_mode():
-            x = batch.to(device, non_blocking=True)
+            x = torch.from_numpy(batch).to(device, non_blocking=True)
             feats = model.forward_features(x)
             logits = model.fc(model.dropout(feats.mean((2, 3))))
             cams = closed_form_cams(feats, model.fc.weight) if with_cams else None
             return logits.float().cpu(), (cams.float().cpu() if cams is not None else None)
 
-    def _forward_onnx(self, batch: torch.Tensor,
-                      with_cams: bool) -> tuple[torch.Tensor, np.ndarray | None]:
+    def _forward_onnx(self, batch: np.ndarray,
+                      with_cams: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """One run of the classifier's ONNX graph: logits ``(B, K)`` and raw CAMs (numpy)."""
-        import torch
-
-        assert self._onnx_classifier is not None
-        logits, feats = self._onnx_classifier.run(None, {"image": batch.numpy()})
+        assert self._onnx_classifier is not None and self._fc_weight is not None
+        logits, feats = self._onnx_classifier.run(None, {"image": batch})
         cams = closed_form_cams_np(feats, self._fc_weight) if with_cams else None
-        return torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32)), cams
+        return np.ascontiguousarray(logits, dtype=np.float32), cams
 
-    def _run_forward(self, batch: torch.Tensor, with_cams: bool):
+    def _run_forward(self, batch: np.ndarray, with_cams: bool):
         """The classifier's forward pass on the engine's backend: ``((logits, cams), device,
-        extra_warnings)``; CAMs are numpy ``(B, K, h, w)`` or None."""
+        extra_warnings)``; logits are numpy ``(B, K)``, CAMs numpy ``(B, K, h, w)`` or None."""
         if self._backend == "onnx":
             return self._forward_onnx(batch, with_cams), ONNX_DEVICE, ()
         (logits, cams), dev, extra = self._with_fallback(self._forward, batch, with_cams)
-        return (logits, cams.numpy() if cams is not None else None), dev, extra
+        return (logits.numpy(), cams.numpy() if cams is not None else None), dev, extra
 
-    def _gradcam(self, model: RcdNet, device: torch.device, x: torch.Tensor,
+    def _gradcam(self, model: RcdNet, device: torch.device, x: np.ndarray,
                  method: str) -> np.ndarray:
         """pytorch-grad-cam maps ``(K, s, s)`` for one input on ``device``."""
-        return gradcam_maps(model, x.to(device), method)
+        import torch
+
+        from rcdnet_desktop.core.explain import gradcam_maps
+
+        return gradcam_maps(model, torch.from_numpy(x).to(device), method)
 
     def _with_fallback(self, fn, *args):
         """Run ``fn(model, device, *args)`` on the engine's device; on a GPU failure re-run it
         on the CPU. Returns ``(result, device_name, extra_warnings)``."""
+        self._ensure_torch()
         import torch
 
         if self._device.type == "cpu":
@@ -600,11 +739,9 @@ class InferenceEngine:
                     "computed on the CPU")
             return fn(self._cpu_model, torch.device("cpu"), *args), "cpu", (note,)
 
-    def _predictions(self, items: Sequence[Prepared], logits: torch.Tensor, device: str,
+    def _predictions(self, items: Sequence[Prepared], logits: np.ndarray, device: str,
                      extra: tuple[str, ...]) -> list[Prediction]:
-        import torch
-
-        probs = torch.softmax(logits / float(self.card.temperature), dim=1).numpy()
+        probs = _softmax(logits / np.float32(self.card.temperature))
         notes = ((self.device_note,) if self.device_note else ()) + extra
         return [Prediction(p_benign=float(p[0]), p_malignant=float(p[1]), device=device,
                            model_version=self.card.version, untrained=self.untrained,
@@ -616,19 +753,17 @@ class InferenceEngine:
                 for it, p in zip(items, probs, strict=True)]
 
     @staticmethod
-    def _batch(chunk: Sequence[Prepared]) -> tuple[torch.Tensor, list[int]]:
+    def _batch(chunk: Sequence[Prepared]) -> tuple[np.ndarray, list[int]]:
         """The chunk's model inputs, then the whole-image views of its fused items (and their
         indices in the chunk), so both views go through one forward pass."""
-        import torch
-
         fused = [i for i, it in enumerate(chunk) if it.whole is not None]
-        return torch.stack([it.tensor for it in chunk]
-                           + [chunk[i].whole for i in fused]), fused
+        return np.stack([it.tensor for it in chunk]
+                        + [chunk[i].whole for i in fused]).astype(np.float32, copy=False), fused
 
     @staticmethod
-    def _fuse(logits: torch.Tensor, n: int, fused: list[int]) -> torch.Tensor:
+    def _fuse(logits: np.ndarray, n: int, fused: list[int]) -> np.ndarray:
         """Logits of the chunk's ``n`` items; a fused item's are the mean of its two views'."""
-        out = logits[:n].clone()
+        out = logits[:n].copy()
         for j, i in enumerate(fused):
             out[i] = (logits[i] + logits[n + j]) / 2
         return out
@@ -658,6 +793,8 @@ class InferenceEngine:
         if method != FAST and method not in GRADCAM_METHODS:
             raise InferenceError(f"unknown heat-map method {method!r}; choose from "
                                  f"{', '.join(METHOD_LABELS)}")
+        if method != FAST:
+            _require_torch(f"the heat-map method {METHOD_LABELS[method]!r}")
         size = self.card.preprocessing.size
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
@@ -749,6 +886,13 @@ def _with_device(pred: Prediction, device: str, extra: tuple[str, ...]) -> Predi
     from dataclasses import replace
 
     return replace(pred, device=device, warnings=pred.warnings + extra)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float64 (the probabilities are reported as Python floats)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def _first_line(exc: BaseException) -> str:

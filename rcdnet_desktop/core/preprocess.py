@@ -109,17 +109,19 @@ def enhance(image: np.ndarray, size: int | tuple[int, int] | None,
     return grey
 
 
-def normalise(grey: np.ndarray, config: PreprocessConfig = PreprocessConfig()):
-    """uint8 (h, w) greyscale -> float32 tensor (3, h, w), normalised per the config."""
-    import torch
+def normalise(grey: np.ndarray, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    """uint8 (h, w) greyscale -> float32 array (3, h, w), normalised per the config.
 
-    x = torch.from_numpy(np.ascontiguousarray(grey)).float().div_(255.0)
-    x = x.unsqueeze(0).expand(3, -1, -1)
-    mean = torch.tensor(config.mean).view(3, 1, 1)
-    std = torch.tensor(config.std).view(3, 1, 1)
-    return (x - mean) / std
+    Plain numpy, so the ONNX Runtime path runs without torch; the torch paths wrap the result
+    with ``torch.from_numpy``. The arithmetic is float32 throughout, in the order torch used
+    before (divide by 255, subtract the mean, divide by the std), so the numbers are the same.
+    """
+    x = np.ascontiguousarray(grey).astype(np.float32) / np.float32(255.0)
+    mean = np.asarray(config.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(config.std, dtype=np.float32).reshape(3, 1, 1)
+    return np.ascontiguousarray((x[None] - mean) / std, dtype=np.float32)
 
 
-def preprocess(image: np.ndarray, config: PreprocessConfig = PreprocessConfig()):
-    """Image (uint8 grey/RGB/RGBA) -> model input tensor (3, size, size)."""
+def preprocess(image: np.ndarray, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
+    """Image (uint8 grey/RGB/RGBA) -> model input, float32 array (3, size, size)."""
     return normalise(enhance(image, config.size, config), config)

@@ -471,6 +471,18 @@ def _install(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path
         raise WeightsError(f"{path}: the model produces non-finite outputs (NaN or inf weights)")
 
 
+def load_card(model_dir: str | Path | None = None) -> ModelCard:
+    """Read and validate a bundle's model card alone (no torch; weights are not opened).
+
+    Raises
+    ------
+    WeightsError
+        The card is missing, unreadable or invalid.
+    """
+    model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+    return ModelCard.read(model_dir / CARD_FILE)
+
+
 def load_model(model_dir: str | Path | None = None) -> tuple[RcdNet, ModelCard]:
     """Load and verify a bundle; returns ``(model, card)`` with the model on the CPU in eval mode.
 
@@ -849,6 +861,77 @@ def _check_graph(session: onnxruntime.InferenceSession, module: torch.nn.Module,
                                f" (allowed {1e-4 * scale:.3g})")
 
 
+def _verified_graph(model_dir: str | Path | None, card: ModelCard,
+                    which: str) -> tuple[Path, bytes]:
+    """The path and bytes of one of the card's ONNX graphs, read once and sha256-verified."""
+    if which not in GRAPH_NAMES:
+        raise ValueError(f"which must be one of {sorted(GRAPH_NAMES)}, got {which!r}")
+    model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+    card_path = model_dir / CARD_FILE
+    entry = card.onnx.get(which) if isinstance(card.onnx, dict) else None
+    if not entry:
+        raise WeightsError(f"{card_path}: the model card names no ONNX graph of the {which}")
+    path = model_dir / entry["file"]
+    source = card.weights if which == "classifier" else card.localiser
+    if entry["weights_sha256"] != source.get("sha256"):
+        raise WeightsError(f"{path}: the ONNX graph was exported from other {which} weights "
+                           f"than {source.get('file')} (sha256 {entry['weights_sha256']}, the "
+                           f"card's weights have {source.get('sha256')}); export it again")
+    if not path.is_file():
+        raise WeightsError(f"{path}: ONNX graph of the {which} not found (named in {card_path})")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"{path}: ONNX graph cannot be read: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["sha256"]:
+        raise WeightsError(f"{path}: sha256 {digest} does not match the model card "
+                           f"({entry['sha256']}): the file is corrupt or was replaced")
+    return path, data
+
+
+def classifier_fc_weight(model_dir: str | Path | None, card: ModelCard):
+    """The classifier's final linear weight ``(K, C)`` (float32), read from its ONNX graph.
+
+    The closed-form heat maps need this weight; reading it from the verified graph (the same
+    checks as :func:`load_onnx_session`: sha256 before parsing, exported from the card's
+    weights) keeps torch out of the ONNX backend. The graph's ``logits`` must come from a
+    ``Gemm`` of the pooled features with an initializer as its weight (``transB=1``,
+    ``alpha=1``), which is how :mod:`~rcdnet_desktop.core.onnx_export` writes ``RcdNet.fc``.
+
+    Raises
+    ------
+    WeightsError
+        The graph does not verify, or its ``logits`` are not computed that way.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    path, data = _verified_graph(model_dir, card, "classifier")
+    try:
+        graph = onnx.load_from_string(data).graph
+    except Exception as exc:  # onnx raises protobuf's errors for bad bytes
+        raise WeightsError(f"{path}: the ONNX graph cannot be parsed: {_short(exc)}") from exc
+    nodes = [n for n in graph.node if "logits" in n.output]
+    inits = {i.name: i for i in graph.initializer}
+    if len(nodes) != 1 or nodes[0].op_type != "Gemm" or len(nodes[0].input) < 2 \
+            or nodes[0].input[1] not in inits:
+        raise WeightsError(f"{path}: the graph's logits do not come from a linear layer whose "
+                           "weight the closed-form heat maps can read")
+    attrs = {a.name: helper.get_attribute_value(a) for a in nodes[0].attribute}
+    if attrs.get("transA", 0) != 0 or attrs.get("transB", 0) != 1 \
+            or float(attrs.get("alpha", 1.0)) != 1.0:
+        raise WeightsError(f"{path}: the graph's final Gemm is not a plain linear layer "
+                           f"(attributes {attrs})")
+    weight = np.array(numpy_helper.to_array(inits[nodes[0].input[1]]), dtype=np.float32)
+    k = len(CLASS_NAMES)
+    if weight.ndim != 2 or weight.shape[0] != k or not np.isfinite(weight).all():
+        raise WeightsError(f"{path}: the final linear weight has shape {weight.shape}, "
+                           f"expected ({k}, C) with finite values")
+    return weight
+
+
 def load_onnx_session(model_dir: str | Path | None, card: ModelCard,
                       which: str) -> onnxruntime.InferenceSession:
     """Open one of the bundle's ONNX graphs in onnxruntime on the CPU, after verifying it.
@@ -878,29 +961,8 @@ def load_onnx_session(model_dir: str | Path | None, card: ModelCard,
         the file is missing, unreadable or its sha256 differs, onnxruntime refuses it, or its
         names or input shape differ from the card's. The message names the file and the reason.
     """
-    if which not in GRAPH_NAMES:
-        raise ValueError(f"which must be one of {sorted(GRAPH_NAMES)}, got {which!r}")
-    model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
-    card_path = model_dir / CARD_FILE
-    entry = card.onnx.get(which) if isinstance(card.onnx, dict) else None
-    if not entry:
-        raise WeightsError(f"{card_path}: the model card names no ONNX graph of the {which}")
-    path = model_dir / entry["file"]
-    source = card.weights if which == "classifier" else card.localiser
-    if entry["weights_sha256"] != source.get("sha256"):
-        raise WeightsError(f"{path}: the ONNX graph was exported from other {which} weights "
-                           f"than {source.get('file')} (sha256 {entry['weights_sha256']}, the "
-                           f"card's weights have {source.get('sha256')}); export it again")
-    if not path.is_file():
-        raise WeightsError(f"{path}: ONNX graph of the {which} not found (named in {card_path})")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"{path}: ONNX graph cannot be read: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != entry["sha256"]:
-        raise WeightsError(f"{path}: sha256 {digest} does not match the model card "
-                           f"({entry['sha256']}): the file is corrupt or was replaced")
+    path, data = _verified_graph(model_dir, card, which)
+    entry = card.onnx[which]
     import onnxruntime as ort
 
     options = ort.SessionOptions()

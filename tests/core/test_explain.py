@@ -19,7 +19,7 @@ from rcdnet_desktop.core.types import Box
 
 @pytest.fixture(scope="module")
 def model_input(engine, sample_malignant) -> torch.Tensor:
-    return engine.prepare(sample_malignant).tensor[None]
+    return torch.from_numpy(engine.prepare(sample_malignant).tensor[None])
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,8 @@ def sample_batch(engine) -> torch.Tensor:
     """Both bundled sample images, preprocessed as the app does: (2, 3, s, s)."""
     paths = sorted(SAMPLES.glob("*.png"))
     assert len(paths) >= 2
-    return torch.stack([preprocess(read_rgb(p), engine.card.preprocessing) for p in paths])
+    return torch.from_numpy(np.stack([preprocess(read_rgb(p), engine.card.preprocessing)
+                                     for p in paths]))
 
 
 @pytest.fixture(scope="session")
