@@ -1,8 +1,10 @@
-"""Which bundle the installed torch can make: ``cpu`` or ``cuda`` (printed when run).
+"""Which bundle the installed packages make: ``cpu`` or ``cuda`` (printed when run).
 
-Used by ``rcdnet.spec`` and ``packaging/build``. A torch wheel from PyPI for Linux depends on
-``nvidia-*`` packages (CUDA libraries, about 4 GB) and cannot be imported without them, so a
-CPU-only bundle needs the CPU wheel (``torch==X+cpu`` from download.pytorch.org/whl/cpu).
+Used by ``rcdnet.spec`` and ``packaging/build``; reads package metadata only and never imports
+torch. The CPU bundle runs the ONNX graphs on ONNX Runtime and holds no torch at all, so a venv
+without torch (or with a CPU-only torch, which the CPU bundle leaves out) gives ``cpu``. A torch
+wheel from PyPI for Linux depends on ``nvidia-*`` packages (CUDA libraries, about 4 GB) and
+gives ``cuda``: that bundle keeps torch, its CUDA libraries and pytorch-grad-cam.
 """
 
 from __future__ import annotations
@@ -11,11 +13,22 @@ from importlib import metadata
 from pathlib import Path
 
 
+def torch_version() -> str | None:
+    """The installed torch's version, or None when torch is not installed."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def torch_needs_cuda() -> bool:
     """True when the installed torch is a CUDA build (needs CUDA libraries to import)."""
     from packaging.requirements import Requirement
 
-    dist = metadata.distribution("torch")
+    try:
+        dist = metadata.distribution("torch")
+    except metadata.PackageNotFoundError:
+        return False
     if "+cpu" in dist.version:
         return False
     for text in dist.requires or []:
@@ -28,7 +41,7 @@ def torch_needs_cuda() -> bool:
 
 
 def flavour() -> str:
-    """``cuda`` or ``cpu``, from the installed torch."""
+    """``cuda`` when a CUDA torch is installed, else ``cpu`` (ONNX Runtime, no torch)."""
     return "cuda" if torch_needs_cuda() else "cpu"
 
 
