@@ -491,7 +491,8 @@ class MainWindow(WindowActions, WindowExport, QMainWindow):
     def has_localiser(self) -> bool:
         """Whether the loaded model finds lesion boxes by itself (its bundle has a localiser)."""
         engine = self.controller.engine
-        return engine is not None and getattr(engine, "localiser", None) is not None
+        # has_localiser, not localiser: on the ONNX backend the latter loads torch's weights.
+        return engine is not None and bool(engine.has_localiser)
 
     # --- lesion outline ----------------------------------------------------------------------
 

@@ -114,3 +114,39 @@ def test_missing_torch_is_explained_in_plain_words(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     with pytest.raises(InferenceError, match=r"needs PyTorch.*rcdnet-desktop\[torch\]"):
         inference._require_torch("the heat-map method 'Grad-CAM++'")
+
+
+_VIEWER = textwrap.dedent("""
+    import json, sys, tempfile
+    from PySide6.QtCore import QCoreApplication, QSettings
+    from PySide6.QtWidgets import QApplication
+    from rcdnet_desktop.core.resources import sample_path
+    from rcdnet_desktop.gui.main_window import MainWindow
+    from rcdnet_desktop.gui.settings import Settings
+
+    app = QApplication([])
+    ini = tempfile.NamedTemporaryFile(suffix=".ini", delete=False).name
+    window = MainWindow(settings=Settings(QSettings(ini, QSettings.Format.IniFormat)),
+                        device="cpu")
+    window.show()
+    window.open_paths([sample_path()])
+    import time
+    deadline = time.time() + 120
+    while time.time() < deadline and (window.controller.engine is None
+                                      or not window.act_outline.isEnabled()):
+        QCoreApplication.processEvents()
+        time.sleep(0.01)
+    print(json.dumps({"engine": window.controller.engine is not None,
+                      "outline_enabled": window.act_outline.isEnabled(),
+                      "torch": "torch" in sys.modules}))
+    window.close()
+""")
+
+
+def test_viewer_start_does_not_import_torch():
+    """The window enables the outline action from the engine without loading torch's weights
+    (asking the engine for its torch localiser would import torch and cost a second)."""
+    out = _run(["-c", _VIEWER])
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"engine": True, "outline_enabled": True, "torch": False}, got

@@ -60,6 +60,7 @@ class FakeEngine:
         self.confidence = confidence
         # The real engine's ``localiser`` is the module, or None without one.
         self.localiser = None if lesion is None else object()
+        self.has_localiser = lesion is not None
         self.card = SimpleNamespace(roi_margin=ROI_MARGIN, to_dict=lambda: {
             "version": version, "untrained": untrained,
             "intended_use": "Testing the viewer only.",
