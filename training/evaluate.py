@@ -130,7 +130,7 @@ def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig
 
     from rcdnet_desktop.core.localiser import find_lesion
 
-    from .localiser import measure, predict_maps, summarise
+    from .localiser import measure, predict_maps, summarise, with_min_confidence
 
     probs = predict_maps(localiser, items, config)
     found = [find_lesion(p, it.grey.shape, min_confidence) for p, it in zip(probs, items,
@@ -138,12 +138,13 @@ def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig
     out = [replace(it, box=f.box.as_tuple() if f is not None else None,
                    found_box=f.box.as_tuple() if f is not None else None)
            for it, f in zip(items, found, strict=True)]
-    per = measure(probs, items, config, min_confidence)
+    raw = measure(probs, items, config)  # every finding, whatever its confidence
+    per = with_min_confidence(raw, min_confidence)
     with_mask = [g for g, it in zip(groups, items, strict=True) if it.mask is not None] \
         if groups is not None else None
     return out, {"summary": summarise(per, with_mask), "per_image": per, "groups": with_mask,
                  "found_all": float(np.mean([f is not None for f in found])) if found else 0.0,
-                 "by_confidence": hit_by_confidence(measure(probs, items, config, 0.0))}
+                 "by_confidence": hit_by_confidence(raw)}
 
 
 def hit_by_confidence(per: dict, edges=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)) -> list:

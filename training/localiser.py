@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from .train import (
     FINAL_WEIGHTS,
     HISTORY,
     load_checkpoint,
+    recipe_dict,
     save_checkpoint,
     seed_everything,
 )
@@ -59,10 +60,7 @@ class LocaliserConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["augment"] = self.augment.to_dict()
-        d["preprocess"] = self.preprocess.to_dict()
-        return d
+        return recipe_dict(self)
 
 
 def box_iou(a, b) -> float:
@@ -104,13 +102,22 @@ def measure(probs: np.ndarray, items: Sequence[CachedImage], config: PreprocessC
             continue
         _, m = localiser_view(it.grey, it.mask, None, AugmentConfig(), config)
         rows["dice"].append(dice(p >= 0.5, m))
-        f = find_lesion(p, it.grey.shape, min_confidence)
+        f = find_lesion(p, it.grey.shape)
         iou = box_iou(f.box.as_tuple(), it.box) if f is not None else 0.0
         rows["box_iou"].append(iou)
         rows["hit"].append(iou >= HIT_IOU)
         rows["found"].append(f is not None)
         rows["confidence"].append(f.confidence if f is not None else 0.0)
-    return {k: np.asarray(v, dtype=float) for k, v in rows.items()}
+    return with_min_confidence({k: np.asarray(v, dtype=float) for k, v in rows.items()},
+                               min_confidence)
+
+
+def with_min_confidence(per_image: dict, min_confidence: float) -> dict:
+    """The measures of :func:`measure` as they are once findings below ``min_confidence`` are
+    dropped (``find_lesion`` keeps the same region and only refuses it below the minimum)."""
+    kept = per_image["found"].astype(bool) & (per_image["confidence"] >= min_confidence)
+    return {**per_image, "found": kept.astype(float),
+            **{k: np.where(kept, per_image[k], 0.0) for k in ("box_iou", "hit", "confidence")}}
 
 
 def summarise(per_image: dict, groups: Sequence | None = None, n_boot: int = 2000,

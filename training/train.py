@@ -67,10 +67,7 @@ class TrainConfig:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d["augment"] = self.augment.to_dict()
-        d["preprocess"] = self.preprocess.to_dict()
-        return d
+        return recipe_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -79,6 +76,14 @@ class TrainConfig:
         pre = d.pop("preprocess", {})
         aug = {k: tuple(v) if isinstance(v, list) else v for k, v in aug.items()}
         return cls(**d, augment=AugmentConfig(**aug), preprocess=PreprocessConfig.from_dict(pre))
+
+
+def recipe_dict(cfg) -> dict:
+    """A recipe dataclass (with ``augment`` and ``preprocess``) as JSON-ready data."""
+    d = asdict(cfg)
+    d["augment"] = cfg.augment.to_dict()
+    d["preprocess"] = cfg.preprocess.to_dict()
+    return d
 
 
 class TrainSet(torch.utils.data.Dataset):
