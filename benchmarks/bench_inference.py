@@ -157,6 +157,8 @@ def compare_backends(torch_engine, prepared, torch_folder_rate: float, args, rec
     Also the default no-box pipeline on ONNX Runtime against the whole-image prediction on torch
     (the prediction as it was before the localiser and the ONNX backend), timed in turn.
     """
+    import torch
+
     from rcdnet_desktop.core.batch import review
     from rcdnet_desktop.core.inference import InferenceEngine
 
@@ -164,12 +166,21 @@ def compare_backends(torch_engine, prepared, torch_folder_rate: float, args, rec
         print("backends: the torch engine is not on the CPU; the side-by-side is not timed")
         return
     onnx_engine = InferenceEngine(backend="onnx")
+    x = torch.from_numpy(prepared.tensor).unsqueeze(0)
+
+    def torch_bare():
+        with torch.inference_mode():
+            torch_engine.model(x)
+
     med = interleaved_medians({
+        "bare": torch_bare,
         "torch": lambda: torch_engine.explain_prepared([prepared]),
         "onnx": lambda: onnx_engine.explain_prepared([prepared]),
     }, args.repeats)
     print(f"backends, predict + both heat maps: torch {med['torch'] * 1e3:.1f} ms, ONNX Runtime "
-          f"{med['onnx'] * 1e3:.1f} ms   ONNX/torch {med['onnx'] / med['torch']:.2f}x")
+          f"{med['onnx'] * 1e3:.1f} ms   ONNX/torch {med['onnx'] / med['torch']:.2f}x; "
+          f"against torch's bare forward pass ({med['bare'] * 1e3:.1f} ms) "
+          f"{med['onnx'] / med['bare']:.2f}x  (goal <= 0.5x)")
     if onnx_engine.has_localiser:
         med = interleaved_medians({
             "before": lambda: torch_engine.explain(record, auto_box=False),
