@@ -98,7 +98,7 @@ def _write_heatmaps(item: BatchItem, out_dir: Path, used: set[str]) -> str:
     """Write the annotated report image for one item; returns an error text or ''."""
     from rcdnet_desktop.core.errors import RcdNetError
     from rcdnet_desktop.core.export import export_png
-    from rcdnet_desktop.core.report import render_record_report
+    from rcdnet_desktop.core.export.report import render_record_report
 
     assert item.heatmaps is not None and item.record is not None
     try:
@@ -157,7 +157,7 @@ def _write_rows(rows: list[dict[str, str]], args: argparse.Namespace, out: TextI
         json.dump(rows, out, indent=2)
         out.write("\n")
     if args.csv:
-        from rcdnet_desktop.core.atomic import atomic_write
+        from rcdnet_desktop.core.export.atomic import atomic_write
 
         data = _csv_text(rows).encode("utf-8")
         atomic_write(args.csv, lambda fh: fh.write(data), overwrite=True)

@@ -1,8 +1,8 @@
 """Export of the image on display: annotated PNG, PDF report, DICOM Secondary Capture.
 
-The rendering is :mod:`rcdnet_desktop.core.report`'s, the atomic, never-overwriting writes are
-:mod:`rcdnet_desktop.core.export`'s; this module asks the user where, whether to include the
-patient's name and ID (unticked by default), and before replacing a file.
+The rendering and the atomic, never-overwriting writes are :mod:`rcdnet_desktop.core.export`'s;
+this module asks the user where, whether to include the patient's name and ID (unticked by
+default), and before replacing a file.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def default_name(record: ImageRecord, frame: int, fmt: str) -> str:
 def render_export(job: ExportJob, include_patient: bool = False,
                   when: datetime | None = None):
     """The core's report (image, layout, text) of what is on display."""
-    from rcdnet_desktop.core.report import render_report
+    from rcdnet_desktop.core.export.report import render_report
 
     return render_report(job.pixels, job.heatmaps,
                          when=when or datetime.now().astimezone(),

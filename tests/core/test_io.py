@@ -18,9 +18,8 @@ import pytest
 from PIL import Image
 
 from rcdnet_desktop.core import io as rio
-from rcdnet_desktop.core import pixels
 from rcdnet_desktop.core.errors import UnreadableImageError
-from rcdnet_desktop.core.io import IMAGE_SUFFIXES, find_images, read_image
+from rcdnet_desktop.core.io import IMAGE_SUFFIXES, find_images, pixels, read_image
 
 RNG = np.random.default_rng(1234)
 GREY = RNG.integers(0, 256, size=(48, 64), dtype=np.uint8)

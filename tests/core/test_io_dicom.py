@@ -25,9 +25,12 @@ from pydicom.uid import (  # noqa: E402
     generate_uid,
 )
 
-from rcdnet_desktop.core import pixels  # noqa: E402
 from rcdnet_desktop.core.errors import UnreadableImageError  # noqa: E402
-from rcdnet_desktop.core.io import find_images, read_image  # noqa: E402
+from rcdnet_desktop.core.io import (  # noqa: E402
+    find_images,
+    pixels,  # noqa: E402
+    read_image,
+)
 from rcdnet_desktop.core.types import Box  # noqa: E402
 
 RNG = np.random.default_rng(7)
@@ -292,7 +295,7 @@ def test_deferred_cine_checks_one_frame_without_loading_the_rest(tmp_path, monke
 
     from pydicom import encaps
 
-    from rcdnet_desktop.core import dicom_read
+    from rcdnet_desktop.core.io import dicom as dicom_read
 
     frames = smooth_rgb_frames(6)
     jpegs = _jpeg_frames(frames)

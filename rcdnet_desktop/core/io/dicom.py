@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UnreadableImageError
+from ..types import Box, ImageRecord, PatientInfo, StudyInfo, UltrasoundRegion
 from . import pixels
-from .errors import UnreadableImageError
 from .pixels import check_budget, check_frame, finish, guard_loader, range_to_uint8, trim
-from .types import Box, ImageRecord, PatientInfo, StudyInfo, UltrasoundRegion
 
 # pydicom reads elements larger than this only when accessed: the header read never pulls the
 # pixel data into memory (frames are decoded from the file by index instead).

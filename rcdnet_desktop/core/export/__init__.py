@@ -4,11 +4,12 @@ No Qt here: the GUI calls these functions (off the GUI thread if it likes) and s
 This module writes the files; the pieces live in their own modules and the names the rest of the
 program uses are re-exported here:
 
-* :mod:`rcdnet_desktop.core.report` -- the report image, its layout and its text
-  (:func:`render_report`, :func:`render_record_report`, :class:`Report`);
-* :mod:`rcdnet_desktop.core.pdf` -- the one-page PDF (:func:`pdf_bytes`);
-* :mod:`rcdnet_desktop.core.dicom_sc` -- the Secondary Capture dataset (:func:`dicom_sc_dataset`);
-* :mod:`rcdnet_desktop.core.atomic` -- atomic, never-overwriting writes (:func:`atomic_write`);
+* :mod:`.report` -- the report image, its layout and its text (:func:`render_report`,
+  :func:`render_record_report`, :class:`Report`);
+* :mod:`.pdf` -- the one-page PDF (:func:`pdf_bytes`);
+* :mod:`.dicom_sc` -- the Secondary Capture dataset (:func:`dicom_sc_dataset`);
+* :mod:`.atomic` -- atomic writes, the only way this program writes a file
+  (:func:`atomic_write`);
 * :mod:`rcdnet_desktop.core.errors` -- :class:`ExportError` and :class:`ExportExistsError`.
 
 Patient identifiers
@@ -49,12 +50,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rcdnet_desktop.core.atomic import atomic_write
-from rcdnet_desktop.core.dicom_sc import SECONDARY_CAPTURE_SOP_CLASS, dicom_sc_dataset
 from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-from rcdnet_desktop.core.overlay import as_rgb
-from rcdnet_desktop.core.pdf import pdf_bytes
-from rcdnet_desktop.core.report import (
+from rcdnet_desktop.core.export.atomic import atomic_write
+from rcdnet_desktop.core.export.dicom_sc import SECONDARY_CAPTURE_SOP_CLASS, dicom_sc_dataset
+from rcdnet_desktop.core.export.pdf import pdf_bytes
+from rcdnet_desktop.core.export.report import (
     DECISION_SUPPORT_NOTE,
     PANEL_TITLES,
     SOFTWARE_NAME,
@@ -66,6 +66,7 @@ from rcdnet_desktop.core.report import (
     render_report,
     report_lines,
 )
+from rcdnet_desktop.core.overlay import as_rgb
 from rcdnet_desktop.core.types import ImageRecord
 
 # --- PNG -----------------------------------------------------------------------------------------

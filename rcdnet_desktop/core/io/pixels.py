@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UnreadableImageError
+from ..errors import UnreadableImageError
 
 MAX_PIXELS_PER_FRAME = 100_000_000
 """Refuse frames above 100 megapixels (checked from the header, before decoding).

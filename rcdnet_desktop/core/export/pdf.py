@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rcdnet_desktop.core.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
+from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 
 _PDF_MARGIN = 36.0  # points: half an inch
 _PDF_TITLE_H = 24.0  # points: the 14 pt title and the space under it

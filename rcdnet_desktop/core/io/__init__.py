@@ -39,12 +39,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import UnreadableImageError
+from ..types import ImageRecord
 from . import pixels
-from .dicom_read import read_dicom
-from .errors import UnreadableImageError
-from .pillow_read import PIL_FORMATS, read_pillow
+from .dicom import read_dicom
+from .pillow import PIL_FORMATS, read_pillow
 from .pixels import MAX_PIXELS_PER_FRAME, describe, trim
-from .types import ImageRecord
 
 __all__ = [
     "DICOM_SUFFIXES",

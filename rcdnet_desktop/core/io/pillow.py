@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..types import ImageRecord
 from .pixels import check_budget, check_frame, finish, guard_loader
-from .types import ImageRecord
 
 # Pillow formats we accept. Restricting Image.open keeps exotic plugins (EPS runs Ghostscript)
 # out of a viewer that opens whatever a user drops on it.
