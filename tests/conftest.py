@@ -44,8 +44,8 @@ def engine():
     The classifier only: a lesion localiser the bundle may ship is left out, so tests that
     classify whole images keep doing so (the localiser's own tests give it explicitly).
     """
+    from rcdnet_desktop.core.bundle import load_model
     from rcdnet_desktop.core.inference import InferenceEngine
-    from rcdnet_desktop.core.weights import load_model
 
     model, card = load_model(BUNDLED_MODEL_DIR)
     return InferenceEngine(model=model, card=card, device="cpu")
@@ -59,7 +59,7 @@ def _float32_bundle_src(engine, tmp_path_factory) -> Path:
     A randomly initialised RcdNet would do as well for the logic, but its activations shrink
     to denormal floats through 50 layers, which makes every CPU forward pass 10x slower.
     """
-    from rcdnet_desktop.core.weights import save_bundle
+    from rcdnet_desktop.core.bundle import save_bundle
 
     out = tmp_path_factory.mktemp("float32_bundle")
     # The classifier alone, like ``engine``: the tests that need a localiser add their own
@@ -98,7 +98,8 @@ def tiny_localiser():
 @pytest.fixture(scope="session")
 def _localiser_bundle_src(_float32_bundle_src, tmp_path_factory) -> Path:
     """The float32 bundle with a tiny seeded localiser added by ``save_localiser``."""
-    from rcdnet_desktop.core.weights import CARD_FILE, ModelCard, save_localiser
+    from rcdnet_desktop.core.bundle import save_localiser
+    from rcdnet_desktop.core.card import CARD_FILE, ModelCard
 
     out = tmp_path_factory.mktemp("localiser_bundle")
     shutil.copytree(_float32_bundle_src, out, dirs_exist_ok=True)

@@ -176,7 +176,7 @@ def test_csv_has_the_box_and_band_columns_empty_for_the_whole_image(folder, tmp_
     assert [ok[k] for k in ("box_x", "box_y", "box_w", "box_h")] == ["", "", "", ""]
     assert ok["band"] == band_for(float(ok["p_malignant"])).name
     from rcdnet_desktop.core.bands import suspicious_threshold
-    from rcdnet_desktop.core.weights import CARD_FILE, ModelCard, default_model_dir
+    from rcdnet_desktop.core.card import CARD_FILE, ModelCard, default_model_dir
 
     t = suspicious_threshold(ModelCard.read(default_model_dir() / CARD_FILE))
     assert ok["suspicious"] == ("yes" if float(ok["p_malignant"]) >= t else "no")

@@ -337,7 +337,7 @@ def load_weights(weights: Path):
 
     weights = Path(weights)
     if weights.is_dir():
-        from rcdnet_desktop.core.weights import load_model
+        from rcdnet_desktop.core.bundle import load_model
 
         model, card = load_model(weights)
         return model, card
@@ -385,7 +385,7 @@ def evaluate_weights(weights: Path, items: Sequence[CachedImage], out_dir: Path,
         title = f"RcdNet {card.version}"
         loc_card = getattr(card, "localiser", None) or {}
         if loc_model is None and loc_card:
-            from rcdnet_desktop.core.weights import load_localiser
+            from rcdnet_desktop.core.bundle import load_localiser
 
             loc_model = load_localiser(weights, card)
         if min_confidence is None:

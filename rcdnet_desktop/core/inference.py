@@ -71,9 +71,9 @@ from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding,
 if TYPE_CHECKING:
     import torch
 
+    from rcdnet_desktop.core.card import ModelCard
     from rcdnet_desktop.core.localiser import LesionLocaliser
     from rcdnet_desktop.core.model import RcdNet
-    from rcdnet_desktop.core.weights import ModelCard
 
 DEVICE_ENV = "RCDNET_DEVICE"
 """Environment variable overriding the device: auto, cpu, cuda (or cuda:N) or mps."""
@@ -291,7 +291,7 @@ class InferenceEngine:
     Parameters
     ----------
     model_dir : str or Path, optional
-        Model bundle folder (see :mod:`rcdnet_desktop.core.weights`); the default bundle when
+        Model bundle folder (see :mod:`rcdnet_desktop.core.card`); the default bundle when
         omitted.
     device : str, optional
         ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``. When omitted,
@@ -335,7 +335,7 @@ class InferenceEngine:
                  card: ModelCard | None = None,
                  localiser: LesionLocaliser | None = None,
                  backend: str | None = None) -> None:
-        from rcdnet_desktop.core.weights import DEFAULT_MIN_CONFIDENCE, load_card
+        from rcdnet_desktop.core.card import DEFAULT_MIN_CONFIDENCE, load_card
 
         if (model is None) != (card is None):
             raise ValueError("pass both model and card, or neither")
@@ -346,7 +346,7 @@ class InferenceEngine:
         self._cpu_localiser: LesionLocaliser | None = None
         self._weights_dir: str | Path | None = None  # set when the torch weights load lazily
         if model is None:
-            from rcdnet_desktop.core.weights import default_model_dir
+            from rcdnet_desktop.core.card import default_model_dir
 
             bundle_dir = model_dir if model_dir is not None else default_model_dir()
             if localiser is not None:
@@ -418,8 +418,8 @@ class InferenceEngine:
         if self._cpu_model is not None:
             return
         _require_torch("this heat-map method (or the PyTorch backend)")
+        from rcdnet_desktop.core.bundle import load_localiser, load_model
         from rcdnet_desktop.core.errors import WeightsError
-        from rcdnet_desktop.core.weights import load_localiser, load_model
 
         model, card = load_model(self._weights_dir)
         if card != self.card:
@@ -489,7 +489,7 @@ class InferenceEngine:
 
     def _open_onnx(self, bundle_dir: str | Path | None) -> None:
         """Open the ONNX sessions (sha256-verified; WeightsError when a graph does not verify)."""
-        from rcdnet_desktop.core.weights import classifier_fc_weight, load_onnx_session
+        from rcdnet_desktop.core.bundle import classifier_fc_weight, load_onnx_session
 
         self._onnx_classifier = load_onnx_session(bundle_dir, self.card, "classifier")
         if self._has_localiser:

@@ -18,7 +18,7 @@ weights give the same bytes (there are no timestamps in an ONNX file), so the sh
 model card identifies the graph.
 
 torch is imported inside the functions; exporting needs the ``onnx`` package, running the graphs
-needs ``onnxruntime`` (see :func:`rcdnet_desktop.core.weights.load_onnx_session`).
+needs ``onnxruntime`` (see :func:`rcdnet_desktop.core.bundle.load_onnx_session`).
 """
 
 from __future__ import annotations
@@ -101,17 +101,17 @@ def export_classifier(model: RcdNet, path: str | Path, size: int) -> bytes:
     size : int
         Input side ``s`` (the preprocessing size).
     """
-    from rcdnet_desktop.core.weights import _atomic_write
+    from rcdnet_desktop.core.bundle import write_bytes
 
     data = classifier_onnx_bytes(model, size)
-    _atomic_write(Path(path), data)
+    write_bytes(Path(path), data)
     return data
 
 
 def export_localiser(model: LesionLocaliser, path: str | Path, size: int) -> bytes:
     """Write the localiser graph to ``path`` atomically; returns the bytes written."""
-    from rcdnet_desktop.core.weights import _atomic_write
+    from rcdnet_desktop.core.bundle import write_bytes
 
     data = localiser_onnx_bytes(model, size)
-    _atomic_write(Path(path), data)
+    write_bytes(Path(path), data)
     return data

@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from rcdnet_desktop.core.batch import review
+from rcdnet_desktop.core.card import CARD_FILE, LOCALISER_FILE, ModelCard
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.inference import NO_LESION_WARNING, InferenceEngine, pad_roi
 from rcdnet_desktop.core.localiser import LesionLocaliser
 from rcdnet_desktop.core.preprocess import preprocess
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.core.weights import CARD_FILE, LOCALISER_FILE, ModelCard
 from tests.core.localiser_helpers import FakeLocaliser, blob_box
 
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from rcdnet_desktop.core.batch import review
+from rcdnet_desktop.core.bundle import load_model
 from rcdnet_desktop.core.inference import InferenceEngine
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.core.weights import load_model
 
 
 @pytest.fixture(scope="module")

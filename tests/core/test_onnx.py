@@ -11,6 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from rcdnet_desktop.core.bundle import (
+    load_localiser,
+    load_model,
+    load_onnx_session,
+    save_bundle,
+    save_localiser,
+    save_onnx,
+)
+from rcdnet_desktop.core.card import CARD_FILE, ModelCard, sha256_file
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.explain import closed_form_cams, gradcam_like_normalise
 from rcdnet_desktop.core.onnx_export import (
@@ -21,17 +30,6 @@ from rcdnet_desktop.core.onnx_export import (
     localiser_onnx_bytes,
 )
 from rcdnet_desktop.core.preprocess import preprocess
-from rcdnet_desktop.core.weights import (
-    CARD_FILE,
-    ModelCard,
-    load_localiser,
-    load_model,
-    load_onnx_session,
-    save_bundle,
-    save_localiser,
-    save_onnx,
-    sha256_file,
-)
 from tests.conftest import BUNDLED_MODEL_DIR, SAMPLES, read_rgb
 
 

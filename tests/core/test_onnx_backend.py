@@ -10,6 +10,7 @@ import torch
 from pydicom.data import get_testdata_file
 
 from rcdnet_desktop.core import inference
+from rcdnet_desktop.core.bundle import load_localiser, load_model
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.explain import (
     closed_form_cams,
@@ -19,7 +20,6 @@ from rcdnet_desktop.core.explain import (
 from rcdnet_desktop.core.inference import BACKEND_ENV, InferenceEngine
 from rcdnet_desktop.core.io import read_image
 from rcdnet_desktop.core.types import ImageRecord
-from rcdnet_desktop.core.weights import load_localiser, load_model
 from tests.conftest import BUNDLED_MODEL_DIR, SAMPLES
 
 

@@ -109,7 +109,7 @@ def test_torchrun_two_cpu_processes_train_one_model(busi, tmp_path):
     import subprocess
     import sys
 
-    from rcdnet_desktop.core.weights import load_model
+    from rcdnet_desktop.core.bundle import load_model
 
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -10,22 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcdnet_desktop.core.errors import WeightsError
-from rcdnet_desktop.core.model import RcdNet
-from rcdnet_desktop.core.preprocess import PreprocessConfig
-from rcdnet_desktop.core.weights import (
+from rcdnet_desktop.core.bundle import load_localiser, load_model, save_bundle, save_localiser
+from rcdnet_desktop.core.card import (
     CARD_FILE,
     LOCALISER_FILE,
     MODEL_DIR_ENV,
     ModelCard,
     default_model_dir,
-    load_localiser,
-    load_model,
-    make_placeholder,
-    save_bundle,
-    save_localiser,
     sha256_file,
 )
+from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.model import RcdNet
+from rcdnet_desktop.core.preprocess import PreprocessConfig
+from training.placeholder import make_placeholder
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "model"
 
