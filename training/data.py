@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.io import IMAGE_SUFFIXES  # the application's readable suffixes
 from rcdnet_desktop.core.types import CLASS_NAMES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm"}
 _MASK_RE = re.compile(r"^(?P<stem>.+?)_mask(?:_\d+)?$", re.IGNORECASE)
 
 

@@ -30,6 +30,9 @@ a desktop's memory. Pillow's own decompression-bomb limit (about 179 MP) is larg
 
 _MAX_REASON = 300  # characters of a library's own message kept in our reason
 
+NOT_SUPPORTED = "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)"
+"""The reason given for a file that no reader takes."""
+
 
 # ----------------------------------------------------------------------------------------------
 # size and frame checks, errors
