@@ -739,3 +739,45 @@ def test_real_cine_dicom_round_trip(tmp_path):
         export_dicom_sc(tmp_path / "sc_p.dcm", record, with_patient, include_patient=True)
     )
     assert ds.PatientID == record.patient.patient_id
+
+
+# --- the export table ----------------------------------------------------------------------------
+
+
+def test_export_table_entries_are_complete_and_distinct():
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS, export_format
+
+    keys = [f.key for f in EXPORT_FORMATS]
+    assert keys == ["png", "pdf", "dicom"] and len(set(keys)) == len(keys)
+    assert len({f.suffix for f in EXPORT_FORMATS}) == len(keys)
+    for f in EXPORT_FORMATS:
+        assert f.suffix.startswith(".") and f.suffix == f.suffix.lower()
+        assert f.label and callable(f.write) and export_format(f.key) is f
+        assert f.file_filter == f"{f.filter_name} (*{f.suffix})"
+    with pytest.raises(ValueError, match="unknown export format 'tiff'"):
+        export_format("tiff")
+
+
+def test_every_format_is_written_through_the_table(tmp_path, dicom_record):
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS, export_file_name, write_report
+
+    report = export.render_record_report(dicom_record, make_heatmaps(151, 201), when=WHEN,
+                                         include_patient=True)
+    png_record = ImageRecord(path=tmp_path / "plain.png", pixels=speckle(151, 201))
+    for f in EXPORT_FORMATS:
+        target = tmp_path / export_file_name(dicom_record, 0, f.key)
+        assert target.name == f"source_rcdnet{f.suffix}"
+        assert write_report(f.key, target, dicom_record, report, include_patient=True) == target
+        with pytest.raises(ExportExistsError):
+            write_report(f.key, target, dicom_record, report, include_patient=True)
+        if f.needs_dicom_source:
+            with pytest.raises(ValueError, match="needs a DICOM source"):
+                write_report(f.key, tmp_path / f"x{f.suffix}", png_record, report)
+            assert not (tmp_path / f"x{f.suffix}").exists()
+    assert (tmp_path / "source_rcdnet.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "source_rcdnet.pdf").read_bytes().startswith(b"%PDF")
+    ds = pydicom.dcmread(tmp_path / "source_rcdnet.dcm")
+    assert ds.SOPClassUID == SECONDARY_CAPTURE_SOP_CLASS
+    assert str(ds.PatientID) == PATIENT.patient_id  # the writer passed include_patient on
+    cine = ImageRecord(path=Path("cine.dcm"), pixels=speckle(10, 10), frame_count=5)
+    assert export_file_name(cine, 2, "pdf", "heatmaps") == "cine_frame3_heatmaps.pdf"
