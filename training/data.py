@@ -3,7 +3,7 @@
 A :class:`Sample` is one image with its label and, where present, its lesion mask files. Masks are
 recognised by name (``<stem>_mask.png``, ``<stem>_mask_1.png``, ...) and attached to their image;
 several masks of one image are combined as a union. Images that cannot be read are reported and
-skipped by :func:`load_pixels` / the cache, never dropped silently.
+skipped by the cache (:mod:`training.cache`), never dropped silently.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from ..errors import UnreadableImageError
 from ..types import ImageRecord
 from .dicom import DICOM_SUFFIXES, DicomReader, has_dicm_preamble
 from .pillow import PillowReader
-from .pixels import MAX_PIXELS_PER_FRAME, describe
+from .pixels import MAX_PIXELS_PER_FRAME, NOT_SUPPORTED, describe
 
 __all__ = [
     "DICOM_SUFFIXES",
@@ -67,8 +67,6 @@ __all__ = [
 
 HEAD_BYTES = 132
 """How much of the file's start a reader is shown to decide (the DICOM preamble and magic)."""
-
-NOT_SUPPORTED = "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)"
 
 
 class Reader(Protocol):

@@ -1,4 +1,4 @@
-"""Helpers shared by the image readers (:mod:`.pillow_read`, :mod:`.dicom_read`).
+"""Helpers shared by the image readers (:mod:`.pillow`, :mod:`.dicom`).
 
 - the per-frame pixel budget :data:`MAX_PIXELS_PER_FRAME` and the header checks that enforce
   it, with the frame-index check;
