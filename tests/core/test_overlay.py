@@ -169,6 +169,17 @@ def test_evidence_sentences_use_the_box_as_given_not_the_padded_region():
         describe_evidence(near), describe_evidence(near))
 
 
+def test_a_prediction_given_only_its_region_describes_that_region():
+    """Callers without a box (tests, fakes) give only ``roi``: it is then the box, so every view
+    still shows and describes one box."""
+    roi = Box(100, 60, 100, 80)
+    pred = Prediction(p_benign=0.5, p_malignant=0.5, device="cpu", model_version="t", roi=roi)
+    assert pred.box == roi and pred.box_source == "user"
+    heat = gaussian(200, 300, 150, 100, 6)
+    assert evidence_sentences(HeatMaps(heat, heat, "fast", pred))[0] == \
+        describe_evidence(heat, roi)
+
+
 def test_box_partly_outside_image_is_clipped():
     heat = gaussian(100, 100, 95, 95, 4)
     s = summarize_evidence(heat, Box(80, 80, 50, 50))

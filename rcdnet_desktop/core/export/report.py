@@ -153,19 +153,9 @@ BOX_SOURCE_TEXT = {"user": "drawn by the user", "auto": "found automatically", "
 """How a report says where a prediction's lesion box came from, by ``Prediction.box_source``."""
 
 
-def lesion_box(p: Prediction) -> Box | None:
-    """The lesion box as given (drawn by the user or found automatically), unpadded.
-
-    A prediction made without a model card's box bookkeeping carries only ``roi``; that region
-    is then the box.
-    """
-    return p.box if p.box is not None else p.roi
-
-
 def seen_region(p: Prediction) -> Box | None:
-    """The padded region the model saw, when it differs from :func:`lesion_box` (else None)."""
-    box = lesion_box(p)
-    return p.roi if p.roi is not None and p.roi != box else None
+    """The padded region the model saw, when it differs from the lesion box (else None)."""
+    return p.roi if p.roi is not None and p.roi != p.box else None
 
 
 def _box_words(box: Box) -> str:
@@ -182,7 +172,7 @@ def describe_input(p: Prediction) -> str:
     as given, the one the viewer shows and the report draws; the padded region the model saw
     follows when it is larger. Every export states the input with this wording.
     """
-    box = lesion_box(p)
+    box = p.box
     if box is None:
         return "whole image"
     text = f"lesion box ({_box_words(box)})"
@@ -417,7 +407,7 @@ def render_report(
         blend(rgb, benign, alpha, colormap),
         blend(rgb, malignant, alpha, colormap),
     ]
-    lesion, region = lesion_box(p), seen_region(p)
+    lesion, region = p.box, seen_region(p)
     thickness = max(2, round(max(h, w) / 250))
     for panel in panels_rgb:
         if region is not None:  # under the lesion box, should the two meet
@@ -561,7 +551,6 @@ __all__: Sequence[str] = (
     "describe_band",
     "describe_input",
     "format_person_name",
-    "lesion_box",
     "render_record_report",
     "render_report",
     "report_lines",
