@@ -17,13 +17,6 @@ from typing import TextIO
 
 from rcdnet_desktop.core.types import BatchItem, Box
 
-CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
-              "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
-"""Columns of ``rcdnet classify``'s rows. ``box_source`` is user (the ROI file), auto (found by
-the lesion localiser) or none (whole image); ``box_*`` is that box as given or found, unpadded,
-in image pixels (empty when none); ``band`` is the likelihood band's name (see
-:mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when p_malignant reaches the model card's
-suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label)."""
 EXIT_OK, EXIT_NONE_READ, EXIT_USAGE = 0, 1, 2
 
 
@@ -60,53 +53,55 @@ def read_rois(path: Path) -> dict[Path, Box]:
     return boxes
 
 
-def item_row(item: BatchItem) -> dict[str, str]:
-    """One CSV/JSON row for a batch item."""
-    p = item.prediction
-    box = p.box if p else None
-    x, y, w, h = (str(v) for v in box.as_tuple()) if box else ("",) * 4
-    return {
-        "file": str(item.path),
-        "label": p.display_label if p else "",
-        "p_malignant": f"{p.p_malignant:.4f}" if p else "",
-        "p_benign": f"{p.p_benign:.4f}" if p else "",
-        "device": p.device if p else "",
-        "status": item.status,
-        "error": item.error,
-        "warnings": "; ".join(p.warnings) if p else "",
-        "box_source": p.box_source if p else "",
-        "box_x": x,
-        "box_y": y,
-        "box_w": w,
-        "box_h": h,
-        "band": p.band.name if p and p.band else "",
-        "suspicious": ("yes" if p.suspicious else "no") if p else "",
-    }
+Export = tuple[str, Path, str]
+"""One export asked on the command line: format key, folder, file-name tag."""
 
 
-def _heatmap_name(item: BatchItem, used: set[str]) -> str:
-    base = f"{item.path.stem}_heatmaps"
-    name, n = f"{base}.png", 1
-    while name in used:  # same stem in two folders
+def _exports(args: argparse.Namespace) -> list[Export]:
+    """The exports asked: ``--export FORMAT`` into ``--export-dir``, and ``--heatmaps DIR``
+    (the annotated PNG, named ``<stem>_heatmaps.png``)."""
+    if args.export_dir and not args.export:
+        raise UsageError("--export-dir needs --export FORMAT")
+    folder = args.export_dir or Path(".")
+    exports = [(key, folder, "rcdnet") for key in dict.fromkeys(args.export or ())]
+    if args.heatmaps:
+        exports.append(("png", args.heatmaps, "heatmaps"))
+    return exports
+
+
+def _target(item: BatchItem, key: str, folder: Path, tag: str, used: set[Path]) -> Path:
+    """The export's file: the viewer's default name, numbered when two files share a stem."""
+    from rcdnet_desktop.core.export.formats import export_file_name
+
+    assert item.record is not None and item.heatmaps is not None
+    name = Path(export_file_name(item.record, item.heatmaps.prediction.frame, key, tag))
+    target, n = folder / name, 1
+    while target in used:  # same stem in two folders
         n += 1
-        name = f"{base}_{n}.png"
-    used.add(name)
-    return name
+        target = folder / f"{name.stem}_{n}{name.suffix}"
+    used.add(target)
+    return target
 
 
-def _write_heatmaps(item: BatchItem, out_dir: Path, used: set[str]) -> str:
-    """Write the annotated report image for one item; returns an error text or ''."""
+def _write_exports(item: BatchItem, exports: list[Export], used: set[Path]) -> list[str]:
+    """Render the item's report once and write every export; returns notes on failures."""
     from rcdnet_desktop.core.errors import RcdNetError
-    from rcdnet_desktop.core.export import export_png
+    from rcdnet_desktop.core.export.formats import write_report
     from rcdnet_desktop.core.export.report import render_record_report
 
     assert item.heatmaps is not None and item.record is not None
     try:
         report = render_record_report(item.record, item.heatmaps)
-        export_png(out_dir / _heatmap_name(item, used), report, overwrite=True)
     except (RcdNetError, OSError, ValueError) as exc:
-        return f"heat map not written: {exc}"
-    return ""
+        return [f"report not rendered: {exc}"]
+    notes = []
+    for key, folder, tag in exports:
+        try:
+            write_report(key, _target(item, key, folder, tag, used), item.record, report,
+                         overwrite=True)
+        except (RcdNetError, OSError, ValueError) as exc:
+            notes.append(f"{key} not written: {exc}")
+    return notes
 
 
 def _progress(total: int, stream: TextIO):
@@ -121,6 +116,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     """``rcdnet classify``: one row per file, continuing past bad files."""
     out, err = out or sys.stdout, err or sys.stderr
     from rcdnet_desktop.core.batch import review
+    from rcdnet_desktop.core.export.batch_csv import batch_row
     from rcdnet_desktop.core.io import find_images
 
     rois = read_rois(args.rois) if args.rois else None
@@ -128,19 +124,22 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     if not files:
         print("no image files found in: " + ", ".join(map(str, args.paths)), file=err)
         return EXIT_NONE_READ
+    exports = _exports(args)
     engine = _engine(args.device)
-    if args.heatmaps:
-        args.heatmaps.mkdir(parents=True, exist_ok=True)
+    for _key, folder, _tag in exports:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the folder {folder}: {exc.strerror or exc}") from exc
     rows: list[dict[str, str]] = []
-    used: set[str] = set()
+    used: set[Path] = set()
     with _progress(len(files), err) as bar:
-        for item in review(files, engine, rois=rois, explain=bool(args.heatmaps),
+        for item in review(files, engine, rois=rois, explain=bool(exports),
                            frame=args.frame, auto_box=not args.no_auto_box):
-            row = item_row(item)
-            if args.heatmaps and item.heatmaps is not None:
-                note = _write_heatmaps(item, args.heatmaps, used)
-                if note:
-                    row["warnings"] = "; ".join(filter(None, (row["warnings"], note)))
+            row = batch_row(item)
+            if exports and item.heatmaps is not None:
+                notes = _write_exports(item, exports, used)
+                row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
             rows.append(row)
             bar.update(1)
     _write_rows(rows, args, out)
@@ -153,26 +152,19 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
 
 
 def _write_rows(rows: list[dict[str, str]], args: argparse.Namespace, out: TextIO) -> None:
+    from rcdnet_desktop.core.errors import ExportError
+    from rcdnet_desktop.core.export.batch_csv import csv_text, write_batch_csv
+
     if args.json:
         json.dump(rows, out, indent=2)
         out.write("\n")
     if args.csv:
-        from rcdnet_desktop.core.export.atomic import atomic_write
-
-        data = _csv_text(rows).encode("utf-8")
-        atomic_write(args.csv, lambda fh: fh.write(data), overwrite=True)
+        try:
+            write_batch_csv(args.csv, rows, overwrite=True)
+        except ExportError as exc:
+            raise UsageError(str(exc)) from exc
     elif not args.json:
-        out.write(_csv_text(rows))
-
-
-def _csv_text(rows: list[dict[str, str]]) -> str:
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+        out.write(csv_text(rows))
 
 
 def _engine(device: str | None):
@@ -217,6 +209,12 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_NONE_READ if problems else EXIT_OK
 
 
+def _export_keys() -> list[str]:
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
+
+    return [f.key for f in EXPORT_FORMATS]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rcdnet", description="RcdNet breast ultrasound decision support (not a diagnosis).")
@@ -226,8 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     c.add_argument("--csv", type=Path, metavar="OUT", help="write the rows to this CSV file")
     c.add_argument("--json", action="store_true", help="print the rows as JSON")
+    c.add_argument("--export", action="append", metavar="FORMAT", choices=_export_keys(),
+                   help="write each image's annotated report in FORMAT ("
+                        + ", ".join(_export_keys()) + "; repeat for several) into "
+                        "--export-dir, named like the viewer's exports")
+    c.add_argument("--export-dir", type=Path, metavar="DIR",
+                   help="folder of the --export files (default: the current folder)")
     c.add_argument("--heatmaps", type=Path, metavar="DIR",
-                   help="write an annotated PNG with both heat maps per image into DIR")
+                   help="write an annotated PNG with both heat maps per image into DIR "
+                        "(<name>_heatmaps.png)")
     c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
     c.add_argument("--rois", type=Path, metavar="CSV",

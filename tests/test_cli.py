@@ -1,4 +1,4 @@
-"""The headless CLI: rows per file, bad files, ROI boxes, heat-map files, exit codes."""
+"""The headless CLI: rows per file, bad files, ROI boxes, heat-map files, exports, exit codes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from rcdnet_desktop import cli
+from rcdnet_desktop.core.export.batch_csv import CSV_FIELDS
 
 
 def _ultrasound_like(seed: int, size=(160, 200)) -> np.ndarray:
@@ -42,7 +43,7 @@ def test_classify_folder_writes_one_row_per_image_and_survives_a_corrupt_file(fo
     assert cli.main(["classify", str(folder), "--recursive", "--csv", str(out)]) == 0
     rows = _rows(out)
     assert [Path(r["file"]).name for r in rows] == ["a.png", "corrupt.png", "b.png"]
-    assert list(rows[0]) == list(cli.CSV_FIELDS)
+    assert list(rows[0]) == list(CSV_FIELDS)
     by_name = {Path(r["file"]).name: r for r in rows}
     bad = by_name["corrupt.png"]
     assert bad["status"] == "failed" and "corrupt.png" in bad["error"] and bad["label"] == ""
@@ -83,6 +84,45 @@ def test_rois_and_heatmaps(folder, tmp_path):
     with Image.open(hm / "a_heatmaps.png") as im:
         assert im.width >= 3 * 200 and im.height > 160  # three panels at the image's own size
     assert len(_rows(out)) == 2
+
+
+def test_export_choices_are_the_export_table():
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
+
+    classify = cli.build_parser()._subparsers._group_actions[0].choices["classify"]
+    export = next(a for a in classify._actions if a.dest == "export")
+    assert list(export.choices) == [f.key for f in EXPORT_FORMATS]
+
+
+def test_export_writes_every_format_where_the_source_allows(folder, tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
+
+    dicom = get_testdata_file("CT_small.dcm")
+    out_dir, out = tmp_path / "exports", tmp_path / "out.csv"
+    args = ["classify", str(folder / "a.png"), dicom, "--csv", str(out),
+            "--export-dir", str(out_dir)]
+    for f in EXPORT_FORMATS:
+        args += ["--export", f.key]
+    assert cli.main(args) == 0
+    names = sorted(p.name for p in out_dir.iterdir())
+    expected = [f"a_rcdnet{f.suffix}" for f in EXPORT_FORMATS if not f.needs_dicom_source]
+    expected += [f"CT_small_rcdnet{f.suffix}" for f in EXPORT_FORMATS]
+    assert names == sorted(expected)
+    assert (out_dir / "a_rcdnet.pdf").read_bytes().startswith(b"%PDF")
+    a, ct = _rows(out)
+    assert "dicom not written" in a["warnings"] and "DICOM source" in a["warnings"]
+    assert "not written" not in ct["warnings"]
+
+
+def test_export_dir_without_export_is_a_usage_error(folder, tmp_path, capsys):
+    assert cli.main(["classify", str(folder / "a.png"), "--export-dir",
+                     str(tmp_path)]) == cli.EXIT_USAGE
+    assert "--export FORMAT" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["classify", str(folder / "a.png"), "--export", "tiff"])
+    assert exc.value.code == 2
 
 
 def test_roi_box_changes_the_input(folder, tmp_path, capsys):
@@ -166,9 +206,9 @@ def test_csv_has_the_box_and_band_columns_empty_for_the_whole_image(folder, tmp_
     out = tmp_path / "out.csv"
     assert cli.main(["classify", str(folder), "--no-auto-box", "--csv", str(out)]) == 0
     rows = _rows(out)
-    assert list(rows[0]) == list(cli.CSV_FIELDS)
+    assert list(rows[0]) == list(CSV_FIELDS)
     assert set(NEW_COLUMNS) <= set(rows[0])
-    assert list(cli.CSV_FIELDS[:8]) == ["file", "label", "p_malignant", "p_benign", "device",
+    assert list(CSV_FIELDS[:8]) == ["file", "label", "p_malignant", "p_benign", "device",
                                         "status", "error", "warnings"]
     by_name = {Path(r["file"]).name: r for r in rows}
     ok = by_name["a.png"]

@@ -47,3 +47,19 @@ def test_importing_core_and_cli_does_not_import_torch():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=120)
     assert res.stdout.strip() == "False", res.stderr
+
+
+def test_atomic_write_is_the_only_file_writer():
+    """Files are written only by core.export.atomic (temporary file, fsync, rename): no other
+    module of the application opens a file for writing, renames one into place or makes a
+    temporary file (the self-test's settings folder, a directory Qt writes into, aside)."""
+    import re
+
+    writer = re.compile(r"open\([^)]*[\"'][wax]b?\+?[\"']|\.write_text\(|os\.replace\(|"
+                        r"os\.rename\(|tempfile\.mkstemp\(|NamedTemporaryFile\(|shutil\.(copy|move)")
+    allowed = {ROOT / "rcdnet_desktop" / "core" / "export" / "atomic.py"}
+    offenders = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "rcdnet_desktop").rglob("*.py")
+                 if p not in allowed
+                 for n, line in enumerate(p.read_text().splitlines(), start=1)
+                 if writer.search(line)]
+    assert offenders == []

@@ -1,13 +1,15 @@
 """Training views: augmentation of the whole image or of a padded lesion box.
 
-Consistency with inference: the app classifies either the whole image or a user-drawn lesion box
-padded by the model card's ``roi_margin`` (each side by that fraction of the box's width and
-height), and in both cases calls ``preprocess()`` = ``enhance()`` (resize straight to 224, CLAHE,
-median) + ``normalise()``. Training does the same steps in the same order: it picks the region
-(whole image, or the mask box padded by a random 10-30% per side), applies the geometric
-augmentation to the *decoded* pixels at the region's native resolution, and only then calls the
-shared ``enhance()`` to 224 and ``normalise()``. CLAHE therefore always sees a region shaped like
-the one it sees at inference. The random crop keeps 85-100% of the region's area (close to the
+Consistency with inference: the app classifies either the whole image or a lesion box padded by
+the model card's ``roi_margin`` (each side by that fraction of the box's width and height), and
+in both cases calls ``preprocess()`` = ``enhance()`` (resize straight to 224, CLAHE, median) +
+``normalise()``. Training does the same steps in the same order, with the same padding function
+(:func:`~rcdnet_desktop.core.preprocess.pad_roi`): it picks the region (whole image, or the mask
+box padded by a random 10-30% per side), applies the geometric augmentation to the *decoded*
+pixels at the region's native resolution, and only then calls the shared ``enhance()`` to 224
+and ``normalise()``. CLAHE therefore always sees a region shaped like the one it sees at
+inference. The margin of the evaluation view is the run's ``roi_margin`` (the card's), never a
+copy of it. The random crop keeps 85-100% of the region's area (close to the
 whole view used at inference) and slight scaling/rotation are small, so the augmented views stay
 around the inference view rather than far from it.
 
@@ -22,9 +24,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rcdnet_desktop.core.preprocess import PreprocessConfig, enhance
-
-ROI_MARGIN = 0.2  # the model card's roi_margin: inference pads the lesion box by this per side
+from rcdnet_desktop.core.preprocess import (
+    DEFAULT_ROI_MARGIN,
+    PreprocessConfig,
+    crop,
+    enhance,
+    pad_roi,
+)
 
 
 @dataclass(frozen=True)
@@ -66,30 +72,15 @@ GENERIC = {  # ``--augment generic``: wider geometry plus scanner-like intensity
 }
 
 
-def pad_box(box: tuple[int, int, int, int], pads: tuple[float, float, float, float],
-            shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Pad (x, y, w, h) by fractions (left, top, right, bottom) of w/h, clipped to the image."""
-    x, y, w, h = box
-    left, top, right, bottom = pads
-    x0 = max(0, math.floor(x - left * w))
-    y0 = max(0, math.floor(y - top * h))
-    x1 = min(shape[1], math.ceil(x + w + right * w))
-    y1 = min(shape[0], math.ceil(y + h + bottom * h))
-    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
-
-
-def roi_region(grey: np.ndarray, box: tuple[int, int, int, int],
-               margin: float = ROI_MARGIN) -> np.ndarray:
-    """The inference ROI view: the box padded by ``margin`` on every side, cropped."""
-    x, y, w, h = pad_box(box, (margin,) * 4, grey.shape)
-    return grey[y:y + h, x:x + w]
-
-
 def eval_view(grey: np.ndarray, box, mode: str, config: PreprocessConfig,
-              margin: float = ROI_MARGIN) -> np.ndarray:
-    """uint8 224 grey exactly as the app computes it ("whole" or "roi")."""
+              margin: float = DEFAULT_ROI_MARGIN) -> np.ndarray:
+    """uint8 224 grey exactly as the app computes it ("whole" or "roi").
+
+    The "roi" view is the app's crop: :func:`~rcdnet_desktop.core.preprocess.pad_roi` with the
+    card's (or the run's) ``roi_margin``, then :func:`~rcdnet_desktop.core.preprocess.crop`.
+    """
     if mode == "roi" and box is not None:
-        grey = roi_region(grey, box, margin)
+        grey = crop(grey, pad_roi(box, grey.shape, margin))
     return enhance(grey, config.size, config)
 
 
@@ -153,14 +144,19 @@ def _jittered_box(box, rng: np.random.Generator, aug: AugmentConfig, shape):
     if aug.box_shift > 0:
         x += round(rng.uniform(-aug.box_shift, aug.box_shift) * w)
         y += round(rng.uniform(-aug.box_shift, aug.box_shift) * h)
-    return pad_box((x, y, w, h), tuple(rng.uniform(*aug.roi_pad, size=4)), shape)
+    return pad_roi((x, y, w, h), shape, tuple(rng.uniform(*aug.roi_pad, size=4))).as_tuple()
 
 
 def train_view(grey: np.ndarray, box, use_roi: bool, rng: np.random.Generator,
-               aug: AugmentConfig, config: PreprocessConfig) -> np.ndarray:
-    """One augmented uint8 grey view at the model's input size."""
+               aug: AugmentConfig, config: PreprocessConfig,
+               margin: float = DEFAULT_ROI_MARGIN) -> np.ndarray:
+    """One augmented uint8 grey view at the model's input size.
+
+    With augmentation off it is :func:`eval_view`, the lesion box padded by ``margin`` (the
+    run's ``roi_margin``).
+    """
     if not aug.enabled:
-        return eval_view(grey, box, "roi" if use_roi else "whole", config)
+        return eval_view(grey, box, "roi" if use_roi else "whole", config, margin)
     H, W = grey.shape
     region = _jittered_box(box, rng, aug, grey.shape) if use_roi and box is not None \
         else (0, 0, W, H)

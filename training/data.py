@@ -3,7 +3,7 @@
 A :class:`Sample` is one image with its label and, where present, its lesion mask files. Masks are
 recognised by name (``<stem>_mask.png``, ``<stem>_mask_1.png``, ...) and attached to their image;
 several masks of one image are combined as a union. Images that cannot be read are reported and
-skipped by :func:`load_pixels` / the cache, never dropped silently.
+skipped by the cache (:mod:`training.cache`), never dropped silently.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.io import IMAGE_SUFFIXES  # the application's readable suffixes
 from rcdnet_desktop.core.types import CLASS_NAMES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm"}
 _MASK_RE = re.compile(r"^(?P<stem>.+?)_mask(?:_\d+)?$", re.IGNORECASE)
 
 

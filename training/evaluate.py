@@ -31,9 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdnet_desktop.core.preprocess import PreprocessConfig, normalise
+from rcdnet_desktop.core.preprocess import (
+    DEFAULT_ROI_MARGIN,
+    PreprocessConfig,
+    crop,
+    normalise,
+    pad_roi,
+)
 
-from .augment import ROI_MARGIN, eval_view, pad_box
+from .augment import eval_view
 from .cache import CachedImage
 from .metrics import (
     METRICS,
@@ -61,8 +67,7 @@ def view_mask(it: CachedImage, mode: str, margin: float, size: int) -> np.ndarra
         return None
     m = it.mask
     if mode == "roi" and it.box is not None:
-        x, y, w, h = pad_box(it.box, (margin,) * 4, m.shape)
-        m = m[y:y + h, x:x + w]
+        m = crop(m, pad_roi(it.box, m.shape, margin))
     return cv2.resize(m.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
 
 
@@ -209,7 +214,7 @@ def _mode_metrics(y, lg, temperature, groups, n_boot, seed, threshold) -> dict:
 
 
 def evaluate_model(model, items: Sequence[CachedImage], out_dir: Path,
-                   config: PreprocessConfig, margin: float = ROI_MARGIN,
+                   config: PreprocessConfig, margin: float = DEFAULT_ROI_MARGIN,
                    groups: Sequence[int] | None = None, temperature: float | None = None,
                    history: list | None = None, split_summary: dict | None = None,
                    train_config: dict | None = None, seed: int = 0, n_boot: int = N_BOOT,
@@ -393,7 +398,8 @@ def evaluate_weights(weights: Path, items: Sequence[CachedImage], out_dir: Path,
         threshold = float((getattr(card, "operating_point", None) or {}).get(
             "suspicious_threshold", 0.5))
     else:
-        config, margin, temperature, title = PreprocessConfig(), ROI_MARGIN, None, str(weights)
+        config, margin, temperature, title = PreprocessConfig(), DEFAULT_ROI_MARGIN, None, \
+            str(weights)
     if external:
         title += " on an external site (" + ", ".join(sorted(set(sites or []))) + ")"
     return evaluate_model(model, items, out_dir, config, margin, groups=groups,

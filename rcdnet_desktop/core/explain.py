@@ -58,7 +58,7 @@ GRADCAM_METHODS: dict[str, tuple[str, str]] = {
 
 METHOD_LABELS: dict[str, str] = {FAST: "Grad-CAM (closed form)",
                                  **{k: v[1] for k, v in GRADCAM_METHODS.items()}}
-"""Every method :func:`compute_maps` and the inference engine accept, with a display label."""
+"""Every heat-map method the inference engine accepts, with a display label."""
 
 
 def pooling_gradient_scale(h: int, w: int) -> float:

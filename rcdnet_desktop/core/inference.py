@@ -66,6 +66,7 @@ from rcdnet_desktop.core.explain import (
     gradcam_like_normalise,
     to_image_size,
 )
+from rcdnet_desktop.core.preprocess import crop, pad_roi, preprocess
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding, Prediction
 
 if TYPE_CHECKING:
@@ -256,33 +257,6 @@ def _frame_pixels(image: ImageInput, frame: int) -> np.ndarray:
         return image
     raise InferenceError(f"cannot classify a {type(image).__name__}: expected an ImageRecord "
                          "or a numpy array")
-
-
-def pad_roi(roi: RoiInput, image_hw: tuple[int, int], margin: float) -> Box | None:
-    """Pad a box by ``margin`` times its width (height) on each side and clip it to the image.
-
-    Raises
-    ------
-    InferenceError
-        A box with no area, or one that lies outside the image.
-    """
-    if roi is None:
-        return None
-    try:
-        x, y, w, h = (roi.as_tuple() if isinstance(roi, Box) else tuple(roi))
-        x, y, w, h = float(x), float(y), float(w), float(h)
-    except (TypeError, ValueError) as exc:
-        raise InferenceError(f"a region of interest must be (x, y, w, h), got {roi!r}") from exc
-    if not (w > 0 and h > 0 and np.isfinite([x, y, w, h]).all()):
-        raise InferenceError(f"the region of interest {roi!r} has no area")
-    ih, iw = image_hw
-    if x >= iw or y >= ih or x + w <= 0 or y + h <= 0:
-        raise InferenceError(f"the region of interest {roi!r} lies outside the {iw}x{ih} image")
-    x0 = max(0, int(np.floor(x - margin * w)))
-    y0 = max(0, int(np.floor(y - margin * h)))
-    x1 = min(iw, int(np.ceil(x + w + margin * w)))
-    y1 = min(ih, int(np.ceil(y + h + margin * h)))
-    return Box(x0, y0, x1 - x0, y1 - y0)
 
 
 class InferenceEngine:
@@ -599,7 +573,6 @@ class InferenceEngine:
             Bad frame index, bad region of interest or unsupported pixel data.
         """
         from rcdnet_desktop.core.checks import check_image
-        from rcdnet_desktop.core.preprocess import preprocess
 
         pixels = _frame_pixels(image, frame)
         if not isinstance(pixels, np.ndarray) or pixels.ndim not in (2, 3) or pixels.size == 0:
@@ -633,11 +606,11 @@ class InferenceEngine:
                 notes.insert(0, NO_LESION_WARNING)
         else:
             source, box = "none", None
-        crop = pixels if box is None else pixels[box.y:box.y + box.h, box.x:box.x + box.w]
-        tensor = whole if box is None and whole is not None else view(crop)
+        region = crop(pixels, box)
+        tensor = whole if box is None and whole is not None else view(region)
         warnings = list(check_image(pixels))
         if box is not None:  # what is classified is the box: check it too
-            warnings += [f"lesion box: {w}" for w in check_image(crop) if w not in warnings]
+            warnings += [f"lesion box: {w}" for w in check_image(region) if w not in warnings]
         warnings += notes
         if self.card.untrained:
             warnings.append(UNTRAINED_WARNING.format(version=self.card.version))

@@ -1,5 +1,7 @@
 """The one preprocessing path shared by inference and training.
 
+Region: a lesion box is padded by the model card's ``roi_margin`` on each side and clipped to
+the image (:func:`pad_roi`), then cropped (:func:`crop`); without a box the whole image is used.
 Steps: to greyscale, resize to the model's input size, CLAHE contrast enhancement, light
 median denoising, greyscale to three channels, normalisation. The constants live in
 :class:`PreprocessConfig`, which is stored in the model card next to the weights.
@@ -7,9 +9,19 @@ median denoising, greyscale to three channels, normalisation. The constants live
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from rcdnet_desktop.core.errors import InferenceError
+from rcdnet_desktop.core.types import Box
+
+DEFAULT_ROI_MARGIN = 0.2
+"""The model card's default ``roi_margin``: the share of a lesion box's width (height) added on
+each side before it is cropped. A bundle's card, or a training run's config, sets its own."""
+
+BoxInput = Box | Sequence[float]
 
 # Per-channel mean/std in [0, 1] units.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -125,3 +137,56 @@ def normalise(grey: np.ndarray, config: PreprocessConfig = PreprocessConfig()) -
 def preprocess(image: np.ndarray, config: PreprocessConfig = PreprocessConfig()) -> np.ndarray:
     """Image (uint8 grey/RGB/RGBA) -> model input, float32 array (3, size, size)."""
     return normalise(enhance(image, config.size, config), config)
+
+
+def pad_roi(roi: BoxInput | None, image_hw: tuple[int, int],
+            margin: float | Sequence[float]) -> Box | None:
+    """The region the model sees: a lesion box padded and clipped to the image.
+
+    Parameters
+    ----------
+    roi : Box or (x, y, w, h), optional
+        The lesion box in image pixels, as given or found; None for the whole image.
+    image_hw : (int, int)
+        Height and width of the image (extra trailing dimensions are ignored).
+    margin : float or (left, top, right, bottom)
+        Share of the box's width (left, right) and height (top, bottom) added on each side:
+        one number for every side (the model card's ``roi_margin``), or four (training's
+        random padding).
+
+    Returns
+    -------
+    Box or None
+        The padded box, clipped to the image; None when ``roi`` is None.
+
+    Raises
+    ------
+    InferenceError
+        A box with no area, or one that lies outside the image.
+    """
+    if roi is None:
+        return None
+    try:
+        x, y, w, h = (roi.as_tuple() if isinstance(roi, Box) else tuple(roi))
+        x, y, w, h = float(x), float(y), float(w), float(h)
+    except (TypeError, ValueError) as exc:
+        raise InferenceError(f"a region of interest must be (x, y, w, h), got {roi!r}") from exc
+    if not (w > 0 and h > 0 and np.isfinite([x, y, w, h]).all()):
+        raise InferenceError(f"the region of interest {roi!r} has no area")
+    ih, iw = int(image_hw[0]), int(image_hw[1])
+    if x >= iw or y >= ih or x + w <= 0 or y + h <= 0:
+        raise InferenceError(f"the region of interest {roi!r} lies outside the {iw}x{ih} image")
+    left, top, right, bottom = ((float(margin),) * 4 if np.isscalar(margin)
+                                else (float(m) for m in margin))
+    x0 = max(0, int(np.floor(x - left * w)))
+    y0 = max(0, int(np.floor(y - top * h)))
+    x1 = min(iw, int(np.ceil(x + w + right * w)))
+    y1 = min(ih, int(np.ceil(y + h + bottom * h)))
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def crop(pixels: np.ndarray, region: Box | None) -> np.ndarray:
+    """The pixels of ``region`` (a view, not a copy); the whole image when it is None."""
+    if region is None:
+        return pixels
+    return pixels[region.y:region.y + region.h, region.x:region.x + region.w]

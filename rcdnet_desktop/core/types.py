@@ -175,7 +175,8 @@ class Prediction:
         Intended-use and other warnings for this result.
     box : Box or None
         The lesion box as given by the user or found by the localiser, unpadded, in image
-        pixels; None when no box was used.
+        pixels: the box every view shows and describes. None when no box was used; left empty
+        with ``roi`` set (a caller without the box, such as a test), it is ``roi``.
     box_source : str
         ``"user"``, ``"auto"`` (found by the lesion localiser) or ``"none"``. Left empty, it is
         ``"user"`` when ``roi`` is set and ``"none"`` otherwise.
@@ -209,6 +210,8 @@ class Prediction:
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.
+        if self.box is None and self.roi is not None:
+            object.__setattr__(self, "box", self.roi)
         if not self.box_source:
             object.__setattr__(self, "box_source", "user" if self.roi is not None else "none")
         elif self.box_source not in BOX_SOURCES:

@@ -1,5 +1,8 @@
 """Batch review of a folder: progress, time left, Cancel, a sortable/filterable table, CSV.
 
+The CSV is :mod:`rcdnet_desktop.core.export.batch_csv`'s, the same columns as
+``rcdnet classify`` writes.
+
 The work is :func:`rcdnet_desktop.core.batch.review` in a one-thread pool of its own; model
 calls go through the viewer's :class:`~rcdnet_desktop.gui.workers.LockedEngine`, so the batch
 and the viewer take turns on the model and the viewer stays usable during a long review.
@@ -9,9 +12,6 @@ what is done.
 
 from __future__ import annotations
 
-import csv
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from rcdnet_desktop.core.errors import ExportError
 from rcdnet_desktop.core.types import BatchItem, Box
 from rcdnet_desktop.gui.wording import band_text, input_words
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
@@ -53,10 +54,6 @@ COL_FILE, COL_LABEL, COL_P, COL_BAND, COL_BOX, COL_STATUS = range(len(COLUMNS))
 """The Box column says where the lesion box came from: user (drawn in the viewer), auto (found
 by the lesion localiser) or none (the whole image was classified)."""
 FILTERS = ("All", "Malignant only", "Benign only", "Failed only")
-CSV_HEADER = ("file", "prediction", "p_malignant", "p_benign", "mode", "status", "error",
-              "warnings", "box_source", "box_x", "box_y", "box_w", "box_h", "band")
-"""As the table, plus the box as drawn or found (unpadded; empty without one) and the band's
-name, in the columns and spelling of ``rcdnet classify``."""
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
@@ -206,33 +203,6 @@ class BatchFilterModel(QSortFilterProxyModel):
         if self._mode == "Failed only":
             return p is None
         return True
-
-
-def write_csv(path: str | Path, items: Sequence[BatchItem]) -> Path:
-    """Write batch results atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(CSV_HEADER)
-            for it in items:
-                p = it.prediction
-                if p is None:
-                    w.writerow([str(it.path), "", "", "", "", "failed", _reason(it), "",
-                                "", "", "", "", "", ""])
-                else:
-                    box = p.box.as_tuple() if p.box is not None else ("", "", "", "")
-                    w.writerow([str(it.path), p.display_label, f"{p.p_malignant:.6f}",
-                                f"{p.p_benign:.6f}", p.mode, "ok", "", " | ".join(p.warnings),
-                                p.box_source, *box, p.band.name if p.band else ""])
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 class BatchDialog(QDialog):
@@ -450,11 +420,19 @@ class BatchDialog(QDialog):
             self.open_requested.emit(self.model.items[src.row()].path)
 
     def export_csv(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Write the visible rows to ``path``; refuses to overwrite unless asked."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists")
-        return write_csv(path, self.visible_items())
+        """Write the visible rows to ``path`` atomically; refuses to overwrite unless asked.
+
+        Raises
+        ------
+        rcdnet_desktop.core.errors.ExportExistsError
+            The file exists and ``overwrite`` is False (also a FileExistsError).
+        rcdnet_desktop.core.errors.ExportError
+            It could not be written; the message says why.
+        """
+        from rcdnet_desktop.core.export.batch_csv import batch_row, write_batch_csv
+
+        return write_batch_csv(path, [batch_row(i) for i in self.visible_items()],
+                               overwrite=overwrite)
 
     def _export_clicked(self) -> None:
         default = str(self.folder / "batch_review.csv") if self.folder.is_dir() else ""
@@ -476,8 +454,8 @@ class BatchDialog(QDialog):
             overwrite = True
         try:
             written = self.export_csv(path, overwrite=overwrite)
-        except OSError as exc:
-            QMessageBox.warning(self, "Export failed", f"Could not write {path}: {exc}")
+        except ExportError as exc:  # its message names the file and says why
+            QMessageBox.warning(self, "Export failed", f"Could not write {exc}")
             return
         self.progress_label.setText(f"Saved {written.name}")
 

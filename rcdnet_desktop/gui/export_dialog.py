@@ -1,8 +1,9 @@
-"""Export of the image on display: annotated PNG, PDF report, DICOM Secondary Capture.
+"""Export of the image on display in every format of the core's export table.
 
-The rendering and the atomic, never-overwriting writes are :mod:`rcdnet_desktop.core.export`'s;
-this module asks the user where, whether to include the patient's name and ID (unticked by
-default), and before replacing a file.
+The formats (:data:`rcdnet_desktop.core.export.formats.EXPORT_FORMATS`), the rendering and the
+atomic, never-overwriting writes are :mod:`rcdnet_desktop.core.export`'s; this module asks the
+user which format, where, whether to include the patient's name and ID (unticked by default),
+and before replacing a file.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from rcdnet_desktop.core.export.formats import (
+    EXPORT_FORMATS,
+    export_file_name,
+    export_format,
+    write_report,
+)
 from rcdnet_desktop.core.types import HeatMaps, ImageRecord
-
-FORMATS = {
-    "png": ("Annotated image (PNG)", ".png", "PNG images (*.png)"),
-    "pdf": ("One-page report (PDF)", ".pdf", "PDF files (*.pdf)"),
-    "dicom": ("DICOM Secondary Capture", ".dcm", "DICOM files (*.dcm)"),
-}
 
 
 @dataclass
@@ -49,10 +50,7 @@ class ExportJob:
 
 
 def default_name(record: ImageRecord, frame: int, fmt: str) -> str:
-    stem = record.path.stem or "image"
-    if record.frame_count > 1:
-        stem += f"_frame{frame + 1}"
-    return f"{stem}_rcdnet{FORMATS[fmt][1]}"
+    return export_file_name(record, frame, fmt)
 
 
 def render_export(job: ExportJob, include_patient: bool = False,
@@ -78,20 +76,10 @@ def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bo
     rcdnet_desktop.core.export.ExportError, ValueError
         It could not be written; the message says why.
     """
-    from rcdnet_desktop.core import export
-
-    when = when or datetime.now().astimezone()
-    report = render_export(job, include_patient, when)
-    if fmt == "png":
-        return export.export_png(path, report, overwrite=overwrite)
-    if fmt == "pdf":
-        return export.export_pdf(path, report, overwrite=overwrite)
-    if fmt == "dicom":
-        if not job.record.is_dicom:
-            raise ValueError("DICOM export needs a DICOM source image")
-        return export.export_dicom_sc(path, job.record, report, include_patient=include_patient,
-                                      overwrite=overwrite, when=when, frame=job.frame)
-    raise ValueError(f"unknown export format {fmt!r}")
+    export_format(fmt)  # an unknown format fails before anything is rendered
+    report = render_export(job, include_patient, when or datetime.now().astimezone())
+    return write_report(fmt, path, job.record, report, include_patient=include_patient,
+                        overwrite=overwrite)
 
 
 class ExportDialog(QDialog):
@@ -111,18 +99,17 @@ class ExportDialog(QDialog):
                              + (f", frame {frame + 1}" if record.frame_count > 1 else "")
                              + " with both heat maps, the prediction and the model version.",
                              self))
-        for key, (label, _suffix, _filt) in FORMATS.items():
-            rb = QRadioButton(label, self)
-            self.radios[key] = rb
+        for entry in EXPORT_FORMATS:
+            rb = QRadioButton(entry.label, self)
+            if entry.needs_dicom_source and not record.is_dicom:
+                rb.setEnabled(False)
+                rb.setToolTip("Only for images opened from DICOM files")
+                rb.setText(entry.label + " (DICOM sources only)")
+            self.radios[entry.key] = rb
             self.buttons.addButton(rb)
             lay.addWidget(rb)
-        dicom = self.radios["dicom"]
-        if not record.is_dicom:
-            dicom.setEnabled(False)
-            dicom.setToolTip("Only for images opened from DICOM files")
-            dicom.setText(FORMATS["dicom"][0] + " (DICOM sources only)")
-        if fmt == "dicom" and not record.is_dicom:
-            fmt = "png"
+        if fmt not in self.radios or not self.radios[fmt].isEnabled():
+            fmt = EXPORT_FORMATS[0].key
         self.radios[fmt].setChecked(True)
         row = QHBoxLayout()
         self.path_edit = QLineEdit(self)
@@ -135,8 +122,8 @@ class ExportDialog(QDialog):
         self.include_patient = QCheckBox("Include patient name and ID", self)
         self.include_patient.setChecked(False)
         if record.patient.is_empty():
-            self.include_patient.setEnabled(False)
             self.include_patient.setToolTip("This image carries no patient identifiers")
+        self._update_include_patient()
         lay.addWidget(self.include_patient)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                               | QDialogButtonBox.StandardButton.Cancel, self)
@@ -150,7 +137,7 @@ class ExportDialog(QDialog):
         for key, rb in self.radios.items():
             if rb.isChecked():
                 return key
-        return "png"
+        return EXPORT_FORMATS[0].key
 
     def path(self) -> str:
         return self.path_edit.text().strip()
@@ -159,20 +146,27 @@ class ExportDialog(QDialog):
         self.path_edit.setText(str(Path(self.folder) /
                                    default_name(self.record, self.frame, self.format())))
 
+    def _update_include_patient(self) -> None:
+        can = export_format(self.format()).can_include_patient
+        self.include_patient.setEnabled(can and not self.record.patient.is_empty())
+        if not self.include_patient.isEnabled():
+            self.include_patient.setChecked(False)
+
     def _format_changed(self, *_args) -> None:
+        self._update_include_patient()
         current = Path(self.path()) if self.path() else None
-        suffix = FORMATS[self.format()][1]
-        if current is not None and current.suffix.lower() in {v[1] for v in FORMATS.values()}:
+        suffix = export_format(self.format()).suffix
+        if current is not None and current.suffix.lower() in {f.suffix for f in EXPORT_FORMATS}:
             self.path_edit.setText(str(current.with_suffix(suffix)))
         else:
             self._set_default_path()
 
     def _browse(self) -> None:
-        fmt = self.format()
+        fmt = export_format(self.format())
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export to", self.path() or self.folder, FORMATS[fmt][2],
+            self, "Export to", self.path() or self.folder, fmt.file_filter,
             options=QFileDialog.Option.DontConfirmOverwrite)
         if path:
             if not Path(path).suffix:
-                path += FORMATS[fmt][1]
+                path += fmt.suffix
             self.path_edit.setText(path)

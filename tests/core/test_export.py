@@ -241,19 +241,21 @@ def test_report_states_the_box_source_and_the_band():
                              when=WHEN)
 
     user = report_for(box=Box(80, 60, 90, 70), box_source="user")
-    assert "Input: lesion box (x 62, y 46, 126 x 98 px), drawn by the user" in user.text
+    # The box as given (as on screen), then the padded region the model saw.
+    assert ("Input: lesion box (x 80, y 60, 90 x 70 px), drawn by the user; the model saw it "
+            "with a margin (x 62, y 46, 126 x 98 px)") in user.text
     assert ("Likelihood band: low (2-10%), the BI-RADS 4A range - not a BI-RADS assessment"
             in user.text)
     assert user.summary["Lesion box"] == "drawn by the user"
     assert user.summary["Likelihood band"].startswith("low (2-10%)")
     auto = report_for(box=finding.box, box_source="auto", finding=finding)
-    assert ("Input: lesion box (x 62, y 46, 126 x 98 px), found automatically (localiser "
-            "confidence 0.93)") in auto.text
+    assert ("Input: lesion box (x 80, y 60, 90 x 70 px), found automatically (localiser "
+            "confidence 0.93); the model saw it with a margin") in auto.text
     assert "drawn by the user" not in auto.text
     assert auto.summary["Lesion box"] == "found automatically"
-    assert auto.summary["Input mode"].startswith("lesion box (x 62")
+    assert auto.summary["Input mode"].startswith("lesion box (x 80")
     fused = report_for(box=finding.box, box_source="auto", finding=finding, fused=True)
-    assert "Input: whole image and lesion box (x 62, y 46" in fused.text
+    assert "Input: whole image and lesion box (x 80, y 60" in fused.text
     assert "the two results averaged" in fused.text
     whole = render_report(speckle(h, w), make_heatmaps(h, w, p_malignant=0.97), when=WHEN)
     assert "Input: whole image" in whole.text and whole.summary["Lesion box"] == "none"
@@ -298,6 +300,34 @@ def test_lesion_box_drawn_on_all_panels_outside_the_lesion():
     assert np.array_equal(panel0[inside], np.repeat(pixels[inside][..., None], 3, axis=2))
     far = (slice(0, 20), slice(0, 20))
     assert np.array_equal(panel0[far], np.repeat(pixels[far][..., None], 3, axis=2))
+
+
+def test_report_draws_and_describes_the_box_as_given():
+    """The yellow ring and the evidence sentences are the box as given (as on screen); the
+    padded region the model saw is only a thin grey outline."""
+    from rcdnet_desktop.core.overlay import describe_evidence, evidence_sentences
+
+    h, w = 200, 260
+    box, roi = Box(80, 60, 90, 70), Box(62, 46, 126, 98)
+    base = make_heatmaps(h, w)
+    # Evidence peaking between the box and the padded region: outside the box, inside the roi.
+    peak = gaussian(h, w, 70, 110, 4)
+    pred = Prediction(p_benign=0.4, p_malignant=0.6, device="cpu", model_version="t", roi=roi,
+                      box=box, box_source="user")
+    maps = HeatMaps(peak, base.malignant, "fast", pred)
+    report = render_report(speckle(h, w), maps, when=WHEN)
+    benign, malignant = evidence_sentences(maps)
+    assert benign == describe_evidence(peak, box) != describe_evidence(peak, roi)
+    assert "Peak outside the lesion box" in benign
+    assert f"Evidence for benign: {benign}" in report.text
+    assert f"Evidence for malignant: {malignant}" in report.text
+    yellow = np.array([255, 220, 0], np.uint8)
+    grey = np.array([190, 190, 190], np.uint8)
+    for i in range(3):
+        panel = report.layout.crop(report.image, i)
+        assert (panel[box.y - 1, box.x : box.x + box.w] == yellow).all(axis=1).mean() > 0.9
+        assert (panel[roi.y - 1, roi.x : roi.x + roi.w] == grey).all(axis=1).mean() > 0.9
+        assert not (panel[roi.y - 1, roi.x : roi.x + roi.w] == yellow).all(axis=1).any()
 
 
 def test_lesion_box_touching_the_edges_does_not_fail():
@@ -709,3 +739,45 @@ def test_real_cine_dicom_round_trip(tmp_path):
         export_dicom_sc(tmp_path / "sc_p.dcm", record, with_patient, include_patient=True)
     )
     assert ds.PatientID == record.patient.patient_id
+
+
+# --- the export table ----------------------------------------------------------------------------
+
+
+def test_export_table_entries_are_complete_and_distinct():
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS, export_format
+
+    keys = [f.key for f in EXPORT_FORMATS]
+    assert keys == ["png", "pdf", "dicom"] and len(set(keys)) == len(keys)
+    assert len({f.suffix for f in EXPORT_FORMATS}) == len(keys)
+    for f in EXPORT_FORMATS:
+        assert f.suffix.startswith(".") and f.suffix == f.suffix.lower()
+        assert f.label and callable(f.write) and export_format(f.key) is f
+        assert f.file_filter == f"{f.filter_name} (*{f.suffix})"
+    with pytest.raises(ValueError, match="unknown export format 'tiff'"):
+        export_format("tiff")
+
+
+def test_every_format_is_written_through_the_table(tmp_path, dicom_record):
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS, export_file_name, write_report
+
+    report = export.render_record_report(dicom_record, make_heatmaps(151, 201), when=WHEN,
+                                         include_patient=True)
+    png_record = ImageRecord(path=tmp_path / "plain.png", pixels=speckle(151, 201))
+    for f in EXPORT_FORMATS:
+        target = tmp_path / export_file_name(dicom_record, 0, f.key)
+        assert target.name == f"source_rcdnet{f.suffix}"
+        assert write_report(f.key, target, dicom_record, report, include_patient=True) == target
+        with pytest.raises(ExportExistsError):
+            write_report(f.key, target, dicom_record, report, include_patient=True)
+        if f.needs_dicom_source:
+            with pytest.raises(ValueError, match="needs a DICOM source"):
+                write_report(f.key, tmp_path / f"x{f.suffix}", png_record, report)
+            assert not (tmp_path / f"x{f.suffix}").exists()
+    assert (tmp_path / "source_rcdnet.png").read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "source_rcdnet.pdf").read_bytes().startswith(b"%PDF")
+    ds = pydicom.dcmread(tmp_path / "source_rcdnet.dcm")
+    assert ds.SOPClassUID == SECONDARY_CAPTURE_SOP_CLASS
+    assert str(ds.PatientID) == PATIENT.patient_id  # the writer passed include_patient on
+    cine = ImageRecord(path=Path("cine.dcm"), pixels=speckle(10, 10), frame_count=5)
+    assert export_file_name(cine, 2, "pdf", "heatmaps") == "cine_frame3_heatmaps.pdf"

@@ -97,6 +97,8 @@ def test_pad_roi_clips_to_image():
     assert pad_roi(Box(10, 10, 50, 20), (100, 200), 0.2) == Box(0, 6, 70, 28)
     assert pad_roi((180, 90, 40, 40), (100, 200), 0.2) == Box(172, 82, 28, 18)
     assert pad_roi(Box(10, 10, 50, 20), (100, 200), 0.0) == Box(10, 10, 50, 20)
+    # Per side (left, top, right, bottom), as training's random padding uses it.
+    assert pad_roi(Box(10, 10, 50, 20), (100, 200), (0.0, 0.5, 0.2, 0.0)) == Box(10, 0, 60, 30)
 
 
 @pytest.mark.parametrize("roi", [Box(10, 10, 0, 5), (5, 5, -3, 4), (700, 100, 10, 10),

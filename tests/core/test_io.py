@@ -372,7 +372,7 @@ def test_unexpected_library_errors_are_wrapped(tmp_path, monkeypatch):
     def boom(*_a, **_k):
         raise KeyError("internal")
 
-    monkeypatch.setattr(rio, "read_pillow", boom)
+    monkeypatch.setattr(rio.pillow, "read_pillow", boom)
     err = expect_error(p, "KeyError")
     assert isinstance(err.__cause__, KeyError)
 
@@ -383,7 +383,7 @@ def test_memory_error_is_wrapped(tmp_path, monkeypatch):
     def oom(*_a, **_k):
         raise MemoryError
 
-    monkeypatch.setattr(rio, "read_pillow", oom)
+    monkeypatch.setattr(rio.pillow, "read_pillow", oom)
     expect_error(p, "memory")
 
 

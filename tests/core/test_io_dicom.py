@@ -585,3 +585,38 @@ def test_invalid_number_of_frames_value(tmp_path):
 def test_budget_constant_is_used(tmp_path, monkeypatch):
     monkeypatch.setattr(pixels, "MAX_PIXELS_PER_FRAME", 100)
     expect_error(write(make_ds(GREY8), tmp_path / "small.dcm"), "too large")
+
+
+# ----------------------------------------------------------------------------------------------
+# the readers' suffixes and the file dialog's filter
+# ----------------------------------------------------------------------------------------------
+
+
+def test_file_filter_offers_exactly_the_readable_suffixes(tmp_path):
+    """Every suffix in the file dialog's filter is read, and every suffix a reader takes (and
+    every one Pillow registers for the formats we accept) is in the filter."""
+    import re
+
+    from rcdnet_desktop.core.io import DICOM_SUFFIXES, IMAGE_SUFFIXES, image_file_filter
+    from rcdnet_desktop.core.io.pillow import PIL_FORMATS
+
+    entries = image_file_filter().split(";;")
+    assert entries[0].startswith("Images (") and entries[-1] == "All files (*)"
+    assert "DICOM (*.dcm *.dicom *.dic)" in entries
+    offered = re.findall(r"\*(\.\w+)", entries[0])
+    assert len(offered) == len(set(offered))
+    assert set(re.findall(r"\*(\.\w+)", image_file_filter())) == set(offered) == IMAGE_SUFFIXES
+    Image.init()
+    pillow = {e: f for e, f in Image.registered_extensions().items() if f in PIL_FORMATS}
+    assert set(pillow) | set(DICOM_SUFFIXES) <= set(offered)
+
+    grey = GREY8[:12, :16]
+    for suffix in offered:
+        path = tmp_path / f"image{suffix}"
+        if suffix in DICOM_SUFFIXES:
+            write(make_ds(grey), path)
+        else:
+            Image.fromarray(grey).save(path, format=pillow[suffix])
+        rec = read_image(path)
+        assert rec.pixels.shape[:2] == grey.shape, suffix  # lossy WebP comes back as RGB
+        assert rec.is_dicom == (suffix in DICOM_SUFFIXES), suffix

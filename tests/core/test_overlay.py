@@ -10,9 +10,10 @@ from rcdnet_desktop.core.overlay import (
     blend,
     colorize,
     describe_evidence,
+    evidence_sentences,
     summarize_evidence,
 )
-from rcdnet_desktop.core.types import Box
+from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
 
 
 def gaussian(h: int, w: int, cx: float, cy: float, sigma: float) -> np.ndarray:
@@ -153,6 +154,30 @@ def test_peak_inside_margin_outside_of_lesion_box():
     s = summarize_evidence(inside, box)
     assert s.roi_share is not None and s.roi_share > 0.9
     assert summarize_evidence(outside, box).roi_share < 0.05
+
+
+def test_evidence_sentences_use_the_box_as_given_not_the_padded_region():
+    box, roi = Box(100, 60, 100, 80), Box(80, 44, 140, 112)  # roi: box padded by 20%
+    near = gaussian(200, 300, 90, 100, 3)  # between the box and the padded region
+    pred = Prediction(p_benign=0.5, p_malignant=0.5, device="cpu", model_version="t", roi=roi,
+                      box=box, box_source="auto")
+    benign, malignant = evidence_sentences(HeatMaps(near, near[::-1].copy(), "fast", pred))
+    assert benign == describe_evidence(near, box) != describe_evidence(near, roi)
+    assert malignant == describe_evidence(near[::-1], box)
+    whole = Prediction(p_benign=0.5, p_malignant=0.5, device="cpu", model_version="t")
+    assert evidence_sentences(HeatMaps(near, near, "fast", whole)) == (
+        describe_evidence(near), describe_evidence(near))
+
+
+def test_a_prediction_given_only_its_region_describes_that_region():
+    """Callers without a box (tests, fakes) give only ``roi``: it is then the box, so every view
+    still shows and describes one box."""
+    roi = Box(100, 60, 100, 80)
+    pred = Prediction(p_benign=0.5, p_malignant=0.5, device="cpu", model_version="t", roi=roi)
+    assert pred.box == roi and pred.box_source == "user"
+    heat = gaussian(200, 300, 150, 100, 6)
+    assert evidence_sentences(HeatMaps(heat, heat, "fast", pred))[0] == \
+        describe_evidence(heat, roi)
 
 
 def test_box_partly_outside_image_is_clipped():

@@ -7,6 +7,7 @@ import csv
 import pytest
 from PySide6.QtCore import Qt
 
+from rcdnet_desktop.core.export.batch_csv import CSV_FIELDS, batch_row
 from rcdnet_desktop.core.inference import pad_roi
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.batch_dialog import COLUMNS, format_eta
@@ -70,7 +71,10 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     assert failed[0]["error"] and failed[0]["p_malignant"] == ""
     ok = {r["file"].split("/")[-1]: r for r in table if r["status"] == "ok"}
     assert float(ok["b_bright.png"]["p_malignant"]) > 0.5
-    assert ok["b_bright.png"]["prediction"] == "malignant"
+    assert ok["b_bright.png"]["label"] == "malignant"
+    # The same columns and spelling as `rcdnet classify` (one writer for both).
+    assert list(table[0]) == list(CSV_FIELDS)
+    assert table == [batch_row(i) for i in dlg.visible_items()]
     with pytest.raises(FileExistsError):
         dlg.export_csv(out)  # never overwrites without being asked
 

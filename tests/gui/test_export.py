@@ -107,3 +107,23 @@ def test_dicom_export_refused_for_non_dicom_source(make_window, tmp_path, qtbot)
         raise AssertionError("DICOM export of a PNG source was not refused")
     assert w.export_to("dicom", tmp_path / "n.dcm") is None
     assert any("Export failed" in line for line in w.notice.lines())
+
+
+def test_dialog_formats_come_from_the_export_table(qtbot, tmp_path):
+    """The dialog offers exactly the core's export table, in its order, with its labels."""
+    from pathlib import Path
+
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
+    from rcdnet_desktop.core.types import ImageRecord, PatientInfo
+
+    record = ImageRecord(path=Path(tmp_path / "scan.dcm"), pixels=np.zeros((8, 8), np.uint8),
+                         source_format="DICOM", patient=PatientInfo(name="DOE^JANE"))
+    dlg = ExportDialog(record, 0, "pdf", str(tmp_path))
+    qtbot.addWidget(dlg)
+    assert list(dlg.radios) == [f.key for f in EXPORT_FORMATS]
+    assert [dlg.radios[f.key].text() for f in EXPORT_FORMATS] == [f.label for f in EXPORT_FORMATS]
+    assert dlg.format() == "pdf" and dlg.path().endswith("scan_rcdnet.pdf")
+    assert dlg.include_patient.isEnabled()
+    for f in EXPORT_FORMATS:
+        dlg.radios[f.key].setChecked(True)
+        assert dlg.path().endswith(f"scan_rcdnet{f.suffix}")

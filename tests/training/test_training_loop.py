@@ -34,11 +34,30 @@ def test_views_match_inference_and_augment(busi):
     assert v.shape == (48, 48) and v.dtype == np.uint8
     off = train_view(it.grey, it.box, True, rng, AugmentConfig(enabled=False), SMALL)
     assert np.array_equal(off, eval_view(it.grey, it.box, "roi", SMALL))
-    from rcdnet_desktop.core.inference import pad_roi
-    from training.augment import pad_box
+    # Without augmentation the view is padded by the run's margin, not a fixed one.
+    wide = train_view(it.grey, it.box, True, rng, AugmentConfig(enabled=False), SMALL, 0.5)
+    assert np.array_equal(wide, eval_view(it.grey, it.box, "roi", SMALL, 0.5))
 
-    assert pad_roi(it.box, it.grey.shape, 0.2).as_tuple() == pad_box(it.box, (0.2,) * 4,
-                                                                       it.grey.shape)
+
+@pytest.mark.parametrize("margin", [0.0, 0.2, 0.35])
+def test_training_roi_view_is_the_engines_crop(engine, busi, margin):
+    """For the same box and margin, training's lesion-box view is exactly what the engine
+    classifies (same padding and cropping function, same preprocessing)."""
+    from dataclasses import replace
+
+    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.preprocess import normalise, pad_roi
+
+    eng = InferenceEngine(model=engine.model, card=replace(engine.card, roi_margin=margin),
+                          device="cpu")
+    config = eng.card.preprocessing
+    it = _items(busi)[0]
+    h, w = it.grey.shape
+    for box in (it.box, (w - 12, 1, 12, 15), (0, h - 9, 20, 9)):  # inside, at the edges
+        prepared = eng.prepare(it.grey, roi=box, auto_box=False)
+        assert prepared.roi == pad_roi(box, it.grey.shape, margin)
+        view = eval_view(it.grey, box, "roi", config, margin)
+        assert np.array_equal(normalise(view, config), prepared.tensor)
 
 
 def test_tiny_model_overfits(busi, tiny_net, tmp_path):

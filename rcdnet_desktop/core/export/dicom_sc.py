@@ -1,7 +1,7 @@
-"""The DICOM Secondary Capture dataset of a report (built here, written by core.export).
+"""The DICOM Secondary Capture of a report: its dataset, and the atomic write.
 
-No Qt here. :func:`dicom_sc_dataset` builds the pydicom dataset that
-:func:`rcdnet_desktop.core.export.export_dicom_sc` writes (see there for what it holds): the
+No Qt here. :func:`dicom_sc_dataset` builds the pydicom dataset that :func:`export_dicom_sc`
+writes (see there for what it holds): the
 report's pixels as 8-bit RGB, the source's study when it is DICOM, a new series and instance,
 and patient identifiers only when ``include_patient=True``. Text that the scanner burned into the
 source pixels is part of the image and is kept; DeidentificationMethod says so.
@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 from rcdnet_desktop.core.overlay import as_rgb
 from rcdnet_desktop.core.types import ImageRecord
@@ -193,4 +196,56 @@ def dicom_sc_dataset(
     return ds
 
 
-__all__: Sequence[str] = ("SECONDARY_CAPTURE_SOP_CLASS", "dicom_sc_dataset")
+def export_dicom_sc(
+    path: str | Path,
+    record: ImageRecord,
+    report: Report | np.ndarray,
+    *,
+    include_patient: bool = False,
+    overwrite: bool = False,
+    when: datetime | None = None,
+    frame: int | None = None,
+) -> Path:
+    """Write the report as a DICOM Secondary Capture image, atomically.
+
+    The file: SOP Class Secondary Capture (1.2.840.10008.5.1.4.1.1.7), explicit VR little
+    endian, 8-bit RGB uncompressed; the source's StudyInstanceUID when the source is DICOM (a
+    new study otherwise); a new SeriesInstanceUID and SOPInstanceUID; ImageType
+    DERIVED\\SECONDARY; ConversionType WSD; BurnedInAnnotation YES; Modality copied from the
+    source ("OT" when unknown); ContentDate/Time from the report; a reference to the source
+    image when it can be read. Patient name, ID, birth date, sex and accession number are empty
+    and PatientIdentityRemoved is YES unless ``include_patient`` is True.
+
+    Parameters
+    ----------
+    path : str or Path
+        Target file (".dcm" is customary).
+    record : ImageRecord
+        The source image's record (study, patient, modality).
+    report : Report or numpy.ndarray
+        The rendered report, or a bare uint8 RGB image.
+    include_patient : bool
+        Copy the patient's identifiers into the header. A :class:`Report` that shows them in
+        its pixels cannot be exported with ``include_patient=False`` (ValueError).
+    overwrite : bool
+        Replace an existing file.
+    when : datetime, optional
+        Content date/time; defaults to the report's time, or now.
+    frame : int, optional
+        The source frame (0-based) of a cine, recorded in the source reference; defaults to the
+        report's frame.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    ds = dicom_sc_dataset(record, report, include_patient=include_patient, when=when, frame=frame)
+
+    def write(fh: BinaryIO) -> None:
+        ds.save_as(fh, enforce_file_format=True)
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
+__all__: Sequence[str] = ("SECONDARY_CAPTURE_SOP_CLASS", "dicom_sc_dataset", "export_dicom_sc")

@@ -1,17 +1,20 @@
 """The one-page PDF of a report: the panels as one image, the report text as real text.
 
-No Qt here. :func:`pdf_bytes` builds the page with reportlab; writing it to a file is
-:func:`rcdnet_desktop.core.export.export_pdf`'s job. The PDF's metadata never holds patient
-identifiers, which a user cannot see and would not think to scrub.
+No Qt here. :func:`pdf_bytes` builds the page with reportlab and :func:`export_pdf` writes it
+atomically. The PDF's metadata never holds patient identifiers, which a user cannot see and
+would not think to scrub.
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 
 _PDF_MARGIN = 36.0  # points: half an inch
@@ -107,4 +110,25 @@ def _pdf_page(report, title, figure, page, wrapped, body_font, body_size, leadin
     return buf.getvalue()
 
 
-__all__: Sequence[str] = ("pdf_bytes",)
+def export_pdf(
+    path: str | Path,
+    report: Report,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a one-page PDF report (see :func:`pdf_bytes`) atomically.
+
+    Patient identifiers appear in the page text only when they were passed to
+    :func:`render_report`; they never go into the PDF's metadata.
+    """
+    if not isinstance(report, Report):
+        raise TypeError("export_pdf needs a Report from render_report (it uses the report text)")
+    data = pdf_bytes(report)
+
+    def write(fh: BinaryIO) -> None:
+        fh.write(data)
+
+    return atomic_write(path, write, overwrite=overwrite)
+
+
+__all__: Sequence[str] = ("export_pdf", "pdf_bytes")

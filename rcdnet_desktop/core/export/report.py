@@ -8,8 +8,12 @@ lesion box came from (drawn by the user or found automatically), the heat-map me
 plain-language line
 per map, the model version, the device, date and time, the source file name, patient name and ID
 only when a :class:`PatientInfo` is passed, any intended-use warnings, and the permanent note
-"Decision support only - not a diagnosis.". The lesion box, when the prediction has one, is drawn
-on all three panels as a ring just OUTSIDE the box, so the pixels of the lesion stay untouched.
+"Decision support only - not a diagnosis.". The lesion box, when the prediction has one, is the box
+as given (drawn by the user or found automatically, the one the viewer shows): it is drawn on all
+three panels as a yellow ring just OUTSIDE the box, so the pixels of the lesion stay untouched,
+and the evidence sentences are measured against it
+(:func:`~rcdnet_desktop.core.overlay.evidence_sentences`, as on screen). The padded region the
+model saw, where it is larger, is drawn as a thin grey outline (the heat maps are zero outside it).
 :class:`ReportLayout` records where every panel lies, so a caller (or a test) can crop them.
 
 The :class:`Report` it returns is what :mod:`rcdnet_desktop.core.export` writes as PNG, PDF or
@@ -27,8 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdnet_desktop.core.overlay import DEFAULT_ALPHA, DEFAULT_COLORMAP, as_rgb, blend, colorize
-from rcdnet_desktop.core.overlay import describe_evidence as _describe_evidence
+from rcdnet_desktop.core.overlay import (
+    DEFAULT_ALPHA,
+    DEFAULT_COLORMAP,
+    as_rgb,
+    blend,
+    colorize,
+    evidence_sentences,
+)
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, PatientInfo, Prediction
 
 DECISION_SUPPORT_NOTE = "Decision support only - not a diagnosis."
@@ -42,6 +52,7 @@ _ALERT = (190, 0, 0)
 _WARNING = (170, 90, 0)
 _BOX = (255, 220, 0)  # lesion box: yellow reads on grey ultrasound and on every colour map
 _BOX_EDGE = (0, 0, 0)
+_REGION = (190, 190, 190)  # the padded region the model saw: a thin, lighter outline
 
 
 # --- report layout and text ----------------------------------------------------------------------
@@ -142,25 +153,37 @@ BOX_SOURCE_TEXT = {"user": "drawn by the user", "auto": "found automatically", "
 """How a report says where a prediction's lesion box came from, by ``Prediction.box_source``."""
 
 
+def seen_region(p: Prediction) -> Box | None:
+    """The padded region the model saw, when it differs from the lesion box (else None)."""
+    return p.roi if p.roi is not None and p.roi != p.box else None
+
+
+def _box_words(box: Box) -> str:
+    return f"x {box.x}, y {box.y}, {box.w} x {box.h} px"
+
+
 def describe_input(p: Prediction) -> str:
     """The input of a prediction in words, with where its lesion box came from.
 
-    E.g. ``"whole image"``, ``"lesion box (x 80, y 60, 90 x 70 px), drawn by the user"``,
-    ``"lesion box (x 80, y 60, 90 x 70 px), found automatically (localiser confidence 0.93)"``
-    or, for fusion, ``"whole image and lesion box (...), found automatically (...); the two
-    results averaged"``. The coordinates are those of the region the model saw (the box padded
-    by the card's margin), the one drawn on the report. Every export states the input with this
-    wording.
+    E.g. ``"whole image"``, ``"lesion box (x 80, y 60, 90 x 70 px), drawn by the user; the
+    model saw it with a margin (x 62, y 46, 126 x 98 px)"``, ``"lesion box (...), found
+    automatically (localiser confidence 0.93); ..."`` or, for fusion, ``"whole image and lesion
+    box (...), found automatically (...); ...; the two results averaged"``. The box is the one
+    as given, the one the viewer shows and the report draws; the padded region the model saw
+    follows when it is larger. Every export states the input with this wording.
     """
-    roi = p.roi
-    if roi is None:
+    box = p.box
+    if box is None:
         return "whole image"
-    text = f"lesion box (x {roi.x}, y {roi.y}, {roi.w} x {roi.h} px)"
+    text = f"lesion box ({_box_words(box)})"
     source = BOX_SOURCE_TEXT.get(p.box_source, "")
     if source:
         text += f", {source}"
     if p.box_source == "auto" and p.finding is not None:
         text += f" (localiser confidence {p.finding.confidence:.2f})"
+    region = seen_region(p)
+    if region is not None:
+        text += f"; the model saw it with a margin ({_box_words(region)})"
     if p.fused:
         text = f"whole image and {text}; the two results averaged"
     return text
@@ -196,7 +219,7 @@ def report_lines(
     Patient identifiers are included only when ``patient`` is given and not empty.
     """
     p = heatmaps.prediction
-    roi = p.roi
+    benign_words, malignant_words = evidence_sentences(heatmaps)
     lines: list[ReportLine] = []
     if p.untrained:
         lines.append(
@@ -214,10 +237,8 @@ def report_lines(
     lines.append(
         ReportLine(f"Heat maps: {heatmaps.method}; colour map {colormap}, opacity {alpha:.2f}")
     )
-    lines.append(ReportLine(f"Evidence for benign: {_describe_evidence(heatmaps.benign, roi)}"))
-    lines.append(
-        ReportLine(f"Evidence for malignant: {_describe_evidence(heatmaps.malignant, roi)}")
-    )
+    lines.append(ReportLine(f"Evidence for benign: {benign_words}"))
+    lines.append(ReportLine(f"Evidence for malignant: {malignant_words}"))
     lines.append(ReportLine(f"Model: {p.model_version}   Device: {p.device}"))
     lines.append(ReportLine(f"Date and time: {_format_when(when)}"))
     if source_name or p.frame:
@@ -309,26 +330,32 @@ def _full_size(heatmap: np.ndarray, shape: tuple[int, int], roi: Box | None, nam
     )
 
 
-def _draw_box(rgb: np.ndarray, roi: Box, thickness: int) -> None:
-    """Draw a ring just outside ``roi`` (clipped to the image), in place."""
+def _ring(rgb: np.ndarray, box: Box, outer: int, inner: int, colour) -> None:
+    """Paint the band between ``outer`` and ``inner`` pixels outside ``box`` (clipped), in place."""
     h, w = rgb.shape[:2]
+    ox0, oy0 = max(box.x - outer, 0), max(box.y - outer, 0)
+    ox1, oy1 = min(box.x + box.w + outer, w), min(box.y + box.h + outer, h)
+    ix0, iy0 = max(box.x - inner, 0), max(box.y - inner, 0)
+    ix1, iy1 = min(box.x + box.w + inner, w), min(box.y + box.h + inner, h)
+    if ox0 >= ox1 or oy0 >= oy1:
+        return
+    region = np.zeros((h, w), bool)
+    region[oy0:oy1, ox0:ox1] = True
+    if ix0 < ix1 and iy0 < iy1:
+        region[iy0:iy1, ix0:ix1] = False
+    rgb[region] = colour
 
-    def ring(outer: int, inner: int, colour) -> None:
-        ox0, oy0 = max(roi.x - outer, 0), max(roi.y - outer, 0)
-        ox1, oy1 = min(roi.x + roi.w + outer, w), min(roi.y + roi.h + outer, h)
-        ix0, iy0 = max(roi.x - inner, 0), max(roi.y - inner, 0)
-        ix1, iy1 = min(roi.x + roi.w + inner, w), min(roi.y + roi.h + inner, h)
-        if ox0 >= ox1 or oy0 >= oy1:
-            return
-        region = np.zeros((h, w), bool)
-        region[oy0:oy1, ox0:ox1] = True
-        if ix0 < ix1 and iy0 < iy1:
-            region[iy0:iy1, ix0:ix1] = False
-        rgb[region] = colour
 
+def _draw_box(rgb: np.ndarray, box: Box, thickness: int) -> None:
+    """Draw the lesion box as a yellow ring with a dark edge just outside ``box``, in place."""
     edge = max(1, thickness // 3)
-    ring(thickness + edge, 0, _BOX_EDGE)
-    ring(thickness, 0, _BOX)
+    _ring(rgb, box, thickness + edge, 0, _BOX_EDGE)
+    _ring(rgb, box, thickness, 0, _BOX)
+
+
+def _draw_region(rgb: np.ndarray, region: Box, thickness: int) -> None:
+    """Draw the padded region the model saw as a thin grey line just outside it, in place."""
+    _ring(rgb, region, max(1, thickness // 2), 0, _REGION)
 
 
 def render_report(
@@ -372,18 +399,21 @@ def render_report(
 
     rgb = as_rgb(pixels)
     h, w = rgb.shape[:2]
-    roi = heatmaps.prediction.roi
-    benign = _full_size(heatmaps.benign, (h, w), roi, "benign")
-    malignant = _full_size(heatmaps.malignant, (h, w), roi, "malignant")
+    p = heatmaps.prediction
+    benign = _full_size(heatmaps.benign, (h, w), p.roi, "benign")
+    malignant = _full_size(heatmaps.malignant, (h, w), p.roi, "malignant")
     panels_rgb = [
         rgb.copy(),
         blend(rgb, benign, alpha, colormap),
         blend(rgb, malignant, alpha, colormap),
     ]
-    if roi is not None:
-        thickness = max(2, round(max(h, w) / 250))
-        for panel in panels_rgb:
-            _draw_box(panel, roi, thickness)
+    lesion, region = p.box, seen_region(p)
+    thickness = max(2, round(max(h, w) / 250))
+    for panel in panels_rgb:
+        if region is not None:  # under the lesion box, should the two meet
+            _draw_region(panel, region, thickness)
+        if lesion is not None:
+            _draw_box(panel, lesion, thickness)
 
     gap = max(4, round(0.02 * w))
     width = 3 * w + 4 * gap
@@ -459,7 +489,8 @@ def render_report(
 
     out = np.asarray(image, dtype=np.uint8).copy()
     # Text drawing never touches the panels, but make the guarantee explicit: panel 0 is the
-    # source image pixel for pixel (plus the lesion box ring, when there is one).
+    # source image pixel for pixel (plus the lesion box ring and the outline of the region the
+    # model saw, when there are).
     for box, panel in zip(panel_boxes, panels_rgb, strict=True):
         out[box.y : box.y + box.h, box.x : box.x + box.w] = panel
 
@@ -523,4 +554,5 @@ __all__: Sequence[str] = (
     "render_record_report",
     "render_report",
     "report_lines",
+    "seen_region",
 )

@@ -25,9 +25,16 @@ Only :class:`~rcdnet_desktop.core.errors.UnreadableImageError` leaves :func:`rea
 message names the file and says why in words. pydicom is imported only when a DICOM file is
 read (start-up time), and this module never imports torch.
 
-This module dispatches; the readers live in :mod:`.pillow_read` and :mod:`.dicom_read`, and
-the helpers they share (pixel budget, uint8 conversion, frame checks) in :mod:`.pixels`, where
-:data:`MAX_PIXELS_PER_FRAME` is defined and read at run time (it is re-exported here).
+This module dispatches. A reader is anything with the small :class:`Reader` interface
+(``can_read(path, head_bytes)``, ``read(path, frame)``, its ``label`` and ``suffixes``);
+:func:`read_image` walks :data:`READERS` in order and hands the file to the first that can read
+it: DICOM with its preamble (``DICM`` at byte 128) first, then Pillow (which recognises its
+formats by content), then DICOM written without a preamble (by suffix, no suffix, or a group
+0002/0008 tag at the start). The readers live in :mod:`.pillow` and :mod:`.dicom`, and the
+helpers they share (pixel budget, uint8 conversion, frame checks) in :mod:`.pixels`, where
+:data:`MAX_PIXELS_PER_FRAME` is defined and read at run time (it is re-exported here). The
+suffixes are the readers' own: :data:`IMAGE_SUFFIXES` (what folders are scanned for) and
+:func:`image_file_filter` (the file dialog's filter) are built from them.
 """
 
 from __future__ import annotations
@@ -35,34 +42,90 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import UnreadableImageError
 from ..types import ImageRecord
-from . import pixels
-from .dicom import read_dicom
-from .pillow import PIL_FORMATS, read_pillow
-from .pixels import MAX_PIXELS_PER_FRAME, describe, trim
+from .dicom import DICOM_SUFFIXES, DicomReader, has_dicm_preamble
+from .pillow import PillowReader
+from .pixels import MAX_PIXELS_PER_FRAME, NOT_SUPPORTED, describe
 
 __all__ = [
     "DICOM_SUFFIXES",
+    "HEAD_BYTES",
     "IMAGE_SUFFIXES",
     "MAX_PIXELS_PER_FRAME",
+    "READERS",
+    "Reader",
     "find_images",
+    "image_file_filter",
     "is_dicom_file",
     "read_image",
 ]
 
-DICOM_SUFFIXES = frozenset({".dcm", ".dicom", ".dic"})
-"""Suffixes taken for DICOM; files without a suffix are recognised by the DICM magic."""
+HEAD_BYTES = 132
+"""How much of the file's start a reader is shown to decide (the DICOM preamble and magic)."""
 
-IMAGE_SUFFIXES = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff", ".gif", ".webp"}
-    | DICOM_SUFFIXES
+
+class Reader(Protocol):
+    """One kind of image file.
+
+    Attributes
+    ----------
+    label : str
+        The kind in words, for a file dialog ("DICOM").
+    suffixes : tuple of str
+        Lower-case suffixes of such files, most common first.
+    """
+
+    label: str
+    suffixes: tuple[str, ...]
+
+    def can_read(self, path: Path, head: bytes) -> bool:
+        """Whether this reader takes the file; ``head`` is its first :data:`HEAD_BYTES` bytes."""
+        ...
+
+    def read(self, path: Path, frame: int) -> ImageRecord:
+        """Decode the file; raise :class:`UnreadableImageError` with the reason in words."""
+        ...
+
+
+READERS: tuple[Reader, ...] = (
+    DicomReader(preamble=True),
+    PillowReader(),
+    DicomReader(preamble=False),
 )
-"""Lower-case suffixes that :func:`find_images` picks up in folders."""
+"""The readers :func:`read_image` asks, in order; the first that can read a file reads it."""
+
+
+def _suffixes(readers: Iterable[Reader]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s for r in readers for s in r.suffixes))
+
+
+IMAGE_SUFFIXES = frozenset(_suffixes(READERS))
+"""Lower-case suffixes that :func:`find_images` picks up in folders: every reader's."""
+
+
+def image_file_filter() -> str:
+    """The file dialog's filter, built from the readers' suffixes.
+
+    ``"Images (*.dcm ... *.png ...);;DICOM (*.dcm *.dicom *.dic);;...;;All files (*)"``: every
+    readable suffix first, then one entry per kind of file, then all files (DICOM files named
+    by their UID have no suffix).
+    """
+
+    def entry(label: str, suffixes: Iterable[str]) -> str:
+        return f"{label} ({' '.join('*' + s for s in suffixes)})"
+
+    kinds: dict[str, list[Reader]] = {}
+    for reader in READERS:
+        kinds.setdefault(reader.label, []).append(reader)
+    entries = [entry("Images", _suffixes(READERS))]
+    entries += [entry(label, _suffixes(readers)) for label, readers in kinds.items()]
+    entries.append("All files (*)")
+    return ";;".join(entries)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -167,10 +230,10 @@ def is_dicom_file(path: str | os.PathLike[str]) -> bool:
     """True when the file starts with a DICOM preamble (``DICM`` at byte 128)."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(132)
+            head = fh.read(HEAD_BYTES)
     except OSError:
         return False
-    return len(head) == 132 and head[128:132] == b"DICM"
+    return has_dicm_preamble(head)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,7 +260,7 @@ def _read(p: Path, frame: int) -> ImageRecord:
         raise UnreadableImageError(p, "is a folder, not an image file")
     try:
         with open(p, "rb") as fh:
-            head = fh.read(132)
+            head = fh.read(HEAD_BYTES)
     except FileNotFoundError:
         raise UnreadableImageError(p, "file not found") from None
     except PermissionError:
@@ -208,27 +271,7 @@ def _read(p: Path, frame: int) -> ImageRecord:
         ) from None
     if not head:
         raise UnreadableImageError(p, "file is empty")
-
-    if len(head) == 132 and head[128:132] == b"DICM":
-        return read_dicom(p, frame, has_preamble=True)
-    try:
-        im = Image.open(p, formats=PIL_FORMATS)
-    except UnidentifiedImageError:
-        im = None
-    except Image.DecompressionBombError as exc:
-        raise UnreadableImageError(
-            p,
-            f"image is too large to open safely ({trim(exc)}); the limit is "
-            f"{pixels.MAX_PIXELS_PER_FRAME // 1_000_000} megapixels per frame",
-        ) from None
-    if im is not None:
-        with im:
-            return read_pillow(p, im, frame)
-    if p.suffix.lower() in DICOM_SUFFIXES or p.suffix == "" or _looks_like_raw_dicom(head):
-        return read_dicom(p, frame, has_preamble=False)
-    raise UnreadableImageError(p, "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)")
-
-
-def _looks_like_raw_dicom(head: bytes) -> bool:
-    """A DICOM data set written without preamble starts with a group 0002/0008 tag."""
-    return head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08")
+    for reader in READERS:
+        if reader.can_read(p, head):
+            return reader.read(p, frame)
+    raise UnreadableImageError(p, NOT_SUPPORTED)

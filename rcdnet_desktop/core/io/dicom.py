@@ -18,7 +18,18 @@ import numpy as np
 from ..errors import UnreadableImageError
 from ..types import Box, ImageRecord, PatientInfo, StudyInfo, UltrasoundRegion
 from . import pixels
-from .pixels import check_budget, check_frame, finish, guard_loader, range_to_uint8, trim
+from .pixels import (
+    NOT_SUPPORTED,
+    check_budget,
+    check_frame,
+    finish,
+    guard_loader,
+    range_to_uint8,
+    trim,
+)
+
+DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+"""Suffixes taken for DICOM; files without a suffix are recognised by their content."""
 
 # pydicom reads elements larger than this only when accessed: the header read never pulls the
 # pixel data into memory (frames are decoded from the file by index instead).
@@ -95,6 +106,41 @@ def _dicom_open_error(p: Path, exc: Exception) -> UnreadableImageError:
     return UnreadableImageError(p, f"the DICOM header could not be read ({msg})")
 
 
+def has_dicm_preamble(head: bytes) -> bool:
+    """The file's first bytes hold the 128-byte preamble and the ``DICM`` magic."""
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def _looks_like_raw_dicom(head: bytes) -> bool:
+    """A DICOM data set written without preamble starts with a group 0002/0008 tag."""
+    return head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08")
+
+
+class DicomReader:
+    """The DICOM reader, in two places of :data:`rcdnet_desktop.core.io.READERS`.
+
+    With ``preamble=True`` it takes files with the preamble and ``DICM`` magic, before any
+    other reader; with ``preamble=False`` it takes, after the others declined, files named as
+    DICOM, files without a suffix and files that start like a data set without preamble, and
+    says the format is not supported when pydicom finds no image in them.
+    """
+
+    label = "DICOM"
+    suffixes = DICOM_SUFFIXES
+
+    def __init__(self, preamble: bool) -> None:
+        self.preamble = preamble
+
+    def can_read(self, path: Path, head: bytes) -> bool:
+        if self.preamble:
+            return has_dicm_preamble(head)
+        return (path.suffix.lower() in DICOM_SUFFIXES or path.suffix == ""
+                or _looks_like_raw_dicom(head))
+
+    def read(self, path: Path, frame: int) -> ImageRecord:
+        return read_dicom(path, frame, has_preamble=self.preamble)
+
+
 def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
     pydicom = _pydicom()
     try:
@@ -103,17 +149,13 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
         raise
     except Exception as exc:
         if not has_preamble:
-            raise UnreadableImageError(
-                p, "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)"
-            ) from exc
+            raise UnreadableImageError(p, NOT_SUPPORTED) from exc
         raise _dicom_open_error(p, exc) from exc
 
     keywords = _safe_keywords(ds)
     pixel_kw = next((k for k in _PIXEL_KEYWORDS if k in keywords), None)
     if not has_preamble and pixel_kw is None and "SOPClassUID" not in keywords:
-        raise UnreadableImageError(
-            p, "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)"
-        )
+        raise UnreadableImageError(p, NOT_SUPPORTED)
     if pixel_kw is None:
         if _safe_len(ds) == 0:
             raise UnreadableImageError(

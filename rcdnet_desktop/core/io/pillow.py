@@ -1,7 +1,7 @@
 """The Pillow reader: PNG / JPEG / BMP / TIFF / GIF / WebP -> :class:`ImageRecord`.
 
-Called by :func:`rcdnet_desktop.core.io.read_image` with the file already opened by Pillow;
-see that module for what every reader returns. Multi-page TIFF and animated GIF decode one
+:class:`PillowReader` is one of :data:`rcdnet_desktop.core.io.READERS`; see that module for
+what every reader returns. Multi-page TIFF and animated GIF decode one
 frame at a time; 16-bit colour samples are read with OpenCV (Pillow keeps only 8 of them).
 """
 
@@ -10,14 +10,49 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import UnreadableImageError
 from ..types import ImageRecord
-from .pixels import check_budget, check_frame, finish, guard_loader
+from . import pixels
+from .pixels import check_budget, check_frame, finish, guard_loader, trim
 
 # Pillow formats we accept. Restricting Image.open keeps exotic plugins (EPS runs Ghostscript)
 # out of a viewer that opens whatever a user drops on it.
 PIL_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "GIF", "WEBP")
+PILLOW_SUFFIXES = (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".bmp", ".dib", ".tif", ".tiff",
+                   ".gif", ".webp", ".apng")
+"""Suffixes of the :data:`PIL_FORMATS` files (the files themselves are recognised by content)."""
+
+
+class PillowReader:
+    """The Pillow reader: takes every file Pillow recognises as one of :data:`PIL_FORMATS`."""
+
+    label = "PNG, JPEG, BMP, TIFF, GIF, WebP"
+    suffixes = PILLOW_SUFFIXES
+
+    def can_read(self, path: Path, head: bytes) -> bool:
+        # Pillow recognises its formats by content (reading the header only); one too large
+        # to open is still Pillow's, and read() says why it is refused.
+        try:
+            with Image.open(path, formats=PIL_FORMATS):
+                return True
+        except UnidentifiedImageError:
+            return False
+        except Image.DecompressionBombError:
+            return True
+
+    def read(self, path: Path, frame: int) -> ImageRecord:
+        try:
+            im = Image.open(path, formats=PIL_FORMATS)
+        except Image.DecompressionBombError as exc:
+            raise UnreadableImageError(
+                path,
+                f"image is too large to open safely ({trim(exc)}); the limit is "
+                f"{pixels.MAX_PIXELS_PER_FRAME // 1_000_000} megapixels per frame",
+            ) from None
+        with im:
+            return read_pillow(path, im, frame)
 
 
 def _rawmode(im: Image.Image) -> str:

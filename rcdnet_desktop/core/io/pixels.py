@@ -1,4 +1,4 @@
-"""Helpers shared by the image readers (:mod:`.pillow_read`, :mod:`.dicom_read`).
+"""Helpers shared by the image readers (:mod:`.pillow`, :mod:`.dicom`).
 
 - the per-frame pixel budget :data:`MAX_PIXELS_PER_FRAME` and the header checks that enforce
   it, with the frame-index check;
@@ -29,6 +29,9 @@ a desktop's memory. Pillow's own decompression-bomb limit (about 179 MP) is larg
 """
 
 _MAX_REASON = 300  # characters of a library's own message kept in our reason
+
+NOT_SUPPORTED = "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)"
+"""The reason given for a file that no reader takes."""
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""The export formats: one table that the GUI's export dialog and ``rcdnet classify --export``
+are built from.
+
+No Qt here. Each :class:`ExportFormat` says what a user picks (key, label, file suffix, file
+dialog filter), whether the file can carry the patient's identity, whether it needs a DICOM
+source, and which function writes it. Every writer takes the same arguments -- the target, the
+source's record, the rendered :class:`~rcdnet_desktop.core.export.report.Report`, whether to
+include the patient's identity, whether to replace an existing file -- so a caller dispatches
+through :func:`write_report` without knowing the formats. Adding a format is one entry in
+:data:`EXPORT_FORMATS` (and its writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from rcdnet_desktop.core.export.dicom_sc import export_dicom_sc
+from rcdnet_desktop.core.export.pdf import export_pdf
+from rcdnet_desktop.core.export.png import export_png
+from rcdnet_desktop.core.export.report import Report
+from rcdnet_desktop.core.types import ImageRecord
+
+
+class Writer(Protocol):
+    """Writes one export atomically and returns the written path.
+
+    ``include_patient`` asks for the patient's identity where the format holds it beyond the
+    report's pixels and text (a DICOM header); the report itself shows the identity only when
+    it was rendered with the patient.
+    """
+
+    def __call__(self, path: str | Path, record: ImageRecord, report: Report, *,
+                 include_patient: bool, overwrite: bool) -> Path: ...
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One row of the export table.
+
+    Attributes
+    ----------
+    key : str
+        Short name, for code, settings and ``rcdnet classify --export KEY``.
+    label : str
+        What the user reads in the export dialog.
+    suffix : str
+        The file suffix, with its dot.
+    filter_name : str
+        The kind of file in a file dialog ("PNG images").
+    can_include_patient : bool
+        The file can carry the patient's name and ID (the dialog offers to include them).
+    needs_dicom_source : bool
+        Only an image opened from a DICOM file can be exported in this format.
+    write : Writer
+        Writes the file (atomically, never replacing one unless asked).
+    """
+
+    key: str
+    label: str
+    suffix: str
+    filter_name: str
+    can_include_patient: bool
+    needs_dicom_source: bool
+    write: Writer
+
+    @property
+    def file_filter(self) -> str:
+        """The Qt file-dialog filter, e.g. ``"PNG images (*.png)"``."""
+        return f"{self.filter_name} (*{self.suffix})"
+
+
+def _png(path: str | Path, record: ImageRecord, report: Report, *, include_patient: bool,
+         overwrite: bool) -> Path:
+    return export_png(path, report, overwrite=overwrite)
+
+
+def _pdf(path: str | Path, record: ImageRecord, report: Report, *, include_patient: bool,
+         overwrite: bool) -> Path:
+    return export_pdf(path, report, overwrite=overwrite)
+
+
+def _dicom_sc(path: str | Path, record: ImageRecord, report: Report, *, include_patient: bool,
+              overwrite: bool) -> Path:
+    return export_dicom_sc(path, record, report, include_patient=include_patient,
+                           overwrite=overwrite)
+
+
+EXPORT_FORMATS: tuple[ExportFormat, ...] = (
+    ExportFormat("png", "Annotated image (PNG)", ".png", "PNG images",
+                 can_include_patient=True, needs_dicom_source=False, write=_png),
+    ExportFormat("pdf", "One-page report (PDF)", ".pdf", "PDF files",
+                 can_include_patient=True, needs_dicom_source=False, write=_pdf),
+    ExportFormat("dicom", "DICOM Secondary Capture", ".dcm", "DICOM files",
+                 can_include_patient=True, needs_dicom_source=True, write=_dicom_sc),
+)
+"""Every export format, in the order a user is offered them."""
+
+
+def export_format(key: str) -> ExportFormat:
+    """The table entry named ``key``.
+
+    Raises
+    ------
+    ValueError
+        No format has that key.
+    """
+    for fmt in EXPORT_FORMATS:
+        if fmt.key == key:
+            return fmt
+    raise ValueError(f"unknown export format {key!r}; choose one of: "
+                     + ", ".join(f.key for f in EXPORT_FORMATS))
+
+
+def export_file_name(record: ImageRecord, frame: int, key: str, tag: str = "rcdnet") -> str:
+    """The default file name of an export: ``<stem>[_frame<n>]_<tag><suffix>``.
+
+    The frame (counted from 1) is named only for a multi-frame source.
+    """
+    stem = record.path.stem or "image"
+    if record.frame_count > 1:
+        stem += f"_frame{frame + 1}"
+    return f"{stem}_{tag}{export_format(key).suffix}"
+
+
+def write_report(key: str, path: str | Path, record: ImageRecord, report: Report, *,
+                 include_patient: bool = False, overwrite: bool = False) -> Path:
+    """Write ``report`` in format ``key``; returns the written path.
+
+    Raises
+    ------
+    ValueError
+        An unknown format, or a format that needs a DICOM source for another kind of image
+        (nothing is written).
+    rcdnet_desktop.core.errors.ExportExistsError
+        The file exists and ``overwrite`` is False.
+    rcdnet_desktop.core.errors.ExportError
+        It could not be written; the message says why.
+    """
+    fmt = export_format(key)
+    if fmt.needs_dicom_source and not record.is_dicom:
+        raise ValueError(f"{fmt.label} export needs a DICOM source image")
+    return fmt.write(path, record, report, include_patient=include_patient,
+                     overwrite=overwrite)
+
+
+__all__: Sequence[str] = (
+    "EXPORT_FORMATS",
+    "ExportFormat",
+    "Writer",
+    "export_file_name",
+    "export_format",
+    "write_report",
+)
