@@ -203,10 +203,42 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
         problems.append("probabilities do not add up to 1")
     print(f"{record.path.name}: {pred.display_label}, P(malignant) = {pred.p_malignant:.3f}",
           file=out)
+    problems += _check_goldens(engine, out)
     for p in problems:
         print(f"FAIL: {p}", file=out)
     print("self-test " + ("FAILED" if problems else "passed"), file=out)
     return EXIT_NONE_READ if problems else EXIT_OK
+
+
+def _check_goldens(engine, out: TextIO) -> list[str]:
+    """The bundled samples' P(malignant) against the values the model card recorded at bundle
+    time, and the separation of the malignant from the benign sample: a bundle whose bytes
+    verify but whose behaviour changed (e.g. zeroed weights with a matching hash) fails."""
+    from rcdnet_desktop.core.io import read_image
+    from rcdnet_desktop.core.resources import resources_dir
+
+    st = engine.card.self_test
+    if not st:
+        if engine.card.untrained:
+            return []
+        return ["the model card records no expected results for the samples (self_test): the "
+                "model's behaviour cannot be checked"]
+    problems, probs = [], {}
+    for name, expected in st["samples"].items():
+        probs[name] = p = engine.predict(read_image(resources_dir() / "samples" / name)).p_malignant
+        ok = abs(p - expected) <= st["tolerance"]
+        print(f"{name}: P(malignant) = {p:.6f}, expected {expected:.6f} "
+              f"{'ok' if ok else 'DIFFERENT'}", file=out)
+        if not ok:
+            problems.append(f"{name}: P(malignant) {p:.6f} differs from the recorded "
+                            f"{expected:.6f} by more than {st['tolerance']}")
+    benign = [v for k, v in probs.items() if "benign" in k]
+    malignant = [v for k, v in probs.items() if "malignant" in k]
+    if benign and malignant and min(malignant) - max(benign) < st["min_separation"]:
+        problems.append(f"the malignant sample is not separated from the benign one "
+                        f"({min(malignant):.3f} vs {max(benign):.3f}; at least "
+                        f"{st['min_separation']} apart expected)")
+    return problems
 
 
 def _export_keys() -> list[str]:

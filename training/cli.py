@@ -261,6 +261,16 @@ def cmd_compare(a) -> int:
     return 0
 
 
+def cmd_guard(a) -> int:
+    from .guard import run
+
+    report = run(a.bundle, a.data, a.split, a.external or [], a.out, version=a.version,
+                 shrinkage=a.shrinkage, quantile=a.quantile)
+    print(f"guard threshold {report['threshold']:.2f}; not-breast images flagged "
+          f"{report['other_all']['rate']:.1%}; report in {a.out / 'guard.md'}")
+    return 0
+
+
 def _log_to(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -360,6 +370,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference-mode", default=None, help="default: --mode")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_paired)
+
+    p = sub.add_parser("guard", help="fit the input guard into a bundle and measure every "
+                                     "intended-use check (breast sites vs other images)")
+    p.add_argument("--bundle", type=Path, required=True, help="the bundle folder to update")
+    p.add_argument("--data", type=Path, action="append", required=True,
+                   help="a training site's data folder (repeat for each site of the split)")
+    p.add_argument("--split", type=Path, required=True, help="the split CSV the bundle used")
+    p.add_argument("--external", type=Path, action="append",
+                   help="an external site, measured only (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="folder for guard.md / guard.json")
+    p.add_argument("--version", default=None, help="new model card version")
+    p.add_argument("--shrinkage", type=float, default=0.1)
+    p.add_argument("--quantile", type=float, default=99.5)
+    p.set_defaults(func=cmd_guard)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

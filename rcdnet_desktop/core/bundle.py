@@ -222,7 +222,8 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
     The card's ``onnx`` entries are kept only while they describe the weights written (their
     ``weights_sha256`` equals the new weights' sha256, or the localiser's): a graph exported
     from other weights is dropped from the card, never left to describe weights it does not
-    hold; run :func:`save_onnx` afterwards to export the new weights.
+    hold; run :func:`save_onnx` afterwards to export the new weights. The ``guard`` and
+    ``self_test`` sections are kept on the same rule (they were measured on the weights).
 
     The weights are written first and the card last, each atomically, so an interrupted save
     leaves either the old bundle or a card/weights sha mismatch that :func:`load_model` reports;
@@ -268,7 +269,8 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
                    output_shape=[1, arch.get("num_classes", len(CLASS_NAMES))],
                    weights={"file": name, "sha256": hashlib.sha256(data).hexdigest(),
                             "dtype": dtype})
-    card = replace(card, onnx=_current_onnx(card))
+    card = replace(card, onnx=_current_onnx(card), guard=_if_current(card, card.guard),
+                   self_test=_if_current(card, card.self_test))
     card.validate("card to save")
     write_bytes(model_dir / name, data)
     write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
@@ -337,7 +339,8 @@ def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Pat
         "metrics": old.get("metrics", {}),
     }
     card = replace(card, localiser=section)
-    card = replace(card, onnx=_current_onnx(card))
+    card = replace(card, onnx=_current_onnx(card), guard=_if_current(card, card.guard),
+                   self_test=_if_current(card, card.self_test))
     card.validate("card to save")
     write_bytes(model_dir / name, data)
     write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
@@ -347,6 +350,14 @@ def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Pat
         assert loaded is not None
         _check_round_trip(loaded, state, model_dir / name)
     return card
+
+
+def _if_current(card: ModelCard, section: dict[str, Any]) -> dict[str, Any]:
+    """``section`` (the guard's, the self-test's) when it was made with the weights the card
+    names now (its ``weights_sha256``), else empty: it describes other weights."""
+    if isinstance(section, dict) and section.get("weights_sha256") == card.weights.get("sha256"):
+        return section
+    return {}
 
 
 def _current_onnx(card: ModelCard) -> dict[str, Any]:
@@ -456,11 +467,7 @@ def _check_graph(session: onnxruntime.InferenceSession, module: torch.nn.Module,
     net = copy.deepcopy(module).cpu().float().eval()
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
-        if which == "classifier":
-            features = net.forward_features(x)
-            expected = [net.head(features), features]
-        else:
-            expected = [net(x)]
+        expected = list(net.forward_outputs(x)) if which == "classifier" else [net(x)]
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     for name, ref, out in zip(GRAPH_NAMES[which][1], expected, got, strict=True):
         ref = ref.numpy()
@@ -608,3 +615,33 @@ def write_bytes(path: Path, data: bytes) -> None:
     from rcdnet_desktop.core.export.atomic import atomic_write
 
     atomic_write(path, lambda fh: fh.write(data), overwrite=True)
+
+
+def save_guard(card: ModelCard, model_dir: str | Path, data: bytes,
+               section: dict[str, Any]) -> ModelCard:
+    """Write the input guard's file (:mod:`~rcdnet_desktop.core.guard`) and the card with its
+    ``guard`` section (``file``, ``sha256`` filled in from ``data``), both atomically; the
+    guard is loaded back to prove it verifies. Returns the new card."""
+    import hashlib
+
+    from rcdnet_desktop.core.guard import GUARD_FILE, load_guard
+
+    model_dir = Path(model_dir)
+    entry = {**section, "file": card.guard.get("file", GUARD_FILE),
+             "sha256": hashlib.sha256(data).hexdigest(),
+             "weights_sha256": card.weights["sha256"]}
+    card = replace(card, guard=entry)
+    card.validate(model_dir / CARD_FILE)
+    write_bytes(model_dir / entry["file"], data)
+    write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    load_guard(model_dir, ModelCard.read(model_dir / CARD_FILE).guard)
+    return card
+
+
+def save_card(card: ModelCard, model_dir: str | Path) -> ModelCard:
+    """Validate ``card`` and write it into the bundle atomically (the files it names must
+    already be there; nothing else is written)."""
+    model_dir = Path(model_dir)
+    card.validate(model_dir / CARD_FILE)
+    write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    return card

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from rcdnet_desktop.core.bands import MODES, parse_bands
 from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.guard import validate_section
 from rcdnet_desktop.core.onnx_export import GRAPH_NAMES
 from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig
 from rcdnet_desktop.core.types import CLASS_NAMES
@@ -116,9 +117,19 @@ class ModelCard:
         bundle has none. ``{"classifier": {...}, "localiser": {...}}``, either optional (a
         localiser graph needs a ``localiser`` section), each ``{"file": name inside the bundle
         folder, "sha256": hex digest of the graph, "opset": ONNX opset, "inputs": ["image"],
-        "outputs": ["logits", "features"] (classifier) or ["lesion_logits"] (localiser),
-        "weights_sha256": sha256 of the weights file it was exported from}``. Written by
-        :func:`save_onnx`.
+        "outputs": ["logits", "features", "guard_features"] (classifier) or
+        ["lesion_logits"] (localiser), "weights_sha256": sha256 of the weights file it was
+        exported from}``. Written by :func:`save_onnx`.
+    guard : dict
+        The input guard's learned part (:mod:`~rcdnet_desktop.core.guard`); empty when the
+        bundle has none. ``{"file", "sha256", "features", "transform", "dim", "shrinkage",
+        "threshold", "quantile", "fitted_on", "metrics", "weights_sha256"}``.
+    self_test : dict
+        What ``rcdnet self-test`` expects of this bundle; empty when nothing is recorded.
+        ``{"samples": {sample file name: P(malignant) on the whole image}, "tolerance": allowed
+        absolute difference, "min_separation": smallest P(malignant) of the malignant samples
+        minus the largest of the benign ones, "weights_sha256": the weights they were measured
+        with}``, written at bundle time.
     schema : int
         Version of this card format.
     """
@@ -143,6 +154,8 @@ class ModelCard:
     localiser: dict[str, Any] = field(default_factory=dict)
     operating_point: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] = field(default_factory=dict)
+    guard: dict[str, Any] = field(default_factory=dict)
+    self_test: dict[str, Any] = field(default_factory=dict)
     schema: int = CARD_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -246,6 +259,11 @@ class ModelCard:
         self._validate_localiser(bad)
         self._validate_operating_point(bad)
         self._validate_onnx(bad)
+        validate_section(self.guard, bad)
+        if self.guard and self.guard.get("weights_sha256") != self.weights.get("sha256"):
+            raise bad("guard.weights_sha256 must be the weights' sha256 (the guard was fitted on "
+                      "other weights)")
+        self._validate_self_test(bad)
 
     def _validate_localiser(self, bad) -> None:
         loc = self.localiser
@@ -308,6 +326,24 @@ class ModelCard:
                 parse_bands(op["bands"])
             except ValueError as exc:
                 raise bad(f"operating_point.bands: {exc}") from exc
+
+    def _validate_self_test(self, bad) -> None:
+        st = self.self_test
+        if not isinstance(st, dict):
+            raise bad("self_test must be an object (empty when nothing is recorded)")
+        if not st:
+            return
+        samples = st.get("samples")
+        if not isinstance(samples, dict) or not samples or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                and 0.0 <= v <= 1.0 for k, v in samples.items()):
+            raise bad("self_test.samples must map sample file names to probabilities in [0, 1]")
+        if st.get("weights_sha256") != self.weights.get("sha256"):
+            raise bad("self_test.weights_sha256 must be the weights' sha256")
+        for key in ("tolerance", "min_separation"):
+            v = st.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not -1.0 <= v <= 1.0:
+                raise bad(f"self_test.{key} must be a number between -1 and 1, got {v!r}")
 
     def _validate_onnx(self, bad) -> None:
         section = self.onnx

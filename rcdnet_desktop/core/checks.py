@@ -1,15 +1,53 @@
-"""Intended-use checks: warn when an image is not the kind the classifier was made for.
+"""Intended-use checks: flag an image that is not the kind the classifier was made for.
 
 RcdNet was trained on greyscale (B-mode) breast ultrasound. FDA-cleared breast ultrasound CAD
-refuses colour Doppler / elastography frames, tiny thumbnails and empty frames; this program
-classifies them anyway but reports a warning in plain words with every prediction, so the user
-is never misled silently. The checks are cheap (numpy; OpenCV labels colour patches when there
-are any; a few milliseconds on a 1000x1000 frame) and never raise on odd input.
+refuses colour Doppler / elastography frames, tiny thumbnails, empty frames and other
+modalities; this program classifies them anyway but reports every problem as a :class:`Flag`:
+a machine-readable code from :data:`CHECK_CODES` (the ``checks`` column of ``rcdnet classify``)
+and a sentence in plain words (the ``warnings``). A prediction with any flag is *outside
+intended use*. The checks read what the file says (:func:`check_record`: DICOM modality, body
+part, ultrasound region types) and what the pixels show (:func:`check_image`); the learned
+out-of-distribution score on the network's own features is :mod:`rcdnet_desktop.core.ood`.
+They are cheap (numpy; OpenCV labels colour patches when there are any; a few milliseconds on
+a 1000x1000 frame) and never raise on odd input.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.core.types import ImageRecord
+
+# --- codes -------------------------------------------------------------------------------------
+COLOUR_OVERLAY = "colour_overlay"
+NOT_B_MODE = "not_b_mode"
+BLANK = "blank"
+TOO_SMALL = "too_small"
+NOT_BREAST_ULTRASOUND = "not_breast_ultrasound"
+IMPLAUSIBLE_GEOMETRY = "implausible_geometry"
+NOT_IMAGE = "not_image"
+CHECK_CODES = (COLOUR_OVERLAY, NOT_B_MODE, BLANK, TOO_SMALL, NOT_BREAST_ULTRASOUND,
+               IMPLAUSIBLE_GEOMETRY, NOT_IMAGE)
+"""Every code a flag can carry, in the order the ``checks`` column lists them."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One intended-use problem: ``code`` from :data:`CHECK_CODES`, ``text`` in plain words."""
+
+    code: str
+    text: str
+
+
+def codes(flags: Iterable[Flag]) -> tuple[str, ...]:
+    """The distinct codes of ``flags`` in :data:`CHECK_CODES` order."""
+    present = {f.code for f in flags}
+    return tuple(c for c in CHECK_CODES if c in present)
 
 # --- colour overlay (Doppler / elastography) -------------------------------------------------
 # A pixel is "colour" when its HSV saturation is high AND its chroma (max - min channel, in
@@ -59,6 +97,33 @@ WARN_TOO_SMALL = (
 )
 WARN_BLANK = "the frame is almost blank (nearly uniform): there is nothing to classify"
 WARN_NOT_IMAGE = "the pixel data is not a 2-D greyscale or colour image"
+WARN_MODALITY = ("the DICOM file says this is {what}, not ultrasound: the classifier was made "
+                 "for breast ultrasound only")
+WARN_BODY_PART = ("the DICOM file says the body part is {part}, not the breast: the classifier "
+                  "was made for breast ultrasound only")
+WARN_DOPPLER_REGION = ("the DICOM file marks a colour-flow or Doppler region in this frame: the "
+                       "classifier was trained on greyscale B-mode images only")
+WARN_NOT_B_MODE = ("the DICOM file says this frame shows {what}, not a B-mode image: the "
+                   "classifier was trained on B-mode images only")
+
+# Modality codes in words (DICOM PS3.3 C.7.3.1.1.1), for the message.
+_MODALITY_WORDS = {
+    "CT": "a CT scan", "MR": "an MRI scan", "CR": "a radiograph", "DX": "a radiograph",
+    "MG": "a mammogram", "NM": "a nuclear medicine image", "PT": "a PET scan",
+    "XA": "an X-ray angiogram", "RF": "a fluoroscopy image", "OT": "an image of another kind",
+    "SC": "a secondary capture (a screenshot or scanned image)", "IVUS": "intravascular ultrasound",
+    "OCT": "an optical coherence tomography image", "ES": "an endoscopy image",
+    "XC": "a photograph", "OP": "an eye photograph", "SM": "a microscopy slide",
+    "RTDOSE": "a radiotherapy dose map", "RTIMAGE": "a radiotherapy image", "SEG": "a segmentation",
+}
+# Modalities that are not ultrasound for sure. "SC" and "OT" are not here: scanners and PACS
+# export ultrasound screenshots under them, so they say nothing about the content.
+_NOT_ULTRASOUND = frozenset(_MODALITY_WORDS) - {"SC", "OT"}
+# BodyPartExamined values that are the breast (PS3.16 CID 4031 defined terms).
+_BREAST_PARTS = frozenset({"BREAST", "CHEST", "THORAX", "AXILLA", "CHESTWALL"})
+# SequenceOfUltrasoundRegions codes (PS3.3 C.8.5.5.1.1-2).
+_DOPPLER_DATA_TYPES = frozenset({2, 3, 4, 5, 6, 7})  # colour flow, PW/CW spectral, traces
+_SPATIAL_FORMAT_WORDS = {2: "an M-mode trace", 3: "a spectral Doppler trace", 4: "a waveform"}
 
 
 def _erode(mask: np.ndarray, steps: int) -> np.ndarray:
@@ -151,8 +216,33 @@ def _drop_flat_edge_panels(mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_image(pixels: np.ndarray) -> tuple[str, ...]:
-    """Intended-use warnings for one frame, in plain words; empty when nothing is wrong.
+def check_record(record: ImageRecord) -> tuple[Flag, ...]:
+    """Flags from what the file says: DICOM modality, body part and ultrasound region types.
+
+    Plain images (PNG, JPEG, ...) say nothing, so they get no flag here. Never raises.
+    """
+    if not getattr(record, "is_dicom", False):
+        return ()
+    study = record.study
+    flags: list[Flag] = []
+    modality = (study.modality or "").strip().upper()
+    if modality in _NOT_ULTRASOUND:
+        flags.append(Flag(NOT_BREAST_ULTRASOUND, WARN_MODALITY.format(
+            what=f"{_MODALITY_WORDS[modality]} (modality {modality})")))
+    part = (study.body_part or "").strip().upper()
+    if part and part not in _BREAST_PARTS:
+        flags.append(Flag(NOT_BREAST_ULTRASOUND, WARN_BODY_PART.format(part=part.lower())))
+    kinds = tuple(getattr(study, "region_kinds", ()) or ())
+    if any(kind in _DOPPLER_DATA_TYPES for _fmt, kind in kinds):
+        flags.append(Flag(COLOUR_OVERLAY, WARN_DOPPLER_REGION))
+    other = [_SPATIAL_FORMAT_WORDS[f] for f, _k in kinds if f in _SPATIAL_FORMAT_WORDS]
+    if other and not any(f == 1 for f, _k in kinds):  # no 2-D region at all
+        flags.append(Flag(NOT_B_MODE, WARN_NOT_B_MODE.format(what=other[0])))
+    return tuple(flags)
+
+
+def check_image(pixels: np.ndarray) -> tuple[Flag, ...]:
+    """Intended-use flags for one frame's pixels; empty when nothing is wrong.
 
     Parameters
     ----------
@@ -162,30 +252,108 @@ def check_image(pixels: np.ndarray) -> tuple[str, ...]:
 
     Returns
     -------
-    tuple of str
-        One sentence per problem found: colour overlay, image too small, almost blank.
-        Never raises for array input of any shape.
+    tuple of Flag
+        One per problem found: colour overlay, image too small, almost blank (inside the scan
+        area, on-screen text ignored), implausible geometry. Never raises for array input of
+        any shape.
     """
     a = np.asarray(pixels)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        return (WARN_NOT_IMAGE,)
-    warnings: list[str] = []
+        return (Flag(NOT_IMAGE, WARN_NOT_IMAGE),)
+    flags: list[Flag] = []
     h, w = int(a.shape[0]), int(a.shape[1])
     if min(h, w) < MIN_SIDE_PX:
-        warnings.append(WARN_TOO_SMALL.format(w=w, h=h, min_side=MIN_SIDE_PX))
+        flags.append(Flag(TOO_SMALL, WARN_TOO_SMALL.format(w=w, h=h, min_side=MIN_SIDE_PX)))
     if h == 0 or w == 0:
-        warnings.append(WARN_BLANK)
-        return tuple(warnings)
+        flags.append(Flag(BLANK, WARN_BLANK))
+        return tuple(flags)
 
     if a.ndim == 3 and colour_fraction(a) > COLOUR_MIN_FRACTION:
-        warnings.append(WARN_COLOUR)
+        flags.append(Flag(COLOUR_OVERLAY, WARN_COLOUR))
 
     u8 = _to_uint8(a)
     grey = u8 if u8.ndim == 2 else _channel_max(u8)
+    if _is_blank(grey):
+        flags.append(Flag(BLANK, WARN_BLANK))
+    elif min(h, w) >= MIN_SIDE_PX and _implausible_geometry(grey):
+        flags.append(Flag(IMPLAUSIBLE_GEOMETRY, WARN_GEOMETRY))
+    return tuple(flags)
+
+
+# --- blank frames, with on-screen text ignored --------------------------------------------------
+# Scanner text, calipers and markers are thin bright strokes; a 5x5 median removes strokes up to
+# 2 px wide, so a probe-in-air frame (an empty sector plus text) reads as blank, while the
+# speckle and tissue of a real frame survive it. Large frames are shrunk first (text shrinks too).
+BLANK_MEDIAN_KSIZE = 5
+_BLANK_MAX_SIDE = 320
+
+
+def _is_blank(grey: np.ndarray) -> bool:
+    """Nearly uniform: a low standard deviation or one grey level almost everywhere, measured
+    on the raw frame and again after thin strokes (text) are removed."""
+    if _uniform(grey):
+        return True
+    import cv2  # lazy: imported by the preprocessing anyway
+
+    g = grey
+    scale = _BLANK_MAX_SIDE / max(g.shape)
+    if scale < 1.0:
+        g = cv2.resize(g, (max(1, round(g.shape[1] * scale)), max(1, round(g.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)
+    if min(g.shape) < BLANK_MEDIAN_KSIZE:
+        return False
+    return _uniform(cv2.medianBlur(np.ascontiguousarray(g), BLANK_MEDIAN_KSIZE))
+
+
+def _uniform(grey: np.ndarray) -> bool:
     counts = np.bincount(grey.ravel(), minlength=256)
     mode_fraction = float(counts.max()) / grey.size
-    if float(grey.std()) < BLANK_MAX_STD or mode_fraction > BLANK_MAX_MODE_FRACTION:
-        warnings.append(WARN_BLANK)
-    return tuple(warnings)
+    return float(grey.std()) < BLANK_MAX_STD or mode_fraction > BLANK_MAX_MODE_FRACTION
+
+
+# --- implausible geometry ----------------------------------------------------------------------
+# Pixel data read with the wrong Rows/Columns (swapped, halved) or RGB bytes read as greyscale
+# produce a frame whose rows do not continue each other: row i matches row i+k (k = 2, 3, ...)
+# or row i+1 shifted sideways better than the row right below it. In a real image, tissue and
+# speckle make each row most like the next one at the same place. The test compares, on sampled
+# rows with texture, the normalised correlation of row i with row i+1 unshifted against the best
+# correlation with rows i+1..i+4 at any other shift (circular, by FFT), and flags the frame when
+# the other wins on most rows by a clear margin.
+GEOMETRY_ROWS = 32
+GEOMETRY_MAX_LAG = 4
+GEOMETRY_MARGIN = 0.1
+GEOMETRY_MIN_SHARE = 0.6
+# ...and the other match must be a real one: in noise without structure nothing matches
+# anything (correlations of a few tenths at most), which is not a sign of scrambled rows.
+GEOMETRY_MIN_MATCH = 0.5
+WARN_GEOMETRY = ("the image looks scrambled (its rows do not line up: wrong width or height in "
+                 "the file, or colour data read as grey?): the result is meaningless")
+
+
+def _implausible_geometry(grey: np.ndarray) -> bool:
+    h, w = grey.shape
+    if h < 2 * GEOMETRY_MAX_LAG + 8 or w < 16:
+        return False
+    rows = np.unique(np.linspace(h * 0.1, h * 0.9 - GEOMETRY_MAX_LAG - 1,
+                                 GEOMETRY_ROWS).astype(int))
+    needed = np.unique((rows[:, None] + np.arange(GEOMETRY_MAX_LAG + 1)).ravel())
+    a = grey[needed].astype(np.float32)
+    a -= a.mean(axis=1, keepdims=True)
+    norms = np.sqrt((a * a).sum(axis=1))
+    textured = norms > 4.0 * np.sqrt(w)  # row standard deviation above 4 grey levels
+    spectra = np.fft.rfft(a, axis=1)
+    idx = np.searchsorted(needed, rows[:, None] + np.arange(GEOMETRY_MAX_LAG + 1))  # (R, L+1)
+    ok = textured[idx]
+    corr = np.fft.irfft(spectra[idx[:, :1]] * np.conj(spectra[idx[:, 1:]]), n=w, axis=-1)
+    corr /= norms[idx[:, :1], None] * norms[idx[:, 1:], None] + 1e-12   # (R, L, w)
+    same = corr[:, 0, 0].copy()
+    corr[:, 0, [0, 1, -1]] = -1.0  # the unshifted neighbour and its +-1 px jitter
+    corr[~ok[:, 1:]] = -1.0  # untextured partner rows say nothing
+    best_other = corr.max(axis=(1, 2))
+    counted_rows = ok[:, 0] & ok[:, 1]
+    counted = int(counted_rows.sum())
+    wins = int((counted_rows & (best_other > same + GEOMETRY_MARGIN)
+                & (best_other > GEOMETRY_MIN_MATCH)).sum())
+    return counted >= GEOMETRY_ROWS // 4 and wins >= GEOMETRY_MIN_SHARE * counted

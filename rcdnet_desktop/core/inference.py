@@ -231,7 +231,13 @@ class Prepared:
     finding : LesionFinding or None
         The localiser's finding when ``box_source`` is ``"auto"``.
     whole : np.ndarray or None
-        The whole-image view ``(3, s, s)`` to average with ``tensor`` (fusion), else None.
+        The whole-image view ``(3, s, s)`` when ``tensor`` is a box view and the whole image
+        is needed too (fusion, or the input guard), else None.
+    fuse : bool
+        Average the logits of ``tensor`` and ``whole`` (fusion of an automatic box).
+    checks : tuple of str
+        Codes of the intended-use flags found so far (:data:`~rcdnet_desktop.core.checks.
+        CHECK_CODES`); the input guard's is added after the forward pass.
     """
 
     tensor: np.ndarray
@@ -243,6 +249,8 @@ class Prepared:
     box_source: str = "none"
     finding: LesionFinding | None = None
     whole: np.ndarray | None = None
+    fuse: bool = False
+    checks: tuple[str, ...] = ()
 
 
 def _frame_pixels(image: ImageInput, frame: int) -> np.ndarray:
@@ -358,6 +366,11 @@ class InferenceEngine:
         self._fc_weight: np.ndarray | None = None
         if self._backend == "onnx":
             self._open_onnx(bundle_dir)
+        self._guard = None
+        if card.guard and bundle_dir is not None:
+            from rcdnet_desktop.core.guard import load_guard
+
+            self._guard = load_guard(Path(bundle_dir), card.guard)
 
     @staticmethod
     def _cpu_without_torch(device: str | None, backend: str) -> bool:
@@ -572,7 +585,7 @@ class InferenceEngine:
         InferenceError
             Bad frame index, bad region of interest or unsupported pixel data.
         """
-        from rcdnet_desktop.core.checks import check_image
+        from rcdnet_desktop.core.checks import check_image, check_record, codes
 
         pixels = _frame_pixels(image, frame)
         if not isinstance(pixels, np.ndarray) or pixels.ndim not in (2, 3) or pixels.size == 0:
@@ -608,15 +621,21 @@ class InferenceEngine:
             source, box = "none", None
         region = crop(pixels, box)
         tensor = whole if box is None and whole is not None else view(region)
-        warnings = list(check_image(pixels))
-        if box is not None:  # what is classified is the box: check it too
-            warnings += [f"lesion box: {w}" for w in check_image(region) if w not in warnings]
+        flags = (check_record(image) if isinstance(image, ImageRecord) else ()) \
+            + check_image(pixels)
+        warnings = [f.text for f in flags]
+        if box is not None:  # what is classified is the box: check it too (words only)
+            warnings += [f"lesion box: {f.text}" for f in check_image(region)
+                         if f.text not in warnings]
         warnings += notes
         if self.card.untrained:
             warnings.append(UNTRAINED_WARNING.format(version=self.card.version))
-        fuse = whole if source == "auto" and self._fusion else None
+        fuse = source == "auto" and self._fusion
+        if box is not None and whole is None and self._guard is not None:
+            whole = view(pixels)  # the guard judges the whole image
         return Prepared(tensor, hw, box, frame, tuple(warnings), box=given, box_source=source,
-                        finding=finding, whole=fuse)
+                        finding=finding, whole=whole if box is not None else None, fuse=fuse,
+                        checks=codes(flags))
 
     def _localise(self, whole: np.ndarray,
                   hw: tuple[int, int]) -> tuple[LesionFinding | None, list[str]]:
@@ -655,34 +674,38 @@ class InferenceEngine:
     # --- running -------------------------------------------------------------------------
 
     def _forward(self, model: RcdNet, device: torch.device, batch: np.ndarray,
-                 with_cams: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One forward pass on ``device``: logits ``(B, K)`` and raw CAMs ``(B, K, h, w)``."""
+                 with_cams: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """One forward pass on ``device``: logits ``(B, K)``, raw CAMs ``(B, K, h, w)`` and the
+        guard's features ``(B, D)``."""
         import torch
 
         from rcdnet_desktop.core.explain import closed_form_cams
 
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(device, non_blocking=True)
-            feats = model.forward_features(x)
-            logits = model.fc(model.dropout(feats.mean((2, 3))))
+            logits, feats, guard = model.forward_outputs(x)
             cams = closed_form_cams(feats, model.fc.weight) if with_cams else None
-            return logits.float().cpu(), (cams.float().cpu() if cams is not None else None)
+            return (logits.float().cpu(), (cams.float().cpu() if cams is not None else None),
+                    guard.float().cpu())
 
     def _forward_onnx(self, batch: np.ndarray,
-                      with_cams: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """One run of the classifier's ONNX graph: logits ``(B, K)`` and raw CAMs (numpy)."""
+                      with_cams: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """One run of the classifier's ONNX graph: logits ``(B, K)``, raw CAMs and the guard's
+        features (numpy)."""
         assert self._onnx_classifier is not None and self._fc_weight is not None
-        logits, feats = self._onnx_classifier.run(None, {"image": batch})
+        logits, feats, guard = self._onnx_classifier.run(None, {"image": batch})
         cams = closed_form_cams_np(feats, self._fc_weight) if with_cams else None
-        return np.ascontiguousarray(logits, dtype=np.float32), cams
+        return np.ascontiguousarray(logits, dtype=np.float32), cams, guard
 
     def _run_forward(self, batch: np.ndarray, with_cams: bool):
-        """The classifier's forward pass on the engine's backend: ``((logits, cams), device,
-        extra_warnings)``; logits are numpy ``(B, K)``, CAMs numpy ``(B, K, h, w)`` or None."""
+        """The classifier's forward pass on the engine's backend: ``((logits, cams, guard),
+        device, extra_warnings)``; logits numpy ``(B, K)``, CAMs numpy ``(B, K, h, w)`` or None,
+        guard features numpy ``(B, D)``."""
         if self._backend == "onnx":
             return self._forward_onnx(batch, with_cams), ONNX_DEVICE, ()
-        (logits, cams), dev, extra = self._with_fallback(self._forward, batch, with_cams)
-        return (logits.numpy(), cams.numpy() if cams is not None else None), dev, extra
+        (logits, cams, guard), dev, extra = self._with_fallback(self._forward, batch, with_cams)
+        return ((logits.numpy(), cams.numpy() if cams is not None else None, guard.numpy()),
+                dev, extra)
 
     def _gradcam(self, model: RcdNet, device: torch.device, x: np.ndarray,
                  method: str) -> np.ndarray:
@@ -713,47 +736,78 @@ class InferenceEngine:
             return fn(self._cpu_model, torch.device("cpu"), *args), "cpu", (note,)
 
     def _predictions(self, items: Sequence[Prepared], logits: np.ndarray, device: str,
-                     extra: tuple[str, ...]) -> list[Prediction]:
+                     extra: tuple[str, ...], guard: np.ndarray) -> list[Prediction]:
+        """Predictions from the chunk's fused logits and the whole images' guard features."""
+        from rcdnet_desktop.core.checks import CHECK_CODES
+
         probs = _softmax(logits / np.float32(self.card.temperature))
         notes = ((self.device_note,) if self.device_note else ()) + extra
-        return [Prediction(p_benign=float(p[0]), p_malignant=float(p[1]), device=device,
-                           model_version=self.card.version, untrained=self.untrained,
-                           roi=it.roi, frame=it.frame, warnings=it.warnings + notes,
-                           box=it.box, box_source=it.box_source, finding=it.finding,
-                           fused=it.whole is not None,
-                           band=band_for(float(p[1]), bands=self._bands),
-                           suspicious=bool(p[1] >= self._threshold))
-                for it, p in zip(items, probs, strict=True)]
+        distances = self._guard.distance(guard) if self._guard is not None else None
+        out = []
+        for i, (it, p) in enumerate(zip(items, probs, strict=True)):
+            warnings, checks = it.warnings, it.checks
+            flag = self._guard.flag(float(distances[i])) if distances is not None else None
+            if flag is not None:
+                warnings = (flag.text, *warnings)
+                checks = tuple(c for c in CHECK_CODES if c in {*checks, flag.code})
+            out.append(Prediction(
+                p_benign=float(p[0]), p_malignant=float(p[1]), device=device,
+                model_version=self.card.version, untrained=self.untrained, roi=it.roi,
+                frame=it.frame, warnings=warnings + notes, box=it.box,
+                box_source=it.box_source, finding=it.finding, fused=it.fuse,
+                band=band_for(float(p[1]), bands=self._bands),
+                suspicious=bool(p[1] >= self._threshold), checks=checks))
+        return out
 
     @staticmethod
     def _batch(chunk: Sequence[Prepared]) -> tuple[np.ndarray, list[int]]:
-        """The chunk's model inputs, then the whole-image views of its fused items (and their
-        indices in the chunk), so both views go through one forward pass."""
-        fused = [i for i, it in enumerate(chunk) if it.whole is not None]
+        """The chunk's model inputs, then the whole-image views of its items that have one (and
+        their indices in the chunk), so every view goes through one forward pass."""
+        extra = [i for i, it in enumerate(chunk) if it.whole is not None]
         return np.stack([it.tensor for it in chunk]
-                        + [chunk[i].whole for i in fused]).astype(np.float32, copy=False), fused
+                        + [chunk[i].whole for i in extra]).astype(np.float32, copy=False), extra
 
     @staticmethod
-    def _fuse(logits: np.ndarray, n: int, fused: list[int]) -> np.ndarray:
-        """Logits of the chunk's ``n`` items; a fused item's are the mean of its two views'."""
+    def _fuse(logits: np.ndarray, chunk: Sequence[Prepared], extra: list[int]) -> np.ndarray:
+        """Logits of the chunk's items; a fused item's are the mean of its two views'."""
+        n = len(chunk)
         out = logits[:n].copy()
-        for j, i in enumerate(fused):
-            out[i] = (logits[i] + logits[n + j]) / 2
+        for j, i in enumerate(extra):
+            if chunk[i].fuse:
+                out[i] = (logits[i] + logits[n + j]) / 2
         return out
+
+    @staticmethod
+    def _whole_rows(values: np.ndarray, n: int, extra: list[int]) -> np.ndarray:
+        """Rows of ``values`` (one per batch entry) for each item's whole-image view."""
+        rows = np.arange(n)
+        rows[extra] = n + np.arange(len(extra))
+        return values[rows]
 
     def _chunks(self, items: Sequence[Prepared]):
         for i in range(0, len(items), self.batch_size):
             yield items[i:i + self.batch_size]
+
+    def guard_features(self, items: Sequence[Prepared]) -> np.ndarray:
+        """The input guard's features ``(N, D)`` of each item's whole-image view (what
+        :mod:`~rcdnet_desktop.core.guard` measures; the training package fits the guard on
+        them)."""
+        rows = []
+        for chunk in self._chunks(list(items)):
+            batch, whole = self._batch(chunk)
+            (_, _, guard), _, _ = self._run_forward(batch, False)
+            rows.append(self._whole_rows(guard, len(chunk), whole))
+        return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
     def predict_prepared(self, items: Sequence[Prepared]) -> list[Prediction]:
         """Classify prepared images, up to ``batch_size`` per forward pass (a fused item adds
         its whole-image view to the same pass)."""
         out: list[Prediction] = []
         for chunk in self._chunks(list(items)):
-            batch, fused = self._batch(chunk)
-            (logits, _), dev, extra = self._run_forward(batch, False)
-            out.extend(self._predictions(chunk, self._fuse(logits, len(chunk), fused), dev,
-                                         extra))
+            batch, whole = self._batch(chunk)
+            (logits, _, guard), dev, extra = self._run_forward(batch, False)
+            out.extend(self._predictions(chunk, self._fuse(logits, chunk, whole), dev, extra,
+                                         self._whole_rows(guard, len(chunk), whole)))
         return out
 
     def explain_prepared(self, items: Sequence[Prepared], method: str = FAST) -> list[HeatMaps]:
@@ -771,9 +825,10 @@ class InferenceEngine:
         size = self.card.preprocessing.size
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
-            batch, fused = self._batch(chunk)
-            (logits, cams), dev, extra = self._run_forward(batch, method == FAST)
-            preds = self._predictions(chunk, self._fuse(logits, len(chunk), fused), dev, extra)
+            batch, whole = self._batch(chunk)
+            (logits, cams, guard), dev, extra = self._run_forward(batch, method == FAST)
+            preds = self._predictions(chunk, self._fuse(logits, chunk, whole), dev, extra,
+                                      self._whole_rows(guard, len(chunk), whole))
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
                     maps = gradcam_like_normalise(cams[i], size)

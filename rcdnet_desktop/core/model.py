@@ -103,11 +103,19 @@ class EfficientNetLite0(nn.Module):
         self._bn1 = nn.BatchNorm2d(BACKBONE_CHANNELS, **_BN)
         self._fc = nn.Linear(BACKBONE_CHANNELS, 1000)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem and MBConv blocks: the 320-channel map before the 1x1 head convolution."""
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """The 1x1 head convolution on :meth:`forward_blocks`' output."""
         return F.relu6(self._bn1(self._conv_head(x)))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_blocks(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._fc(self.forward_features(x).mean((2, 3)))
@@ -229,7 +237,15 @@ class RcdNet(nn.Module):
         return self.last_features
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.last_features(self.cbam(self.dsc(self.backbone.forward_features(x))))
+        return self.forward_outputs(x)[1]
+
+    def forward_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything the application reads from one pass: logits ``(N, K)``, the last feature
+        map ``(N, C, h, w)`` (for the heat maps) and the input guard's features ``(N, 320)``:
+        the backbone's last MBConv block output, mean-pooled (see ``core.guard``)."""
+        blocks = self.backbone.forward_blocks(x)
+        features = self.last_features(self.cbam(self.dsc(self.backbone.forward_head(blocks))))
+        return self.head(features), features, blocks.mean((2, 3))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from the last feature map: global average pooling, dropout, linear."""

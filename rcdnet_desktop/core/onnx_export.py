@@ -7,7 +7,9 @@ classifier (:func:`export_classifier`)
     :func:`~rcdnet_desktop.core.preprocess.preprocess`); outputs ``logits`` ``(N, 2)`` and
     ``features`` ``(N, C, h, w)``, the last feature map (``RcdNet.forward_features``), so the
     closed-form Grad-CAM of :mod:`~rcdnet_desktop.core.explain` needs only the graph and the
-    ``fc`` weights (``cam_k = ReLU(sum_c W_kc / (h w) * features_c)``).
+    ``fc`` weights (``cam_k = ReLU(sum_c W_kc / (h w) * features_c)``); ``guard_features``
+    ``(N, 320)``, what the input guard (:mod:`~rcdnet_desktop.core.guard`) measures
+    (``RcdNet.forward_outputs``).
 localiser (:func:`export_localiser`)
     input ``image`` ``(N, 3, s, s)``; output ``lesion_logits`` ``(N, 1, s, s)``.
 
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 OPSET = 17
 """ONNX opset of every exported graph."""
 INPUT_NAME = "image"
-CLASSIFIER_OUTPUTS = ("logits", "features")
+CLASSIFIER_OUTPUTS = ("logits", "features", "guard_features")
 LOCALISER_OUTPUTS = ("lesion_logits",)
 GRAPH_NAMES = {"classifier": ([INPUT_NAME], list(CLASSIFIER_OUTPUTS)),
                "localiser": ([INPUT_NAME], list(LOCALISER_OUTPUTS))}
@@ -69,19 +71,18 @@ def _frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def classifier_onnx_bytes(model: RcdNet, size: int) -> bytes:
-    """The classifier graph (input ``image``; outputs ``logits``, ``features``) as bytes."""
+    """The classifier graph (input ``image``; outputs :data:`CLASSIFIER_OUTPUTS`) as bytes."""
     import torch
 
-    class _WithFeatures(torch.nn.Module):
+    class _AllOutputs(torch.nn.Module):
         def __init__(self, net: RcdNet) -> None:
             super().__init__()
             self.net = net
 
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            features = self.net.forward_features(x)
-            return self.net.head(features), features
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            return self.net.forward_outputs(x)
 
-    return _export(_WithFeatures(_frozen_copy(model)).eval(), int(size), CLASSIFIER_OUTPUTS)
+    return _export(_AllOutputs(_frozen_copy(model)).eval(), int(size), CLASSIFIER_OUTPUTS)
 
 
 def localiser_onnx_bytes(model: LesionLocaliser, size: int) -> bytes:

@@ -94,6 +94,10 @@ class StudyInfo:
     study_description: str = ""
     modality: str = ""
     manufacturer: str = ""
+    body_part: str = ""
+    # (RegionSpatialFormat, RegionDataType) of every item of SequenceOfUltrasoundRegions,
+    # calibrated or not (DICOM PS3.3 C.8.5.5): what kinds of ultrasound the frame shows.
+    region_kinds: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass
@@ -191,6 +195,9 @@ class Prediction:
         not a BI-RADS assessment.
     suspicious : bool
         ``p_malignant`` is at or above the card's suspicious threshold (0.5 when not given).
+    checks : tuple of str
+        Codes of the intended-use flags (:data:`~rcdnet_desktop.core.checks.CHECK_CODES`);
+        their words are among ``warnings``. Any code means the image is outside intended use.
     """
 
     p_benign: float
@@ -207,6 +214,7 @@ class Prediction:
     fused: bool = False
     band: LikelihoodBand | None = None
     suspicious: bool | None = None
+    checks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.
@@ -221,6 +229,11 @@ class Prediction:
         if self.suspicious is None:
             object.__setattr__(self, "suspicious",
                                self.p_malignant >= DEFAULT_SUSPICIOUS_THRESHOLD)
+
+    @property
+    def outside_intended_use(self) -> bool:
+        """True when an intended-use check flagged the image (see ``checks``)."""
+        return bool(self.checks)
 
     @property
     def label_index(self) -> int:

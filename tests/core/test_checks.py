@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from rcdnet_desktop.core import checks
-from rcdnet_desktop.core.checks import check_image, colour_fraction
+from rcdnet_desktop.core.checks import check_image as check_flags
+from rcdnet_desktop.core.checks import colour_fraction
+
+
+def check_image(pixels) -> tuple[str, ...]:
+    """The words of the pixel checks' flags (what the warnings column shows)."""
+    return tuple(f.text for f in check_flags(pixels))
 
 
 def ultrasound_like(h: int = 400, w: int = 500, seed: int = 0) -> np.ndarray:

@@ -79,7 +79,8 @@ def test_shipped_card_onnx_section_verifies():
     card = _card(BUNDLED_MODEL_DIR)
     assert set(card.onnx) == {"classifier", "localiser"}
     cls, loc = card.onnx["classifier"], card.onnx["localiser"]
-    assert cls["inputs"] == ["image"] and cls["outputs"] == ["logits", "features"]
+    assert cls["inputs"] == ["image"]
+    assert cls["outputs"] == ["logits", "features", "guard_features"]
     assert loc["inputs"] == ["image"] and loc["outputs"] == ["lesion_logits"]
     assert cls["opset"] == loc["opset"] == OPSET
     assert cls["weights_sha256"] == card.weights["sha256"]
@@ -93,12 +94,14 @@ def test_classifier_graph_matches_torch_on_the_samples(engine, sample_batch):
     """Logits, calibrated probabilities, the last feature map and the closed-form CAMs computed
     in numpy from the graph's features agree with the torch model."""
     session = load_onnx_session(BUNDLED_MODEL_DIR, engine.card, "classifier")
-    logits, features = _run(session, sample_batch)
+    logits, features, guard = _run(session, sample_batch)
     model = engine.model
     with torch.inference_mode():
         t_features = model.forward_features(sample_batch)
         t_logits = model(sample_batch)
+        t_guard = model.forward_outputs(sample_batch)[2]
         t_cams = closed_form_cams(t_features, model.fc.weight).numpy()
+    assert _rel(guard, t_guard.numpy()) <= 1e-4
     assert logits.shape == (2, 2) and features.shape == tuple(t_features.shape)
     np.testing.assert_allclose(logits, t_logits.numpy(), rtol=0, atol=1e-4)
     t = float(engine.card.temperature)

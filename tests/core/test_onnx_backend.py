@@ -91,8 +91,9 @@ def test_onnx_and_torch_agree(engines, name, record, frame):
         assert a.finding.confidence == pytest.approx(b.finding.confidence, abs=1e-4)
     assert a.tensor.dtype == np.float32 and np.array_equal(a.tensor, b.tensor)
     batch = np.stack([a.tensor])
-    (lo, co), dev_o, _ = onnx._run_forward(batch, True)
-    (lt, ct), dev_t, _ = torch_._run_forward(batch, True)
+    (lo, co, go), dev_o, _ = onnx._run_forward(batch, True)
+    (lt, ct, gt), dev_t, _ = torch_._run_forward(batch, True)
+    np.testing.assert_allclose(go, gt, rtol=0, atol=1e-4 * max(1.0, float(np.abs(gt).max())))
     assert (dev_o, dev_t) == ("cpu-onnx", "cpu")
     np.testing.assert_allclose(lo, lt, rtol=0, atol=1e-4)
     size = onnx.card.preprocessing.size

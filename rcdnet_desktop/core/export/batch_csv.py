@@ -17,14 +17,16 @@ from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.types import BatchItem
 
 CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
-              "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
+              "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
 """Columns of a batch review. ``label`` is the predicted class (marked UNTRAINED when the
 weights are); ``status`` is ok or failed, with the reason in ``error``; ``warnings`` are joined
-by "; ". ``box_source`` is user (drawn or given in an ROI file), auto (found by the lesion
-localiser) or none (whole image); ``box_*`` is that box as given or found, unpadded, in image
-pixels (empty when none); ``band`` is the likelihood band's name (see
-:mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when p_malignant reaches the model card's
-suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label)."""
+by "; ". ``checks`` are the intended-use flags' codes joined by ";" (empty when all is well; the
+fixed list is :data:`rcdnet_desktop.core.checks.CHECK_CODES`). ``box_source`` is user (drawn or
+given in an ROI file), auto (found by the lesion localiser) or none (whole image); ``box_*`` is
+that box as given or found, unpadded, in image pixels (empty when none); ``band`` is the
+likelihood band's name (see :mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when
+p_malignant reaches the model card's suspicious threshold (chosen for sensitivity, so it can be
+yes for a "benign" label)."""
 
 
 def batch_row(item: BatchItem) -> dict[str, str]:
@@ -41,6 +43,7 @@ def batch_row(item: BatchItem) -> dict[str, str]:
         "status": item.status,
         "error": item.error,
         "warnings": "; ".join(p.warnings) if p else "",
+        "checks": ";".join(p.checks) if p else "",
         "box_source": p.box_source if p else "",
         "box_x": x,
         "box_y": y,

@@ -516,7 +516,23 @@ def _study_info(ds: Any) -> StudyInfo:
         study_description=_text(ds, "StudyDescription"),
         modality=_text(ds, "Modality"),
         manufacturer=_text(ds, "Manufacturer"),
+        body_part=_text(ds, "BodyPartExamined"),
+        region_kinds=_region_kinds(ds),
     )
+
+
+def _region_kinds(ds: Any) -> tuple[tuple[int, int], ...]:
+    """(RegionSpatialFormat, RegionDataType) of each ultrasound region; -1 where absent."""
+    try:
+        seq = ds.get("SequenceOfUltrasoundRegions")
+        items = list(seq)[:64] if seq else []
+    except Exception:
+        return ()
+    kinds = []
+    for item in items:
+        fmt, kind = _number(item, "RegionSpatialFormat", -1), _number(item, "RegionDataType", -1)
+        kinds.append((int(fmt if fmt is not None else -1), int(kind if kind is not None else -1)))
+    return tuple(kinds)
 
 
 # PhysicalUnitsX/YDirection code for centimetres (DICOM PS3.3 C.8.5.5.1.15).
