@@ -15,7 +15,7 @@ from functools import cache
 
 import numpy as np
 
-from rcdnet_desktop.core.types import Box
+from rcdnet_desktop.core.types import Box, HeatMaps
 
 COLORMAPS: dict[str, int] = {
     "jet": 2,  # cv2.COLORMAP_JET: the usual Grad-CAM look, the default
@@ -359,3 +359,13 @@ def describe_evidence(heatmap: np.ndarray, roi: Box | None = None) -> str:
         }[s.roi_relation]
         text += f" {where} ({_percent(s.roi_share or 0.0)} of the evidence in the box)."
     return text
+
+
+def evidence_sentences(maps: HeatMaps) -> tuple[str, str]:
+    """The evidence sentences (benign, malignant) of a pair of heat maps.
+
+    Measured against ``maps.prediction.box``: the lesion box as given by the user or found
+    automatically (the padded region the model saw is ``prediction.roi``).
+    """
+    box = maps.prediction.box
+    return describe_evidence(maps.benign, box), describe_evidence(maps.malignant, box)
