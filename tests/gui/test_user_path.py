@@ -288,3 +288,19 @@ def test_batch_review_opens_from_the_menu_the_toolbar_and_ctrl_b(session, study,
         with qtbot.waitSignal(dlg.finished_run, timeout=10000):
             qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
         assert dlg.model.rowCount() == 4, way
+
+
+def test_the_window_view_implements_the_whole_view_protocol():
+    import inspect
+
+    from rcdnet_desktop.gui.engine import protocol_members
+    from rcdnet_desktop.gui.viewer_protocols import ViewerView
+    from rcdnet_desktop.gui.window_view import WindowView
+
+    methods, _ = protocol_members(ViewerView)
+    assert len(methods) >= 20
+    for name in methods:
+        mine = getattr(WindowView, name, None)
+        assert callable(mine), f"WindowView lacks {name}"
+        assert list(inspect.signature(mine).parameters) == \
+            list(inspect.signature(getattr(ViewerView, name)).parameters), name
