@@ -92,7 +92,7 @@ def _self_test(app, window, timeout: float) -> int:
         if "key" in result or window.controller.engine_error or \
                 (time.perf_counter() - t0) > timeout:
             loop.quit()
-        doc = window.current
+        doc = window.controller.current
         if doc is not None and doc.error:
             loop.quit()
 
@@ -101,7 +101,7 @@ def _self_test(app, window, timeout: float) -> int:
     loop.exec()
     timer.stop()
     ok = False
-    doc = window.current
+    doc = window.controller.current
     try:
         if "key" not in result:
             why = (window.controller.engine_error or (doc.error if doc else "")

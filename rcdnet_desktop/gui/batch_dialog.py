@@ -4,7 +4,7 @@ The CSV is :mod:`rcdnet_desktop.core.export.batch_csv`'s, the same columns as
 ``rcdnet classify`` writes.
 
 The work is :func:`rcdnet_desktop.core.batch.review` in a one-thread pool of its own; model
-calls go through the viewer's :class:`~rcdnet_desktop.gui.workers.LockedEngine`, so the batch
+calls go through the viewer's :class:`~rcdnet_desktop.gui.engine.LockedEngine`, so the batch
 and the viewer take turns on the model and the viewer stays usable during a long review.
 Results are added to the table as they arrive; Cancel stops before the next file and keeps
 what is done.
@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -46,6 +45,8 @@ from PySide6.QtWidgets import (
 
 from rcdnet_desktop.core.errors import ExportError
 from rcdnet_desktop.core.types import BatchItem, Box
+from rcdnet_desktop.gui.engine import Engine
+from rcdnet_desktop.gui.messages import BatchResult, BatchTotal
 from rcdnet_desktop.gui.wording import band_text, input_words
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
 
@@ -57,17 +58,17 @@ FILTERS = ("All", "Malignant only", "Benign only", "Failed only")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
-def _run_batch(report: Callable[[Any], None], engine: Any, paths: Sequence[Path],
+def _run_batch(report: Callable[[object], None], engine: Engine, paths: Sequence[Path],
                recursive: bool, rois: Mapping[Path, Box] | None,
                cancel: threading.Event) -> int:
     """Worker body: list the files, then report every BatchItem as it comes."""
     from rcdnet_desktop.core import batch, io
 
     files = io.find_images(list(paths), recursive=recursive)
-    report(("total", len(files)))
+    report(BatchTotal(len(files)))
     done = 0
     for item in batch.review(files, engine, rois=dict(rois or {}), cancel=cancel):
-        report(("item", item))
+        report(BatchResult(item))
         done += 1
         if cancel.is_set():
             break
@@ -219,7 +220,7 @@ class BatchDialog(QDialog):
     open_requested = Signal(object)
     finished_run = Signal(int)
 
-    def __init__(self, folder: str | Path, engine: Any = None,
+    def __init__(self, folder: str | Path, engine: Engine | None = None,
                  rois: Mapping[Path, Box] | None = None, parent: QWidget | None = None,
                  ask_save_path: Callable[[str], str] | None = None) -> None:
         super().__init__(parent)
@@ -303,7 +304,7 @@ class BatchDialog(QDialog):
 
     # --- engine ------------------------------------------------------------------------------
 
-    def set_engine(self, engine: Any) -> None:
+    def set_engine(self, engine: Engine | None) -> None:
         self._engine = engine
         self.start_button.setEnabled(engine is not None and not self._running)
         if engine is None and not self._running:
@@ -345,15 +346,16 @@ class BatchDialog(QDialog):
             self.progress_label.setText("Cancelling...")
 
     @Slot(object)
-    def _on_progress(self, value: Any) -> None:
-        kind, payload = value
-        if kind == "total":
-            self._total = int(payload)
+    def _on_progress(self, message: object) -> None:
+        if isinstance(message, BatchTotal):
+            self._total = message.count
             self.progress.setRange(0, max(self._total, 1))
             self.progress.setValue(0)
             self.progress_label.setText(f"0 of {self._total}")
             return
-        self.model.add(payload)
+        if not isinstance(message, BatchResult):
+            return
+        self.model.add(message.item)
         done = len(self.model.items)
         self.progress.setValue(done)
         now = time.perf_counter()

@@ -1,6 +1,6 @@
 """What the viewer knows about each open image: the record, its lesion boxes and results.
 
-Plain Python, no widgets: the main window keeps one :class:`Document` per open file.
+Plain Python, no widgets: the viewer controller keeps one :class:`Document` per open file.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
+from rcdnet_desktop.core.types import Box, ImageRecord, Prediction
 
 _ids = itertools.count(1)
 FRAME_CACHE_BYTES = 256 * 1024 * 1024
@@ -81,6 +81,24 @@ class Document:
         f = self.frame if frame is None else frame
         return AnalysisKey(self.doc_id, f, self.boxes.get(f), method)
 
+    def status_text(self, hover: str = "") -> str:
+        """Size, spacing and frame on display (and ``hover``), for the status bar."""
+        rec = self.record
+        if rec is None:
+            return ""
+        parts = [f"{rec.width} x {rec.height} px"]
+        mm = rec.mm_per_pixel
+        if mm is not None:
+            if abs(mm[0] - mm[1]) < 1e-6:
+                parts.append(f"{mm[0]:.3f} mm/pixel")
+            else:
+                parts.append(f"{mm[0]:.3f} x {mm[1]:.3f} mm/pixel")
+        if rec.frame_count > 1:
+            parts.append(f"frame {self.frame + 1}/{rec.frame_count}")
+        if hover:
+            parts.append(hover)
+        return "  |  ".join(parts)
+
     def latest_prediction(self) -> Prediction | None:
         """The prediction for the frame and box on display, else any known one."""
         p = self.predictions.get(self.key())
@@ -120,12 +138,6 @@ class LruCache:
 
     def __len__(self) -> int:
         return len(self._data)
-
-
-HeatmapCache = LruCache
-"""Heat maps by :class:`AnalysisKey`."""
-
-__all__ = ["AnalysisKey", "Document", "HeatMaps", "HeatmapCache", "LruCache"]
 
 
 class FrameCache:

@@ -1,8 +1,8 @@
 """The two evidence maps side by side, with opacity, colour map, plain-image and method controls.
 
 Colouring and blending are :mod:`rcdnet_desktop.core.overlay`'s, the same as in the exports;
-the sentence under each map is :func:`~rcdnet_desktop.core.overlay.describe_evidence`,
-measured on that map.
+the sentences under the maps are :func:`~rcdnet_desktop.core.overlay.evidence_sentences`,
+measured on each map against the lesion box of the maps' prediction (the box drawn on them).
 """
 
 from __future__ import annotations
@@ -217,9 +217,10 @@ class HeatmapPanel(QWidget):
         if self._maps is None:
             self._refresh()
 
-    def set_maps(self, maps: HeatMaps | None, roi: Box | None = None) -> None:
+    def set_maps(self, maps: HeatMaps | None) -> None:
+        """Show ``maps``, with the lesion box of their prediction (as drawn or found)."""
         self._maps = maps
-        self._roi = roi
+        self._roi = maps.prediction.box if maps is not None else None
         if maps is None or self._pixels is None:
             self._small_maps = None
             self._maps = None
@@ -234,16 +235,17 @@ class HeatmapPanel(QWidget):
                 self._small_maps = (_downscale(maps.benign, PANEL_MAX_SIDE)[0],
                                     _downscale(maps.malignant, PANEL_MAX_SIDE)[0])
         if self._maps is not None:
-            for i, label in enumerate(self.descriptions):
-                label.setText(overlay.describe_evidence(self._maps.for_class(i), roi))
+            for label, text in zip(self.descriptions, overlay.evidence_sentences(self._maps),
+                                   strict=True):
+                label.setText(text)
         self._refresh()
 
     def maps(self) -> HeatMaps | None:
         return self._maps
 
-    def maps_shown(self) -> bool:
-        """True when both maps are on screen (not the plain image, not a placeholder)."""
-        return self._maps is not None and not self.plain.isChecked()
+    def box_shown(self) -> Box | None:
+        """The lesion box marked on the maps (the maps' own), or None."""
+        return self._roi if self._maps is not None else None
 
     def alpha(self) -> float:
         return self.opacity.value() / 100.0

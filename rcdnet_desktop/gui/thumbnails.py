@@ -9,11 +9,12 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
 from rcdnet_desktop.core.types import Prediction
-from rcdnet_desktop.gui.controller import THUMB_SIZE
+from rcdnet_desktop.gui.loader import THUMB_SIZE
 from rcdnet_desktop.gui.qimage import to_pixmap
 from rcdnet_desktop.gui.wording import list_text
 
 DOC_ROLE = Qt.ItemDataRole.UserRole + 1
+NOT_CLASSIFIED = "not yet classified"
 
 
 def _placeholder_icon(text: str, colour: QColor) -> QIcon:
@@ -70,7 +71,7 @@ class ThumbnailList(QListWidget):
         item = self._items.get(doc_id)
         if item is not None:
             item.setIcon(QIcon(to_pixmap(thumb)))
-            item.setText(f"{self._names[doc_id]}\nnot yet classified")
+            item.setText(f"{self._names[doc_id]}\n{NOT_CLASSIFIED}")
 
     def set_failed(self, doc_id: int, reason: str) -> None:
         item = self._items.get(doc_id)
@@ -82,10 +83,17 @@ class ThumbnailList(QListWidget):
         item.setToolTip(f"{item.toolTip()}\n\nCannot be read: {reason}")
 
     def set_prediction(self, doc_id: int, p: Prediction | None) -> None:
+        """The image's result, or "not yet classified" (None)."""
         item = self._items.get(doc_id)
-        if item is None or p is None:
-            return
-        item.setText(f"{self._names[doc_id]}\n{list_text(p)}")
+        if item is not None:
+            words = list_text(p) if p is not None else NOT_CLASSIFIED
+            item.setText(f"{self._names[doc_id]}\n{words}")
+
+    def set_waiting(self, doc_id: int, text: str) -> None:
+        """No result yet for the image on display: the panel's words, e.g. "Classifying..."."""
+        item = self._items.get(doc_id)
+        if item is not None:
+            item.setText(f"{self._names[doc_id]}\n{text}")
 
     def item_text(self, doc_id: int) -> str:
         item = self._items.get(doc_id)

@@ -1,156 +1,253 @@
 """The main window's actions, menus and toolbar, built from one table of texts and shortcuts.
 
-A mixin of :class:`~rcdnet_desktop.gui.main_window.MainWindow`: the actions call the window's
-own slots, and every action is added to the window so its shortcut works with menus hidden.
+:func:`build_actions` makes every action, adds it to the window (so its shortcut works with the
+menus hidden), fills the menus and the toolbar, and returns them in :class:`WindowActions`.
+
+Slots never receive ``QAction.triggered``'s ``checked`` by accident: a plain action calls a
+slot that takes no argument, a checkable one a slot that takes the new state, each through its
+own small wrapper.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QStyle
+from PySide6.QtWidgets import QMenu, QStyle, QToolBar, QWidget
 
 from rcdnet_desktop.gui.settings import DEVICE_LABELS, DEVICES
+from rcdnet_desktop.gui.viewer_protocols import ActionState
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.gui.main_window import MainWindow
+
+Shortcut = str | QKeySequence.StandardKey
 
 
+@dataclass
 class WindowActions:
-    """Builds ``self.act_*``, the menus, the device choice and the toolbar of the window."""
+    """Every action of the main window, with the menus and toolbar that hold them."""
 
-    def _action(self, text: str, slot, shortcuts=(), tip: str = "", checkable: bool = False
-                ) -> QAction:
-        a = QAction(text, self)
-        if shortcuts:
-            a.setShortcuts([QKeySequence(s) for s in shortcuts])
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(tip)
-        a.setCheckable(checkable)
-        a.triggered.connect(slot)
-        self.addAction(a)  # shortcuts work even with menus hidden
-        return a
+    open: QAction
+    open_folder: QAction
+    close: QAction
+    export_png: QAction
+    export_pdf: QAction
+    export_dcm: QAction
+    batch: QAction
+    quit: QAction
+    next: QAction
+    prev: QAction
+    zoom_in: QAction
+    zoom_out: QAction
+    fit: QAction
+    actual: QAction
+    overlay: QAction
+    outline: QAction
+    reset_wl: QAction
+    play: QAction
+    box: QAction
+    clear_box: QAction
+    card: QAction
+    shortcuts: QAction
+    about: QAction
+    device: dict[str, QAction]
+    recent_menu: QMenu
+    toolbar: QToolBar
 
-    def _build_actions(self) -> None:
-        A = self._action  # noqa: N806
-        self.act_open = A("&Open image(s)...", self.open_files_dialog,
-                          [QKeySequence.StandardKey.Open], "Open one or more image files")
-        self.act_open_folder = A("Open &folder...", self.open_folder_dialog, ["Ctrl+Shift+O"],
-                                 "Open every image in a folder and its sub-folders")
-        self.act_close = A("&Close image", self.close_current, ["Ctrl+W"],
-                           "Close the image on display")
-        self.act_export_png = A("Export annotated &PNG...", lambda: self.export_dialog("png"),
-                                ["Ctrl+E"], "Image, both heat maps and the prediction")
-        self.act_export_pdf = A("Export P&DF report...", lambda: self.export_dialog("pdf"),
-                                ["Ctrl+Shift+E"], "One-page report")
-        self.act_export_dcm = A("Export DICOM &Secondary Capture...",
-                                lambda: self.export_dialog("dicom"), [],
-                                "DICOM sources only: same study, new series")
-        # A lambda: triggered(bool) would otherwise arrive as batch_dialog's folder.
-        self.act_batch = A("&Batch review of a folder...", lambda: self.batch_dialog(), ["Ctrl+B"],
-                           "Classify every image in a folder; table, filter and CSV export")
-        self.act_quit = A("&Quit", self.close, [QKeySequence.StandardKey.Quit])
 
-        self.act_next = A("&Next image", lambda: self.step(1), ["PgDown", "Right"],
-                          "Show the next open image")
-        self.act_prev = A("&Previous image", lambda: self.step(-1), ["PgUp", "Left"],
-                          "Show the previous open image")
-        self.act_zoom_in = A("Zoom &in", self.view.zoom_in, ["Ctrl++", "+", "="])
-        self.act_zoom_out = A("Zoom &out", self.view.zoom_out, ["Ctrl+-", "-"])
-        self.act_fit = A("&Fit to window", self.view.fit, ["Ctrl+0", "F"])
-        self.act_actual = A("&Actual size (100%)", self.view.actual_size, ["1"])
-        self.act_overlay = A("Toggle heat-map &overlay", self.heatmaps.toggle_plain, ["H"],
-                             "Switch the evidence panels between heat maps and plain image")
-        self.act_outline = A("Show lesion o&utline", self.set_outline_visible, ["O"],
-                             "Draw the outline of the lesion found automatically over the image "
-                             "(models with a lesion localiser)", checkable=True)
-        self.act_outline.setChecked(self.settings.show_outline)
-        self.view.set_outline_visible(self.act_outline.isChecked())
-        self.act_reset_wl = A("&Reset brightness/contrast", self.view.reset_window_level, ["R"])
-        self.act_play = A("&Play/pause cine", self.cine.toggle, ["Space"])
-        self.act_box = A("Draw &lesion box", self.set_box_mode, ["B"],
-                         "Drag a box around the lesion: prediction and maps then use the box",
-                         checkable=True)
-        self.act_clear_box = A("&Clear lesion box", self.clear_box, ["Shift+B", "Delete"],
-                               "Back to the whole image")
-        self.act_card = A("&Model card...", self.show_model_card, [],
-                          "Training data, metrics, intended use and limits")
-        self.act_shortcuts = A("&Keyboard shortcuts...", self.show_shortcuts,
-                               [QKeySequence.StandardKey.HelpContents, "?"])
-        self.act_about = A("&About RcdNet Desktop...", self.show_about)
+def _new(window: QWidget, text: str, shortcuts: Sequence[Shortcut], tip: str) -> QAction:
+    a = QAction(text, window)
+    if shortcuts:
+        a.setShortcuts([QKeySequence(s) for s in shortcuts])
+    if tip:
+        a.setStatusTip(tip)
+        a.setToolTip(tip)
+    window.addAction(a)  # shortcuts work even with menus hidden
+    return a
 
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addActions([self.act_open, self.act_open_folder])
-        self.recent_menu = m.addMenu("Open &recent")
-        m.addAction(self.act_close)
-        m.addSeparator()
-        m.addActions([self.act_export_png, self.act_export_pdf, self.act_export_dcm])
-        m.addSeparator()
-        m.addAction(self.act_batch)
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        m = mb.addMenu("&View")
-        m.addActions([self.act_next, self.act_prev])
-        m.addSeparator()
-        m.addActions([self.act_zoom_in, self.act_zoom_out, self.act_fit, self.act_actual])
-        m.addSeparator()
-        m.addActions([self.act_overlay, self.act_outline, self.act_reset_wl, self.act_play])
-        m.addSeparator()
-        m.addActions([self.thumbs_dock.toggleViewAction(), self.analysis_dock.toggleViewAction()])
-        m = mb.addMenu("&Lesion box")
-        m.addActions([self.act_box, self.act_clear_box])
-        m = mb.addMenu("&Model")
-        dm = m.addMenu("&Device")
-        self.device_group = QActionGroup(self)
-        self.device_actions: dict[str, QAction] = {}
-        for dev in DEVICES:
-            a = QAction(DEVICE_LABELS[dev], self, checkable=True)
-            a.setData(dev)
-            a.setChecked(dev == self.settings.device)
-            a.triggered.connect(lambda _c=False, d=dev: self.set_device(d))
-            self.device_group.addAction(a)
-            dm.addAction(a)
-            self.device_actions[dev] = a
-        m.addAction(self.act_card)
-        m = mb.addMenu("&Help")
-        m.addActions([self.act_shortcuts, self.act_card, self.act_about])
 
-        sp = QStyle.StandardPixmap
-        icons = {
-            self.act_open: sp.SP_DialogOpenButton, self.act_open_folder: sp.SP_DirOpenIcon,
-            self.act_batch: sp.SP_FileDialogDetailedView, self.act_prev: sp.SP_ArrowBack,
-            self.act_next: sp.SP_ArrowForward, self.act_export_png: sp.SP_DialogSaveButton,
-            self.act_clear_box: sp.SP_DialogResetButton, self.act_card: sp.SP_FileDialogInfoView,
-            self.act_shortcuts: sp.SP_DialogHelpButton, self.act_quit: sp.SP_DialogCloseButton,
-        }
-        for action, pixmap in icons.items():
-            action.setIcon(self.style().standardIcon(pixmap))
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main_toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        short = {self.act_open: "Open", self.act_open_folder: "Folder",
-                 self.act_batch: "Batch review", self.act_prev: "Previous",
-                 self.act_next: "Next", self.act_fit: "Fit", self.act_box: "Lesion box",
-                 self.act_clear_box: "Clear box", self.act_outline: "Outline",
-                 self.act_overlay: "Overlay",
-                 self.act_export_png: "Export PNG", self.act_export_pdf: "PDF"}
-        for action, text in short.items():
-            action.setIconText(text)
-        tb.addActions([self.act_open, self.act_open_folder, self.act_batch])
-        tb.addSeparator()
-        tb.addActions([self.act_prev, self.act_next, self.act_fit])
-        tb.addSeparator()
-        tb.addActions([self.act_box, self.act_clear_box, self.act_outline, self.act_overlay])
-        tb.addSeparator()
-        tb.addActions([self.act_export_png, self.act_export_pdf])
-        self._update_actions()
-        self._rebuild_recent()
+def _action(window: QWidget, text: str, slot: Callable[[], object],
+            shortcuts: Sequence[Shortcut] = (), tip: str = "") -> QAction:
+    """A plain action: ``slot()`` with no argument, whatever ``triggered`` carries."""
+    a = _new(window, text, shortcuts, tip)
+    a.triggered.connect(lambda _checked=False: slot())
+    return a
 
-    def shortcut_list(self) -> list[tuple[str, str]]:
-        """(keys, action) for the help dialog, from the actions themselves."""
-        out = []
-        for a in self.actions():
-            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts()]
-            keys = [k for k in keys if k]
-            if keys:
-                out.append((" or ".join(keys), a.text().replace("&", "").rstrip(".")))
-        return out
+
+def _toggle(window: QWidget, text: str, slot: Callable[[bool], object],
+            shortcuts: Sequence[Shortcut] = (), tip: str = "") -> QAction:
+    """A checkable action: ``slot(checked)`` with the new state."""
+    a = _new(window, text, shortcuts, tip)
+    a.setCheckable(True)
+    a.triggered.connect(lambda checked=False: slot(bool(checked)))
+    return a
+
+
+def build_actions(w: MainWindow) -> WindowActions:
+    """Create the window's actions, menus and toolbar."""
+    std = QKeySequence.StandardKey
+    acts = dict(
+        open=_action(w, "&Open image(s)...", w.open_files_dialog, [std.Open],
+                     "Open one or more image files"),
+        open_folder=_action(w, "Open &folder...", w.open_folder_dialog, ["Ctrl+Shift+O"],
+                            "Open every image in a folder and its sub-folders"),
+        close=_action(w, "&Close image", lambda: w.controller.close_current(), ["Ctrl+W"],
+                      "Close the image on display"),
+        export_png=_action(w, "Export annotated &PNG...", lambda: w.export_dialog("png"),
+                           ["Ctrl+E"], "Image, both heat maps and the prediction"),
+        export_pdf=_action(w, "Export P&DF report...", lambda: w.export_dialog("pdf"),
+                           ["Ctrl+Shift+E"], "One-page report"),
+        export_dcm=_action(w, "Export DICOM &Secondary Capture...",
+                           lambda: w.export_dialog("dicom"), [],
+                           "DICOM sources only: same study, new series"),
+        batch=_action(w, "&Batch review of a folder...", w.batch_dialog, ["Ctrl+B"],
+                      "Classify every image in a folder; table, filter and CSV export"),
+        quit=_action(w, "&Quit", w.close, [std.Quit]),
+        next=_action(w, "&Next image", lambda: w.controller.step(1), ["PgDown", "Right"],
+                     "Show the next open image"),
+        prev=_action(w, "&Previous image", lambda: w.controller.step(-1), ["PgUp", "Left"],
+                     "Show the previous open image"),
+        zoom_in=_action(w, "Zoom &in", w.view.zoom_in, ["Ctrl++", "+", "="]),
+        zoom_out=_action(w, "Zoom &out", w.view.zoom_out, ["Ctrl+-", "-"]),
+        fit=_action(w, "&Fit to window", w.view.fit, ["Ctrl+0", "F"]),
+        actual=_action(w, "&Actual size (100%)", w.view.actual_size, ["1"]),
+        overlay=_action(w, "Toggle heat-map &overlay", w.heatmaps.toggle_plain, ["H"],
+                        "Switch the evidence panels between heat maps and plain image"),
+        outline=_toggle(w, "Show lesion o&utline", w.set_outline_visible, ["O"],
+                        "Draw the outline of the lesion found automatically over the image "
+                        "(models with a lesion localiser)"),
+        reset_wl=_action(w, "&Reset brightness/contrast", w.view.reset_window_level, ["R"]),
+        play=_action(w, "&Play/pause cine", w.cine.toggle, ["Space"]),
+        box=_toggle(w, "Draw &lesion box", w.set_box_mode, ["B"],
+                    "Drag a box around the lesion: prediction and maps then use the box"),
+        clear_box=_action(w, "&Clear lesion box", lambda: w.controller.clear_box(),
+                          ["Shift+B", "Delete"], "Back to the whole image"),
+        card=_action(w, "&Model card...", w.show_model_card, [],
+                     "Training data, metrics, intended use and limits"),
+        shortcuts=_action(w, "&Keyboard shortcuts...", w.show_shortcuts, [std.HelpContents, "?"]),
+        about=_action(w, "&About RcdNet Desktop...", w.show_about),
+    )
+    acts["outline"].setChecked(w.settings.show_outline)
+    w.view.set_outline_visible(acts["outline"].isChecked())
+    device = _device_actions(w)
+    recent_menu = _build_menus(w, acts, device)
+    toolbar = _build_toolbar(w, acts)
+    return WindowActions(**acts, device=device, recent_menu=recent_menu, toolbar=toolbar)
+
+
+def _device_actions(w: MainWindow) -> dict[str, QAction]:
+    group = QActionGroup(w)
+    out: dict[str, QAction] = {}
+    for dev in DEVICES:
+        a = QAction(DEVICE_LABELS[dev], w, checkable=True)
+        a.setData(dev)
+        a.setChecked(dev == w.settings.device)
+        a.triggered.connect(lambda _checked=False, d=dev: w.set_device(d))
+        group.addAction(a)
+        out[dev] = a
+    return out
+
+
+def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction]) -> QMenu:
+    """Fill the menu bar; return the (empty) recent-files menu."""
+    mb = w.menuBar()
+    m = mb.addMenu("&File")
+    m.addActions([a["open"], a["open_folder"]])
+    recent = m.addMenu("Open &recent")
+    m.addAction(a["close"])
+    m.addSeparator()
+    m.addActions([a["export_png"], a["export_pdf"], a["export_dcm"]])
+    m.addSeparator()
+    m.addAction(a["batch"])
+    m.addSeparator()
+    m.addAction(a["quit"])
+    m = mb.addMenu("&View")
+    m.addActions([a["next"], a["prev"]])
+    m.addSeparator()
+    m.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["actual"]])
+    m.addSeparator()
+    m.addActions([a["overlay"], a["outline"], a["reset_wl"], a["play"]])
+    m.addSeparator()
+    m.addActions([w.thumbs_dock.toggleViewAction(), w.analysis_dock.toggleViewAction()])
+    m = mb.addMenu("&Lesion box")
+    m.addActions([a["box"], a["clear_box"]])
+    m = mb.addMenu("&Model")
+    m.addMenu("&Device").addActions(list(device.values()))
+    m.addAction(a["card"])
+    m = mb.addMenu("&Help")
+    m.addActions([a["shortcuts"], a["card"], a["about"]])
+    return recent
+
+
+def _build_toolbar(w: MainWindow, a: dict[str, QAction]) -> QToolBar:
+    sp = QStyle.StandardPixmap
+    icons = {"open": sp.SP_DialogOpenButton, "open_folder": sp.SP_DirOpenIcon,
+             "batch": sp.SP_FileDialogDetailedView, "prev": sp.SP_ArrowBack,
+             "next": sp.SP_ArrowForward, "export_png": sp.SP_DialogSaveButton,
+             "clear_box": sp.SP_DialogResetButton, "card": sp.SP_FileDialogInfoView,
+             "shortcuts": sp.SP_DialogHelpButton, "quit": sp.SP_DialogCloseButton}
+    for name, pixmap in icons.items():
+        a[name].setIcon(w.style().standardIcon(pixmap))
+    short = {"open": "Open", "open_folder": "Folder", "batch": "Batch review",
+             "prev": "Previous", "next": "Next", "fit": "Fit", "box": "Lesion box",
+             "clear_box": "Clear box", "outline": "Outline", "overlay": "Overlay",
+             "export_png": "Export PNG", "export_pdf": "PDF"}
+    for name, text in short.items():
+        a[name].setIconText(text)
+    tb = w.addToolBar("Main")
+    tb.setObjectName("main_toolbar")
+    tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    groups = (("open", "open_folder", "batch"), ("prev", "next", "fit"),
+              ("box", "clear_box", "outline", "overlay"), ("export_png", "export_pdf"))
+    for i, group in enumerate(groups):
+        if i:
+            tb.addSeparator()
+        tb.addActions([a[name] for name in group])
+    return tb
+
+
+def apply_action_state(acts: WindowActions, state: ActionState) -> None:
+    """Enable the actions that can act on what is open now."""
+    acts.export_png.setEnabled(state.has_maps)
+    acts.export_pdf.setEnabled(state.has_maps)
+    acts.export_dcm.setEnabled(state.has_maps and state.is_dicom)
+    acts.box.setEnabled(state.has_image)
+    acts.outline.setEnabled(state.has_localiser)
+    acts.clear_box.setEnabled(state.has_box)
+    acts.close.setEnabled(state.has_document)
+    acts.next.setEnabled(state.document_count > 1)
+    acts.prev.setEnabled(state.document_count > 1)
+
+
+def fill_recent_menu(menu: QMenu, recent: Sequence[str], open_path: Callable[[str], object],
+                     clear: Callable[[], object]) -> None:
+    """The recent files and folders, newest first, and "Clear list".
+
+    The old entries are deleted later, not at once: this runs from one of their own
+    ``triggered`` signals, and deleting the sender inside its signal would crash.
+    """
+    for old in menu.actions():
+        menu.removeAction(old)
+        old.deleteLater()
+    for p in recent:
+        a = menu.addAction(p)
+        a.triggered.connect(lambda _checked=False, path=p: open_path(path))
+    if recent:
+        menu.addSeparator()
+        menu.addAction("Clear list").triggered.connect(lambda _checked=False: clear())
+    menu.setEnabled(bool(recent))
+
+
+def shortcut_list(window: QWidget) -> list[tuple[str, str]]:
+    """(keys, action) for the help dialog, from the window's actions themselves."""
+    out = []
+    for a in window.actions():
+        keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts()]
+        keys = [k for k in keys if k]
+        if keys:
+            out.append((" or ".join(keys), a.text().replace("&", "").rstrip(".")))
+    return out

@@ -1,24 +1,24 @@
-"""Background work for the viewer: thread pools, runnables and the engine guard.
+"""Background work for the viewer: thread pools and runnables.
 
-Rules (see DESIGN.md, Threading):
+Rules:
 
-* Inference runs off the GUI thread, and never two model calls at once: the CAM hooks mutate
-  the model. Every model call goes through :class:`LockedEngine`, whose fair lock serialises
-  the viewer's worker and the batch review's worker call by call, so a long batch does not
-  freeze the viewer and the viewer never runs beside the batch.
+* Inference runs off the GUI thread, and never two model calls at once: the heat-map hooks
+  change the model. Every model call goes through
+  :class:`~rcdnet_desktop.gui.engine.LockedEngine`, whose fair lock serialises the viewer's
+  worker and the batch review's worker call by call, so a long batch does not freeze the
+  viewer and the viewer never runs beside the batch.
 * Workers never touch widgets. A :class:`Job` runs a plain function in a pool thread and hands
   its outcome back through the signals of a :class:`JobSignals` object that lives in the GUI
   thread, so the connected slots run there (queued connections).
+  What they report are the typed messages of :mod:`rcdnet_desktop.gui.messages`.
 * Every pool the GUI creates is registered in :data:`POOLS` so shutdown and the tests can wait
   for all of them.
 """
 
 from __future__ import annotations
 
-import threading
 import traceback
 import weakref
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -55,72 +55,6 @@ def wait_for_pools(timeout_ms: int = 10000) -> bool:
     for pool in live_pools():
         ok = pool.waitForDone(timeout_ms) and ok
     return ok
-
-
-class FairLock:
-    """A first-come, first-served lock.
-
-    ``threading.Lock`` is not fair: a thread that releases it and at once asks again (a batch
-    loop) usually gets it back, starving the viewer. Tickets keep the order of arrival.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[object] = deque()
-        self._held = False
-
-    def acquire(self) -> None:
-        ticket = object()
-        with self._cond:
-            self._queue.append(ticket)
-            while self._held or self._queue[0] is not ticket:
-                self._cond.wait()
-            self._queue.popleft()
-            self._held = True
-
-    def release(self) -> None:
-        with self._cond:
-            self._held = False
-            self._cond.notify_all()
-
-    def __enter__(self) -> FairLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-class LockedEngine:
-    """An inference engine whose model calls are serialised by a shared :class:`FairLock`.
-
-    Attributes other than the model calls (``device_name``, ``model_version``, ``card``...)
-    are passed through unchanged.
-    """
-
-    _LOCKED = frozenset({"predict", "explain", "predict_many", "explain_many",
-                         "predict_prepared", "explain_prepared"})
-
-    def __init__(self, engine: Any, lock: FairLock) -> None:
-        self._engine = engine
-        self._lock = lock
-
-    @property
-    def wrapped(self) -> Any:
-        """The engine itself."""
-        return self._engine
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._engine, name)
-        if name in self._LOCKED and callable(attr):
-            lock = self._lock
-
-            def locked(*args: Any, **kwargs: Any) -> Any:
-                with lock:
-                    return attr(*args, **kwargs)
-
-            return locked
-        return attr
 
 
 class JobSignals(QObject):

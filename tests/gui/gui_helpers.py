@@ -53,6 +53,7 @@ class FakeEngine:
         self.delay = delay
         self.predict_delay = delay / 4 if predict_delay is None else predict_delay
         self.device = "cpu"
+        self.device_name = ""
         self.device_note = ""
         self.model_version = version
         self.untrained = untrained
@@ -204,14 +205,19 @@ def write_corrupt(path: Path) -> Path:
 def wait_maps(qtbot, window, timeout: int = 10000):
     """Wait until the maps of the image on display are shown; return its key."""
     def shown():
-        key = window._current_key()
+        key = window.controller.current_key()
         assert key is not None
-        assert window.heatmap_cache.get(key) is not None
-        assert window.heatmaps.maps() is window.heatmap_cache.get(key)
+        assert window.controller.maps_cache.get(key) is not None
+        assert window.heatmaps.maps() is window.controller.maps_cache.get(key)
         assert window.prediction.prediction() is not None
     qtbot.waitUntil(shown, timeout=timeout)
-    return window._current_key()
+    return window.controller.current_key()
 
 
 def wait_idle(qtbot, window, timeout: int = 10000):
     qtbot.waitUntil(lambda: not window.controller.is_busy(), timeout=timeout)
+
+
+def maps_on_screen(panel) -> bool:
+    """True when the evidence panel shows both maps (not the plain image, not a placeholder)."""
+    return panel.maps() is not None and not panel.plain.isChecked()

@@ -85,7 +85,7 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     rect = dlg.table.visualRect(idx)
     qtbot.mouseClick(dlg.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     qtbot.mouseDClick(dlg.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
-    assert w.current is not None and w.current.path.name == "c_mid.png"
+    assert w.controller.current is not None and w.controller.current.path.name == "c_mid.png"
     wait_maps(qtbot, w)
 
 
@@ -93,9 +93,9 @@ def test_batch_action_asks_for_the_folder(make_window, image_folder, qtbot):
     w = make_window(FakeEngine())
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
     w.ask_folder = lambda: str(image_folder)
-    w.act_batch.trigger()  # the toolbar button / Ctrl+B
-    assert len(w._batch_dialogs) == 1
-    dlg = w._batch_dialogs[0]
+    w.act.batch.trigger()  # the toolbar button / Ctrl+B
+    assert len(w.batch_dialogs) == 1
+    dlg = w.batch_dialogs[0]
     assert dlg.folder == image_folder and dlg.isVisible()
     _run(qtbot, dlg)
     assert dlg.model.rowCount() == 5
@@ -132,7 +132,7 @@ def test_batch_uses_lesion_boxes(make_window, tmp_path, qtbot):
     w = make_window(engine)
     w.open_paths([a])
     wait_maps(qtbot, w)
-    w.set_box(Box(10, 10, 40, 40))
+    w.controller.set_box(Box(10, 10, 40, 40))
     wait_maps(qtbot, w)
     dlg = w.batch_dialog(folder)
     _run(qtbot, dlg)
@@ -160,7 +160,7 @@ def test_batch_band_and_box_columns(make_window, tmp_path, qtbot):
     w.open_paths([drawn])
     wait_maps(qtbot, w)
     assert w.prediction.prediction().box_source == "auto"
-    w.set_box(Box(5, 5, 40, 30))
+    w.controller.set_box(Box(5, 5, 40, 30))
     wait_maps(qtbot, w)
     dlg = w.batch_dialog(folder)
     _run(qtbot, dlg)

@@ -17,7 +17,7 @@ def test_real_engine_sample_image(make_window, engine, qtbot):
     w = make_window(engine)
     w.open_paths([sample_path()])
     key = wait_maps(qtbot, w, timeout=120000)
-    rec = w.current.record
+    rec = w.controller.current.record
     pred = w.prediction.prediction()
     maps = w.heatmaps.maps()
     assert pred.model_version == engine.model_version
@@ -31,7 +31,7 @@ def test_real_engine_sample_image(make_window, engine, qtbot):
     assert w.device_label.text() == "Device: CPU"
 
     box = Box(rec.width // 4, rec.height // 4, rec.width // 2, rec.height // 3)
-    w.set_box(box)
+    w.controller.set_box(box)
     key = wait_maps(qtbot, w, timeout=120000)
     assert key.roi == box
     assert "lesion box" in w.prediction.mode_text()

@@ -17,8 +17,8 @@ def test_export_png_pdf_at_image_resolution(make_window, tmp_path, qtbot):
     w = make_window(FakeEngine())
     w.open_paths([src])
     wait_maps(qtbot, w)
-    assert w.act_export_png.isEnabled() and w.act_export_pdf.isEnabled()
-    assert not w.act_export_dcm.isEnabled()  # not a DICOM source
+    assert w.act.export_png.isEnabled() and w.act.export_pdf.isEnabled()
+    assert not w.act.export_dcm.isEnabled()  # not a DICOM source
 
     (tmp_path / "out").mkdir()
     png = w.export_to("png", tmp_path / "out" / "report.png")
@@ -32,7 +32,7 @@ def test_export_png_pdf_at_image_resolution(make_window, tmp_path, qtbot):
     for panel in layout.panels:
         assert (panel.w, panel.h) == (210, 150)  # each panel is the image's own size
     plain = layout.crop(rgb, 0)
-    assert np.array_equal(plain[..., 0], w.current.record.pixels)
+    assert np.array_equal(plain[..., 0], w.controller.current.record.pixels)
     assert not np.array_equal(layout.crop(rgb, 1), plain)  # the benign map is laid over it
     assert not any("patient" in k.lower() for k in text)
 
@@ -48,11 +48,11 @@ def test_export_dicom_from_cine_without_patient_by_default(make_window, tmp_path
     w.open_paths([path])
     wait_maps(qtbot, w)
     w.cine.set_frame(3)
-    w.set_box(Box(100, 60, 90, 70))
+    w.controller.set_box(Box(100, 60, 90, 70))
     wait_maps(qtbot, w)
-    assert w.act_export_dcm.isEnabled()
+    assert w.act.export_dcm.isEnabled()
 
-    dlg = ExportDialog(w.current.record, 3, "dicom", str(tmp_path), w)
+    dlg = ExportDialog(w.controller.current.record, 3, "dicom", str(tmp_path), w)
     assert dlg.format() == "dicom"
     assert not dlg.include_patient.isChecked()  # unticked by default
     assert dlg.path().endswith("_frame4_rcdnet.dcm")
@@ -95,7 +95,7 @@ def test_dicom_export_refused_for_non_dicom_source(make_window, tmp_path, qtbot)
     w = make_window(FakeEngine())
     w.open_paths([write_png(tmp_path / "n.png", 80)])
     wait_maps(qtbot, w)
-    dlg = ExportDialog(w.current.record, 0, "dicom", str(tmp_path), w)
+    dlg = ExportDialog(w.controller.current.record, 0, "dicom", str(tmp_path), w)
     assert not dlg.radios["dicom"].isEnabled() and dlg.format() == "png"
     assert not dlg.include_patient.isEnabled()  # no identifiers in a PNG
     dlg.close()

@@ -77,19 +77,19 @@ def test_automatic_box_is_dashed_tagged_and_named_in_the_panel(auto_window):
     assert "confidence 0.93" in w.prediction.mode_text()
     assert "BI-RADS 4B range, not a BI-RADS assessment" in w.prediction.band_note.text()
     assert not w.prediction.no_lesion_shown()
-    assert "moderate (10-50%)" in w.thumbs.item_text(w.current.doc_id)
+    assert "moderate (10-50%)" in w.thumbs.item_text(w.controller.current.doc_id)
     # The evidence maps mark the same box, dashed as well.
-    assert w.heatmaps._roi == LESION and w.heatmaps.box_dashed()
+    assert w.heatmaps.box_shown() == LESION and w.heatmaps.box_dashed()
 
 
 def test_outline_action_and_shortcut(auto_window, qtbot, make_window, gui_settings):
     w, _ = auto_window
-    assert w.act_outline.isEnabled() and not w.act_outline.isChecked()
+    assert w.act.outline.isEnabled() and not w.act.outline.isChecked()
     assert _shown(w.view, QGraphicsPolygonItem) == []
-    assert w.act_outline in w.menuBar().actions()[1].menu().actions()  # View menu
+    assert w.act.outline in w.menuBar().actions()[1].menu().actions()  # View menu
 
-    w.act_outline.trigger()
-    assert w.act_outline.isChecked()
+    w.act.outline.trigger()
+    assert w.act.outline.isChecked()
     outlines = _shown(w.view, QGraphicsPolygonItem)
     assert len(outlines) == 1
     polygon = outlines[0].polygon()
@@ -103,7 +103,7 @@ def test_outline_action_and_shortcut(auto_window, qtbot, make_window, gui_settin
     assert gui_settings.show_outline
 
     qtbot.keyClick(w, Qt.Key.Key_O)
-    assert not w.act_outline.isChecked()
+    assert not w.act.outline.isChecked()
     assert _shown(w.view, QGraphicsPolygonItem) == []
     assert not gui_settings.show_outline
     qtbot.keyClick(w, Qt.Key.Key_O)
@@ -112,14 +112,14 @@ def test_outline_action_and_shortcut(auto_window, qtbot, make_window, gui_settin
 
     # Kept in the settings like the other view options.
     w2 = make_window(FakeEngine(lesion=LESION))
-    assert w2.act_outline.isChecked() and w2.view.outline_visible()
+    assert w2.act.outline.isChecked() and w2.view.outline_visible()
 
 
 def test_user_box_replaces_automatic_and_clearing_brings_it_back(auto_window, qtbot):
     w, engine = auto_window
     auto = w.prediction.prediction()
-    doc = w.current
-    w.act_outline.trigger()
+    doc = w.controller.current
+    w.act.outline.trigger()
     assert w.view.outline_shown()
 
     _draw_box_with_mouse(qtbot, w, *USER_CORNER)
@@ -143,11 +143,11 @@ def test_user_box_replaces_automatic_and_clearing_brings_it_back(auto_window, qt
     assert "high (50-95%)" in w.thumbs.item_text(doc.doc_id)
     assert _rect_items(w.view, Qt.PenStyle.DashLine) == [] and _tags(w.view) == []
     assert not w.view.outline_shown()
-    assert w.heatmaps._roi == box and not w.heatmaps.box_dashed()
+    assert w.heatmaps.box_shown() == box and not w.heatmaps.box_dashed()
 
     # Clearing the box: the automatic result comes back (known, so at once), everywhere.
     explains = engine.count("explain")
-    w.act_clear_box.trigger()
+    w.act.clear_box.trigger()
     assert doc.box() is None
     assert w.prediction.prediction() is auto
     assert "lesion box found automatically" in w.prediction.mode_text()
@@ -208,7 +208,7 @@ def test_no_lesion_found_is_said_in_plain_words(make_window, tmp_path, qtbot):
     assert w.prediction.warnings.isHidden()
     assert "whole image" in w.prediction.mode_text()
     assert _rect_items(w.view, Qt.PenStyle.DashLine) == [] and _tags(w.view) == []
-    w.act_outline.trigger()
+    w.act.outline.trigger()
     assert not w.view.outline_shown()
     assert "No automatic lesion outline" in w.statusBar().currentMessage()
 
@@ -227,7 +227,7 @@ def test_without_a_localiser_the_whole_image_is_classified_quietly(make_window, 
     pred = w.prediction.prediction()
     assert pred.box_source == "none"
     assert w.prediction.mode_text() == "Input: whole image"
-    assert not w.act_outline.isEnabled()  # nothing to outline with this model
+    assert not w.act.outline.isEnabled()  # nothing to outline with this model
     assert not w.prediction.no_lesion_shown()
     assert _rect_items(w.view, Qt.PenStyle.DashLine) == [] and _tags(w.view) == []
 

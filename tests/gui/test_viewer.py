@@ -12,7 +12,14 @@ from PySide6.QtCore import QPointF, Qt
 
 from rcdnet_desktop.core.inference import pad_roi
 from rcdnet_desktop.core.types import Box
-from tests.gui.gui_helpers import ROI_MARGIN, FakeEngine, wait_maps, write_corrupt, write_png
+from tests.gui.gui_helpers import (
+    ROI_MARGIN,
+    FakeEngine,
+    maps_on_screen,
+    wait_maps,
+    write_corrupt,
+    write_png,
+)
 
 
 def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot):
@@ -22,7 +29,7 @@ def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot)
     w.open_paths([path])
     key = wait_maps(qtbot, w)
 
-    doc = w.current
+    doc = w.controller.current
     assert doc.path == path and key.roi is None
     pred = w.prediction.prediction()
     assert pred.p_malignant == pytest.approx(doc.record.pixels.mean() / 255, abs=1e-6)
@@ -34,7 +41,7 @@ def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot)
     assert "not a diagnosis" in w.prediction.note.text().lower()
     maps = w.heatmaps.maps()
     assert maps.benign.shape == maps.malignant.shape == doc.record.pixels.shape[:2]
-    assert w.heatmaps.maps_shown()
+    assert maps_on_screen(w.heatmaps)
     for view in w.heatmaps.views:
         assert view.picture() is not None and not view.picture().isNull()
     for label in w.heatmaps.descriptions:
@@ -56,19 +63,20 @@ def test_flipping_faster_than_inference_shows_only_the_last(make_window, tmp_pat
     w = make_window(engine)
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
     w.open_paths(paths)
-    qtbot.waitUntil(lambda: all(d.record is not None for d in w.docs.values()), timeout=10000)
+    qtbot.waitUntil(lambda: all(d.record is not None for d in w.controller.documents()),
+                    timeout=10000)
     shown = []
     w.heatmaps_shown.connect(shown.append)
     w.thumbs.setFocus()
     for _ in range(n - 1):
         qtbot.keyClick(w, Qt.Key.Key_PageDown)
         qtbot.wait(5)
-    last = w.documents()[-1]
-    assert w.current is last
+    last = w.controller.documents()[-1]
+    assert w.controller.current is last
     key = wait_maps(qtbot, w)
     assert key.doc_id == last.doc_id
     qtbot.wait(400)  # anything still in flight must not replace what is shown
-    assert w.current is last
+    assert w.controller.current is last
     assert w.heatmaps.maps().prediction.p_malignant == pytest.approx(
         last.record.pixels.mean() / 255, abs=1e-6)
     assert w.prediction.prediction().p_malignant == pytest.approx(
@@ -83,17 +91,17 @@ def test_keyboard_next_previous(make_window, tmp_path, qtbot):
     paths = [write_png(tmp_path / f"k{i}.png", 50 + 50 * i) for i in range(3)]
     w = make_window()
     w.open_paths(paths)
-    docs = w.documents()
-    assert w.current is docs[0]
+    docs = w.controller.documents()
+    assert w.controller.current is docs[0]
     qtbot.keyClick(w, Qt.Key.Key_Right)
-    assert w.current is docs[1]
+    assert w.controller.current is docs[1]
     qtbot.keyClick(w, Qt.Key.Key_PageDown)
-    assert w.current is docs[2]
+    assert w.controller.current is docs[2]
     qtbot.keyClick(w, Qt.Key.Key_PageDown)  # stays on the last
-    assert w.current is docs[2]
+    assert w.controller.current is docs[2]
     qtbot.keyClick(w, Qt.Key.Key_Left)
     qtbot.keyClick(w, Qt.Key.Key_PageUp)
-    assert w.current is docs[0]
+    assert w.controller.current is docs[0]
     wait_maps(qtbot, w)
 
 
@@ -115,7 +123,7 @@ def test_lesion_box_changes_mode_and_is_kept_per_image(make_window, tmp_path, qt
     qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=p0)
     qtbot.mouseMove(view.viewport(), pos=p1)
     qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=p1)
-    box = w.current.box()
+    box = w.controller.current.box()
     assert box is not None and abs(box.x - 60) <= 2 and abs(box.w - 100) <= 3
     assert not view.box_mode()  # one box per drag, then back to panning
     key = wait_maps(qtbot, w)
@@ -128,7 +136,7 @@ def test_lesion_box_changes_mode_and_is_kept_per_image(make_window, tmp_path, qt
     assert "drawn by you" in w.prediction.mode_text()
     # The model saw the box padded by the card's margin: nothing outside that region.
     seen = pred.roi
-    assert seen == pad_roi(box, w.current.record.pixels.shape[:2], ROI_MARGIN)
+    assert seen == pad_roi(box, w.controller.current.record.pixels.shape[:2], ROI_MARGIN)
     assert seen.x < box.x and seen.w > box.w
     assert np.count_nonzero(w.heatmaps.maps().benign[:, :seen.x]) == 0
     assert np.count_nonzero(w.heatmaps.maps().benign[:, seen.x:box.x]) > 0
@@ -136,13 +144,13 @@ def test_lesion_box_changes_mode_and_is_kept_per_image(make_window, tmp_path, qt
     # Kept per image: away and back.
     qtbot.keyClick(w, Qt.Key.Key_Right)
     wait_maps(qtbot, w)
-    assert w.current.box() is None and view.box_shown() is None
+    assert w.controller.current.box() is None and view.box_shown() is None
     assert "whole image" in w.prediction.mode_text()
     qtbot.keyClick(w, Qt.Key.Key_Left)
-    assert w.current.box() == box and view.box_shown() == box
+    assert w.controller.current.box() == box and view.box_shown() == box
     assert "lesion box" in w.prediction.mode_text()  # known result, shown at once
 
-    w.clear_box()
+    w.controller.clear_box()
     wait_maps(qtbot, w)
     assert "whole image" in w.prediction.mode_text()
     assert view.box_shown() is None
@@ -157,7 +165,7 @@ def test_untrained_banner(make_window, tmp_path, qtbot):
     assert "UNTRAINED" in w.prediction.untrained_banner.text()
     assert w.prediction.label.text().startswith("UNTRAINED")
     assert "UNTRAINED" in w.model_label.text()
-    assert "UNTRAINED" in w.thumbs.item_text(w.current.doc_id)
+    assert "UNTRAINED" in w.thumbs.item_text(w.controller.current.doc_id)
 
 
 def test_trained_model_has_no_banner(make_window, tmp_path, qtbot):
@@ -179,7 +187,7 @@ def test_unreadable_file_listed_with_reason_and_app_keeps_working(make_window, t
     assert "Cannot read broken.png" in w.view.message()
     assert w.prediction.label.text() == "Unreadable file"
     qtbot.keyClick(w, Qt.Key.Key_Right)
-    assert w.current is docs[1]
+    assert w.controller.current is docs[1]
     wait_maps(qtbot, w)
     w.notice.dismiss()
     assert not w.notice.isVisible()
@@ -195,7 +203,7 @@ def test_window_shows_before_model_loads(make_window, tmp_path, qtbot):
 
     w = make_window(factory=slow_factory)
     w.open_paths([write_png(tmp_path / "s.png", 100)])
-    qtbot.waitUntil(lambda: w.current.record is not None, timeout=5000)
+    qtbot.waitUntil(lambda: w.controller.current.record is not None, timeout=5000)
     assert w.isVisible()
     assert w.prediction.label.text() == "Loading model..."
     assert "Loading model" in w.device_label.text()
@@ -238,9 +246,9 @@ def test_device_choice_recreates_engine(make_window, tmp_path, qtbot, gui_settin
     qtbot.waitUntil(lambda: len(asked) == 2 and w.controller.engine is not None, timeout=5000)
     assert asked[-1] == "cpu"
     assert gui_settings.device == "cpu"
-    assert w.device_actions["cpu"].isChecked()
+    assert w.act.device["cpu"].isChecked()
     qtbot.waitUntil(lambda: engines[-1].count("explain") >= 1 or
-                    w.heatmap_cache.get(w._current_key()) is not None, timeout=5000)
+                    w.controller.current_maps() is not None, timeout=5000)
 
 
 def test_cam_method_choice(make_window, tmp_path, qtbot, gui_settings):
@@ -274,12 +282,12 @@ def test_cine_frames(make_window, qtbot):
     assert engine.calls[-1][2] == [5]
     assert "frame 6/30" in w.image_label.text()
     # A box on frame 5 stays on frame 5.
-    w.set_box(Box(100, 60, 80, 60))
+    w.controller.set_box(Box(100, 60, 80, 60))
     wait_maps(qtbot, w)
     w.cine.set_frame(6)
-    assert w.current.box() is None
+    assert w.controller.current.box() is None
     w.cine.set_frame(5)
-    assert w.current.box() == Box(100, 60, 80, 60)
+    assert w.controller.current.box() == Box(100, 60, 80, 60)
     # Playback advances frames without queueing heat maps; pausing computes them.
     before = engine.count("explain")
     w.cine.set_playing(True)
@@ -308,9 +316,9 @@ def test_zoom_and_window_level(make_window, tmp_path, qtbot):
     qtbot.keyClick(w, Qt.Key.Key_R)
     assert w.view.window_level() == (255.0, 127.5)
     qtbot.keyClick(w, Qt.Key.Key_H)
-    assert w.heatmaps.plain.isChecked() and not w.heatmaps.maps_shown()
+    assert w.heatmaps.plain.isChecked() and not maps_on_screen(w.heatmaps)
     qtbot.keyClick(w, Qt.Key.Key_H)
-    assert w.heatmaps.maps_shown()
+    assert maps_on_screen(w.heatmaps)
 
 
 def test_settings_are_kept(make_window, tmp_path, qtbot, gui_settings):
@@ -326,16 +334,16 @@ def test_settings_are_kept(make_window, tmp_path, qtbot, gui_settings):
     w2 = make_window()
     assert w2.heatmaps.alpha() == pytest.approx(0.7)
     assert w2.heatmaps.colormap_name() == "viridis"
-    assert w2.recent_menu.actions()[0].text().endswith("s.png")
+    assert w2.act.recent_menu.actions()[0].text().endswith("s.png")
 
 
 def test_folder_open_and_thumbnail_predictions(make_window, image_folder, qtbot):
     engine = FakeEngine()
     w = make_window(engine)
     w.open_paths([image_folder])
-    assert len(w.docs) == 5  # recursive, the corrupt file included
+    assert len(w.controller.docs) == 5  # recursive, the corrupt file included
     wait_maps(qtbot, w)
-    good = [d for d in w.documents() if d.path.name != "e_corrupt.png"]
+    good = [d for d in w.controller.documents() if d.path.name != "e_corrupt.png"]
     qtbot.waitUntil(lambda: all("P(malignant)" in w.thumbs.item_text(d.doc_id) for d in good),
                     timeout=5000)
     assert engine.count("explain") == 1  # the others were only classified
@@ -369,7 +377,7 @@ def test_drag_and_drop_opens_files(make_window, tmp_path, qtbot):
     event = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime,
                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     w.dropEvent(event)
-    assert [d.path for d in w.documents()] == paths
+    assert [d.path for d in w.controller.documents()] == paths
     wait_maps(qtbot, w)
 
 
