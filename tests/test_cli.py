@@ -249,3 +249,33 @@ def test_no_auto_box_classifies_whole_images(folder, capsys, fake_localiser_engi
     whole = json.loads(capsys.readouterr().out)[0]
     assert auto["box_source"] == "auto" and whole["box_source"] == "none"
     assert whole["box_x"] == "" and auto["p_malignant"] != whole["p_malignant"]
+
+
+def test_self_test_fails_on_weights_that_verify_but_behave_differently(tmp_path, monkeypatch,
+                                                                       capsys):
+    """Zeroed weights whose sha256 is written into every place of the card still fail: the
+    bundled samples no longer give the probabilities recorded at bundle time."""
+    import hashlib
+    import json
+    import shutil
+
+    import torch
+
+    from rcdnet_desktop.core.card import CARD_FILE, default_model_dir
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_model_dir(), bundle)
+    card = json.loads((bundle / CARD_FILE).read_text())
+    weights = bundle / card["weights"]["file"]
+    state = torch.load(weights, weights_only=True)
+    torch.save({k: torch.zeros_like(v) for k, v in state.items()}, weights)
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    card["weights"]["sha256"] = sha
+    for section in (card["guard"], card["self_test"], card["onnx"]["classifier"]):
+        section["weights_sha256"] = sha
+    (bundle / CARD_FILE).write_text(json.dumps(card))
+    monkeypatch.setenv("RCDNET_MODEL_DIR", str(bundle))
+    monkeypatch.setenv("RCDNET_BACKEND", "torch")
+    assert cli.main(["self-test"]) != 0
+    out = capsys.readouterr().out
+    assert "self-test FAILED" in out and "differs from the recorded" in out

@@ -288,11 +288,20 @@ def check_image(pixels: np.ndarray) -> tuple[Flag, ...]:
 # speckle and tissue of a real frame survive it. Large frames are shrunk first (text shrinks too).
 BLANK_MEDIAN_KSIZE = 5
 _BLANK_MAX_SIDE = 320
+# Grey level from which a pixel belongs to the scan area rather than the black background, and
+# the smallest share of the frame a scan area covers (below it the frame is as good as black).
+BLANK_BACKGROUND_LEVEL = 8
+BLANK_MIN_AREA = 0.02
+# The scan area is empty when most of it is one flat grey: this share of its pixels within
+# this many grey levels of its median (on-screen text, a few per cent, does not change that;
+# speckle spreads tissue over tens of grey levels).
+BLANK_FLAT_SHARE = 0.8
+BLANK_FLAT_TOLERANCE = 6
 
 
 def _is_blank(grey: np.ndarray) -> bool:
     """Nearly uniform: a low standard deviation or one grey level almost everywhere, measured
-    on the raw frame and again after thin strokes (text) are removed."""
+    on the raw frame, then again inside the scan area once thin strokes (text) are removed."""
     if _uniform(grey):
         return True
     import cv2  # lazy: imported by the preprocessing anyway
@@ -304,7 +313,15 @@ def _is_blank(grey: np.ndarray) -> bool:
                        interpolation=cv2.INTER_AREA)
     if min(g.shape) < BLANK_MEDIAN_KSIZE:
         return False
-    return _uniform(cv2.medianBlur(np.ascontiguousarray(g), BLANK_MEDIAN_KSIZE))
+    g = cv2.medianBlur(np.ascontiguousarray(g), BLANK_MEDIAN_KSIZE)
+    # The scan area: what is not the black background. An empty sector (probe in air) is a
+    # faint, flat area; real tissue inside it has speckle and structure.
+    area = g >= BLANK_BACKGROUND_LEVEL
+    if area.mean() < BLANK_MIN_AREA:
+        return True
+    values = g[area].astype(np.int16)
+    flat = np.abs(values - int(np.median(values))) <= BLANK_FLAT_TOLERANCE
+    return float(flat.mean()) >= BLANK_FLAT_SHARE
 
 
 def _uniform(grey: np.ndarray) -> bool:

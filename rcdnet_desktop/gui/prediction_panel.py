@@ -17,6 +17,7 @@ UNTRAINED_TEXT = ("UNTRAINED MODEL: never trained on breast ultrasound. Its outp
                   "arbitrary and must not inform any decision.")
 COLOURS = {"benign": "#2e7d32", "malignant": "#c62828"}
 SUSPICIOUS_COLOUR = "#c62828"
+OUTSIDE_USE_COLOUR = "#e65100"  # orange: the intended-use warnings' colour, bold
 
 
 class PredictionPanel(QWidget):
@@ -121,7 +122,8 @@ class PredictionPanel(QWidget):
         self.headline.setText(wording.band_headline(p))
         self.headline.setStyleSheet(
             "font-size: 18pt; font-weight: bold;"
-            + (f" color: {SUSPICIOUS_COLOUR};" if p.suspicious else ""))
+            + (f" color: {OUTSIDE_USE_COLOUR};" if p.outside_intended_use
+               else f" color: {SUSPICIOUS_COLOUR};" if p.suspicious else ""))
         self.headline.setToolTip(wording.SUSPICIOUS_TIP if p.suspicious else "")
         self.headline.show()
         words = p.label.capitalize()

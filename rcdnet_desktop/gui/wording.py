@@ -44,12 +44,18 @@ def band_text(p: Prediction) -> str:
     return text
 
 
+OUTSIDE_INTENDED_USE = "Outside intended use"
+
+
 def band_headline(p: Prediction) -> str:
     """The panel's headline: the band, capitalised, e.g. ``"Moderate (10-50%)"``.
 
-    Marked UNTRAINED like the class label when the weights are.
+    Marked UNTRAINED like the class label when the weights are, and led by "Outside intended
+    use" when an intended-use check flagged the image (the numbers stay visible below it).
     """
     text = _capitalised(band_text(p))
+    if p.outside_intended_use:
+        text = f"{OUTSIDE_INTENDED_USE} \N{EM DASH} {band_text(p)}"
     return f"UNTRAINED: {text}" if p.untrained else text
 
 
@@ -120,13 +126,16 @@ def other_warnings(p: Prediction) -> list[str]:
 
 def list_text(p: Prediction) -> str:
     """The prediction under a file name in the image list (two short lines)."""
-    return f"{p.display_label}, {band_text(p)}\nP(malignant) {p.p_malignant:.2f}"
+    text = f"{p.display_label}, {band_text(p)}\nP(malignant) {p.p_malignant:.2f}"
+    return f"\N{WARNING SIGN} {OUTSIDE_INTENDED_USE.lower()}\n{text}" if p.outside_intended_use \
+        else text
 
 
 __all__ = [
     "AUTO_BOX_TAG",
     "BOX_SOURCE_WORDS",
     "NO_LESION_TEXT",
+    "OUTSIDE_INTENDED_USE",
     "SUSPICIOUS_TIP",
     "band_headline",
     "band_note",
