@@ -48,3 +48,24 @@ def test_self_test_script():
                           env=env)
     assert proc.returncode == 0, proc.stderr
     assert "self-test OK" in proc.stdout
+
+
+def test_a_ct_scan_is_headed_outside_intended_use(make_window, qtbot):
+    """Opened the user's way (the Open action, its file dialog answered), a CT DICOM gets the
+    "Outside intended use" headline and list mark, with its numbers still shown."""
+    from pathlib import Path
+
+    import pydicom
+
+    from rcdnet_desktop.core.inference import InferenceEngine
+
+    ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+    w = make_window(InferenceEngine(device="cpu"))
+    w.ask_open_files = lambda: [str(ct)]
+    w.act.open.trigger()
+    wait_maps(qtbot, w, timeout=120000)
+    pred = w.prediction.prediction()
+    assert "not_breast_ultrasound" in pred.checks
+    assert w.prediction.headline_text().startswith("Outside intended use")
+    assert "P(malignant)" in w.prediction.probability.text()
+    assert "outside intended use" in w.thumbs.item_text(w.controller.current.doc_id)
