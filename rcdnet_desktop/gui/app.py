@@ -70,7 +70,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         return _self_test(app, window, args.timeout)
     status = app.exec()
-    return int(status)
+    return exit_status(int(status))
+
+
+def exit_status(status: int) -> int:
+    """``status``, once nothing of the viewer runs any more; else end the process at once.
+
+    Closing the window cancels what waits and waits for nothing: a model call or a model load
+    still running in a worker thread would hold the exit until it ends (Qt joins its threads).
+    Settings are saved when the window closes and every file is written atomically, so there
+    is nothing left to lose: flush the output and leave.
+    """
+    from rcdnet_desktop.gui.workers import live_pools
+
+    if any(pool.activeThreadCount() > 0 for pool in live_pools()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 def _self_test(app, window, timeout: float) -> int:

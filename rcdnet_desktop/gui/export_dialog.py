@@ -34,6 +34,7 @@ from rcdnet_desktop.core.export.formats import (
     export_format,
     write_report,
 )
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import HeatMaps, ImageRecord
 
 
@@ -47,6 +48,7 @@ class ExportJob:
     frame: int
     colormap: str
     alpha: float
+    operating_point: OperatingPoint | None = None  # the model's cut-off, for its meaning
 
 
 def default_name(record: ImageRecord, frame: int, fmt: str) -> str:
@@ -62,7 +64,8 @@ def render_export(job: ExportJob, include_patient: bool = False,
                          when=when or datetime.now().astimezone(),
                          patient=job.record.patient if include_patient else None,
                          colormap=job.colormap, alpha=job.alpha,
-                         source_name=job.record.path.name)
+                         source_name=job.record.path.name,
+                         operating_point=job.operating_point)
 
 
 def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bool = False,

@@ -15,14 +15,23 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui import window_export
+from rcdnet_desktop.gui import theme, window_export
 from rcdnet_desktop.gui.analysis import AnalysisRunner
 from rcdnet_desktop.gui.document import Document
 from rcdnet_desktop.gui.engine import EngineFactory
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
+from rcdnet_desktop.gui.image_overlay import ImageOverlay
 from rcdnet_desktop.gui.image_view import ImagePane
 from rcdnet_desktop.gui.loader import ImageLoader
 from rcdnet_desktop.gui.notice_bar import NoticeBar
@@ -36,6 +45,16 @@ from rcdnet_desktop.gui.window_view import APP_TITLE, StatusLabels, WindowView
 if TYPE_CHECKING:
     from rcdnet_desktop.gui.batch_dialog import BatchDialog
     from rcdnet_desktop.gui.export_dialog import ExportJob
+
+
+LIST_WIDTH = 190
+"""First-run width of the image list (pixels)."""
+ANALYSIS_SHARE = 0.32
+"""First-run share of the window's width for the prediction and evidence column."""
+ANALYSIS_MIN_WIDTH = 360
+CLOSE_WAIT_MS = 0
+"""How long closing the window waits for a running model call: not at all (see
+:func:`rcdnet_desktop.gui.app.exit_status`)."""
 
 
 def _dock(window: QMainWindow, title: str, name: str, widget: QWidget,
@@ -87,6 +106,7 @@ class MainWindow(QMainWindow):
         self.ask_open_files = None  # tests replace the file dialogs: () -> list[str]
         self.ask_folder = None  # () -> str
 
+        theme.apply_theme(self.settings.theme)
         self._build_widgets()
         self.act = build_actions(self)
         self.ui = WindowView(self, self.view, self.cine, self.thumbs, self.prediction,
@@ -95,6 +115,7 @@ class MainWindow(QMainWindow):
                                           self.device_label),
                              self.act, self.batch_dialogs, self.prediction_shown.emit,
                              self.heatmaps_shown.emit)
+        self.image_overlay = ImageOverlay(self.view, self.heatmaps, self.settings.image_overlay)
         self.analysis = AnalysisRunner(engine_factory, self)
         self.loader = ImageLoader(self)
         self.controller = ViewerController(self.ui, self.analysis, self.loader,
@@ -135,15 +156,21 @@ class MainWindow(QMainWindow):
         self.heatmaps = HeatmapPanel(self)
         self.heatmaps.set_display(self.settings.opacity, self.settings.colormap)
         # A layout, not a splitter: the prediction panel keeps the height its wrapped text
-        # needs (splitters ignore height-for-width), the maps take the rest.
+        # needs (splitters ignore height-for-width), the maps take the rest; on a short screen
+        # the column scrolls rather than cut anything off.
         analysis = QWidget(self)
         al = QVBoxLayout(analysis)
         al.setContentsMargins(0, 0, 0, 0)
         al.addWidget(self.prediction, 0)
         al.addWidget(self.heatmaps, 1)
-        self.analysis_dock = _dock(self, "Prediction and evidence", "analysis", analysis,
+        scroll = QScrollArea(self)
+        scroll.setWidget(analysis)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.analysis_dock = _dock(self, "Prediction and evidence", "analysis", scroll,
                                    Qt.DockWidgetArea.RightDockWidgetArea)
-        self.analysis_dock.setMinimumWidth(560)
+        self.analysis_dock.setMinimumWidth(ANALYSIS_MIN_WIDTH)
         self.device_label = QLabel("Loading model...", self)
         self.model_label = QLabel("", self)
         self.image_label = QLabel("", self)
@@ -179,9 +206,13 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         state = self.settings.window_state()
         if state is None or not self.restoreState(state):
-            # First run: give the evidence maps about 45% of the width.
-            self.resizeDocks([self.thumbs_dock, self.analysis_dock],
-                             [240, int(self.width() * 0.45)], Qt.Orientation.Horizontal)
+            self.first_run_layout()
+
+    def first_run_layout(self) -> None:
+        """The image takes the most room: the list and the evidence column share the rest."""
+        self.resizeDocks([self.thumbs_dock, self.analysis_dock],
+                         [LIST_WIDTH, max(ANALYSIS_MIN_WIDTH, int(self.width() * ANALYSIS_SHARE))],
+                         Qt.Orientation.Horizontal)
 
     def _save_settings(self) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
@@ -206,6 +237,24 @@ class MainWindow(QMainWindow):
     def _on_display_changed(self) -> None:
         self.settings.opacity = self.heatmaps.alpha()
         self.settings.colormap = self.heatmaps.colormap_name()
+
+    def set_theme(self, name: str) -> None:
+        """Switch to the dark or the light theme (saved in the settings)."""
+        self.settings.theme = theme.apply_theme(name)
+        for key, a in self.act.theme.items():
+            a.setChecked(key == self.settings.theme)
+        self.prediction.refresh()
+        self.heatmaps.update()
+
+    def set_image_overlay(self, choice: str) -> None:
+        """Lay the benign or the malignant heat map over the main image, or none (saved)."""
+        self.image_overlay.set_choice(choice)
+        self.settings.image_overlay = self.image_overlay.choice()
+        for key, a in self.act.image_overlay.items():
+            a.setChecked(key == self.image_overlay.choice())
+        if choice != "none" and self.heatmaps.maps() is None:
+            self.statusBar().showMessage("The heat map goes over the image once it is computed",
+                                         5000)
 
     def set_device(self, device: str) -> None:
         """Re-create the engine on another device (auto, cpu, cuda, mps)."""
@@ -342,7 +391,7 @@ class MainWindow(QMainWindow):
         return dlg
 
     def _forget_batch(self, dlg: BatchDialog) -> None:
-        dlg.shutdown()
+        dlg.shutdown(0)
         if dlg in self.batch_dialogs:
             self.batch_dialogs.remove(dlg)
 
@@ -370,9 +419,9 @@ class MainWindow(QMainWindow):
     # --- closing -------------------------------------------------------------------------------
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Stop every background job and wait for them; True when all threads are idle."""
-        if self._closing:
-            return True
+        """Cancel every background job and wait up to ``timeout_ms`` for the running ones to
+        end; True when all threads are idle. Closing the window waits for none
+        (:data:`CLOSE_WAIT_MS`): a model call still running ends with the process."""
         self._closing = True
         self.cine.set_playing(False)
         ok = True
@@ -385,6 +434,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self._save_settings()
-        self.shutdown()
+        self.shutdown(CLOSE_WAIT_MS)
         super().closeEvent(event)
 
