@@ -11,6 +11,7 @@ import contextlib
 import csv
 import json
 import math
+import os
 import signal
 import sys
 import textwrap
@@ -404,6 +405,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rcdnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read standard output went away (| head): stop quietly, as other tools do.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_NONE_READ
 
 
 @contextlib.contextmanager

@@ -71,8 +71,9 @@ def _roi_outside(roi: Box, shape: tuple[int, ...]) -> str | None:
     h, w = int(shape[0]), int(shape[1])
     if roi.x + roi.w <= w and roi.y + roi.h <= h:
         return None
-    return (f"the lesion box given for it (x {roi.x}, y {roi.y}, width {roi.w}, height {roi.h}) "
-            f"does not lie inside the image ({w} x {h} pixels); it was not classified")
+    x, y, bw, bh = (str(v) if abs(v) < 10**9 else f"{float(v):.3g}" for v in roi.as_tuple())
+    return (f"the lesion box given for it (x {x}, y {y}, width {bw}, height {bh}) does not lie "
+            f"inside the image ({w} x {h} pixels); it was not classified")
 
 
 def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,

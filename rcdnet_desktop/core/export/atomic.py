@@ -47,6 +47,8 @@ def _reason(exc: BaseException) -> str:
             return "the disk is read-only"
         if exc.errno == errno.ENAMETOOLONG:
             return "the file name is too long"
+        if exc.errno == errno.ENOTDIR:
+            return "a part of the path is a file, not a folder"
         if exc.strerror:
             return exc.strerror[:1].lower() + exc.strerror[1:]
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
