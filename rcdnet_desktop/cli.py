@@ -233,7 +233,7 @@ def _row_writer(args: argparse.Namespace, out: TextIO,
     ``<stem>.partial<suffix>`` beside it, while FILE itself is left as it was.
     """
     from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.export.batch_csv import csv_header, csv_line, open_batch_csv
+    from rcdnet_desktop.core.export.batch_csv import open_batch_csv
 
     to_file = args.csv is not None and str(args.csv) != "-"
     if args.json and args.csv is not None and not to_file:
@@ -248,11 +248,8 @@ def _row_writer(args: argparse.Namespace, out: TextIO,
                 except ExportError as exc:
                     raise UsageError(f"--csv: {exc}") from exc
                 writers.append(csv_file.write)
-            if args.json:
-                writers.append(stack.enter_context(_json_rows(out)))
-            elif not to_file:
-                out.write(csv_header())
-                writers.append(lambda row: _print(out, csv_line(row)))
+            if args.json or not to_file:
+                writers.append(stack.enter_context(_stdout_rows(out, as_json=args.json)))
 
             def write(row: dict[str, str]) -> None:
                 for w in writers:
@@ -274,20 +271,32 @@ def _print(out: TextIO, text: str) -> None:
 
 
 @contextlib.contextmanager
-def _json_rows(out: TextIO) -> Iterator[Callable[[dict[str, str]], None]]:
-    """Print rows as one JSON array, each as it comes; the array is closed however it ends."""
+def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, str]], None]]:
+    """Print rows as they come: CSV (header first) or one JSON array, closed however the run
+    ends. A run that fails before its first row prints nothing here."""
+    from rcdnet_desktop.core.export.batch_csv import csv_header, csv_line
+
     n = 0
 
     def write(row: dict[str, str]) -> None:
         nonlocal n
-        _print(out, ("," if n else "") + "\n" + textwrap.indent(json.dumps(row, indent=2), "  "))
+        if as_json:
+            _print(out, ("," if n else "[") + "\n"
+                   + textwrap.indent(json.dumps(row, indent=2), "  "))
+        else:
+            _print(out, ("" if n else csv_header()) + csv_line(row))
         n += 1
 
-    out.write("[")
     try:
         yield write
-    finally:
-        _print(out, "\n]\n" if n else "]\n")
+    except BaseException:
+        if n and as_json:
+            _print(out, "\n]\n")
+        raise
+    if as_json:
+        _print(out, "\n]\n" if n else "[]\n")
+    elif not n:
+        _print(out, csv_header())
 
 
 def _engine(device: str | None):

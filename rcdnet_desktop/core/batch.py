@@ -85,7 +85,7 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
     other = not_regular(path)
     if other is not None and other != "a folder":  # a folder: read_image says why
         return BatchItem(path, skipped=True,
-                         error=f"{path}: skipped: it is {other}, not a regular file")
+                         error=f"{path}: it is {other}, not a regular file; it was not opened")
     try:
         record = read_image(path)
         if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):

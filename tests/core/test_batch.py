@@ -108,7 +108,7 @@ def test_pipes_and_devices_are_skipped_unopened(folder, engine):
                        ("zero.dcm", "a symbolic link to a character device (/dev/zero)")):
         item = by_name[name]
         assert item.status == "skipped" and item.prediction is None
-        assert item.error.endswith(f"skipped: it is {kind}, not a regular file")
+        assert item.error.endswith(f": it is {kind}, not a regular file; it was not opened")
         assert str(item.path) in item.error
     assert sum(i.status == "ok" for i in items) == 4
 
