@@ -173,3 +173,15 @@ def test_a_box_outside_its_image_fails_the_file(folder, engine, box):
     assert item.status == "failed" and item.prediction is None
     assert "does not lie inside the image (150 x 120 pixels)" in item.error
     assert "width 1e+300," in item.error or box.w < 10**300
+
+
+def test_a_socket_is_skipped(tmp_path, engine):
+    import socket
+
+    path = tmp_path / "s.png"
+    if len(os.fsencode(path)) > 100:
+        pytest.skip("the temporary path is too long for a socket")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        item, = review([tmp_path], engine)
+    assert item.status == "skipped" and "it is a socket, not a regular file" in item.error

@@ -90,7 +90,8 @@ def test_check_folder_unwritable(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
     with pytest.raises(ExportError, match="not writable") as info:
         check_folder(tmp_path)
-    assert str(tmp_path) in str(info.value)
+    assert str(info.value) == (f"{tmp_path}: no file can be created in it: permission denied "
+                               "(the folder is not writable)")
 
 
 # --- written as it goes -----------------------------------------------------------------------

@@ -160,10 +160,13 @@ def check_folder(folder: str | Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ExportError(folder, f"the folder cannot be created: {_reason(exc)}") from exc
-    fd, tmp = _temporary(folder / "probe", folder)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".rcdnet-probe.", dir=folder)
+    except OSError as exc:
+        raise ExportError(folder, f"no file can be created in it: {_reason(exc)}") from exc
     os.close(fd)
     with contextlib.suppress(OSError):
-        tmp.unlink()
+        os.unlink(name)
 
 
 def partial_name(path: str | Path) -> Path:
