@@ -275,7 +275,8 @@ class BatchItem:
     """One file's outcome in a batch review: a prediction or the reason it failed.
 
     With heat maps, ``record`` keeps the decoded image they belong to, so a caller can render
-    them without reading the file again.
+    them without reading the file again. ``skipped`` marks a path that was not even opened
+    (not a regular file: a named pipe, a device, a socket); ``error`` says why.
     """
 
     path: Path
@@ -283,7 +284,11 @@ class BatchItem:
     heatmaps: HeatMaps | None = None
     error: str = ""
     record: ImageRecord | None = None
+    skipped: bool = False
 
     @property
     def status(self) -> str:
-        return "ok" if self.prediction is not None else "failed"
+        """``ok``, ``failed`` (with the reason in ``error``) or ``skipped`` (not opened)."""
+        if self.prediction is not None:
+            return "ok"
+        return "skipped" if self.skipped else "failed"

@@ -47,6 +47,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import UnreadableImageError
+from ..files import not_regular
 from ..types import ImageRecord
 from .dicom import DICOM_SUFFIXES, DicomReader, has_dicm_preamble
 from .pillow import PillowReader
@@ -181,6 +182,8 @@ def find_images(
     caller reports why they cannot be read). Folders are scanned for files with a suffix in
     :data:`IMAGE_SUFFIXES` and for DICOM files recognised by their DICM magic (extension-less or
     named by UID); other files, hidden files and folders, and ``DICOMDIR`` indexes are skipped.
+    A named pipe, device or socket with an image suffix is listed (the caller reports it as
+    not a regular file); one without is left out, unopened.
 
     Parameters
     ----------
@@ -217,7 +220,7 @@ def find_images(
                 found.extend(Path(dirpath) / n for n in filenames)
         else:
             try:
-                found = [e for e in root.iterdir() if e.is_file()]
+                found = [e for e in root.iterdir() if not e.is_dir()]
             except OSError:
                 found = []
         for f in sorted(found, key=lambda q: (str(q.parent).lower(), q.name.lower())):
@@ -247,7 +250,7 @@ def _is_listed_image(f: Path) -> bool:
         return False
     if f.suffix.lower() in IMAGE_SUFFIXES:
         return True
-    return is_dicom_file(f)
+    return not_regular(f) is None and is_dicom_file(f)  # never open a pipe or a device
 
 
 def _read(p: Path, frame: int) -> ImageRecord:
