@@ -334,7 +334,8 @@ def test_rle_multiframe(tmp_path):
     assert rec.frame_count == 5
     for i in range(5):
         np.testing.assert_array_equal(rec.frame(i), frames[i])
-    with pytest.raises(UnreadableImageError, match="frame 5 does not exist"):
+    with pytest.raises(UnreadableImageError,
+                       match=r"frame 5 requested but the clip has 5 frames \(0-4\)"):
         read_image(p, frame=5)
 
 
