@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core.errors import RcdNetError
-from rcdnet_desktop.core.io import find_images, read_image
+from rcdnet_desktop.core.io import find_images, pick_frame, read_image
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 
 if TYPE_CHECKING:
@@ -40,8 +40,7 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
     """
     try:
         record = read_image(path)
-        return record, engine.prepare(record, roi=roi,
-                                      frame=min(frame, record.frame_count - 1),
+        return record, engine.prepare(record, roi=roi, frame=pick_frame(record, frame),
                                       auto_box=auto_box)
     except RcdNetError as exc:
         message = str(exc)
@@ -70,7 +69,8 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     explain : bool
         Also compute both heat maps (``method``) for every file.
     frame : int
-        Frame of multi-frame files to classify (clipped to the last frame).
+        Frame of multi-frame files to classify; single-frame files use their only frame, and
+        a clip without that frame fails with its frame count.
     cancel : threading.Event, optional
         Set it to stop before the next file.
     chunk : int

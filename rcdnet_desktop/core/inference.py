@@ -612,6 +612,8 @@ class InferenceEngine:
         if box is not None:  # what is classified is the box: check it too
             warnings += [f"lesion box: {w}" for w in check_image(region) if w not in warnings]
         warnings += notes
+        if isinstance(image, ImageRecord):
+            warnings += image.notes  # what the reader assumed (e.g. greyscale, no encoding given)
         if self.card.untrained:
             warnings.append(UNTRAINED_WARNING.format(version=self.card.version))
         fuse = whole if source == "auto" and self._fusion else None

@@ -17,14 +17,15 @@ from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.types import BatchItem
 
 CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
-              "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
+              "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious", "frame")
 """Columns of a batch review. ``label`` is the predicted class (marked UNTRAINED when the
 weights are); ``status`` is ok or failed, with the reason in ``error``; ``warnings`` are joined
 by "; ". ``box_source`` is user (drawn or given in an ROI file), auto (found by the lesion
 localiser) or none (whole image); ``box_*`` is that box as given or found, unpadded, in image
 pixels (empty when none); ``band`` is the likelihood band's name (see
 :mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when p_malignant reaches the model card's
-suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label)."""
+suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label); ``frame`` is
+the frame classified (0 for single-frame images)."""
 
 
 def batch_row(item: BatchItem) -> dict[str, str]:
@@ -48,6 +49,7 @@ def batch_row(item: BatchItem) -> dict[str, str]:
         "box_h": h,
         "band": p.band.name if p and p.band else "",
         "suspicious": ("yes" if p.suspicious else "no") if p else "",
+        "frame": str(p.frame) if p else "",
     }
 
 

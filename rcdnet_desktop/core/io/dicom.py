@@ -2,10 +2,10 @@
 
 Called by :func:`rcdnet_desktop.core.io.read_image`; see that module for what every reader
 returns. Holds the header read (pixel data deferred), the decoder and size checks made before
-any pixel is decoded, per-frame decoding (:class:`_DicomContext`), the Modality LUT / VOI LUT /
-window, palette and MONOCHROME1 conversions, and the patient, study and ultrasound-region
-information. Deflated data sets, compressed frames' own headers and decoder failures are
-handled in :mod:`.dicom_decode`. pydicom is imported only when a DICOM file is read.
+any pixel is decoded, per-frame decoding (:class:`_DicomContext`), and the Modality LUT / VOI
+LUT / window, palette and MONOCHROME1 conversions. Deflated data sets, compressed frames' own
+headers and decoder failures are handled in :mod:`.dicom_decode`; the patient, study and
+ultrasound regions in :mod:`.dicom_info`. pydicom is imported only when a DICOM file is read.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnreadableImageError
-from ..types import Box, ImageRecord, PatientInfo, StudyInfo, UltrasoundRegion
+from ..types import ImageRecord
 from . import pixels
 from .dicom_decode import (
     CappedFile,
@@ -32,6 +32,7 @@ from .dicom_decode import (
     inflate,
     ts_name,
 )
+from .dicom_info import number, patient_info, study_info, text, ultrasound_regions
 from .pixels import (
     NOT_SUPPORTED,
     check_budget,
@@ -60,27 +61,6 @@ def _pydicom() -> Any:
     import pydicom  # lazy: ~0.2 s of import time only when a DICOM is opened
 
     return pydicom
-
-
-def _text(ds: Any, keyword: str) -> str:
-    try:
-        v = ds.get(keyword)
-        return "" if v is None else str(v).strip()
-    except Exception:
-        return ""
-
-
-def _number(ds: Any, keyword: str, default: float | None = None) -> float | None:
-    try:
-        v = ds.get(keyword)
-        if v is None or v == "":
-            return default
-        if isinstance(v, (list, tuple)) or (hasattr(v, "__len__") and not isinstance(v, str)):
-            v = v[0]
-        f = float(v)
-        return f if math.isfinite(f) else default
-    except Exception:
-        return default
 
 
 def _transfer_syntax(ds: Any) -> Any:
@@ -192,22 +172,22 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
             p, "DICOM file has no pixel data" + (f" (SOP class: {kind})" if kind else "")
         )
 
-    rows = int(_number(ds, "Rows", 0) or 0)
-    cols = int(_number(ds, "Columns", 0) or 0)
+    rows = int(number(ds, "Rows", 0) or 0)
+    cols = int(number(ds, "Columns", 0) or 0)
     if rows <= 0 or cols <= 0:
         raise UnreadableImageError(p, "DICOM file has no valid image size (Rows/Columns)")
-    spp = int(_number(ds, "SamplesPerPixel", 1) or 1)
+    spp = int(number(ds, "SamplesPerPixel", 1) or 1)
     check_budget(p, cols, rows,
-                 frame_bytes_per_pixel(spp, int(_number(ds, "BitsAllocated", 8) or 8)))
+                 frame_bytes_per_pixel(spp, int(number(ds, "BitsAllocated", 8) or 8)))
 
     ts = _transfer_syntax(ds)
     _check_decoder(p, ts)
 
-    count = int(_number(ds, "NumberOfFrames", 1) or 1)
+    count = int(number(ds, "NumberOfFrames", 1) or 1)
     count = max(1, count)
     check_frame(p, frame, count, "clip")
 
-    photometric = _text(ds, "PhotometricInterpretation").upper()
+    photometric = text(ds, "PhotometricInterpretation").upper()
     overrides: dict[str, Any] = {}
     notes: list[str] = []
     if not photometric:
@@ -224,7 +204,7 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
     pixels = ctx.frame(frame)
     loader = guard_loader(p, count, ctx.frame, "clip") if count > 1 else None
 
-    bits = int(_number(ds, "BitsStored", None) or _number(ds, "BitsAllocated", 8) or 8)
+    bits = int(number(ds, "BitsStored", None) or number(ds, "BitsAllocated", 8) or 8)
     return ImageRecord(
         path=p,
         pixels=pixels,
@@ -232,9 +212,9 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
         source_format="DICOM",
         bits_stored=bits,
         photometric=photometric,
-        patient=_patient_info(ds),
-        study=_study_info(ds),
-        regions=_ultrasound_regions(ds, cols, rows),
+        patient=patient_info(ds),
+        study=study_info(ds),
+        regions=ultrasound_regions(ds, cols, rows),
         pixels_frame=frame,
         frame_loader=loader,
         frame_rate=_frame_rate(ds) if count > 1 else None,
@@ -272,10 +252,10 @@ def _read_header(p: Path, has_preamble: bool) -> tuple[Any, bytes | None]:
 def _frame_rate(ds: Any) -> float | None:
     """Cine frames per second: CineRate, else RecommendedDisplayFrameRate, else 1000/FrameTime."""
     for kw in ("CineRate", "RecommendedDisplayFrameRate"):
-        v = _number(ds, kw)
+        v = number(ds, kw)
         if v is not None and v > 0:
             return v
-    ft = _number(ds, "FrameTime")
+    ft = number(ds, "FrameTime")
     return 1000.0 / ft if ft is not None and ft > 0 else None
 
 
@@ -383,7 +363,7 @@ class _DicomContext:
         full = _pydicom().dcmread(self.p, force=True)
         if not full.file_meta.get("TransferSyntaxUID"):
             full.file_meta.TransferSyntaxUID = self.ts
-        if "NumberOfFrames" in full and _number(full, "NumberOfFrames") is None:
+        if "NumberOfFrames" in full and number(full, "NumberOfFrames") is None:
             full.NumberOfFrames = 1  # an unreadable value such as "1A": take one frame
         return full
 
@@ -433,8 +413,8 @@ class _DicomContext:
 
 
 def _has_rescale(ds: Any) -> bool:
-    slope = _number(ds, "RescaleSlope", 1.0)
-    intercept = _number(ds, "RescaleIntercept", 0.0)
+    slope = number(ds, "RescaleSlope", 1.0)
+    intercept = number(ds, "RescaleIntercept", 0.0)
     return slope != 1.0 or intercept != 0.0 or "ModalityLUTSequence" in ds
 
 
@@ -449,8 +429,8 @@ def _monochrome_to_uint8(arr: np.ndarray, ds: Any, pi: str, integer: bool) -> np
             values = arr  # a broken Modality LUT: show the stored values rather than nothing
     out = _apply_voi(values, ds) if integer else None
     if out is None:
-        bits = _number(ds, "BitsStored", 8) or 8
-        signed = (_number(ds, "PixelRepresentation", 0) or 0) != 0
+        bits = number(ds, "BitsStored", 8) or 8
+        signed = (number(ds, "PixelRepresentation", 0) or 0) != 0
         if integer and bits <= 8 and not signed and not _has_rescale(ds):
             out = np.clip(values, 0, 255).astype(np.uint8)  # 8-bit data: show as stored
         else:
@@ -502,90 +482,3 @@ def _palette_to_rgb(arr: np.ndarray, ds: Any) -> np.ndarray:
         return rgb.astype(np.uint8)
     scaled = (rgb.astype(np.uint32) * 255 + 32767) // 65535
     return scaled.astype(np.uint8)
-
-
-def _patient_info(ds: Any) -> PatientInfo:
-    return PatientInfo(
-        name=_text(ds, "PatientName"),
-        patient_id=_text(ds, "PatientID"),
-        birth_date=_text(ds, "PatientBirthDate"),
-        sex=_text(ds, "PatientSex"),
-        accession_number=_text(ds, "AccessionNumber"),
-    )
-
-
-def _study_info(ds: Any) -> StudyInfo:
-    return StudyInfo(
-        study_instance_uid=_text(ds, "StudyInstanceUID"),
-        series_instance_uid=_text(ds, "SeriesInstanceUID"),
-        sop_instance_uid=_text(ds, "SOPInstanceUID"),
-        study_date=_text(ds, "StudyDate"),
-        study_time=_text(ds, "StudyTime"),
-        study_id=_text(ds, "StudyID"),
-        study_description=_text(ds, "StudyDescription"),
-        modality=_text(ds, "Modality"),
-        manufacturer=_text(ds, "Manufacturer"),
-    )
-
-
-# PhysicalUnitsX/YDirection code for centimetres (DICOM PS3.3 C.8.5.5.1.15).
-_UNITS_CM = 3
-# Plausible spacing: anything outside this is a broken calibration, not a real probe.
-_MIN_MM_PER_PIXEL = 1e-4
-_MAX_MM_PER_PIXEL = 10.0
-
-
-def _ultrasound_regions(ds: Any, width: int, height: int) -> tuple[UltrasoundRegion, ...]:
-    """Calibrated regions (units cm in both directions), clipped to the image; others skipped."""
-    try:
-        seq = ds.get("SequenceOfUltrasoundRegions")
-        items = list(seq) if seq else []
-    except Exception:
-        return ()
-    regions: list[UltrasoundRegion] = []
-    for item in items:
-        try:
-            region = _one_region(item, width, height)
-        except Exception:
-            region = None
-        if region is not None:
-            regions.append(region)
-    return tuple(regions)
-
-
-def _one_region(item: Any, width: int, height: int) -> UltrasoundRegion | None:
-    ux = _number(item, "PhysicalUnitsXDirection")
-    uy = _number(item, "PhysicalUnitsYDirection")
-    if ux != _UNITS_CM or uy != _UNITS_CM:
-        return None
-    dx, dy = _number(item, "PhysicalDeltaX"), _number(item, "PhysicalDeltaY")
-    if dx is None or dy is None:
-        return None
-    mx, my = abs(dx) * 10.0, abs(dy) * 10.0  # cm -> mm; the sign only gives a direction
-    if not (
-        _MIN_MM_PER_PIXEL <= mx <= _MAX_MM_PER_PIXEL
-        and _MIN_MM_PER_PIXEL <= my <= _MAX_MM_PER_PIXEL
-    ):
-        return None
-    coords = [
-        _number(item, k)
-        for k in (
-            "RegionLocationMinX0",
-            "RegionLocationMinY0",
-            "RegionLocationMaxX1",
-            "RegionLocationMaxY1",
-        )
-    ]
-    if any(c is None for c in coords):
-        return None
-    x0, y0, x1, y1 = (int(c) for c in coords)  # type: ignore[arg-type]
-    if x1 < x0 or y1 < y0:
-        return None
-    # Max coordinates are inclusive. Clip to the image; a region wholly outside is skipped.
-    cx0, cy0 = max(x0, 0), max(y0, 0)
-    cx1, cy1 = min(x1, width - 1), min(y1, height - 1)
-    if cx1 < cx0 or cy1 < cy0:
-        return None
-    return UltrasoundRegion(
-        box=Box(cx0, cy0, cx1 - cx0 + 1, cy1 - cy0 + 1), mm_per_pixel_x=mx, mm_per_pixel_y=my
-    )

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import UnreadableImageError
 from . import pixels
+from .dicom_info import number
 from .files import open_regular
 from .pixels import check_budget, mb, plain
 
@@ -181,10 +182,6 @@ def check_declared_size(p: Path, header: bytes) -> None:
 
     try:
         ds = read_dataset(io.BytesIO(header), False, True, stop_when=at_pixels)
-        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
-        spp = int(ds.get("SamplesPerPixel") or 1)
-        bits = int(ds.get("BitsAllocated") or 8)
-        frames = int(str(ds.get("NumberOfFrames") or 1).strip() or 1)
     except Exception:
         return  # header unreadable here: the inflating limit and the full read decide
     limit = pixels.MAX_DATASET_BYTES
@@ -192,14 +189,18 @@ def check_declared_size(p: Path, header: bytes) -> None:
         raise UnreadableImageError(
             p, f"the deflated DICOM data set declares {mb(pixel_length[0])} of pixel data; the "
             f"limit is {mb(limit)}")
+    rows, cols = int(number(ds, "Rows", 0) or 0), int(number(ds, "Columns", 0) or 0)
+    spp = int(number(ds, "SamplesPerPixel", 1) or 1)
+    bits = int(number(ds, "BitsAllocated", 8) or 8)
+    frames = max(1, int(number(ds, "NumberOfFrames", 1) or 1))
     if rows <= 0 or cols <= 0:
         return
     per_pixel = frame_bytes_per_pixel(spp, bits)
     check_budget(p, cols, rows, per_pixel)
-    total = rows * cols * per_pixel * max(1, frames)
+    total = rows * cols * per_pixel * frames
     if total > limit:
         raise UnreadableImageError(
-            p, f"image is too large: {max(1, frames)} frames of {cols} x {rows} pixels take "
+            p, f"image is too large: {frames} frames of {cols} x {rows} pixels take "
             f"{mb(total)} once inflated; the limit for a deflated file is {mb(limit)}")
 
 
@@ -257,7 +258,7 @@ def _encapsulated_frame(p: Path, ds: Any, ts: Any, index: int) -> bytes:
     """
     from pydicom.encaps import get_frame
 
-    count = int(_frames(ds))
+    count = max(1, int(number(ds, "NumberOfFrames", 1) or 1))
     elem = ds.get_item("PixelData", keep_deferred=True)
     tell = getattr(elem, "value_tell", None)
     if elem.value is None and tell is not None:
@@ -265,13 +266,6 @@ def _encapsulated_frame(p: Path, ds: Any, ts: Any, index: int) -> bytes:
             f.seek(tell)
             return get_frame(f, index, number_of_frames=count)
     return get_frame(ds.PixelData, index, number_of_frames=count)
-
-
-def _frames(ds: Any) -> int:
-    try:
-        return max(1, int(str(ds.get("NumberOfFrames") or 1).strip()))
-    except ValueError:
-        return 1
 
 
 def _codestream_header(data: bytes) -> tuple[int, int, int, int] | None:
