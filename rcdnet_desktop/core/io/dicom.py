@@ -10,7 +10,6 @@ ultrasound regions in :mod:`.dicom_info`. pydicom is imported only when a DICOM 
 
 from __future__ import annotations
 
-import io
 import math
 import struct
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..types import ImageRecord
 from . import pixels
 from .dicom_decode import (
     CappedFile,
+    Inflated,
     compressed_frame,
     decode_failure,
     decode_one_frame,
@@ -177,19 +177,23 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
     if rows <= 0 or cols <= 0:
         raise UnreadableImageError(p, "DICOM file has no valid image size (Rows/Columns)")
     spp = int(number(ds, "SamplesPerPixel", 1) or 1)
-    check_budget(p, cols, rows,
-                 frame_bytes_per_pixel(spp, int(number(ds, "BitsAllocated", 8) or 8)))
+    bits_allocated = int(number(ds, "BitsAllocated", 8) or 8)
+    check_budget(p, cols, rows, frame_bytes_per_pixel(spp, bits_allocated))
 
     ts = _transfer_syntax(ds)
     _check_decoder(p, ts)
 
-    count = int(number(ds, "NumberOfFrames", 1) or 1)
-    count = max(1, count)
+    notes: list[str] = []
+    count = max(1, int(number(ds, "NumberOfFrames", 1) or 1))
+    held = _native_frames_held(ds, pixel_kw, ts, rows * cols * spp * bits_allocated // 8)
+    if held is not None and 0 < held < count:
+        notes.append(f"the header declares {count} frames but the file holds {held}: only "
+                     "those are shown")
+        count = held
     check_frame(p, frame, count, "clip")
 
     photometric = text(ds, "PhotometricInterpretation").upper()
     overrides: dict[str, Any] = {}
-    notes: list[str] = []
     if not photometric:
         if spp != 1:
             raise UnreadableImageError(
@@ -222,7 +226,7 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
     )
 
 
-def _read_header(p: Path, has_preamble: bool) -> tuple[Any, bytes | None]:
+def _read_header(p: Path, has_preamble: bool) -> tuple[Any, Inflated | None]:
     """The data set with its pixel data deferred, and the inflated bytes of a deflated one.
 
     A deflated data set is inflated here within the budgets (:func:`.dicom_decode.inflate`);
@@ -236,7 +240,7 @@ def _read_header(p: Path, has_preamble: bool) -> tuple[Any, bytes | None]:
     try:
         if meta is not None and meta[0].get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
             inflated = inflate(p, meta[1])
-            ds = pydicom.dcmread(io.BytesIO(inflated), force=True, defer_size=_DICOM_DEFER_SIZE)
+            ds = pydicom.dcmread(inflated.open(), force=True, defer_size=_DICOM_DEFER_SIZE)
             ds.file_meta = meta[0]
         else:
             ds = pydicom.dcmread(p, force=True, defer_size=_DICOM_DEFER_SIZE)
@@ -247,6 +251,26 @@ def _read_header(p: Path, has_preamble: bool) -> tuple[Any, bytes | None]:
             raise UnreadableImageError(p, NOT_SUPPORTED) from exc
         raise _dicom_open_error(p, exc) from exc
     return ds, inflated
+
+
+def _native_frames_held(ds: Any, keyword: str, ts: Any, frame_bytes: int) -> int | None:
+    """How many whole frames uncompressed pixel data holds (None when it cannot be told).
+
+    A header that declares a billion frames over one frame's data would otherwise give a clip
+    of a billion frames that all but one fail to decode.
+    """
+    if getattr(ts, "is_encapsulated", False) or frame_bytes <= 0:
+        return None  # compressed, or less than a byte a frame
+    try:
+        elem = ds.get_item(keyword, keep_deferred=True)
+        length = getattr(elem, "length", None)
+        if length is None and elem.value is not None:
+            length = len(elem.value)
+    except Exception:
+        return None
+    if not isinstance(length, int) or length == 0xFFFFFFFF:
+        return None
+    return length // frame_bytes
 
 
 def _frame_rate(ds: Any) -> float | None:
@@ -313,7 +337,8 @@ class _DicomContext:
 
     def __init__(
         self, p: Path, ds: Any, ts: Any, integer: bool, rows: int, cols: int, photometric: str,
-        *, spp: int = 1, overrides: dict[str, Any] | None = None, inflated: bytes | None = None,
+        *, spp: int = 1, overrides: dict[str, Any] | None = None,
+        inflated: Inflated | None = None,
     ) -> None:
         self.p = p
         self.ds = ds
@@ -337,7 +362,7 @@ class _DicomContext:
         from pydicom.uid import ExplicitVRLittleEndian
 
         if self.inflated is not None:
-            return pixel_array(io.BytesIO(self.inflated), index=index,
+            return pixel_array(self.inflated.open(), index=index,
                                transfer_syntax_uid=ExplicitVRLittleEndian, **self.overrides)
         if self.by_path:
             try:

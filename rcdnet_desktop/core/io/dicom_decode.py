@@ -17,7 +17,9 @@
 
 from __future__ import annotations
 
+import bisect
 import io
+import itertools
 import os
 import struct
 import zlib
@@ -119,7 +121,61 @@ def file_meta(p: Path) -> tuple[Any, int] | None:
         return None  # the full read says what is wrong in its own words
 
 
-def inflate(p: Path, offset: int) -> bytes:
+class Inflated:
+    """An inflated data set, kept in the pieces it was inflated in.
+
+    One contiguous buffer would have to grow as inflating goes on, and growing a buffer of a
+    gigabyte can copy it; the pieces are never copied. :meth:`open` gives a read-only file
+    over them for pydicom (the header read and each frame's decoding get their own).
+    """
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.starts = list(itertools.accumulate((len(c) for c in pieces), initial=0))
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def open(self) -> _PiecesFile:
+        return _PiecesFile(self)
+
+
+class _PiecesFile:
+    """A read-only binary file over :class:`Inflated` pieces (read, seek and tell)."""
+
+    def __init__(self, data: Inflated) -> None:
+        self._data = data
+        self._pos = 0
+        self.name = "<inflated data set>"
+
+    def read(self, n: int | None = -1) -> bytes:
+        size = len(self._data)
+        end = size if n is None or n < 0 else min(size, self._pos + n)
+        if end <= self._pos:
+            return b""
+        starts, pieces = self._data.starts, self._data.pieces
+        i = bisect.bisect_right(starts, self._pos) - 1
+        parts = []
+        pos = self._pos
+        while pos < end:
+            off = pos - starts[i]
+            take = min(len(pieces[i]) - off, end - pos)
+            parts.append(memoryview(pieces[i])[off:off + take])
+            pos += take
+            i += 1
+        self._pos = end
+        return b"".join(parts)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._pos, len(self._data))[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def inflate(p: Path, offset: int) -> Inflated:
     """The deflated data set that starts at ``offset``, inflated within the budgets.
 
     Raises
@@ -129,7 +185,8 @@ def inflate(p: Path, offset: int) -> bytes:
         over the budgets, or is damaged or truncated.
     """
     limit = pixels.MAX_DATASET_BYTES
-    out = io.BytesIO()
+    pieces: list[bytes] = []
+    size = 0
     z = zlib.decompressobj(-zlib.MAX_WBITS)
     looked = False
     try:
@@ -140,28 +197,31 @@ def inflate(p: Path, offset: int) -> bytes:
                 if not data:
                     break
                 while data and not z.eof:
-                    out.write(z.decompress(data, min(_CHUNK, limit + 1 - out.tell())))
+                    piece = z.decompress(data, min(_CHUNK, limit + 1 - size))
                     data = z.unconsumed_tail
-                    if out.tell() > limit:
+                    if piece:
+                        pieces.append(piece)
+                        size += len(piece)
+                    if size > limit:
                         raise UnreadableImageError(
                             p, f"the deflated DICOM data set expands to more than {mb(limit)}; "
                             f"the limit is {mb(limit)}")
-                    if not looked and out.tell() >= _HEADER_LOOK:
+                    if not looked and size >= _HEADER_LOOK:
                         looked = True
-                        check_declared_size(p, out.getvalue())
-            out.write(z.flush())
+                        check_declared_size(p, b"".join(pieces))
+            pieces.append(z.flush())
+            size += len(pieces[-1])
     except zlib.error:
         raise UnreadableImageError(
             p, "DICOM file is damaged: its deflated data set is not valid compressed data"
         ) from None
-    if out.tell() > limit:
+    if size > limit:
         raise UnreadableImageError(p, f"the deflated DICOM data set is larger than {mb(limit)}")
     if not z.eof:
         raise UnreadableImageError(p, "DICOM file is truncated: its deflated data set ends early")
-    buf = out.getvalue()
     if not looked:
-        check_declared_size(p, buf)
-    return buf
+        check_declared_size(p, b"".join(pieces))
+    return Inflated(pieces)
 
 
 def check_declared_size(p: Path, header: bytes) -> None:
@@ -185,16 +245,10 @@ def check_declared_size(p: Path, header: bytes) -> None:
     except Exception:
         return  # header unreadable here: the inflating limit and the full read decide
     limit = pixels.MAX_DATASET_BYTES
-    if pixel_length and pixel_length[0] != 0xFFFFFFFF and pixel_length[0] > limit:
-        raise UnreadableImageError(
-            p, f"the deflated DICOM data set declares {mb(pixel_length[0])} of pixel data; the "
-            f"limit is {mb(limit)}")
     rows, cols = int(number(ds, "Rows", 0) or 0), int(number(ds, "Columns", 0) or 0)
     spp = int(number(ds, "SamplesPerPixel", 1) or 1)
     bits = int(number(ds, "BitsAllocated", 8) or 8)
     frames = max(1, int(number(ds, "NumberOfFrames", 1) or 1))
-    if rows <= 0 or cols <= 0:
-        return
     per_pixel = frame_bytes_per_pixel(spp, bits)
     check_budget(p, cols, rows, per_pixel)
     total = rows * cols * per_pixel * frames
@@ -202,6 +256,10 @@ def check_declared_size(p: Path, header: bytes) -> None:
         raise UnreadableImageError(
             p, f"image is too large: {frames} frames of {cols} x {rows} pixels take "
             f"{mb(total)} once inflated; the limit for a deflated file is {mb(limit)}")
+    if pixel_length and pixel_length[0] != 0xFFFFFFFF and pixel_length[0] > limit:
+        raise UnreadableImageError(
+            p, f"the deflated DICOM data set declares {mb(pixel_length[0])} of pixel data; the "
+            f"limit is {mb(limit)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,7 +304,7 @@ def compressed_frame(p: Path, ds: Any, ts: Any, index: int, rows: int, cols: int
     if components > 4:
         raise UnreadableImageError(
             p, f"DICOM file is damaged: its compressed frame has {components} colour components "
-            f"(the header says {spp} samples per pixel)")
+            f"(the header says {spp} sample{'s' * (spp != 1)} per pixel)")
     return data
 
 
