@@ -7,9 +7,11 @@ wrong in its own words (:class:`~rcdnet_desktop.core.errors.UnreadableImageError
 logged at debug level, for developers) and, when asked, points file descriptor 2 at the null
 device for the duration.
 
-Both are process-wide settings, so one lock serialises every decode that changes them: two
+Both are process-wide settings, so one lock serialises the decodes that change them: two
 threads reading images at once would otherwise restore each other's settings in the wrong
-order and leave warnings silenced for good.
+order and leave warnings silenced for good. A thread waits for the lock at most
+:data:`_WAIT_S` seconds and then decodes without capturing (a warning may then be printed),
+so one slow decode never holds up every other read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _LOCK = threading.RLock()
+_WAIT_S = 2.0
 _KEPT = 20  # warnings logged per decode; a damaged file can raise thousands
 _log = logging.getLogger(__name__)
 
@@ -47,17 +50,23 @@ def captured_library_output(stderr: bool = False) -> Iterator[list[str]]:
         if len(kept) < _KEPT:
             kept.append(f"{category.__name__}: {message}")
 
-    with _LOCK, warnings.catch_warnings():
-        warnings.simplefilter("always")  # "default" would remember every distinct message
-        warnings.showwarning = keep
-        saved = _silence_fd2() if stderr else None
-        try:
-            yield kept
-        finally:
-            if saved is not None:
-                _restore_fd2(saved)
-            for text in kept:
-                _log.debug("library warning: %s", text)
+    if not _LOCK.acquire(timeout=_WAIT_S):
+        yield kept  # another thread has held the settings too long: decode as things are
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # "default" would remember every distinct message
+            warnings.showwarning = keep
+            saved = _silence_fd2() if stderr else None
+            try:
+                yield kept
+            finally:
+                if saved is not None:
+                    _restore_fd2(saved)
+                for text in kept:
+                    _log.debug("library warning: %s", text)
+    finally:
+        _LOCK.release()
 
 
 def _silence_fd2() -> int | None:
