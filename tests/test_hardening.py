@@ -141,10 +141,10 @@ try:
 except ImportError:
     pass
 
-def vm_bytes():
+def vm_bytes(field="VmSize:"):
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmSize:"):
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024
 
 headroom, absolute = int(sys.argv[1]), sys.argv[2] == "absolute"
@@ -159,8 +159,9 @@ for path in sys.argv[3:]:
         out = {"result": "refused", "reason": exc.reason, "message": str(exc)}
     except BaseException as exc:
         out = {"result": type(exc).__name__, "reason": str(exc)[:300]}
+    # VmHWM, not ru_maxrss: the latter can keep the forking parent's peak across exec.
     out.update(path=path, seconds=round(time.perf_counter() - t0, 2),
-               peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+               peak_rss_mib=vm_bytes("VmHWM:") // 2**20)
     print(json.dumps(out), flush=True)
 """
 
