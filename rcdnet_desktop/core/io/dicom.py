@@ -34,6 +34,7 @@ from .dicom_decode import (
 )
 from .dicom_info import number, patient_info, study_info, text, ultrasound_regions
 from .pixels import (
+    NESTED_TOO_DEEP,
     NOT_SUPPORTED,
     check_budget,
     check_frame,
@@ -43,9 +44,6 @@ from .pixels import (
     plain,
     range_to_uint8,
 )
-
-NESTED_TOO_DEEP = ("the DICOM file is nested too deeply to be read (sequences within sequences, "
-                   "thousands of levels deep: a damaged or deliberately malformed file)")
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 """Suffixes taken for DICOM; files without a suffix are recognised by their content."""

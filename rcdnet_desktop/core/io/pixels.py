@@ -50,6 +50,11 @@ _MAX_REASON = 300  # characters of a library's own message kept in our reason
 NOT_SUPPORTED = "not a supported image format (PNG, JPEG, BMP, TIFF or DICOM)"
 """The reason given for a file that no reader takes."""
 
+NESTED_TOO_DEEP = ("the file is nested too deeply to be read (structures within structures, "
+                   "thousands of levels deep, such as DICOM sequences: a damaged or "
+                   "deliberately malformed file)")
+"""The reason given when reading a file's structure runs out of recursion depth."""
+
 
 # ----------------------------------------------------------------------------------------------
 # size and frame checks, errors
@@ -61,8 +66,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "not enough memory to decode the image"
     if isinstance(exc, RecursionError):
-        return ("the file's structure is nested too deeply to be read (it is damaged or was "
-                "made to crash readers)")
+        return NESTED_TOO_DEEP
     msg = plain(exc)
     low = msg.lower()
     if "decompression bomb" in low or "exceeds limit of" in low:
@@ -134,7 +138,7 @@ def check_frame(p: Path, frame: int, count: int, whole: str = "file") -> None:
 def frame_out_of_range(frame: int, count: int, whole: str = "file") -> str:
     """"frame 40 requested but the clip has 34 frames (0-33)"; ``whole``: "clip" or "file"."""
     if count == 1:
-        return f"frame {frame} requested but the {whole} has 1 frame (0)"
+        return f"frame {frame} requested but the file has 1 frame (0)"
     return f"frame {frame} requested but the {whole} has {count} frames (0-{count - 1})"
 
 
