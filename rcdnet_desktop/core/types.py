@@ -106,7 +106,9 @@ class ImageRecord:
 
     ``pixels`` holds frame ``pixels_frame`` (the first, or the one asked for when reading) as
     ``uint8``, shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Other frames of a cine
-    are decoded on demand by :meth:`frame`, one at a time.
+    are decoded on demand by :meth:`frame`, one at a time. ``notes`` says in words what the
+    reader had to assume (a missing Photometric Interpretation read as greyscale, ...); the
+    engine adds them to the prediction's warnings.
     """
 
     path: Path
@@ -121,6 +123,7 @@ class ImageRecord:
     pixels_frame: int = 0
     frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
     frame_rate: float | None = None  # cine frames per second, when the file records it
+    notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
 
     @property
     def height(self) -> int:
