@@ -63,6 +63,7 @@ class ColourBar(QWidget):
                         "its class, so a class the model finds unlikely shows weak evidence.")
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(6)
         row.addWidget(self.low)
         row.addWidget(self.strip, 1)
         row.addWidget(self.high)

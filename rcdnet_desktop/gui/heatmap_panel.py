@@ -123,6 +123,8 @@ class HeatmapPanel(QWidget):
         super().__init__(parent)
         self.views = (MapView(self), MapView(self))
         self.titles = tuple(QLabel(f"<b>{t}</b>", self) for t in TITLES)
+        for t in self.titles:
+            t.setWordWrap(True)  # a narrow column wraps the probability under the title
         self.descriptions = tuple(QLabel(self) for _ in TITLES)
         for d in self.descriptions:
             d.setWordWrap(True)
@@ -144,7 +146,10 @@ class HeatmapPanel(QWidget):
         self.method.setToolTip("How the heat maps are computed (the first one is the fast "
                                "closed-form Grad-CAM)")
         self.method.setEnabled(False)
-        self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Long method names are elided in a narrow column, not allowed to widen it.
+        self.method.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.method.setMinimumContentsLength(10)
         self.colour_bar = ColourBar(self)
 
         grid = QGridLayout()
@@ -161,9 +166,8 @@ class HeatmapPanel(QWidget):
         controls.addWidget(self.colormap)
         controls2 = QHBoxLayout()
         controls2.addWidget(self.plain)
-        controls2.addStretch(1)
         controls2.addWidget(QLabel("Method", self))
-        controls2.addWidget(self.method)
+        controls2.addWidget(self.method, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(grid)
         lay.addLayout(controls)
@@ -253,7 +257,10 @@ class HeatmapPanel(QWidget):
         probs = (None, None) if maps is None else (maps.prediction.p_benign,
                                                    maps.prediction.p_malignant)
         for label, title, p in zip(self.titles, TITLES, probs, strict=True):
-            label.setText(f"<b>{title}</b>" + (f" (P = {p:.2f})" if p is not None else ""))
+            # Non-breaking spaces: a narrow column moves "(P = 0.13)" to the next line whole.
+            label.setText(f"<b>{title}</b>"
+                          + (f" (P\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}{p:.2f})"
+                             if p is not None else ""))
 
     def shared_scale_factors(self) -> tuple[float, float]:
         """The factors of the shared scale applied to the maps on display (0, 0 without)."""

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from rcdnet_desktop.gui.export_dialog import ExportJob
 
 
+DEFAULT_SIZE = QSize(1500, 900)
+"""First-run size of the window on a screen that has room for it."""
 LIST_WIDTH = 190
 """First-run width of the image list (pixels)."""
 ANALYSIS_SHARE = 0.32
@@ -55,6 +58,14 @@ ANALYSIS_MIN_WIDTH = 360
 CLOSE_WAIT_MS = 0
 """How long closing the window waits for a running model call: not at all (see
 :func:`rcdnet_desktop.gui.app.exit_status`)."""
+
+
+def first_size(window: QWidget) -> QSize:
+    """The window's size before any is saved: :data:`DEFAULT_SIZE`, within the screen."""
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is None:
+        return QSize(DEFAULT_SIZE)
+    return DEFAULT_SIZE.boundedTo(screen.availableGeometry().size())
 
 
 def _dock(window: QMainWindow, title: str, name: str, widget: QWidget,
@@ -99,7 +110,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
-        self.resize(1500, 900)
+        self.resize(first_size(self))
         self.settings = settings if settings is not None else Settings()
         self.batch_dialogs: list[BatchDialog] = []
         self._closing = False
