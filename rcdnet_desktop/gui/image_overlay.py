@@ -1,4 +1,4 @@
-"""One of the two heat maps laid over the main image (View > Heat map on the image).
+"""One of the two heat maps laid over the main image (View > Heat map over the image).
 
 :class:`ImageOverlay` follows the evidence panel: the maps it shows, on the same shared scale
 (:mod:`rcdnet_desktop.core.evidence_scale`), in the same colour map and opacity. The map is
@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject
 
 from rcdnet_desktop.core import overlay
 from rcdnet_desktop.core.evidence_scale import apply_factor
-from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
+from rcdnet_desktop.gui.heatmap_panel import TITLES, HeatmapPanel
 from rcdnet_desktop.gui.image_view import ImageView
 from rcdnet_desktop.gui.qimage import downscale
 
@@ -55,7 +55,8 @@ class ImageOverlay(QObject):
 
     def refresh(self) -> None:
         maps = self._panel.maps()
-        if self._choice == "none" or maps is None:
+        # "Show plain image" (H) hides the heat maps everywhere, this one too.
+        if self._choice == "none" or maps is None or self._panel.plain.isChecked():
             self._small = None
             self._view.set_overlay(None)
             return
@@ -64,5 +65,7 @@ class ImageOverlay(QObject):
             factor = self._panel.shared_scale_factors()[index]
             small = apply_factor(downscale(maps.for_class(index), OVERLAY_MAX_SIDE)[0], factor)
             self._small = (maps, index, small)
+        p = maps.prediction.p_benign if index == 0 else maps.prediction.p_malignant
         self._view.set_overlay(overlay_rgba(self._small[2], self._panel.alpha(),
-                                            self._panel.colormap_name()))
+                                            self._panel.colormap_name()),
+                               f"{TITLES[index]} (P = {p:.2f})")

@@ -195,6 +195,13 @@ class ImageView(QGraphicsView):
         self._message.setStyleSheet("color: #ddd; font-size: 14pt; background: transparent;")
         self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._message.hide()
+        # Names the heat map laid over the image, top left, so it is never taken for the image.
+        self._overlay_caption = QLabel(self)
+        self._overlay_caption.setStyleSheet(
+            "color: white; background: rgba(0, 0, 0, 160); padding: 3px 6px;"
+            "border-radius: 3px;")
+        self._overlay_caption.move(8, 8)
+        self._overlay_caption.hide()
 
     # --- content -----------------------------------------------------------------------------
 
@@ -230,15 +237,24 @@ class ImageView(QGraphicsView):
         pm = self._pixmap_item.pixmap()
         return (pm.width(), pm.height()) if self._pixels is not None else (0, 0)
 
-    def set_overlay(self, rgba: np.ndarray | None) -> None:
-        """Lay an RGBA picture (a coloured heat map, any size) over the whole image, or None."""
+    def set_overlay(self, rgba: np.ndarray | None, caption: str = "") -> None:
+        """Lay an RGBA picture (a coloured heat map, any size) over the whole image, named by
+        ``caption`` in the view's corner; None takes it away."""
         if rgba is None or self._pixels is None:
             self._overlay_item.setPixmap(to_pixmap(np.zeros((1, 1), np.uint8)))
             self._overlay_item.hide()
+            self._overlay_caption.hide()
             return
         self._overlay_item.setPixmap(to_pixmap(rgba))
         _stretch(self._overlay_item, self._pixels.shape[1], self._pixels.shape[0])
         self._overlay_item.show()
+        self._overlay_caption.setText(caption)
+        self._overlay_caption.adjustSize()
+        self._overlay_caption.setVisible(bool(caption))
+
+    def overlay_caption(self) -> str:
+        """The words naming the heat map over the image ("" when none is shown)."""
+        return self._overlay_caption.text() if self.overlay_shown() else ""
 
     def overlay_shown(self) -> bool:
         """Whether a heat map is laid over the image."""

@@ -182,7 +182,7 @@ def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction
     m.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["actual"]])
     m.addSeparator()
     m.addActions([a["overlay"], a["outline"], a["reset_wl"], a["play"]])
-    m.addMenu("Heat map on the &image").addActions(list(image_overlay.values()))
+    m.addMenu("Heat map over the &image").addActions(list(image_overlay.values()))
     m.addSeparator()
     m.addMenu("&Theme").addActions(list(theme.values()))
     m.addActions([w.thumbs_dock.toggleViewAction(), w.analysis_dock.toggleViewAction()])

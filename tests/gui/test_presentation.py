@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -146,6 +146,12 @@ def test_either_heat_map_goes_over_the_main_image(make_window, tmp_path, qtbot, 
     w.act.image_overlay["malignant"].trigger()
     assert w.view.overlay_shown() and gui_settings.image_overlay == "malignant"
     strong = w.view.overlay_picture().toImage()
+    assert w.view.overlay_caption().startswith("Evidence for malignant (P = ")
+    # H ("show plain image") hides the heat maps everywhere, this one too, and brings it back.
+    qtbot.keyClick(w, Qt.Key.Key_H)
+    assert not w.view.overlay_shown()
+    qtbot.keyClick(w, Qt.Key.Key_H)
+    assert w.view.overlay_shown()
     w.act.image_overlay["benign"].trigger()
     weak = w.view.overlay_picture().toImage()
     assert strong != weak
