@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+LIMIT_MB = 1536
+"""The peak the viewer must keep under for an 8000 x 8000 PNG (1.5 GB)."""
 
 
 def rss_mb() -> float:
@@ -206,7 +208,8 @@ def main() -> int:
     print(f"  peak while classifying    {r['peak_while_classifying_mb']:7.0f} MB")
     print(f"  peak while showing        {r['peak_while_showing_mb']:7.0f} MB")
     print(f"  resident at the end       {r['rss_at_end_mb']:7.0f} MB")
-    print(f"  PEAK RESIDENT (ru_maxrss) {r['peak_rss_mb']:7.0f} MB")
+    print(f"  PEAK RESIDENT (ru_maxrss) {r['peak_rss_mb']:7.0f} MB "
+          f"({r['peak_rss_mb'] / LIMIT_MB:.2f} of the {LIMIT_MB} MB limit)")
     print(f"  open -> heat maps shown   {r['seconds_open_to_maps']:7.1f} s")
     if r["error"]:
         print(f"  model error: {r['error']}")

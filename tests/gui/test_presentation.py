@@ -221,3 +221,23 @@ def test_operating_point_reaches_the_panel_from_the_engine_card(make_window, tmp
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
     op = w.prediction.operating_point
     assert op == OperatingPoint.from_card(SimpleNamespace(operating_point=OPERATING_POINT))
+
+
+def test_exports_carry_the_cut_off_line_the_scale_and_the_method_in_words(make_window, tmp_path,
+                                                                         qtbot):
+    from PIL import Image
+
+    from rcdnet_desktop.gui.export_dialog import render_export
+
+    w = make_window(CardEngine())
+    open_one(qtbot, w, write_png(tmp_path / "a.png", 12))
+    png = w.export_to("png", tmp_path / "report.png")
+    with Image.open(png) as im:
+        meta = dict(im.text)
+    assert meta["Heat map method"] == "Grad-CAM (closed form)"
+    assert "one scale" in meta["Heat map scale"]
+    report = render_export(w.export_job())
+    assert report.layout.scale_band is not None
+    assert "Heat maps: Grad-CAM (closed form);" in report.text
+    assert "Heat maps: fast" not in report.text
+    assert "90% of cancers in internal validation and 76% at another hospital" in report.text
