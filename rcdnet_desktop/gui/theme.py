@@ -55,6 +55,12 @@ def apply_theme(name: str) -> str:
     if app.style().name().lower() != "fusion":
         app.setStyle("Fusion")
     app.setPalette(_dark_palette() if name == "dark" else app.style().standardPalette())
+    # A widget with its own style sheet keeps the palette it was polished with: set its sheet
+    # again so its text takes the new theme's colours.
+    for widget in app.allWidgets():
+        sheet = widget.styleSheet()
+        if sheet:
+            widget.setStyleSheet(sheet)
     return name
 
 

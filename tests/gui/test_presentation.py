@@ -130,6 +130,10 @@ def test_dark_theme_by_default_and_the_light_one_is_kept(make_window, tmp_path, 
     assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() > 128
     assert settings.theme == "light" and w.act.theme["light"].isChecked()
     assert headline_colour(w) == theme.colour("below") != dark_green  # repainted at once
+    # Texts with their own style sheet (the cut-off line, the colour bar's caption) take the
+    # light theme's dark text too, not the dark theme's light grey.
+    for label in (w.prediction.cutoff, w.prediction.band_note, w.heatmaps.colour_bar.caption):
+        assert label.palette().color(QPalette.ColorRole.WindowText).lightness() < 100
     w.close()
 
     again = make_window(CardEngine(), settings=settings)
