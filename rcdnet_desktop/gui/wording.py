@@ -131,7 +131,9 @@ def warning_banner(p: Prediction) -> str:
     if not words:
         return OUTSIDE_INTENDED_USE if p.outside_intended_use else ""
     head = OUTSIDE_INTENDED_USE if p.outside_intended_use else "Warning"
-    return f"{head}: {'; '.join(words)}"
+    if len(words) == 1:
+        return f"{head}: {words[0]}"
+    return f"{head}:" + "".join(f"\n\N{BULLET} {_capitalised(w)}" for w in words)
 
 
 def list_mark(p: Prediction) -> str:

@@ -861,3 +861,15 @@ def test_report_says_what_the_cut_off_means_when_the_card_measured_it():
     assert "Below the suspicious cut-off (0.16)" in text
     assert "90% of cancers in internal validation and 76% at another hospital" in text
     assert "cut-off" not in render_report(speckle(80, 100), hm, when=WHEN).text
+
+
+def test_report_text_leads_with_the_warnings_then_the_band_as_the_screen_does():
+    report = render_report(speckle(80, 100),
+                           make_heatmaps(80, 100, warnings=("colour overlay detected",)),
+                           when=WHEN)
+    texts = [line.text for line in report.lines]
+    first = {key: next(i for i, t in enumerate(texts) if t.startswith(key))
+             for key in ("Warning:", "Likelihood band:", "Probability of malignancy",
+                         "Prediction:")}
+    assert first["Warning:"] < first["Likelihood band:"] < first["Probability of malignancy"] \
+        < first["Prediction:"]

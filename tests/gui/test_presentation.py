@@ -245,3 +245,21 @@ def test_exports_carry_the_cut_off_line_the_scale_and_the_method_in_words(make_w
     assert "Heat maps: Grad-CAM (closed form);" in report.text
     assert "Heat maps: fast" not in report.text
     assert "90% of cancers in internal validation and 76% at another hospital" in report.text
+
+
+def test_warning_words_for_the_banner_the_list_and_the_batch_table():
+    from rcdnet_desktop.core.types import Prediction
+    from rcdnet_desktop.gui import wording
+
+    ok = Prediction(0.7, 0.3, "cpu", "t")
+    assert (wording.warning_banner(ok), wording.list_mark(ok), wording.status_words(ok)) == \
+        ("", "", "ok")
+    one = replace(ok, warnings=("lesion box: image too small",))
+    assert wording.warning_banner(one) == "Warning: lesion box: image too small"
+    assert wording.list_mark(one) == "warning"
+    assert wording.status_words(one) == "warning: lesion box: image too small"
+    two = replace(ok, checks=(COLOUR_OVERLAY,), warnings=(DOPPLER_WORDS, "not a breast"))
+    assert wording.warning_banner(two).splitlines() == [
+        "Outside intended use:", f"\N{BULLET} C{DOPPLER_WORDS[1:]}", "\N{BULLET} Not a breast"]
+    assert wording.list_mark(two) == "outside intended use"
+    assert wording.status_words(two) == f"outside intended use: {DOPPLER_WORDS}; not a breast"

@@ -247,14 +247,18 @@ def report_lines(
                 "alert",
             )
         )
-    else:
-        lines.append(ReportLine(f"Prediction: {p.display_label}"))
-    lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
+    # As on screen: the warnings first, then the band, the probability and what the cut-off
+    # means, and the class after them.
+    for warning in p.warnings:
+        lines.append(ReportLine(f"Warning: {warning}", "warning"))
     lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
+    lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
     meaning = operating_point.sensitivity_sentence(bool(p.suspicious)) if operating_point \
         else ""
     if meaning:
         lines.append(ReportLine(meaning))
+    if not p.untrained:
+        lines.append(ReportLine(f"Prediction: {p.display_label}"))
     lines.append(ReportLine(f"Input: {describe_input(p)}"))
     lines.append(
         ReportLine(f"Heat maps: {method_label(heatmaps.method)}; {SCALE_CAPTION.lower()}; "
@@ -271,8 +275,6 @@ def report_lines(
         lines.append(ReportLine(f"Source: {source}"))
     if patient is not None and not patient.is_empty():
         lines.append(ReportLine(_patient_text(patient)))
-    for warning in p.warnings:
-        lines.append(ReportLine(f"Warning: {warning}", "warning"))
     lines.append(ReportLine(DECISION_SUPPORT_NOTE, "note"))
     return tuple(lines)
 
