@@ -263,3 +263,26 @@ def test_warning_words_for_the_banner_the_list_and_the_batch_table():
         "Outside intended use:", f"\N{BULLET} C{DOPPLER_WORDS[1:]}", "\N{BULLET} Not a breast"]
     assert wording.list_mark(two) == "outside intended use"
     assert wording.status_words(two) == f"outside intended use: {DOPPLER_WORDS}; not a breast"
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_an_image_over_the_size_limit_is_refused_in_plain_words(make_window, tmp_path, qtbot):
+    """A 15000 x 15000 PNG (Pillow would call it a "decompression bomb DOS attack")."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", 15000, 15000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    w = make_window(CardEngine())
+    w.ask_open_files = lambda: [str(huge)]
+    w.act.open.trigger()
+    qtbot.waitUntil(lambda: "too large" in w.view.message(), timeout=5000)
+    words = w.view.message() + " ".join(w.notice.lines())
+    assert "huge.png" in words and "too large" in words and "megapixels" in words
+    assert "bomb" not in words.lower() and "DOS" not in words
