@@ -1,5 +1,6 @@
 """The list of open images: a thumbnail, the file name and the prediction with its likelihood
-band (or why the file failed)."""
+band (or why the file failed), under patient and study headings
+(:mod:`~rcdnet_desktop.gui.list_headings`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
 from rcdnet_desktop.core.types import Prediction
+from rcdnet_desktop.gui.grouping import Section
+from rcdnet_desktop.gui.list_headings import ListHeadings
 from rcdnet_desktop.gui.loader import THUMB_SIZE
 from rcdnet_desktop.gui.qimage import to_pixmap
 from rcdnet_desktop.gui.wording import list_text
@@ -51,13 +54,14 @@ class ThumbnailList(QListWidget):
         self.currentItemChanged.connect(self._on_current)
         self._items: dict[int, QListWidgetItem] = {}
         self._names: dict[int, str] = {}
+        self.headings = ListHeadings(self)
 
     def add_document(self, doc_id: int, name: str, tooltip: str) -> None:
         item = QListWidgetItem(_placeholder_icon("loading", QColor(180, 180, 180)),
                                f"{name}\nloading...")
         item.setData(DOC_ROLE, doc_id)
         item.setToolTip(tooltip)
-        self.addItem(item)
+        self.headings.append(item)
         self._items[doc_id] = item
         self._names[doc_id] = name
 
@@ -65,7 +69,11 @@ class ThumbnailList(QListWidget):
         item = self._items.pop(doc_id, None)
         self._names.pop(doc_id, None)
         if item is not None:
-            self.takeItem(self.row(item))
+            self.headings.take(item)
+
+    def arrange(self, sections: list[Section]) -> None:
+        """Order the images under their patient and study headings."""
+        self.headings.arrange(sections, self._items)
 
     def set_thumbnail(self, doc_id: int, thumb: np.ndarray) -> None:
         item = self._items.get(doc_id)
@@ -105,8 +113,10 @@ class ThumbnailList(QListWidget):
             self.setCurrentItem(item)
 
     def document_ids(self) -> list[int]:
-        return [self.item(i).data(DOC_ROLE) for i in range(self.count())]
+        """The images in list order (headings left out)."""
+        ids = (self.item(i).data(DOC_ROLE) for i in range(self.count()))
+        return [i for i in ids if i is not None]
 
     def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
-        if current is not None:
+        if current is not None and current.data(DOC_ROLE) is not None:
             self.document_activated.emit(int(current.data(DOC_ROLE)))

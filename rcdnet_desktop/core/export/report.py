@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.measure import Measured, draw_measurements, measurement_lines
 from rcdnet_desktop.core.overlay import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
@@ -213,10 +214,12 @@ def report_lines(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
     source_name: str = "",
+    measurements: Sequence[Measured] = (),
 ) -> tuple[ReportLine, ...]:
     """Return the report's text lines (the same text goes into the PNG band and the PDF).
 
-    Patient identifiers are included only when ``patient`` is given and not empty.
+    Patient identifiers are included only when ``patient`` is given and not empty; the
+    caliper ``measurements`` are listed with their lengths after the input.
     """
     p = heatmaps.prediction
     benign_words, malignant_words = evidence_sentences(heatmaps)
@@ -234,6 +237,7 @@ def report_lines(
     lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
     lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
     lines.append(ReportLine(f"Input: {describe_input(p)}"))
+    lines.extend(ReportLine(text) for text in measurement_lines(measurements))
     lines.append(
         ReportLine(f"Heat maps: {heatmaps.method}; colour map {colormap}, opacity {alpha:.2f}")
     )
@@ -367,6 +371,7 @@ def render_report(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
     source_name: str = "",
+    measurements: Sequence[Measured] = (),
 ) -> Report:
     """Render the annotated report at the image's own resolution.
 
@@ -384,6 +389,9 @@ def render_report(
         Colour map and opacity of the overlays, as shown on screen.
     source_name : str
         The source file's name (not its full path, which may carry identifiers).
+    measurements : sequence of Measured
+        Caliper lines on the frame, drawn on every panel with their lengths and listed in
+        the text (:mod:`rcdnet_desktop.core.measure`).
 
     Returns
     -------
@@ -414,6 +422,8 @@ def render_report(
             _draw_region(panel, region, thickness)
         if lesion is not None:
             _draw_box(panel, lesion, thickness)
+        draw_measurements(panel, measurements, max(1, thickness // 2),
+                          _font(max(12, round(max(h, w) / 45))))
 
     gap = max(4, round(0.02 * w))
     width = 3 * w + 4 * gap
@@ -434,6 +444,7 @@ def render_report(
         colormap=colormap,
         alpha=alpha,
         source_name=source_name,
+        measurements=measurements,
     )
     wrapped: list[tuple[str, str]] = []
     for line in lines:
@@ -522,6 +533,7 @@ def render_record_report(
     when: datetime | None = None,
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
+    measurements: Sequence[Measured] = (),
 ) -> Report:
     """Render the report of an opened image: the usual way for the GUI and the CLI.
 
@@ -537,6 +549,7 @@ def render_record_report(
         colormap=colormap,
         alpha=alpha,
         source_name=Path(record.path).name,
+        measurements=measurements,
     )
 
 

@@ -48,6 +48,7 @@ import numpy as np
 
 from ..errors import UnreadableImageError
 from ..types import ImageRecord
+from . import dicomdir
 from .dicom import DICOM_SUFFIXES, DicomReader, has_dicm_preamble
 from .pillow import PillowReader
 from .pixels import MAX_PIXELS_PER_FRAME, NOT_SUPPORTED, describe
@@ -181,6 +182,8 @@ def find_images(
     caller reports why they cannot be read). Folders are scanned for files with a suffix in
     :data:`IMAGE_SUFFIXES` and for DICOM files recognised by their DICM magic (extension-less or
     named by UID); other files, hidden files and folders, and ``DICOMDIR`` indexes are skipped.
+    A ``DICOMDIR`` named explicitly, or at the top of a folder named, stands for the images it
+    lists (:func:`.dicomdir.expand`).
 
     Parameters
     ----------
@@ -196,6 +199,7 @@ def find_images(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = dicomdir.expand(paths).paths
     out: list[Path] = []
     seen: set[Path] = set()
 

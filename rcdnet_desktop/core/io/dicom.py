@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import UnreadableImageError
 from ..types import Box, ImageRecord, PatientInfo, StudyInfo, UltrasoundRegion
 from . import pixels
+from .dicom_spacing import pixel_spacing
 from .pixels import (
     NOT_SUPPORTED,
     check_budget,
@@ -202,6 +203,7 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
         pixels_frame=frame,
         frame_loader=loader,
         frame_rate=_frame_rate(ds) if count > 1 else None,
+        pixel_spacing=pixel_spacing(ds),
     )
 
 
@@ -516,6 +518,7 @@ def _study_info(ds: Any) -> StudyInfo:
         study_description=_text(ds, "StudyDescription"),
         modality=_text(ds, "Modality"),
         manufacturer=_text(ds, "Manufacturer"),
+        manufacturer_model=_text(ds, "ManufacturerModelName"),
         body_part=_text(ds, "BodyPartExamined"),
         region_kinds=_region_kinds(ds),
     )

@@ -1,0 +1,95 @@
+"""Patient and study headings in the image list, and the list's order under them.
+
+:class:`ListHeadings` keeps a list widget's rows in the order of the viewer's
+:class:`~rcdnet_desktop.gui.grouping.Section` list: a heading row per patient (bold) and per
+study (indented), the images under them. Headings cannot be selected. Re-arranging moves only
+the rows that changed place (one image read is one move), and the selection stays where it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtWidgets import QListWidget, QListWidgetItem
+
+from rcdnet_desktop.gui.grouping import Section
+
+HEADING_ROLE = Qt.ItemDataRole.UserRole + 2  # the section's key, on a heading row
+STUDY_INDENT = "    "
+
+
+class ListHeadings:
+    """The rows of ``widget`` in order, with heading rows for the sections."""
+
+    def __init__(self, widget: QListWidget) -> None:
+        self._widget = widget
+        self._rows: list[QListWidgetItem] = []  # mirrors the widget's rows, in order
+        self._headings: dict[tuple, QListWidgetItem] = {}
+
+    def append(self, item: QListWidgetItem) -> None:
+        self._widget.addItem(item)
+        self._rows.append(item)
+
+    def take(self, item: QListWidgetItem) -> None:
+        j = self._row(item)
+        if j >= 0:
+            self._widget.takeItem(j)
+            self._rows.pop(j)
+
+    def _row(self, item: QListWidgetItem) -> int:
+        return next((j for j, r in enumerate(self._rows) if r is item), -1)
+
+    def titles(self) -> list[str]:
+        """The headings in order, studies indented."""
+        return [r.text() for r in self._rows if r.data(HEADING_ROLE) is not None]
+
+    def arrange(self, sections: Sequence[Section],
+                items: Mapping[int, QListWidgetItem]) -> None:
+        """Put the rows in the order of ``sections``; ``items`` are the image rows by id."""
+        wanted: list[QListWidgetItem] = []
+        headings: dict[tuple, QListWidgetItem] = {}
+        for section in sections:
+            key = (section.level, section.key or (section.title,))
+            heading = self._headings.get(key) or _heading(section.level, key)
+            heading.setText(STUDY_INDENT * section.level + section.title)
+            headings[key] = heading
+            wanted.append(heading)
+            wanted.extend(items[i] for i in section.doc_ids if i in items)
+        w = self._widget
+        current = w.currentItem()
+        w.blockSignals(True)
+        try:
+            for key, old in self._headings.items():
+                if key not in headings:
+                    self.take(old)
+            self._headings = headings
+            for i, item in enumerate(wanted):
+                if i < len(self._rows) and self._rows[i] is item:
+                    continue
+                j = self._row(item)
+                if j >= 0:
+                    w.takeItem(j)
+                    self._rows.pop(j)
+                w.insertItem(i, item)
+                self._rows.insert(i, item)
+            if current is not None and self._row(current) >= 0:
+                w.setCurrentItem(current)
+        finally:
+            w.blockSignals(False)
+
+
+def _heading(level: int, key: tuple) -> QListWidgetItem:
+    item = QListWidgetItem()
+    item.setData(HEADING_ROLE, repr(key))
+    item.setFlags(Qt.ItemFlag.NoItemFlags)
+    font = QFont()
+    font.setBold(True)
+    if level == 0:
+        font.setPointSizeF(font.pointSizeF() * 1.05)
+    item.setFont(font)
+    item.setForeground(QBrush(QColor(150, 190, 255) if level == 0 else QColor(160, 160, 160)))
+    if level == 0:
+        item.setBackground(QBrush(QColor(128, 128, 128, 50)))
+    return item
