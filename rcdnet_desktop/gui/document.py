@@ -95,7 +95,7 @@ class Document:
         if rec is None:
             return ""
         parts = [f"{rec.width} x {rec.height} px"]
-        mm = rec.mm_per_pixel
+        mm = rec.mm_per_pixel or rec.pixel_spacing
         if mm is not None:
             if abs(mm[0] - mm[1]) < 1e-6:
                 parts.append(f"{mm[0]:.3f} mm/pixel")

@@ -293,6 +293,7 @@ class MainWindow(QMainWindow):
             self.set_box_mode(False)
         self.act.measure.setChecked(bool(on))
         self.view.set_caliper_mode(bool(on))
+        self.measures.set_active(bool(on))
         if on:
             self.statusBar().showMessage("Drag a line across the image to measure it", 5000)
 

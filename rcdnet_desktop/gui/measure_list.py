@@ -1,7 +1,9 @@
 """The list of caliper measurements under the image: "1: 12.3 mm", one entry each.
 
-Hidden while the frame on display has none. Select an entry to highlight its line; Delete (or
-the context menu) removes it, "Clear measurements" removes them all.
+Shown while the frame on display has measurements or the caliper is on (so the image does not
+move when the first line is drawn). Select an entry to highlight its line; Delete (or the
+context menu) removes it, "Clear measurements" removes them all. Lengths in pixels say that the
+file gives no scale.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QListWidget, QMenu
 from rcdnet_desktop.core.measure import Measured
 
 DELETE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+TITLE = "Measurements:"
+TITLE_EMPTY = "Measurements: drag a line across the image"
+TITLE_PIXELS = "Measurements (image pixels, the file gives no scale):"
 
 
 class _Entries(QListWidget):
@@ -56,7 +61,8 @@ class MeasurementList(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel("Measurements:", self)
+        self.title = QLabel(TITLE, self)
+        self._active = False
         self.entries = _Entries(self)
         self.entries.setFlow(QListView.Flow.LeftToRight)
         self.entries.setWrapping(True)
@@ -73,6 +79,7 @@ class MeasurementList(QWidget):
         lay.setContentsMargins(6, 2, 6, 2)
         lay.addWidget(self.title)
         lay.addWidget(self.entries, 1)
+        self.setFixedHeight(36)
         self.hide()
 
     def set_measurements(self, measured: Sequence[Measured]) -> None:
@@ -83,8 +90,19 @@ class MeasurementList(QWidget):
         if measured and row >= 0:
             self.entries.setCurrentRow(min(row, len(measured) - 1))
         self.entries.blockSignals(False)
-        self.setVisible(bool(measured))
+        pixels = any(m.length.unit == "px" for m in measured)
+        self.title.setText(TITLE_PIXELS if pixels else TITLE if measured else TITLE_EMPTY)
+        self.entries.setVisible(bool(measured))
+        self._update_visible()
         self.selected.emit(self.entries.currentRow())
+
+    def set_active(self, on: bool) -> None:
+        """The caliper is on: stay in view even before the first measurement."""
+        self._active = bool(on)
+        self._update_visible()
+
+    def _update_visible(self) -> None:
+        self.setVisible(self._active or self.entries.count() > 0)
 
     def labels(self) -> list[str]:
         return [self.entries.item(i).text() for i in range(self.entries.count())]

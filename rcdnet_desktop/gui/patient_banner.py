@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
 
-from rcdnet_desktop.core.context import Banner
+from rcdnet_desktop.core.context import NO_PATIENT_DATA, Banner
 
 
 class PatientBanner(QFrame):
@@ -22,7 +22,6 @@ class PatientBanner(QFrame):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setStyleSheet("#patient_banner { border-bottom: 1px solid palette(mid); }")
         self.patient = QLabel(self)
-        self.patient.setStyleSheet("font-size: 11pt; font-weight: bold;")
         self.study = QLabel(self)
         for label in (self.patient, self.study):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -37,6 +36,9 @@ class PatientBanner(QFrame):
     def set_banner(self, banner: Banner | None) -> None:
         """Show ``banner``; None hides the banner (nothing read yet)."""
         self.patient.setText(banner.patient if banner is not None else "")
+        plain = banner is not None and banner.patient == NO_PATIENT_DATA
+        self.patient.setStyleSheet("font-size: 11pt; font-style: italic;" if plain
+                                   else "font-size: 11pt; font-weight: bold;")
         self.study.setText(banner.study if banner is not None else "")
         self.study.setVisible(bool(self.study.text()))
         self.setVisible(banner is not None)

@@ -46,7 +46,7 @@ class DicomTagsDialog(QDialog):
         self.tree.setHeaderLabels(list(COLUMNS))
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
-        self.tree.setColumnWidth(0, 110)
+        self.tree.setColumnWidth(0, 170)
         self.tree.setColumnWidth(1, 230)
         self.tree.setColumnWidth(2, 40)
         lay = QVBoxLayout(self)

@@ -422,7 +422,7 @@ def render_report(
             _draw_region(panel, region, thickness)
         if lesion is not None:
             _draw_box(panel, lesion, thickness)
-        draw_measurements(panel, measurements, max(1, thickness // 2),
+        draw_measurements(panel, measurements, max(1, 2 * thickness // 3),
                           _font(max(12, round(max(h, w) / 45))))
 
     gap = max(4, round(0.02 * w))
