@@ -7,14 +7,21 @@ failed), 2 for usage errors (bad arguments, unreadable ROI file, unusable model 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import math
+import os
+import signal
 import sys
+import textwrap
 import warnings
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.types import BatchItem, Box
 
 EXIT_OK, EXIT_NONE_READ, EXIT_USAGE = 0, 1, 2
@@ -24,33 +31,77 @@ class UsageError(Exception):
     """Bad command-line input; reported without a traceback, exit status 2."""
 
 
-def read_rois(path: Path) -> dict[Path, Box]:
-    """Read a lesion-box CSV ``file,x,y,w,h`` (header optional) into {resolved path: Box}.
+Rois = dict[Path, tuple[Box, int]]
+"""Lesion boxes from an ROI file: {resolved path: (box, line number)}."""
 
-    Relative file names are taken relative to the CSV's folder.
+
+def read_rois(path: Path) -> Rois:
+    """Read a lesion-box CSV ``file,x,y,w,h`` (UTF-8, header optional).
+
+    Relative file names are taken relative to the CSV's folder. Every row is checked before
+    any work: five fields, finite numbers, x, y >= 0 and w, h > 0 (whether the box lies inside
+    its image is checked when the image is read).
+
+    Raises
+    ------
+    UsageError
+        Naming the file, and the line when one is wrong, in words.
     """
-    boxes: dict[Path, Box] = {}
+    other = not_regular(path)
+    if other is not None:
+        raise UsageError(f"cannot read ROI file {path}: it is {other}, not a regular file")
+    boxes: Rois = {}
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
-            for lineno, row in enumerate(csv.reader(fh), start=1):
+            reader = csv.reader(fh)
+            for row in reader:
+                where = f"{path}:{reader.line_num}"
                 if not row or not "".join(row).strip() or row[0].strip().startswith("#"):
                     continue
-                if lineno == 1 and row[0].strip().lower() == "file":
+                if reader.line_num == 1 and row[0].strip().lower() == "file":
                     continue
                 if len(row) != 5:
-                    raise UsageError(f"{path}:{lineno}: expected file,x,y,w,h, got {len(row)} "
-                                     "fields")
-                try:
-                    x, y, w, h = (int(round(float(v))) for v in row[1:])
-                except ValueError as exc:
-                    raise UsageError(f"{path}:{lineno}: box values must be numbers") from exc
-                if w <= 0 or h <= 0 or x < 0 or y < 0:
-                    raise UsageError(f"{path}:{lineno}: box must have x, y >= 0 and w, h > 0")
+                    raise UsageError(f"{where}: expected file,x,y,w,h, got {len(row)} fields")
+                if not row[0].strip():
+                    raise UsageError(f"{where}: the file name is empty")
                 f = Path(row[0].strip())
-                boxes[(f if f.is_absolute() else path.parent / f).resolve()] = Box(x, y, w, h)
+                key = (f if f.is_absolute() else path.parent / f).resolve()
+                boxes[key] = (_roi_box(row[1:], where), reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read ROI file {path}: it is not UTF-8 text; save it as "
+                         "UTF-8 (\"CSV UTF-8\")") from exc
+    except csv.Error as exc:
+        raise UsageError(f"cannot read ROI file {path}: it is not a readable CSV file "
+                         f"({exc})") from exc
     except OSError as exc:
         raise UsageError(f"cannot read ROI file {path}: {exc.strerror or exc}") from exc
     return boxes
+
+
+def _roi_box(values: list[str], where: str) -> Box:
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError as exc:
+        raise UsageError(f"{where}: box values must be numbers") from exc
+    for text, n in zip(values, numbers, strict=True):
+        if not math.isfinite(n):
+            raise UsageError(f"{where}: box values must be finite numbers, not {text.strip()}")
+    x, y, w, h = (round(n) for n in numbers)
+    if w <= 0 or h <= 0 or x < 0 or y < 0:
+        raise UsageError(f"{where}: box must have x, y >= 0 and w, h > 0")
+    return Box(x, y, w, h)
+
+
+def _unmatched_rois(rois: Rois, files: list[Path], source: Path, err: TextIO) -> int:
+    """Warn about ROI rows whose file is not among those classified; how many there are."""
+    classified = {f.resolve() for f in files}
+    missing = sorted((line, p) for p, (_box, line) in rois.items() if p not in classified)
+    if missing:
+        shown = ", ".join(f"line {line} ({p})" for line, p in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        print(f"rcdnet: warning: {len(missing)} row(s) of {source} match no file being "
+              f"classified, their boxes are not used: {shown}{more}", file=err)
+    return len(missing)
 
 
 Export = tuple[str, Path, str]
@@ -67,6 +118,19 @@ def _exports(args: argparse.Namespace) -> list[Export]:
     if args.heatmaps:
         exports.append(("png", args.heatmaps, "heatmaps"))
     return exports
+
+
+def _check_export_folders(exports: list[Export]) -> None:
+    """Create the export folders and make sure they can be written, before any work."""
+    from rcdnet_desktop.core.errors import ExportError
+    from rcdnet_desktop.core.export.atomic import check_folder
+
+    for _key, folder, tag in exports:
+        try:
+            check_folder(folder)
+        except ExportError as exc:
+            option = "--heatmaps" if tag == "heatmaps" else "--export-dir"
+            raise UsageError(f"{option}: {exc}") from exc
 
 
 def _target(item: BatchItem, key: str, folder: Path, tag: str, used: set[Path]) -> Path:
@@ -113,58 +177,126 @@ def _progress(total: int, stream: TextIO):
 
 def classify(args: argparse.Namespace, out: TextIO | None = None,
              err: TextIO | None = None) -> int:
-    """``rcdnet classify``: one row per file, continuing past bad files."""
+    """``rcdnet classify``: one row per file, continuing past bad files.
+
+    Every input and output is checked before any work; rows are written as they come.
+    """
     out, err = out or sys.stdout, err or sys.stderr
-    from rcdnet_desktop.core.batch import review
+    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
     from rcdnet_desktop.core.export.batch_csv import batch_row
     from rcdnet_desktop.core.io import find_images
 
-    rois = read_rois(args.rois) if args.rois else None
+    rois = read_rois(args.rois) if args.rois else {}
     files = find_images(args.paths, recursive=args.recursive)
     if not files:
         print("no image files found in: " + ", ".join(map(str, args.paths)), file=err)
         return EXIT_NONE_READ
     exports = _exports(args)
-    engine = _engine(args.device)
-    for _key, folder, _tag in exports:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot create the folder {folder}: {exc.strerror or exc}") from exc
-    rows: list[dict[str, str]] = []
-    used: set[Path] = set()
-    with _progress(len(files), err) as bar:
-        for item in review(files, engine, rois=rois, explain=bool(exports),
-                           frame=args.frame, auto_box=not args.no_auto_box):
-            row = batch_row(item)
-            if exports and item.heatmaps is not None:
-                notes = _write_exports(item, exports, used)
-                row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
-            rows.append(row)
-            bar.update(1)
-    _write_rows(rows, args, out)
-    failed = sum(r["status"] != "ok" for r in rows)
-    auto = sum(r["box_source"] == "auto" for r in rows)
-    print(f"{len(rows) - failed} classified, {failed} failed, model {engine.model_version} on "
-          f"{engine.device}" + (" - UNTRAINED weights" if engine.untrained else "")
-          + (f"; {auto} on a lesion box found automatically" if auto else ""), file=err)
-    return EXIT_OK if failed < len(rows) else EXIT_NONE_READ
+    _check_export_folders(exports)
+    unmatched = _unmatched_rois(rois, files, args.rois, err) if rois else 0
+    timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
+    counts: Counter[str] = Counter()
+    with _row_writer(args, out, err) as write:
+        engine = _engine(args.device)
+        used: set[Path] = set()
+        with _progress(len(files), err) as bar:
+            for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},
+                               explain=bool(exports), frame=args.frame,
+                               auto_box=not args.no_auto_box, file_timeout=timeout):
+                row = batch_row(item)
+                if exports and item.heatmaps is not None:
+                    notes = _write_exports(item, exports, used)
+                    row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
+                write(row)
+                counts[item.status] += 1
+                counts["auto"] += row["box_source"] == "auto"
+                bar.update(1)
+    auto = counts["auto"]
+    print(f"{counts['ok']} classified, {counts['failed']} failed"
+          + (f", {counts['skipped']} skipped (not regular files)" if counts["skipped"] else "")
+          + f", model {engine.model_version} on {engine.device}"
+          + (" - UNTRAINED weights" if engine.untrained else "")
+          + (f"; {auto} on a lesion box found automatically" if auto else "")
+          + (f"; {unmatched} row(s) of the ROI file matched no file" if unmatched else ""),
+          file=err)
+    return EXIT_OK if counts["ok"] else EXIT_NONE_READ
 
 
-def _write_rows(rows: list[dict[str, str]], args: argparse.Namespace, out: TextIO) -> None:
+@contextlib.contextmanager
+def _row_writer(args: argparse.Namespace, out: TextIO,
+                err: TextIO) -> Iterator[Callable[[dict[str, str]], None]]:
+    """Where the rows go, each as soon as it comes: ``--csv FILE`` (opened, so checked, now),
+    ``--json`` or the CSV on standard output (also ``--csv -``).
+
+    When the run stops early (Ctrl+C, a crash, the disk full) the rows done so far stay: on
+    standard output, in a JSON array that is closed, and for ``--csv FILE`` in
+    ``<stem>.partial<suffix>`` beside it, while FILE itself is left as it was.
+    """
     from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.export.batch_csv import csv_text, write_batch_csv
+    from rcdnet_desktop.core.export.batch_csv import open_batch_csv
 
-    if args.json:
-        json.dump(rows, out, indent=2)
-        out.write("\n")
-    if args.csv:
-        try:
-            write_batch_csv(args.csv, rows, overwrite=True)
-        except ExportError as exc:
+    to_file = args.csv is not None and str(args.csv) != "-"
+    if args.json and args.csv is not None and not to_file:
+        raise UsageError("--csv - and --json both write to standard output; give only one")
+    csv_file = None
+    try:
+        with contextlib.ExitStack() as stack:
+            writers: list[Callable[[dict[str, str]], None]] = []
+            if to_file:
+                try:
+                    csv_file = stack.enter_context(open_batch_csv(args.csv, overwrite=True))
+                except ExportError as exc:
+                    raise UsageError(f"--csv: {exc}") from exc
+                writers.append(csv_file.write)
+            if args.json or not to_file:
+                writers.append(stack.enter_context(_stdout_rows(out, as_json=args.json)))
+
+            def write(row: dict[str, str]) -> None:
+                for w in writers:
+                    w(row)
+
+            yield write
+    except BaseException as exc:
+        if csv_file is not None and csv_file.partial is not None:
+            print(f"rcdnet: the {csv_file.rows} row(s) done are kept in {csv_file.partial}; "
+                  f"{args.csv} was left as it was", file=err)
+        if isinstance(exc, ExportError):
             raise UsageError(str(exc)) from exc
-    elif not args.json:
-        out.write(csv_text(rows))
+        raise
+
+
+def _print(out: TextIO, text: str) -> None:
+    out.write(text)
+    out.flush()
+
+
+@contextlib.contextmanager
+def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, str]], None]]:
+    """Print rows as they come: CSV (header first) or one JSON array, closed however the run
+    ends. A run that fails before its first row prints nothing here."""
+    from rcdnet_desktop.core.export.batch_csv import csv_header, csv_line
+
+    n = 0
+
+    def write(row: dict[str, str]) -> None:
+        nonlocal n
+        if as_json:
+            _print(out, ("," if n else "[") + "\n"
+                   + textwrap.indent(json.dumps(row, indent=2), "  "))
+        else:
+            _print(out, ("" if n else csv_header()) + csv_line(row))
+        n += 1
+
+    try:
+        yield write
+    except BaseException:
+        if n and as_json:
+            _print(out, "\n]\n")
+        raise
+    if as_json:
+        _print(out, "\n]\n" if n else "[]\n")
+    elif not n:
+        _print(out, csv_header())
 
 
 def _engine(device: str | None):
@@ -247,7 +379,20 @@ def _export_keys() -> list[str]:
     return [f.key for f in EXPORT_FORMATS]
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 (no limit) or a positive number of "
+                                         f"seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT
+
     parser = argparse.ArgumentParser(
         prog="rcdnet", description="RcdNet breast ultrasound decision support (not a diagnosis).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -274,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not let the lesion localiser find a box: images without one in "
                         "--rois are classified whole")
     c.add_argument("--frame", type=int, default=0, help="frame of multi-frame files")
+    c.add_argument("--file-timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help="time one file may take to be read and prepared; a slower file is "
+                        f"reported as failed and the run goes on (default {DEFAULT_FILE_TIMEOUT:g}"
+                        ", 0 for no limit)")
     s = sub.add_parser("self-test", help="verify the weights and classify the bundled sample")
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
     return parser
@@ -288,7 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "classify":
             if args.frame < 0:
                 raise UsageError("--frame must be 0 or more")
-            return classify(args)
+            with _lossless_stdout(), _stop_on_sigterm():
+                return classify(args)
         return self_test(args)
     except UsageError as exc:
         print(f"rcdnet: error: {exc}", file=sys.stderr)
@@ -296,6 +446,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rcdnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read standard output went away (| head): stop quietly, as other tools do.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_NONE_READ
+
+
+@contextlib.contextmanager
+def _lossless_stdout() -> Iterator[None]:
+    """File names that are not valid UTF-8 go to standard output as their original bytes."""
+    errors = getattr(sys.stdout, "errors", None)
+    try:
+        sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        errors = None
+    try:
+        yield
+    finally:
+        if errors is not None:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stdout.reconfigure(errors=errors)  # type: ignore[union-attr]
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """Stop on SIGTERM as on Ctrl+C, so the rows done so far are kept."""
+    def stop(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -4,27 +4,57 @@ Files are decoded and preprocessed on a background thread while the model runs o
 chunk, so the model is rarely left waiting for the disk. A file that fails yields an item with
 the reason; the run goes on. Cancelling (``cancel.set()``) stops before the next file; every
 item already yielded stays valid.
+
+Only regular files are opened: a named pipe (which would block the run forever), a device (such
+as ``/dev/zero``, which never ends) or a socket, named directly, found in a folder or reached
+through a symbolic link, is checked with ``os.stat`` first and yields a *skipped* item with
+the reason.
+
+**Time budget.** Reading and preparing one file (decoding, intended-use checks, lesion
+localiser) may take at most ``file_timeout`` seconds; a file that takes longer fails with the
+reason and the run goes on with the next one. Python cannot stop a thread, so the overdue
+file's loader thread is abandoned: it runs on in the background until its decoder returns
+(it is a daemon thread, so it never keeps the program from exiting), and a fresh loader thread
+takes the next files. At most :data:`MAX_ABANDONED` abandoned threads may be running at once;
+while that many are, the next files fail at once rather than pile up more of them. The normal
+path is unchanged: one loader thread ahead of the model. The budget does not cover the model's
+batched forward pass, which runs on the caller's thread and takes a fixed, short time per
+chunk; nor can it interrupt a decoder that holds Python's interpreter lock without letting go
+(the readers' size budgets keep those short).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core.errors import RcdNetError
-from rcdnet_desktop.core.io import find_images, read_image
+from rcdnet_desktop.core.files import not_regular
+from rcdnet_desktop.core.io import find_images, pick_frame, read_image
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from rcdnet_desktop.core.inference import InferenceEngine, Prepared
+
+    Loaded: TypeAlias = tuple[ImageRecord, Prepared] | BatchItem
+    """A file read and prepared (record and model input), or its failed or skipped item."""
 
 DEFAULT_CHUNK = 8
 """Files sent through the model together: large enough to batch, small enough to cancel soon."""
 
+DEFAULT_FILE_TIMEOUT = 60.0
+"""Seconds one file may take to be read and prepared in a batch run (``rcdnet classify
+--file-timeout``)."""
+
+MAX_ABANDONED = 3
+"""Loader threads left running on overdue files at most (see the module's time budget)."""
 
 def _roi_for(path: Path, rois: Mapping[Path, Box] | None) -> Box | None:
     if not rois:
@@ -32,28 +62,131 @@ def _roi_for(path: Path, rois: Mapping[Path, Box] | None) -> Box | None:
     return rois.get(path) or rois.get(path.resolve())
 
 
+def _failed(path: Path, message: str) -> BatchItem:
+    return BatchItem(path, error=message if str(path) in message else f"{path}: {message}")
+
+
+def _roi_outside(roi: Box, shape: tuple[int, ...]) -> str | None:
+    """Why a given lesion box cannot be used on an image of ``shape``, or None."""
+    h, w = int(shape[0]), int(shape[1])
+    if roi.x + roi.w <= w and roi.y + roi.h <= h:
+        return None
+    x, y, bw, bh = (str(v) if abs(v) < 10**9 else f"{float(v):.3g}" for v in roi.as_tuple())
+    return (f"the lesion box given for it (x {x}, y {y}, width {bw}, height {bh}) does not lie "
+            f"inside the image ({w} x {h} pixels); it was not classified")
+
+
 def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
-          auto_box: bool = True) -> tuple[ImageRecord, Prepared] | str:
-    """Read and prepare one file on the loader thread: record and input, or why it failed.
+          auto_box: bool = True) -> Loaded:
+    """Read and prepare one file on the loader thread: record and input, or its item.
 
     With ``auto_box`` and no ``roi``, the engine's lesion localiser (if any) runs here too.
     """
+    other = not_regular(path)
+    if other is not None and other != "a folder":  # a folder: read_image says why
+        return BatchItem(path, skipped=True,
+                         error=f"{path}: it is {other}, not a regular file; it was not opened")
     try:
         record = read_image(path)
-        return record, engine.prepare(record, roi=roi,
-                                      frame=min(frame, record.frame_count - 1),
+        if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):
+            return _failed(path, outside)
+        return record, engine.prepare(record, roi=roi, frame=pick_frame(record, frame),
                                       auto_box=auto_box)
     except RcdNetError as exc:
-        message = str(exc)
+        return _failed(path, str(exc))
     except Exception as exc:  # a batch must outlive any one file, whatever it holds
-        message = f"unexpected {type(exc).__name__}: {exc}"
-    return message if str(path) in message else f"{path}: {message}"
+        return _failed(path, f"unexpected {type(exc).__name__}: {exc}")
+
+
+class _Job:
+    """One file for the loader: filled in by a loader thread, collected by the caller."""
+
+    def __init__(self, path: Path, load: Callable[[], Loaded]) -> None:
+        self.path, self.load = path, load
+        self.started: float | None = None
+        self.result: Loaded | None = None
+        self.dropped = False
+        self.done = threading.Event()
+
+
+class _Loader:
+    """Loads jobs in submission order on one daemon thread, with a time budget per job."""
+
+    def __init__(self, budget: float | None) -> None:
+        self._budget = budget
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._abandoned: list[threading.Thread] = []
+        self._closed = False
+        self._worker: threading.Thread | None = None
+        self._start()
+
+    def _start(self) -> None:
+        self._worker = threading.Thread(target=self._work, name="rcdnet-batch-load", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while not self._closed and me is self._worker:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if job.dropped:
+                continue
+            job.started = time.monotonic()
+            try:
+                job.result = job.load()
+            except BaseException as exc:  # the loader thread must outlive any one file
+                job.result = _failed(job.path, f"unexpected {type(exc).__name__}: {exc}")
+            finally:
+                job.done.set()
+
+    def submit(self, job: _Job) -> None:
+        self._jobs.put(job)
+
+    def result(self, job: _Job) -> Loaded:
+        """The job's result, or a failed item when it overruns the budget."""
+        if self._budget is None:
+            job.done.wait()
+        while not job.done.is_set():
+            if not (self._worker and self._worker.is_alive()) and not self._restart():
+                job.dropped = True
+                return _failed(job.path, f"not read: {len(self._abandoned)} earlier files are "
+                               "still being read past the time allowed per file")
+            started = job.started if job.started is not None else time.monotonic()
+            assert self._budget is not None
+            if job.done.wait(max(0.0, started + self._budget - time.monotonic())):
+                break
+            if job.started is not None and not job.done.is_set():
+                self._abandon()
+                return _failed(job.path, f"not classified: reading and preparing it took more "
+                               f"than {self._budget:g} s, the time allowed per file")
+        assert job.result is not None
+        return job.result
+
+    def _abandon(self) -> None:
+        if self._worker is not None:
+            self._abandoned.append(self._worker)
+        self._worker = None
+        self._restart()
+
+    def _restart(self) -> bool:
+        """Start a fresh loader thread unless too many abandoned ones still run."""
+        self._abandoned = [t for t in self._abandoned if t.is_alive()]
+        if len(self._abandoned) >= MAX_ABANDONED:
+            return False
+        self._start()
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        self._jobs.put(None)
 
 
 def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: bool = False,
            rois: Mapping[Path, Box] | None = None, explain: bool = False, method: str = "fast",
            frame: int = 0, cancel: threading.Event | None = None,
-           chunk: int = DEFAULT_CHUNK, auto_box: bool = True) -> Iterator[BatchItem]:
+           chunk: int = DEFAULT_CHUNK, auto_box: bool = True,
+           file_timeout: float | None = DEFAULT_FILE_TIMEOUT) -> Iterator[BatchItem]:
     """Classify every image under ``paths``, yielding one item per file in sorted order.
 
     Parameters
@@ -66,11 +199,13 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
         Descend into sub-folders.
     rois : mapping of Path to Box, optional
         Lesion boxes by file (as given or resolved); files with a box are classified on it,
-        whatever the localiser would find.
+        whatever the localiser would find. A box that does not lie inside its image fails
+        that file.
     explain : bool
         Also compute both heat maps (``method``) for every file.
     frame : int
-        Frame of multi-frame files to classify (clipped to the last frame).
+        Frame of multi-frame files to classify; single-frame files use their only frame, and
+        a clip without that frame fails with its frame count.
     cancel : threading.Event, optional
         Set it to stop before the next file.
     chunk : int
@@ -78,45 +213,50 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     auto_box : bool
         For files without a box in ``rois``, let the engine's lesion localiser (when it has
         one) find the box; False classifies them on the whole image.
+    file_timeout : float, optional
+        Seconds one file may take to be read and prepared; a slower file fails and the run
+        goes on (see the module's notes). None: no limit.
 
     Yields
     ------
     BatchItem
         With a prediction (and heat maps when asked), or with ``error`` naming the file and
-        the reason.
+        the reason; ``status`` ``skipped`` for a path that is not a regular file.
     """
     files = find_images(paths, recursive=recursive)
     cancelled = cancel.is_set if cancel is not None else (lambda: False)
     chunk = max(1, chunk)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rcdnet-batch-load") as pool:
-        pending: deque[tuple[Path, Future]] = deque()
-        todo = iter(files)
+    loader = _Loader(file_timeout if file_timeout and file_timeout > 0 else None)
+    pending: deque[_Job] = deque()
+    todo = iter(files)
 
-        def top_up() -> None:
-            # Keep two chunks in flight: one being decoded while the model runs the other.
-            while len(pending) < 2 * chunk:
-                path = next(todo, None)
-                if path is None:
-                    return
-                pending.append((path, pool.submit(_load, engine, path, _roi_for(path, rois),
-                                                  frame, auto_box)))
+    def top_up() -> None:
+        # Keep two chunks in flight: one being decoded while the model runs the other.
+        while len(pending) < 2 * chunk:
+            path = next(todo, None)
+            if path is None:
+                return
+            roi = _roi_for(path, rois)
+            job = _Job(path, lambda p=path, r=roi: _load(engine, p, r, frame, auto_box))
+            pending.append(job)
+            loader.submit(job)
 
-        try:
+    try:
+        top_up()
+        while pending and not cancelled():
+            batch = [pending.popleft() for _ in range(min(chunk, len(pending)))]
             top_up()
-            while pending and not cancelled():
-                batch = [pending.popleft() for _ in range(min(chunk, len(pending)))]
-                top_up()
-                loaded = [(path, fut.result()) for path, fut in batch]
-                yield from _run_chunk(engine, loaded, explain, method, cancelled)
-        finally:
-            for _, fut in pending:
-                fut.cancel()
+            loaded = [(job.path, loader.result(job)) for job in batch]
+            yield from _run_chunk(engine, loaded, explain, method, cancelled)
+    finally:
+        for job in pending:
+            job.dropped = True
+        loader.close()
 
 
-def _run_chunk(engine: InferenceEngine,
-               loaded: list[tuple[Path, tuple[ImageRecord, Prepared] | str]],
+def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Loaded]],
                explain: bool, method: str, cancelled) -> Iterator[BatchItem]:
-    ok = [(p, *r) for p, r in loaded if not isinstance(r, str)]
+    ok = [(p, *r) for p, r in loaded if not isinstance(r, BatchItem)]
     prepared = [prep for _, _, prep in ok]
     results: dict[Path, BatchItem] = {}
     try:
@@ -133,4 +273,4 @@ def _run_chunk(engine: InferenceEngine,
     for path, res in loaded:
         if cancelled():
             return
-        yield results.get(path) or BatchItem(path, error=str(res))
+        yield res if isinstance(res, BatchItem) else results[path]

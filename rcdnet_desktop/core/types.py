@@ -107,7 +107,9 @@ class ImageRecord:
 
     ``pixels`` holds frame ``pixels_frame`` (the first, or the one asked for when reading) as
     ``uint8``, shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Other frames of a cine
-    are decoded on demand by :meth:`frame`, one at a time.
+    are decoded on demand by :meth:`frame`, one at a time. ``notes`` says in words what the
+    reader had to assume (a missing Photometric Interpretation read as greyscale, ...); the
+    engine adds them to the prediction's warnings.
     """
 
     path: Path
@@ -123,6 +125,7 @@ class ImageRecord:
     frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
     frame_rate: float | None = None  # cine frames per second, when the file records it
     pixel_spacing: tuple[float, float] | None = None  # DICOM PixelSpacing as mm (x, y)
+    notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
 
     @property
     def height(self) -> int:
@@ -277,7 +280,8 @@ class BatchItem:
     """One file's outcome in a batch review: a prediction or the reason it failed.
 
     With heat maps, ``record`` keeps the decoded image they belong to, so a caller can render
-    them without reading the file again.
+    them without reading the file again. ``skipped`` marks a path that was not even opened
+    (not a regular file: a named pipe, a device, a socket); ``error`` says why.
     """
 
     path: Path
@@ -285,7 +289,11 @@ class BatchItem:
     heatmaps: HeatMaps | None = None
     error: str = ""
     record: ImageRecord | None = None
+    skipped: bool = False
 
     @property
     def status(self) -> str:
-        return "ok" if self.prediction is not None else "failed"
+        """``ok``, ``failed`` (with the reason in ``error``) or ``skipped`` (not opened)."""
+        if self.prediction is not None:
+            return "ok"
+        return "skipped" if self.skipped else "failed"

@@ -1,14 +1,18 @@
-"""Folder review: one item per file, errors per item, cancellation, boxes and heat maps."""
+"""Folder review: one item per file, errors per item, cancellation, boxes and heat maps,
+regular files only, and the time budget per file."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from rcdnet_desktop.core import batch
 from rcdnet_desktop.core.batch import review
 from rcdnet_desktop.core.bundle import load_model
 from rcdnet_desktop.core.inference import InferenceEngine
@@ -85,3 +89,99 @@ def test_an_unexpected_error_in_one_file_is_recorded(folder, engine, monkeypatch
     items = list(review([folder], engine))
     assert [i.status for i in items] == ["ok", "ok", "failed", "failed", "ok"]
     assert "MemoryError" in items[3].error and "img3.png" in items[3].error
+
+
+# --- only regular files are opened --------------------------------------------------------
+
+
+@pytest.mark.timeout(60)  # opening the pipe would block forever
+def test_pipes_and_devices_are_skipped_unopened(folder, engine):
+    sub = folder / "sub"
+    sub.mkdir()
+    os.mkfifo(sub / "x.dcm")
+    os.mkfifo(folder / "noext")  # no suffix: its content would have to be sniffed
+    (folder / "zero.dcm").symlink_to("/dev/zero")
+    items = list(review([folder], engine, recursive=True))
+    by_name = {i.path.name: i for i in items}
+    assert "noext" not in by_name
+    for name, kind in (("x.dcm", "a named pipe (FIFO)"),
+                       ("zero.dcm", "a symbolic link to a character device (/dev/zero)")):
+        item = by_name[name]
+        assert item.status == "skipped" and item.prediction is None
+        assert item.error.endswith(f": it is {kind}, not a regular file; it was not opened")
+        assert str(item.path) in item.error
+    assert sum(i.status == "ok" for i in items) == 4
+
+
+@pytest.mark.timeout(60)
+def test_a_pipe_named_directly_or_in_a_flat_folder_is_skipped(tmp_path, engine):
+    os.mkfifo(tmp_path / "a.png")
+    direct, = review([tmp_path / "a.png"], engine)
+    listed, = review([tmp_path], engine)
+    assert direct.status == listed.status == "skipped"
+    assert "named pipe" in listed.error
+
+
+# --- time budget ------------------------------------------------------------------------------
+
+
+def _slow_reads(monkeypatch, slow: set[str], seconds: float) -> None:
+    real = batch.read_image
+
+    def read(path, *args, **kwargs):
+        if Path(path).name in slow:
+            time.sleep(seconds)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "read_image", read)
+
+
+def test_a_file_over_its_time_budget_fails_and_the_run_goes_on(folder, engine, monkeypatch):
+    _slow_reads(monkeypatch, {"img1.png"}, 3.0)
+    t0 = time.monotonic()
+    items = list(review([folder], engine, chunk=2, file_timeout=0.5))
+    assert time.monotonic() - t0 < 2.5
+    assert [i.path.name for i in items] == [f"img{i}.png" for i in range(5)]
+    assert [i.status for i in items] == ["ok", "failed", "failed", "ok", "ok"]
+    assert items[1].error == (f"{items[1].path}: not classified: reading and preparing it took "
+                              "more than 0.5 s, the time allowed per file")
+
+
+def test_abandoned_loaders_are_bounded(folder, engine, monkeypatch):
+    _slow_reads(monkeypatch, {f"img{i}.png" for i in range(5)}, 2.0)
+    monkeypatch.setattr(batch, "MAX_ABANDONED", 2)
+    t0 = time.monotonic()
+    items = list(review([folder], engine, chunk=1, file_timeout=0.2))
+    assert time.monotonic() - t0 < 1.5
+    assert all(i.status == "failed" for i in items)
+    assert ["took more than" in i.error for i in items] == [True, True, False, False, False]
+    assert "2 earlier files are still being read" in items[2].error
+
+
+def test_no_budget_waits_for_a_slow_file(folder, engine, monkeypatch):
+    _slow_reads(monkeypatch, {"img0.png"}, 0.5)
+    items = list(review([folder / "img0.png"], engine, file_timeout=None))
+    assert items[0].status == "ok"
+
+
+# --- boxes from an ROI file -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("box", [Box(100, 30, 60, 50), Box(0, 0, 10**300, 10), Box(0, 100, 5, 21)])
+def test_a_box_outside_its_image_fails_the_file(folder, engine, box):
+    item, = review([folder / "img0.png"], engine, rois={(folder / "img0.png").resolve(): box})
+    assert item.status == "failed" and item.prediction is None
+    assert "does not lie inside the image (150 x 120 pixels)" in item.error
+    assert "width 1e+300," in item.error or box.w < 10**300
+
+
+def test_a_socket_is_skipped(tmp_path, engine):
+    import socket
+
+    path = tmp_path / "s.png"
+    if len(os.fsencode(path)) > 100:
+        pytest.skip("the temporary path is too long for a socket")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+        item, = review([tmp_path], engine)
+    assert item.status == "skipped" and "it is a socket, not a regular file" in item.error

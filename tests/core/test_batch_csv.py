@@ -1,9 +1,11 @@
-"""The batch-review CSV shared by ``rcdnet classify`` and the viewer's batch dialog."""
+"""The batch-review CSV shared by ``rcdnet classify`` and the viewer's batch dialog: columns,
+any file name written losslessly and quoted, rows streamed to disk."""
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,9 @@ from rcdnet_desktop.core.errors import ExportExistsError
 from rcdnet_desktop.core.export.batch_csv import (
     CSV_FIELDS,
     batch_row,
+    csv_line,
     csv_text,
+    open_batch_csv,
     write_batch_csv,
 )
 from rcdnet_desktop.core.types import BatchItem, Box, Prediction
@@ -51,3 +55,54 @@ def test_csv_text_and_file_read_back(tmp_path):
     write_batch_csv(target, rows[:1], overwrite=True)
     assert len(target.read_text(encoding="utf-8").splitlines()) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["review.csv"]  # no temporary left
+
+
+def _named(name: str) -> dict[str, str]:
+    return batch_row(BatchItem(Path("/s") / name, error=f"/s/{name}: file is empty"))
+
+
+@pytest.mark.parametrize("name", ["c\rr.png", "n\nl.png", "q\"uote, comma.png", "\udcff.png",
+                                  "caf\u00e9.png"])
+def test_any_file_name_survives_the_csv(tmp_path, name):
+    rows = [_named(name), batch_row(OK)]
+    target = write_batch_csv(tmp_path / "review.csv", rows)
+    data = target.read_bytes()
+    # The name's own bytes (even when not UTF-8), quotes doubled.
+    assert os.fsencode(f"/s/{name}").replace(b'"', b'""') in data
+    with target.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        assert list(csv.DictReader(fh)) == rows
+    assert list(csv.DictReader(io.StringIO(csv_text(rows), newline=""))) == rows
+
+
+def test_a_carriage_return_is_quoted():
+    line = csv_line(_named("c\rr.png"))
+    assert line.startswith('"/s/c\rr.png",') and line.endswith("\n")
+    assert csv_line(batch_row(OK)).startswith("/s/a.png,malignant,")  # others as before
+
+
+def test_rows_are_on_disk_as_they_come_and_the_file_is_named_at_the_end(tmp_path):
+    target = tmp_path / "review.csv"
+    with open_batch_csv(target, overwrite=True) as out:
+        out.write(batch_row(OK))
+        part, = tmp_path.iterdir()
+        assert part.read_text().splitlines() == [",".join(CSV_FIELDS), csv_line(batch_row(OK))[:-1]]
+        out.write(batch_row(FAILED))
+    assert out.rows == 2 and out.partial is None
+    with target.open(newline="") as fh:
+        assert list(csv.DictReader(fh)) == [batch_row(OK), batch_row(FAILED)]
+
+
+def test_an_interrupted_csv_is_kept_as_partial(tmp_path):
+    target = tmp_path / "review.csv"
+    with pytest.raises(KeyboardInterrupt), open_batch_csv(target, overwrite=True) as out:
+        out.write(batch_row(OK))
+        raise KeyboardInterrupt
+    assert out.partial == tmp_path / "review.partial.csv"
+    with out.partial.open(newline="") as fh:
+        assert list(csv.DictReader(fh)) == [batch_row(OK)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["review.partial.csv"]
+
+
+def test_skipped_items():
+    row = batch_row(BatchItem(Path("/s/x.dcm"), error="/s/x.dcm: skipped: ...", skipped=True))
+    assert row["status"] == "skipped" and row["label"] == ""

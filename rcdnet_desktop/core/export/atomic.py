@@ -8,7 +8,13 @@ No Qt here. :func:`atomic_write` sends the bytes to a temporary file in the targ
 flushes and fsyncs it, and only then gives it the target's name. On any failure the temporary
 file is removed and no partial target remains. An existing file is never replaced unless
 ``overwrite=True``; even a file that appears while the write runs is not replaced (the final
-step is a hard link, which fails if the name is taken).
+step is a hard link, which fails if the name is taken). A symbolic link, a device, a named pipe
+or a socket is never replaced (:func:`check_target`), even with ``overwrite=True``.
+
+:func:`streaming_write` is the same for a file written as it goes (the rows of a long batch
+run): each piece is on disk at once, the target gets its name at the end, and an interrupted
+run keeps what was written as ``<stem>.partial<suffix>``. :func:`check_folder` makes sure an
+output folder can be written before any work starts.
 
 Failures are raised as :class:`~rcdnet_desktop.core.errors.ExportExistsError` (the target
 exists) or :class:`~rcdnet_desktop.core.errors.ExportError` (anything else), whose message names
@@ -21,11 +27,12 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from rcdnet_desktop.core.errors import ExportError, ExportExistsError
+from rcdnet_desktop.core.files import not_regular
 
 
 def _reason(exc: BaseException) -> str:
@@ -40,6 +47,8 @@ def _reason(exc: BaseException) -> str:
             return "the disk is read-only"
         if exc.errno == errno.ENAMETOOLONG:
             return "the file name is too long"
+        if exc.errno == errno.ENOTDIR:
+            return "a part of the path is a file, not a folder"
         if exc.strerror:
             return exc.strerror[:1].lower() + exc.strerror[1:]
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -69,8 +78,9 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, overwri
     write : callable
         Called with a binary file object; writes the whole content.
     overwrite : bool
-        Replace an existing target. When False an existing target (even one created while
-        ``write`` runs) is left alone and :class:`ExportExistsError` is raised.
+        Replace an existing regular file. When False an existing target (even one created
+        while ``write`` runs) is left alone and :class:`ExportExistsError` is raised. A
+        symbolic link, a device, a named pipe or a socket is never replaced.
 
     Returns
     -------
@@ -82,38 +92,19 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, overwri
     ExportExistsError
         The target exists and ``overwrite`` is False.
     ExportError
-        The folder is missing or unwritable, the disk is full, or ``write`` failed. No
-        temporary file and no partial target remain.
+        The target is not a regular file, the folder is missing or unwritable, the disk is
+        full, or ``write`` failed. No temporary file and no partial target remain.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ExportError(path, "this is a folder, not a file name")
-    if not overwrite and (path.exists() or path.is_symlink()):
-        raise ExportExistsError(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise ExportError(path, f"the folder {directory} does not exist")
-
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise ExportError(path, f"cannot create a file in {directory}: {_reason(exc)}") from exc
-    tmp = Path(tmp_name)
+    directory = check_target(path, overwrite=overwrite)
+    fd, tmp = _temporary(path, directory)
     try:
         try:
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
-            # mkstemp makes the file private (0600); give the export the usual rw-r--r-- (reading
-            # the umask would mean changing it, which is not thread-safe).
-            with contextlib.suppress(OSError):
-                os.chmod(tmp, 0o644)
-            if overwrite:
-                os.replace(tmp, path)
-            else:
-                _link_no_replace(tmp, path)
-            _fsync_dir(directory)
+            _give_name(tmp, path, directory, overwrite)
         except ExportError:
             raise
         except Exception as exc:
@@ -123,6 +114,174 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, overwri
         with contextlib.suppress(FileNotFoundError, OSError):
             tmp.unlink()
     return path
+
+
+def check_target(path: str | Path, *, overwrite: bool) -> Path:
+    """Refuse a target that must not be written, before any work; returns its folder.
+
+    Raises
+    ------
+    ExportExistsError
+        The target exists and ``overwrite`` is False.
+    ExportError
+        The target is a folder, a symbolic link or not a regular file (device, named pipe,
+        socket), or its folder does not exist.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(path, "this is a folder, not a file name")
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise ExportExistsError(path)
+    if path.is_symlink():
+        raise ExportError(path, "this is a symbolic link; it is not replaced (give the file it "
+                                "points to, or another name)")
+    other = not_regular(path)
+    if other is not None:
+        raise ExportError(path, f"not a regular file but {other}; it is never replaced")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise ExportError(path, f"the folder {directory} does not exist")
+    return directory
+
+
+def check_folder(folder: str | Path) -> None:
+    """Make sure files can be written into ``folder`` (creating it and its parents if needed).
+
+    Raises
+    ------
+    ExportError
+        Naming the folder: it is a file, it cannot be created, or no file can be created in
+        it (read-only, no permission, disk full).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(folder, "this is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(folder, f"the folder cannot be created: {_reason(exc)}") from exc
+    try:
+        fd, name = tempfile.mkstemp(prefix=".rcdnet-probe.", dir=folder)
+    except OSError as exc:
+        raise ExportError(folder, f"no file can be created in it: {_reason(exc)}") from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
+
+
+def partial_name(path: str | Path) -> Path:
+    """Where :func:`streaming_write` keeps an interrupted file: out.csv -> out.partial.csv."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+class StreamedFile:
+    """What :func:`streaming_write` yields: ``write`` sends the bytes to the disk at once."""
+
+    def __init__(self, path: Path, fh: BinaryIO) -> None:
+        self._path, self._fh = path, fh
+        self.keep_partial = False
+        """Set it once what was written is worth keeping should the write be interrupted."""
+        self.partial: Path | None = None
+        """Where what was written was kept after an interruption (None until then)."""
+
+    def write(self, data: bytes) -> None:
+        """Write and flush to the operating system (the file survives a crash of the program).
+
+        Raises
+        ------
+        ExportError
+            The disk is full or failing; the message names the target.
+        """
+        try:
+            self._fh.write(data)
+            self._fh.flush()
+        except OSError as exc:
+            raise ExportError(self._path, f"could not write the file: {_reason(exc)}") from exc
+
+
+@contextlib.contextmanager
+def streaming_write(path: str | Path, *, overwrite: bool) -> Iterator[StreamedFile]:
+    """Write a file piece by piece, each piece on disk at once, named ``path`` only at the end.
+
+    On entry the target is checked (:func:`check_target`) and a temporary file
+    ``.<name>.<random>.part`` is created in its folder, so a bad target or an unwritable folder
+    fails before any work. On a normal exit the file is fsynced and renamed onto ``path``, as
+    :func:`atomic_write` does. When the block raises (Ctrl+C included) the target is left as it
+    was, and what was written is kept as :func:`partial_name` (``out.partial.csv``, replacing
+    an earlier one) if the block set ``keep_partial``, else removed; ``partial`` says where it
+    is and the exception goes on. When the program is killed outright, the temporary file
+    stays with everything written up to then.
+
+    Raises
+    ------
+    ExportExistsError, ExportError
+        As :func:`atomic_write`, on entry or when renaming at the end.
+    """
+    path = Path(path)
+    directory = check_target(path, overwrite=overwrite)
+    fd, tmp = _temporary(path, directory)
+    stream: StreamedFile | None = None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            stream = StreamedFile(path, fh)
+            yield stream
+            try:
+                fh.flush()
+                os.fsync(fh.fileno())
+            except OSError as exc:
+                raise ExportError(path, f"could not write the file: {_reason(exc)}") from exc
+        try:
+            _give_name(tmp, path, directory, overwrite)
+        except ExportError:
+            raise
+        except OSError as exc:
+            raise ExportError(path, f"could not write the file: {_reason(exc)}") from exc
+    except BaseException:
+        if stream is not None and stream.keep_partial:
+            stream.partial = _keep(tmp, path)
+        raise
+    finally:
+        if stream is None or stream.partial != tmp:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _temporary(path: Path, directory: Path) -> tuple[int, Path]:
+    """A new private file next to the target: its descriptor and name."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise ExportError(path, f"cannot create a file in {directory}: {_reason(exc)}") from exc
+    return fd, Path(name)
+
+
+def _give_name(tmp: Path, path: Path, directory: Path, overwrite: bool) -> None:
+    """Rename the finished temporary file onto the target, durably."""
+    # mkstemp makes the file private (0600); give the export the usual rw-r--r-- (reading the
+    # umask would mean changing it, which is not thread-safe).
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, 0o644)
+    if overwrite:
+        os.replace(tmp, path)
+    else:
+        _link_no_replace(tmp, path)
+    _fsync_dir(directory)
+
+
+def _keep(tmp: Path, path: Path) -> Path:
+    """Move an interrupted temporary file to the target's partial name; where it ends up (the
+    temporary name when the partial name is taken by anything but a regular file)."""
+    partial = partial_name(path)
+    try:
+        if partial.is_symlink() or not_regular(partial) is not None:
+            return tmp
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, partial)
+    except OSError:
+        return tmp
+    return partial
 
 
 def _link_no_replace(tmp: Path, path: Path) -> None:
@@ -141,4 +300,5 @@ def _link_no_replace(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-__all__: Sequence[str] = ("atomic_write",)
+__all__: Sequence[str] = ("StreamedFile", "atomic_write", "check_folder", "check_target",
+                         "partial_name", "streaming_write")

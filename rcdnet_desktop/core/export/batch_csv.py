@@ -2,31 +2,45 @@
 
 No Qt here. :func:`batch_row` turns a :class:`~rcdnet_desktop.core.types.BatchItem` into one
 row of :data:`CSV_FIELDS` (strings; the CLI's JSON output is the same rows), :func:`csv_text`
-formats rows as CSV, and :func:`write_batch_csv` writes them atomically
-(:func:`~rcdnet_desktop.core.export.atomic.atomic_write`).
+formats rows as CSV, :func:`write_batch_csv` writes them atomically
+(:func:`~rcdnet_desktop.core.export.atomic.atomic_write`) and :func:`open_batch_csv` writes
+them one by one as a run produces them
+(:func:`~rcdnet_desktop.core.export.atomic.streaming_write`).
+
+The file is UTF-8, lines end with "\\n", and fields are quoted when they need it (a comma, a
+quote, a line feed or a carriage return: a row holding a carriage return is quoted whole, since
+Python's ``csv`` quotes only the line terminator's characters). File names that are not valid
+UTF-8 (bytes a Linux file system allows, which Python keeps as surrogate escapes) are written
+as their original bytes (:data:`ERRORS`), so every name survives as it is on disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from rcdnet_desktop.core.export.atomic import atomic_write
+from rcdnet_desktop.core.export.atomic import StreamedFile, atomic_write, streaming_write
 from rcdnet_desktop.core.types import BatchItem
 
+ENCODING, ERRORS = "utf-8", "surrogateescape"
+"""How the CSV text becomes bytes: a name's undecodable bytes are written back as they were."""
+
 CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
-              "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
+              "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious",
+              "frame")
 """Columns of a batch review. ``label`` is the predicted class (marked UNTRAINED when the
-weights are); ``status`` is ok or failed, with the reason in ``error``; ``warnings`` are joined
-by "; ". ``checks`` are the intended-use flags' codes joined by ";" (empty when all is well; the
-fixed list is :data:`rcdnet_desktop.core.checks.CHECK_CODES`). ``box_source`` is user (drawn or
-given in an ROI file), auto (found by the lesion localiser) or none (whole image); ``box_*`` is
-that box as given or found, unpadded, in image pixels (empty when none); ``band`` is the
-likelihood band's name (see :mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when
-p_malignant reaches the model card's suspicious threshold (chosen for sensitivity, so it can be
-yes for a "benign" label)."""
+weights are); ``status`` is ok, failed or skipped (not a regular file, not opened), with the
+reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the intended-use flags'
+codes joined by ";" (empty when all is well; the fixed list is
+:data:`rcdnet_desktop.core.checks.CHECK_CODES`). ``box_source`` is user (drawn or given in an ROI
+file), auto (found by the lesion localiser) or none (whole image); ``box_*`` is that box as given
+or found, unpadded, in image pixels (empty when none); ``band`` is the likelihood band's name
+(see :mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when p_malignant reaches the model
+card's suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label);
+``frame`` is the frame classified (0 for single-frame images)."""
 
 
 def batch_row(item: BatchItem) -> dict[str, str]:
@@ -51,16 +65,27 @@ def batch_row(item: BatchItem) -> dict[str, str]:
         "box_h": h,
         "band": p.band.name if p and p.band else "",
         "suspicious": ("yes" if p.suspicious else "no") if p else "",
+        "frame": str(p.frame) if p else "",
     }
+
+
+def csv_line(row: Mapping[str, object]) -> str:
+    """One row as a CSV line ending with "\\n"; :func:`csv_header` is the first line."""
+    values = [str(row.get(k, "")) for k in CSV_FIELDS]
+    buf = io.StringIO()
+    quoting = csv.QUOTE_ALL if any("\r" in v for v in values) else csv.QUOTE_MINIMAL
+    csv.writer(buf, lineterminator="\n", quoting=quoting).writerow(values)
+    return buf.getvalue()
+
+
+def csv_header() -> str:
+    """The header line."""
+    return ",".join(CSV_FIELDS) + "\n"
 
 
 def csv_text(rows: Iterable[Mapping[str, str]]) -> str:
     """The rows as CSV text, header first (lines end with "\\n")."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+    return csv_header() + "".join(csv_line(r) for r in rows)
 
 
 def write_batch_csv(path: str | Path, rows: Iterable[Mapping[str, str]], *,
@@ -74,8 +99,49 @@ def write_batch_csv(path: str | Path, rows: Iterable[Mapping[str, str]], *,
     rcdnet_desktop.core.errors.ExportError
         It could not be written; the message says why.
     """
-    data = csv_text(rows).encode("utf-8")
+    data = csv_text(rows).encode(ENCODING, ERRORS)
     return atomic_write(path, lambda fh: fh.write(data), overwrite=overwrite)
 
 
-__all__: Sequence[str] = ("CSV_FIELDS", "batch_row", "csv_text", "write_batch_csv")
+class BatchCsvFile:
+    """The CSV file :func:`open_batch_csv` yields: ``write(row)`` puts one row on disk at once."""
+
+    def __init__(self, stream: StreamedFile) -> None:
+        self._stream = stream
+        self.rows = 0
+        """Rows written so far."""
+
+    def write(self, row: Mapping[str, object]) -> None:
+        self._stream.write(csv_line(row).encode(ENCODING, ERRORS))
+        self._stream.keep_partial = True
+        self.rows += 1
+
+    @property
+    def partial(self) -> Path | None:
+        """Where the rows were kept after an interruption (None otherwise)."""
+        return self._stream.partial
+
+
+@contextlib.contextmanager
+def open_batch_csv(path: str | Path, *, overwrite: bool) -> Iterator[BatchCsvFile]:
+    """Write a batch CSV row by row as results come, named ``path`` only when complete.
+
+    The target and its folder are checked on entry and the header is written, so a bad path
+    fails before any work. Each row is on disk as soon as it is written. When the block ends
+    normally the file takes its name; when it raises (Ctrl+C included) ``path`` is left as it
+    was and, once a row was written, the rows are kept in ``<stem>.partial<suffix>`` (see
+    :func:`~rcdnet_desktop.core.export.atomic.streaming_write`; ``partial`` says where).
+
+    Raises
+    ------
+    rcdnet_desktop.core.errors.ExportError
+        The target is a folder, a symbolic link or not a regular file, its folder is missing
+        or not writable, or the disk fails; the message names the file and why.
+    """
+    with streaming_write(path, overwrite=overwrite) as stream:
+        stream.write(csv_header().encode(ENCODING))
+        yield BatchCsvFile(stream)
+
+
+__all__: Sequence[str] = ("CSV_FIELDS", "BatchCsvFile", "batch_row", "csv_header", "csv_line",
+                         "csv_text", "open_batch_csv", "write_batch_csv")
