@@ -72,3 +72,26 @@ def test_pydicoms_own_dicomdir():
     contents = dicomdir.read_dicomdir(index)
     assert len(contents.images) > 10 and not contents.missing
     assert all(p.is_file() and index.parent in p.parents for p in contents.images)
+
+
+def test_a_pipe_named_dicomdir_is_not_opened(tmp_path):
+    import os
+
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    shutil.copy(TEST_FILES / "CT_small.dcm", folder / "IM0001")
+    os.mkfifo(folder / "DICOMDIR")
+    out = dicomdir.expand([folder])  # would wait for a writer if the pipe were opened
+    assert out.paths == [folder]
+    assert "named pipe" in out.notices[0] and "Cannot use the DICOMDIR" in out.notices[0]
+
+
+def test_a_listed_pipe_is_handed_to_the_reader_which_refuses_it(disc):
+    import os
+
+    root, files = disc
+    files[1].unlink()
+    os.mkfifo(files[1])
+    assert dicomdir.read_dicomdir(root / "DICOMDIR").images == tuple(files)
+    with pytest.raises(UnreadableImageError, match="named pipe"):
+        read_image(files[1])

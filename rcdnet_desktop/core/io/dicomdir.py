@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UnreadableImageError
+from .files import open_regular
 
 NAME = "DICOMDIR"
 IMAGE_RECORD = "IMAGE"
@@ -39,17 +40,23 @@ class Expanded:
     notices: list[str] = field(default_factory=list)
 
 
+def _present(p: Path) -> bool:
+    """Something other than a folder is there; whether it is a regular file is for
+    :func:`~.files.open_regular` to say, in words, when it is opened."""
+    return p.exists() and not p.is_dir()
+
+
 def is_dicomdir(path: str | os.PathLike[str]) -> bool:
     """True for a file named DICOMDIR (any case)."""
     p = Path(path)
-    return p.name.upper() == NAME and p.is_file()
+    return p.name.upper() == NAME and _present(p)
 
 
 def dicomdir_in(folder: Path) -> Path | None:
     """The DICOMDIR at the top of ``folder``, or None."""
     for name in (NAME, NAME.lower()):
         candidate = folder / name
-        if candidate.is_file():
+        if _present(candidate):
             return candidate
     return None
 
@@ -60,14 +67,17 @@ def read_dicomdir(path: str | os.PathLike[str]) -> DicomdirContents:
     Raises
     ------
     UnreadableImageError
-        The file cannot be read as a DICOMDIR (the reason in words).
+        The file is not a regular file or cannot be read as a DICOMDIR (the reason in words).
     """
     import pydicom
 
     p = Path(path)
     try:
-        ds = pydicom.dcmread(p, force=True)
+        with open_regular(p) as fh:
+            ds = pydicom.dcmread(fh, force=True)
         records = list(ds.DirectoryRecordSequence)
+    except UnreadableImageError:
+        raise
     except AttributeError:
         raise UnreadableImageError(p, "is not a DICOMDIR index (it lists no records)") from None
     except Exception as exc:  # a damaged index is reported, never raised as something else
@@ -155,7 +165,7 @@ def _resolve(root: Path, parts: list[str]) -> Path | None:
         if match is None:
             return None
         current = match
-    return current if current.is_file() else None
+    return current if _present(current) else None
 
 
 __all__ = [
