@@ -105,8 +105,8 @@ def banner(record: ImageRecord) -> Banner:
     p, s = record.patient, record.study
     who = [patient_name(record) or "Name not recorded",
            f"ID {p.patient_id}" if p.patient_id else "ID not recorded"]
-    if p.birth_date:
-        who.append(f"born {format_date(p.birth_date)}")
+    who.append(f"born {format_date(p.birth_date)}" if p.birth_date
+               else "birth date not recorded")
     if p.sex:
         who.append(f"sex {p.sex}")
     what = [f"Study {format_date(s.study_date)}" if s.study_date else UNDATED_STUDY]

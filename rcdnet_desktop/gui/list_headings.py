@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
 from rcdnet_desktop.gui.grouping import Section
@@ -52,7 +52,8 @@ class ListHeadings:
         headings: dict[tuple, QListWidgetItem] = {}
         for section in sections:
             key = (section.level, section.key or (section.title,))
-            heading = self._headings.get(key) or _heading(section.level, key)
+            heading = self._headings.get(key) or _heading(section.level, key,
+                                                          self._widget.palette())
             heading.setText(STUDY_INDENT * section.level + section.title)
             headings[key] = heading
             wanted.append(heading)
@@ -79,17 +80,31 @@ class ListHeadings:
         finally:
             w.blockSignals(False)
 
+    def recolour(self) -> None:
+        """Colour the headings from the list's palette again (the theme changed)."""
+        palette = self._widget.palette()
+        for (level, _), heading in self._headings.items():
+            _colour(heading, level, palette)
 
-def _heading(level: int, key: tuple) -> QListWidgetItem:
+
+def _heading(level: int, key: tuple, palette: QPalette) -> QListWidgetItem:
     item = QListWidgetItem()
     item.setData(HEADING_ROLE, repr(key))
-    item.setFlags(Qt.ItemFlag.NoItemFlags)
+    item.setFlags(Qt.ItemFlag.NoItemFlags)  # a heading is not an image: never selected
     font = QFont()
-    font.setBold(True)
+    font.setBold(level == 0)
     if level == 0:
         font.setPointSizeF(font.pointSizeF() * 1.05)
     item.setFont(font)
-    item.setForeground(QBrush(QColor(150, 190, 255) if level == 0 else QColor(160, 160, 160)))
-    if level == 0:
-        item.setBackground(QBrush(QColor(128, 128, 128, 50)))
+    _colour(item, level, palette)
     return item
+
+
+def _colour(item: QListWidgetItem, level: int, palette: QPalette) -> None:
+    """Headings in the list's own text colour (a heading has no flags, so the style would
+    grey it out as disabled); a patient's on a band of the highlight colour."""
+    item.setForeground(QBrush(palette.color(QPalette.ColorRole.Text)))
+    if level == 0:
+        band = QColor(palette.color(QPalette.ColorRole.Highlight))
+        band.setAlpha(60)
+        item.setBackground(QBrush(band))

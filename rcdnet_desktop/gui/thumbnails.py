@@ -5,7 +5,7 @@ band (or why the file failed), under patient and study headings
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
@@ -111,6 +111,13 @@ class ThumbnailList(QListWidget):
         item = self._items.get(doc_id)
         if item is not None and self.currentItem() is not item:
             self.setCurrentItem(item)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        headings = getattr(self, "headings", None)  # None while the list is being built
+        if headings is not None and event.type() in (QEvent.Type.PaletteChange,
+                                                     QEvent.Type.StyleChange):
+            headings.recolour()
+        super().changeEvent(event)
 
     def document_ids(self) -> list[int]:
         """The images in list order (headings left out)."""

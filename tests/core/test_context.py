@@ -32,6 +32,7 @@ def test_banner_of_a_dicom_with_patient_data(tmp_path):
 def test_banner_of_the_pydicom_ultrasound_file():
     b = context.banner(read_image(US_WITH_REGIONS))
     assert b.patient.startswith("OB  \N{MIDDLE DOT}  ID 11-05-25-142825")
+    assert "birth date not recorded" in b.patient  # said, not left out
     assert "Study 2011-05-25" in b.study and "CX50" in b.study
 
 
