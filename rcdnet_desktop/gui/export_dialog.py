@@ -34,7 +34,7 @@ from rcdnet_desktop.core.export.formats import (
     export_format,
     write_report,
 )
-from rcdnet_desktop.core.measure import Measured
+from rcdnet_desktop.core.measure import Calibration, Measured
 from rcdnet_desktop.core.types import HeatMaps, ImageRecord
 
 
@@ -64,7 +64,8 @@ def render_export(job: ExportJob, include_patient: bool = False,
                          when=when or datetime.now().astimezone(),
                          patient=job.record.patient if include_patient else None,
                          colormap=job.colormap, alpha=job.alpha,
-                         source_name=job.record.path.name, measurements=job.measurements)
+                         source_name=job.record.path.name, measurements=job.measurements,
+                         calibration=Calibration.of(job.record))
 
 
 def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bool = False,

@@ -176,9 +176,11 @@ def test_the_automatic_lesion_box_size_in_mm(make_window, jane, tmp_path, qtbot)
     mm = f"{82 * US_MM_PER_PIXEL:.1f} x {42 * US_MM_PER_PIXEL:.1f} mm"
     assert w.prediction.mode_text().startswith(
         f"Input: lesion box found automatically, 82 x 42 px ({mm}) at (300, 100)")
+    assert f"lesion box (x 300, y 100, 82 x 42 px; {mm})" in render_export(w.export_job()).text
 
     png = write_png(tmp_path / "plain.png", 90, size=(200, 400))
     w.open_paths([png])
     wait_maps(qtbot, w)
     assert "82 x 42 px at (300, 100)" in w.prediction.mode_text()
     assert " mm" not in w.prediction.mode_text()
+    assert "82 x 42 px)" in render_export(w.export_job()).text
