@@ -26,6 +26,9 @@ class PatientBanner(QFrame):
         for label in (self.patient, self.study):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             label.setTextFormat(Qt.TextFormat.PlainText)
+            # Wrapped, never cut: a long name or description must neither be hidden nor widen
+            # the window beyond the screen.
+            label.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 3, 8, 3)
         lay.setSpacing(1)

@@ -47,6 +47,17 @@ def test_banner_for_a_dicom_with_patient_data_and_for_a_png(make_window, tmp_pat
     wait_maps(qtbot, w)
 
 
+def test_a_long_banner_wraps_instead_of_widening_the_window(make_window, tmp_path, qtbot):
+    long = "Bilateral breast ultrasound with axillary lymph nodes, 2nd look"  # 64: LO's most
+    dcm = patient_dicom(tmp_path / "long.dcm", description=long)
+    w = make_window(FakeEngine())
+    _choose_files(w, [dcm])
+    _all_read(qtbot, w)
+    wait_maps(qtbot, w)
+    assert long in w.banner.text()  # all of it, nothing cut
+    assert w.banner.minimumSizeHint().width() < 300
+
+
 def test_the_list_is_grouped_by_patient_then_study_and_next_walks_it(make_window, tmp_path,
                                                                      qtbot):
     plain = write_png(tmp_path / "a_plain.png", 70)
