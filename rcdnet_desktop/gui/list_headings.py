@@ -14,9 +14,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import QListWidget, QListWidgetItem
 
+from rcdnet_desktop.core.context import SEPARATOR
 from rcdnet_desktop.gui.grouping import Section
 
 HEADING_ROLE = Qt.ItemDataRole.UserRole + 2  # the section's key, on a heading row
+LEVEL_ROLE = Qt.ItemDataRole.UserRole + 3  # 0 a patient, 1 a study
 STUDY_INDENT = "    "
 
 
@@ -42,8 +44,9 @@ class ListHeadings:
         return next((j for j, r in enumerate(self._rows) if r is item), -1)
 
     def titles(self) -> list[str]:
-        """The headings in order, studies indented."""
-        return [r.text() for r in self._rows if r.data(HEADING_ROLE) is not None]
+        """The headings' words in order, studies indented (patients on one line)."""
+        return [STUDY_INDENT * int(r.data(LEVEL_ROLE)) + r.toolTip() for r in self._rows
+                if r.data(HEADING_ROLE) is not None]
 
     def arrange(self, sections: Sequence[Section],
                 items: Mapping[int, QListWidgetItem]) -> None:
@@ -54,7 +57,8 @@ class ListHeadings:
             key = (section.level, section.key or (section.title,))
             heading = self._headings.get(key) or _heading(section.level, key,
                                                           self._widget.palette())
-            heading.setText(STUDY_INDENT * section.level + section.title)
+            heading.setText(_shown(section))
+            heading.setToolTip(section.title)
             headings[key] = heading
             wanted.append(heading)
             wanted.extend(items[i] for i in section.doc_ids if i in items)
@@ -87,9 +91,18 @@ class ListHeadings:
             _colour(heading, level, palette)
 
 
+def _shown(section: Section) -> str:
+    """A heading as the list shows it: a patient's name and ID on lines of their own (a long
+    ID is one word, which a narrow list would otherwise cut short), a study indented."""
+    if section.level == 0:
+        return section.title.replace(SEPARATOR, "\n")
+    return STUDY_INDENT * section.level + section.title
+
+
 def _heading(level: int, key: tuple, palette: QPalette) -> QListWidgetItem:
     item = QListWidgetItem()
     item.setData(HEADING_ROLE, repr(key))
+    item.setData(LEVEL_ROLE, level)
     item.setFlags(Qt.ItemFlag.NoItemFlags)  # a heading is not an image: never selected
     font = QFont()
     font.setBold(level == 0)

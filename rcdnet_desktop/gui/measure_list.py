@@ -19,7 +19,7 @@ from rcdnet_desktop.core.measure import Measured
 DELETE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
 TITLE = "Measurements:"
 TITLE_EMPTY = "Measurements: drag a line across the image"
-TITLE_PIXELS = "Measurements (image pixels, the file gives no scale):"
+TITLE_PIXELS = "Measurements in image pixels (the file gives no scale):"
 
 
 class _Entries(QListWidget):
@@ -62,6 +62,7 @@ class MeasurementList(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel(TITLE, self)
+        self.title.setWordWrap(True)  # a long title must not widen the window
         self._active = False
         self.entries = _Entries(self)
         self.entries.setFlow(QListView.Flow.LeftToRight)

@@ -7,7 +7,13 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QWidget,
+)
 
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui.grouping import Section
@@ -47,6 +53,9 @@ class ThumbnailList(QListWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setUniformItemSizes(False)
         self.setWordWrap(True)
+        # Rows laid out again when the list's width changes: a patient heading wrapped at the
+        # old width would otherwise be cut short ("OB · ID …") at the new one.
+        self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSpacing(2)
         self.setMinimumWidth(200)

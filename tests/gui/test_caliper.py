@@ -75,6 +75,7 @@ def test_caliper_in_pixels_on_a_png(make_window, tmp_path, qtbot):
     assert m.length.unit == "px" and m.length.value == pytest.approx(100, abs=2)
     assert w.measures.labels() == [f"1: {m.length.value:.0f} px"]
     assert "no scale" in w.measures.title.text()
+    assert w.measures.minimumSizeHint().width() < 300  # the words wrap, the window stays
     wait_maps(qtbot, w)
 
 
