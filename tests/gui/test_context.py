@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pydicom
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
 
 from rcdnet_desktop.core.context import FILES_WITHOUT_PATIENT, NO_PATIENT_DATA
 from rcdnet_desktop.gui.tag_panel import DicomTagsDialog
@@ -94,6 +95,15 @@ def test_the_list_is_grouped_by_patient_then_study_and_next_walks_it(make_window
     # Headings are not images: clicking one selects nothing.
     heading = w.thumbs.item(0)
     assert not heading.flags() & Qt.ItemFlag.ItemIsSelectable
+    # The name and the ID on lines of their own, the whole heading as tooltip; drawn in the
+    # list's own text colour (not greyed out as a disabled row), following a new palette.
+    assert heading.text() == "DOE, JANE\nID PID-001"
+    assert heading.toolTip() == f"DOE, JANE{DOT}ID PID-001"
+    assert heading.foreground().color() == w.thumbs.palette().color(QPalette.ColorRole.Text)
+    dark = QPalette(w.thumbs.palette())
+    dark.setColor(QPalette.ColorRole.Text, QColor(230, 230, 230))
+    w.thumbs.setPalette(dark)
+    assert heading.foreground().color() == QColor(230, 230, 230)
     wait_idle(qtbot, w)
 
 
