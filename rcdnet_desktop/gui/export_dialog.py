@@ -34,13 +34,14 @@ from rcdnet_desktop.core.export.formats import (
     export_format,
     write_report,
 )
+from rcdnet_desktop.core.measure import Calibration, Measured
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import HeatMaps, ImageRecord
 
 
 @dataclass
 class ExportJob:
-    """Everything an export needs: the frame on display and its heat maps."""
+    """Everything an export needs: the frame on display, its heat maps and measurements."""
 
     record: ImageRecord
     pixels: np.ndarray
@@ -49,6 +50,7 @@ class ExportJob:
     colormap: str
     alpha: float
     operating_point: OperatingPoint | None = None  # the model's cut-off, for its meaning
+    measurements: tuple[Measured, ...] = ()
 
 
 def default_name(record: ImageRecord, frame: int, fmt: str) -> str:
@@ -65,7 +67,8 @@ def render_export(job: ExportJob, include_patient: bool = False,
                          patient=job.record.patient if include_patient else None,
                          colormap=job.colormap, alpha=job.alpha,
                          source_name=job.record.path.name,
-                         operating_point=job.operating_point)
+                         operating_point=job.operating_point, measurements=job.measurements,
+                         calibration=Calibration.of(job.record))
 
 
 def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bool = False,

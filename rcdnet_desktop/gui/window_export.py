@@ -32,7 +32,9 @@ def export_job(controller: ViewerController, panel: HeatmapPanel) -> ExportJob |
     pixels = controller.frames.get(doc, doc.frame)
     engine = controller.engine
     return ExportJob(doc.record, pixels, maps, doc.frame, panel.colormap_name(), panel.alpha(),
-                     OperatingPoint.from_card(engine.card if engine is not None else None))
+                     operating_point=OperatingPoint.from_card(
+                         engine.card if engine is not None else None),
+                     measurements=controller.measured())
 
 
 def confirm_overwrite(parent: QWidget, path: Path) -> bool:
