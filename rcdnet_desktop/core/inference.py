@@ -792,11 +792,21 @@ class InferenceEngine:
         """The input guard's features ``(N, D)`` of each item's whole-image view (what
         :mod:`~rcdnet_desktop.core.guard` measures; the training package fits the guard on
         them)."""
+        return self._pooled_features(items, whole=True)
+
+    def box_features(self, items: Sequence[Prepared]) -> np.ndarray:
+        """The same pooled features ``(N, D)`` of each item's own view: the padded lesion box
+        that was classified (what :mod:`~rcdnet_desktop.core.lexicon` describes; the training
+        package fits the lexicon on them)."""
+        return self._pooled_features(items, whole=False)
+
+    def _pooled_features(self, items: Sequence[Prepared], whole: bool) -> np.ndarray:
         rows = []
         for chunk in self._chunks(list(items)):
-            batch, whole = self._batch(chunk)
-            (_, _, guard), _, _ = self._run_forward(batch, False)
-            rows.append(self._whole_rows(guard, len(chunk), whole))
+            batch, extra = self._batch(chunk)
+            (_, _, pooled), _, _ = self._run_forward(batch, False)
+            rows.append(self._whole_rows(pooled, len(chunk), extra) if whole
+                        else pooled[:len(chunk)])
         return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
     def predict_prepared(self, items: Sequence[Prepared]) -> list[Prediction]:
