@@ -238,6 +238,8 @@ class Prepared:
     checks : tuple of str
         Codes of the intended-use flags found so far (:data:`~rcdnet_desktop.core.checks.
         CHECK_CODES`); the input guard's is added after the forward pass.
+    size_mm : (float, float) or None
+        The lesion box's width and height in mm when the image has a physical scale.
     """
 
     tensor: np.ndarray
@@ -251,6 +253,7 @@ class Prepared:
     whole: np.ndarray | None = None
     fuse: bool = False
     checks: tuple[str, ...] = ()
+    size_mm: tuple[float, float] | None = None
 
 
 def _frame_pixels(image: ImageInput, frame: int) -> np.ndarray:
@@ -371,6 +374,11 @@ class InferenceEngine:
             from rcdnet_desktop.core.guard import load_guard
 
             self._guard = load_guard(Path(bundle_dir), card.guard)
+        self._lexicon = None
+        if card.lexicon and bundle_dir is not None:
+            from rcdnet_desktop.core.lexicon import load_lexicon
+
+            self._lexicon = load_lexicon(Path(bundle_dir), card.lexicon)
 
     @staticmethod
     def _cpu_without_torch(device: str | None, backend: str) -> bool:
@@ -633,9 +641,14 @@ class InferenceEngine:
         fuse = source == "auto" and self._fusion
         if box is not None and whole is None and self._guard is not None:
             whole = view(pixels)  # the guard judges the whole image
+        size_mm = None
+        if given is not None and isinstance(image, ImageRecord):
+            from rcdnet_desktop.core.measure import box_size_mm
+
+            size_mm = box_size_mm(given, image.regions)
         return Prepared(tensor, hw, box, frame, tuple(warnings), box=given, box_source=source,
                         finding=finding, whole=whole if box is not None else None, fuse=fuse,
-                        checks=codes(flags))
+                        checks=codes(flags), size_mm=size_mm)
 
     def _localise(self, whole: np.ndarray,
                   hw: tuple[int, int]) -> tuple[LesionFinding | None, list[str]]:
@@ -736,9 +749,15 @@ class InferenceEngine:
             return fn(self._cpu_model, torch.device("cpu"), *args), "cpu", (note,)
 
     def _predictions(self, items: Sequence[Prepared], logits: np.ndarray, device: str,
-                     extra: tuple[str, ...], guard: np.ndarray) -> list[Prediction]:
-        """Predictions from the chunk's fused logits and the whole images' guard features."""
+                     extra: tuple[str, ...], pooled: np.ndarray,
+                     extra_rows: list[int]) -> list[Prediction]:
+        """Predictions from the chunk's fused logits and pooled features (one row per batch
+        entry: the items' own views, then the whole-image views of ``extra_rows``): the guard
+        judges the whole images, the lexicon describes the lesion boxes."""
         from rcdnet_desktop.core.checks import CHECK_CODES
+        from rcdnet_desktop.core.lexicon import NEEDS_BOX
+
+        guard = self._whole_rows(pooled, len(items), extra_rows)
 
         probs = _softmax(logits / np.float32(self.card.temperature))
         notes = ((self.device_note,) if self.device_note else ()) + extra
@@ -750,7 +769,14 @@ class InferenceEngine:
             if flag is not None:
                 warnings = (flag.text, *warnings)
                 checks = tuple(c for c in CHECK_CODES if c in {*checks, flag.code})
+            descriptors, note = (), ""
+            if self._lexicon is not None:
+                if it.roi is not None:
+                    descriptors = self._lexicon.describe(pooled[i])
+                else:
+                    note = NEEDS_BOX
             out.append(Prediction(
+                descriptors=descriptors, descriptor_note=note, size_mm=it.size_mm,
                 p_benign=float(p[0]), p_malignant=float(p[1]), device=device,
                 model_version=self.card.version, untrained=self.untrained, roi=it.roi,
                 frame=it.frame, warnings=warnings + notes, box=it.box,
@@ -815,9 +841,9 @@ class InferenceEngine:
         out: list[Prediction] = []
         for chunk in self._chunks(list(items)):
             batch, whole = self._batch(chunk)
-            (logits, _, guard), dev, extra = self._run_forward(batch, False)
+            (logits, _, pooled), dev, extra = self._run_forward(batch, False)
             out.extend(self._predictions(chunk, self._fuse(logits, chunk, whole), dev, extra,
-                                         self._whole_rows(guard, len(chunk), whole)))
+                                         pooled, whole))
         return out
 
     def explain_prepared(self, items: Sequence[Prepared], method: str = FAST) -> list[HeatMaps]:
@@ -836,9 +862,9 @@ class InferenceEngine:
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
             batch, whole = self._batch(chunk)
-            (logits, cams, guard), dev, extra = self._run_forward(batch, method == FAST)
+            (logits, cams, pooled), dev, extra = self._run_forward(batch, method == FAST)
             preds = self._predictions(chunk, self._fuse(logits, chunk, whole), dev, extra,
-                                      self._whole_rows(guard, len(chunk), whole))
+                                      pooled, whole)
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
                     maps = gradcam_like_normalise(cams[i], size)

@@ -34,6 +34,7 @@ LEXICON_KEYS = ("file", "sha256", "features", "view", "transform", "dim", "descr
                 "fitted_on", "metrics", "weights_sha256")
 LEXICON_VIEW = "padded lesion box"
 SECTION_TITLE = "What the model sees (lexicon)"
+MARGIN_SUBTYPE = "margin "
 NEEDS_BOX = "descriptors need a lesion box: draw one around the lesion"
 
 DESCRIPTORS: dict[str, tuple[str, ...]] = {
@@ -84,13 +85,17 @@ class Lexicon:
 
     def describe(self, features: np.ndarray) -> tuple[Descriptor, ...]:
         """The shown descriptors of one box's pooled features ``(D,)``: each head's most
-        probable class and its probability, in :data:`DESCRIPTORS` order."""
+        probable class and its probability, in :data:`DESCRIPTORS` order. The margin's
+        subtypes are left out when the margin is called circumscribed."""
         probs = self.probabilities(np.asarray(features)[None])
-        out = []
+        out: list[Descriptor] = []
         for h in sorted(self.heads, key=lambda h: list(DESCRIPTORS).index(h.name)):
             if h.name in self.shown and np.isfinite(probs[h.name]).all():
                 k = int(np.argmax(probs[h.name][0]))
                 out.append(Descriptor(h.name, h.classes[k], float(probs[h.name][0, k])))
+        if any(d.name == "margin" and d.value == "circumscribed" for d in out):
+            # the subtypes describe a margin that is not circumscribed
+            out = [d for d in out if not d.name.startswith(MARGIN_SUBTYPE)]
         return tuple(out)
 
 
