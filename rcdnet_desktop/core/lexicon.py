@@ -18,6 +18,7 @@ its sha256, verified before it is read, like the input guard's. No torch here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import numpy as np
 from rcdnet_desktop.core import npzfile
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.guard import GUARD_FEATURES, transform
-from rcdnet_desktop.core.types import Descriptor
+from rcdnet_desktop.core.types import Descriptor, Prediction
 
 LEXICON_FILE = "lexicon.npz"
 LEXICON_KEYS = ("file", "sha256", "features", "view", "transform", "dim", "descriptors", "rule",
@@ -99,9 +100,26 @@ class Lexicon:
         return tuple(out)
 
 
-def describe_text(descriptors) -> str:
-    """``name=value`` pairs joined by ``;`` (the CSV's ``descriptors`` column)."""
+SUGGESTIONS_NOTE = ("suggestions learned from one site's radiologists, shown only where they "
+                    "beat chance on held-out patients; not a BI-RADS assessment")
+
+
+def csv_text(descriptors: Sequence[Descriptor]) -> str:
+    """``name=value`` pairs joined by ``;`` (the batch CSV's ``descriptors`` column)."""
     return ";".join(f"{d.name}={d.value}" for d in descriptors)
+
+
+def descriptor_words(d: Descriptor) -> str:
+    """One descriptor for a reader, e.g. ``"shape: irregular (89%)"``."""
+    return f"{d.name}: {d.value} ({d.confidence:.0%})"
+
+
+def lexicon_words(p: Prediction) -> str:
+    """The prediction's descriptors in one line for the reports (``; ``-joined, then the
+    suggestions note), the reason there are none, or "" when the model has no lexicon."""
+    if p.descriptors:
+        return "; ".join(descriptor_words(d) for d in p.descriptors) + f" ({SUGGESTIONS_NOTE})"
+    return p.descriptor_note
 
 
 def validate_section(section: Any, bad) -> None:

@@ -6,9 +6,14 @@ table.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from rcdnet_desktop.core.lexicon import SECTION_TITLE, SUGGESTIONS_NOTE, descriptor_words
+from rcdnet_desktop.core.measure import size_text
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui import wording
 
@@ -26,7 +31,9 @@ class PredictionPanel(QWidget):
     From the top: the likelihood band as the headline (with "suspicious" when flagged), the
     class label beside the calibrated probability and its bar, what the band means, a notice
     when no lesion was found with confidence, the input (where the lesion box came from), the
-    model version, the other warnings and the decision-support note.
+    lesion box's size in mm (when the image has a scale), what the model sees in the box in
+    the BI-RADS lexicon's words (or that it needs a box), the model version, the other
+    warnings and the decision-support note.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -61,6 +68,16 @@ class PredictionPanel(QWidget):
         self.no_lesion.hide()
         self.mode = QLabel(self)
         self.mode.setWordWrap(True)
+        self.size = QLabel(self)
+        self.size.hide()
+        self.lexicon = QLabel(self)
+        self.lexicon.setWordWrap(True)
+        self.lexicon.setTextFormat(Qt.TextFormat.RichText)
+        self.lexicon.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.lexicon.setFrameShape(QFrame.Shape.StyledPanel)
+        self.lexicon.setStyleSheet("padding: 4px;")
+        self.lexicon.setToolTip(SUGGESTIONS_NOTE.capitalize() + ".")
+        self.lexicon.hide()
         self.version = QLabel(self)
         self.warnings = QLabel(self)
         self.warnings.setWordWrap(True)
@@ -84,6 +101,8 @@ class PredictionPanel(QWidget):
         lay.addWidget(self.band_note)
         lay.addWidget(self.no_lesion)
         lay.addWidget(self.mode)
+        lay.addWidget(self.size)
+        lay.addWidget(self.lexicon)
         lay.addWidget(self.version)
         lay.addWidget(self.warnings)
         lay.addWidget(self.note)
@@ -112,6 +131,8 @@ class PredictionPanel(QWidget):
         self.band_note.setText("")
         self.band_note.hide()
         self.no_lesion.hide()
+        self.size.hide()
+        self.lexicon.hide()
         if mode:
             self.set_mode(mode)
         self.warnings.hide()
@@ -139,6 +160,7 @@ class PredictionPanel(QWidget):
         self.band_note.show()
         self.no_lesion.setVisible(wording.no_lesion_found(p))
         self.set_mode(wording.input_words(p))
+        self._set_lexicon(p)
         self.set_model_version(p.model_version)
         if p.untrained:
             self.set_untrained(True)
@@ -148,6 +170,18 @@ class PredictionPanel(QWidget):
             self.warnings.show()
         else:
             self.warnings.hide()
+
+    def _set_lexicon(self, p: Prediction) -> None:
+        self.size.setText(f"Lesion box: {size_text(p.size_mm)} (width x height)")
+        self.size.setVisible(p.size_mm is not None)
+        if p.descriptors:
+            rows = "<br>".join(html.escape(descriptor_words(d)) for d in p.descriptors)
+            body = (f"{rows}<br><span style='font-size: 8pt;'>"
+                    f"{html.escape(SUGGESTIONS_NOTE.capitalize())}.</span>")
+        else:
+            body = html.escape(p.descriptor_note)
+        self.lexicon.setText(f"<b>{SECTION_TITLE}</b><br>{body}")
+        self.lexicon.setVisible(bool(p.descriptors or p.descriptor_note))
 
     def set_mode(self, mode: str) -> None:
         self.mode.setText(f"Input: {mode}")
@@ -160,6 +194,17 @@ class PredictionPanel(QWidget):
 
     def headline_text(self) -> str:
         return self.headline.text() if not self.headline.isHidden() else ""
+
+    def lexicon_text(self) -> str:
+        """The lexicon section as plain text ("" while hidden)."""
+        if self.lexicon.isHidden():
+            return ""
+        doc = QTextDocument()
+        doc.setHtml(self.lexicon.text())
+        return doc.toPlainText()
+
+    def size_text(self) -> str:
+        return self.size.text() if not self.size.isHidden() else ""
 
     def no_lesion_shown(self) -> bool:
         return not self.no_lesion.isHidden()

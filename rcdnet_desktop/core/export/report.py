@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.lexicon import SECTION_TITLE, lexicon_words
+from rcdnet_desktop.core.measure import size_text
 from rcdnet_desktop.core.overlay import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
@@ -234,6 +236,11 @@ def report_lines(
     lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
     lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
     lines.append(ReportLine(f"Input: {describe_input(p)}"))
+    if p.size_mm is not None:
+        lines.append(ReportLine(f"Lesion box size (width x height): {size_text(p.size_mm)}"))
+    lexicon = lexicon_words(p)
+    if lexicon:
+        lines.append(ReportLine(f"{SECTION_TITLE}: {lexicon}"))
     lines.append(
         ReportLine(f"Heat maps: {heatmaps.method}; colour map {colormap}, opacity {alpha:.2f}")
     )
