@@ -208,7 +208,10 @@ def fit_all(train_x: np.ndarray, train_labels: dict[str, np.ndarray], val_x: np.
 
 def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out_dir: Path,
         seed: int = 0, cache_dir: Path | None = None, progress: bool = True) -> dict:
-    from rcdnet_desktop.core.bundle import save_lexicon
+    from dataclasses import replace
+
+    from rcdnet_desktop.core.bundle import save_card, save_lexicon
+    from rcdnet_desktop.core.card import load_card
     from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.lexicon import load_lexicon
     from rcdnet_desktop.core.npzfile import npz_bytes
@@ -219,6 +222,9 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
     from .split import read_split
 
     cache_dir = Path(cache_dir or Path(".cache") / "lexicon")
+    card = load_card(bundle)
+    if card.lexicon:  # the heads being replaced play no part (their file may be gone)
+        save_card(replace(card, lexicon={}), bundle)
     engine = InferenceEngine(bundle, device="cpu", backend="onnx")
     site = site_name(data)
     paths, malignant, labels = read_site(data)

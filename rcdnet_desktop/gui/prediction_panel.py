@@ -20,6 +20,7 @@ from rcdnet_desktop.gui import wording
 NOT_A_DIAGNOSIS = "Decision support, not a diagnosis."
 UNTRAINED_TEXT = ("UNTRAINED MODEL: never trained on breast ultrasound. Its outputs are "
                   "arbitrary and must not inform any decision.")
+_SUGGESTIONS = SUGGESTIONS_NOTE[0].upper() + SUGGESTIONS_NOTE[1:]
 COLOURS = {"benign": "#2e7d32", "malignant": "#c62828"}
 SUSPICIOUS_COLOUR = "#c62828"
 OUTSIDE_USE_COLOUR = "#e65100"  # orange: the intended-use warnings' colour, bold
@@ -76,7 +77,7 @@ class PredictionPanel(QWidget):
         self.lexicon.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.lexicon.setFrameShape(QFrame.Shape.StyledPanel)
         self.lexicon.setStyleSheet("padding: 4px;")
-        self.lexicon.setToolTip(SUGGESTIONS_NOTE.capitalize() + ".")
+        self.lexicon.setToolTip(_SUGGESTIONS + ".")
         self.lexicon.hide()
         self.version = QLabel(self)
         self.warnings = QLabel(self)
@@ -177,7 +178,7 @@ class PredictionPanel(QWidget):
         if p.descriptors:
             rows = "<br>".join(html.escape(descriptor_words(d)) for d in p.descriptors)
             body = (f"{rows}<br><span style='font-size: 8pt;'>"
-                    f"{html.escape(SUGGESTIONS_NOTE.capitalize())}.</span>")
+                    f"{html.escape(_SUGGESTIONS)}.</span>")
         else:
             body = html.escape(p.descriptor_note)
         self.lexicon.setText(f"<b>{SECTION_TITLE}</b><br>{body}")
