@@ -238,11 +238,22 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
     arrays, entries = fit_all(feats[tr], {n: v[tr] for n, v in labels.items()}, feats[va],
                               {n: v[va] for n, v in labels.items()}, seed)
 
+    shown = [e for e in entries if e["shown"]]
+    kappas = [e["metrics"]["kappa"]["value"] for e in shown]
+    notes = (f"Suggestions learned from the radiologists' descriptors of one site ({site}, "
+             f"{len(paths)} lesions, one image per patient: {int(tr.sum())} training and "
+             f"{int(va.sum())} validation patients), not a BI-RADS assessment. On the "
+             f"validation patients the {len(shown)} descriptors shown agree with the "
+             f"radiologists with Cohen's kappa "
+             + (f"{min(kappas):.2f} to {max(kappas):.2f}" if kappas else "-")
+             + "; the others did not beat the majority-class baseline and are not shown. "
+             "Their confidences are the heads' probabilities under balanced classes, not "
+             "calibrated frequencies.")
     section = {"features": "guard_features", "view": LEXICON_VIEW, "transform": "signed_log1p",
                "dim": int(feats.shape[1]), "descriptors": entries, "rule": RULE,
                "fitted_on": {site: {"train": int(tr.sum()), "val": int(va.sum()),
                                     "one_image_per_patient": True}},
-               "metrics": {}}
+               "metrics": {}, "notes": notes}
     card = save_lexicon(engine.card, bundle, npz_bytes(arrays), section)
     lexicon = load_lexicon(Path(bundle), card.lexicon)
     assert lexicon is not None

@@ -130,7 +130,7 @@ class ModelCard:
         The lexicon heads (:mod:`~rcdnet_desktop.core.lexicon`); empty when the bundle has
         none. ``{"file", "sha256", "features", "view", "transform", "dim", "descriptors": [{
         "name", "classes", "shown", ...measured agreement}], "rule": when a descriptor is
-        shown, "fitted_on", "metrics", "weights_sha256"}``.
+        shown, "fitted_on", "metrics", "notes": what they are and are not, "weights_sha256"}``.
     self_test : dict
         What ``rcdnet self-test`` expects of this bundle; empty when nothing is recorded.
         ``{"samples": {sample file name: P(malignant) on the whole image}, "tolerance": allowed

@@ -32,7 +32,7 @@ from rcdnet_desktop.core.types import Descriptor, Prediction
 
 LEXICON_FILE = "lexicon.npz"
 LEXICON_KEYS = ("file", "sha256", "features", "view", "transform", "dim", "descriptors", "rule",
-                "fitted_on", "metrics", "weights_sha256")
+                "fitted_on", "metrics", "notes", "weights_sha256")
 LEXICON_VIEW = "padded lesion box"
 SECTION_TITLE = "What the model sees (lexicon)"
 MARGIN_SUBTYPE = "margin "
