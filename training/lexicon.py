@@ -35,7 +35,7 @@ from rcdnet_desktop.core.lexicon import DESCRIPTORS, LEXICON_VIEW
 from .lexicon_data import MISSING
 from .metrics import auc_score, bootstrap_ci
 
-LAMBDAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 FOLDS = 5
 ITERATIONS = 1500
 N_BOOT = 2000
@@ -164,10 +164,20 @@ def descriptor_score(probs: dict[str, np.ndarray]) -> np.ndarray:
     return (probs[a][:, i] + probs[b][:, j]) / 2
 
 
-def auc_with_ci(y, score, groups=None, seed: int = 0) -> dict:
-    ci = bootstrap_ci(np.asarray(y), np.asarray(score), lambda a, p: {"auc": auc_score(a, p)},
-                      groups=groups, n_boot=N_BOOT, seed=seed)
-    return {"auc": auc_score(np.asarray(y), np.asarray(score)), "ci95": list(ci["auc"]),
+def separation(y, score, classifier, groups=None, seed: int = 0) -> dict:
+    """AUC of the descriptors-alone score and of the classifier's P(malignant) on the same
+    boxes, and their paired difference, each with a 95% bootstrap interval (the same
+    resamples; whole ``groups`` resampled when given)."""
+    y = np.asarray(y)
+    both = np.stack([np.asarray(score), np.asarray(classifier)], axis=1)
+
+    def fn(a, p):
+        d, c = auc_score(a, p[:, 0]), auc_score(a, p[:, 1])
+        return {"descriptors": d, "classifier": c, "difference": d - c}
+
+    point = fn(y, both)
+    ci = bootstrap_ci(y, both, fn, groups=groups, n_boot=N_BOOT, seed=seed)
+    return {**{k: {"value": v, "ci95": list(ci[k])} for k, v in point.items()},
             "n": int(len(y)), "malignant": int(np.sum(y))}
 
 
@@ -217,7 +227,7 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
     from rcdnet_desktop.core.npzfile import npz_bytes
 
     from .data import load_samples, site_name
-    from .lexicon_data import box_features, mask_boxes, read_site
+    from .lexicon_data import box_views, mask_boxes, read_site
     from .pipeline import data_roots
     from .split import read_split
 
@@ -233,7 +243,8 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
     split = np.array([side.get(str(p), "") for p in paths])
     if not (split == "train").any() or not (split == "val").any():
         raise ValueError(f"{split_csv}: no training and validation rows of the site {site!r}")
-    feats = box_features(engine, paths, mask_boxes(paths), cache_dir / f"{site}.npz", progress)
+    feats, p_cls = box_views(engine, paths, mask_boxes(paths), cache_dir / f"{site}.npz",
+                             progress)
     tr, va = split == "train", split == "val"
     arrays, entries = fit_all(feats[tr], {n: v[tr] for n, v in labels.items()}, feats[va],
                               {n: v[va] for n, v in labels.items()}, seed)
@@ -260,26 +271,28 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
     y = np.asarray(malignant)
     report: dict = {"site": site, "rule": RULE, "descriptors": entries,
                     "score": "mean of P(shape irregular) and P(margin not circumscribed)",
-                    "separation": {f"{site} validation (internal)": auc_with_ci(
-                        y[va], descriptor_score(lexicon.probabilities(feats[va])), seed=seed)}}
+                    "separation": {f"{site} validation (internal)": separation(
+                        y[va], descriptor_score(lexicon.probabilities(feats[va])), p_cls[va],
+                        seed=seed)}}
     for root in external:
         samples = load_samples(root, include_masks=False)
         ext_paths = [s.path for s in samples]
-        ext = box_features(engine, ext_paths, mask_boxes(ext_paths),
-                           cache_dir / f"{site_name(root)}.npz", progress)
+        ext, ext_cls = box_views(engine, ext_paths, mask_boxes(ext_paths),
+                                 cache_dir / f"{site_name(root)}.npz", progress)
         groups = [s.patient or str(s.path) for s in samples]
-        report["separation"][f"{site_name(root)} (external, measured only)"] = auc_with_ci(
-            np.array([s.label for s in samples]),
-            descriptor_score(lexicon.probabilities(ext)), groups, seed)
+        report["separation"][f"{site_name(root)} (external, measured only)"] = separation(
+            np.array([s.label for s in samples]), descriptor_score(lexicon.probabilities(ext)),
+            ext_cls, groups, seed)
     section["metrics"] = {"separation": report["separation"], "score": report["score"]}
     save_lexicon(card, bundle, npz_bytes(arrays), section)
     write_report(report, out_dir)
     return report
 
 
-def _ci(m: dict) -> str:
+def _ci(m: dict, digits: int = 2, sign: str = "") -> str:
     lo, hi = m["ci95"]
-    return f"{m['value']:.2f} [{lo:.2f}, {hi:.2f}]"
+    f = f"{sign}.{digits}f"
+    return f"{m['value']:{f}} [{lo:{f}}, {hi:{f}}]"
 
 
 def table(entries: Sequence[dict]) -> list[str]:
@@ -307,11 +320,13 @@ def write_report(report: dict, out_dir: Path) -> None:
              f"classifier). A descriptor is {report['rule']}.", ""]
     lines += table(report["descriptors"])
     lines += ["", f"Descriptors alone as a malignancy score ({report['score']}; fixed in "
-              "advance, nothing tuned on the external site). AUC with 95% bootstrap interval "
-              "(resampled by patient on the external site):", "",
-              "| images | AUC [95% CI] | n (malignant) |", "|---|---|---|"]
+              "advance, nothing tuned on the external site) beside the classifier's "
+              "P(malignant) on the same lesion boxes (mask box + margin). AUC with 95% "
+              "bootstrap intervals (the same resamples for both and their paired difference; "
+              "by patient on the external site):", "",
+              "| images | n (malignant) | descriptors alone | classifier | difference |",
+              "|---|---|---|---|---|"]
     for k, v in report["separation"].items():
-        lo, hi = v["ci95"]
-        lines.append(f"| {k} | {v['auc']:.3f} [{lo:.3f}, {hi:.3f}] | {v['n']} "
-                     f"({v['malignant']}) |")
+        lines.append(f"| {k} | {v['n']} ({v['malignant']}) | {_ci(v['descriptors'], 3)} | "
+                     f"{_ci(v['classifier'], 3)} | {_ci(v['difference'], 3, '+')} |")
     (out_dir / "lexicon.md").write_text("\n".join(lines) + "\n")

@@ -103,28 +103,32 @@ def mask_boxes(paths: Sequence[Path]) -> list[tuple[int, int, int, int] | None]:
     return out
 
 
-def box_features(engine, paths: Sequence[Path], boxes: Sequence, cache: Path | None = None,
-                 progress: bool = False) -> np.ndarray:
-    """The classifier's pooled features ``(N, D)`` of each image's padded lesion box, exactly as
-    the application computes them (``engine.prepare`` with the box as a user box, then
-    :meth:`~rcdnet_desktop.core.inference.InferenceEngine.box_features`). Cached in ``cache``
-    (an ``.npz``) keyed by the weights, the margin, the images and the boxes."""
+def box_views(engine, paths: Sequence[Path], boxes: Sequence, cache: Path | None = None,
+              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's pooled features ``(N, D)`` of each image's padded lesion box and its
+    P(malignant) ``(N,)`` on that box, exactly as the application computes them
+    (``engine.prepare`` with the box as a user box, then
+    :meth:`~rcdnet_desktop.core.inference.InferenceEngine.box_features` and
+    ``predict_prepared``). Cached in ``cache`` (an ``.npz``) keyed by the weights, the margin,
+    the images and the boxes."""
     from rcdnet_desktop.core.io import read_image
 
-    key = hashlib.sha256(repr((engine.card.weights["sha256"], engine.card.roi_margin,
-                               [str(p) for p in paths], list(boxes))).encode()).hexdigest()
+    key = hashlib.sha256(repr((engine.card.weights["sha256"], engine.card.temperature,
+                               engine.card.roi_margin, [str(p) for p in paths],
+                               list(boxes))).encode()).hexdigest()
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as z:
             if str(z["key"]) == key:
-                return np.asarray(z["features"])
-    rows = []
+                return np.asarray(z["features"]), np.asarray(z["p_malignant"])
+    rows, probs = [], []
     for i, (p, box) in enumerate(zip(paths, boxes, strict=True)):
         item = engine.prepare(read_image(p), roi=box, auto_box=False)
         rows.append(engine.box_features([item])[0])
+        probs.append(engine.predict_prepared([item])[0].p_malignant)
         if progress and (i + 1) % 25 == 0:
-            print(f"  features {i + 1}/{len(paths)}", flush=True)
-    feats = np.stack(rows).astype(np.float32)
+            print(f"  lesion boxes {i + 1}/{len(paths)}", flush=True)
+    feats, p_malignant = np.stack(rows).astype(np.float32), np.array(probs)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, key=np.array(key), features=feats)
-    return feats
+        np.savez(cache, key=np.array(key), features=feats, p_malignant=p_malignant)
+    return feats, p_malignant

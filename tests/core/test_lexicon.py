@@ -95,6 +95,8 @@ def test_a_box_prediction_carries_descriptors_in_lexicon_words(app_engine):
     pred = app_engine.predict(read_image(sample_path()), roi=BOX)
     assert pred.descriptors and pred.descriptor_note == ""
     names = [d.name for d in pred.descriptors]
+    hidden = {d["name"] for d in app_engine.card.lexicon["descriptors"] if not d["shown"]}
+    assert hidden and not hidden & set(names)  # the shipped heads that failed stay hidden
     assert names == [n for n in lexicon.DESCRIPTORS if n in names]  # the lexicon's order
     for d in pred.descriptors:
         assert d.value in lexicon.DESCRIPTORS[d.name]
