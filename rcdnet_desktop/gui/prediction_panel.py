@@ -12,7 +12,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from rcdnet_desktop.core.lexicon import SECTION_TITLE, SUGGESTIONS_NOTE, descriptor_words
+from rcdnet_desktop.core.lexicon import (
+    SECTION_TITLE,
+    SUGGESTIONS_NOTE,
+    descriptor_words,
+)
 from rcdnet_desktop.core.measure import size_text
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui import wording
@@ -20,7 +24,8 @@ from rcdnet_desktop.gui import wording
 NOT_A_DIAGNOSIS = "Decision support, not a diagnosis."
 UNTRAINED_TEXT = ("UNTRAINED MODEL: never trained on breast ultrasound. Its outputs are "
                   "arbitrary and must not inform any decision.")
-_SUGGESTIONS = SUGGESTIONS_NOTE[0].upper() + SUGGESTIONS_NOTE[1:]
+_SUGGESTIONS = SUGGESTIONS_NOTE[0].upper() + SUGGESTIONS_NOTE[1:] + "."
+SHORT_NOTE = "Suggestions, not a BI-RADS assessment (hover for how they were measured)."
 COLOURS = {"benign": "#2e7d32", "malignant": "#c62828"}
 SUSPICIOUS_COLOUR = "#c62828"
 OUTSIDE_USE_COLOUR = "#e65100"  # orange: the intended-use warnings' colour, bold
@@ -77,7 +82,7 @@ class PredictionPanel(QWidget):
         self.lexicon.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.lexicon.setFrameShape(QFrame.Shape.StyledPanel)
         self.lexicon.setStyleSheet("padding: 4px;")
-        self.lexicon.setToolTip(_SUGGESTIONS + ".")
+        self.lexicon.setToolTip(_SUGGESTIONS)
         self.lexicon.hide()
         self.version = QLabel(self)
         self.warnings = QLabel(self)
@@ -175,13 +180,15 @@ class PredictionPanel(QWidget):
     def _set_lexicon(self, p: Prediction) -> None:
         self.size.setText(f"Lesion box: {size_text(p.size_mm)} (width x height)")
         self.size.setVisible(p.size_mm is not None)
-        if p.descriptors:
-            rows = "<br>".join(html.escape(descriptor_words(d)) for d in p.descriptors)
-            body = (f"{rows}<br><span style='font-size: 8pt;'>"
-                    f"{html.escape(_SUGGESTIONS)}.</span>")
+        if p.descriptors:  # two columns keep the section short beside the heat maps
+            cells = [f"<td>{html.escape(descriptor_words(d))}</td>" for d in p.descriptors]
+            rows = "".join(f"<tr>{''.join(cells[i:i + 2])}</tr>"
+                           for i in range(0, len(cells), 2))
+            body = (f"<table cellspacing='0' cellpadding='1' width='100%'>{rows}</table>"
+                    f"<span style='font-size: 8pt;'>{html.escape(SHORT_NOTE)}</span>")
         else:
-            body = html.escape(p.descriptor_note)
-        self.lexicon.setText(f"<b>{SECTION_TITLE}</b><br>{body}")
+            body = f"<br>{html.escape(p.descriptor_note)}"
+        self.lexicon.setText(f"<b>{SECTION_TITLE}</b>{body}")
         self.lexicon.setVisible(bool(p.descriptors or p.descriptor_note))
 
     def set_mode(self, mode: str) -> None:

@@ -98,3 +98,28 @@ def test_the_lexicon_section_shows_under_the_prediction(make_window, qtbot):
     pred = w.prediction.prediction()
     assert pred.box == box and pred.box_source == "user"
     assert all(f"{d.name}: {d.value}" in w.prediction.lexicon_text() for d in pred.descriptors)
+
+
+def test_without_a_lesion_box_the_lexicon_section_asks_for_one(make_window, qtbot, tmp_path):
+    """With no box (here a bundle without the lesion localiser) the image is classified whole:
+    the section says the descriptors need a lesion box instead of guessing."""
+    import json
+    import shutil
+
+    from rcdnet_desktop.core.card import CARD_FILE
+    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.lexicon import NEEDS_BOX, SECTION_TITLE
+    from rcdnet_desktop.core.resources import resources_dir
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(resources_dir() / "model", bundle)
+    card = json.loads((bundle / CARD_FILE).read_text())
+    card["localiser"] = {}
+    card["onnx"].pop("localiser")
+    (bundle / CARD_FILE).write_text(json.dumps(card))
+    w = make_window(InferenceEngine(bundle, device="cpu"))
+    w.ask_open_files = lambda: [str(sample_path())]
+    w.act.open.trigger()
+    wait_maps(qtbot, w, timeout=120000)
+    assert w.prediction.prediction().box_source == "none"
+    assert w.prediction.lexicon_text() == f"{SECTION_TITLE}\n{NEEDS_BOX}"
