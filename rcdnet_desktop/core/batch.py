@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.files import not_regular
-from rcdnet_desktop.core.io import find_images, read_image
+from rcdnet_desktop.core.io import find_images, pick_frame, read_image
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 
 if TYPE_CHECKING:
@@ -90,8 +90,7 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
         record = read_image(path)
         if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):
             return _failed(path, outside)
-        return record, engine.prepare(record, roi=roi,
-                                      frame=min(frame, record.frame_count - 1),
+        return record, engine.prepare(record, roi=roi, frame=pick_frame(record, frame),
                                       auto_box=auto_box)
     except RcdNetError as exc:
         return _failed(path, str(exc))
@@ -205,7 +204,8 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     explain : bool
         Also compute both heat maps (``method``) for every file.
     frame : int
-        Frame of multi-frame files to classify (clipped to the last frame).
+        Frame of multi-frame files to classify; single-frame files use their only frame, and
+        a clip without that frame fails with its frame count.
     cancel : threading.Event, optional
         Set it to stop before the next file.
     chunk : int

@@ -238,8 +238,6 @@ class Prepared:
     checks : tuple of str
         Codes of the intended-use flags found so far (:data:`~rcdnet_desktop.core.checks.
         CHECK_CODES`); the input guard's is added after the forward pass.
-    size_mm : (float, float) or None
-        The lesion box's width and height in mm when the image has a physical scale.
     """
 
     tensor: np.ndarray
@@ -253,7 +251,6 @@ class Prepared:
     whole: np.ndarray | None = None
     fuse: bool = False
     checks: tuple[str, ...] = ()
-    size_mm: tuple[float, float] | None = None
 
 
 def _frame_pixels(image: ImageInput, frame: int) -> np.ndarray:
@@ -636,19 +633,16 @@ class InferenceEngine:
             warnings += [f"lesion box: {f.text}" for f in check_image(region)
                          if f.text not in warnings]
         warnings += notes
+        if isinstance(image, ImageRecord):
+            warnings += image.notes  # what the reader assumed (e.g. greyscale, no encoding given)
         if self.card.untrained:
             warnings.append(UNTRAINED_WARNING.format(version=self.card.version))
         fuse = source == "auto" and self._fusion
         if box is not None and whole is None and self._guard is not None:
             whole = view(pixels)  # the guard judges the whole image
-        size_mm = None
-        if given is not None and isinstance(image, ImageRecord):
-            from rcdnet_desktop.core.measure import box_size_mm
-
-            size_mm = box_size_mm(given, image.regions)
         return Prepared(tensor, hw, box, frame, tuple(warnings), box=given, box_source=source,
                         finding=finding, whole=whole if box is not None else None, fuse=fuse,
-                        checks=codes(flags), size_mm=size_mm)
+                        checks=codes(flags))
 
     def _localise(self, whole: np.ndarray,
                   hw: tuple[int, int]) -> tuple[LesionFinding | None, list[str]]:
@@ -776,7 +770,7 @@ class InferenceEngine:
                 else:
                     note = NEEDS_BOX
             out.append(Prediction(
-                descriptors=descriptors, descriptor_note=note, size_mm=it.size_mm,
+                descriptors=descriptors, descriptor_note=note,
                 p_benign=float(p[0]), p_malignant=float(p[1]), device=device,
                 model_version=self.card.version, untrained=self.untrained, roi=it.roi,
                 frame=it.frame, warnings=warnings + notes, box=it.box,

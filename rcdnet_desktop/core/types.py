@@ -94,6 +94,7 @@ class StudyInfo:
     study_description: str = ""
     modality: str = ""
     manufacturer: str = ""
+    manufacturer_model: str = ""
     body_part: str = ""
     # (RegionSpatialFormat, RegionDataType) of every item of SequenceOfUltrasoundRegions,
     # calibrated or not (DICOM PS3.3 C.8.5.5): what kinds of ultrasound the frame shows.
@@ -106,7 +107,9 @@ class ImageRecord:
 
     ``pixels`` holds frame ``pixels_frame`` (the first, or the one asked for when reading) as
     ``uint8``, shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Other frames of a cine
-    are decoded on demand by :meth:`frame`, one at a time.
+    are decoded on demand by :meth:`frame`, one at a time. ``notes`` says in words what the
+    reader had to assume (a missing Photometric Interpretation read as greyscale, ...); the
+    engine adds them to the prediction's warnings.
     """
 
     path: Path
@@ -121,6 +124,8 @@ class ImageRecord:
     pixels_frame: int = 0
     frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
     frame_rate: float | None = None  # cine frames per second, when the file records it
+    pixel_spacing: tuple[float, float] | None = None  # DICOM PixelSpacing as mm (x, y)
+    notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
 
     @property
     def height(self) -> int:
@@ -216,9 +221,6 @@ class Prediction:
     descriptor_note : str
         Why there are no descriptors when the bundle has lexicon heads but no box was used
         (:data:`~rcdnet_desktop.core.lexicon.NEEDS_BOX`); empty otherwise.
-    size_mm : (float, float) or None
-        The lesion box's width and height in millimetres when the image has a physical scale
-        (a calibrated DICOM ultrasound region holding the box), else None.
     """
 
     p_benign: float
@@ -238,7 +240,6 @@ class Prediction:
     checks: tuple[str, ...] = ()
     descriptors: tuple[Descriptor, ...] = ()
     descriptor_note: str = ""
-    size_mm: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.

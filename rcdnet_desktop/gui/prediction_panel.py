@@ -17,7 +17,7 @@ from rcdnet_desktop.core.lexicon import (
     SUGGESTIONS_NOTE,
     descriptor_words,
 )
-from rcdnet_desktop.core.measure import size_text
+from rcdnet_desktop.core.measure import Calibration
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui import wording
 
@@ -37,9 +37,8 @@ class PredictionPanel(QWidget):
     From the top: the likelihood band as the headline (with "suspicious" when flagged), the
     class label beside the calibrated probability and its bar, what the band means, a notice
     when no lesion was found with confidence, the input (where the lesion box came from), the
-    lesion box's size in mm (when the image has a scale), what the model sees in the box in
-    the BI-RADS lexicon's words (or that it needs a box), the model version, the other
-    warnings and the decision-support note.
+    what the model sees in the box in the BI-RADS lexicon's words (or that it needs a box),
+    the model version, the other warnings and the decision-support note.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -74,8 +73,6 @@ class PredictionPanel(QWidget):
         self.no_lesion.hide()
         self.mode = QLabel(self)
         self.mode.setWordWrap(True)
-        self.size = QLabel(self)
-        self.size.hide()
         self.lexicon = QLabel(self)
         self.lexicon.setWordWrap(True)
         self.lexicon.setTextFormat(Qt.TextFormat.RichText)
@@ -107,13 +104,17 @@ class PredictionPanel(QWidget):
         lay.addWidget(self.band_note)
         lay.addWidget(self.no_lesion)
         lay.addWidget(self.mode)
-        lay.addWidget(self.size)
         lay.addWidget(self.lexicon)
         lay.addWidget(self.version)
         lay.addWidget(self.warnings)
         lay.addWidget(self.note)
         self._prediction: Prediction | None = None
+        self._calibration: Calibration | None = None
         self.set_waiting("No image open")
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """The scale of the image on display: the lesion box's size is given in mm too."""
+        self._calibration = calibration
 
     def set_untrained(self, untrained: bool) -> None:
         self.untrained_banner.setVisible(bool(untrained))
@@ -137,7 +138,6 @@ class PredictionPanel(QWidget):
         self.band_note.setText("")
         self.band_note.hide()
         self.no_lesion.hide()
-        self.size.hide()
         self.lexicon.hide()
         if mode:
             self.set_mode(mode)
@@ -165,7 +165,7 @@ class PredictionPanel(QWidget):
         self.band_note.setText(wording.band_note(p))
         self.band_note.show()
         self.no_lesion.setVisible(wording.no_lesion_found(p))
-        self.set_mode(wording.input_words(p))
+        self.set_mode(wording.input_words(p, self._calibration))
         self._set_lexicon(p)
         self.set_model_version(p.model_version)
         if p.untrained:
@@ -178,8 +178,6 @@ class PredictionPanel(QWidget):
             self.warnings.hide()
 
     def _set_lexicon(self, p: Prediction) -> None:
-        self.size.setText(f"Lesion box: {size_text(p.size_mm)} (width x height)")
-        self.size.setVisible(p.size_mm is not None)
         if p.descriptors:  # two columns keep the section short beside the heat maps
             cells = [f"<td>{html.escape(descriptor_words(d))}</td>" for d in p.descriptors]
             rows = "".join(f"<tr>{''.join(cells[i:i + 2])}</tr>"
@@ -210,9 +208,6 @@ class PredictionPanel(QWidget):
         doc = QTextDocument()
         doc.setHtml(self.lexicon.text())
         return doc.toPlainText()
-
-    def size_text(self) -> str:
-        return self.size.text() if not self.size.isHidden() else ""
 
     def no_lesion_shown(self) -> bool:
         return not self.no_lesion.isHidden()

@@ -19,9 +19,8 @@ from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.export.batch_csv import CSV_FIELDS, batch_row
 from rcdnet_desktop.core.inference import InferenceEngine
 from rcdnet_desktop.core.io import read_image
-from rcdnet_desktop.core.measure import box_size_mm, size_text
 from rcdnet_desktop.core.resources import resources_dir, sample_path
-from rcdnet_desktop.core.types import BatchItem, Box, Descriptor, Prediction, UltrasoundRegion
+from rcdnet_desktop.core.types import BatchItem, Box, Descriptor, Prediction
 
 BUNDLE = resources_dir() / "model"
 BOX = Box(150, 120, 200, 160)
@@ -101,7 +100,6 @@ def test_a_box_prediction_carries_descriptors_in_lexicon_words(app_engine):
     for d in pred.descriptors:
         assert d.value in lexicon.DESCRIPTORS[d.name]
         assert 0 < d.confidence <= 1
-    assert pred.size_mm is None  # a PNG has no physical scale
 
 
 def test_descriptors_come_from_the_box_that_was_classified(app_engine):
@@ -145,15 +143,6 @@ def test_margin_subtypes_are_left_out_of_a_circumscribed_margin():
     assert [d.value for d in lex.describe(np.zeros(1))] == ["circumscribed"]
 
 
-def test_box_size_in_mm_needs_a_region_holding_the_box():
-    region = UltrasoundRegion(Box(10, 20, 400, 300), 0.1, 0.2)
-    assert box_size_mm(Box(50, 60, 100, 40), (region,)) == pytest.approx((10.0, 8.0))
-    assert box_size_mm(Box(0, 60, 100, 40), (region,)) is None  # crosses the region's edge
-    assert box_size_mm(Box(50, 60, 100, 40), ()) is None
-    assert size_text((10.0, 8.04)) == "10.0 x 8.0 mm"
-    assert size_text(None) == ""
-
-
 def test_the_csv_has_the_descriptors_column():
     pred = Prediction(0.3, 0.7, "cpu", "t", roi=BOX, descriptors=(
         Descriptor("shape", "irregular", 0.8), Descriptor("margin", "not circumscribed", 0.9)))
@@ -163,17 +152,16 @@ def test_the_csv_has_the_descriptors_column():
     assert batch_row(BatchItem(Path("b.png"), error="bad"))["descriptors"] == ""
 
 
-def test_reports_state_the_descriptors_and_the_size():
+def test_reports_state_the_descriptors():
     from datetime import datetime
 
     from rcdnet_desktop.core.export.report import report_lines
     from rcdnet_desktop.core.types import HeatMaps
 
-    pred = Prediction(0.3, 0.7, "cpu", "t", roi=BOX, size_mm=(12.5, 8.0),
+    pred = Prediction(0.3, 0.7, "cpu", "t", roi=BOX,
                       descriptors=(Descriptor("shape", "irregular", 0.8),))
     z = np.zeros((400, 500), np.float32)
     text = [ln.text for ln in report_lines(HeatMaps(z, z, "fast", pred),
                                            when=datetime.now(UTC))]
-    assert "Lesion box size (width x height): 12.5 x 8.0 mm" in text
     assert any(t.startswith("What the model sees (lexicon): shape: irregular (80%)")
                and "not a BI-RADS assessment" in t for t in text)
