@@ -197,8 +197,8 @@ def fit_all(train_x: np.ndarray, train_labels: dict[str, np.ndarray], val_x: np.
         k = len(classes)
         keep_t, keep_v = train_labels[name] != MISSING, val_labels[name] != MISSING
         yt, yv = train_labels[name][keep_t], val_labels[name][keep_v]
-        if np.bincount(yt, minlength=k).min() < FOLDS:
-            continue  # a class too rare to learn: the descriptor is left out
+        if np.bincount(yt, minlength=k).min() < FOLDS or len(np.unique(yv)) < 2:
+            continue  # a class too rare to learn or to measure: the descriptor is left out
         lam = choose_lambda(xt[keep_t], yt, k, seed)
         w, b = fit_head(xt[keep_t], yt, k, lam)
         i = len(entries)
@@ -214,6 +214,27 @@ def fit_all(train_x: np.ndarray, train_labels: dict[str, np.ndarray], val_x: np.
     return arrays, entries
 
 
+def localiser_agreement(probs: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                        entries: Sequence[dict], seed: int = 0) -> dict:
+    """Kappa and balanced accuracy (with intervals) of each fitted head when the box is the
+    localiser's rather than the mask's: what the application shows when no box is drawn.
+    Measured only; the rule is not applied to it."""
+    out: dict = {"descriptors": {}}
+    for e in entries:
+        keep = labels[e["name"]] != MISSING
+        y = labels[e["name"]][keep]
+        if len(np.unique(y)) < 2:  # nothing to measure agreement on
+            out["descriptors"][e["name"]] = {"n": int(len(y))}
+            continue
+        pred = probs[e["name"]][keep].argmax(axis=1)
+        ci = bootstrap_ci(y, pred, agreement, n_boot=N_BOOT, seed=seed)
+        point = agreement(y, pred)
+        out["descriptors"][e["name"]] = {
+            m: {"value": point[m], "ci95": list(ci[m])} for m in ("kappa", "balanced_accuracy")
+        } | {"n": int(len(y))}
+    return out
+
+
 # --- the command -----------------------------------------------------------------------------
 
 def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out_dir: Path,
@@ -227,7 +248,7 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
     from rcdnet_desktop.core.npzfile import npz_bytes
 
     from .data import load_samples, site_name
-    from .lexicon_data import box_views, mask_boxes, read_site
+    from .lexicon_data import box_views, localiser_boxes, mask_boxes, read_site
     from .pipeline import data_roots
     from .split import read_split
 
@@ -274,6 +295,17 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
                     "separation": {f"{site} validation (internal)": separation(
                         y[va], descriptor_score(lexicon.probabilities(feats[va])), p_cls[va],
                         seed=seed)}}
+    if engine.has_localiser:
+        val_paths = [p for p, v in zip(paths, va, strict=True) if v]
+        found = localiser_boxes(engine, val_paths)
+        keep = np.array([b is not None for b in found])
+        auto, _ = box_views(engine, [p for p, k in zip(val_paths, keep, strict=True) if k],
+                            [b for b in found if b is not None],
+                            cache_dir / f"{site}-localiser.npz", progress)
+        report["localiser_box"] = localiser_agreement(
+            lexicon.probabilities(auto), {n: v[va][keep] for n, v in labels.items()},
+            entries, seed)
+        report["localiser_box"]["without_box"] = int((~keep).sum())
     for root in external:
         samples = load_samples(root, include_masks=False)
         ext_paths = [s.path for s in samples]
@@ -284,6 +316,8 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
             np.array([s.label for s in samples]), descriptor_score(lexicon.probabilities(ext)),
             ext_cls, groups, seed)
     section["metrics"] = {"separation": report["separation"], "score": report["score"]}
+    if "localiser_box" in report:
+        section["metrics"]["localiser_box"] = report["localiser_box"]
     save_lexicon(card, bundle, npz_bytes(arrays), section)
     write_report(report, out_dir)
     return report
@@ -319,6 +353,20 @@ def write_report(report: dict, out_dir: Path) -> None:
              f"Validation patients of {report['site']} (held out from the heads and from the "
              f"classifier). A descriptor is {report['rule']}.", ""]
     lines += table(report["descriptors"])
+    auto = report.get("localiser_box")
+    if auto:
+        lines += ["", "The same heads when the box is the one the bundled localiser finds (what "
+                  "the application describes when no box is drawn; measured only, the rule uses "
+                  f"the mask's box; {auto['without_box']} validation images had no box found "
+                  "and are left out):", "",
+                  "| descriptor | kappa, mask box | kappa, localiser's box | balanced accuracy, "
+                  "localiser's box | n |", "|---|---|---|---|---|"]
+        for e in report["descriptors"]:
+            a = auto["descriptors"][e["name"]]
+            kappa, bacc = ((_ci(a["kappa"]), _ci(a["balanced_accuracy"])) if "kappa" in a
+                           else ("-", "-"))
+            lines.append(f"| {e['name']} | {_ci(e['metrics']['kappa'])} | {kappa} | {bacc} | "
+                         f"{a['n']} |")
     lines += ["", f"Descriptors alone as a malignancy score ({report['score']}; fixed in "
               "advance, nothing tuned on the external site) beside the classifier's "
               "P(malignant) on the same lesion boxes (mask box + margin). AUC with 95% "

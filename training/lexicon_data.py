@@ -90,16 +90,28 @@ def read_site(root: Path) -> tuple[list[Path], list[int], dict[str, np.ndarray]]
 
 def mask_boxes(paths: Sequence[Path]) -> list[tuple[int, int, int, int] | None]:
     """The bounding box of each image's lesion mask (``<stem>_mask.png`` beside it)."""
+    from PIL import Image
+
     from .data import mask_box, read_mask
 
     out = []
     for p in paths:
         masks = sorted(p.parent.glob(f"{p.stem}_mask*.png"))
-        from PIL import Image
-
         with Image.open(p) as im:
             shape = (im.height, im.width)
         out.append(mask_box(read_mask(masks, shape)))
+    return out
+
+
+def localiser_boxes(engine, paths: Sequence[Path]) -> list[tuple[int, int, int, int] | None]:
+    """The lesion box the bundle's localiser finds on each image, as the application finds it
+    when no box is drawn (None where it finds none with the card's confidence)."""
+    from rcdnet_desktop.core.io import read_image
+
+    out = []
+    for p in paths:
+        item = engine.prepare(read_image(p))
+        out.append(item.box.as_tuple() if item.box_source == "auto" else None)
     return out
 
 
