@@ -36,8 +36,8 @@ class PredictionPanel(QWidget):
 
     From the top: the likelihood band as the headline (with "suspicious" when flagged), the
     class label beside the calibrated probability and its bar, what the band means, a notice
-    when no lesion was found with confidence, the input (where the lesion box came from), the
-    what the model sees in the box in the BI-RADS lexicon's words (or that it needs a box),
+    when no lesion was found with confidence, the input (where the lesion box came from), what
+    the model sees in the box in the BI-RADS lexicon's words (or that it needs a box),
     the model version, the other warnings and the decision-support note.
     """
 
