@@ -8,9 +8,17 @@ measured sensitivity comes from the model card's operating point
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from rcdnet_desktop.core.lexicon import (
+    SECTION_TITLE,
+    SUGGESTIONS_NOTE,
+    descriptor_words,
+)
 from rcdnet_desktop.core.measure import Calibration
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Prediction
@@ -22,6 +30,8 @@ UNTRAINED_TEXT = ("UNTRAINED MODEL: never trained on breast ultrasound. Its outp
 WARNING_BANNER_STYLE = ("background: #ffb74d; color: #1b1b1b; border: 2px solid #e65100;"
                         "padding: 6px; border-radius: 3px; font-weight: bold;")
 """Amber with dark text: reads the same on the dark and the light theme."""
+_SUGGESTIONS = SUGGESTIONS_NOTE[0].upper() + SUGGESTIONS_NOTE[1:] + "."
+SHORT_NOTE = "Suggestions, not a BI-RADS assessment (hover for how they were measured)."
 CLASS_TIP = ("The class with the higher probability (the label changes at 0.5). The likelihood "
              "band above, and the suspicious cut-off, say more than the label.")
 
@@ -41,8 +51,9 @@ class PredictionPanel(QWidget):
     around the cut-off, red above it, green below it, orange when outside intended use), the
     calibrated probability with its bar and the class label (small, neutral), what the
     suspicious cut-off means at the measured sensitivity, what the band means, a notice when no
-    lesion was found with confidence, the input, the model version and the decision-support
-    note. Every text wraps, so the panel is never cut off at its width.
+    lesion was found with confidence, the input, what the model sees in the box in the BI-RADS
+    lexicon's words (or that it needs a box), the model version and the decision-support note.
+    Every text wraps, so the panel is never cut off at its width.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -73,6 +84,12 @@ class PredictionPanel(QWidget):
         self.no_lesion.setStyleSheet(WARNING_BANNER_STYLE)
         self.no_lesion.hide()
         self.mode = _wrapped("", self)
+        self.lexicon = _wrapped("", self)
+        self.lexicon.setTextFormat(Qt.TextFormat.RichText)
+        self.lexicon.setFrameShape(QFrame.Shape.StyledPanel)
+        self.lexicon.setStyleSheet("padding: 4px;")
+        self.lexicon.setToolTip(_SUGGESTIONS)
+        self.lexicon.hide()
         self.version = _wrapped("", self)
         self.note = _wrapped(f"<b>{NOT_A_DIAGNOSIS}</b> The clinician's own reading decides.",
                              self)
@@ -92,6 +109,7 @@ class PredictionPanel(QWidget):
         lay.addWidget(self.band_note)
         lay.addWidget(self.no_lesion)
         lay.addWidget(self.mode)
+        lay.addWidget(self.lexicon)
         lay.addWidget(self.version)
         lay.addWidget(self.note)
         self._prediction: Prediction | None = None
@@ -134,6 +152,7 @@ class PredictionPanel(QWidget):
         self.band_note.setText("")
         self.band_note.hide()
         self.no_lesion.hide()
+        self.lexicon.hide()
         if mode:
             self.set_mode(mode)
         self.warnings.hide()
@@ -169,6 +188,7 @@ class PredictionPanel(QWidget):
         self.band_note.show()
         self.no_lesion.setVisible(wording.no_lesion_found(p))
         self.set_mode(wording.input_words(p, self._calibration))
+        self._set_lexicon(p)
         self.set_model_version(p.model_version)
         if p.untrained:
             self.set_untrained(True)
@@ -179,6 +199,18 @@ class PredictionPanel(QWidget):
             self.set_prediction(self._prediction)
         else:
             self.set_waiting(*self._waiting)
+
+    def _set_lexicon(self, p: Prediction) -> None:
+        if p.descriptors:  # two columns keep the section short beside the heat maps
+            cells = [f"<td>{html.escape(descriptor_words(d))}</td>" for d in p.descriptors]
+            rows = "".join(f"<tr>{''.join(cells[i:i + 2])}</tr>"
+                           for i in range(0, len(cells), 2))
+            body = (f"<table cellspacing='0' cellpadding='1' width='100%'>{rows}</table>"
+                    f"<span style='font-size: 8pt;'>{html.escape(SHORT_NOTE)}</span>")
+        else:
+            body = f"<br>{html.escape(p.descriptor_note)}"
+        self.lexicon.setText(f"<b>{SECTION_TITLE}</b>{body}")
+        self.lexicon.setVisible(bool(p.descriptors or p.descriptor_note))
 
     def set_mode(self, mode: str) -> None:
         self.mode.setText(f"Input: {mode}")
@@ -195,6 +227,14 @@ class PredictionPanel(QWidget):
     def warning_text(self) -> str:
         """The warning banner's words ("" when there is none)."""
         return self.warnings.text() if not self.warnings.isHidden() else ""
+
+    def lexicon_text(self) -> str:
+        """The lexicon section as plain text ("" while hidden)."""
+        if self.lexicon.isHidden():
+            return ""
+        doc = QTextDocument()
+        doc.setHtml(self.lexicon.text())
+        return doc.toPlainText()
 
     def no_lesion_shown(self) -> bool:
         return not self.no_lesion.isHidden()

@@ -36,6 +36,7 @@ import numpy as np
 
 from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION, SCALE_ENDS, shared_scale
 from rcdnet_desktop.core.explain import METHOD_LABELS
+from rcdnet_desktop.core.lexicon import SECTION_TITLE, lexicon_words
 from rcdnet_desktop.core.measure import (
     Calibration,
     Measured,
@@ -274,6 +275,9 @@ def report_lines(
         lines.append(ReportLine(f"Prediction: {p.display_label}"))
     lines.append(ReportLine(f"Input: {describe_input(p, calibration)}"))
     lines.extend(ReportLine(text) for text in measurement_lines(measurements))
+    lexicon = lexicon_words(p)
+    if lexicon:
+        lines.append(ReportLine(f"{SECTION_TITLE}: {lexicon}"))
     lines.append(
         ReportLine(f"Heat maps: {method_label(heatmaps.method)}; {SCALE_CAPTION.lower()}; "
                    f"colour map {colormap}, opacity {alpha:.2f}")
