@@ -30,6 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,8 +44,10 @@ if TYPE_CHECKING:
 
     from rcdnet_desktop.core.inference import InferenceEngine, Prepared
 
-    Loaded: TypeAlias = tuple[ImageRecord, Prepared] | BatchItem
-    """A file read and prepared (record and model input), or its failed or skipped item."""
+    Loaded: TypeAlias = tuple[ImageRecord, Prepared | None] | BatchItem
+    """A file read and prepared (record and model input), or its failed or skipped item. A clip
+    to be classified frame by frame is read, not prepared (None): its frames are prepared as
+    the clip is swept."""
 
 DEFAULT_CHUNK = 8
 """Files sent through the model together: large enough to batch, small enough to cancel soon."""
@@ -77,10 +80,11 @@ def _roi_outside(roi: Box, shape: tuple[int, ...]) -> str | None:
 
 
 def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
-          auto_box: bool = True) -> Loaded:
+          auto_box: bool = True, all_frames: bool = False) -> Loaded:
     """Read and prepare one file on the loader thread: record and input, or its item.
 
     With ``auto_box`` and no ``roi``, the engine's lesion localiser (if any) runs here too.
+    With ``all_frames``, a clip without a lesion box is only read (see :data:`Loaded`).
     """
     other = not_regular(path)
     if other is not None and other != "a folder":  # a folder: read_image says why
@@ -90,6 +94,8 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
         record = read_image(path)
         if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):
             return _failed(path, outside)
+        if all_frames and record.frame_count > 1 and roi is None:
+            return record, None
         return record, engine.prepare(record, roi=roi,
                                       frame=min(frame, record.frame_count - 1),
                                       auto_box=auto_box)
@@ -187,7 +193,8 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
            rois: Mapping[Path, Box] | None = None, explain: bool = False, method: str = "fast",
            frame: int = 0, cancel: threading.Event | None = None,
            chunk: int = DEFAULT_CHUNK, auto_box: bool = True,
-           file_timeout: float | None = DEFAULT_FILE_TIMEOUT) -> Iterator[BatchItem]:
+           file_timeout: float | None = DEFAULT_FILE_TIMEOUT,
+           all_frames: bool = False) -> Iterator[BatchItem]:
     """Classify every image under ``paths``, yielding one item per file in sorted order.
 
     Parameters
@@ -216,6 +223,12 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     file_timeout : float, optional
         Seconds one file may take to be read and prepared; a slower file fails and the run
         goes on (see the module's notes). None: no limit.
+    all_frames : bool
+        Classify every frame of each cine clip (``frame`` is then ignored): a clip yields one
+        item per frame, then its summary item (:func:`~rcdnet_desktop.core.cine.clip_items`,
+        prediction only, also with ``explain``). The time budget covers reading the clip and
+        its first frame; the frames are then decoded one at a time. Single-frame images, and
+        a clip given a lesion box in ``rois``, are classified as without it.
 
     Yields
     ------
@@ -237,7 +250,8 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
             if path is None:
                 return
             roi = _roi_for(path, rois)
-            job = _Job(path, lambda p=path, r=roi: _load(engine, p, r, frame, auto_box))
+            job = _Job(path, lambda p=path, r=roi: _load(engine, p, r, frame, auto_box,
+                                                         all_frames))
             pending.append(job)
             loader.submit(job)
 
@@ -247,7 +261,7 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
             batch = [pending.popleft() for _ in range(min(chunk, len(pending)))]
             top_up()
             loaded = [(job.path, loader.result(job)) for job in batch]
-            yield from _run_chunk(engine, loaded, explain, method, cancelled)
+            yield from _run_chunk(engine, loaded, explain, method, cancelled, auto_box)
     finally:
         for job in pending:
             job.dropped = True
@@ -255,8 +269,9 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
 
 
 def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Loaded]],
-               explain: bool, method: str, cancelled) -> Iterator[BatchItem]:
-    ok = [(p, *r) for p, r in loaded if not isinstance(r, BatchItem)]
+               explain: bool, method: str, cancelled,
+               auto_box: bool = True) -> Iterator[BatchItem]:
+    ok = [(p, *r) for p, r in loaded if not isinstance(r, BatchItem) and r[1] is not None]
     prepared = [prep for _, _, prep in ok]
     results: dict[Path, BatchItem] = {}
     try:
@@ -273,4 +288,31 @@ def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Loaded]],
     for path, res in loaded:
         if cancelled():
             return
-        yield res if isinstance(res, BatchItem) else results[path]
+        if isinstance(res, BatchItem):
+            yield res
+        elif res[1] is None:  # a clip, classified frame by frame
+            yield from _clip(engine, res[0], auto_box, explain, method, cancelled)
+        else:
+            yield results[path]
+
+
+def _clip(engine: InferenceEngine, record: ImageRecord, auto_box: bool, explain: bool,
+          method: str, cancelled) -> Iterator[BatchItem]:
+    """A clip frame by frame; with ``explain``, its summary item carries the heat maps of the
+    clip's most suspicious frame (and the record), so that frame's report can be exported."""
+    from rcdnet_desktop.core.bands import suspicious_threshold
+    from rcdnet_desktop.core.cine import clip_items
+
+    threshold = suspicious_threshold(engine.card)
+    for item in clip_items(engine, record, threshold, auto_box=auto_box, cancelled=cancelled):
+        if explain and item.clip is not None and item.prediction is not None:
+            try:
+                prep = engine.prepare(record, frame=item.clip.max_frame, auto_box=auto_box)
+                maps = engine.explain_prepared([prep], method=method)[0]
+            except RcdNetError as exc:
+                note = f"heat maps of frame {item.clip.max_frame} not computed: {exc}"
+                item = replace(item, prediction=replace(
+                    item.prediction, warnings=(*item.prediction.warnings, note)))
+            else:
+                item = replace(item, heatmaps=maps, record=record)
+        yield item

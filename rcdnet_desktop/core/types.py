@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from rcdnet_desktop.core.bands import (
     LikelihoodBand,
     band_for,
 )
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.core.cine import ClipSummary
 
 CLASS_NAMES: tuple[str, str] = ("benign", "malignant")
 """Class index -> name. 0 = benign, 1 = malignant, everywhere in the project."""
@@ -277,6 +281,10 @@ class BatchItem:
     With heat maps, ``record`` keeps the decoded image they belong to, so a caller can render
     them without reading the file again. ``skipped`` marks a path that was not even opened
     (not a regular file: a named pipe, a device, a socket); ``error`` says why.
+
+    A cine clip reviewed frame by frame gives one item per frame, with ``frame`` set (also
+    when that frame failed), then one summary item with ``clip`` set (see
+    :func:`~rcdnet_desktop.core.cine.clip_items`).
     """
 
     path: Path
@@ -285,6 +293,8 @@ class BatchItem:
     error: str = ""
     record: ImageRecord | None = None
     skipped: bool = False
+    frame: int | None = None
+    clip: ClipSummary | None = None
 
     @property
     def status(self) -> str:

@@ -29,7 +29,8 @@ ENCODING, ERRORS = "utf-8", "surrogateescape"
 """How the CSV text becomes bytes: a name's undecodable bytes are written back as they were."""
 
 CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
-              "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
+              "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious",
+              "frame", "clip_frames", "clip_max_frame", "clip_median", "clip_suspicious_share")
 """Columns of a batch review. ``label`` is the predicted class (marked UNTRAINED when the
 weights are); ``status`` is ok, failed or skipped (not a regular file, not opened), with the
 reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the intended-use flags'
@@ -38,7 +39,17 @@ codes joined by ";" (empty when all is well; the fixed list is
 file), auto (found by the lesion localiser) or none (whole image); ``box_*`` is that box as given
 or found, unpadded, in image pixels (empty when none); ``band`` is the likelihood band's name
 (see :mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when p_malignant reaches the model
-card's suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label)."""
+card's suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label);
+``frame`` is the frame classified, counted from 0 (0 for single-frame images).
+
+A cine clip reviewed frame by frame (``rcdnet classify --frames all``) has one row per frame,
+then its summary row: ``frame`` is ``clip``, ``label``, ``p_malignant``, ``p_benign``, ``band``,
+``suspicious`` and the box are those of the clip's most suspicious frame (the maximum of
+:func:`~rcdnet_desktop.core.cine.clip_summary`), ``checks`` every code any frame was flagged
+with, and ``clip_frames`` (frames classified), ``clip_max_frame`` (the frame of the maximum),
+``clip_median`` (median p_malignant) and ``clip_suspicious_share`` (share of frames at or above
+the suspicious threshold, 0 to 1) hold the rest of the rule; these four are empty on every
+other row."""
 
 
 def batch_row(item: BatchItem) -> dict[str, str]:
@@ -63,6 +74,26 @@ def batch_row(item: BatchItem) -> dict[str, str]:
         "box_h": h,
         "band": p.band.name if p and p.band else "",
         "suspicious": ("yes" if p.suspicious else "no") if p else "",
+        "frame": _frame(item),
+        **_clip_fields(item),
+    }
+
+
+def _frame(item: BatchItem) -> str:
+    if item.clip is not None:
+        return "clip"
+    if item.frame is not None:
+        return str(item.frame)
+    return str(item.prediction.frame) if item.prediction else ""
+
+
+def _clip_fields(item: BatchItem) -> dict[str, str]:
+    c = item.clip
+    return {
+        "clip_frames": str(c.frames) if c else "",
+        "clip_max_frame": str(c.max_frame) if c else "",
+        "clip_median": f"{c.median_p:.4f}" if c else "",
+        "clip_suspicious_share": f"{c.suspicious_share:.4f}" if c else "",
     }
 
 
