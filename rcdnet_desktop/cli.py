@@ -200,18 +200,15 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
         engine = _engine(args.device)
         used: set[Path] = set()
         with _progress(len(files), err) as bar:
-            all_frames = args.frames == "all"
             for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},
-                               explain=bool(exports), frame=0 if all_frames else args.frames,
+                               explain=bool(exports), frame=args.frame or 0,
                                auto_box=not args.no_auto_box, file_timeout=timeout,
-                               all_frames=all_frames):
+                               sweep=args.frames):
                 row = batch_row(item)
                 if exports and item.heatmaps is not None:
                     notes = _write_exports(item, exports, used)
                     row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
                 write(row)
-                if item.frame is not None:  # one frame of a clip: its file is counted once
-                    continue
                 counts[item.status] += 1
                 counts["auto"] += row["box_source"] == "auto"
                 bar.update(1)
@@ -395,16 +392,19 @@ def _seconds(text: str) -> float:
 
 
 def _frames(text: str) -> int | str:
-    """``--frames``: ``all``, or a frame number from 0."""
-    if text.strip().lower() == "all":
-        return "all"
+    """``--frames``: ``all``, or a number of evenly spaced frames (1 or more)."""
+    from rcdnet_desktop.core.cine import ALL_FRAMES
+
+    if text.strip().lower() == ALL_FRAMES:
+        return ALL_FRAMES
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected all or a frame number (0 or more), got "
-                                         f"{text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"frames count from 0, got {value}")
+        raise argparse.ArgumentTypeError(f"expected all or a number of frames (1 or more), "
+                                         f"got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected all or a number of frames (1 or more), "
+                                         f"got {value}")
     return value
 
 
@@ -436,11 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-auto-box", action="store_true",
                    help="do not let the lesion localiser find a box: images without one in "
                         "--rois are classified whole")
-    c.add_argument("--frames", "--frame", dest="frames", type=_frames, default=0,
-                   metavar="all|N",
-                   help="frame N (from 0) of multi-frame files, or all: every frame of each "
-                        "cine clip, one row per frame and a summary row per clip (frame "
-                        "'clip'); --frame N is the same")
+    c.add_argument("--frame", type=int, default=None, metavar="N",
+                   help="classify frame N (from 0) of every cine clip (default 0); a clip "
+                        "without it fails; single-frame images use their only frame")
+    c.add_argument("--frames", type=_frames, default=None, metavar="all|N",
+                   help="sweep each cine clip instead of one frame: every frame (all) or N "
+                        "evenly spaced frames; each clip is still one row, its most "
+                        "suspicious frame, with the clip's summary (clip_* columns). Not "
+                        "with --frame")
     c.add_argument("--file-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="time one file may take to be read and prepared; a slower file is "
                         f"reported as failed and the run goes on (default {DEFAULT_FILE_TIMEOUT:g}"
@@ -457,6 +460,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     try:
         if args.command == "classify":
+            if args.frame is not None and args.frame < 0:
+                raise UsageError("--frame must be 0 or more")
+            if args.frame is not None and args.frames is not None:
+                raise UsageError("--frame N classifies one frame of each clip and --frames "
+                                 "sweeps several; give only one of them")
             with _lossless_stdout(), _stop_on_sigterm():
                 return classify(args)
         return self_test(args)

@@ -1,21 +1,24 @@
-"""Cine clips: every frame classified, and one result for the whole clip.
+"""Cine clips: frames classified one chunk at a time, and one result for the whole clip.
 
 :func:`clip_summary` is the one rule for a clip's result, used by the viewer's timeline and
-panel, the batch review and ``rcdnet classify --frames all``:
+the batch review (the viewer's and ``rcdnet classify --frames``):
 
-- the **maximum** probability of malignancy over the frames, and the frame it was found on
-  (the earliest such frame when several tie): the clip is as suspicious as its worst frame;
+- the clip's result is its **most suspicious frame**: the highest probability of malignancy
+  over the frames classified, and the frame it was found on (the earliest such frame when
+  several tie); a clip's row in a batch review is that frame's row;
 - the **median** probability over the frames: how the clip looks most of the time;
 - the **share of frames suspicious**: frames whose probability is at or above the model card's
   suspicious threshold, over the frames classified;
 - the **number of frames** classified, and which of them an intended-use check flagged.
 
+:func:`sample_frames` picks the frames to classify: every frame, or N evenly spaced ones.
+
 :func:`classify_frames` runs the sweep: it decodes the clip's frames one at a time
 (:meth:`~rcdnet_desktop.core.types.ImageRecord.frame`), prepares them and sends them through
-the engine's :meth:`~rcdnet_desktop.core.inference.InferenceEngine.predict_prepared` a chunk
-at a time (prediction only, no heat maps), so no more than one chunk of frames is held at once.
-Each frame is classified as the viewer classifies it without a drawn box: the whole frame, or
-the lesion box the localiser finds on it.
+the engine's ``predict_prepared`` a chunk at a time (prediction only, no heat maps), so no more
+than one chunk of frames is held at once, and a sweep can stop between chunks. Each frame is
+classified as the viewer classifies it: the whole frame, or the lesion box the localiser finds
+on it (or the box given).
 
 No Qt and no torch here.
 """
@@ -27,13 +30,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rcdnet_desktop.core.types import BatchItem, ImageRecord, Prediction
+from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord, Prediction
 
 if TYPE_CHECKING:
     from rcdnet_desktop.core.inference import InferenceEngine
 
 DEFAULT_SWEEP_CHUNK = 8
 """Frames sent through the model together: a batch, and a point where a sweep can stop."""
+
+ALL_FRAMES = "all"
+"""``frames`` value of a sweep over every frame (``rcdnet classify --frames all``)."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,8 @@ class ClipSummary:
         return self.suspicious_frames / self.frames
 
     def text(self) -> str:
-        """``"34 frames, max 0.58 (frame 12), median 0.37, 12% of frames suspicious"``; frames
-        numbered from 1, as the viewer shows them."""
+        """``"34 frames, max 0.58 (frame 11), median 0.37, 12% of frames suspicious"``;
+        frames numbered from 1, as the viewer shows them."""
         return (f"{self.frames} frames, max {self.max_p:.2f} (frame {self.max_frame + 1}), "
                 f"median {self.median_p:.2f}, {_percent(self.suspicious_share)} of frames "
                 "suspicious")
@@ -124,6 +130,29 @@ def clip_summary(predictions: Iterable[Prediction], threshold: float) -> ClipSum
     )
 
 
+def sample_frames(frame_count: int, frames: int | str = ALL_FRAMES) -> list[int]:
+    """The frames of a clip to classify: every frame (``"all"``), or ``frames`` evenly spaced.
+
+    N evenly spaced frames are the middle frames of N equal parts of the clip, so they cover
+    it from start to end without favouring either: 3 of 30 frames are 5, 15 and 25; 1 is the
+    middle frame. A count of frames at least the clip's length is every frame.
+
+    Raises
+    ------
+    ValueError
+        ``frames`` is neither "all" nor a whole number of 1 or more.
+    """
+    count = max(int(frame_count), 1)
+    if frames == ALL_FRAMES:
+        return list(range(count))
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise ValueError(f"frames must be 'all' or a number of frames of 1 or more, "
+                         f"got {frames!r}")
+    if frames >= count:
+        return list(range(count))
+    return [int((2 * i + 1) * count // (2 * frames)) for i in range(frames)]
+
+
 @dataclass(frozen=True)
 class FrameResult:
     """One frame of a sweep: its prediction, or why it could not be classified."""
@@ -134,8 +163,8 @@ class FrameResult:
 
 
 def classify_frames(engine: InferenceEngine | Any, record: ImageRecord,
-                    frames: Sequence[int] | None = None, *, auto_box: bool = True,
-                    chunk: int = DEFAULT_SWEEP_CHUNK,
+                    frames: Sequence[int] | None = None, *, roi: Box | None = None,
+                    auto_box: bool = True, chunk: int = DEFAULT_SWEEP_CHUNK,
                     cancelled: Callable[[], bool] | None = None) -> Iterator[list[FrameResult]]:
     """Classify frames of ``record``, a chunk at a time; yields each chunk's results.
 
@@ -147,6 +176,9 @@ def classify_frames(engine: InferenceEngine | Any, record: ImageRecord,
         The clip; frames are decoded one at a time through ``record.frame(i)``.
     frames : sequence of int, optional
         The frames to classify, in order; every frame when omitted.
+    roi : Box, optional
+        A lesion box used on every frame; without one, the localiser's box (``auto_box``) or
+        the whole frame.
     auto_box : bool
         Let the lesion localiser find each frame's box (as the viewer does).
     chunk : int
@@ -167,11 +199,12 @@ def classify_frames(engine: InferenceEngine | Any, record: ImageRecord,
     for start in range(0, len(todo), chunk):
         if cancelled is not None and cancelled():
             return
+        part = todo[start:start + chunk]
         results: dict[int, FrameResult] = {}
         ready: list[tuple[int, Any]] = []
-        for f in todo[start:start + chunk]:
+        for f in part:
             try:
-                ready.append((f, engine.prepare(record, frame=f, auto_box=auto_box)))
+                ready.append((f, engine.prepare(record, roi=roi, frame=f, auto_box=auto_box)))
             except Exception as exc:  # noqa: BLE001 - one bad frame must not end the sweep
                 results[f] = FrameResult(f, error=_reason(exc, RcdNetError))
         if ready:
@@ -183,7 +216,7 @@ def classify_frames(engine: InferenceEngine | Any, record: ImageRecord,
             else:
                 results.update((f, FrameResult(f, p))
                                for (f, _), p in zip(ready, preds, strict=True))
-        yield [results[f] for f in todo[start:start + chunk]]
+        yield [results[f] for f in part]
 
 
 def _reason(exc: BaseException, expected: type) -> str:
@@ -194,42 +227,38 @@ def _reason(exc: BaseException, expected: type) -> str:
 # --- a clip in a batch review ----------------------------------------------------------------
 
 
-def clip_items(engine: InferenceEngine | Any, record: ImageRecord, threshold: float, *,
-               auto_box: bool = True, chunk: int = DEFAULT_SWEEP_CHUNK,
-               cancelled: Callable[[], bool] | None = None) -> Iterator[BatchItem]:
-    """A clip in a batch review: one item per frame (``frame`` set), then its summary item.
+def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: float,
+              frames: int | str = ALL_FRAMES, *, roi: Box | None = None,
+              auto_box: bool = True, chunk: int = DEFAULT_SWEEP_CHUNK,
+              cancelled: Callable[[], bool] | None = None) -> BatchItem | None:
+    """A clip in a batch review: its one item, decided by :func:`clip_summary`.
 
-    The summary item (``clip`` set) carries the prediction of the clip's most suspicious
-    frame, so its label, probability, band and suspicious flag are the maximum's; its
-    ``checks`` are every code any frame was flagged with, and its warnings say how many frames
-    were flagged and how many could not be classified. When no frame could be classified it is
-    a failed item instead. A cancelled sweep yields no summary.
+    The frames of :func:`sample_frames` (``frames``: "all" or a count) are classified; the
+    item carries the prediction of the most suspicious one (so its label, probability, band,
+    suspicious flag, box and ``frame`` are that frame's) and the summary in ``clip``. Its
+    ``checks`` are every code any frame was flagged with; its warnings say how many frames
+    were flagged and how many could not be classified. When no frame could be classified it
+    is a failed item with the first frame's reason. None when cancelled before the end.
     """
+    from rcdnet_desktop.core.checks import CHECK_CODES
+
     path = record.path
     preds: list[Prediction] = []
-    failed: list[int] = []
-    for results in classify_frames(engine, record, auto_box=auto_box, chunk=chunk,
+    failed: list[FrameResult] = []
+    for results in classify_frames(engine, record, sample_frames(record.frame_count, frames),
+                                   roi=roi, auto_box=auto_box, chunk=chunk,
                                    cancelled=cancelled):
         for r in results:
             if r.prediction is not None:
                 preds.append(r.prediction)
             else:
-                failed.append(r.frame)
-            error = "" if r.prediction is not None else f"{path}: frame {r.frame}: {r.error}"
-            yield BatchItem(path, r.prediction, error=error, frame=r.frame)
+                failed.append(r)
     if cancelled is not None and cancelled():
-        return
+        return None
     if not preds:
-        yield BatchItem(path, error=f"{path}: no frame of the clip could be classified")
-        return
-    yield clip_summary_item(path, preds, threshold, failed)
-
-
-def clip_summary_item(path: Any, preds: Sequence[Prediction], threshold: float,
-                      failed: Sequence[int] = ()) -> BatchItem:
-    """The summary item of a clip (see :func:`clip_items`)."""
-    from rcdnet_desktop.core.checks import CHECK_CODES
-
+        first = failed[0] if failed else FrameResult(0, error="no frame")
+        return BatchItem(path, error=f"{path}: no frame of the clip could be classified "
+                                     f"(frame {first.frame}: {first.error})")
     summary = clip_summary(preds, threshold)
     worst = next(p for p in preds if p.frame == summary.max_frame)
     notes = []
@@ -238,7 +267,8 @@ def clip_summary_item(path: Any, preds: Sequence[Prediction], threshold: float,
                      f"intended use (frames {_frame_list(summary.flagged_frames)})")
     if failed:
         notes.append(f"{len(failed)} frames could not be classified (frames "
-                     f"{_frame_list(failed)})")
+                     f"{_frame_list([r.frame for r in failed])}; frame {failed[0].frame}: "
+                     f"{failed[0].error})")
     codes = {c for p in preds for c in p.checks}
     pred = replace(worst, warnings=(*notes, *worst.warnings),
                    checks=tuple(c for c in CHECK_CODES if c in codes))

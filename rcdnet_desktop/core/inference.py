@@ -628,6 +628,8 @@ class InferenceEngine:
             warnings += [f"lesion box: {f.text}" for f in check_image(region)
                          if f.text not in warnings]
         warnings += notes
+        if isinstance(image, ImageRecord):
+            warnings += image.notes  # what the reader assumed (e.g. greyscale, no encoding given)
         if self.card.untrained:
             warnings.append(UNTRAINED_WARNING.format(version=self.card.version))
         fuse = source == "auto" and self._fusion

@@ -110,7 +110,9 @@ class ImageRecord:
 
     ``pixels`` holds frame ``pixels_frame`` (the first, or the one asked for when reading) as
     ``uint8``, shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Other frames of a cine
-    are decoded on demand by :meth:`frame`, one at a time.
+    are decoded on demand by :meth:`frame`, one at a time. ``notes`` says in words what the
+    reader had to assume (a missing Photometric Interpretation read as greyscale, ...); the
+    engine adds them to the prediction's warnings.
     """
 
     path: Path
@@ -125,6 +127,7 @@ class ImageRecord:
     pixels_frame: int = 0
     frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
     frame_rate: float | None = None  # cine frames per second, when the file records it
+    notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
 
     @property
     def height(self) -> int:
@@ -282,9 +285,8 @@ class BatchItem:
     them without reading the file again. ``skipped`` marks a path that was not even opened
     (not a regular file: a named pipe, a device, a socket); ``error`` says why.
 
-    A cine clip reviewed frame by frame gives one item per frame, with ``frame`` set (also
-    when that frame failed), then one summary item with ``clip`` set (see
-    :func:`~rcdnet_desktop.core.cine.clip_items`).
+    A cine clip swept frame by frame is one item too: its most suspicious frame's prediction,
+    with the clip's summary in ``clip`` (see :func:`~rcdnet_desktop.core.cine.clip_item`).
     """
 
     path: Path
@@ -293,7 +295,6 @@ class BatchItem:
     error: str = ""
     record: ImageRecord | None = None
     skipped: bool = False
-    frame: int | None = None
     clip: ClipSummary | None = None
 
     @property

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QVB
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import window_export
 from rcdnet_desktop.gui.analysis import AnalysisRunner
+from rcdnet_desktop.gui.cine_timeline import build_cine_timeline
 from rcdnet_desktop.gui.document import Document
 from rcdnet_desktop.gui.engine import EngineFactory
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
@@ -100,6 +101,7 @@ class MainWindow(QMainWindow):
         self.controller = ViewerController(self.ui, self.analysis, self.loader,
                                            self.settings.cam_method)
         self._connect()
+        self.cine_timeline = build_cine_timeline(self)
         self._restore_settings()
         self.rebuild_recent()
         self.ui.update_actions(self.controller.action_state())
@@ -380,6 +382,7 @@ class MainWindow(QMainWindow):
             ok = dlg.shutdown(timeout_ms) and ok
             dlg.close()
         ok = self.loader.shutdown(timeout_ms) and ok
+        ok = self.cine_timeline.shutdown(timeout_ms) and ok
         ok = self.analysis.shutdown(timeout_ms) and ok
         return ok
 

@@ -1,5 +1,5 @@
-"""Cine clips: the one rule for a clip's result, the frame-by-frame sweep through the engine, and
-a clip in a batch review (its rows)."""
+"""Cine clips: the one rule for a clip's result, the frames sampled, the frame-by-frame sweep
+through the engine, and a clip in a batch review (its one row)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from rcdnet_desktop.core.batch import review
 from rcdnet_desktop.core.cine import (
     ClipSummary,
     classify_frames,
-    clip_items,
+    clip_item,
     clip_summary,
+    sample_frames,
 )
 from rcdnet_desktop.core.errors import UnreadableImageError
 from rcdnet_desktop.core.export.batch_csv import batch_row
@@ -65,6 +66,21 @@ def test_clip_summary_in_words_numbers_frames_as_the_viewer_does():
     assert one_in_300.text().endswith("<1% of frames suspicious")
     assert ClipSummary(300, 0.6, 0, 0.6, 299, 0.5).text().endswith(">99% of frames suspicious")
     assert ClipSummary(3, 0.6, 0, 0.6, 3, 0.5).text().endswith("100% of frames suspicious")
+
+
+def test_sample_frames_every_frame_or_n_evenly_spaced():
+    assert sample_frames(5) == sample_frames(5, "all") == [0, 1, 2, 3, 4]
+    assert sample_frames(30, 3) == [5, 15, 25]
+    assert sample_frames(30, 1) == [15]
+    assert sample_frames(10, 4) == [1, 3, 6, 8]
+    assert sample_frames(4, 10) == [0, 1, 2, 3]  # more than the clip has: every frame
+    assert sample_frames(1, 3) == [0]
+    evenly = sample_frames(300, 7)
+    gaps = {b - a for a, b in zip(evenly, evenly[1:], strict=False)}
+    assert len(evenly) == 7 and max(gaps) - min(gaps) <= 1
+    for bad in (0, -2, "some", 2.5, True):
+        with pytest.raises(ValueError, match="number of frames"):
+            sample_frames(10, bad)
 
 
 # --- the sweep -------------------------------------------------------------------------------
@@ -117,7 +133,7 @@ def test_every_frame_classified_as_one_by_one_in_chunks(engine):
     # Bounded memory: frames are decoded one at a time, at most one chunk ahead of the model
     # (frame 0 is the record's own pixels, never decoded again).
     decoded_since_predict = 0
-    for kind, n in clip.events:
+    for kind, _n in clip.events:
         if kind == "decode":
             decoded_since_predict += 1
             assert decoded_since_predict <= 4
@@ -149,38 +165,46 @@ def test_the_sweep_stops_when_cancelled_and_takes_a_list_of_frames(engine):
 # --- a clip in a batch review ----------------------------------------------------------------
 
 
-def test_clip_items_one_row_per_frame_then_the_summary_row(engine):
+def test_clip_item_is_the_worst_frame_with_the_summary(engine):
     clip = Clip(6, bad=(4,))
-    items = list(clip_items(engine, clip.record, threshold=0.5, chunk=4))
-    frames, summary = items[:-1], items[-1]
-    assert [i.frame for i in frames] == list(range(6))
-    assert frames[4].status == "failed" and "frame 4" in frames[4].error
-    preds = [i.prediction for i in frames if i.prediction is not None]
+    item = clip_item(engine, clip.record, threshold=0.5, chunk=4)
+    preds = [r.prediction for c in classify_frames(engine, Clip(6, bad=(4,)).record)
+             for r in c if r.prediction is not None]
     expected = clip_summary(preds, 0.5)
-    assert summary.clip == expected and summary.frame is None
-    assert summary.prediction.frame == expected.max_frame
-    assert summary.prediction.p_malignant == expected.max_p
-    assert "1 frames could not be classified (frames 4)" in summary.prediction.warnings
-
-    rows = [batch_row(i) for i in items]
-    assert [r["frame"] for r in rows] == ["0", "1", "2", "3", "4", "5", "clip"]
-    assert rows[4]["status"] == "failed" and rows[4]["p_malignant"] == ""
-    last = rows[-1]
-    assert last["status"] == "ok"
-    assert last["p_malignant"] == f"{expected.max_p:.4f}"
-    assert last["clip_frames"] == "5" and last["clip_max_frame"] == str(expected.max_frame)
-    assert last["clip_median"] == f"{expected.median_p:.4f}"
-    assert last["clip_suspicious_share"] == f"{expected.suspicious_share:.4f}"
-    assert all(r["clip_frames"] == "" for r in rows[:-1])
+    assert item.clip == expected and expected.frames == 5
+    assert item.prediction.frame == expected.max_frame
+    assert item.prediction.p_malignant == pytest.approx(expected.max_p)
+    assert any(w.startswith("1 frames could not be classified (frames 4; frame 4:")
+               and "damaged" in w for w in item.prediction.warnings)
+    row = batch_row(item)
+    assert row["status"] == "ok" and row["frame"] == str(expected.max_frame)
+    assert row["p_malignant"] == f"{expected.max_p:.4f}"
+    assert row["clip_frames"] == "5"
+    assert row["clip_median"] == f"{expected.median_p:.4f}"
+    assert row["clip_suspicious_share"] == f"{expected.suspicious_share:.4f}"
 
 
-def test_a_clip_where_no_frame_could_be_classified_fails(engine):
-    clip = Clip(3, bad=(1, 2))
-    clip.record.pixels = np.zeros((0, 0), np.uint8)  # frame 0 unusable too
-    items = list(clip_items(engine, clip.record, threshold=0.5))
-    assert [i.status for i in items] == ["failed"] * 4
-    assert items[-1].frame is None and items[-1].clip is None
-    assert "no frame of the clip" in items[-1].error
+def test_clip_item_of_n_frames_classifies_those_frames(engine):
+    clip = Clip(30)
+    item = clip_item(engine, clip.record, threshold=0.5, frames=3)
+    assert item.clip.frames == 3 and item.prediction.frame in (5, 15, 25)
+    assert sorted(i for kind, i in clip.events if kind == "decode") == [5, 15, 25]
+
+
+def test_a_clip_where_no_frame_could_be_classified_fails_with_the_reason(engine):
+    clip = Clip(3, bad=(0, 1, 2))
+    clip.record.frame_loader = clip.load
+    clip.record.pixels_frame = -1  # frame 0 decoded through the loader too, and damaged
+    item = clip_item(engine, clip.record, threshold=0.5)
+    assert item.status == "failed" and item.clip is None
+    assert "no frame of the clip could be classified (frame 0:" in item.error
+    assert "damaged" in item.error
+
+
+def test_a_cancelled_clip_gives_no_item(engine):
+    stop = threading.Event()
+    stop.set()
+    assert clip_item(engine, Clip(5).record, 0.5, cancelled=stop.is_set) is None
 
 
 def _tiff_clip(path: Path, n: int) -> Path:
@@ -189,25 +213,37 @@ def _tiff_clip(path: Path, n: int) -> Path:
     return path
 
 
-def test_review_all_frames_sweeps_clips_and_leaves_single_images_alone(tmp_path, engine):
+def test_review_sweep_gives_one_row_per_clip_and_leaves_single_images_alone(tmp_path, engine):
     _tiff_clip(tmp_path / "a_clip.tif", 5)
     Image.fromarray(np.full((80, 96), 90, np.uint8)).save(tmp_path / "b_single.png")
-    items = list(review([tmp_path], engine, all_frames=True, chunk=1))
-    assert [(i.path.name, i.frame, i.clip is not None) for i in items] == (
-        [("a_clip.tif", f, False) for f in range(5)]
-        + [("a_clip.tif", None, True), ("b_single.png", None, False)])
-    assert [batch_row(i)["frame"] for i in items] == ["0", "1", "2", "3", "4", "clip", "0"]
+    items = list(review([tmp_path], engine, sweep="all", chunk=1))
+    assert [(i.path.name, i.clip is not None) for i in items] == [
+        ("a_clip.tif", True), ("b_single.png", False)]
+    assert items[0].clip.frames == 5
+    rows = [batch_row(i) for i in items]
+    assert rows[0]["frame"] == str(items[0].clip.max_frame)
+    assert rows[1]["frame"] == "0" and rows[1]["clip_frames"] == ""
     single_default = next(iter(review([tmp_path / "b_single.png"], engine)))
-    assert items[-1].prediction == single_default.prediction
-    # Without the option, a clip is one row: the frame asked for.
+    assert items[1].prediction == single_default.prediction
+    # Without a sweep, a clip is its one frame, asked for.
     plain = list(review([tmp_path / "a_clip.tif"], engine, frame=3))
-    assert len(plain) == 1 and batch_row(plain[0])["frame"] == "3"
+    assert len(plain) == 1 and plain[0].clip is None and batch_row(plain[0])["frame"] == "3"
+    two = next(iter(review([tmp_path / "a_clip.tif"], engine, sweep=2)))
+    assert two.clip.frames == 2 and two.prediction.frame in (1, 3)
 
 
-def test_review_all_frames_with_heat_maps_gives_the_worst_frame_maps(tmp_path, engine):
+def test_review_sweep_with_heat_maps_gives_the_worst_frame_maps(tmp_path, engine):
     _tiff_clip(tmp_path / "clip.tif", 4)
-    items = list(review([tmp_path], engine, all_frames=True, explain=True))
-    summary = items[-1]
-    assert summary.clip is not None and summary.record is not None
-    assert summary.heatmaps.prediction.frame == summary.clip.max_frame
-    assert all(i.heatmaps is None for i in items[:-1])
+    (item,) = review([tmp_path], engine, sweep="all", explain=True)
+    assert item.clip is not None and item.record is not None
+    assert item.heatmaps.prediction.frame == item.clip.max_frame
+    assert item.heatmaps.prediction == item.prediction
+
+
+def test_review_sweep_uses_the_given_box_on_every_frame(tmp_path, engine):
+    from rcdnet_desktop.core.types import Box
+
+    path = _tiff_clip(tmp_path / "clip.tif", 3)
+    box = Box(10, 10, 40, 30)
+    (item,) = review([path], engine, sweep="all", rois={path: box})
+    assert item.prediction.box_source == "user" and item.prediction.box == box

@@ -30,7 +30,7 @@ ENCODING, ERRORS = "utf-8", "surrogateescape"
 
 CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
               "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious",
-              "frame", "clip_frames", "clip_max_frame", "clip_median", "clip_suspicious_share")
+              "frame", "clip_frames", "clip_median", "clip_suspicious_share")
 """Columns of a batch review. ``label`` is the predicted class (marked UNTRAINED when the
 weights are); ``status`` is ok, failed or skipped (not a regular file, not opened), with the
 reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the intended-use flags'
@@ -42,14 +42,14 @@ or found, unpadded, in image pixels (empty when none); ``band`` is the likelihoo
 card's suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label);
 ``frame`` is the frame classified, counted from 0 (0 for single-frame images).
 
-A cine clip reviewed frame by frame (``rcdnet classify --frames all``) has one row per frame,
-then its summary row: ``frame`` is ``clip``, ``label``, ``p_malignant``, ``p_benign``, ``band``,
-``suspicious`` and the box are those of the clip's most suspicious frame (the maximum of
-:func:`~rcdnet_desktop.core.cine.clip_summary`), ``checks`` every code any frame was flagged
-with, and ``clip_frames`` (frames classified), ``clip_max_frame`` (the frame of the maximum),
-``clip_median`` (median p_malignant) and ``clip_suspicious_share`` (share of frames at or above
-the suspicious threshold, 0 to 1) hold the rest of the rule; these four are empty on every
-other row."""
+A cine clip swept frame by frame (``rcdnet classify --frames all|N``, the viewer's batch review
+with "every frame" or "N frames") is still one row, decided by
+:func:`~rcdnet_desktop.core.cine.clip_summary`: the row of its most suspicious frame, so
+``frame``, ``label``, ``p_malignant`` (the clip's maximum), ``band``, ``suspicious`` and the box
+are that frame's, and ``checks`` are every code any frame was flagged with; ``clip_frames``
+(frames classified), ``clip_median`` (median p_malignant over them) and
+``clip_suspicious_share`` (share of them at or above the suspicious threshold, 0 to 1) give the
+rest of the summary. These three are empty for rows that are not a swept clip."""
 
 
 def batch_row(item: BatchItem) -> dict[str, str]:
@@ -74,24 +74,15 @@ def batch_row(item: BatchItem) -> dict[str, str]:
         "box_h": h,
         "band": p.band.name if p and p.band else "",
         "suspicious": ("yes" if p.suspicious else "no") if p else "",
-        "frame": _frame(item),
+        "frame": str(p.frame) if p else "",
         **_clip_fields(item),
     }
-
-
-def _frame(item: BatchItem) -> str:
-    if item.clip is not None:
-        return "clip"
-    if item.frame is not None:
-        return str(item.frame)
-    return str(item.prediction.frame) if item.prediction else ""
 
 
 def _clip_fields(item: BatchItem) -> dict[str, str]:
     c = item.clip
     return {
         "clip_frames": str(c.frames) if c else "",
-        "clip_max_frame": str(c.max_frame) if c else "",
         "clip_median": f"{c.median_p:.4f}" if c else "",
         "clip_suspicious_share": f"{c.suspicious_share:.4f}" if c else "",
     }
