@@ -17,9 +17,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QKeySequence, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMenu, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QSlider,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from rcdnet_desktop.core.cine import ClipSummary, FrameResult, clip_summary
 from rcdnet_desktop.gui.cine_sweep import CineSweeper
@@ -35,6 +44,7 @@ _CURVE = QColor(230, 120, 40)
 _THRESHOLD = QColor(200, 60, 40)
 _CURRENT = QColor(60, 140, 230)
 _GRID = QColor(128, 128, 128, 90)
+_LABEL_WIDTH = 24  # room left of the plot for its 0, 0.5 and 1
 
 
 class TimelinePlot(QWidget):
@@ -51,15 +61,17 @@ class TimelinePlot(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumHeight(54)
-        self.setMouseTracking(False)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip("Probability of malignancy of each frame; the dashed line is the "
-                        "suspicious threshold. Click to show a frame.")
         self._count = 1
         self._values: dict[int, float] = {}
         self._threshold: float | None = None
         self._current = 0
         self._worst: int | None = None
+        self._slider: QSlider | None = None
+
+    def align_to(self, slider: QSlider) -> None:
+        """Put each frame's point under the slider handle's place for that frame."""
+        self._slider = slider
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(400, 64)
@@ -95,7 +107,17 @@ class TimelinePlot(QWidget):
     # --- geometry ----------------------------------------------------------------------------
 
     def _area(self) -> QRectF:
-        return QRectF(self.rect()).adjusted(6, 4, -6, -4)
+        area = QRectF(self.rect()).adjusted(_LABEL_WIDTH, 4, -6, -4)
+        s = self._slider
+        if s is not None and s.isVisible() and s.window() is self.window():
+            half = s.style().pixelMetric(QStyle.PixelMetric.PM_SliderLength, None, s) / 2
+            left = s.mapTo(self.window(), QPoint(0, 0)).x() \
+                - self.mapTo(self.window(), QPoint(0, 0)).x() + half
+            width = s.width() - 2 * half
+            if width > 10 and left >= 0 and left + width <= self.width():
+                area.setLeft(left)
+                area.setWidth(width)
+        return area
 
     def x_of(self, frame: int) -> float:
         """The plot's x for ``frame`` (the frames spread over the width, as on the slider)."""
@@ -122,6 +144,14 @@ class TimelinePlot(QWidget):
         painter.setPen(QPen(_GRID, 1))
         painter.drawRect(a)
         painter.drawLine(QPointF(a.left(), self._y_of(0.5)), QPointF(a.right(), self._y_of(0.5)))
+        font = painter.font()
+        font.setPointSizeF(max(font.pointSizeF() * 0.75, 6.0))
+        painter.setFont(font)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        for p, text in ((1.0, "1"), (0.5, "0.5"), (0.0, "0")):
+            box = QRectF(a.left() - _LABEL_WIDTH, self._y_of(p) - 7, _LABEL_WIDTH - 3, 14)
+            painter.drawText(box, int(Qt.AlignmentFlag.AlignRight
+                                      | Qt.AlignmentFlag.AlignVCenter), text)
         if self._threshold is not None:
             pen = QPen(_THRESHOLD, 1.2, Qt.PenStyle.DashLine)
             painter.setPen(pen)
@@ -183,7 +213,14 @@ class CineTimeline(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.plot = TimelinePlot(self)
+        self.plot.setToolTip("Probability of malignancy (0 to 1) of each frame of the clip; "
+                             "the dashed line is the model's suspicious threshold, the blue "
+                             "line the frame on display, the dot the most suspicious frame. "
+                             "Click or drag to show a frame.")
         self.summary = QLabel(self)
+        self.summary.setToolTip("The clip's result: the most suspicious frame (maximum "
+                                "probability of malignancy), the median over the frames, and "
+                                "the share of frames at or above the suspicious threshold")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.worst_button = QToolButton(self)
@@ -206,10 +243,9 @@ def summary_words(summary: ClipSummary | None, done: int, asked: int, failed: in
         if sweeping:
             return f"Classifying every frame: {done} of {asked}..."
         return "Every frame is classified once the model is ready." if not done else ""
-    text = (f"Clip: {summary.text()} (P(malignant) at or above "
-            f"{summary.threshold:.2f})")
+    text = f"{summary.text()} (at or above {summary.threshold:.2f})"
     if sweeping:
-        text = f"Classifying every frame: {done} of {asked}... so far " + text[len("Clip: "):]
+        text = f"Classifying every frame: {done} of {asked}... so far {text}"
     elif done < asked:
         text += f"; {asked - done} frames not classified yet"
     if failed:
@@ -368,6 +404,7 @@ def build_cine_timeline(window: MainWindow) -> CineTimelineController:
     """Add the cine timeline under the frame slider, its sweep, and the action with its
     shortcut (in the menu that holds "Play/pause cine"); returns its controller."""
     timeline = CineTimeline(window.pane)
+    timeline.plot.align_to(window.cine.slider)
     window.pane.layout().addWidget(timeline)
     act = QAction("&Go to most suspicious frame", window)
     act.setShortcut(QKeySequence(GO_WORST_SHORTCUT))
