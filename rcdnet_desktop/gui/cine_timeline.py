@@ -248,6 +248,8 @@ def summary_words(summary: ClipSummary | None, done: int, asked: int, failed: in
         text = f"Classifying every frame: {done} of {asked}... so far {text}"
     elif done < asked:
         text += f"; {asked - done} frames not classified yet"
+    if summary.flagged_frames:
+        text += f"; {len(summary.flagged_frames)} frames outside intended use"
     if failed:
         text += f"; {failed} frames could not be classified"
     return text
