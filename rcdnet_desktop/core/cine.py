@@ -83,9 +83,14 @@ class ClipSummary:
     def text(self) -> str:
         """``"34 frames, max 0.58 (frame 11), median 0.37, 12% of frames suspicious"``;
         frames numbered from 1, as the viewer shows them."""
-        return (f"{self.frames} frames, max {self.max_p:.2f} (frame {self.max_frame + 1}), "
+        return (f"{frames_text(self.frames)}, max {self.max_p:.2f} (frame {self.max_frame + 1}), "
                 f"median {self.median_p:.2f}, {_percent(self.suspicious_share)} of frames "
                 "suspicious")
+
+
+def frames_text(n: int) -> str:
+    """``"1 frame"``, ``"2 frames"``."""
+    return f"{n} frame" if n == 1 else f"{n} frames"
 
 
 def _percent(share: float) -> str:
@@ -263,10 +268,10 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
     worst = next(p for p in preds if p.frame == summary.max_frame)
     notes = []
     if summary.flagged_frames:
-        notes.append(f"{len(summary.flagged_frames)} of {summary.frames} frames outside "
+        notes.append(f"{len(summary.flagged_frames)} of {frames_text(summary.frames)} outside "
                      f"intended use (frames {_frame_list(summary.flagged_frames)})")
     if failed:
-        notes.append(f"{len(failed)} frames could not be classified (frames "
+        notes.append(f"{frames_text(len(failed))} could not be classified (frames "
                      f"{_frame_list([r.frame for r in failed])}; frame {failed[0].frame}: "
                      f"{failed[0].error})")
     codes = {c for p in preds for c in p.checks}

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QVB
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import window_export
 from rcdnet_desktop.gui.analysis import AnalysisRunner
-from rcdnet_desktop.gui.cine_timeline import build_cine_timeline
 from rcdnet_desktop.gui.document import Document
 from rcdnet_desktop.gui.engine import EngineFactory
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
@@ -32,6 +31,7 @@ from rcdnet_desktop.gui.settings import DEVICES, Settings
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 from rcdnet_desktop.gui.viewer_controller import ViewerController
 from rcdnet_desktop.gui.window_actions import build_actions, fill_recent_menu, shortcut_list
+from rcdnet_desktop.gui.window_cine import build_cine_timeline
 from rcdnet_desktop.gui.window_view import APP_TITLE, StatusLabels, WindowView
 
 if TYPE_CHECKING:

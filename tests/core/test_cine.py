@@ -174,7 +174,7 @@ def test_clip_item_is_the_worst_frame_with_the_summary(engine):
     assert item.clip == expected and expected.frames == 5
     assert item.prediction.frame == expected.max_frame
     assert item.prediction.p_malignant == pytest.approx(expected.max_p)
-    assert any(w.startswith("1 frames could not be classified (frames 4; frame 4:")
+    assert any(w.startswith("1 frame could not be classified (frames 4; frame 4:")
                and "damaged" in w for w in item.prediction.warnings)
     row = batch_row(item)
     assert row["status"] == "ok" and row["frame"] == str(expected.max_frame)

@@ -150,3 +150,44 @@ def test_batch_review_reports_each_clip_on_the_same_rule(make_window, tmp_path, 
         qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
     first = next(i for i in dlg.model.items if i.path.name == "clip.tif")
     assert first.clip is None and first.prediction.frame == 0
+
+
+def test_another_device_sweeps_the_clip_again(make_window, tmp_path, qtbot):
+    engine = FakeEngine()
+    w = make_window(engine)
+    w.open_paths([_clip(tmp_path / "clip.tif")])
+    qtbot.waitUntil(lambda: _swept(w, len(LEVELS)), timeout=10000)
+    assert sorted(_sweep_frames(engine, "clip.tif")) == list(range(len(LEVELS)))
+    w.act.device["cpu"].trigger()  # Model > Device: the engine is made again
+    qtbot.waitUntil(lambda: len(_sweep_frames(engine, "clip.tif")) == 2 * len(LEVELS)
+                    and _swept(w, len(LEVELS)), timeout=10000)
+    assert w.cine_timeline.go_worst.isEnabled()
+    wait_idle(qtbot, w)
+
+
+def test_summary_words_while_sweeping_partly_done_and_with_failures():
+    from rcdnet_desktop.core.cine import ClipSummary
+    from rcdnet_desktop.gui.cine_timeline import summary_words
+
+    s = ClipSummary(frames=4, max_p=0.61, max_frame=2, median_p=0.3, suspicious_frames=1,
+                    threshold=0.16, flagged_frames=(1, 3))
+    assert summary_words(None, 0, 10, 0, sweeping=True) == "Classifying every frame: 0 of 10..."
+    assert summary_words(None, 0, 10, 0, sweeping=False).startswith("Every frame is classified")
+    assert summary_words(s, 5, 10, 1, sweeping=True) == (
+        "Classifying every frame: 5 of 10... so far 4 frames, max 0.61 (frame 3), median "
+        "0.30, 25% of frames suspicious (at or above 0.16); 2 frames outside intended use; "
+        "1 frame could not be classified")
+    assert summary_words(s, 5, 10, 1, sweeping=False).startswith(
+        "4 frames, max 0.61 (frame 3), median 0.30, 25% of frames suspicious (at or above "
+        "0.16); 5 frames not classified yet")
+
+
+def test_the_plot_maps_frames_and_positions_both_ways(qtbot):
+    from rcdnet_desktop.gui.cine_timeline import TimelinePlot
+
+    plot = TimelinePlot()
+    qtbot.addWidget(plot)
+    plot.resize(400, 60)
+    plot.set_clip(120, 0.16)
+    assert [plot.frame_at(plot.x_of(f)) for f in (0, 1, 59, 118, 119)] == [0, 1, 59, 118, 119]
+    assert plot.frame_at(-50) == 0 and plot.frame_at(5000) == 119
