@@ -284,11 +284,11 @@ def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Loaded]],
     prepared = [prep for _, _, prep in ok]
     results: dict[Path, BatchItem] = {}
     try:
-        if explain:
+        if prepared and explain:  # (none prepared: only failures and clips to sweep)
             maps = engine.explain_prepared(prepared, method=method)
             results = {p: BatchItem(p, m.prediction, m, record=rec)
                        for (p, rec, _), m in zip(ok, maps, strict=True)}
-        else:
+        elif prepared:
             # Records are dropped: a long review keeps only its small predictions.
             preds = engine.predict_prepared(prepared)
             results = {p: BatchItem(p, pr) for (p, _, _), pr in zip(ok, preds, strict=True)}

@@ -247,3 +247,24 @@ def test_review_sweep_uses_the_given_box_on_every_frame(tmp_path, engine):
     box = Box(10, 10, 40, 30)
     (item,) = review([path], engine, sweep="all", rois={path: box})
     assert item.prediction.box_source == "user" and item.prediction.box == box
+
+
+def test_review_cancelled_during_a_sweep_yields_nothing_for_that_clip(tmp_path, engine):
+    _tiff_clip(tmp_path / "a_clip.tif", 9)
+    Image.fromarray(np.full((80, 96), 90, np.uint8)).save(tmp_path / "b_single.png")
+    stop = threading.Event()
+
+    class StopAfterOnePass:
+        card = engine.card
+
+        def prepare(self, *args, **kwargs):
+            return engine.prepare(*args, **kwargs)
+
+        def predict_prepared(self, items):
+            assert items  # never called for nothing
+            stop.set()  # the user presses Cancel while the clip's first chunk runs
+            return engine.predict_prepared(items)
+
+    spy = StopAfterOnePass()
+    items = list(review([tmp_path], spy, sweep="all", cancel=stop, chunk=1))
+    assert items == [] and stop.is_set()
