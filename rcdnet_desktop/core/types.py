@@ -98,6 +98,7 @@ class StudyInfo:
     study_description: str = ""
     modality: str = ""
     manufacturer: str = ""
+    manufacturer_model: str = ""
     body_part: str = ""
     # (RegionSpatialFormat, RegionDataType) of every item of SequenceOfUltrasoundRegions,
     # calibrated or not (DICOM PS3.3 C.8.5.5): what kinds of ultrasound the frame shows.
@@ -127,6 +128,7 @@ class ImageRecord:
     pixels_frame: int = 0
     frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
     frame_rate: float | None = None  # cine frames per second, when the file records it
+    pixel_spacing: tuple[float, float] | None = None  # DICOM PixelSpacing as mm (x, y)
     notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
 
     @property

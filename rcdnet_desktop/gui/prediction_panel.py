@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from rcdnet_desktop.core.measure import Calibration
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui import wording
 
@@ -88,7 +89,12 @@ class PredictionPanel(QWidget):
         lay.addWidget(self.warnings)
         lay.addWidget(self.note)
         self._prediction: Prediction | None = None
+        self._calibration: Calibration | None = None
         self.set_waiting("No image open")
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """The scale of the image on display: the lesion box's size is given in mm too."""
+        self._calibration = calibration
 
     def set_untrained(self, untrained: bool) -> None:
         self.untrained_banner.setVisible(bool(untrained))
@@ -138,7 +144,7 @@ class PredictionPanel(QWidget):
         self.band_note.setText(wording.band_note(p))
         self.band_note.show()
         self.no_lesion.setVisible(wording.no_lesion_found(p))
-        self.set_mode(wording.input_words(p))
+        self.set_mode(wording.input_words(p, self._calibration))
         self.set_model_version(p.model_version)
         if p.untrained:
             self.set_untrained(True)

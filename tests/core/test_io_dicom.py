@@ -605,6 +605,7 @@ def test_file_filter_offers_exactly_the_readable_suffixes(tmp_path):
     entries = image_file_filter().split(";;")
     assert entries[0].startswith("Images (") and entries[-1] == "All files (*)"
     assert "DICOM (*.dcm *.dicom *.dic)" in entries
+    assert entries[0].endswith(" DICOMDIR)") and "CD or USB study (DICOMDIR)" in entries
     offered = re.findall(r"\*(\.\w+)", entries[0])
     assert len(offered) == len(set(offered))
     assert set(re.findall(r"\*(\.\w+)", image_file_filter())) == set(offered) == IMAGE_SUFFIXES

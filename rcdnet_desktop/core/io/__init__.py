@@ -56,6 +56,7 @@ import numpy as np
 
 from ..errors import UnreadableImageError
 from ..types import ImageRecord
+from . import dicomdir
 from .dicom import DICOM_SUFFIXES, DicomReader, looks_like_dicom
 from .files import read_head
 from .pillow import PillowReader
@@ -122,19 +123,24 @@ IMAGE_SUFFIXES = frozenset(_suffixes(READERS))
 def image_file_filter() -> str:
     """The file dialog's filter, built from the readers' suffixes.
 
-    ``"Images (*.dcm ... *.png ...);;DICOM (*.dcm *.dicom *.dic);;...;;All files (*)"``: every
-    readable suffix first, then one entry per kind of file, then all files (DICOM files named
+    ``"Images (*.dcm ... *.png ... DICOMDIR);;DICOM (*.dcm *.dicom *.dic);;...;;CD or USB
+    study (DICOMDIR);;All files (*)"``: every readable suffix and the DICOMDIR index of a
+    study on a disc first, then one entry per kind of file, then all files (DICOM files named
     by their UID have no suffix).
     """
 
-    def entry(label: str, suffixes: Iterable[str]) -> str:
-        return f"{label} ({' '.join('*' + s for s in suffixes)})"
+    def entry(label: str, patterns: Iterable[str]) -> str:
+        return f"{label} ({' '.join(patterns)})"
+
+    def stars(suffixes: Iterable[str]) -> list[str]:
+        return ["*" + s for s in suffixes]
 
     kinds: dict[str, list[Reader]] = {}
     for reader in READERS:
         kinds.setdefault(reader.label, []).append(reader)
-    entries = [entry("Images", _suffixes(READERS))]
-    entries += [entry(label, _suffixes(readers)) for label, readers in kinds.items()]
+    entries = [entry("Images", [*stars(_suffixes(READERS)), dicomdir.NAME])]
+    entries += [entry(label, stars(_suffixes(readers))) for label, readers in kinds.items()]
+    entries.append(entry("CD or USB study", [dicomdir.NAME]))
     entries.append("All files (*)")
     return ";;".join(entries)
 
@@ -217,6 +223,8 @@ def find_images(
     only regular files are opened); other files, hidden files and folders, and ``DICOMDIR``
     indexes are skipped. A named pipe, device or socket with an image suffix is listed (the
     caller reports it as not a regular file); one without is left out, unopened.
+    A ``DICOMDIR`` named explicitly, or at the top of a folder named, stands for the images it
+    lists (:func:`.dicomdir.expand`).
 
     Parameters
     ----------
@@ -232,6 +240,7 @@ def find_images(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = dicomdir.expand(paths).paths
     out: list[Path] = []
     seen: set[Path] = set()
 

@@ -33,6 +33,7 @@ from .dicom_decode import (
     ts_name,
 )
 from .dicom_info import number, patient_info, study_info, text, ultrasound_regions
+from .dicom_spacing import pixel_spacing
 from .pixels import (
     NESTED_TOO_DEEP,
     NOT_SUPPORTED,
@@ -220,6 +221,7 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
         pixels_frame=frame,
         frame_loader=loader,
         frame_rate=_frame_rate(ds) if count > 1 else None,
+        pixel_spacing=pixel_spacing(ds),
         notes=tuple(notes),
     )
 

@@ -55,6 +55,7 @@ def study_info(ds: Any) -> StudyInfo:
         study_description=text(ds, "StudyDescription"),
         modality=text(ds, "Modality"),
         manufacturer=text(ds, "Manufacturer"),
+        manufacturer_model=text(ds, "ManufacturerModelName"),
         body_part=text(ds, "BodyPartExamined"),
         region_kinds=region_kinds(ds),
     )
