@@ -287,7 +287,8 @@ def test_self_test_fails_on_weights_that_verify_but_behave_differently(tmp_path,
     torch.save({k: torch.zeros_like(v) for k, v in state.items()}, weights)
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     card["weights"]["sha256"] = sha
-    for section in (card["guard"], card["self_test"], card["onnx"]["classifier"]):
+    for section in (card["guard"], card["lexicon"], card["self_test"],
+                    card["onnx"]["classifier"]):
         section["weights_sha256"] = sha
     (bundle / CARD_FILE).write_text(json.dumps(card))
     monkeypatch.setenv("RCDNET_MODEL_DIR", str(bundle))

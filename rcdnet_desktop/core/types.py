@@ -160,6 +160,18 @@ class ImageRecord:
         return self.frame_loader(index)
 
 
+@dataclass(frozen=True)
+class Descriptor:
+    """One BI-RADS lexicon descriptor the model suggests for the lesion box, in the lexicon's
+    words (:mod:`~rcdnet_desktop.core.lexicon`): e.g. ``("shape", "irregular", 0.82)``.
+    ``confidence`` is the head's probability of ``value`` (0 to 1). A suggestion, not a
+    BI-RADS assessment."""
+
+    name: str
+    value: str
+    confidence: float
+
+
 BOX_SOURCES = ("user", "auto", "none")
 """Where a prediction's lesion box came from: drawn or given by the user, found by the lesion
 localiser, or none (the whole image was classified)."""
@@ -207,6 +219,12 @@ class Prediction:
     checks : tuple of str
         Codes of the intended-use flags (:data:`~rcdnet_desktop.core.checks.CHECK_CODES`);
         their words are among ``warnings``. Any code means the image is outside intended use.
+    descriptors : tuple of Descriptor
+        The lexicon descriptors the model suggests for the lesion box (only those that beat
+        their baseline); empty without a lesion box or without lexicon heads in the bundle.
+    descriptor_note : str
+        Why there are no descriptors when the bundle has lexicon heads but no box was used
+        (:data:`~rcdnet_desktop.core.lexicon.NEEDS_BOX`); empty otherwise.
     """
 
     p_benign: float
@@ -224,6 +242,8 @@ class Prediction:
     band: LikelihoodBand | None = None
     suspicious: bool | None = None
     checks: tuple[str, ...] = ()
+    descriptors: tuple[Descriptor, ...] = ()
+    descriptor_note: str = ""
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.lexicon import SECTION_TITLE, lexicon_words
 from rcdnet_desktop.core.measure import (
     Calibration,
     Measured,
@@ -248,6 +249,9 @@ def report_lines(
     lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
     lines.append(ReportLine(f"Input: {describe_input(p, calibration)}"))
     lines.extend(ReportLine(text) for text in measurement_lines(measurements))
+    lexicon = lexicon_words(p)
+    if lexicon:
+        lines.append(ReportLine(f"{SECTION_TITLE}: {lexicon}"))
     lines.append(
         ReportLine(f"Heat maps: {heatmaps.method}; colour map {colormap}, opacity {alpha:.2f}")
     )
