@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from rcdnet_desktop.core.bands import (
     LikelihoodBand,
     band_for,
 )
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.core.cine import ClipSummary
 
 CLASS_NAMES: tuple[str, str] = ("benign", "malignant")
 """Class index -> name. 0 = benign, 1 = malignant, everywhere in the project."""
@@ -302,6 +306,9 @@ class BatchItem:
     With heat maps, ``record`` keeps the decoded image they belong to, so a caller can render
     them without reading the file again. ``skipped`` marks a path that was not even opened
     (not a regular file: a named pipe, a device, a socket); ``error`` says why.
+
+    A cine clip swept frame by frame is one item too: its most suspicious frame's prediction,
+    with the clip's summary in ``clip`` (see :func:`~rcdnet_desktop.core.cine.clip_item`).
     """
 
     path: Path
@@ -310,6 +317,7 @@ class BatchItem:
     error: str = ""
     record: ImageRecord | None = None
     skipped: bool = False
+    clip: ClipSummary | None = None
 
     @property
     def status(self) -> str:

@@ -567,10 +567,13 @@ class CineBar(QWidget):
     frame_changed(int)
         The frame to show (from the slider or from playback).
     playing_changed(bool)
+    frame_count_changed(int)
+        Another image (or none) is on display: its frame count (1 for a single frame).
     """
 
     frame_changed = Signal(int)
     playing_changed = Signal(bool)
+    frame_count_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -604,6 +607,7 @@ class CineBar(QWidget):
             self._fps = float(min(fps, 60.0))
         self.setVisible(count > 1)
         self._update_label()
+        self.frame_count_changed.emit(max(count, 1))
 
     def frame(self) -> int:
         return self.slider.value()

@@ -43,6 +43,7 @@ from rcdnet_desktop.gui.settings import DEVICES, Settings
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 from rcdnet_desktop.gui.viewer_controller import ViewerController
 from rcdnet_desktop.gui.window_actions import build_actions, fill_recent_menu, shortcut_list
+from rcdnet_desktop.gui.window_cine import build_cine_timeline
 from rcdnet_desktop.gui.window_context import ContextView
 from rcdnet_desktop.gui.window_view import APP_TITLE, StatusLabels, WindowView
 
@@ -139,6 +140,7 @@ class MainWindow(QMainWindow):
         self.controller = ViewerController(self.ui, self.analysis, self.loader,
                                            self.settings.cam_method)
         self._connect()
+        self.cine_timeline = build_cine_timeline(self)
         self._restore_settings()
         self.rebuild_recent()
         self.ui.update_actions(self.controller.action_state())
@@ -482,6 +484,7 @@ class MainWindow(QMainWindow):
             ok = dlg.shutdown(timeout_ms) and ok
             dlg.close()
         ok = self.loader.shutdown(timeout_ms) and ok
+        ok = self.cine_timeline.shutdown(timeout_ms) and ok
         ok = self.analysis.shutdown(timeout_ms) and ok
         return ok
 
