@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from rcdnet_desktop.core.checks import COLOUR_OVERLAY
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.gui import theme
+from rcdnet_desktop.gui.batch_dialog import COL_STATUS
 from rcdnet_desktop.gui.settings import Settings
 from tests.gui.gui_helpers import FakeEngine, wait_idle, wait_maps, write_png
 
@@ -113,7 +114,7 @@ def test_an_intended_use_warning_is_a_banner_a_list_mark_and_words_in_the_batch(
     dlg = w.batch_dialogs[0]
     with qtbot.waitSignal(dlg.finished_run, timeout=10000):
         dlg.start_button.click()
-    status = dlg.model.data(dlg.model.index(0, 5))
+    status = dlg.model.data(dlg.model.index(0, COL_STATUS))
     assert status == f"outside intended use: {DOPPLER_WORDS}"
     assert "warning(s)" not in status
 
