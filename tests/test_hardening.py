@@ -220,7 +220,7 @@ def test_huge_headers_refused_without_allocating_even_in_c(tmp_path):
         r = got[p.name]
         assert r["result"] == "refused", r
         assert "too large" in r["reason"] and "megapixels" in r["reason"], r
-        assert r["seconds"] < 5, r
+        assert r["peak_rss_mib"] < 400, r  # a decode would take GBs: refused before decoding
 
 
 @posix_only
@@ -245,7 +245,7 @@ def test_compressed_frame_larger_than_its_header_is_refused_cheaply(tmp_path):
         # Refused for its size, saying so; not a decoder giving up under the cap (the JPEG
         # decoder then says "Out of free memory", OpenJPEG "failed to create the input stream").
         assert size in r["reason"], r
-        assert r["seconds"] < 5, r
+        assert r["peak_rss_mib"] < 400, r  # a decode would take GBs: refused before decoding
 
 
 # ----------------------------------------------------------------------------------------------
