@@ -180,13 +180,15 @@ class MainWindow(QMainWindow):
         self.heatmaps = HeatmapPanel(self)
         self.heatmaps.set_display(self.settings.opacity, self.settings.colormap)
         # A layout, not a splitter: the prediction panel keeps the height its wrapped text
-        # needs (splitters ignore height-for-width), the maps take the rest; on a short screen
-        # the column scrolls rather than cut anything off.
+        # needs (splitters ignore height-for-width), the maps take the rest, the lexicon
+        # descriptors come under them; on a short screen the column scrolls rather than cut
+        # anything off.
         analysis = QWidget(self)
         al = QVBoxLayout(analysis)
         al.setContentsMargins(0, 0, 0, 0)
         al.addWidget(self.prediction, 0)
         al.addWidget(self.heatmaps, 1)
+        al.addWidget(self.prediction.lexicon, 0)
         scroll = QScrollArea(self)
         scroll.setWidget(analysis)
         scroll.setWidgetResizable(True)

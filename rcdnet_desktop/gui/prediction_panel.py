@@ -51,8 +51,10 @@ class PredictionPanel(QWidget):
     around the cut-off, red above it, green below it, orange when outside intended use), the
     calibrated probability with its bar and the class label (small, neutral), what the
     suspicious cut-off means at the measured sensitivity, what the band means, a notice when no
-    lesion was found with confidence, the input, what the model sees in the box in the BI-RADS
-    lexicon's words (or that it needs a box), the model version and the decision-support note.
+    lesion was found with confidence, the input, the model version and the decision-support
+    note. What the model sees in the box in the BI-RADS lexicon's words (or that it needs a box)
+    is :attr:`lexicon`, a widget of its own that the window places under the heat maps, so the
+    maps stay in view on a 720-pixel-high screen.
     Every text wraps, so the panel is never cut off at its width.
     """
 
@@ -109,7 +111,6 @@ class PredictionPanel(QWidget):
         lay.addWidget(self.band_note)
         lay.addWidget(self.no_lesion)
         lay.addWidget(self.mode)
-        lay.addWidget(self.lexicon)
         lay.addWidget(self.version)
         lay.addWidget(self.note)
         self._prediction: Prediction | None = None
