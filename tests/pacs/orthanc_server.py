@@ -7,9 +7,9 @@ only reachable from this machine (``RemoteAccessAllowed`` false) and needs no pa
 
 The configuration knows one modality, the app's own storage SCP (``RCDNET`` on
 ``127.0.0.1:<scp_port>``), the destination of C-MOVE; C-FIND, C-GET and C-MOVE are allowed only
-to it, so another calling AE title is refused (the "wrong AE title" case). A Lua filter
-refuses to store any instance whose SeriesDescription is ``REJECT ME`` (the "store rejected by
-the PACS" case).
+to it, so another calling AE title is refused (the "wrong AE title" case). A second modality,
+``READONLY``, may query but not store (the "store rejected by the PACS" case: Orthanc breaks off
+the association).
 """
 
 from __future__ import annotations
@@ -28,19 +28,10 @@ from pathlib import Path
 
 ORTHANC_AET = "ORTHANC"
 APP_AET = "RCDNET"
-REJECT_SERIES_DESCRIPTION = "REJECT ME"
+READ_ONLY_AET = "READONLY"
 PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc", "/usr/local/share/orthanc/plugins")
 INSTALL_HINT = ("install it with: sudo apt-get install -y orthanc orthanc-dicomweb dcmtk "
                 "(or run ./scripts/test-services as root)")
-
-LUA_FILTER = f"""
-function ReceivedInstanceFilter(dicom, origin, info)
-  if dicom.SeriesDescription == '{REJECT_SERIES_DESCRIPTION}' then
-    return false
-  end
-  return true
-end
-"""
 
 
 def orthanc_binary() -> str | None:
@@ -113,8 +104,6 @@ class OrthancServer:
     def config(self) -> dict:
         storage = self.folder / "storage"
         storage.mkdir(parents=True, exist_ok=True)
-        lua = self.folder / "filter.lua"
-        lua.write_text(LUA_FILTER)
         cfg = {
             "Name": "rcdnet-test-orthanc",
             "StorageDirectory": str(storage),
@@ -129,9 +118,11 @@ class OrthancServer:
             "DicomServerEnabled": True,
             "DicomModalities": {
                 "rcdnet": {"AET": self.app_aet, "Host": "127.0.0.1", "Port": self.scp_port},
+                "readonly": {"AET": READ_ONLY_AET, "Host": "127.0.0.1", "Port": self.scp_port,
+                             "AllowStore": False},
             },
             "DicomAlwaysAllowEcho": True,
-            "DicomAlwaysAllowStore": True,
+            "DicomAlwaysAllowStore": False,  # only the known modalities may store
             "DicomAlwaysAllowFind": False,
             "DicomAlwaysAllowGet": False,
             "DicomAlwaysAllowMove": False,
@@ -141,7 +132,6 @@ class OrthancServer:
             "StableAge": 1,
             "SaveJobs": False,
             "ConcurrentJobs": 2,
-            "LuaScripts": [str(lua)],
             "Plugins": [self.plugin] if self.plugin else [],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True,
                          "Host": f"127.0.0.1:{self.http_port}", "Ssl": False},
@@ -210,7 +200,8 @@ class OrthancServer:
 
     def upload(self, path_or_bytes: str | Path | bytes) -> dict:
         """Store one DICOM file through the REST API; returns Orthanc's answer."""
-        data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+        data = (path_or_bytes if isinstance(path_or_bytes, bytes)
+                else Path(path_or_bytes).read_bytes())
         return self.request("POST", "/instances", data, "application/dicom")
 
     def delete_all(self) -> None:

@@ -30,6 +30,10 @@ from rcdnet_desktop.core.pacs.results import (
     what_is,
 )
 
+MAX_MATCHES = 1000
+"""The most answers one search asks for. One request, no paging: some servers (Orthanc's
+DICOMweb plugin 1.7 with a modality filter) ignore ``offset`` and would page forever."""
+
 AS_STORED = (("application/dicom", "*"),)
 """WADO-RS media type asking for the instances as the server holds them (no conversion)."""
 
@@ -38,8 +42,18 @@ def _client(node: PacsNode):
     import requests
     from dicomweb_client.api import DICOMwebClient
 
+    class LiteralWildcards(requests.adapters.HTTPAdapter):
+        """Sends QIDO-RS wildcards as ``*``: requests writes ``%2A``, which some servers
+        (Orthanc 1.10) match literally, so ``smi*`` would find nobody."""
+
+        def send(self, request, *args, **kwargs):
+            request.url = request.url.replace("%2A", "*")
+            return super().send(request, *args, **kwargs)
+
     session = requests.Session()
     session.trust_env = False  # no proxies or .netrc from the environment: the URL only
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, LiteralWildcards())
     return DICOMwebClient(node.url, session=session, timeout=node.timeout), session
 
 
@@ -149,14 +163,14 @@ def find(node: PacsNode, query: Query, *, cancel: threading.Event | None = None,
                 if q.level == "series":
                     items = client.search_for_series(
                         q.study_uid, search_filters=q.qido_filters(), fields=list(QIDO_FIELDS),
-                        limit=limit)
+                        limit=limit or MAX_MATCHES)
                 else:
                     filters = dict(q.qido_filters())
                     if q.study_uid:
                         filters["StudyInstanceUID"] = q.study_uid
                     items = client.search_for_studies(search_filters=filters,
-                                                      fields=list(QIDO_FIELDS), limit=limit,
-                                                      get_remaining=limit is None)
+                                                      fields=list(QIDO_FIELDS),
+                                                      limit=limit or MAX_MATCHES)
             except Exception as exc:  # noqa: BLE001
                 if aborted.is_set():
                     raise PacsCancelled(node, "search cancelled") from exc

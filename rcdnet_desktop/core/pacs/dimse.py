@@ -89,6 +89,19 @@ PACS need not convert."""
 
 _STORE_SYNTAXES = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
+_OFTEN_COMPRESSED = RETRIEVE_SOP_CLASSES[:6]
+"""Image classes that a C-GET offers once per transfer syntax: a PACS answers each presentation
+context with one syntax, and one that cannot convert (Orthanc without its transcoding) can then
+still send a JPEG 2000 image in the context that offers JPEG 2000."""
+
+
+def _get_contexts() -> list[tuple[str, list[str]]]:
+    """The presentation contexts of a C-GET (fewer than the 128 an association may hold)."""
+    contexts = [(sop, [ts]) for sop in _OFTEN_COMPRESSED for ts in TRANSFER_SYNTAXES]
+    contexts += [(sop, list(_STORE_SYNTAXES)) for sop in RETRIEVE_SOP_CLASSES
+                 if sop not in _OFTEN_COMPRESSED]
+    return contexts
+
 
 # --- words ----------------------------------------------------------------------------------
 
@@ -209,7 +222,8 @@ def _lost(node: PacsNode, assoc, what: str, start: float, done: str = "") -> Pac
     return PacsError(node, f"the PACS broke off the connection during the {what}{done}. A PACS "
                            "does this when it does not allow this app's AE title "
                            f"{node.calling_ae_title} to do it: check that the PACS lists "
-                           f"{node.calling_ae_title} among its DICOM nodes", "aborted")
+                           f"{node.calling_ae_title} among its DICOM nodes and allows it this",
+                     "aborted")
 
 
 def _release(assoc) -> None:
@@ -470,6 +484,19 @@ def _run_retrieve(transfer: _Transfer, assoc, responses, what: str, start: float
         return
 
 
+def _send_retrieve(transfer: _Transfer, assoc, start: float, aborted: threading.Event,
+                   send) -> None:
+    """Send one C-GET/C-MOVE (``send()`` returns its responses) and consume the answers; an
+    association aborted by a cancel before or while sending ends it quietly."""
+    if aborted.is_set():
+        return
+    try:
+        _run_retrieve(transfer, assoc, send(), "retrieve", start, aborted)
+    except RuntimeError:  # the association is gone (cancel, or the PACS broke it off)
+        if not aborted.is_set():
+            transfer.note(_lost(transfer.node, assoc, "retrieve", start).reason)
+
+
 def retrieve(node: PacsNode, targets: Sequence[Match], cache: PacsCache, *,
              progress: ProgressCallback | None = None,
              cancel: threading.Event | None = None) -> RetrieveResult:
@@ -486,6 +513,8 @@ def retrieve(node: PacsNode, targets: Sequence[Match], cache: PacsCache, *,
     node = node.checked()
     if not targets:
         return RetrieveResult()
+    if cancel is not None and cancel.is_set():
+        return RetrieveResult(cancelled=True)
     try:
         with cache.receive() as receiver:
             transfer = _Transfer(node, receiver, _expected(targets), progress, cancel)
@@ -514,16 +543,17 @@ def _get(node: PacsNode, targets: Sequence[Match], transfer: _Transfer,
              else StudyRootQueryRetrieveInformationModelGet)
     ae.add_requested_context(model)
     roles = []
+    for sop, syntaxes in _get_contexts():
+        ae.add_requested_context(sop, syntaxes)
     for sop in RETRIEVE_SOP_CLASSES:
-        ae.add_requested_context(sop, list(TRANSFER_SYNTAXES))
         roles.append(build_role(sop, scp_role=True))
     start = time.monotonic()
     assoc = _associate(node, ae, ext_neg=roles, handlers=[(evt.EVT_C_STORE, transfer.on_store)])
     try:
         with _abort_on_cancel(assoc, cancel) as aborted:
             for match in targets:
-                responses = assoc.send_c_get(_identifier(match), model)
-                _run_retrieve(transfer, assoc, responses, "retrieve", start, aborted)
+                _send_retrieve(transfer, assoc, start, aborted,
+                               lambda m=match: assoc.send_c_get(_identifier(m), model))
                 if transfer.problem or aborted.is_set() or not assoc.is_established:
                     break
     finally:
@@ -564,9 +594,9 @@ def _move(node: PacsNode, targets: Sequence[Match], transfer: _Transfer,
         try:
             with _abort_on_cancel(assoc, cancel) as aborted:
                 for match in targets:
-                    responses = assoc.send_c_move(_identifier(match), node.calling_ae_title,
-                                                  model)
-                    _run_retrieve(transfer, assoc, responses, "retrieve", start, aborted)
+                    _send_retrieve(transfer, assoc, start, aborted,
+                                   lambda m=match: assoc.send_c_move(
+                                       _identifier(m), node.calling_ae_title, model))
                     if transfer.problem or aborted.is_set() or not assoc.is_established:
                         break
         finally:
