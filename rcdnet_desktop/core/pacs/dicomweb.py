@@ -54,7 +54,9 @@ def _client(node: PacsNode):
     session.trust_env = False  # no proxies or .netrc from the environment: the URL only
     for prefix in ("http://", "https://"):
         session.mount(prefix, LiteralWildcards())
-    return DICOMwebClient(node.url, session=session, timeout=node.timeout), session
+    client = DICOMwebClient(node.url, session=session, timeout=node.timeout)
+    client.set_http_retry_params(retry=False)  # a failure is reported at once, not in minutes
+    return client, session
 
 
 def _where(node: PacsNode) -> str:

@@ -249,6 +249,10 @@ def _abort_on_cancel(assoc, cancel: threading.Event | None) -> Iterator[threadin
                     aborted.set()
                     with contextlib.suppress(Exception):
                         assoc.abort()
+                    with contextlib.suppress(Exception):
+                        # wakes a request waiting for its next answer now, not after the
+                        # DIMSE timeout (pynetdicom reads (None, None) as "aborted")
+                        assoc.dimse.msg_queue.put((None, None))
                 return
 
     watcher = threading.Thread(target=watch, name="pacs-cancel-watch", daemon=True)
