@@ -22,7 +22,7 @@ US1_PATIENT = "13US1"
 US1_STUDY = "1.3.6.1.4.1.5962.1.2.13.20040826185059.5457"
 
 
-def testdata_path(name: str) -> Path:
+def pydicom_data_file(name: str) -> Path:
     try:
         from pydicom.data import get_testdata_file
     except ImportError:  # pragma: no cover
@@ -45,7 +45,7 @@ def orthanc(tmp_path_factory) -> OrthancServer:
         pytest.skip(f"Orthanc did not start: {exc}")
     try:
         for name in ULTRASOUND_FILES:
-            server.upload(testdata_path(name))
+            server.upload(pydicom_data_file(name))
         yield server
     finally:
         server.stop()
