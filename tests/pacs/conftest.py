@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# The viewer's fixtures (offscreen Qt, windows that clean up, no thread left running) for
+# test_gui_pacs.py; the thread check also holds the networking code to its word.
+from tests.gui.conftest import gui_settings, make_window, no_threads_left  # noqa: F401
 from tests.pacs.orthanc_server import APP_AET, INSTALL_HINT, OrthancServer, orthanc_binary
 
 ULTRASOUND_FILES = ("US1_UNCR.dcm", "US1_J2KR.dcm", "OBXXXX1A.dcm", "gdcm-US-ALOKA-16.dcm")

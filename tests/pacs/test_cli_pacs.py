@@ -12,6 +12,14 @@ from tests.pacs.conftest import US1_PATIENT, US1_STUDY, pydicom_data_file
 from tests.pacs.orthanc_server import APP_AET, free_port
 
 
+@pytest.fixture(autouse=True)
+def no_tqdm_monitor(monkeypatch):
+    """classify's progress bar would leave tqdm's monitor thread (the thread check fails)."""
+    from tqdm import tqdm
+
+    monkeypatch.setattr(tqdm, "monitor_interval", 0)
+
+
 def _address(orthanc):
     return ["--address", f"{orthanc.aet}@127.0.0.1:{orthanc.dicom_port}", "--aet", APP_AET]
 
