@@ -79,7 +79,7 @@ class PacsQueryDialog(QDialog):
         form.addRow("Study date", dates)
         form.addRow("Modality", self.modality)
         form.addRow("Accession number", self.accession)
-        self.search_button = QPushButton("Search", self)
+        self.search_button = QPushButton("&Search", self)
         self.search_button.setDefault(True)
 
         self.results = QTreeWidget(self)
@@ -88,7 +88,7 @@ class PacsQueryDialog(QDialog):
         self.results.setColumnWidth(0, 240)
         self.results.setColumnWidth(1, 120)
         self.results.setColumnWidth(2, 200)
-        self.retrieve_button = QPushButton("Retrieve and open", self)
+        self.retrieve_button = QPushButton("&Retrieve and open", self)
         self.retrieve_button.setEnabled(False)
         self.progress = QProgressBar(self)
         self.progress.setVisible(False)
@@ -118,11 +118,13 @@ class PacsQueryDialog(QDialog):
                   self.modality, self.accession):
             w.returnPressed.connect(self.search)
         self.results.itemSelectionChanged.connect(self._selection_changed)
-        self.results.itemDoubleClicked.connect(lambda *_: self.retrieve())
+        # Enter or a double-click on a patient or a study retrieves it
+        self.results.itemActivated.connect(lambda *_: self.retrieve())
         self.retrieve_button.clicked.connect(self.retrieve)
         self.cancel_button.clicked.connect(self.cancel)
         self.close_button.clicked.connect(self.close)
         self.fill_nodes()
+        self.patient_id.setFocus()
 
     # --- nodes -------------------------------------------------------------------------------
 
@@ -174,26 +176,25 @@ class PacsQueryDialog(QDialog):
 
     def _found(self, matches: list[Match]) -> None:
         self._finish()
-        patients: dict[tuple[str, str], QTreeWidgetItem] = {}
+        groups: dict[tuple[str, str], list[Match]] = {}
         for m in matches:
-            key = (m.patient_id, m.patient_name)
-            parent = patients.get(key)
-            if parent is None:
-                parent = QTreeWidgetItem([m.patient_name.replace("^", " ") or "(no name)",
-                                          m.patient_id, "", "", "", ""])
-                parent.setData(0, Qt.ItemDataRole.UserRole, [])
-                patients[key] = parent
-                self.results.addTopLevelItem(parent)
-            parent.data(0, Qt.ItemDataRole.UserRole).append(m)
-            images = "" if m.instances is None else str(m.instances)
-            child = QTreeWidgetItem(["Study", _date(m.study_date), m.study_description,
-                                     m.modalities, images, m.accession_number])
-            child.setData(0, Qt.ItemDataRole.UserRole, [m])
-            parent.addChild(child)
+            groups.setdefault((m.patient_id, m.patient_name), []).append(m)
+        for (patient_id, name), studies in groups.items():
+            parent = QTreeWidgetItem([name.replace("^", " ") or "(no name)", patient_id,
+                                      "", "", "", ""])
+            parent.setData(0, Qt.ItemDataRole.UserRole, studies)  # a patient: all its studies
+            self.results.addTopLevelItem(parent)
+            for m in studies:
+                images = "" if m.instances is None else str(m.instances)
+                child = QTreeWidgetItem(["Study",
+                                         _date(m.study_date), m.study_description,
+                                         m.modalities, images, m.accession_number])
+                child.setData(0, Qt.ItemDataRole.UserRole, [m])
+                parent.addChild(child)
         self.results.expandAll()
-        n = len(matches)
-        self.show_status(f"{n} stud{'y' if n == 1 else 'ies'} of {len(patients)} patient"
-                         f"{'' if len(patients) == 1 else 's'} found." if n else
+        n, p = len(matches), len(groups)
+        self.show_status(f"{n} stud{'y' if n == 1 else 'ies'} of {p} patient"
+                         f"{'' if p == 1 else 's'} found." if n else
                          "Nothing found: widen the search (dates, modality).")
 
     def selected_studies(self) -> list[Match]:

@@ -7,6 +7,8 @@ in words (stored, stored with changes, refused, or why the connection failed).
 
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -54,11 +56,15 @@ class PacsSendDialog(QDialog):
         self.node.setCurrentIndex(max(self.node.findData(last_node(settings)), 0))
         self.with_sc = QCheckBox("Also send the annotated image (Secondary Capture)", self)
         self.with_sc.setChecked(True)
-        pred = job.heatmaps.prediction
-        note = QLabel(f"<b>{job.record.path.name}</b>: {pred.label}, P(malignant) "
-                      f"{pred.p_malignant:.2f} ({pred.band.label}).<br>A structured report "
-                      "goes to the PACS with the source's patient and study, so it is filed "
-                      "with the images it explains.", self)
+        pred, patient = job.heatmaps.prediction, job.record.patient
+        who = escape(f"{patient.name.replace('^', ' ').strip() or '(no name)'}, ID "
+                     f"{patient.patient_id or '(none)'}")
+        flagged = ("<br><span style='color:#b00020'>Outside intended use: the report says "
+                   "so.</span>" if pred.outside_intended_use else "")
+        note = QLabel(f"<b>{escape(job.record.path.name)}</b> of {who}: {pred.label}, "
+                      f"P(malignant) {pred.p_malignant:.2f} ({escape(pred.band.label)})."
+                      f"{flagged}<br>A structured report goes to the PACS with the source's "
+                      "patient and study, so it is filed with the images it explains.", self)
         note.setWordWrap(True)
         self.status = QLabel("" if self.nodes else "No PACS is configured: add one under "
                              "PACS > PACS nodes...", self)

@@ -75,7 +75,8 @@ def test_cancel_a_retrieve_leaves_only_whole_files(qtbot, make_window, gui_setti
     dlg = _query_dialog(qtbot, w)
     qtbot.mouseClick(dlg.search_button, LEFT)
     qtbot.waitUntil(lambda: dlg.results.topLevelItemCount() >= 1, timeout=10000)
-    dlg.results.topLevelItem(0).setSelected(True)
+    dlg.results.topLevelItem(0).setSelected(True)  # a patient: all of its studies
+    assert dlg.retrieve_button.isEnabled()
     qtbot.mouseClick(dlg.retrieve_button, LEFT)
     qtbot.mouseClick(dlg.cancel_button, LEFT)
     qtbot.waitUntil(lambda: not dlg.busy, timeout=10000)
