@@ -217,8 +217,9 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
         with _progress(len(files), err) as bar:
             for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},
                                explain=bool(exports) or results.needs_report,
-                               frame=args.frame,
-                               auto_box=not args.no_auto_box, file_timeout=timeout):
+                               frame=args.frame or 0,
+                               auto_box=not args.no_auto_box, file_timeout=timeout,
+                               sweep=args.frames):
                 row = batch_row(item)
                 if exports and item.heatmaps is not None:
                     notes = _write_exports(item, exports, used, args.with_patient)
@@ -411,6 +412,23 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _frames(text: str) -> int | str:
+    """``--frames``: ``all``, or a number of evenly spaced frames (1 or more)."""
+    from rcdnet_desktop.core.cine import ALL_FRAMES
+
+    if text.strip().lower() == ALL_FRAMES:
+        return ALL_FRAMES
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected all or a number of frames (1 or more), "
+                                         f"got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected all or a number of frames (1 or more), "
+                                         f"got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT
 
@@ -439,7 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-auto-box", action="store_true",
                    help="do not let the lesion localiser find a box: images without one in "
                         "--rois are classified whole")
-    c.add_argument("--frame", type=int, default=0, help="frame of multi-frame files")
+    c.add_argument("--frame", type=int, default=None, metavar="N",
+                   help="classify frame N (from 0) of every cine clip (default 0); a clip "
+                        "without it fails; single-frame images use their only frame")
+    c.add_argument("--frames", type=_frames, default=None, metavar="all|N",
+                   help="sweep each cine clip instead of one frame: every frame (all) or N "
+                        "evenly spaced frames; each clip is still one row, its most "
+                        "suspicious frame, with the clip's summary (clip_* columns). Not "
+                        "with --frame")
     c.add_argument("--file-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="time one file may take to be read and prepared; a slower file is "
                         f"reported as failed and the run goes on (default {DEFAULT_FILE_TIMEOUT:g}"
@@ -458,8 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     try:
         if args.command == "classify":
-            if args.frame < 0:
+            if args.frame is not None and args.frame < 0:
                 raise UsageError("--frame must be 0 or more")
+            if args.frame is not None and args.frames is not None:
+                raise UsageError("--frame N classifies one frame of each clip and --frames "
+                                 "sweeps several; give only one of them")
             with _lossless_stdout(), _stop_on_sigterm():
                 return classify(args)
         if args.command == "pacs":

@@ -174,7 +174,23 @@ def test_dicom_cine_frame(tmp_path, capsys):
     cine = get_testdata_file("examples_ybr_color.dcm")
     assert cli.main(["classify", cine, "--frame", "3", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)[0]
-    assert row["status"] == "ok"
+    assert row["status"] == "ok" and row["frame"] == "3"
+
+
+def test_frame_beyond_a_clip_fails_it_naming_the_frame_count(folder, tmp_path, capsys):
+    """--frame 40 on a 30-frame clip is that file's error, not its last frame; single-frame
+    images use their only frame."""
+    import shutil
+
+    from pydicom.data import get_testdata_file
+
+    shutil.copy(get_testdata_file("examples_ybr_color.dcm"), folder / "cine.dcm")
+    assert cli.main(["classify", str(folder), "--frame", "40", "--json"]) == 0
+    rows = {Path(r["file"]).name: r for r in json.loads(capsys.readouterr().out)}
+    cine = rows["cine.dcm"]
+    assert cine["status"] == "failed" and cine["frame"] == ""
+    assert cine["error"].endswith("frame 40 requested but the clip has 30 frames (0-29)")
+    assert rows["a.png"]["status"] == "ok" and rows["a.png"]["frame"] == "0"
 
 
 def test_self_test_passes(capsys):
@@ -271,7 +287,8 @@ def test_self_test_fails_on_weights_that_verify_but_behave_differently(tmp_path,
     torch.save({k: torch.zeros_like(v) for k, v in state.items()}, weights)
     sha = hashlib.sha256(weights.read_bytes()).hexdigest()
     card["weights"]["sha256"] = sha
-    for section in (card["guard"], card["self_test"], card["onnx"]["classifier"]):
+    for section in (card["guard"], card["lexicon"], card["self_test"],
+                    card["onnx"]["classifier"]):
         section["weights_sha256"] = sha
     (bundle / CARD_FILE).write_text(json.dumps(card))
     monkeypatch.setenv("RCDNET_MODEL_DIR", str(bundle))

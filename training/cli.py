@@ -271,6 +271,17 @@ def cmd_guard(a) -> int:
     return 0
 
 
+def cmd_lexicon(a) -> int:
+    from .lexicon import run
+
+    report = run(a.bundle, a.data, a.split, a.external or [], a.out, seed=a.seed,
+                 progress=not a.no_progress)
+    shown = [e["name"] for e in report["descriptors"] if e["shown"]]
+    print(f"lexicon heads: {len(report['descriptors'])} fitted, shown: "
+          f"{', '.join(shown) or 'none'}; report in {a.out / 'lexicon.md'}")
+    return 0
+
+
 def _log_to(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -384,6 +395,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shrinkage", type=float, default=0.1)
     p.add_argument("--quantile", type=float, default=99.5)
     p.set_defaults(func=cmd_guard)
+
+    p = sub.add_parser("lexicon", help="fit the BI-RADS lexicon descriptor heads into a bundle "
+                                       "and measure their agreement with the radiologists")
+    p.add_argument("--bundle", type=Path, required=True, help="the bundle folder to update")
+    p.add_argument("--data", type=Path, required=True,
+                   help="the site whose manifest.csv carries the descriptors (BrEaST)")
+    p.add_argument("--split", type=Path, required=True, help="the split CSV the bundle used")
+    p.add_argument("--external", type=Path, action="append",
+                   help="an external site, measured only (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="folder for lexicon.md / .json")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_lexicon)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

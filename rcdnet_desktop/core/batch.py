@@ -30,12 +30,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.files import not_regular
-from rcdnet_desktop.core.io import find_images, read_image
+from rcdnet_desktop.core.io import find_images, pick_frame, read_image
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 
 if TYPE_CHECKING:
@@ -43,8 +44,9 @@ if TYPE_CHECKING:
 
     from rcdnet_desktop.core.inference import InferenceEngine, Prepared
 
-    Loaded: TypeAlias = tuple[ImageRecord, Prepared] | BatchItem
-    """A file read and prepared (record and model input), or its failed or skipped item."""
+    Loaded: TypeAlias = tuple[ImageRecord, Prepared | "_Sweep"] | BatchItem
+    """A file read and prepared (record and model input), or its failed or skipped item. A clip
+    to be swept is read, not prepared: its frames are prepared as the sweep goes."""
 
 DEFAULT_CHUNK = 8
 """Files sent through the model together: large enough to batch, small enough to cancel soon."""
@@ -55,6 +57,13 @@ DEFAULT_FILE_TIMEOUT = 60.0
 
 MAX_ABANDONED = 3
 """Loader threads left running on overdue files at most (see the module's time budget)."""
+
+@dataclass(frozen=True)
+class _Sweep:
+    """A clip read on the loader thread, to be classified frame by frame (with this box)."""
+
+    roi: Box | None
+
 
 def _roi_for(path: Path, rois: Mapping[Path, Box] | None) -> Box | None:
     if not rois:
@@ -77,10 +86,11 @@ def _roi_outside(roi: Box, shape: tuple[int, ...]) -> str | None:
 
 
 def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
-          auto_box: bool = True) -> Loaded:
+          auto_box: bool = True, sweep: int | str | None = None) -> Loaded:
     """Read and prepare one file on the loader thread: record and input, or its item.
 
     With ``auto_box`` and no ``roi``, the engine's lesion localiser (if any) runs here too.
+    With ``sweep``, a clip is only read (see :data:`Loaded`).
     """
     other = not_regular(path)
     if other is not None and other != "a folder":  # a folder: read_image says why
@@ -90,8 +100,9 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
         record = read_image(path)
         if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):
             return _failed(path, outside)
-        return record, engine.prepare(record, roi=roi,
-                                      frame=min(frame, record.frame_count - 1),
+        if sweep is not None and record.frame_count > 1:
+            return record, _Sweep(roi)
+        return record, engine.prepare(record, roi=roi, frame=pick_frame(record, frame),
                                       auto_box=auto_box)
     except RcdNetError as exc:
         return _failed(path, str(exc))
@@ -187,7 +198,8 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
            rois: Mapping[Path, Box] | None = None, explain: bool = False, method: str = "fast",
            frame: int = 0, cancel: threading.Event | None = None,
            chunk: int = DEFAULT_CHUNK, auto_box: bool = True,
-           file_timeout: float | None = DEFAULT_FILE_TIMEOUT) -> Iterator[BatchItem]:
+           file_timeout: float | None = DEFAULT_FILE_TIMEOUT,
+           sweep: int | str | None = None) -> Iterator[BatchItem]:
     """Classify every image under ``paths``, yielding one item per file in sorted order.
 
     Parameters
@@ -205,7 +217,8 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     explain : bool
         Also compute both heat maps (``method``) for every file.
     frame : int
-        Frame of multi-frame files to classify (clipped to the last frame).
+        Frame of multi-frame files to classify; single-frame files use their only frame, and
+        a clip without that frame fails with its frame count.
     cancel : threading.Event, optional
         Set it to stop before the next file.
     chunk : int
@@ -216,6 +229,15 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     file_timeout : float, optional
         Seconds one file may take to be read and prepared; a slower file fails and the run
         goes on (see the module's notes). None: no limit.
+    sweep : "all" or int, optional
+        Classify each cine clip frame by frame instead of its one ``frame``: every frame
+        ("all") or that many evenly spaced frames
+        (:func:`~rcdnet_desktop.core.cine.sample_frames`). A clip is still one item, decided
+        by :func:`~rcdnet_desktop.core.cine.clip_summary`: its most suspicious frame, with the
+        clip's summary in ``clip`` (:func:`~rcdnet_desktop.core.cine.clip_item`); with
+        ``explain``, that frame's heat maps. Single-frame images are classified as without
+        it. The time budget covers reading the clip; its frames are then decoded one at a
+        time on the caller's thread, each within the readers' per-frame budgets.
 
     Yields
     ------
@@ -237,7 +259,7 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
             if path is None:
                 return
             roi = _roi_for(path, rois)
-            job = _Job(path, lambda p=path, r=roi: _load(engine, p, r, frame, auto_box))
+            job = _Job(path, lambda p=path, r=roi: _load(engine, p, r, frame, auto_box, sweep))
             pending.append(job)
             loader.submit(job)
 
@@ -247,7 +269,7 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
             batch = [pending.popleft() for _ in range(min(chunk, len(pending)))]
             top_up()
             loaded = [(job.path, loader.result(job)) for job in batch]
-            yield from _run_chunk(engine, loaded, explain, method, cancelled)
+            yield from _run_chunk(engine, loaded, explain, method, cancelled, auto_box, sweep)
     finally:
         for job in pending:
             job.dropped = True
@@ -255,16 +277,18 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
 
 
 def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Loaded]],
-               explain: bool, method: str, cancelled) -> Iterator[BatchItem]:
-    ok = [(p, *r) for p, r in loaded if not isinstance(r, BatchItem)]
+               explain: bool, method: str, cancelled, auto_box: bool = True,
+               sweep: int | str | None = None) -> Iterator[BatchItem]:
+    ok = [(p, *r) for p, r in loaded
+          if not isinstance(r, BatchItem) and not isinstance(r[1], _Sweep)]
     prepared = [prep for _, _, prep in ok]
     results: dict[Path, BatchItem] = {}
     try:
-        if explain:
+        if prepared and explain:  # (none prepared: only failures and clips to sweep)
             maps = engine.explain_prepared(prepared, method=method)
             results = {p: BatchItem(p, m.prediction, m, record=rec)
                        for (p, rec, _), m in zip(ok, maps, strict=True)}
-        else:
+        elif prepared:
             # Records are dropped: a long review keeps only its small predictions.
             preds = engine.predict_prepared(prepared)
             results = {p: BatchItem(p, pr) for (p, _, _), pr in zip(ok, preds, strict=True)}
@@ -273,4 +297,37 @@ def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Loaded]],
     for path, res in loaded:
         if cancelled():
             return
-        yield res if isinstance(res, BatchItem) else results[path]
+        if isinstance(res, BatchItem):
+            yield res
+        elif isinstance(res[1], _Sweep):
+            item = _swept(engine, res[0], res[1].roi, sweep or "all", auto_box, explain,
+                          method, cancelled)
+            if item is None:  # cancelled during the sweep
+                return
+            yield item
+        else:
+            yield results[path]
+
+
+def _swept(engine: InferenceEngine, record: ImageRecord, roi: Box | None, sweep: int | str,
+           auto_box: bool, explain: bool, method: str, cancelled) -> BatchItem | None:
+    """A clip swept frame by frame (:func:`~rcdnet_desktop.core.cine.clip_item`); with
+    ``explain``, the heat maps of its most suspicious frame too. None when cancelled."""
+    from rcdnet_desktop.core.bands import suspicious_threshold
+    from rcdnet_desktop.core.cine import clip_item
+
+    item = clip_item(engine, record, suspicious_threshold(engine.card), sweep, roi=roi,
+                     auto_box=auto_box, cancelled=cancelled)
+    if item is None or not explain or item.prediction is None or item.clip is None:
+        return item
+    frame = item.clip.max_frame
+    try:
+        prep = engine.prepare(record, roi=roi, frame=frame, auto_box=auto_box)
+        maps = engine.explain_prepared([prep], method=method)[0]
+    except RcdNetError as exc:
+        note = f"heat maps of frame {frame} not computed: {exc}"
+        return replace(item, prediction=replace(
+            item.prediction, warnings=(*item.prediction.warnings, note)))
+    # The maps' own prediction is the same frame's; the item keeps the clip's (its warnings
+    # and checks cover every frame).
+    return replace(item, heatmaps=replace(maps, prediction=item.prediction), record=record)

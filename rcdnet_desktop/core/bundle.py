@@ -222,8 +222,9 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
     The card's ``onnx`` entries are kept only while they describe the weights written (their
     ``weights_sha256`` equals the new weights' sha256, or the localiser's): a graph exported
     from other weights is dropped from the card, never left to describe weights it does not
-    hold; run :func:`save_onnx` afterwards to export the new weights. The ``guard`` and
-    ``self_test`` sections are kept on the same rule (they were measured on the weights).
+    hold; run :func:`save_onnx` afterwards to export the new weights. The ``guard``,
+    ``lexicon`` and ``self_test`` sections are kept on the same rule (they were fitted or
+    measured on the weights).
 
     The weights are written first and the card last, each atomically, so an interrupted save
     leaves either the old bundle or a card/weights sha mismatch that :func:`load_model` reports;
@@ -270,6 +271,7 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
                    weights={"file": name, "sha256": hashlib.sha256(data).hexdigest(),
                             "dtype": dtype})
     card = replace(card, onnx=_current_onnx(card), guard=_if_current(card, card.guard),
+                   lexicon=_if_current(card, card.lexicon),
                    self_test=_if_current(card, card.self_test))
     card.validate("card to save")
     write_bytes(model_dir / name, data)
@@ -340,6 +342,7 @@ def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Pat
     }
     card = replace(card, localiser=section)
     card = replace(card, onnx=_current_onnx(card), guard=_if_current(card, card.guard),
+                   lexicon=_if_current(card, card.lexicon),
                    self_test=_if_current(card, card.self_test))
     card.validate("card to save")
     write_bytes(model_dir / name, data)
@@ -353,8 +356,9 @@ def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Pat
 
 
 def _if_current(card: ModelCard, section: dict[str, Any]) -> dict[str, Any]:
-    """``section`` (the guard's, the self-test's) when it was made with the weights the card
-    names now (its ``weights_sha256``), else empty: it describes other weights."""
+    """``section`` (the guard's, the lexicon's, the self-test's) when it was made with the
+    weights the card names now (its ``weights_sha256``), else empty: it describes other
+    weights."""
     if isinstance(section, dict) and section.get("weights_sha256") == card.weights.get("sha256"):
         return section
     return {}
@@ -622,19 +626,39 @@ def save_guard(card: ModelCard, model_dir: str | Path, data: bytes,
     """Write the input guard's file (:mod:`~rcdnet_desktop.core.guard`) and the card with its
     ``guard`` section (``file``, ``sha256`` filled in from ``data``), both atomically; the
     guard is loaded back to prove it verifies. Returns the new card."""
-    import hashlib
-
     from rcdnet_desktop.core.guard import GUARD_FILE, load_guard
 
+    return _save_section_file(card, model_dir, data, section, "guard", GUARD_FILE, load_guard)
+
+
+def save_lexicon(card: ModelCard, model_dir: str | Path, data: bytes,
+                 section: dict[str, Any]) -> ModelCard:
+    """Write the lexicon heads' file (:mod:`~rcdnet_desktop.core.lexicon`) and the card with
+    its ``lexicon`` section, as :func:`save_guard` does. Returns the new card."""
+    from rcdnet_desktop.core.lexicon import LEXICON_FILE, load_lexicon
+
+    return _save_section_file(card, model_dir, data, section, "lexicon", LEXICON_FILE,
+                              load_lexicon)
+
+
+def _save_section_file(card: ModelCard, model_dir: str | Path, data: bytes,
+                       section: dict[str, Any], key: str, default_file: str,
+                       load) -> ModelCard:
+    """Write a small file fitted on the classifier's weights (the guard's, the lexicon's) and
+    the card's ``key`` section naming it (``file``, ``sha256`` of ``data``, ``weights_sha256``
+    of the weights), both atomically; ``load`` reads it back to prove it verifies."""
+    import hashlib
+
     model_dir = Path(model_dir)
-    entry = {**section, "file": card.guard.get("file", GUARD_FILE),
+    old = getattr(card, key)
+    entry = {**section, "file": old.get("file", default_file),
              "sha256": hashlib.sha256(data).hexdigest(),
              "weights_sha256": card.weights["sha256"]}
-    card = replace(card, guard=entry)
+    card = replace(card, **{key: entry})
     card.validate(model_dir / CARD_FILE)
     write_bytes(model_dir / entry["file"], data)
     write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
-    load_guard(model_dir, ModelCard.read(model_dir / CARD_FILE).guard)
+    load(model_dir, getattr(ModelCard.read(model_dir / CARD_FILE), key))
     return card
 
 

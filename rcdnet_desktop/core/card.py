@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from rcdnet_desktop.core.bands import MODES, parse_bands
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.guard import validate_section
+from rcdnet_desktop.core.lexicon import validate_section as validate_lexicon
+from rcdnet_desktop.core.npzfile import is_sha256 as _is_sha256
 from rcdnet_desktop.core.onnx_export import GRAPH_NAMES
 from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig
 from rcdnet_desktop.core.types import CLASS_NAMES
@@ -124,6 +126,11 @@ class ModelCard:
         The input guard's learned part (:mod:`~rcdnet_desktop.core.guard`); empty when the
         bundle has none. ``{"file", "sha256", "features", "transform", "dim", "shrinkage",
         "threshold", "quantile", "fitted_on", "metrics", "weights_sha256"}``.
+    lexicon : dict
+        The lexicon heads (:mod:`~rcdnet_desktop.core.lexicon`); empty when the bundle has
+        none. ``{"file", "sha256", "features", "view", "transform", "dim", "descriptors": [{
+        "name", "classes", "shown", ...measured agreement}], "rule": when a descriptor is
+        shown, "fitted_on", "metrics", "notes": what they are and are not, "weights_sha256"}``.
     self_test : dict
         What ``rcdnet self-test`` expects of this bundle; empty when nothing is recorded.
         ``{"samples": {sample file name: P(malignant) on the whole image}, "tolerance": allowed
@@ -155,6 +162,7 @@ class ModelCard:
     operating_point: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] = field(default_factory=dict)
     guard: dict[str, Any] = field(default_factory=dict)
+    lexicon: dict[str, Any] = field(default_factory=dict)
     self_test: dict[str, Any] = field(default_factory=dict)
     schema: int = CARD_SCHEMA
 
@@ -260,9 +268,12 @@ class ModelCard:
         self._validate_operating_point(bad)
         self._validate_onnx(bad)
         validate_section(self.guard, bad)
-        if self.guard and self.guard.get("weights_sha256") != self.weights.get("sha256"):
-            raise bad("guard.weights_sha256 must be the weights' sha256 (the guard was fitted on "
-                      "other weights)")
+        validate_lexicon(self.lexicon, bad)
+        for key in ("guard", "lexicon"):
+            section = getattr(self, key)
+            if section and section.get("weights_sha256") != self.weights.get("sha256"):
+                raise bad(f"{key}.weights_sha256 must be the weights' sha256 (the {key} was "
+                          "fitted on other weights)")
         self._validate_self_test(bad)
 
     def _validate_localiser(self, bad) -> None:
@@ -391,9 +402,6 @@ class ModelCard:
         return {k: v for k, v in self.architecture.items() if k != "backbone"}
 
 
-def _is_sha256(value: Any) -> bool:
-    return (isinstance(value, str) and len(value) == 64
-            and all(c in "0123456789abcdef" for c in value))
 
 
 def default_model_dir() -> Path:

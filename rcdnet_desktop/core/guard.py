@@ -18,13 +18,13 @@ the card's ``guard`` section with its sha256, verified before it is read
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rcdnet_desktop.core import npzfile
 from rcdnet_desktop.core.checks import NOT_BREAST_ULTRASOUND, Flag
 from rcdnet_desktop.core.errors import WeightsError
 
@@ -82,18 +82,8 @@ def fit(train: np.ndarray, val: np.ndarray, shrinkage: float,
 
 
 def npz_bytes(mean: np.ndarray, precision: np.ndarray) -> bytes:
-    """The guard file's bytes (uncompressed ``.npz``, deterministic for the same arrays)."""
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for name, arr in (("mean", mean), ("precision", precision)):
-            item = io.BytesIO()
-            np.lib.format.write_array(item, np.ascontiguousarray(arr), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            zf.writestr(info, item.getvalue())
-    return buf.getvalue()
+    """The guard file's bytes (see :func:`rcdnet_desktop.core.npzfile.npz_bytes`)."""
+    return npzfile.npz_bytes({"mean": mean, "precision": precision})
 
 
 def validate_section(section: Any, bad) -> None:
@@ -108,8 +98,7 @@ def validate_section(section: Any, bad) -> None:
     extra = set(section) - set(GUARD_KEYS)
     if extra:
         raise bad(f"unknown guard keys {sorted(extra)}")
-    sha = section["sha256"]
-    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+    if not npzfile.is_sha256(section["sha256"]):
         raise bad("guard.sha256 must be 64 lowercase hex digits")
     if section["features"] != GUARD_FEATURES or section["transform"] != "signed_log1p":
         raise bad(f"guard.features must be {GUARD_FEATURES!r} with transform 'signed_log1p'")
@@ -125,23 +114,11 @@ def load_guard(model_dir: Path, section: dict[str, Any]) -> Guard | None:
     card has no ``guard`` section. Raises :class:`WeightsError` naming the file."""
     if not section:
         return None
-    import io
-
     path = Path(model_dir) / section["file"]
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"{path}: the input guard's file cannot be read: "
-                           f"{exc.strerror or exc}") from exc
-    if hashlib.sha256(data).hexdigest() != section["sha256"]:
-        raise WeightsError(f"{path}: sha256 differs from the model card's: the input guard's "
-                           "file was changed or damaged; it is not used")
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            mean = np.asarray(npz["mean"], dtype=np.float64)
-            precision = np.asarray(npz["precision"], dtype=np.float64)
-    except Exception as exc:  # numpy raises several types for a bad archive
-        raise WeightsError(f"{path}: the input guard's file cannot be parsed: {exc}") from exc
+    arrays = npzfile.read_verified(path, section["sha256"], "the input guard's file")
+    mean, precision = arrays.get("mean"), arrays.get("precision")
+    if mean is None or precision is None:
+        raise WeightsError(f"{path}: the input guard's file lacks its mean or precision")
     dim = int(section["dim"])
     if mean.shape != (dim,) or precision.shape != (dim, dim) \
             or not (np.isfinite(mean).all() and np.isfinite(precision).all()):

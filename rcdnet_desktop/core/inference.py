@@ -371,6 +371,11 @@ class InferenceEngine:
             from rcdnet_desktop.core.guard import load_guard
 
             self._guard = load_guard(Path(bundle_dir), card.guard)
+        self._lexicon = None
+        if card.lexicon and bundle_dir is not None:
+            from rcdnet_desktop.core.lexicon import load_lexicon
+
+            self._lexicon = load_lexicon(Path(bundle_dir), card.lexicon)
 
     @staticmethod
     def _cpu_without_torch(device: str | None, backend: str) -> bool:
@@ -628,6 +633,8 @@ class InferenceEngine:
             warnings += [f"lesion box: {f.text}" for f in check_image(region)
                          if f.text not in warnings]
         warnings += notes
+        if isinstance(image, ImageRecord):
+            warnings += image.notes  # what the reader assumed (e.g. greyscale, no encoding given)
         if self.card.untrained:
             warnings.append(UNTRAINED_WARNING.format(version=self.card.version))
         fuse = source == "auto" and self._fusion
@@ -736,9 +743,15 @@ class InferenceEngine:
             return fn(self._cpu_model, torch.device("cpu"), *args), "cpu", (note,)
 
     def _predictions(self, items: Sequence[Prepared], logits: np.ndarray, device: str,
-                     extra: tuple[str, ...], guard: np.ndarray) -> list[Prediction]:
-        """Predictions from the chunk's fused logits and the whole images' guard features."""
+                     extra: tuple[str, ...], pooled: np.ndarray,
+                     extra_rows: list[int]) -> list[Prediction]:
+        """Predictions from the chunk's fused logits and pooled features (one row per batch
+        entry: the items' own views, then the whole-image views of ``extra_rows``): the guard
+        judges the whole images, the lexicon describes the lesion boxes."""
         from rcdnet_desktop.core.checks import CHECK_CODES
+        from rcdnet_desktop.core.lexicon import NEEDS_BOX
+
+        guard = self._whole_rows(pooled, len(items), extra_rows)
 
         probs = _softmax(logits / np.float32(self.card.temperature))
         notes = ((self.device_note,) if self.device_note else ()) + extra
@@ -750,7 +763,14 @@ class InferenceEngine:
             if flag is not None:
                 warnings = (flag.text, *warnings)
                 checks = tuple(c for c in CHECK_CODES if c in {*checks, flag.code})
+            descriptors, note = (), ""
+            if self._lexicon is not None:
+                if it.roi is not None:
+                    descriptors = self._lexicon.describe(pooled[i])
+                else:
+                    note = NEEDS_BOX
             out.append(Prediction(
+                descriptors=descriptors, descriptor_note=note,
                 p_benign=float(p[0]), p_malignant=float(p[1]), device=device,
                 model_version=self.card.version, untrained=self.untrained, roi=it.roi,
                 frame=it.frame, warnings=warnings + notes, box=it.box,
@@ -792,11 +812,21 @@ class InferenceEngine:
         """The input guard's features ``(N, D)`` of each item's whole-image view (what
         :mod:`~rcdnet_desktop.core.guard` measures; the training package fits the guard on
         them)."""
+        return self._pooled_features(items, whole=True)
+
+    def box_features(self, items: Sequence[Prepared]) -> np.ndarray:
+        """The same pooled features ``(N, D)`` of each item's own view: the padded lesion box
+        that was classified (what :mod:`~rcdnet_desktop.core.lexicon` describes; the training
+        package fits the lexicon on them)."""
+        return self._pooled_features(items, whole=False)
+
+    def _pooled_features(self, items: Sequence[Prepared], whole: bool) -> np.ndarray:
         rows = []
         for chunk in self._chunks(list(items)):
-            batch, whole = self._batch(chunk)
-            (_, _, guard), _, _ = self._run_forward(batch, False)
-            rows.append(self._whole_rows(guard, len(chunk), whole))
+            batch, extra = self._batch(chunk)
+            (_, _, pooled), _, _ = self._run_forward(batch, False)
+            rows.append(self._whole_rows(pooled, len(chunk), extra) if whole
+                        else pooled[:len(chunk)])
         return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
     def predict_prepared(self, items: Sequence[Prepared]) -> list[Prediction]:
@@ -805,9 +835,9 @@ class InferenceEngine:
         out: list[Prediction] = []
         for chunk in self._chunks(list(items)):
             batch, whole = self._batch(chunk)
-            (logits, _, guard), dev, extra = self._run_forward(batch, False)
+            (logits, _, pooled), dev, extra = self._run_forward(batch, False)
             out.extend(self._predictions(chunk, self._fuse(logits, chunk, whole), dev, extra,
-                                         self._whole_rows(guard, len(chunk), whole)))
+                                         pooled, whole))
         return out
 
     def explain_prepared(self, items: Sequence[Prepared], method: str = FAST) -> list[HeatMaps]:
@@ -826,9 +856,9 @@ class InferenceEngine:
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
             batch, whole = self._batch(chunk)
-            (logits, cams, guard), dev, extra = self._run_forward(batch, method == FAST)
+            (logits, cams, pooled), dev, extra = self._run_forward(batch, method == FAST)
             preds = self._predictions(chunk, self._fuse(logits, chunk, whole), dev, extra,
-                                      self._whole_rows(guard, len(chunk), whole))
+                                      pooled, whole)
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
                     maps = gradcam_like_normalise(cams[i], size)

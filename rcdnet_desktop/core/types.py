@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from rcdnet_desktop.core.bands import (
     LikelihoodBand,
     band_for,
 )
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.core.cine import ClipSummary
 
 CLASS_NAMES: tuple[str, str] = ("benign", "malignant")
 """Class index -> name. 0 = benign, 1 = malignant, everywhere in the project."""
@@ -94,6 +98,7 @@ class StudyInfo:
     study_description: str = ""
     modality: str = ""
     manufacturer: str = ""
+    manufacturer_model: str = ""
     body_part: str = ""
     # (RegionSpatialFormat, RegionDataType) of every item of SequenceOfUltrasoundRegions,
     # calibrated or not (DICOM PS3.3 C.8.5.5): what kinds of ultrasound the frame shows.
@@ -106,7 +111,9 @@ class ImageRecord:
 
     ``pixels`` holds frame ``pixels_frame`` (the first, or the one asked for when reading) as
     ``uint8``, shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Other frames of a cine
-    are decoded on demand by :meth:`frame`, one at a time.
+    are decoded on demand by :meth:`frame`, one at a time. ``notes`` says in words what the
+    reader had to assume (a missing Photometric Interpretation read as greyscale, ...); the
+    engine adds them to the prediction's warnings.
     """
 
     path: Path
@@ -121,6 +128,8 @@ class ImageRecord:
     pixels_frame: int = 0
     frame_loader: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
     frame_rate: float | None = None  # cine frames per second, when the file records it
+    pixel_spacing: tuple[float, float] | None = None  # DICOM PixelSpacing as mm (x, y)
+    notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
 
     @property
     def height(self) -> int:
@@ -149,6 +158,18 @@ class ImageRecord:
         if index == self.pixels_frame or self.frame_loader is None:
             return self.pixels
         return self.frame_loader(index)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """One BI-RADS lexicon descriptor the model suggests for the lesion box, in the lexicon's
+    words (:mod:`~rcdnet_desktop.core.lexicon`): e.g. ``("shape", "irregular", 0.82)``.
+    ``confidence`` is the head's probability of ``value`` (0 to 1). A suggestion, not a
+    BI-RADS assessment."""
+
+    name: str
+    value: str
+    confidence: float
 
 
 BOX_SOURCES = ("user", "auto", "none")
@@ -198,6 +219,12 @@ class Prediction:
     checks : tuple of str
         Codes of the intended-use flags (:data:`~rcdnet_desktop.core.checks.CHECK_CODES`);
         their words are among ``warnings``. Any code means the image is outside intended use.
+    descriptors : tuple of Descriptor
+        The lexicon descriptors the model suggests for the lesion box (only those that beat
+        their baseline); empty without a lesion box or without lexicon heads in the bundle.
+    descriptor_note : str
+        Why there are no descriptors when the bundle has lexicon heads but no box was used
+        (:data:`~rcdnet_desktop.core.lexicon.NEEDS_BOX`); empty otherwise.
     """
 
     p_benign: float
@@ -215,6 +242,8 @@ class Prediction:
     band: LikelihoodBand | None = None
     suspicious: bool | None = None
     checks: tuple[str, ...] = ()
+    descriptors: tuple[Descriptor, ...] = ()
+    descriptor_note: str = ""
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.
@@ -277,6 +306,9 @@ class BatchItem:
     With heat maps, ``record`` keeps the decoded image they belong to, so a caller can render
     them without reading the file again. ``skipped`` marks a path that was not even opened
     (not a regular file: a named pipe, a device, a socket); ``error`` says why.
+
+    A cine clip swept frame by frame is one item too: its most suspicious frame's prediction,
+    with the clip's summary in ``clip`` (see :func:`~rcdnet_desktop.core.cine.clip_item`).
     """
 
     path: Path
@@ -285,6 +317,7 @@ class BatchItem:
     error: str = ""
     record: ImageRecord | None = None
     skipped: bool = False
+    clip: ClipSummary | None = None
 
     @property
     def status(self) -> str:

@@ -50,24 +50,29 @@ from rcdnet_desktop.gui.messages import BatchResult, BatchTotal
 from rcdnet_desktop.gui.wording import band_text, input_words
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
 
-COLUMNS = ("File", "Prediction", "P(malignant)", "Band", "Box", "Status")
-COL_FILE, COL_LABEL, COL_P, COL_BAND, COL_BOX, COL_STATUS = range(len(COLUMNS))
+COLUMNS = ("File", "Prediction", "P(malignant)", "Band", "Box", "Clip", "Status")
+COL_FILE, COL_LABEL, COL_P, COL_BAND, COL_BOX, COL_CLIP, COL_STATUS = range(len(COLUMNS))
 """The Box column says where the lesion box came from: user (drawn in the viewer), auto (found
-by the lesion localiser) or none (the whole image was classified)."""
+by the lesion localiser) or none (the whole image was classified). The Clip column gives a
+swept cine clip's summary (its row is its most suspicious frame); empty for other files."""
+CLIP_CHOICES = (("Cine clips: every frame", "all"), ("Cine clips: 10 frames", 10),
+                ("Cine clips: first frame only", None))
+"""How a cine clip is reviewed (``sweep`` of :func:`rcdnet_desktop.core.batch.review`): every
+frame, 10 evenly spaced frames, or its first frame only."""
 FILTERS = ("All", "Malignant only", "Benign only", "Failed only")
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def _run_batch(report: Callable[[object], None], engine: Engine, paths: Sequence[Path],
                recursive: bool, rois: Mapping[Path, Box] | None,
-               cancel: threading.Event) -> int:
+               cancel: threading.Event, sweep: int | str | None = None) -> int:
     """Worker body: list the files, then report every BatchItem as it comes."""
     from rcdnet_desktop.core import batch, io
 
     files = io.find_images(list(paths), recursive=recursive)
     report(BatchTotal(len(files)))
     done = 0
-    for item in batch.review(files, engine, rois=dict(rois or {}), cancel=cancel):
+    for item in batch.review(files, engine, rois=dict(rois or {}), cancel=cancel, sweep=sweep):
         report(BatchResult(item))
         done += 1
         if cancel.is_set():
@@ -133,6 +138,8 @@ class BatchTableModel(QAbstractTableModel):
                 return band_text(p) if p is not None else "-"
             if col == COL_BOX:
                 return p.box_source if p is not None else "-"
+            if col == COL_CLIP:
+                return item.clip.text() if item.clip is not None else ""
             if col == COL_STATUS:
                 if p is None:
                     return f"failed: {_reason(item)}"
@@ -146,6 +153,9 @@ class BatchTableModel(QAbstractTableModel):
                 return item.error
             if col == COL_BOX:
                 return input_words(p)
+            if col == COL_CLIP and item.clip is not None:
+                return (f"{item.clip.text()}, at or above {item.clip.threshold:.2f}. The row "
+                        f"is the clip's most suspicious frame (frame {p.frame + 1}).")
             if p.warnings:
                 return "\n".join(p.warnings)
             return str(item.path)
@@ -243,6 +253,11 @@ class BatchDialog(QDialog):
         self.folder_label.setWordWrap(True)
         self.recursive = QCheckBox("Include sub-folders", self)
         self.recursive.setChecked(True)
+        self.clips = QComboBox(self)
+        for text, sweep in CLIP_CHOICES:
+            self.clips.addItem(text, sweep)
+        self.clips.setToolTip("Every frame: each clip's row is its most suspicious frame, with "
+                              "the clip's maximum, median and share of suspicious frames")
         self.start_button = QPushButton("Start", self)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setEnabled(False)
@@ -273,11 +288,14 @@ class BatchDialog(QDialog):
         for c in (COL_LABEL, COL_P, COL_BAND, COL_BOX):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_STATUS, QHeaderView.ResizeMode.Stretch)
+        header.resizeSection(COL_CLIP, self.table.fontMetrics().horizontalAdvance(
+            "120 frames, max 0.81 (frame 120), median 0.52, 100% of frames suspicious") + 12)
         self.table.verticalHeader().setVisible(False)
 
         top = QHBoxLayout()
         top.addWidget(self.folder_label, 1)
         top.addWidget(self.recursive)
+        top.addWidget(self.clips)
         top.addWidget(self.start_button)
         top.addWidget(self.cancel_button)
         prog = QHBoxLayout()
@@ -332,7 +350,7 @@ class BatchDialog(QDialog):
         self.progress.setRange(0, 0)  # busy until the files are listed
         self.progress_label.setText("Listing files...")
         job = Job(_run_batch, self._engine, [self.folder], self.recursive.isChecked(),
-                  self.rois, self._cancel)
+                  self.rois, self._cancel, self.clips.currentData())
         job.signals.progress.connect(self._on_progress)
         job.signals.error.connect(self._on_error)
         job.signals.done.connect(self._on_done)

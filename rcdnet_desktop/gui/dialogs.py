@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop import __version__ as APP_VERSION  # noqa: N812
+from rcdnet_desktop.core.lexicon import SECTION_TITLE
 from rcdnet_desktop.gui.prediction_panel import NOT_A_DIAGNOSIS
 
 
@@ -107,6 +108,9 @@ def model_card_html(card: Any) -> str:
     if loc:
         parts.append("<h3>Lesion localiser (proposes the box when none is drawn)</h3>"
                      + _table(loc))
+    lexicon = d.get("lexicon") or {}
+    if lexicon:
+        parts.append(_lexicon_html(lexicon))
     arch = d.get("architecture") or {}
     if arch:
         parts.append("<h3>Architecture</h3>" + _table(arch))
@@ -122,6 +126,24 @@ def model_card_html(card: Any) -> str:
     if d.get("notes"):
         parts.append(f"<h3>Notes</h3><p>{_e(d['notes'])}</p>")
     return "".join(parts)
+
+
+def _lexicon_html(section: dict) -> str:
+    """The lexicon heads' part of the card: what they are, the rule, the measured agreement."""
+    def ci(m: dict) -> str:
+        lo, hi = m["ci95"]
+        return f"{m['value']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    rows = "".join(
+        f"<tr><td>{_e(e['name'])}</td><td>{_e(', '.join(e['classes']))}</td>"
+        f"<td>{ci(e['metrics']['kappa'])}</td><td>{ci(e['metrics']['balanced_accuracy'])}"
+        f" (baseline {e['metrics']['baseline']['balanced_accuracy']:.2f})</td>"
+        f"<td>{'yes' if e['shown'] else 'no'}</td></tr>" for e in section["descriptors"])
+    return (f"<h3>{_e(SECTION_TITLE)}: BI-RADS lexicon suggestions</h3>"
+            f"<p>{_e(section.get('notes', ''))}</p><p>A descriptor is {_e(section['rule'])}.</p>"
+            "<table cellpadding='3' border='1' cellspacing='0'><tr><th>descriptor</th>"
+            "<th>classes</th><th>Cohen's kappa [95% CI]</th><th>balanced accuracy [95% CI]"
+            f"</th><th>shown</th></tr>{rows}</table>")
 
 
 class ModelCardDialog(QDialog):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from rcdnet_desktop.core.measure import Calibration, Measurement
 from rcdnet_desktop.core.types import Box, ImageRecord, Prediction
 
 _ids = itertools.count(1)
@@ -51,6 +52,8 @@ class Document:
         The frame on display.
     predictions : dict
         Predictions by :class:`AnalysisKey` (method ""), kept for the session: they are small.
+    measurements : dict of int to list of Measurement
+        Caliper measurements per frame, in the order they were drawn.
     """
 
     path: Path
@@ -61,6 +64,7 @@ class Document:
     frame: int = 0
     predictions: dict[AnalysisKey, Prediction] = field(default_factory=dict)
     doc_id: int = field(default_factory=lambda: next(_ids))
+    measurements: dict[int, list[Measurement]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -77,6 +81,10 @@ class Document:
     def box(self, frame: int | None = None) -> Box | None:
         return self.boxes.get(self.frame if frame is None else frame)
 
+    def calibration(self) -> Calibration:
+        """What the file says about the image's scale (nothing while it loads)."""
+        return Calibration.of(self.record) if self.record is not None else Calibration()
+
     def key(self, method: str = "", frame: int | None = None) -> AnalysisKey:
         f = self.frame if frame is None else frame
         return AnalysisKey(self.doc_id, f, self.boxes.get(f), method)
@@ -87,7 +95,7 @@ class Document:
         if rec is None:
             return ""
         parts = [f"{rec.width} x {rec.height} px"]
-        mm = rec.mm_per_pixel
+        mm = rec.mm_per_pixel or rec.pixel_spacing
         if mm is not None:
             if abs(mm[0] - mm[1]) < 1e-6:
                 parts.append(f"{mm[0]:.3f} mm/pixel")

@@ -34,12 +34,13 @@ from rcdnet_desktop.core.export.formats import (
     export_format,
     write_report,
 )
+from rcdnet_desktop.core.measure import Calibration, Measured
 from rcdnet_desktop.core.types import HeatMaps, ImageRecord
 
 
 @dataclass
 class ExportJob:
-    """Everything an export needs: the frame on display and its heat maps."""
+    """Everything an export needs: the frame on display, its heat maps and measurements."""
 
     record: ImageRecord
     pixels: np.ndarray
@@ -47,6 +48,7 @@ class ExportJob:
     frame: int
     colormap: str
     alpha: float
+    measurements: tuple[Measured, ...] = ()
 
 
 def default_name(record: ImageRecord, frame: int, fmt: str) -> str:
@@ -62,7 +64,8 @@ def render_export(job: ExportJob, include_patient: bool = False,
                          when=when or datetime.now().astimezone(),
                          patient=job.record.patient if include_patient else None,
                          colormap=job.colormap, alpha=job.alpha,
-                         source_name=job.record.path.name)
+                         source_name=job.record.path.name, measurements=job.measurements,
+                         calibration=Calibration.of(job.record))
 
 
 def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bool = False,

@@ -5,8 +5,9 @@ drawn dashed with the tag "found automatically", and its outline, when asked for
 polygon. A user's box replaces the automatic one on screen.
 
 Mouse
-    wheel: zoom about the pointer; left drag: pan (or draw the lesion box in box mode);
-    right drag: window/level (horizontal = width, vertical = level); double-click: fit.
+    wheel: zoom about the pointer; left drag: pan (or draw the lesion box in box mode, or
+    measure in caliper mode); right drag: window/level (horizontal = width, vertical = level);
+    double-click: fit.
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ class BoxTag(QGraphicsItem):
 
     PADDING = 3.0
 
-    def __init__(self, text: str, parent: QGraphicsItem | None = None) -> None:
+    def __init__(self, text: str, parent: QGraphicsItem | None = None,
+                 colour: QColor = BOX_COLOUR) -> None:
         super().__init__(parent)
         self._text = text
+        self._colour = colour
         self._font = QFont()
         self._font.setPointSizeF(9.0)
         self._below = False
@@ -65,6 +68,12 @@ class BoxTag(QGraphicsItem):
 
     def text(self) -> str:
         return self._text
+
+    def set_text(self, text: str) -> None:
+        if text != self._text:
+            self.prepareGeometryChange()
+            self._text = text
+            self.update()
 
     def set_below(self, below: bool) -> None:
         if below != self._below:
@@ -86,7 +95,7 @@ class BoxTag(QGraphicsItem):
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(0, 0, 0, 170))
         painter.drawRoundedRect(r, 3, 3)
-        painter.setPen(BOX_COLOUR)
+        painter.setPen(self._colour)
         painter.setFont(self._font)
         painter.drawText(r, Qt.AlignmentFlag.AlignCenter, self._text)
 
@@ -98,6 +107,8 @@ class ImageView(QGraphicsView):
     -------
     box_drawn(object)
         A :class:`~rcdnet_desktop.core.types.Box` in image pixels.
+    measurement_drawn(object)
+        A caliper :class:`~rcdnet_desktop.core.measure.Measurement` in image coordinates.
     window_level_changed(float, float)
         Display window width and level (0-255 units).
     zoom_changed(float)
@@ -107,6 +118,7 @@ class ImageView(QGraphicsView):
     """
 
     box_drawn = Signal(object)
+    measurement_drawn = Signal(object)
     window_level_changed = Signal(float, float)
     zoom_changed = Signal(float)
     hover = Signal(int, int)
@@ -161,6 +173,10 @@ class ImageView(QGraphicsView):
         self._level = DEFAULT_LEVEL
         self._fit = True
         self._box_mode = False
+        self._caliper_mode = False
+        from rcdnet_desktop.gui.caliper import CaliperLayer  # it draws with BoxTag, above
+
+        self.caliper = CaliperLayer(self.scene())
         self._drag_start: QPointF | None = None
         self._wl_start: tuple[QPointF, float, float] | None = None
         self._message = QLabel(self)
@@ -270,7 +286,7 @@ class ImageView(QGraphicsView):
             self._message.setGeometry(self.viewport().rect().adjusted(20, 20, -20, -20))
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt override
-        if not self._box_mode:
+        if not self._box_mode and not self._caliper_mode:
             self.fit()
         super().mouseDoubleClickEvent(event)
 
@@ -279,13 +295,36 @@ class ImageView(QGraphicsView):
     def set_box_mode(self, on: bool) -> None:
         """In box mode a left drag draws the lesion box instead of panning."""
         self._box_mode = bool(on)
-        self.setDragMode(QGraphicsView.DragMode.NoDrag if on
-                         else QGraphicsView.DragMode.ScrollHandDrag)
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor if on
-                                  else Qt.CursorShape.OpenHandCursor)
+        if on:
+            self._caliper_mode = False
+        self._apply_tool()
 
     def box_mode(self) -> bool:
         return self._box_mode
+
+    def set_caliper_mode(self, on: bool) -> None:
+        """In caliper mode a left drag measures a distance (box mode ends)."""
+        self._caliper_mode = bool(on)
+        if on:
+            self._box_mode = False
+        else:
+            self.caliper.cancel()
+        self._apply_tool()
+
+    def caliper_mode(self) -> bool:
+        return self._caliper_mode
+
+    def _apply_tool(self) -> None:
+        drawing = self._box_mode or self._caliper_mode
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if drawing
+                         else QGraphicsView.DragMode.ScrollHandDrag)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if drawing
+                                  else Qt.CursorShape.OpenHandCursor)
+
+    def _inside(self, pos: QPointF) -> QPointF:
+        """``pos`` moved onto the image (a caliper end cannot leave it)."""
+        h, w = self._pixels.shape[:2] if self._pixels is not None else (0, 0)
+        return QPointF(min(max(pos.x(), 0.0), w), min(max(pos.y(), 0.0), h))
 
     def set_box(self, box: Box | None) -> None:
         """The user's lesion box (solid), or None. A user's box hides the automatic one."""
@@ -387,6 +426,11 @@ class ImageView(QGraphicsView):
             self._rubber.show()
             event.accept()
             return
+        if event.button() == Qt.MouseButton.LeftButton and self._caliper_mode \
+                and self._pixels is not None:
+            self.caliper.start(self._inside(pos))
+            event.accept()
+            return
         if event.button() == Qt.MouseButton.RightButton:
             self._wl_start = (event.position(), self._window, self._level)
             event.accept()
@@ -404,6 +448,10 @@ class ImageView(QGraphicsView):
             self._rubber.setRect(QRectF(self._drag_start, pos).normalized())
             event.accept()
             return
+        if self.caliper.dragging():
+            self.caliper.drag(self._inside(pos))
+            event.accept()
+            return
         if self._wl_start is not None:
             start, w0, l0 = self._wl_start
             d = event.position() - start
@@ -417,6 +465,12 @@ class ImageView(QGraphicsView):
             start, self._drag_start = self._drag_start, None
             self._rubber.hide()
             self.draw_box(start, self.mapToScene(event.position().toPoint()))
+            event.accept()
+            return
+        if self.caliper.dragging() and event.button() == Qt.MouseButton.LeftButton:
+            m = self.caliper.finish(self._inside(self.mapToScene(event.position().toPoint())))
+            if m is not None:
+                self.measurement_drawn.emit(m)
             event.accept()
             return
         if self._wl_start is not None and event.button() == Qt.MouseButton.RightButton:
@@ -437,10 +491,13 @@ class CineBar(QWidget):
     frame_changed(int)
         The frame to show (from the slider or from playback).
     playing_changed(bool)
+    frame_count_changed(int)
+        Another image (or none) is on display: its frame count (1 for a single frame).
     """
 
     frame_changed = Signal(int)
     playing_changed = Signal(bool)
+    frame_count_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -474,6 +531,7 @@ class CineBar(QWidget):
             self._fps = float(min(fps, 60.0))
         self.setVisible(count > 1)
         self._update_label()
+        self.frame_count_changed.emit(max(count, 1))
 
     def frame(self) -> int:
         return self.slider.value()

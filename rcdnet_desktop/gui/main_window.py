@@ -33,17 +33,22 @@ from rcdnet_desktop.gui.engine import EngineFactory
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
 from rcdnet_desktop.gui.image_view import ImagePane
 from rcdnet_desktop.gui.loader import ImageLoader
+from rcdnet_desktop.gui.measure_list import MeasurementList
 from rcdnet_desktop.gui.notice_bar import NoticeBar
+from rcdnet_desktop.gui.patient_banner import PatientBanner
 from rcdnet_desktop.gui.prediction_panel import PredictionPanel
 from rcdnet_desktop.gui.settings import DEVICES, Settings
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 from rcdnet_desktop.gui.viewer_controller import ViewerController
 from rcdnet_desktop.gui.window_actions import build_actions, fill_recent_menu, shortcut_list
+from rcdnet_desktop.gui.window_cine import build_cine_timeline
+from rcdnet_desktop.gui.window_context import ContextView
 from rcdnet_desktop.gui.window_view import APP_TITLE, StatusLabels, WindowView
 
 if TYPE_CHECKING:
     from rcdnet_desktop.gui.batch_dialog import BatchDialog
     from rcdnet_desktop.gui.export_dialog import ExportJob
+    from rcdnet_desktop.gui.tag_panel import DicomTagsDialog
 
 
 def _dock(window: QMainWindow, title: str, name: str, widget: QWidget,
@@ -95,6 +100,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self.ask_open_files = None  # tests replace the file dialogs: () -> list[str]
         self.ask_folder = None  # () -> str
+        self.tags_dialog: DicomTagsDialog | None = None
 
         self._build_widgets()
         self.act = build_actions(self)
@@ -103,12 +109,15 @@ class MainWindow(QMainWindow):
                              StatusLabels(self.busy_label, self.image_label, self.model_label,
                                           self.device_label),
                              self.act, self.batch_dialogs, self.prediction_shown.emit,
-                             self.heatmaps_shown.emit)
+                             self.heatmaps_shown.emit,
+                             ContextView(self.banner, self.measures, self.view, self.prediction,
+                                         lambda: self.tags_dialog))
         self.analysis = AnalysisRunner(engine_factory, self)
         self.loader = ImageLoader(self)
         self.controller = ViewerController(self.ui, self.analysis, self.loader,
                                            self.settings.cam_method)
         self._connect()
+        self.cine_timeline = build_cine_timeline(self)
         self._restore_settings()
         self.rebuild_recent()
         self.ui.update_actions(self.controller.action_state())
@@ -130,12 +139,16 @@ class MainWindow(QMainWindow):
         self.view = self.pane.view
         self.cine = self.pane.cine
         self.notice = NoticeBar(self)
+        self.banner = PatientBanner(self)
+        self.measures = MeasurementList(self)
         central = QWidget(self)
         cl = QVBoxLayout(central)
         cl.setContentsMargins(0, 0, 0, 0)
         cl.setSpacing(0)
         cl.addWidget(self.notice)
+        cl.addWidget(self.banner)
         cl.addWidget(self.pane, 1)
+        cl.addWidget(self.measures)
         self.setCentralWidget(central)
         self.thumbs = ThumbnailList(self)
         self.thumbs_dock = _dock(self, "Open images", "thumbnails", self.thumbs,
@@ -173,6 +186,10 @@ class MainWindow(QMainWindow):
         self.loader.failed.connect(c.on_file_failed)
         self.thumbs.document_activated.connect(c.select)
         self.view.box_drawn.connect(self._on_box_drawn)
+        self.view.measurement_drawn.connect(c.add_measurement)
+        self.measures.delete_requested.connect(c.delete_measurement)
+        self.measures.clear_requested.connect(c.clear_measurements)
+        self.measures.selected.connect(self.ui.context.highlight)
         self.view.hover.connect(self._on_hover)
         self.view.window_level_changed.connect(self._on_window_level)
         self.cine.frame_changed.connect(c.set_frame)
@@ -274,10 +291,22 @@ class MainWindow(QMainWindow):
     # --- lesion box and outline ----------------------------------------------------------------
 
     def set_box_mode(self, on: bool) -> None:
+        if on:
+            self.set_caliper_mode(False)
         self.act.box.setChecked(bool(on))
         self.view.set_box_mode(bool(on))
         if on:
             self.statusBar().showMessage("Drag a box around the lesion", 5000)
+
+    def set_caliper_mode(self, on: bool) -> None:
+        """Measure with the caliper (the lesion-box tool ends), or go back to panning."""
+        if on:
+            self.set_box_mode(False)
+        self.act.measure.setChecked(bool(on))
+        self.view.set_caliper_mode(bool(on))
+        self.measures.set_active(bool(on))
+        if on:
+            self.statusBar().showMessage("Drag a line across the image to measure it", 5000)
 
     def _on_box_drawn(self, box: Box) -> None:
         self.controller.set_box(box)
@@ -355,6 +384,19 @@ class MainWindow(QMainWindow):
         if dlg in self.batch_dialogs:
             self.batch_dialogs.remove(dlg)
 
+    def show_tags(self) -> None:
+        """Open the DICOM tag panel beside the window; it follows the image on display."""
+        from rcdnet_desktop.gui.tag_panel import DicomTagsDialog
+
+        if self.tags_dialog is None:
+            self.tags_dialog = DicomTagsDialog(self)
+        doc = self.controller.current
+        rec = doc.record if doc is not None else None
+        self.tags_dialog.set_source(rec.path if rec is not None else None,
+                                    rec is not None and rec.is_dicom)
+        self.tags_dialog.show()
+        self.tags_dialog.raise_()
+
     # --- PACS ----------------------------------------------------------------------------------
 
     def _keep(self, dlg: QDialog) -> QDialog:
@@ -419,6 +461,8 @@ class MainWindow(QMainWindow):
             return True
         self._closing = True
         self.cine.set_playing(False)
+        if self.tags_dialog is not None:
+            self.tags_dialog.close()
         ok = True
         for dlg in list(self.batch_dialogs):
             ok = dlg.shutdown(timeout_ms) and ok
@@ -429,6 +473,7 @@ class MainWindow(QMainWindow):
             dlg.close()
         ok = stop_all(timeout_ms / 1000) and ok
         ok = self.loader.shutdown(timeout_ms) and ok
+        ok = self.cine_timeline.shutdown(timeout_ms) and ok
         ok = self.analysis.shutdown(timeout_ms) and ok
         return ok
 

@@ -6,15 +6,26 @@ table.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from rcdnet_desktop.core.lexicon import (
+    SECTION_TITLE,
+    SUGGESTIONS_NOTE,
+    descriptor_words,
+)
+from rcdnet_desktop.core.measure import Calibration
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui import wording
 
 NOT_A_DIAGNOSIS = "Decision support, not a diagnosis."
 UNTRAINED_TEXT = ("UNTRAINED MODEL: never trained on breast ultrasound. Its outputs are "
                   "arbitrary and must not inform any decision.")
+_SUGGESTIONS = SUGGESTIONS_NOTE[0].upper() + SUGGESTIONS_NOTE[1:] + "."
+SHORT_NOTE = "Suggestions, not a BI-RADS assessment (hover for how they were measured)."
 COLOURS = {"benign": "#2e7d32", "malignant": "#c62828"}
 SUSPICIOUS_COLOUR = "#c62828"
 OUTSIDE_USE_COLOUR = "#e65100"  # orange: the intended-use warnings' colour, bold
@@ -25,8 +36,9 @@ class PredictionPanel(QWidget):
 
     From the top: the likelihood band as the headline (with "suspicious" when flagged), the
     class label beside the calibrated probability and its bar, what the band means, a notice
-    when no lesion was found with confidence, the input (where the lesion box came from), the
-    model version, the other warnings and the decision-support note.
+    when no lesion was found with confidence, the input (where the lesion box came from), what
+    the model sees in the box in the BI-RADS lexicon's words (or that it needs a box),
+    the model version, the other warnings and the decision-support note.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -61,6 +73,14 @@ class PredictionPanel(QWidget):
         self.no_lesion.hide()
         self.mode = QLabel(self)
         self.mode.setWordWrap(True)
+        self.lexicon = QLabel(self)
+        self.lexicon.setWordWrap(True)
+        self.lexicon.setTextFormat(Qt.TextFormat.RichText)
+        self.lexicon.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.lexicon.setFrameShape(QFrame.Shape.StyledPanel)
+        self.lexicon.setStyleSheet("padding: 4px;")
+        self.lexicon.setToolTip(_SUGGESTIONS)
+        self.lexicon.hide()
         self.version = QLabel(self)
         self.warnings = QLabel(self)
         self.warnings.setWordWrap(True)
@@ -84,11 +104,17 @@ class PredictionPanel(QWidget):
         lay.addWidget(self.band_note)
         lay.addWidget(self.no_lesion)
         lay.addWidget(self.mode)
+        lay.addWidget(self.lexicon)
         lay.addWidget(self.version)
         lay.addWidget(self.warnings)
         lay.addWidget(self.note)
         self._prediction: Prediction | None = None
+        self._calibration: Calibration | None = None
         self.set_waiting("No image open")
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """The scale of the image on display: the lesion box's size is given in mm too."""
+        self._calibration = calibration
 
     def set_untrained(self, untrained: bool) -> None:
         self.untrained_banner.setVisible(bool(untrained))
@@ -112,6 +138,7 @@ class PredictionPanel(QWidget):
         self.band_note.setText("")
         self.band_note.hide()
         self.no_lesion.hide()
+        self.lexicon.hide()
         if mode:
             self.set_mode(mode)
         self.warnings.hide()
@@ -138,7 +165,8 @@ class PredictionPanel(QWidget):
         self.band_note.setText(wording.band_note(p))
         self.band_note.show()
         self.no_lesion.setVisible(wording.no_lesion_found(p))
-        self.set_mode(wording.input_words(p))
+        self.set_mode(wording.input_words(p, self._calibration))
+        self._set_lexicon(p)
         self.set_model_version(p.model_version)
         if p.untrained:
             self.set_untrained(True)
@@ -148,6 +176,18 @@ class PredictionPanel(QWidget):
             self.warnings.show()
         else:
             self.warnings.hide()
+
+    def _set_lexicon(self, p: Prediction) -> None:
+        if p.descriptors:  # two columns keep the section short beside the heat maps
+            cells = [f"<td>{html.escape(descriptor_words(d))}</td>" for d in p.descriptors]
+            rows = "".join(f"<tr>{''.join(cells[i:i + 2])}</tr>"
+                           for i in range(0, len(cells), 2))
+            body = (f"<table cellspacing='0' cellpadding='1' width='100%'>{rows}</table>"
+                    f"<span style='font-size: 8pt;'>{html.escape(SHORT_NOTE)}</span>")
+        else:
+            body = f"<br>{html.escape(p.descriptor_note)}"
+        self.lexicon.setText(f"<b>{SECTION_TITLE}</b>{body}")
+        self.lexicon.setVisible(bool(p.descriptors or p.descriptor_note))
 
     def set_mode(self, mode: str) -> None:
         self.mode.setText(f"Input: {mode}")
@@ -160,6 +200,14 @@ class PredictionPanel(QWidget):
 
     def headline_text(self) -> str:
         return self.headline.text() if not self.headline.isHidden() else ""
+
+    def lexicon_text(self) -> str:
+        """The lexicon section as plain text ("" while hidden)."""
+        if self.lexicon.isHidden():
+            return ""
+        doc = QTextDocument()
+        doc.setHtml(self.lexicon.text())
+        return doc.toPlainText()
 
     def no_lesion_shown(self) -> bool:
         return not self.no_lesion.isHidden()

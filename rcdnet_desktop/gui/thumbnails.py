@@ -1,14 +1,23 @@
 """The list of open images: a thumbnail, the file name and the prediction with its likelihood
-band (or why the file failed)."""
+band (or why the file failed), under patient and study headings
+(:mod:`~rcdnet_desktop.gui.list_headings`)."""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QWidget,
+)
 
 from rcdnet_desktop.core.types import Prediction
+from rcdnet_desktop.gui.grouping import Section
+from rcdnet_desktop.gui.list_headings import ListHeadings
 from rcdnet_desktop.gui.loader import THUMB_SIZE
 from rcdnet_desktop.gui.qimage import to_pixmap
 from rcdnet_desktop.gui.wording import list_text
@@ -44,6 +53,9 @@ class ThumbnailList(QListWidget):
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setUniformItemSizes(False)
         self.setWordWrap(True)
+        # Rows laid out again when the list's width changes: a patient heading wrapped at the
+        # old width would otherwise be cut short ("OB · ID …") at the new one.
+        self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setSpacing(2)
         self.setMinimumWidth(200)
@@ -51,13 +63,14 @@ class ThumbnailList(QListWidget):
         self.currentItemChanged.connect(self._on_current)
         self._items: dict[int, QListWidgetItem] = {}
         self._names: dict[int, str] = {}
+        self.headings = ListHeadings(self)
 
     def add_document(self, doc_id: int, name: str, tooltip: str) -> None:
         item = QListWidgetItem(_placeholder_icon("loading", QColor(180, 180, 180)),
                                f"{name}\nloading...")
         item.setData(DOC_ROLE, doc_id)
         item.setToolTip(tooltip)
-        self.addItem(item)
+        self.headings.append(item)
         self._items[doc_id] = item
         self._names[doc_id] = name
 
@@ -65,7 +78,11 @@ class ThumbnailList(QListWidget):
         item = self._items.pop(doc_id, None)
         self._names.pop(doc_id, None)
         if item is not None:
-            self.takeItem(self.row(item))
+            self.headings.take(item)
+
+    def arrange(self, sections: list[Section]) -> None:
+        """Order the images under their patient and study headings."""
+        self.headings.arrange(sections, self._items)
 
     def set_thumbnail(self, doc_id: int, thumb: np.ndarray) -> None:
         item = self._items.get(doc_id)
@@ -104,9 +121,18 @@ class ThumbnailList(QListWidget):
         if item is not None and self.currentItem() is not item:
             self.setCurrentItem(item)
 
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        headings = getattr(self, "headings", None)  # None while the list is being built
+        if headings is not None and event.type() in (QEvent.Type.PaletteChange,
+                                                     QEvent.Type.StyleChange):
+            headings.recolour()
+        super().changeEvent(event)
+
     def document_ids(self) -> list[int]:
-        return [self.item(i).data(DOC_ROLE) for i in range(self.count())]
+        """The images in list order (headings left out)."""
+        ids = (self.item(i).data(DOC_ROLE) for i in range(self.count()))
+        return [i for i in ids if i is not None]
 
     def _on_current(self, current: QListWidgetItem | None, _previous) -> None:
-        if current is not None:
+        if current is not None and current.data(DOC_ROLE) is not None:
             self.document_activated.emit(int(current.data(DOC_ROLE)))

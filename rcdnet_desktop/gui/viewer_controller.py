@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from rcdnet_desktop.core.context import image_context
+from rcdnet_desktop.core.measure import Measured, Measurement, measure_all
 from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey, Document, FrameCache, LruCache
 from rcdnet_desktop.gui.engine import Engine, engine_methods, fast_method
+from rcdnet_desktop.gui.grouping import Section, group_documents, ordered_ids
 from rcdnet_desktop.gui.messages import (
     AnalysisFailed,
     FileFailed,
@@ -74,6 +77,7 @@ class ViewerController:
         self._labels: dict[str, str] = {}
         self._shown_record = None
         self._playing = False
+        self._sections: list[Section] = []
 
     # --- the engine ----------------------------------------------------------------------------
 
@@ -106,8 +110,16 @@ class ViewerController:
     # --- documents -----------------------------------------------------------------------------
 
     def documents(self) -> list[Document]:
-        """Open documents in list order (the order they were opened)."""
-        return list(self.docs.values())
+        """Open documents in list order: by patient and study, each in the order opened
+        (:mod:`~rcdnet_desktop.gui.grouping`)."""
+        return [self.docs[i] for i in ordered_ids(group_documents(list(self.docs.values())))]
+
+    def _arrange(self) -> None:
+        """Group the image list anew when a file's patient and study become known."""
+        sections = group_documents(list(self.docs.values()))
+        if sections != self._sections:
+            self._sections = sections
+            self.view.arrange_documents(sections)
 
     def document_for(self, path: Path) -> Document | None:
         return next((d for d in self.docs.values() if d.path == path), None)
@@ -115,14 +127,20 @@ class ViewerController:
     def open_paths(self, paths: Sequence[str | Path]) -> list[Document]:
         """Open files and folders (folders recursively); show the first of them.
 
+        A DICOMDIR (a CD or USB study), or a folder with one at its top, opens the images it
+        lists; references it cannot find are skipped with a notice.
         Returns the documents for the paths (already open ones are reused).
         """
         from rcdnet_desktop.core import io
+        from rcdnet_desktop.core.io import dicomdir
 
         paths = [Path(p) for p in paths]
         if not paths:
             return []
-        files = io.find_images(paths, recursive=True)
+        expanded = dicomdir.expand(paths)
+        for notice in expanded.notices:
+            self.view.show_notice(notice)
+        files = io.find_images(expanded.paths, recursive=True)
         folders = [p for p in paths if p.is_dir()]
         if folders and not files:
             self.view.show_notice(f"No images found in {folders[0]}")
@@ -138,6 +156,7 @@ class ViewerController:
                 by_path[f.absolute()] = doc
             docs.append(doc)
         if new:
+            self._arrange()
             self.loader.load([d.path for d in new])
         if docs:
             self.show_document(docs[0])
@@ -170,6 +189,7 @@ class ViewerController:
         self.frames.drop(doc.doc_id)
         self.maps_cache.drop(lambda k: k.doc_id == doc.doc_id)
         self.current = None
+        self._arrange()
         rest = self.documents()
         if rest:
             self.show_document(rest[min(i, len(rest) - 1)])
@@ -190,6 +210,7 @@ class ViewerController:
         self.current = doc
         self._shown_record = doc.record
         self.view.select_document(doc.doc_id, doc.name)
+        self.view.show_image_context(image_context(doc.record) if doc.record else None)
         if doc.record is None:
             self.analysis.cancel()
             if doc.error:
@@ -250,6 +271,41 @@ class ViewerController:
     def clear_box(self) -> None:
         self.set_box(None)
 
+    # --- measurements ------------------------------------------------------------------------
+
+    def add_measurement(self, m: Measurement) -> None:
+        """Keep a caliper line drawn on the frame on display."""
+        doc = self.current
+        if doc is None or doc.record is None:
+            return
+        doc.measurements.setdefault(doc.frame, []).append(m)
+        self._show_measurements()
+
+    def delete_measurement(self, index: int) -> None:
+        """Delete measurement ``index`` (0-based) of the frame on display."""
+        doc = self.current
+        items = doc.measurements.get(doc.frame, []) if doc is not None else []
+        if 0 <= index < len(items):
+            del items[index]
+            self._show_measurements()
+
+    def clear_measurements(self) -> None:
+        """Delete every measurement of the frame on display."""
+        doc = self.current
+        if doc is not None and doc.measurements.pop(doc.frame, None):
+            self._show_measurements()
+
+    def measured(self) -> tuple[Measured, ...]:
+        """The measurements of the frame on display, numbered, with their lengths."""
+        doc = self.current
+        if doc is None or doc.record is None:
+            return ()
+        return measure_all(doc.calibration(), doc.measurements.get(doc.frame, []))
+
+    def _show_measurements(self) -> None:
+        self.view.show_measurements(self.measured())
+        self._update_actions()
+
     def method_key(self, label: str) -> str:
         """The method key for a label (or a key) of the method list."""
         for k, v in self._labels.items():
@@ -288,7 +344,8 @@ class ViewerController:
                            has_maps=self.current_maps() is not None,
                            is_dicom=ok and doc.record.is_dicom,
                            has_box=ok and doc.box() is not None,
-                           document_count=len(self.docs), has_localiser=self.has_localiser())
+                           document_count=len(self.docs), has_localiser=self.has_localiser(),
+                           has_measurements=bool(self.measured()))
 
     def image_info(self, hover: str = "") -> str:
         """Size, spacing and frame of the image on display (and ``hover``), for the status bar."""
@@ -296,7 +353,9 @@ class ViewerController:
         return doc.status_text(hover) if doc is not None else ""
 
     def _pending_mode(self, user_box: Box | None) -> str:
-        return pending_input_words(user_box, self.has_localiser())
+        doc = self.current
+        calibration = doc.calibration() if doc is not None else None
+        return pending_input_words(user_box, self.has_localiser(), calibration)
 
     def _update_actions(self) -> None:
         self.view.update_actions(self.action_state())
@@ -310,6 +369,7 @@ class ViewerController:
             self.view.show_notice(f"{doc.name}: cannot decode frame {doc.frame + 1}: {msg}")
             return
         self.view.show_frame(pixels, keep_view, doc.box())
+        self.view.show_measurements(self.measured())
         self._show_analysis(request=not self._playing)
 
     def _show_analysis(self, request: bool = True) -> None:
@@ -366,6 +426,7 @@ class ViewerController:
             return
         doc.record, doc.loading, doc.error = message.record, False, ""
         self.view.set_thumbnail(doc.doc_id, message.thumbnail)
+        self._arrange()
         if doc is self.current:
             self.show_document(doc)
         elif self.engine is not None:
@@ -379,6 +440,7 @@ class ViewerController:
             return
         doc.loading, doc.error = False, message.reason
         self.view.set_document_failed(doc.doc_id, message.reason)
+        self._arrange()
         self.view.show_notice(f"Cannot read {message.path.name}: {message.reason}")
         if doc is self.current:
             self.show_document(doc)

@@ -15,9 +15,12 @@ from typing import Protocol
 
 import numpy as np
 
+from rcdnet_desktop.core.context import ImageContext
+from rcdnet_desktop.core.measure import Measured
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey
 from rcdnet_desktop.gui.engine import Engine
+from rcdnet_desktop.gui.grouping import Section
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class ActionState:
     has_box: bool = False
     document_count: int = 0
     has_localiser: bool = False
+    has_measurements: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class ViewerView(Protocol):
     def select_document(self, doc_id: int, name: str) -> None:
         """Mark the image on display in the list and in the window title."""
 
+    def arrange_documents(self, sections: Sequence[Section]) -> None:
+        """Order the list by patient and study, under their headings."""
+
     # --- the image on display ----------------------------------------------------------------
 
     def show_empty(self) -> None:
@@ -81,6 +88,13 @@ class ViewerView(Protocol):
 
     def show_image_info(self, text: str) -> None:
         """Size, spacing and frame of the image, for the status bar."""
+
+    def show_image_context(self, context: ImageContext | None) -> None:
+        """The patient and study banner, the DICOM header's file and the image's scale (None:
+        the image is not read yet, or could not be)."""
+
+    def show_measurements(self, measured: Sequence[Measured]) -> None:
+        """The caliper measurements of the frame on display, on the image and in their list."""
 
     def show_box(self, box: Box | None) -> None:
         """The user's lesion box (None: none drawn)."""

@@ -57,6 +57,9 @@ class WindowActions:
     card: QAction
     shortcuts: QAction
     about: QAction
+    measure: QAction
+    clear_measurements: QAction
+    tags: QAction
     device: dict[str, QAction]
     recent_menu: QMenu
     toolbar: QToolBar
@@ -140,6 +143,14 @@ def build_actions(w: MainWindow) -> WindowActions:
                      "Training data, metrics, intended use and limits"),
         shortcuts=_action(w, "&Keyboard shortcuts...", w.show_shortcuts, [std.HelpContents, "?"]),
         about=_action(w, "&About RcdNet Desktop...", w.show_about),
+        measure=_toggle(w, "&Measure distance", w.set_caliper_mode, ["M"],
+                        "Drag a line on the image: its length in mm (pixels when the file "
+                        "gives no scale)"),
+        clear_measurements=_action(w, "C&lear measurements",
+                                   lambda: w.controller.clear_measurements(), ["Shift+M"],
+                                   "Remove the measurements of the image (frame) on display"),
+        tags=_action(w, "DICOM &tags...", w.show_tags, ["T"],
+                     "The DICOM header of the image on display, searchable"),
     )
     acts["outline"].setChecked(w.settings.show_outline)
     w.view.set_outline_visible(acts["outline"].isChecked())
@@ -183,12 +194,15 @@ def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction
     m.addActions([a["overlay"], a["outline"], a["reset_wl"], a["play"]])
     m.addSeparator()
     m.addActions([w.thumbs_dock.toggleViewAction(), w.analysis_dock.toggleViewAction()])
+    m.addAction(a["tags"])
     m = mb.addMenu("&PACS")
     m.addActions([a["pacs_query"], a["pacs_send"]])
     m.addSeparator()
     m.addAction(a["pacs_nodes"])
     m = mb.addMenu("&Lesion box")
     m.addActions([a["box"], a["clear_box"]])
+    m = mb.addMenu("M&easure")
+    m.addActions([a["measure"], a["clear_measurements"]])
     m = mb.addMenu("&Model")
     m.addMenu("&Device").addActions(list(device.values()))
     m.addAction(a["card"])
@@ -209,6 +223,7 @@ def _build_toolbar(w: MainWindow, a: dict[str, QAction]) -> QToolBar:
     short = {"open": "Open", "open_folder": "Folder", "batch": "Batch review",
              "prev": "Previous", "next": "Next", "fit": "Fit", "box": "Lesion box",
              "clear_box": "Clear box", "outline": "Outline", "overlay": "Overlay",
+             "measure": "Measure",
              "export_png": "Export PNG", "export_pdf": "PDF"}
     for name, text in short.items():
         a[name].setIconText(text)
@@ -216,7 +231,8 @@ def _build_toolbar(w: MainWindow, a: dict[str, QAction]) -> QToolBar:
     tb.setObjectName("main_toolbar")
     tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     groups = (("open", "open_folder", "batch"), ("prev", "next", "fit"),
-              ("box", "clear_box", "outline", "overlay"), ("export_png", "export_pdf"))
+              ("box", "clear_box", "measure", "outline", "overlay"),
+              ("export_png", "export_pdf"))
     for i, group in enumerate(groups):
         if i:
             tb.addSeparator()
@@ -233,6 +249,8 @@ def apply_action_state(acts: WindowActions, state: ActionState) -> None:
     acts.box.setEnabled(state.has_image)
     acts.outline.setEnabled(state.has_localiser)
     acts.clear_box.setEnabled(state.has_box)
+    acts.measure.setEnabled(state.has_image)
+    acts.clear_measurements.setEnabled(state.has_measurements)
     acts.close.setEnabled(state.has_document)
     acts.next.setEnabled(state.document_count > 1)
     acts.prev.setEnabled(state.document_count > 1)

@@ -28,7 +28,8 @@ def export_job(controller: ViewerController, panel: HeatmapPanel) -> ExportJob |
     if doc is None or doc.record is None or maps is None:
         return None
     pixels = controller.frames.get(doc, doc.frame)
-    return ExportJob(doc.record, pixels, maps, doc.frame, panel.colormap_name(), panel.alpha())
+    return ExportJob(doc.record, pixels, maps, doc.frame, panel.colormap_name(), panel.alpha(),
+                     controller.measured())
 
 
 def confirm_overwrite(parent: QWidget, path: Path) -> bool:

@@ -6,16 +6,19 @@ widgets the window builds; it decides nothing (that is the controller's part) an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtWidgets import QLabel, QMainWindow
 
+from rcdnet_desktop.core.context import ImageContext
+from rcdnet_desktop.core.measure import Measured
 from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey
 from rcdnet_desktop.gui.engine import Engine
+from rcdnet_desktop.gui.grouping import Section
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
 from rcdnet_desktop.gui.image_view import CineBar, ImageView
 from rcdnet_desktop.gui.notice_bar import NoticeBar
@@ -24,6 +27,7 @@ from rcdnet_desktop.gui.settings import DEVICE_LABELS
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 from rcdnet_desktop.gui.viewer_protocols import ActionState, EngineInfo
 from rcdnet_desktop.gui.window_actions import WindowActions, apply_action_state
+from rcdnet_desktop.gui.window_context import ContextView
 
 if TYPE_CHECKING:
     from rcdnet_desktop.gui.batch_dialog import BatchDialog
@@ -57,6 +61,7 @@ class WindowView:
     batch_dialogs: list[BatchDialog]
     prediction_shown: Callable[[AnalysisKey], None]
     heatmaps_shown: Callable[[AnalysisKey], None]
+    context: ContextView | None = None
 
     # --- the image list --------------------------------------------------------------------------
 
@@ -79,6 +84,9 @@ class WindowView:
         self.thumbs.select_document(doc_id)
         self.window.setWindowTitle(f"{name} - {APP_TITLE}")
 
+    def arrange_documents(self, sections: Sequence[Section]) -> None:
+        self.thumbs.arrange(list(sections))
+
     # --- the image on display --------------------------------------------------------------------
 
     def show_empty(self) -> None:
@@ -90,6 +98,8 @@ class WindowView:
         self.heatmaps.set_status("No image")
         self.labels.image.setText("")
         self.window.setWindowTitle(APP_TITLE)
+        if self.context is not None:
+            self.context.clear()
 
     def show_placeholder(self, message: str, waiting: str, status: str) -> None:
         self.cine.set_frame_count(1)
@@ -99,6 +109,8 @@ class WindowView:
         self.image.show_message(message)
         self.prediction.set_waiting(waiting)
         self.heatmaps.set_status(status)
+        if self.context is not None:
+            self.context.show_measurements(())
 
     def set_frame_count(self, count: int, fps: float | None, frame: int) -> None:
         self.cine.set_frame_count(count, fps)
@@ -112,9 +124,19 @@ class WindowView:
 
     def show_frame_error(self, message: str) -> None:
         self.image.show_message(message)
+        if self.context is not None:
+            self.context.show_measurements(())
 
     def show_image_info(self, text: str) -> None:
         self.labels.image.setText(text)
+
+    def show_image_context(self, context: ImageContext | None) -> None:
+        if self.context is not None:
+            self.context.show_image_context(context)
+
+    def show_measurements(self, measured: Sequence[Measured]) -> None:
+        if self.context is not None:
+            self.context.show_measurements(measured)
 
     def show_box(self, box: Box | None) -> None:
         self.image.set_box(box)

@@ -8,6 +8,7 @@ words from here, so the same result reads the same everywhere. The band itself i
 from __future__ import annotations
 
 from rcdnet_desktop.core.inference import NO_LESION_WARNING
+from rcdnet_desktop.core.measure import Calibration
 from rcdnet_desktop.core.types import Box, Prediction
 
 BOX_SOURCE_WORDS = {
@@ -75,20 +76,22 @@ def box_source_words(p: Prediction) -> str:
     return BOX_SOURCE_WORDS.get(p.box_source, BOX_SOURCE_WORDS["none"])
 
 
-def _box_size(box: Box) -> str:
-    return f"{box.w} x {box.h} px at ({box.x}, {box.y})"
+def _box_size(box: Box, calibration: Calibration | None = None) -> str:
+    mm = calibration.box_size_text(box) if calibration is not None else ""
+    return f"{box.w} x {box.h} px{f' ({mm})' if mm else ''} at ({box.x}, {box.y})"
 
 
-def input_words(p: Prediction) -> str:
+def input_words(p: Prediction, calibration: Calibration | None = None) -> str:
     """The input of a prediction in words, for the panel's "Input:" line.
 
-    E.g. ``"lesion box found automatically, 60 x 48 px at (90, 76); localiser confidence
-    0.93"``. The size is that of the box as drawn or found (the model saw it with a margin).
+    E.g. ``"lesion box found automatically, 60 x 48 px (15.7 x 12.6 mm) at (90, 76);
+    localiser confidence 0.93"``. The size is that of the box as drawn or found (the model saw
+    it with a margin); in mm when ``calibration`` gives the image's scale.
     """
     text = box_source_words(p)
     box = p.box if p.box is not None else p.roi
     if p.box_source != "none" and box is not None:
-        text += f", {_box_size(box)}"
+        text += f", {_box_size(box, calibration)}"
     if p.box_source == "auto" and p.finding is not None:
         text += f"; localiser confidence {p.finding.confidence:.2f}"
     if p.fused:
@@ -96,13 +99,14 @@ def input_words(p: Prediction) -> str:
     return text
 
 
-def pending_input_words(user_box: Box | None, auto_box: bool) -> str:
+def pending_input_words(user_box: Box | None, auto_box: bool,
+                        calibration: Calibration | None = None) -> str:
     """The "Input:" line while the result is awaited.
 
     ``auto_box``: no box is drawn and the model has a lesion localiser, which will look for one.
     """
     if user_box is not None:
-        return f"{BOX_SOURCE_WORDS['user']}, {_box_size(user_box)}"
+        return f"{BOX_SOURCE_WORDS['user']}, {_box_size(user_box, calibration)}"
     if auto_box:
         return "looking for the lesion automatically..."
     return BOX_SOURCE_WORDS["none"]

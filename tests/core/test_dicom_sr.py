@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass, fields
 
 import pydicom
 import pytest
 
 from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
 from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset, export_dicom_sr
-from rcdnet_desktop.core.types import Box, Prediction
+from rcdnet_desktop.core.types import Box, Descriptor, Prediction
 
 
 @pytest.fixture(scope="module")
@@ -24,20 +23,6 @@ def us_record():
     if path is None:
         pytest.skip("pydicom-data is not installed")
     return read_image(path)
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    name: str
-    value: str
-    confidence: float
-
-
-@dataclass(frozen=True)
-class DescribedPrediction(Prediction):
-    """A prediction with image descriptors (what a descriptor-aware engine gives)."""
-
-    descriptors: tuple = ()
 
 
 def _pred(**kw):
@@ -61,8 +46,7 @@ def _content(ds):
 
 
 def test_sr_holds_the_result(us_record, tmp_path):
-    pred = DescribedPrediction(**{f.name: getattr(_pred(), f.name) for f in fields(Prediction)},
-                               descriptors=(Descriptor("Shape", "irregular", 0.8),))
+    pred = _pred(descriptors=(Descriptor("Shape", "irregular", 0.8),))
     path = export_dicom_sr(tmp_path / "sr.dcm", us_record, pred, include_patient=True)
     ds = pydicom.dcmread(path)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import tracemalloc
+import warnings
 import zlib
 from pathlib import Path
 
@@ -211,7 +212,8 @@ def test_multipage_tiff_frames_on_demand(tmp_path):
     rec2 = read_image(p, frame=3)
     assert (rec2.pixels == 120).all() and rec2.pixels_frame == 3
     assert (rec2.frame(0) == 0).all() and (rec2.frame(3) == 120).all()
-    with pytest.raises(UnreadableImageError, match="frame 9 does not exist"):
+    with pytest.raises(UnreadableImageError,
+                       match=r"frame 9 requested but the file has 4 frames \(0-3\)"):
         read_image(p, frame=9)
     with pytest.raises(UnreadableImageError):
         rec.frame_loader(7)
@@ -300,7 +302,7 @@ def test_permission_denied_simulated(tmp_path, monkeypatch):
     def denied(*_a, **_k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(rio, "open", denied, raising=False)
+    monkeypatch.setattr(rio.files, "open", denied, raising=False)
     expect_error(p, "permission denied")
 
 
@@ -362,7 +364,7 @@ def test_budget_is_checked_before_decoding(tmp_path, monkeypatch):
 
 def test_frame_out_of_range_and_bad_frame(tmp_path):
     p = save(Image.fromarray(GREY), tmp_path / "one.png")
-    expect_error(p, "frame 1 does not exist", frame=1)
+    expect_error(p, "frame 1 requested but the file has 1 frame (0)", frame=1)
     expect_error(p, "frame -1", frame=-1)
 
 
@@ -373,7 +375,8 @@ def test_unexpected_library_errors_are_wrapped(tmp_path, monkeypatch):
         raise KeyError("internal")
 
     monkeypatch.setattr(rio.pillow, "read_pillow", boom)
-    err = expect_error(p, "KeyError")
+    err = expect_error(p, "damaged or not a valid image", "internal")
+    assert "KeyError" not in err.reason  # the type is in the chain, not in the words
     assert isinstance(err.__cause__, KeyError)
 
 
@@ -483,3 +486,86 @@ def test_find_images_empty_and_missing(tmp_path):
 def test_suffixes_are_lower_case_with_dot():
     assert all(s.startswith(".") and s == s.lower() for s in IMAGE_SUFFIXES)
     assert {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm"} <= IMAGE_SUFFIXES
+
+
+# ----------------------------------------------------------------------------------------------
+# frames asked of a folder, library output, wording
+# ----------------------------------------------------------------------------------------------
+
+
+def test_pick_frame_single_images_use_theirs_and_clips_must_have_it(tmp_path):
+    from rcdnet_desktop.core.io import pick_frame
+
+    single = read_image(save(Image.fromarray(GREY), tmp_path / "one.png"))
+    assert pick_frame(single, 0) == 0 and pick_frame(single, 40) == 0
+    pages = [Image.fromarray(np.full((8, 8), 7 * i, np.uint8)) for i in range(34)]
+    p = tmp_path / "clip.tif"
+    pages[0].save(p, save_all=True, append_images=pages[1:])
+    clip = read_image(p)
+    assert pick_frame(clip, 33) == 33
+    with pytest.raises(UnreadableImageError) as info:
+        pick_frame(clip, 40)
+    assert "clip.tif" in str(info.value)
+    assert info.value.reason == "frame 40 requested but the file has 34 frames (0-33)"
+
+
+def _tiff_with_broken_exif(path: Path) -> Path:
+    data = bytearray(save(Image.fromarray(GREY), path, compression="tiff_lzw").read_bytes())
+    data[-30:] = b"\xff" * 30  # Pillow warns "Corrupt EXIF data", then cannot size the image
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_library_warnings_are_captured_not_shown(tmp_path):
+    p = _tiff_with_broken_exif(tmp_path / "bad.tif")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        err = expect_error(p, "damaged")
+    assert seen == []
+    assert "Error" not in err.reason
+
+
+def test_concurrent_reads_leave_the_warning_settings_as_they_were(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bad = _tiff_with_broken_exif(tmp_path / "bad.tif")
+    good = save(Image.fromarray(GREY), tmp_path / "good.png")
+    filters, show = list(warnings.filters), warnings.showwarning
+
+    def read(p: Path) -> str:
+        try:
+            return read_image(p).source_format
+        except UnreadableImageError:
+            return "refused"
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(read, [bad, good] * 40))
+    assert got == ["refused", "PNG"] * 40
+    assert warnings.filters == filters and warnings.showwarning is show
+
+
+@pytest.mark.parametrize("library, words", [
+    ("libjpeg error code '-1038' returned from Decode(): A misplaced marker segment was found",
+     "A misplaced marker segment was found"),
+    ("[Errno 5] Input/output error", "Input/output error"),
+    ("decoder error -2", "the image data could not be decoded"),
+    ("ValueError: A (0028,0100) 'Bits Allocated' value of '0' is invalid",
+     "A 'Bits Allocated' value of '0' is invalid"),
+])
+def test_library_messages_lose_their_jargon(library, words):
+    from rcdnet_desktop.core.io.pixels import plain
+
+    assert plain(RuntimeError(library)) == words
+
+
+def test_unexpected_errors_are_described_without_their_type():
+    from rcdnet_desktop.core.io.pixels import describe
+
+    assert describe(TypeError("Missing dimensions")) == (
+        "the file is damaged or not a valid image (Missing dimensions)")
+    assert "nested too deeply" in describe(RecursionError("maximum recursion depth exceeded"))
+    assert describe(MemoryError()) == "not enough memory to decode the image"
+    bomb = ("Image size (900000000 pixels) exceeds limit of 178956970 pixels, could be "
+            "decompression bomb DOS attack.")
+    assert describe(Image.DecompressionBombError(bomb)) == (
+        "image is too large: 900 megapixels; the limit is 100 megapixels per frame")

@@ -25,6 +25,7 @@ from pydicom.uid import (  # noqa: E402
     generate_uid,
 )
 
+from rcdnet_desktop.core import io as rio_mod  # noqa: E402
 from rcdnet_desktop.core.errors import UnreadableImageError  # noqa: E402
 from rcdnet_desktop.core.io import (  # noqa: E402
     find_images,
@@ -334,7 +335,8 @@ def test_rle_multiframe(tmp_path):
     assert rec.frame_count == 5
     for i in range(5):
         np.testing.assert_array_equal(rec.frame(i), frames[i])
-    with pytest.raises(UnreadableImageError, match="frame 5 does not exist"):
+    with pytest.raises(UnreadableImageError,
+                       match=r"frame 5 requested but the clip has 5 frames \(0-4\)"):
         read_image(p, frame=5)
 
 
@@ -603,6 +605,7 @@ def test_file_filter_offers_exactly_the_readable_suffixes(tmp_path):
     entries = image_file_filter().split(";;")
     assert entries[0].startswith("Images (") and entries[-1] == "All files (*)"
     assert "DICOM (*.dcm *.dicom *.dic)" in entries
+    assert entries[0].endswith(" DICOMDIR)") and "CD or USB study (DICOMDIR)" in entries
     offered = re.findall(r"\*(\.\w+)", entries[0])
     assert len(offered) == len(set(offered))
     assert set(re.findall(r"\*(\.\w+)", image_file_filter())) == set(offered) == IMAGE_SUFFIXES
@@ -620,3 +623,173 @@ def test_file_filter_offers_exactly_the_readable_suffixes(tmp_path):
         rec = read_image(path)
         assert rec.pixels.shape[:2] == grey.shape, suffix  # lossy WebP comes back as RGB
         assert rec.is_dicom == (suffix in DICOM_SUFFIXES), suffix
+
+
+# ----------------------------------------------------------------------------------------------
+# found by content in folders
+# ----------------------------------------------------------------------------------------------
+
+
+def _raw_dataset(path: Path, implicit: bool) -> Path:
+    """GREY8 written as a bare data set: no preamble, no file meta."""
+    ds = make_ds(GREY8)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    ds.save_as(path, implicit_vr=implicit, little_endian=True)
+    assert path.read_bytes()[128:132] != b"DICM"
+    return path
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_dataset_without_preamble_is_found_in_folders_whatever_its_name(tmp_path, implicit):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    found = [_raw_dataset(tmp_path / "export.bin", implicit),
+             _raw_dataset(tmp_path / "IM0001", implicit),
+             _raw_dataset(sub / "1.2.840.113619.2.55.3.7", implicit)]
+    (tmp_path / "notes").write_text("not an image\n")
+    (tmp_path / "junk.bin").write_bytes(b"\x08\x00\x05\x00" + bytes(range(256)) * 4)
+    (tmp_path / "short").write_bytes(b"\x08\x00")
+    assert find_images(tmp_path) == found[:2]
+    assert find_images(tmp_path, recursive=True) == found
+    for p in found:
+        np.testing.assert_array_equal(read_image(p).pixels, GREY8)
+
+
+def test_sniffing_reads_only_the_first_bytes(tmp_path, monkeypatch):
+    from rcdnet_desktop.core.io import files
+
+    big = tmp_path / "big_unknown"
+    big.write_bytes(b"\x00" * 2**20)
+    asked: list[int] = []
+    real = files.read_head
+
+    def spy(p, n):
+        asked.append(n)
+        return real(p, n)
+
+    monkeypatch.setattr(rio_mod, "read_head", spy)
+    assert find_images(tmp_path) == []
+    assert asked == [rio_mod.HEAD_BYTES] and rio_mod.HEAD_BYTES <= 512
+
+
+# ----------------------------------------------------------------------------------------------
+# deflated data sets, missing photometric interpretation, frames the header over-declares
+# ----------------------------------------------------------------------------------------------
+
+
+def test_deflated_cine_read_frame_by_frame(tmp_path):
+    frames = RNG.integers(0, 256, size=(4, 30, 40), dtype=np.uint8)
+    ds = make_ds(frames)
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    p = tmp_path / "deflated.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    rec = read_image(p, frame=2)
+    assert rec.frame_count == 4
+    np.testing.assert_array_equal(rec.pixels, frames[2])
+    for i in range(4):
+        np.testing.assert_array_equal(rec.frame(i), frames[i])
+    assert rec.patient.patient_id == "PID-42"
+
+
+def test_deflated_data_set_over_the_limit_is_refused(tmp_path, monkeypatch):
+    ds = make_ds(RNG.integers(0, 256, size=(4, 30, 40), dtype=np.uint8))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
+    p = tmp_path / "deflated.dcm"
+    ds.save_as(p, enforce_file_format=True)
+    monkeypatch.setattr(pixels, "MAX_DATASET_BYTES", 3000)  # the pixel data alone is 4800
+    expect_error(p, "deflated", "limit")
+
+
+def test_missing_photometric_interpretation_is_read_as_monochrome2(tmp_path, engine):
+    ds = make_ds(GREY8)
+    del ds.PhotometricInterpretation
+    rec = read_image(write(ds, tmp_path / "no_pi.dcm"))
+    np.testing.assert_array_equal(rec.pixels, GREY8)
+    assert rec.photometric == "MONOCHROME2"
+    assert any("no Photometric Interpretation" in n for n in rec.notes)
+    assert any("no Photometric Interpretation" in w for w in engine.predict(rec).warnings)
+
+
+def test_colour_without_photometric_interpretation_is_refused(tmp_path):
+    ds = make_ds(RGB8, "RGB")
+    del ds.PhotometricInterpretation
+    expect_error(write(ds, tmp_path / "no_pi_rgb.dcm"), "3 samples per pixel",
+                 "no Photometric Interpretation")
+
+
+def test_frames_declared_beyond_the_data_are_not_offered(tmp_path):
+    frames = RNG.integers(0, 256, size=(3, 30, 40), dtype=np.uint8)
+    ds = make_ds(frames)
+    ds.NumberOfFrames = 50
+    rec = read_image(write(ds, tmp_path / "short_cine.dcm"))
+    assert rec.frame_count == 3
+    assert any("declares 50 frames but the file holds 3" in n for n in rec.notes)
+    np.testing.assert_array_equal(rec.frame(2), frames[2])
+
+
+# ----------------------------------------------------------------------------------------------
+# JPEG whose scan header has non-standard spectral selection (12-bit lossy files)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_sequential_jpeg_with_nonstandard_scan_header_is_decoded(tmp_path):
+    """Older encoders wrote spectral selection end 0 in sequential scans (the standard fixes it
+    at 63); libjpeg refuses such a frame. The reader sets it and decodes the rest unchanged."""
+    libjpeg = pytest.importorskip("libjpeg")
+    buf = io.BytesIO()
+    Image.fromarray(GREY8).save(buf, "JPEG", quality=95)
+    good = buf.getvalue()
+    sos = good.index(b"\xff\xda")
+    ns = good[sos + 4]
+    se = sos + 5 + 2 * ns + 1
+    assert good[se] == 63
+    odd = good[:se] + b"\x00" + good[se + 1:]
+    with pytest.raises(Exception, match="scan stop must be 63"):
+        libjpeg.decode(odd)
+
+    def dicom(frame: bytes, name: str) -> Path:
+        ds = make_ds(GREY8)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGExtended12Bit
+        ds.PixelData = encapsulate([frame])
+        ds["PixelData"].VR = "OB"
+        return write(ds, tmp_path / name)
+
+    expected = read_image(dicom(good, "standard.dcm")).pixels
+    np.testing.assert_array_equal(read_image(dicom(odd, "nonstandard.dcm")).pixels, expected)
+
+
+def test_12bit_lossy_jpeg_from_disk_is_decoded():
+    """pydicom's JPEG-lossy.dcm: JPEG Extended, 12 bits, spectral selection 0..0. GDCM (IJG
+    libjpeg) reads 244 at (420, 140) and 95 at (230, 120); libjpeg agrees within one level."""
+    from pydicom.data import get_testdata_files
+
+    from rcdnet_desktop.core.io.dicom_decode import decode_one_frame, fixed_sequential_scan
+
+    found = get_testdata_files("JPEG-lossy.dcm")  # local files only, never a download
+    if not found:
+        pytest.skip("pydicom's JPEG-lossy.dcm is not installed")
+    path = Path(found[0])
+    ds = pydicom.dcmread(path)
+    assert ds.file_meta.TransferSyntaxUID == pydicom.uid.JPEGExtended12Bit
+    assert ds.BitsStored == 12
+    rec = read_image(path)
+    assert rec.pixels.shape == (1024, 256) and rec.pixels.dtype == np.uint8
+    assert rec.bits_stored == 12 and rec.pixels.std() > 10
+    frame = next(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1))
+    raw = decode_one_frame(ds, ds.file_meta.TransferSyntaxUID,
+                           fixed_sequential_scan(ds.file_meta.TransferSyntaxUID, frame), {})
+    assert abs(int(raw[420, 140]) - 244) <= 1 and abs(int(raw[230, 120]) - 95) <= 1
+    assert raw.max() == 264 and abs(float(raw.mean()) - 14.37) < 0.05
+
+
+@pytest.mark.parametrize("uid, name", [
+    ("1.2.840.10008.1.2.4.110", "JPEG XL Lossless"),
+    ("1.2.840.10008.1.2.4.112", "JPEG XL"),
+    ("1.2.840.10008.1.2.4.91", "JPEG 2000"),
+    ("1.2.840.10008.1.2.4.100", "MPEG2"),
+    ("1.2.3.4.5", "unrecognised transfer syntax (UID 1.2.3.4.5)"),
+])
+def test_transfer_syntaxes_are_named(uid, name):
+    from rcdnet_desktop.core.io.dicom_decode import ts_name
+
+    assert name in ts_name(pydicom.uid.UID(uid))

@@ -46,9 +46,6 @@ for _f in ALL_FILES:
 # Image files that cannot be shown, and why. Everything else in the two collections is either
 # an image that must load or a non-image (no pixel data, text, ...) that must be refused.
 KNOWN_UNDECODABLE = {
-    # 12-bit lossy JPEG (Process 4): pylibjpeg-libjpeg rejects its scan header; Pillow has no
-    # 12-bit JPEG. pydicom decodes it only with GDCM, which is not a dependency here.
-    "JPEG-lossy.dcm": "could not be decoded",
     # pydicom's own test of a JPEG 2000 codestream cut by an embedded sequence delimiter: the
     # delimiter lands inside the SIZ marker, which then claims a frame billions of pixels wide.
     "JPEG2000-embedded-sequence-delimiter.dcm": "its compressed frame is 3722445056 x 1024",

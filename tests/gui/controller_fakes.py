@@ -45,6 +45,9 @@ class FakeView:
     actions: ActionState = field(default_factory=ActionState)
     methods: tuple[list[str], str] = ([], "")
     engine_info: EngineInfo | None = None
+    sections: list = field(default_factory=list)
+    context: object = None
+    measured: tuple = ()
 
     def _record(self, name: str, *args) -> None:
         self.calls.append((name, args))
@@ -77,6 +80,10 @@ class FakeView:
         self._record("select_document", doc_id, name)
         self.selected = doc_id
 
+    def arrange_documents(self, sections):
+        self._record("arrange_documents", sections)
+        self.sections = list(sections)
+
     # --- the image on display
     def show_empty(self):
         self._record("show_empty")
@@ -98,6 +105,14 @@ class FakeView:
 
     def show_image_info(self, text):
         self._record("show_image_info", text)
+
+    def show_image_context(self, context):
+        self._record("show_image_context", context)
+        self.context = context
+
+    def show_measurements(self, measured):
+        self._record("show_measurements", measured)
+        self.measured = tuple(measured)
 
     def show_box(self, box):
         self._record("show_box", box)

@@ -27,7 +27,7 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     _run(qtbot, dlg)
 
     assert dlg.model.rowCount() == 5
-    assert COLUMNS == ("File", "Prediction", "P(malignant)", "Band", "Box", "Status")
+    assert COLUMNS == ("File", "Prediction", "P(malignant)", "Band", "Box", "Clip", "Status")
     rows = {dlg.model.data(dlg.model.index(r, 0)):
             dict(zip(COLUMNS, [dlg.model.data(dlg.model.index(r, c))
                                for c in range(len(COLUMNS))], strict=True))

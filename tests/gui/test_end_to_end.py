@@ -69,3 +69,56 @@ def test_a_ct_scan_is_headed_outside_intended_use(make_window, qtbot):
     assert w.prediction.headline_text().startswith("Outside intended use")
     assert "P(malignant)" in w.prediction.probability.text()
     assert "outside intended use" in w.thumbs.item_text(w.controller.current.doc_id)
+
+
+def test_the_lexicon_section_shows_under_the_prediction(make_window, qtbot):
+    """Opened through the Open action, the bundled sample (its lesion box found
+    automatically) shows "What the model sees (lexicon)" with each descriptor's confidence;
+    a drawn box gives the descriptors of that box."""
+    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.lexicon import SECTION_TITLE
+
+    w = make_window(InferenceEngine(device="cpu"))
+    w.ask_open_files = lambda: [str(sample_path())]
+    w.act.open.trigger()
+    wait_maps(qtbot, w, timeout=120000)
+    pred = w.prediction.prediction()
+    assert pred.box_source == "auto" and pred.descriptors
+    text = w.prediction.lexicon_text()
+    assert text.startswith(SECTION_TITLE)
+    for d in pred.descriptors:
+        assert f"{d.name}: {d.value} ({d.confidence:.0%})" in text
+    assert "not a BI-RADS assessment" in text
+
+    rec = w.controller.current.record
+    box = Box(rec.width // 4, rec.height // 4, rec.width // 2, rec.height // 3)
+    w.controller.set_box(box)
+    wait_maps(qtbot, w, timeout=120000)
+    pred = w.prediction.prediction()
+    assert pred.box == box and pred.box_source == "user"
+    assert all(f"{d.name}: {d.value}" in w.prediction.lexicon_text() for d in pred.descriptors)
+
+
+def test_without_a_lesion_box_the_lexicon_section_asks_for_one(make_window, qtbot, tmp_path):
+    """With no box (here a bundle without the lesion localiser) the image is classified whole:
+    the section says the descriptors need a lesion box instead of guessing."""
+    import json
+    import shutil
+
+    from rcdnet_desktop.core.card import CARD_FILE
+    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.lexicon import NEEDS_BOX, SECTION_TITLE
+    from rcdnet_desktop.core.resources import resources_dir
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(resources_dir() / "model", bundle)
+    card = json.loads((bundle / CARD_FILE).read_text())
+    card["localiser"] = {}
+    card["onnx"].pop("localiser")
+    (bundle / CARD_FILE).write_text(json.dumps(card))
+    w = make_window(InferenceEngine(bundle, device="cpu"))
+    w.ask_open_files = lambda: [str(sample_path())]
+    w.act.open.trigger()
+    wait_maps(qtbot, w, timeout=120000)
+    assert w.prediction.prediction().box_source == "none"
+    assert w.prediction.lexicon_text() == f"{SECTION_TITLE}\n{NEEDS_BOX}"

@@ -22,6 +22,7 @@ import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from rcdnet_desktop.core import lexicon
 from rcdnet_desktop.core.export.atomic import StreamedFile, atomic_write, streaming_write
 from rcdnet_desktop.core.types import BatchItem
 
@@ -29,7 +30,8 @@ ENCODING, ERRORS = "utf-8", "surrogateescape"
 """How the CSV text becomes bytes: a name's undecodable bytes are written back as they were."""
 
 CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
-              "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious")
+              "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious",
+              "frame", "descriptors", "clip_frames", "clip_median", "clip_suspicious_share")
 """Columns of a batch review. ``label`` is the predicted class (marked UNTRAINED when the
 weights are); ``status`` is ok, failed or skipped (not a regular file, not opened), with the
 reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the intended-use flags'
@@ -38,7 +40,19 @@ codes joined by ";" (empty when all is well; the fixed list is
 file), auto (found by the lesion localiser) or none (whole image); ``box_*`` is that box as given
 or found, unpadded, in image pixels (empty when none); ``band`` is the likelihood band's name
 (see :mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when p_malignant reaches the model
-card's suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label)."""
+card's suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label);
+``frame`` is the frame classified, counted from 0 (0 for single-frame images). ``descriptors``
+are the BI-RADS lexicon descriptors the model suggests for the lesion box, as ``name=value``
+joined by ";" (:mod:`rcdnet_desktop.core.lexicon`; empty without a box).
+
+A cine clip swept frame by frame (``rcdnet classify --frames all|N``, the viewer's batch review
+with "every frame" or "N frames") is still one row, decided by
+:func:`~rcdnet_desktop.core.cine.clip_summary`: the row of its most suspicious frame, so
+``frame``, ``label``, ``p_malignant`` (the clip's maximum), ``band``, ``suspicious``, the box and
+``descriptors`` are that frame's, and ``checks`` are every code any frame was flagged with;
+``clip_frames`` (frames classified), ``clip_median`` (median p_malignant over them) and
+``clip_suspicious_share`` (share of them at or above the suspicious threshold, 0 to 1) give the
+rest of the summary. These three are empty for rows that are not a swept clip."""
 
 
 def batch_row(item: BatchItem) -> dict[str, str]:
@@ -63,6 +77,18 @@ def batch_row(item: BatchItem) -> dict[str, str]:
         "box_h": h,
         "band": p.band.name if p and p.band else "",
         "suspicious": ("yes" if p.suspicious else "no") if p else "",
+        "frame": str(p.frame) if p else "",
+        "descriptors": lexicon.csv_text(p.descriptors) if p else "",
+        **_clip_fields(item),
+    }
+
+
+def _clip_fields(item: BatchItem) -> dict[str, str]:
+    c = item.clip
+    return {
+        "clip_frames": str(c.frames) if c else "",
+        "clip_median": f"{c.median_p:.4f}" if c else "",
+        "clip_suspicious_share": f"{c.suspicious_share:.4f}" if c else "",
     }
 
 

@@ -31,6 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.lexicon import SECTION_TITLE, lexicon_words
+from rcdnet_desktop.core.measure import (
+    Calibration,
+    Measured,
+    draw_measurements,
+    measurement_lines,
+)
 from rcdnet_desktop.core.overlay import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
@@ -162,7 +169,7 @@ def _box_words(box: Box) -> str:
     return f"x {box.x}, y {box.y}, {box.w} x {box.h} px"
 
 
-def describe_input(p: Prediction) -> str:
+def describe_input(p: Prediction, calibration: Calibration | None = None) -> str:
     """The input of a prediction in words, with where its lesion box came from.
 
     E.g. ``"whole image"``, ``"lesion box (x 80, y 60, 90 x 70 px), drawn by the user; the
@@ -170,12 +177,15 @@ def describe_input(p: Prediction) -> str:
     automatically (localiser confidence 0.93); ..."`` or, for fusion, ``"whole image and lesion
     box (...), found automatically (...); ...; the two results averaged"``. The box is the one
     as given, the one the viewer shows and the report draws; the padded region the model saw
-    follows when it is larger. Every export states the input with this wording.
+    follows when it is larger. Every export states the input with this wording. With the
+    image's ``calibration``, the box's width and height in mm follow its size in pixels:
+    ``"lesion box (x 80, y 60, 90 x 70 px; 23.6 x 18.4 mm)"``.
     """
     box = p.box
     if box is None:
         return "whole image"
-    text = f"lesion box ({_box_words(box)})"
+    mm = calibration.box_size_text(box) if calibration is not None else ""
+    text = f"lesion box ({_box_words(box)}{f'; {mm}' if mm else ''})"
     source = BOX_SOURCE_TEXT.get(p.box_source, "")
     if source:
         text += f", {source}"
@@ -213,10 +223,14 @@ def report_lines(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
     source_name: str = "",
+    measurements: Sequence[Measured] = (),
+    calibration: Calibration | None = None,
 ) -> tuple[ReportLine, ...]:
     """Return the report's text lines (the same text goes into the PNG band and the PDF).
 
-    Patient identifiers are included only when ``patient`` is given and not empty.
+    Patient identifiers are included only when ``patient`` is given and not empty; the
+    caliper ``measurements`` are listed with their lengths after the input, and the lesion
+    box's size is given in mm when ``calibration`` knows the image's scale.
     """
     p = heatmaps.prediction
     benign_words, malignant_words = evidence_sentences(heatmaps)
@@ -233,7 +247,11 @@ def report_lines(
         lines.append(ReportLine(f"Prediction: {p.display_label}"))
     lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
     lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
-    lines.append(ReportLine(f"Input: {describe_input(p)}"))
+    lines.append(ReportLine(f"Input: {describe_input(p, calibration)}"))
+    lines.extend(ReportLine(text) for text in measurement_lines(measurements))
+    lexicon = lexicon_words(p)
+    if lexicon:
+        lines.append(ReportLine(f"{SECTION_TITLE}: {lexicon}"))
     lines.append(
         ReportLine(f"Heat maps: {heatmaps.method}; colour map {colormap}, opacity {alpha:.2f}")
     )
@@ -254,14 +272,15 @@ def report_lines(
     return tuple(lines)
 
 
-def _summary(heatmaps: HeatMaps, when: datetime, source_name: str) -> dict[str, str]:
+def _summary(heatmaps: HeatMaps, when: datetime, source_name: str,
+             calibration: Calibration | None = None) -> dict[str, str]:
     """Non-identifying key/values for PNG text chunks and PDF metadata."""
     p = heatmaps.prediction
     return {
         "Software": SOFTWARE_NAME,
         "Prediction": p.display_label,
         "Probability of malignancy": f"{p.p_malignant:.4f}",
-        "Input mode": describe_input(p),
+        "Input mode": describe_input(p, calibration),
         "Lesion box": BOX_SOURCE_TEXT.get(p.box_source, "") or "none",
         "Likelihood band": describe_band(p),
         "Heat map method": heatmaps.method,
@@ -367,6 +386,8 @@ def render_report(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
     source_name: str = "",
+    measurements: Sequence[Measured] = (),
+    calibration: Calibration | None = None,
 ) -> Report:
     """Render the annotated report at the image's own resolution.
 
@@ -384,6 +405,11 @@ def render_report(
         Colour map and opacity of the overlays, as shown on screen.
     source_name : str
         The source file's name (not its full path, which may carry identifiers).
+    measurements : sequence of Measured
+        Caliper lines on the frame, drawn on every panel with their lengths and listed in
+        the text (:mod:`rcdnet_desktop.core.measure`).
+    calibration : Calibration, optional
+        The image's scale: the lesion box's width and height are given in mm too.
 
     Returns
     -------
@@ -414,6 +440,8 @@ def render_report(
             _draw_region(panel, region, thickness)
         if lesion is not None:
             _draw_box(panel, lesion, thickness)
+        draw_measurements(panel, measurements, max(1, 2 * thickness // 3),
+                          _font(max(12, round(max(h, w) / 45))))
 
     gap = max(4, round(0.02 * w))
     width = 3 * w + 4 * gap
@@ -434,6 +462,8 @@ def render_report(
         colormap=colormap,
         alpha=alpha,
         source_name=source_name,
+        measurements=measurements,
+        calibration=calibration,
     )
     wrapped: list[tuple[str, str]] = []
     for line in lines:
@@ -509,7 +539,7 @@ def render_report(
         when=when,
         source_name=source_name,
         patient_included=patient is not None and not patient.is_empty(),
-        summary=_summary(heatmaps, when, source_name),
+        summary=_summary(heatmaps, when, source_name, calibration),
         frame=heatmaps.prediction.frame,
     )
 
@@ -522,6 +552,7 @@ def render_record_report(
     when: datetime | None = None,
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
+    measurements: Sequence[Measured] = (),
 ) -> Report:
     """Render the report of an opened image: the usual way for the GUI and the CLI.
 
@@ -537,6 +568,8 @@ def render_record_report(
         colormap=colormap,
         alpha=alpha,
         source_name=Path(record.path).name,
+        measurements=measurements,
+        calibration=Calibration.of(record),
     )
 
 

@@ -19,7 +19,13 @@ whatever the file stored, so the rest of the program deals with one kind of arra
 - **Multi-frame** DICOM (cine) and multi-page TIFF/GIF decode ONE frame at a time:
   ``ImageRecord.frame_loader(i)`` decodes frame ``i`` on demand from the file.
 - **Huge input** is refused from the header, before any pixel is decoded: more than
-  :data:`MAX_PIXELS_PER_FRAME` pixels per frame.
+  :data:`MAX_PIXELS_PER_FRAME` pixels or :data:`~.pixels.MAX_FRAME_BYTES` bytes per frame
+  (also what a compressed frame's own header claims); a deflated DICOM data set is inflated
+  piece by piece and refused past :data:`~.pixels.MAX_DATASET_BYTES`.
+- **Only regular files** are opened (links followed): a FIFO, a device or a socket is refused
+  before anything is opened, so ``x.dcm`` linked to ``/dev/zero`` cannot hang a review.
+- **Library warnings** (pydicom, Pillow, libtiff) are collected, not printed: a refusal says
+  why in its own words, and what a reader had to assume is in ``ImageRecord.notes``.
 
 Only :class:`~rcdnet_desktop.core.errors.UnreadableImageError` leaves :func:`read_image`; its
 message names the file and says why in words. pydicom is imported only when a DICOM file is
@@ -29,12 +35,14 @@ This module dispatches. A reader is anything with the small :class:`Reader` inte
 (``can_read(path, head_bytes)``, ``read(path, frame)``, its ``label`` and ``suffixes``);
 :func:`read_image` walks :data:`READERS` in order and hands the file to the first that can read
 it: DICOM with its preamble (``DICM`` at byte 128) first, then Pillow (which recognises its
-formats by content), then DICOM written without a preamble (by suffix, no suffix, or a group
-0002/0008 tag at the start). The readers live in :mod:`.pillow` and :mod:`.dicom`, and the
-helpers they share (pixel budget, uint8 conversion, frame checks) in :mod:`.pixels`, where
-:data:`MAX_PIXELS_PER_FRAME` is defined and read at run time (it is re-exported here). The
-suffixes are the readers' own: :data:`IMAGE_SUFFIXES` (what folders are scanned for) and
-:func:`image_file_filter` (the file dialog's filter) are built from them.
+formats by content), then DICOM written without a preamble (by suffix, no suffix, or a
+well-formed group 0002/0008 element at the start). The readers live in :mod:`.pillow` and
+:mod:`.dicom` (with :mod:`.dicom_decode`), and the helpers they share (budgets, uint8
+conversion, frame checks, wording) in :mod:`.pixels`, where the budgets are defined and read at
+run time (:data:`MAX_PIXELS_PER_FRAME` is re-exported here); files are opened by
+:mod:`.files` and library output is kept quiet by :mod:`.quiet`. The suffixes are the readers'
+own: :data:`IMAGE_SUFFIXES` (what folders are scanned for) and :func:`image_file_filter` (the
+file dialog's filter) are built from them.
 """
 
 from __future__ import annotations
@@ -47,11 +55,13 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import UnreadableImageError
-from ..files import not_regular
 from ..types import ImageRecord
-from .dicom import DICOM_SUFFIXES, DicomReader, has_dicm_preamble
+from . import dicomdir
+from .dicom import DICOM_SUFFIXES, DicomReader, looks_like_dicom
+from .files import read_head
 from .pillow import PillowReader
-from .pixels import MAX_PIXELS_PER_FRAME, NOT_SUPPORTED, describe
+from .pixels import MAX_PIXELS_PER_FRAME, NOT_SUPPORTED, describe, frame_out_of_range
+from .quiet import captured_library_output
 
 __all__ = [
     "DICOM_SUFFIXES",
@@ -63,6 +73,7 @@ __all__ = [
     "find_images",
     "image_file_filter",
     "is_dicom_file",
+    "pick_frame",
     "read_image",
 ]
 
@@ -112,19 +123,24 @@ IMAGE_SUFFIXES = frozenset(_suffixes(READERS))
 def image_file_filter() -> str:
     """The file dialog's filter, built from the readers' suffixes.
 
-    ``"Images (*.dcm ... *.png ...);;DICOM (*.dcm *.dicom *.dic);;...;;All files (*)"``: every
-    readable suffix first, then one entry per kind of file, then all files (DICOM files named
+    ``"Images (*.dcm ... *.png ... DICOMDIR);;DICOM (*.dcm *.dicom *.dic);;...;;CD or USB
+    study (DICOMDIR);;All files (*)"``: every readable suffix and the DICOMDIR index of a
+    study on a disc first, then one entry per kind of file, then all files (DICOM files named
     by their UID have no suffix).
     """
 
-    def entry(label: str, suffixes: Iterable[str]) -> str:
-        return f"{label} ({' '.join('*' + s for s in suffixes)})"
+    def entry(label: str, patterns: Iterable[str]) -> str:
+        return f"{label} ({' '.join(patterns)})"
+
+    def stars(suffixes: Iterable[str]) -> list[str]:
+        return ["*" + s for s in suffixes]
 
     kinds: dict[str, list[Reader]] = {}
     for reader in READERS:
         kinds.setdefault(reader.label, []).append(reader)
-    entries = [entry("Images", _suffixes(READERS))]
-    entries += [entry(label, _suffixes(readers)) for label, readers in kinds.items()]
+    entries = [entry("Images", [*stars(_suffixes(READERS)), dicomdir.NAME])]
+    entries += [entry(label, stars(_suffixes(readers))) for label, readers in kinds.items()]
+    entries.append(entry("CD or USB study", [dicomdir.NAME]))
     entries.append("All files (*)")
     return ";;".join(entries)
 
@@ -159,18 +175,40 @@ def read_image(path: str | os.PathLike[str], frame: int = 0) -> ImageRecord:
     Raises
     ------
     UnreadableImageError
-        For every failure (missing file, folder, permission, empty, truncated, not an image,
-        no decoder, no pixel data, too large, frame out of range, ...). Nothing else escapes.
+        For every failure (missing file, folder, FIFO or device, permission, empty, truncated,
+        not an image, no decoder, no pixel data, too large, frame out of range, ...). Nothing
+        else escapes.
     """
     p = Path(path)
     try:
-        return _read(p, frame)
+        with captured_library_output():
+            return _read(p, frame)
     except UnreadableImageError:
         raise
-    except MemoryError:
-        raise UnreadableImageError(p, "not enough memory to decode the image") from None
     except Exception as exc:  # a reader must never crash its caller
-        raise UnreadableImageError(p, describe(exc)) from exc
+        wrapped = UnreadableImageError(p, describe(exc))
+        if isinstance(exc, (MemoryError, RecursionError)):
+            raise wrapped from None  # nothing more to learn from the chain
+        raise wrapped from exc
+
+
+def pick_frame(record: ImageRecord, frame: int) -> int:
+    """The frame of ``record`` to classify when ``frame`` is asked for a whole folder.
+
+    A single-frame image has only frame 0, whatever is asked; a cine must have the frame.
+
+    Raises
+    ------
+    UnreadableImageError
+        ``frame`` is beyond the clip: "frame 40 requested but the clip has 34 frames (0-33)".
+    """
+    if record.frame_count <= 1:
+        return 0
+    if not 0 <= frame < record.frame_count:
+        whole = "clip" if record.is_dicom else "file"
+        raise UnreadableImageError(record.path,
+                                   frame_out_of_range(frame, record.frame_count, whole))
+    return frame
 
 
 def find_images(
@@ -180,10 +218,13 @@ def find_images(
 
     Files named explicitly are always returned (even with an unknown suffix, or missing, so the
     caller reports why they cannot be read). Folders are scanned for files with a suffix in
-    :data:`IMAGE_SUFFIXES` and for DICOM files recognised by their DICM magic (extension-less or
-    named by UID); other files, hidden files and folders, and ``DICOMDIR`` indexes are skipped.
-    A named pipe, device or socket with an image suffix is listed (the caller reports it as
-    not a regular file); one without is left out, unopened.
+    :data:`IMAGE_SUFFIXES` and for DICOM files recognised by content (:func:`is_dicom_file`:
+    extension-less, named by UID or with another suffix; only their first bytes are read, and
+    only regular files are opened); other files, hidden files and folders, and ``DICOMDIR``
+    indexes are skipped. A named pipe, device or socket with an image suffix is listed (the
+    caller reports it as not a regular file); one without is left out, unopened.
+    A ``DICOMDIR`` named explicitly, or at the top of a folder named, stands for the images it
+    lists (:func:`.dicomdir.expand`).
 
     Parameters
     ----------
@@ -199,6 +240,7 @@ def find_images(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = dicomdir.expand(paths).paths
     out: list[Path] = []
     seen: set[Path] = set()
 
@@ -230,13 +272,17 @@ def find_images(
 
 
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
-    """True when the file starts with a DICOM preamble (``DICM`` at byte 128)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(HEAD_BYTES)
-    except OSError:
+    """True when a regular file starts like DICOM: the ``DICM`` preamble, or a data set
+    written without one (a well-formed group 0002 or 0008 element). Reads :data:`HEAD_BYTES`
+    bytes at most; a FIFO, device or socket is never opened."""
+    p = Path(path)
+    if not p.is_file():  # links followed; a FIFO, device or socket is not a file
         return False
-    return has_dicm_preamble(head)
+    try:
+        head = read_head(p, HEAD_BYTES)
+    except UnreadableImageError:
+        return False
+    return looks_like_dicom(head)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,7 +296,7 @@ def _is_listed_image(f: Path) -> bool:
         return False
     if f.suffix.lower() in IMAGE_SUFFIXES:
         return True
-    return not_regular(f) is None and is_dicom_file(f)  # never open a pipe or a device
+    return is_dicom_file(f)  # never opens a pipe or a device
 
 
 def _read(p: Path, frame: int) -> ImageRecord:
@@ -259,19 +305,7 @@ def _read(p: Path, frame: int) -> ImageRecord:
     frame = int(frame)
     if frame < 0:
         raise UnreadableImageError(p, f"frame {frame} does not exist (frames count from 0)")
-    if p.is_dir():
-        raise UnreadableImageError(p, "is a folder, not an image file")
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(HEAD_BYTES)
-    except FileNotFoundError:
-        raise UnreadableImageError(p, "file not found") from None
-    except PermissionError:
-        raise UnreadableImageError(p, "permission denied: the file cannot be opened") from None
-    except OSError as exc:
-        raise UnreadableImageError(
-            p, f"the file cannot be opened ({exc.strerror or exc})"
-        ) from None
+    head = read_head(p, HEAD_BYTES)  # a regular file, or refused with the reason
     if not head:
         raise UnreadableImageError(p, "file is empty")
     for reader in READERS:

@@ -1,31 +1,49 @@
 """The DICOM reader (pydicom) -> :class:`ImageRecord`.
 
 Called by :func:`rcdnet_desktop.core.io.read_image`; see that module for what every reader
-returns. Holds the header read (pixel data deferred), the decoder and compressed-frame size
-checks made before any pixel is decoded, per-frame decoding (:class:`_DicomContext`), the
-Modality LUT / VOI LUT / window, palette and MONOCHROME1 conversions, and the patient, study
-and ultrasound-region information. pydicom is imported only when a DICOM file is read.
+returns. Holds the header read (pixel data deferred), the decoder and size checks made before
+any pixel is decoded, per-frame decoding (:class:`_DicomContext`), and the Modality LUT / VOI
+LUT / window, palette and MONOCHROME1 conversions. Deflated data sets, compressed frames' own
+headers and decoder failures are handled in :mod:`.dicom_decode`; the patient, study and
+ultrasound regions in :mod:`.dicom_info`. pydicom is imported only when a DICOM file is read.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnreadableImageError
-from ..types import Box, ImageRecord, PatientInfo, StudyInfo, UltrasoundRegion
+from ..types import ImageRecord
 from . import pixels
+from .dicom_decode import (
+    CappedFile,
+    Inflated,
+    compressed_frame,
+    decode_failure,
+    decode_one_frame,
+    file_meta,
+    fixed_sequential_scan,
+    frame_bytes_per_pixel,
+    inflate,
+    ts_name,
+)
+from .dicom_info import number, patient_info, study_info, text, ultrasound_regions
+from .dicom_spacing import pixel_spacing
 from .pixels import (
+    NESTED_TOO_DEEP,
     NOT_SUPPORTED,
     check_budget,
     check_frame,
     finish,
     guard_loader,
+    mb,
+    plain,
     range_to_uint8,
-    trim,
 )
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -42,27 +60,6 @@ def _pydicom() -> Any:
     import pydicom  # lazy: ~0.2 s of import time only when a DICOM is opened
 
     return pydicom
-
-
-def _text(ds: Any, keyword: str) -> str:
-    try:
-        v = ds.get(keyword)
-        return "" if v is None else str(v).strip()
-    except Exception:
-        return ""
-
-
-def _number(ds: Any, keyword: str, default: float | None = None) -> float | None:
-    try:
-        v = ds.get(keyword)
-        if v is None or v == "":
-            return default
-        if isinstance(v, (list, tuple)) or (hasattr(v, "__len__") and not isinstance(v, str)):
-            v = v[0]
-        f = float(v)
-        return f if math.isfinite(f) else default
-    except Exception:
-        return default
 
 
 def _transfer_syntax(ds: Any) -> Any:
@@ -85,21 +82,10 @@ def _transfer_syntax(ds: Any) -> Any:
     return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
 
 
-def _decode_failure(exc: Exception, ts: Any) -> str:
-    """Why the pixel data of a DICOM file could not be decoded, in words."""
-    msg = trim(exc)
-    low = msg.lower()
-    name = getattr(ts, "name", "") or str(ts)
-    if isinstance(exc, EOFError) or "less than expected" in low or "truncat" in low:
-        return f"file is truncated: the pixel data is shorter than the header declares ({msg})"
-    if "all available plugins" in low or "unable to decode" in low:
-        detail = msg.split(":", 1)[1].strip() if ":" in msg else msg
-        return f"the {name} pixel data could not be decoded by the installed decoders ({detail})"
-    return f"the pixel data could not be decoded ({type(exc).__name__}: {msg})"
-
-
 def _dicom_open_error(p: Path, exc: Exception) -> UnreadableImageError:
-    msg = trim(exc)
+    if isinstance(exc, RecursionError):
+        return UnreadableImageError(p, NESTED_TOO_DEEP)
+    msg = plain(exc)
     low = msg.lower()
     if isinstance(exc, EOFError) or "end of file" in low or "truncat" in low:
         return UnreadableImageError(p, f"DICOM file is truncated ({msg})")
@@ -111,9 +97,36 @@ def has_dicm_preamble(head: bytes) -> bool:
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
-def _looks_like_raw_dicom(head: bytes) -> bool:
-    """A DICOM data set written without preamble starts with a group 0002/0008 tag."""
-    return head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08")
+# Value representations, and those written with a 4-byte length after two reserved bytes.
+_VRS = frozenset(b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV "
+                 b"TM UC UI UL UN UR US UT UV".split())
+_LONG_VRS = frozenset(b"OB OD OF OL OV OW SQ SV UC UN UR UT UV".split())
+
+
+def looks_like_dicom(head: bytes) -> bool:
+    """DICOM by content: the preamble and ``DICM``, or a data set written without them.
+
+    A data set without preamble must start with a well-formed group 0002 (file meta) or 0008
+    element: explicit VR (little or big endian) with a known VR and an even length, or
+    implicit VR little endian with an even length that fits a first element.
+    """
+    if has_dicm_preamble(head):
+        return True
+    if len(head) < 8:
+        return False
+    for order in "<>":
+        group, _element = struct.unpack(order + "HH", head[:4])
+        if group not in (0x0002, 0x0008) or (order == ">" and group == 0x0002):
+            continue
+        vr = head[4:6]
+        if vr in _VRS:
+            if vr in _LONG_VRS:
+                return head[6:8] == b"\0\0"
+            return struct.unpack(order + "H", head[6:8])[0] % 2 == 0
+        if order == "<":  # implicit VR: a 4-byte length
+            length = struct.unpack("<I", head[4:8])[0]
+            return length == 0xFFFFFFFF or (length % 2 == 0 and length < 2**16)
+    return False
 
 
 class DicomReader:
@@ -135,22 +148,14 @@ class DicomReader:
         if self.preamble:
             return has_dicm_preamble(head)
         return (path.suffix.lower() in DICOM_SUFFIXES or path.suffix == ""
-                or _looks_like_raw_dicom(head))
+                or looks_like_dicom(head))
 
     def read(self, path: Path, frame: int) -> ImageRecord:
         return read_dicom(path, frame, has_preamble=self.preamble)
 
 
 def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
-    pydicom = _pydicom()
-    try:
-        ds = pydicom.dcmread(p, force=True, defer_size=_DICOM_DEFER_SIZE)
-    except MemoryError:
-        raise
-    except Exception as exc:
-        if not has_preamble:
-            raise UnreadableImageError(p, NOT_SUPPORTED) from exc
-        raise _dicom_open_error(p, exc) from exc
+    ds, inflated = _read_header(p, has_preamble)
 
     keywords = _safe_keywords(ds)
     pixel_kw = next((k for k in _PIXEL_KEYWORDS if k in keywords), None)
@@ -166,29 +171,43 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
             p, "DICOM file has no pixel data" + (f" (SOP class: {kind})" if kind else "")
         )
 
-    rows = int(_number(ds, "Rows", 0) or 0)
-    cols = int(_number(ds, "Columns", 0) or 0)
+    rows = int(number(ds, "Rows", 0) or 0)
+    cols = int(number(ds, "Columns", 0) or 0)
     if rows <= 0 or cols <= 0:
         raise UnreadableImageError(p, "DICOM file has no valid image size (Rows/Columns)")
-    check_budget(p, cols, rows)
+    spp = int(number(ds, "SamplesPerPixel", 1) or 1)
+    bits_allocated = int(number(ds, "BitsAllocated", 8) or 8)
+    check_budget(p, cols, rows, frame_bytes_per_pixel(spp, bits_allocated))
 
     ts = _transfer_syntax(ds)
     _check_decoder(p, ts)
 
-    count = int(_number(ds, "NumberOfFrames", 1) or 1)
-    count = max(1, count)
-    check_frame(p, frame, count)
+    notes: list[str] = []
+    count = max(1, int(number(ds, "NumberOfFrames", 1) or 1))
+    held = _native_frames_held(ds, pixel_kw, ts, rows * cols * spp * bits_allocated // 8)
+    if held is not None and 0 < held < count:
+        notes.append(f"the header declares {count} frames but the file holds {held}: only "
+                     "those are shown")
+        count = held
+    check_frame(p, frame, count, "clip")
 
-    photometric = _text(ds, "PhotometricInterpretation").upper()
-    spp = int(_number(ds, "SamplesPerPixel", 1) or 1)
+    photometric = text(ds, "PhotometricInterpretation").upper()
+    overrides: dict[str, Any] = {}
     if not photometric:
-        photometric = "MONOCHROME2" if spp == 1 else "RGB"
+        if spp != 1:
+            raise UnreadableImageError(
+                p, f"DICOM file is damaged: it has {spp} samples per pixel but no Photometric "
+                "Interpretation, so its colours cannot be known")
+        photometric = overrides["photometric_interpretation"] = "MONOCHROME2"
+        notes.append("the file does not say how its pixels are encoded (no Photometric "
+                     "Interpretation): shown as greyscale (MONOCHROME2)")
 
-    ctx = _DicomContext(p, ds, ts, pixel_kw == "PixelData", rows, cols, photometric)
+    ctx = _DicomContext(p, ds, ts, pixel_kw == "PixelData", rows, cols, photometric,
+                        spp=spp, overrides=overrides, inflated=inflated)
     pixels = ctx.frame(frame)
-    loader = guard_loader(p, count, ctx.frame) if count > 1 else None
+    loader = guard_loader(p, count, ctx.frame, "clip") if count > 1 else None
 
-    bits = int(_number(ds, "BitsStored", None) or _number(ds, "BitsAllocated", 8) or 8)
+    bits = int(number(ds, "BitsStored", None) or number(ds, "BitsAllocated", 8) or 8)
     return ImageRecord(
         path=p,
         pixels=pixels,
@@ -196,22 +215,71 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
         source_format="DICOM",
         bits_stored=bits,
         photometric=photometric,
-        patient=_patient_info(ds),
-        study=_study_info(ds),
-        regions=_ultrasound_regions(ds, cols, rows),
+        patient=patient_info(ds),
+        study=study_info(ds),
+        regions=ultrasound_regions(ds, cols, rows),
         pixels_frame=frame,
         frame_loader=loader,
         frame_rate=_frame_rate(ds) if count > 1 else None,
+        pixel_spacing=pixel_spacing(ds),
+        notes=tuple(notes),
     )
+
+
+def _read_header(p: Path, has_preamble: bool) -> tuple[Any, Inflated | None]:
+    """The data set with its pixel data deferred, and the inflated bytes of a deflated one.
+
+    A deflated data set is inflated here within the budgets (:func:`.dicom_decode.inflate`);
+    pydicom would inflate all of it first, however large.
+    """
+    pydicom = _pydicom()
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    meta = file_meta(p)
+    inflated = None
+    try:
+        if meta is not None and meta[0].get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+            inflated = inflate(p, meta[1])
+            ds = pydicom.dcmread(inflated.open(), force=True, defer_size=_DICOM_DEFER_SIZE)
+            ds.file_meta = meta[0]
+        else:
+            ds = pydicom.dcmread(p, force=True, defer_size=_DICOM_DEFER_SIZE)
+    except (MemoryError, UnreadableImageError):
+        raise
+    except Exception as exc:
+        if not has_preamble:
+            raise UnreadableImageError(p, NOT_SUPPORTED) from exc
+        raise _dicom_open_error(p, exc) from exc
+    return ds, inflated
+
+
+def _native_frames_held(ds: Any, keyword: str, ts: Any, frame_bytes: int) -> int | None:
+    """How many whole frames uncompressed pixel data holds (None when it cannot be told).
+
+    A header that declares a billion frames over one frame's data would otherwise give a clip
+    of a billion frames that all but one fail to decode.
+    """
+    if getattr(ts, "is_encapsulated", False) or frame_bytes <= 0:
+        return None  # compressed, or less than a byte a frame
+    try:
+        elem = ds.get_item(keyword, keep_deferred=True)
+        length = getattr(elem, "length", None)
+        if length is None and elem.value is not None:
+            length = len(elem.value)
+    except Exception:
+        return None
+    if not isinstance(length, int) or length == 0xFFFFFFFF:
+        return None
+    return length // frame_bytes
 
 
 def _frame_rate(ds: Any) -> float | None:
     """Cine frames per second: CineRate, else RecommendedDisplayFrameRate, else 1000/FrameTime."""
     for kw in ("CineRate", "RecommendedDisplayFrameRate"):
-        v = _number(ds, kw)
+        v = number(ds, kw)
         if v is not None and v > 0:
             return v
-    ft = _number(ds, "FrameTime")
+    ft = number(ds, "FrameTime")
     return 1000.0 / ft if ft is not None and ft > 0 else None
 
 
@@ -253,7 +321,7 @@ def _sop_class_name(ds: Any) -> str:
 def _check_decoder(p: Path, ts: Any) -> None:
     from pydicom.pixels import get_decoder
 
-    name = getattr(ts, "name", "") or str(ts)
+    name = ts_name(ts)
     try:
         decoder = get_decoder(ts)
     except NotImplementedError:
@@ -268,7 +336,9 @@ class _DicomContext:
     """What is needed to decode any frame of one DICOM file, without its pixel data."""
 
     def __init__(
-        self, p: Path, ds: Any, ts: Any, integer: bool, rows: int, cols: int, photometric: str
+        self, p: Path, ds: Any, ts: Any, integer: bool, rows: int, cols: int, photometric: str,
+        *, spp: int = 1, overrides: dict[str, Any] | None = None,
+        inflated: Inflated | None = None,
     ) -> None:
         self.p = p
         self.ds = ds
@@ -276,46 +346,71 @@ class _DicomContext:
         self.integer = integer
         self.rows = rows
         self.cols = cols
+        self.spp = spp
         self.photometric = photometric
-        # Reading frames by file path skips the deferred pixel data of the header dataset and
+        self.overrides = overrides or {}  # image attributes the file lacks, for pydicom
+        # A deflated data set, inflated: its frames are decoded from memory.
+        self.inflated = inflated
+        # Reading frames from the file skips the deferred pixel data of the header dataset and
         # decodes only the frame asked for. It needs the dataset to follow its file meta in the
-        # declared transfer syntax; deflated data sets are read whole instead.
-        self.by_path = not getattr(ts, "is_deflated", False)
+        # declared transfer syntax.
+        self.by_path = inflated is None
         self._full_ds: Any = None
 
     def _raw(self, index: int) -> np.ndarray:
         from pydicom.pixels import pixel_array
+        from pydicom.uid import ExplicitVRLittleEndian
 
+        if self.inflated is not None:
+            return pixel_array(self.inflated.open(), index=index,
+                               transfer_syntax_uid=ExplicitVRLittleEndian, **self.overrides)
         if self.by_path:
             try:
-                return pixel_array(self.p, index=index, transfer_syntax_uid=self.ts)
-            except MemoryError:
+                with CappedFile(self.p) as f:
+                    return pixel_array(f, index=index, transfer_syntax_uid=self.ts,
+                                       **self.overrides)
+            except (MemoryError, UnreadableImageError):
                 raise
             except Exception:
                 # e.g. an implicit-VR data set whose meta claims explicit VR: pydicom's full
                 # reader copes with it, the streaming one does not.
                 self.by_path = False
         if self._full_ds is None:
-            full = _pydicom().dcmread(self.p, force=True)
-            if not full.file_meta.get("TransferSyntaxUID"):
-                full.file_meta.TransferSyntaxUID = self.ts
-            if "NumberOfFrames" in full and _number(full, "NumberOfFrames") is None:
-                full.NumberOfFrames = 1  # an unreadable value such as "1A": take one frame
-            self._full_ds = full
-        return pixel_array(self._full_ds, index=index)
+            self._full_ds = self._read_whole()
+        return pixel_array(self._full_ds, index=index, **self.overrides)
+
+    def _read_whole(self) -> Any:
+        size = self.p.stat().st_size
+        if size > pixels.MAX_DATASET_BYTES:
+            raise UnreadableImageError(
+                self.p, f"the file ({mb(size)}) would have to be read whole, as its frames "
+                f"cannot be read one by one; the limit is {mb(pixels.MAX_DATASET_BYTES)}")
+        full = _pydicom().dcmread(self.p, force=True)
+        if not full.file_meta.get("TransferSyntaxUID"):
+            full.file_meta.TransferSyntaxUID = self.ts
+        if "NumberOfFrames" in full and number(full, "NumberOfFrames") is None:
+            full.NumberOfFrames = 1  # an unreadable value such as "1A": take one frame
+        return full
 
     def frame(self, index: int) -> np.ndarray:
-        _check_compressed_frame(self.p, self.ds, self.ts, index, self.rows, self.cols)
+        data = compressed_frame(self.p, self.ds, self.ts, index, self.rows, self.cols, self.spp)
         try:
-            arr = self._raw(index)
-        except MemoryError:
+            fixed = fixed_sequential_scan(self.ts, data)
+            if fixed is not None:
+                arr = decode_one_frame(self.ds, self.ts, fixed, self.overrides)
+            else:
+                arr = self._raw(index)
+        except (MemoryError, UnreadableImageError):
             raise
+        except RecursionError:
+            raise UnreadableImageError(self.p, NESTED_TOO_DEEP) from None
         except Exception as exc:
-            raise UnreadableImageError(self.p, _decode_failure(exc, self.ts)) from exc
+            raise UnreadableImageError(self.p, decode_failure(exc, self.ts)) from exc
         if arr.ndim == 4 or (arr.ndim == 3 and arr.shape[0] != self.rows):
             arr = arr[0]  # a decoder returned all frames: keep the first
         if arr.ndim not in (2, 3):
-            raise UnreadableImageError(self.p, f"unexpected pixel array shape {arr.shape}")
+            raise UnreadableImageError(
+                self.p, f"the decoded pixel data has an unexpected shape {arr.shape}")
         pi = self.photometric
         if arr.ndim == 3 and arr.shape[2] == 1:
             arr = arr[..., 0]
@@ -342,90 +437,9 @@ class _DicomContext:
         )
 
 
-def _check_compressed_frame(p: Path, ds: Any, ts: Any, index: int, rows: int, cols: int) -> None:
-    """Refuse a JPEG / JPEG 2000 frame whose own header disagrees with Rows/Columns.
-
-    The decoders allocate what the compressed frame claims, not what the DICOM header says:
-    a small file whose frame claims 20000 x 20000 would otherwise take gigabytes first.
-    """
-    if not getattr(ts, "is_encapsulated", False) or str(ts) == "1.2.840.10008.1.2.5":  # RLE
-        return
-    try:
-        data = _encapsulated_frame(p, ds, ts, index)
-    except Exception:
-        return  # the decoder reports damaged encapsulation in its own words
-    size = _codestream_size(data)
-    if size is None:
-        return
-    w, h = size
-    limit = pixels.MAX_PIXELS_PER_FRAME  # read at run time: one limit for every reader
-    if w * h > limit:
-        raise UnreadableImageError(
-            p, f"image too large: its compressed frame is {w} x {h} pixels; the limit is "
-            f"{limit // 1_000_000} megapixels per frame")
-    if (w, h) != (cols, rows):
-        raise UnreadableImageError(
-            p, f"DICOM file is damaged: its compressed frame is {w} x {h} pixels but the header "
-            f"says {cols} x {rows}")
-
-
-def _encapsulated_frame(p: Path, ds: Any, ts: Any, index: int) -> bytes:
-    """The compressed bytes of frame ``index``, read from the file when the header left them.
-
-    The header dataset defers large pixel data; reading only this frame's fragments from the
-    file keeps a long cine's compressed data from being loaded (and kept) just to check a frame.
-    """
-    from pydicom.encaps import get_frame
-
-    count = int(_number(ds, "NumberOfFrames", 1) or 1)
-    elem = ds.get_item("PixelData", keep_deferred=True)
-    tell = getattr(elem, "value_tell", None)
-    if elem.value is None and tell is not None and not getattr(ts, "is_deflated", False):
-        with open(p, "rb") as f:
-            f.seek(tell)
-            return get_frame(f, index, number_of_frames=count)
-    return get_frame(ds.PixelData, index, number_of_frames=count)
-
-
-def _codestream_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG SOF or JPEG 2000 SIZ marker, or None when not found."""
-    import struct
-
-    siz = -1
-    if data.startswith(b"\xff\x4f\xff\x51"):  # JPEG 2000 codestream: SOC then SIZ
-        siz = 0
-    elif data[4:8] == b"jP  ":  # JP2 file format: the codestream sits in the jp2c box
-        box = data.find(b"jp2c\xff\x4f\xff\x51")
-        siz = box + 4 if box >= 0 else -1
-    if siz >= 0:
-        if len(data) < siz + 24:
-            return None
-        x, y, x0, y0 = struct.unpack(">IIII", data[siz + 8:siz + 24])
-        return (x - x0, y - y0) if x > x0 and y > y0 else None
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
-        # Start-of-frame markers (baseline, progressive, lossless, JPEG-LS); not DHT/JPG/DAC.
-        if (0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC)) or marker == 0xF7:
-            if pos + 9 > len(data):
-                return None
-            h, w = struct.unpack(">HH", data[pos + 5:pos + 9])
-            return (w, h)
-        pos += 2 + length
-    return None
-
-
 def _has_rescale(ds: Any) -> bool:
-    slope = _number(ds, "RescaleSlope", 1.0)
-    intercept = _number(ds, "RescaleIntercept", 0.0)
+    slope = number(ds, "RescaleSlope", 1.0)
+    intercept = number(ds, "RescaleIntercept", 0.0)
     return slope != 1.0 or intercept != 0.0 or "ModalityLUTSequence" in ds
 
 
@@ -440,8 +454,8 @@ def _monochrome_to_uint8(arr: np.ndarray, ds: Any, pi: str, integer: bool) -> np
             values = arr  # a broken Modality LUT: show the stored values rather than nothing
     out = _apply_voi(values, ds) if integer else None
     if out is None:
-        bits = _number(ds, "BitsStored", 8) or 8
-        signed = (_number(ds, "PixelRepresentation", 0) or 0) != 0
+        bits = number(ds, "BitsStored", 8) or 8
+        signed = (number(ds, "PixelRepresentation", 0) or 0) != 0
         if integer and bits <= 8 and not signed and not _has_rescale(ds):
             out = np.clip(values, 0, 255).astype(np.uint8)  # 8-bit data: show as stored
         else:
@@ -493,106 +507,3 @@ def _palette_to_rgb(arr: np.ndarray, ds: Any) -> np.ndarray:
         return rgb.astype(np.uint8)
     scaled = (rgb.astype(np.uint32) * 255 + 32767) // 65535
     return scaled.astype(np.uint8)
-
-
-def _patient_info(ds: Any) -> PatientInfo:
-    return PatientInfo(
-        name=_text(ds, "PatientName"),
-        patient_id=_text(ds, "PatientID"),
-        birth_date=_text(ds, "PatientBirthDate"),
-        sex=_text(ds, "PatientSex"),
-        accession_number=_text(ds, "AccessionNumber"),
-    )
-
-
-def _study_info(ds: Any) -> StudyInfo:
-    return StudyInfo(
-        study_instance_uid=_text(ds, "StudyInstanceUID"),
-        series_instance_uid=_text(ds, "SeriesInstanceUID"),
-        sop_instance_uid=_text(ds, "SOPInstanceUID"),
-        study_date=_text(ds, "StudyDate"),
-        study_time=_text(ds, "StudyTime"),
-        study_id=_text(ds, "StudyID"),
-        study_description=_text(ds, "StudyDescription"),
-        modality=_text(ds, "Modality"),
-        manufacturer=_text(ds, "Manufacturer"),
-        body_part=_text(ds, "BodyPartExamined"),
-        region_kinds=_region_kinds(ds),
-    )
-
-
-def _region_kinds(ds: Any) -> tuple[tuple[int, int], ...]:
-    """(RegionSpatialFormat, RegionDataType) of each ultrasound region; -1 where absent."""
-    try:
-        seq = ds.get("SequenceOfUltrasoundRegions")
-        items = list(seq)[:64] if seq else []
-    except Exception:
-        return ()
-    kinds = []
-    for item in items:
-        fmt, kind = _number(item, "RegionSpatialFormat", -1), _number(item, "RegionDataType", -1)
-        kinds.append((int(fmt if fmt is not None else -1), int(kind if kind is not None else -1)))
-    return tuple(kinds)
-
-
-# PhysicalUnitsX/YDirection code for centimetres (DICOM PS3.3 C.8.5.5.1.15).
-_UNITS_CM = 3
-# Plausible spacing: anything outside this is a broken calibration, not a real probe.
-_MIN_MM_PER_PIXEL = 1e-4
-_MAX_MM_PER_PIXEL = 10.0
-
-
-def _ultrasound_regions(ds: Any, width: int, height: int) -> tuple[UltrasoundRegion, ...]:
-    """Calibrated regions (units cm in both directions), clipped to the image; others skipped."""
-    try:
-        seq = ds.get("SequenceOfUltrasoundRegions")
-        items = list(seq) if seq else []
-    except Exception:
-        return ()
-    regions: list[UltrasoundRegion] = []
-    for item in items:
-        try:
-            region = _one_region(item, width, height)
-        except Exception:
-            region = None
-        if region is not None:
-            regions.append(region)
-    return tuple(regions)
-
-
-def _one_region(item: Any, width: int, height: int) -> UltrasoundRegion | None:
-    ux = _number(item, "PhysicalUnitsXDirection")
-    uy = _number(item, "PhysicalUnitsYDirection")
-    if ux != _UNITS_CM or uy != _UNITS_CM:
-        return None
-    dx, dy = _number(item, "PhysicalDeltaX"), _number(item, "PhysicalDeltaY")
-    if dx is None or dy is None:
-        return None
-    mx, my = abs(dx) * 10.0, abs(dy) * 10.0  # cm -> mm; the sign only gives a direction
-    if not (
-        _MIN_MM_PER_PIXEL <= mx <= _MAX_MM_PER_PIXEL
-        and _MIN_MM_PER_PIXEL <= my <= _MAX_MM_PER_PIXEL
-    ):
-        return None
-    coords = [
-        _number(item, k)
-        for k in (
-            "RegionLocationMinX0",
-            "RegionLocationMinY0",
-            "RegionLocationMaxX1",
-            "RegionLocationMaxY1",
-        )
-    ]
-    if any(c is None for c in coords):
-        return None
-    x0, y0, x1, y1 = (int(c) for c in coords)  # type: ignore[arg-type]
-    if x1 < x0 or y1 < y0:
-        return None
-    # Max coordinates are inclusive. Clip to the image; a region wholly outside is skipped.
-    cx0, cy0 = max(x0, 0), max(y0, 0)
-    cx1, cy1 = min(x1, width - 1), min(y1, height - 1)
-    if cx1 < cx0 or cy1 < cy0:
-        return None
-    return UltrasoundRegion(
-        box=Box(cx0, cy0, cx1 - cx0 + 1, cy1 - cy0 + 1), mm_per_pixel_x=mx, mm_per_pixel_y=my
-    )

@@ -3,19 +3,25 @@
 :class:`PillowReader` is one of :data:`rcdnet_desktop.core.io.READERS`; see that module for
 what every reader returns. Multi-page TIFF and animated GIF decode one
 frame at a time; 16-bit colour samples are read with OpenCV (Pillow keeps only 8 of them).
+
+Files are opened by :func:`open_pillow`, which asks Pillow's format plugins to read the header
+only and leaves the size check to :func:`~.pixels.check_budget` (our budget, stricter than
+Pillow's decompression-bomb limit, and said in our words). libtiff's complaints about damaged
+TIFF files, written below Python, are kept off standard error while a TIFF frame decodes.
 """
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import UnreadableImageError
 from ..types import ImageRecord
-from . import pixels
-from .pixels import check_budget, check_frame, finish, guard_loader, trim
+from .files import open_regular
+from .pixels import check_budget, check_frame, finish, guard_loader
+from .quiet import captured_library_output
 
 # Pillow formats we accept. Restricting Image.open keeps exotic plugins (EPS runs Ghostscript)
 # out of a viewer that opens whatever a user drops on it.
@@ -32,27 +38,51 @@ class PillowReader:
     suffixes = PILLOW_SUFFIXES
 
     def can_read(self, path: Path, head: bytes) -> bool:
-        # Pillow recognises its formats by content (reading the header only); one too large
-        # to open is still Pillow's, and read() says why it is refused.
+        # Pillow recognises its formats by content (reading the header only).
         try:
-            with Image.open(path, formats=PIL_FORMATS):
+            with open_pillow(path):
                 return True
         except UnidentifiedImageError:
             return False
-        except Image.DecompressionBombError:
-            return True
 
     def read(self, path: Path, frame: int) -> ImageRecord:
-        try:
-            im = Image.open(path, formats=PIL_FORMATS)
-        except Image.DecompressionBombError as exc:
-            raise UnreadableImageError(
-                path,
-                f"image is too large to open safely ({trim(exc)}); the limit is "
-                f"{pixels.MAX_PIXELS_PER_FRAME // 1_000_000} megapixels per frame",
-            ) from None
-        with im:
+        with open_pillow(path) as im:
             return read_pillow(path, im, frame)
+
+
+def open_pillow(path: Path) -> Image.Image:
+    """Open ``path`` as one of :data:`PIL_FORMATS`, reading its header only.
+
+    Like ``Image.open(path, formats=PIL_FORMATS)`` without Pillow's decompression-bomb check
+    (its warning and its "DOS attack" error): :func:`read_pillow` checks the size against our
+    own budget before anything is decoded.
+
+    Raises
+    ------
+    PIL.UnidentifiedImageError
+        None of the formats recognises the file.
+    """
+    Image.init()
+    fh = open_regular(path)
+    try:
+        prefix = fh.read(16)
+        for fmt in PIL_FORMATS:
+            factory, accept = Image.OPEN.get(fmt, (None, None))
+            known = factory is not None and (accept is None or accept(prefix))
+            if not known or isinstance(known, str):  # a str: "known, but not installed"
+                continue
+            fh.seek(0)
+            try:
+                im = factory(fh, str(path))
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue  # not this format after all
+            im._exclusive_fp = True  # closing the image closes fh, as Image.open(path) does
+            return im
+    except BaseException:
+        fh.close()
+        raise
+    fh.close()
+    raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}")
 
 
 def _rawmode(im: Image.Image) -> str:
@@ -75,10 +105,20 @@ def _pil_bits(im: Image.Image, rawmode: str) -> int:
     return 8
 
 
+def _bytes_per_pixel(im: Image.Image) -> float:
+    """Decoded bytes per pixel of the image's mode, all bands (16-bit colour read whole)."""
+    bands = len(im.getbands())
+    if im.mode.startswith("I;16") or ";16" in _rawmode(im):
+        return 2.0 * bands
+    if im.mode in ("I", "F"):
+        return 4.0 * bands
+    return 1.0 * bands
+
+
 def read_pillow(p: Path, im: Image.Image, frame: int) -> ImageRecord:
     fmt = im.format or ""
     width, height = im.size
-    check_budget(p, width, height)
+    check_budget(p, width, height, _bytes_per_pixel(im))
     count = max(1, int(getattr(im, "n_frames", 1) or 1))
     check_frame(p, frame, count)
     rawmode = _rawmode(im)
@@ -89,7 +129,7 @@ def read_pillow(p: Path, im: Image.Image, frame: int) -> ImageRecord:
     if count > 1:
 
         def decode(i: int) -> np.ndarray:
-            with Image.open(p, formats=PIL_FORMATS) as im2:
+            with open_pillow(p) as im2:
                 return _pillow_frame(p, im2, i)
 
         loader = guard_loader(p, count, decode)
@@ -116,7 +156,8 @@ def _pillow_frame(p: Path, im: Image.Image, index: int) -> np.ndarray:
         a = _read_16bit_colour(p)
         if a is not None:
             return finish(a)
-    im.load()  # raises on truncated / damaged data
+    with captured_library_output(stderr=im.format == "TIFF"):  # libtiff writes to fd 2
+        im.load()  # raises on truncated / damaged data
     orientation = 1
     try:
         orientation = int(im.getexif().get(0x0112, 1) or 1)
@@ -147,7 +188,8 @@ def _pillow_frame(p: Path, im: Image.Image, index: int) -> np.ndarray:
 def _read_16bit_colour(p: Path) -> np.ndarray | None:
     import cv2  # lazy: only 16-bit colour PNG/TIFF need it
 
-    data = np.fromfile(p, dtype=np.uint8)  # imdecode, not imread: non-ASCII paths on Windows
+    with open_regular(p) as fh:  # imdecode, not imread: non-ASCII paths on Windows
+        data = np.frombuffer(fh.read(), dtype=np.uint8)
     a = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if a is None:
         return None
