@@ -317,7 +317,7 @@ def _read_stow_answer(answer, group, names: dict[str, str], result: StoreResult)
     for ds in group:
         uid = str(ds.SOPInstanceUID)
         if uid in failed:
-            from rcdnet_desktop.core.pacs.dimse import status_words
+            from rcdnet_desktop.core.pacs.dimse_protocol import status_words
 
             result.refused.append(f"the {names[uid]}: {status_words(failed[uid])}")
         elif uid in stored or answer is None or not failed:
