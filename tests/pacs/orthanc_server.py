@@ -59,6 +59,16 @@ def dicomweb_plugin() -> str | None:
     return None
 
 
+def _die_with_parent() -> None:
+    """In the child, before Orthanc starts: on Linux, be stopped when the process that started
+    it dies (a test run killed by a timeout must not leave a server running)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     """A TCP port free on the loopback interface now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -147,7 +157,7 @@ class OrthancServer:
         log = open(self.log_path, "wb")  # noqa: SIM115 - kept open for the process's life
         self.process = subprocess.Popen([self.binary, str(config)], stdout=log,
                                         stderr=subprocess.STDOUT, cwd=self.folder,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
