@@ -1,4 +1,4 @@
-"""One Orthanc for the whole test session, holding ultrasound studies from pydicom-data.
+"""One Orthanc for the whole test run, holding ultrasound studies from pydicom-data.
 
 Tests that need it take the ``orthanc`` fixture; without the Orthanc binary (or pydicom-data)
 they are skipped with the reason, which ``pytest -rs`` prints. ``./scripts/test-services``
