@@ -30,6 +30,7 @@ from rcdnet_desktop.cli_pacs import (
     sr_file_name,
 )
 from rcdnet_desktop.core.files import not_regular
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import BatchItem, Box
 
 EXIT_OK, EXIT_NONE_READ, EXIT_USAGE = 0, 1, 2
@@ -156,15 +157,21 @@ def _target(item: BatchItem, key: str, folder: Path, tag: str, used: set[Path]) 
 
 
 def _write_exports(item: BatchItem, exports: list[Export], used: set[Path],
+                   operating_point: OperatingPoint | None = None,
                    with_patient: bool = False) -> list[str]:
-    """Render the item's report once and write every export; returns notes on failures."""
+    """Render the item's report once and write every export; returns notes on failures.
+
+    ``operating_point`` (the model's, from its card) adds what the cut-off means;
+    ``with_patient`` keeps the source's patient and study in DICOM files.
+    """
     from rcdnet_desktop.core.errors import RcdNetError
     from rcdnet_desktop.core.export.formats import write_report
     from rcdnet_desktop.core.export.report import render_record_report
 
     assert item.heatmaps is not None and item.record is not None
     try:
-        report = render_record_report(item.record, item.heatmaps)
+        report = render_record_report(item.record, item.heatmaps,
+                                      operating_point=operating_point)
     except (RcdNetError, OSError, ValueError) as exc:
         return [f"report not rendered: {exc}"]
     notes = []
@@ -213,6 +220,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     counts: Counter[str] = Counter()
     with _row_writer(args, out, err) as write:
         engine = _engine(args.device)
+        operating_point = OperatingPoint.from_card(engine.card)
         used: set[Path] = set()
         with _progress(len(files), err) as bar:
             for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},
@@ -222,7 +230,8 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
                                sweep=args.frames):
                 row = batch_row(item)
                 if exports and item.heatmaps is not None:
-                    notes = _write_exports(item, exports, used, args.with_patient)
+                    notes = _write_exports(item, exports, used, operating_point,
+                                           args.with_patient)
                     row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
                 if results.active and item.prediction is not None and item.record is not None:
                     name = sr_file_name(item.record, item.prediction.frame)

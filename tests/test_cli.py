@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +112,12 @@ def test_export_writes_every_format_where_the_source_allows(folder, tmp_path):
     expected = [f"a_rcdnet{f.suffix}" for f in EXPORT_FORMATS if not f.needs_dicom_source]
     expected += [f"CT_small_rcdnet{f.suffix}" for f in EXPORT_FORMATS]
     assert names == sorted(expected)
-    assert (out_dir / "a_rcdnet.pdf").read_bytes().startswith(b"%PDF")
+    pdf = (out_dir / "a_rcdnet.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    # The report says what the model card's cut-off means, as the viewer's does.
+    text = b"".join(zlib.decompress(m) for m in re.findall(
+        rb"/FlateDecode.*?stream\r?\n(.*?)endstream", pdf, re.S) if m[:1] == b"x")
+    assert b"suspicious cut-off" in text and b"internal validation" in text
     a, ct = _rows(out)
     assert "dicom not written" in a["warnings"] and "DICOM source" in a["warnings"]
     assert "not written" not in ct["warnings"]

@@ -78,7 +78,8 @@ def jpeg_claiming(width: int, height: int, rgb: bool = False) -> bytes:
     return bytes(data)
 
 
-def _ds(rows: int, cols: int) -> Dataset:
+def us_dataset(arr: np.ndarray) -> Dataset:
+    """An uncompressed ultrasound data set holding ``arr`` (grey, or RGB when 3-D)."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -87,7 +88,7 @@ def _ds(rows: int, cols: int) -> Dataset:
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.Modality = "US"
-    ds.set_pixel_data(np.zeros((rows, cols), np.uint8), "MONOCHROME2", 8)
+    ds.set_pixel_data(arr, "MONOCHROME2" if arr.ndim == 2 else "RGB", 8)
     return ds
 
 
@@ -98,14 +99,14 @@ def _save(ds: Dataset, path: Path) -> Path:
 
 def dicom_claiming(path: Path, rows: int, cols: int) -> Path:
     """Native DICOM whose Rows/Columns claim rows x cols over 64 x 64 pixels of data."""
-    ds = _ds(64, 64)
+    ds = us_dataset(np.zeros((64, 64), np.uint8))
     ds.Rows, ds.Columns = rows, cols
     return _save(ds, path)
 
 
 def dicom_jpeg_frame_claiming(path: Path, width: int, height: int) -> Path:
     """64 x 64 DICOM (JPEG baseline) whose JPEG frame claims width x height."""
-    ds = _ds(64, 64)
+    ds = us_dataset(np.zeros((64, 64), np.uint8))
     ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
     ds.PixelData = encapsulate([jpeg_claiming(width, height)])
     ds["PixelData"].VR = "OB"
@@ -114,7 +115,7 @@ def dicom_jpeg_frame_claiming(path: Path, width: int, height: int) -> Path:
 
 def dicom_j2k_frame_claiming(path: Path, size: int) -> Path:
     """64 x 64 DICOM (JPEG 2000) whose codestream's SIZ claims size x size pixels and tiles."""
-    ds = _ds(64, 64)
+    ds = us_dataset(np.zeros((64, 64), np.uint8))
     ds.set_pixel_data(
         np.random.default_rng(2).integers(0, 255, (64, 64), np.uint8), "MONOCHROME2", 8
     )

@@ -31,14 +31,13 @@ from pydicom.filebase import DicomBytesIO  # noqa: E402
 from pydicom.filewriter import write_file_meta_info  # noqa: E402
 from pydicom.uid import (  # noqa: E402
     DeflatedExplicitVRLittleEndian,
-    ExplicitVRLittleEndian,
     JPEGBaseline8Bit,
     RLELossless,
     UltrasoundImageStorage,
     generate_uid,
 )
 
-from tests.test_hardening import png_claiming, posix_only, run_capped  # noqa: E402
+from tests.test_hardening import png_claiming, posix_only, run_capped, us_dataset  # noqa: E402
 
 JARGON = re.compile(
     r"Traceback|Errno|WinError|\w+Error\b|\w+Exception\b|DOS attack|error code|decoder error"
@@ -53,17 +52,7 @@ RNG = np.random.default_rng(12)
 
 
 def _ds(arr: np.ndarray | None = None) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = UltrasoundImageStorage
-    ds.SOPClassUID = UltrasoundImageStorage
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.Modality = "US"
-    arr = RNG.integers(0, 255, (64, 64), np.uint8) if arr is None else arr
-    ds.set_pixel_data(arr, "MONOCHROME2" if arr.ndim == 2 else "RGB", 8)
-    return ds
+    return us_dataset(RNG.integers(0, 255, (64, 64), np.uint8) if arr is None else arr)
 
 
 def _bytes(ds: Dataset) -> bytes:

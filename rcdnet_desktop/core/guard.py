@@ -88,25 +88,14 @@ def npz_bytes(mean: np.ndarray, precision: np.ndarray) -> bytes:
 
 def validate_section(section: Any, bad) -> None:
     """Check the card's ``guard`` section (empty when the bundle has no guard)."""
-    if not isinstance(section, dict):
-        raise bad("guard must be an object (empty when the bundle has no input guard)")
-    if not section:
+    if not npzfile.check_section(section, "guard", GUARD_KEYS, bad,
+                                 "the bundle has no input guard"):
         return
-    missing = [k for k in GUARD_KEYS if k not in section]
-    if missing:
-        raise bad(f"guard lacks {', '.join(missing)}")
-    extra = set(section) - set(GUARD_KEYS)
-    if extra:
-        raise bad(f"unknown guard keys {sorted(extra)}")
-    if not npzfile.is_sha256(section["sha256"]):
-        raise bad("guard.sha256 must be 64 lowercase hex digits")
     if section["features"] != GUARD_FEATURES or section["transform"] != "signed_log1p":
         raise bad(f"guard.features must be {GUARD_FEATURES!r} with transform 'signed_log1p'")
     t = section["threshold"]
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not np.isfinite(t) or t <= 0:
         raise bad(f"guard.threshold must be a positive number, got {t!r}")
-    if not isinstance(section["dim"], int) or section["dim"] < 1:
-        raise bad(f"guard.dim must be a positive integer, got {section['dim']!r}")
 
 
 def load_guard(model_dir: Path, section: dict[str, Any]) -> Guard | None:

@@ -124,24 +124,13 @@ def lexicon_words(p: Prediction) -> str:
 
 def validate_section(section: Any, bad) -> None:
     """Check the card's ``lexicon`` section (empty when the bundle has no lexicon heads)."""
-    if not isinstance(section, dict):
-        raise bad("lexicon must be an object (empty when the bundle has no lexicon heads)")
-    if not section:
+    if not npzfile.check_section(section, "lexicon", LEXICON_KEYS, bad,
+                                 "the bundle has no lexicon heads"):
         return
-    missing = [k for k in LEXICON_KEYS if k not in section]
-    if missing:
-        raise bad(f"lexicon lacks {', '.join(missing)}")
-    extra = set(section) - set(LEXICON_KEYS)
-    if extra:
-        raise bad(f"unknown lexicon keys {sorted(extra)}")
-    if not npzfile.is_sha256(section["sha256"]):
-        raise bad("lexicon.sha256 must be 64 lowercase hex digits")
     if section["features"] != GUARD_FEATURES or section["transform"] != "signed_log1p" \
             or section["view"] != LEXICON_VIEW:
         raise bad(f"lexicon.features must be {GUARD_FEATURES!r} of the {LEXICON_VIEW} with "
                   "transform 'signed_log1p'")
-    if not isinstance(section["dim"], int) or section["dim"] < 1:
-        raise bad(f"lexicon.dim must be a positive integer, got {section['dim']!r}")
     items = section["descriptors"]
     if not isinstance(items, list) or not items:
         raise bad("lexicon.descriptors must be a non-empty list")

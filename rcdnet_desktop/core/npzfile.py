@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,3 +51,26 @@ def is_sha256(value: object) -> bool:
     """64 lower-case hex digits."""
     return (isinstance(value, str) and len(value) == 64
             and all(c in "0123456789abcdef" for c in value))
+
+
+def check_section(section: Any, name: str, keys: Iterable[str], bad: Callable[[str], Exception],
+                  empty_means: str) -> bool:
+    """Check the common shape of a model card section that names one such file: an object,
+    empty (returns False: no file) or with exactly ``keys`` and a valid ``sha256`` (returns
+    True; the caller checks the rest). ``bad`` makes the exception to raise from a message."""
+    if not isinstance(section, dict):
+        raise bad(f"{name} must be an object (empty when {empty_means})")
+    if not section:
+        return False
+    keys = tuple(keys)
+    missing = [k for k in keys if k not in section]
+    if missing:
+        raise bad(f"{name} lacks {', '.join(missing)}")
+    extra = set(section) - set(keys)
+    if extra:
+        raise bad(f"unknown {name} keys {sorted(extra)}")
+    if not is_sha256(section["sha256"]):
+        raise bad(f"{name}.sha256 must be 64 lowercase hex digits")
+    if not isinstance(section.get("dim"), int) or section["dim"] < 1:
+        raise bad(f"{name}.dim must be a positive integer, got {section.get('dim')!r}")
+    return True

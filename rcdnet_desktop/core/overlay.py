@@ -10,7 +10,7 @@ needed (it costs start-up time).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -44,6 +44,10 @@ DIFFUSE_MIN_AREA = 0.25
 # A second high area is mentioned only when it carries at least this share of the evidence
 # held by all high areas, so small specks do not clutter the sentence.
 SECONDARY_MIN_SHARE = 0.15
+# Maps larger than this on a side are measured on an area-averaged copy this large: the shares
+# and positions barely change, and an 8000 x 8000 map would otherwise take gigabytes of
+# temporary arrays (sorting, cumulative sums, labels) and seconds.
+SUMMARY_MAX_SIDE = 1024
 
 
 @cache
@@ -231,6 +235,21 @@ def _roi_relation(px: int, py: int, roi: Box) -> str:
     return "outside"
 
 
+def _reduced(heatmap: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """The map area-averaged to at most :data:`SUMMARY_MAX_SIDE` a side, and the (x, y)
+    factors back to the map's pixels; small maps (and non-float ones) as they are."""
+    a = np.asarray(heatmap)
+    if a.ndim != 2 or max(a.shape) <= SUMMARY_MAX_SIDE or a.dtype not in (np.float32,
+                                                                            np.float64):
+        return a, (1.0, 1.0)
+    import cv2
+
+    scale = SUMMARY_MAX_SIDE / max(a.shape)
+    w, h = max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale))
+    small = cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA)
+    return small, (a.shape[1] / w, a.shape[0] / h)
+
+
 def summarize_evidence(heatmap: np.ndarray, roi: Box | None = None) -> EvidenceSummary:
     """Measure where a heat map's evidence lies; see :func:`describe_evidence` for the words.
 
@@ -244,7 +263,24 @@ def summarize_evidence(heatmap: np.ndarray, roi: Box | None = None) -> EvidenceS
     Returns
     -------
     EvidenceSummary
+
+    Notes
+    -----
+    A map larger than :data:`SUMMARY_MAX_SIDE` on a side is measured on an area-averaged copy;
+    peak and centroid are given back in the map's own pixels.
     """
+    small, (sx, sy) = _reduced(heatmap)
+    if (sx, sy) != (1.0, 1.0):
+        small_roi = None if roi is None else Box(
+            round(roi.x / sx), round(roi.y / sy), max(1, round(roi.w / sx)),
+            max(1, round(roi.h / sy)))
+        s = summarize_evidence(small, small_roi)
+        if s.empty:
+            return s
+        return replace(s, peak=(min(int((s.peak[0] + 0.5) * sx), np.shape(heatmap)[1] - 1),
+                                min(int((s.peak[1] + 0.5) * sy), np.shape(heatmap)[0] - 1)),
+                       centroid=((s.centroid[0] + 0.5) * sx - 0.5,
+                                 (s.centroid[1] + 0.5) * sy - 0.5))
     h = _check_heatmap(heatmap)
     height, width = h.shape
     peak_value = float(h.max())

@@ -47,7 +47,7 @@ from rcdnet_desktop.core.errors import ExportError
 from rcdnet_desktop.core.types import BatchItem, Box
 from rcdnet_desktop.gui.engine import Engine
 from rcdnet_desktop.gui.messages import BatchResult, BatchTotal
-from rcdnet_desktop.gui.wording import band_text, input_words
+from rcdnet_desktop.gui.wording import band_text, input_words, status_words
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
 
 COLUMNS = ("File", "Prediction", "P(malignant)", "Band", "Box", "Clip", "Status")
@@ -143,7 +143,7 @@ class BatchTableModel(QAbstractTableModel):
             if col == COL_STATUS:
                 if p is None:
                     return f"failed: {_reason(item)}"
-                return "ok" + (f" ({len(p.warnings)} warning(s))" if p.warnings else "")
+                return status_words(p)
         if role == SORT_ROLE:
             if col in (COL_P, COL_BAND):  # bands are ordered ranges of the probability
                 return p.p_malignant if p is not None else -1.0
@@ -159,10 +159,13 @@ class BatchTableModel(QAbstractTableModel):
             if p.warnings:
                 return "\n".join(p.warnings)
             return str(item.path)
-        if role == Qt.ItemDataRole.ForegroundRole and p is None:
+        if role == Qt.ItemDataRole.ForegroundRole and (
+                p is None or (col == COL_STATUS and p.outside_intended_use)):
             from PySide6.QtGui import QColor
 
-            return QColor(200, 60, 40)
+            from rcdnet_desktop.gui.theme import colour
+
+            return QColor(colour("failed" if p is None else "outside"))
         if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_P:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -486,5 +489,7 @@ class BatchDialog(QDialog):
         return self._pool.waitForDone(timeout_ms)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.shutdown()
+        # Cancel without waiting: the file being read finishes in the background, and closing
+        # (or quitting) never waits on the model.
+        self.shutdown(0)
         super().closeEvent(event)

@@ -35,6 +35,7 @@ from rcdnet_desktop.core.export.formats import (
     write_report,
 )
 from rcdnet_desktop.core.measure import Calibration, Measured
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import HeatMaps, ImageRecord
 
 
@@ -48,6 +49,7 @@ class ExportJob:
     frame: int
     colormap: str
     alpha: float
+    operating_point: OperatingPoint | None = None  # the model's cut-off, for its meaning
     measurements: tuple[Measured, ...] = ()
 
 
@@ -64,7 +66,8 @@ def render_export(job: ExportJob, include_patient: bool = False,
                          when=when or datetime.now().astimezone(),
                          patient=job.record.patient if include_patient else None,
                          colormap=job.colormap, alpha=job.alpha,
-                         source_name=job.record.path.name, measurements=job.measurements,
+                         source_name=job.record.path.name,
+                         operating_point=job.operating_point, measurements=job.measurements,
                          calibration=Calibration.of(job.record))
 
 

@@ -1,8 +1,10 @@
 """The two evidence maps side by side, with opacity, colour map, plain-image and method controls.
 
 Colouring and blending are :mod:`rcdnet_desktop.core.overlay`'s, the same as in the exports;
-the sentences under the maps are :func:`~rcdnet_desktop.core.overlay.evidence_sentences`,
-measured on each map against the lesion box of the maps' prediction (the box drawn on them).
+both maps are shown on one scale, weighted by each class's probability
+(:mod:`rcdnet_desktop.core.evidence_scale`), with a colour bar under them. The sentences under
+the maps are :func:`~rcdnet_desktop.core.overlay.evidence_sentences`, measured on each map
+against the lesion box of the maps' prediction (the box drawn on them).
 """
 
 from __future__ import annotations
@@ -23,21 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core import overlay
+from rcdnet_desktop.core.evidence_scale import apply_factor, shared_scale_factors
 from rcdnet_desktop.core.types import Box, HeatMaps
-from rcdnet_desktop.gui.qimage import to_pixmap
+from rcdnet_desktop.gui.colour_bar import ColourBar
+from rcdnet_desktop.gui.qimage import downscale, to_pixmap
 
 PANEL_MAX_SIDE = 640  # maps are blended at most this large for the panel (display only)
 TITLES = ("Evidence for benign", "Evidence for malignant")
-
-
-def _downscale(a: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    h, w = a.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    if scale >= 1.0:
-        return a, 1.0
-    ys = np.minimum((np.arange(max(1, round(h * scale))) / scale).astype(int), h - 1)
-    xs = np.minimum((np.arange(max(1, round(w * scale))) / scale).astype(int), w - 1)
-    return np.ascontiguousarray(a[ys][:, xs]), scale
 
 
 class MapView(QWidget):
@@ -117,15 +111,20 @@ class HeatmapPanel(QWidget):
         The user chose another CAM method (the maps must be recomputed).
     display_changed()
         Opacity, colour map or plain-image toggle changed (display only; saved in settings).
+    maps_changed()
+        Other maps are shown (or none).
     """
 
     method_changed = Signal(str)
     display_changed = Signal()
+    maps_changed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.views = (MapView(self), MapView(self))
         self.titles = tuple(QLabel(f"<b>{t}</b>", self) for t in TITLES)
+        for t in self.titles:
+            t.setWordWrap(True)  # a narrow column wraps the probability under the title
         self.descriptions = tuple(QLabel(self) for _ in TITLES)
         for d in self.descriptions:
             d.setWordWrap(True)
@@ -147,14 +146,19 @@ class HeatmapPanel(QWidget):
         self.method.setToolTip("How the heat maps are computed (the first one is the fast "
                                "closed-form Grad-CAM)")
         self.method.setEnabled(False)
-        self.method.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        # Long method names are elided in a narrow column, not allowed to widen it.
+        self.method.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.method.setMinimumContentsLength(10)
+        self.colour_bar = ColourBar(self)
 
         grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         for col in range(2):
             grid.addWidget(self.titles[col], 0, col)
             grid.addWidget(self.views[col], 1, col)
-            grid.addWidget(self.descriptions[col], 2, col)
+            grid.addWidget(self.descriptions[col], 3, col)
+        grid.addWidget(self.colour_bar, 2, 0, 1, 2)
         controls = QHBoxLayout()
         controls.addWidget(QLabel("Opacity", self))
         controls.addWidget(self.opacity, 1)
@@ -162,9 +166,8 @@ class HeatmapPanel(QWidget):
         controls.addWidget(self.colormap)
         controls2 = QHBoxLayout()
         controls2.addWidget(self.plain)
-        controls2.addStretch(1)
         controls2.addWidget(QLabel("Method", self))
-        controls2.addWidget(self.method)
+        controls2.addWidget(self.method, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(grid)
         lay.addLayout(controls)
@@ -180,7 +183,8 @@ class HeatmapPanel(QWidget):
         self._small: np.ndarray | None = None
         self._scale = 1.0
         self._maps: HeatMaps | None = None
-        self._small_maps: tuple[np.ndarray, np.ndarray] | None = None
+        self._small_maps: tuple[np.ndarray, np.ndarray] | None = None  # on the shared scale
+        self._factors = (0.0, 0.0)
         self._roi: Box | None = None
         self._status = "No image"
         self._refresh()
@@ -205,11 +209,13 @@ class HeatmapPanel(QWidget):
         if pixels is None:
             self._small, self._scale = None, 1.0
         else:
-            self._small, self._scale = _downscale(pixels, PANEL_MAX_SIDE)
+            self._small, self._scale = downscale(pixels, PANEL_MAX_SIDE)
         self._maps = None
         self._small_maps = None
         self._roi = None  # the box belongs to the maps: a new frame or box has none yet
+        self._set_titles(None)
         self._refresh()
+        self.maps_changed.emit()
 
     def set_status(self, text: str) -> None:
         """What to say while no maps are shown ("Computing heat maps...", an error...)."""
@@ -232,13 +238,33 @@ class HeatmapPanel(QWidget):
                 self._status = (f"Heat maps {maps.benign.shape} do not match the image "
                                 f"{(h, w)}")
             else:
-                self._small_maps = (_downscale(maps.benign, PANEL_MAX_SIDE)[0],
-                                    _downscale(maps.malignant, PANEL_MAX_SIDE)[0])
+                # The shared scale's factors come from the full maps; the panel shows them
+                # applied to small copies.
+                self._factors = shared_scale_factors(maps)
+                self._small_maps = tuple(  # type: ignore[assignment]
+                    apply_factor(downscale(m, PANEL_MAX_SIDE)[0], f)
+                    for m, f in zip((maps.benign, maps.malignant), self._factors, strict=True))
         if self._maps is not None:
             for label, text in zip(self.descriptions, overlay.evidence_sentences(self._maps),
                                    strict=True):
                 label.setText(text)
+        self._set_titles(self._maps)
         self._refresh()
+        self.maps_changed.emit()
+
+    def _set_titles(self, maps: HeatMaps | None) -> None:
+        """The titles, with each class's probability once its maps are shown."""
+        probs = (None, None) if maps is None else (maps.prediction.p_benign,
+                                                   maps.prediction.p_malignant)
+        for label, title, p in zip(self.titles, TITLES, probs, strict=True):
+            # Non-breaking spaces: a narrow column moves "(P = 0.13)" to the next line whole.
+            label.setText(f"<b>{title}</b>"
+                          + (f" (P\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}{p:.2f})"
+                             if p is not None else ""))
+
+    def shared_scale_factors(self) -> tuple[float, float]:
+        """The factors of the shared scale applied to the maps on display (0, 0 without)."""
+        return self._factors if self._maps is not None else (0.0, 0.0)
 
     def maps(self) -> HeatMaps | None:
         return self._maps
@@ -268,6 +294,7 @@ class HeatmapPanel(QWidget):
     # --- drawing -----------------------------------------------------------------------------
 
     def _display_changed(self, *args) -> None:
+        self.colour_bar.set_colormap(self.colormap_name())
         self._refresh()
         self.display_changed.emit()
 

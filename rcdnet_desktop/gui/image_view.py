@@ -8,13 +8,18 @@ Mouse
     wheel: zoom about the pointer; left drag: pan (or draw the lesion box in box mode, or
     measure in caliper mode); right drag: window/level (horizontal = width, vertical = level);
     double-click: fit.
+
+Large images are shown from a copy no larger than :data:`DISPLAY_MAX_SIDE` on its long side,
+stretched back over the image's own pixels: the scene, the boxes, the pointer position and
+everything the view reports stay in full-image pixels. A heat map laid over the image
+(:meth:`ImageView.set_overlay`) is stretched over it the same way.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen, QPolygonF, QTransform
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QGraphicsPixmapItem,
@@ -31,7 +36,13 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.qimage import DEFAULT_LEVEL, DEFAULT_WINDOW, to_pixmap, window_level
+from rcdnet_desktop.gui.qimage import (
+    DEFAULT_LEVEL,
+    DEFAULT_WINDOW,
+    downscale,
+    to_pixmap,
+    window_level,
+)
 from rcdnet_desktop.gui.wording import AUTO_BOX_TAG
 
 ZOOM_STEP = 1.25
@@ -39,6 +50,17 @@ MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
 MIN_BOX = 8  # pixels: smaller drags are treated as clicks, not boxes
 BOX_COLOUR = QColor(255, 210, 0)
 OUTLINE_COLOUR = QColor(0, 230, 255)  # cyan: apart from the yellow box on grey ultrasound
+DISPLAY_MAX_SIDE = 4096
+"""The longest side of the copy an image is shown from (larger images are shown downscaled)."""
+
+
+def _stretch(item: QGraphicsPixmapItem, width: int, height: int) -> None:
+    """Lay ``item``'s pixmap over ``width`` x ``height`` scene (image) pixels."""
+    pm = item.pixmap()
+    if pm.isNull() or pm.width() == 0 or pm.height() == 0:
+        item.setTransform(QTransform())
+        return
+    item.setTransform(QTransform.fromScale(width / pm.width(), height / pm.height()))
 
 
 def _pen(colour: QColor, width: float, style: Qt.PenStyle) -> QPen:
@@ -137,6 +159,11 @@ class ImageView(QGraphicsView):
         self._pixmap_item = QGraphicsPixmapItem()
         self._pixmap_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene().addItem(self._pixmap_item)
+        self._overlay_item = QGraphicsPixmapItem()  # a heat map over the image, when asked
+        self._overlay_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._overlay_item.setZValue(1)
+        self._overlay_item.hide()
+        self.scene().addItem(self._overlay_item)
         # The user's box: solid. The automatic one: dashed, tagged. The outline: thin.
         self.box_item = QGraphicsRectItem()
         self.box_item.setPen(_pen(BOX_COLOUR, 2, Qt.PenStyle.SolidLine))
@@ -169,6 +196,7 @@ class ImageView(QGraphicsView):
         self._outline: np.ndarray | None = None
         self._outline_visible = False
         self._pixels: np.ndarray | None = None
+        self._display: np.ndarray | None = None  # what is shown: _pixels, downscaled if large
         self._window = DEFAULT_WINDOW
         self._level = DEFAULT_LEVEL
         self._fit = True
@@ -183,17 +211,31 @@ class ImageView(QGraphicsView):
         self._message.setStyleSheet("color: #ddd; font-size: 14pt; background: transparent;")
         self._message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._message.hide()
+        # Names the heat map laid over the image, top left, so it is never taken for the image.
+        self._overlay_caption = QLabel(self)
+        self._overlay_caption.setStyleSheet(
+            "color: white; background: rgba(0, 0, 0, 160); padding: 3px 6px;"
+            "border-radius: 3px;")
+        self._overlay_caption.move(8, 8)
+        self._overlay_caption.hide()
 
     # --- content -----------------------------------------------------------------------------
 
     def set_image(self, pixels: np.ndarray | None, keep_view: bool = False) -> None:
-        """Show ``pixels`` (uint8 grey or RGB); ``keep_view`` keeps zoom and pan (cine frames)."""
+        """Show ``pixels`` (uint8 grey or RGB); ``keep_view`` keeps zoom and pan (cine frames).
+
+        An image larger than :data:`DISPLAY_MAX_SIDE` is shown from a downscaled copy; the
+        scene stays in the image's own pixels. A heat map laid over the previous image goes.
+        """
         self._pixels = pixels
+        self.set_overlay(None)
         if pixels is None:
+            self._display = None
             self._pixmap_item.setPixmap(to_pixmap(np.zeros((1, 1), np.uint8)))
             self._pixmap_item.hide()
             self.set_auto_finding(None)
             return
+        self._display = downscale(pixels, DISPLAY_MAX_SIDE)[0]
         self._message.hide()
         self._pixmap_item.show()
         self._refresh_pixmap()
@@ -203,7 +245,40 @@ class ImageView(QGraphicsView):
             self.fit()
 
     def pixels(self) -> np.ndarray | None:
+        """The image on display, at its own size."""
         return self._pixels
+
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) of the pixmap the image is shown from (its own size when small)."""
+        pm = self._pixmap_item.pixmap()
+        return (pm.width(), pm.height()) if self._pixels is not None else (0, 0)
+
+    def set_overlay(self, rgba: np.ndarray | None, caption: str = "") -> None:
+        """Lay an RGBA picture (a coloured heat map, any size) over the whole image, named by
+        ``caption`` in the view's corner; None takes it away."""
+        if rgba is None or self._pixels is None:
+            self._overlay_item.setPixmap(to_pixmap(np.zeros((1, 1), np.uint8)))
+            self._overlay_item.hide()
+            self._overlay_caption.hide()
+            return
+        self._overlay_item.setPixmap(to_pixmap(rgba))
+        _stretch(self._overlay_item, self._pixels.shape[1], self._pixels.shape[0])
+        self._overlay_item.show()
+        self._overlay_caption.setText(caption)
+        self._overlay_caption.adjustSize()
+        self._overlay_caption.setVisible(bool(caption))
+
+    def overlay_caption(self) -> str:
+        """The words naming the heat map over the image ("" when none is shown)."""
+        return self._overlay_caption.text() if self.overlay_shown() else ""
+
+    def overlay_shown(self) -> bool:
+        """Whether a heat map is laid over the image."""
+        return self._overlay_item.isVisible()
+
+    def overlay_picture(self):
+        """The QPixmap laid over the image (for tests), or None."""
+        return self._overlay_item.pixmap() if self.overlay_shown() else None
 
     def show_message(self, text: str) -> None:
         """Show a centred message instead of an image (e.g. why a file could not be read)."""
@@ -218,12 +293,13 @@ class ImageView(QGraphicsView):
         return self._message.text() if self._message.isVisible() else ""
 
     def _refresh_pixmap(self) -> None:
-        if self._pixels is None:
+        if self._pixels is None or self._display is None:
             return
-        shown = self._pixels
+        shown = self._display
         if (self._window, self._level) != (DEFAULT_WINDOW, DEFAULT_LEVEL):
-            shown = window_level(self._pixels, self._window, self._level)
+            shown = window_level(shown, self._window, self._level)
         self._pixmap_item.setPixmap(to_pixmap(shown))
+        _stretch(self._pixmap_item, self._pixels.shape[1], self._pixels.shape[0])
 
     # --- window / level ----------------------------------------------------------------------
 

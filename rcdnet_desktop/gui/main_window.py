@@ -13,24 +13,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui import window_export
+from rcdnet_desktop.gui import theme, window_export
 from rcdnet_desktop.gui.analysis import AnalysisRunner
 from rcdnet_desktop.gui.document import Document
 from rcdnet_desktop.gui.engine import EngineFactory
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
+from rcdnet_desktop.gui.image_overlay import ImageOverlay
 from rcdnet_desktop.gui.image_view import ImagePane
 from rcdnet_desktop.gui.loader import ImageLoader
 from rcdnet_desktop.gui.measure_list import MeasurementList
@@ -49,6 +52,26 @@ if TYPE_CHECKING:
     from rcdnet_desktop.gui.batch_dialog import BatchDialog
     from rcdnet_desktop.gui.export_dialog import ExportJob
     from rcdnet_desktop.gui.tag_panel import DicomTagsDialog
+
+
+DEFAULT_SIZE = QSize(1500, 900)
+"""First-run size of the window on a screen that has room for it."""
+LIST_WIDTH = 190
+"""First-run width of the image list (pixels)."""
+ANALYSIS_SHARE = 0.32
+"""First-run share of the window's width for the prediction and evidence column."""
+ANALYSIS_MIN_WIDTH = 360
+CLOSE_WAIT_MS = 0
+"""How long closing the window waits for a running model call: not at all (see
+:func:`rcdnet_desktop.gui.app.exit_status`)."""
+
+
+def first_size(window: QWidget) -> QSize:
+    """The window's size before any is saved: :data:`DEFAULT_SIZE`, within the screen."""
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is None:
+        return QSize(DEFAULT_SIZE)
+    return DEFAULT_SIZE.boundedTo(screen.availableGeometry().size())
 
 
 def _dock(window: QMainWindow, title: str, name: str, widget: QWidget,
@@ -93,7 +116,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
-        self.resize(1500, 900)
+        self.resize(first_size(self))
         self.settings = settings if settings is not None else Settings()
         self.batch_dialogs: list[BatchDialog] = []
         self.pacs_dialogs: list[QDialog] = []
@@ -102,6 +125,7 @@ class MainWindow(QMainWindow):
         self.ask_folder = None  # () -> str
         self.tags_dialog: DicomTagsDialog | None = None
 
+        theme.apply_theme(self.settings.theme)
         self._build_widgets()
         self.act = build_actions(self)
         self.ui = WindowView(self, self.view, self.cine, self.thumbs, self.prediction,
@@ -112,6 +136,7 @@ class MainWindow(QMainWindow):
                              self.heatmaps_shown.emit,
                              ContextView(self.banner, self.measures, self.view, self.prediction,
                                          lambda: self.tags_dialog))
+        self.image_overlay = ImageOverlay(self.view, self.heatmaps, self.settings.image_overlay)
         self.analysis = AnalysisRunner(engine_factory, self)
         self.loader = ImageLoader(self)
         self.controller = ViewerController(self.ui, self.analysis, self.loader,
@@ -157,15 +182,21 @@ class MainWindow(QMainWindow):
         self.heatmaps = HeatmapPanel(self)
         self.heatmaps.set_display(self.settings.opacity, self.settings.colormap)
         # A layout, not a splitter: the prediction panel keeps the height its wrapped text
-        # needs (splitters ignore height-for-width), the maps take the rest.
+        # needs (splitters ignore height-for-width), the maps take the rest; on a short screen
+        # the column scrolls rather than cut anything off.
         analysis = QWidget(self)
         al = QVBoxLayout(analysis)
         al.setContentsMargins(0, 0, 0, 0)
         al.addWidget(self.prediction, 0)
         al.addWidget(self.heatmaps, 1)
-        self.analysis_dock = _dock(self, "Prediction and evidence", "analysis", analysis,
+        scroll = QScrollArea(self)
+        scroll.setWidget(analysis)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.analysis_dock = _dock(self, "Prediction and evidence", "analysis", scroll,
                                    Qt.DockWidgetArea.RightDockWidgetArea)
-        self.analysis_dock.setMinimumWidth(560)
+        self.analysis_dock.setMinimumWidth(ANALYSIS_MIN_WIDTH)
         self.device_label = QLabel("Loading model...", self)
         self.model_label = QLabel("", self)
         self.image_label = QLabel("", self)
@@ -205,9 +236,13 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geo)
         state = self.settings.window_state()
         if state is None or not self.restoreState(state):
-            # First run: give the evidence maps about 45% of the width.
-            self.resizeDocks([self.thumbs_dock, self.analysis_dock],
-                             [240, int(self.width() * 0.45)], Qt.Orientation.Horizontal)
+            self.first_run_layout()
+
+    def first_run_layout(self) -> None:
+        """The image takes the most room: the list and the evidence column share the rest."""
+        self.resizeDocks([self.thumbs_dock, self.analysis_dock],
+                         [LIST_WIDTH, max(ANALYSIS_MIN_WIDTH, int(self.width() * ANALYSIS_SHARE))],
+                         Qt.Orientation.Horizontal)
 
     def _save_settings(self) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
@@ -232,6 +267,24 @@ class MainWindow(QMainWindow):
     def _on_display_changed(self) -> None:
         self.settings.opacity = self.heatmaps.alpha()
         self.settings.colormap = self.heatmaps.colormap_name()
+
+    def set_theme(self, name: str) -> None:
+        """Switch to the dark or the light theme (saved in the settings)."""
+        self.settings.theme = theme.apply_theme(name)
+        for key, a in self.act.theme.items():
+            a.setChecked(key == self.settings.theme)
+        self.prediction.refresh()
+        self.heatmaps.update()
+
+    def set_image_overlay(self, choice: str) -> None:
+        """Lay the benign or the malignant heat map over the main image, or none (saved)."""
+        self.image_overlay.set_choice(choice)
+        self.settings.image_overlay = self.image_overlay.choice()
+        for key, a in self.act.image_overlay.items():
+            a.setChecked(key == self.image_overlay.choice())
+        if choice != "none" and self.heatmaps.maps() is None:
+            self.statusBar().showMessage("The heat map goes over the image once it is computed",
+                                         5000)
 
     def set_device(self, device: str) -> None:
         """Re-create the engine on another device (auto, cpu, cuda, mps)."""
@@ -380,7 +433,7 @@ class MainWindow(QMainWindow):
         return dlg
 
     def _forget_batch(self, dlg: BatchDialog) -> None:
-        dlg.shutdown()
+        dlg.shutdown(0)
         if dlg in self.batch_dialogs:
             self.batch_dialogs.remove(dlg)
 
@@ -456,9 +509,9 @@ class MainWindow(QMainWindow):
     # --- closing -------------------------------------------------------------------------------
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
-        """Stop every background job and wait for them; True when all threads are idle."""
-        if self._closing:
-            return True
+        """Cancel every background job and wait up to ``timeout_ms`` for the running ones to
+        end; True when all threads are idle. Closing the window waits for none
+        (:data:`CLOSE_WAIT_MS`): a model call still running ends with the process."""
         self._closing = True
         self.cine.set_playing(False)
         if self.tags_dialog is not None:
@@ -479,6 +532,6 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self._save_settings()
-        self.shutdown()
+        self.shutdown(CLOSE_WAIT_MS)
         super().closeEvent(event)
 

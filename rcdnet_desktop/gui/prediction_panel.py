@@ -1,7 +1,9 @@
-"""The prediction in words and numbers: likelihood band, class, probability, input and warnings.
+"""The prediction in words and numbers: warnings first, then the band, probability and input.
 
 The words come from :mod:`rcdnet_desktop.gui.wording`, shared with the image list and the batch
-table.
+table; the colours from :mod:`rcdnet_desktop.gui.theme`. What the band means at the model's
+measured sensitivity comes from the model card's operating point
+(:class:`~rcdnet_desktop.core.operating_point.OperatingPoint`).
 """
 
 from __future__ import annotations
@@ -18,97 +20,101 @@ from rcdnet_desktop.core.lexicon import (
     descriptor_words,
 )
 from rcdnet_desktop.core.measure import Calibration
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Prediction
-from rcdnet_desktop.gui import wording
+from rcdnet_desktop.gui import theme, wording
 
 NOT_A_DIAGNOSIS = "Decision support, not a diagnosis."
 UNTRAINED_TEXT = ("UNTRAINED MODEL: never trained on breast ultrasound. Its outputs are "
                   "arbitrary and must not inform any decision.")
+WARNING_BANNER_STYLE = ("background: #ffb74d; color: #1b1b1b; border: 2px solid #e65100;"
+                        "padding: 6px; border-radius: 3px; font-weight: bold;")
+"""Amber with dark text: reads the same on the dark and the light theme."""
 _SUGGESTIONS = SUGGESTIONS_NOTE[0].upper() + SUGGESTIONS_NOTE[1:] + "."
 SHORT_NOTE = "Suggestions, not a BI-RADS assessment (hover for how they were measured)."
-COLOURS = {"benign": "#2e7d32", "malignant": "#c62828"}
-SUSPICIOUS_COLOUR = "#c62828"
-OUTSIDE_USE_COLOUR = "#e65100"  # orange: the intended-use warnings' colour, bold
+CLASS_TIP = ("The class with the higher probability (the label changes at 0.5). The likelihood "
+             "band above, and the suspicious cut-off, say more than the label.")
+
+
+def _wrapped(text: str, parent: QWidget) -> QLabel:
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 class PredictionPanel(QWidget):
     """Shows one :class:`~rcdnet_desktop.core.types.Prediction`.
 
-    From the top: the likelihood band as the headline (with "suspicious" when flagged), the
-    class label beside the calibrated probability and its bar, what the band means, a notice
-    when no lesion was found with confidence, the input (where the lesion box came from), what
-    the model sees in the box in the BI-RADS lexicon's words (or that it needs a box),
-    the model version, the other warnings and the decision-support note.
+    From the top: the UNTRAINED banner, a warning banner (intended-use and other warnings, in
+    words), the likelihood band as the headline (neutral when it is the indeterminate band
+    around the cut-off, red above it, green below it, orange when outside intended use), the
+    calibrated probability with its bar and the class label (small, neutral), what the
+    suspicious cut-off means at the measured sensitivity, what the band means, a notice when no
+    lesion was found with confidence, the input, what the model sees in the box in the BI-RADS
+    lexicon's words (or that it needs a box), the model version and the decision-support note.
+    Every text wraps, so the panel is never cut off at its width.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.untrained_banner = QLabel(UNTRAINED_TEXT, self)
-        self.untrained_banner.setWordWrap(True)
+        self.untrained_banner = _wrapped(UNTRAINED_TEXT, self)
         self.untrained_banner.setStyleSheet(
             "background: #b71c1c; color: white; font-weight: bold; padding: 6px;"
             "border-radius: 3px;")
         self.untrained_banner.hide()
-        self.headline = QLabel(self)
-        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.headline.setWordWrap(True)
-        self.label = QLabel(self)
-        self.label.setStyleSheet("font-size: 20pt; font-weight: bold;")
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.probability = QLabel(self)
-        self.probability.setStyleSheet("font-size: 12pt;")
+        self.warnings = _wrapped("", self)  # the warning banner, above the result
+        self.warnings.setStyleSheet(WARNING_BANNER_STYLE)
+        self.warnings.hide()
+        self.headline = _wrapped("", self)
+        self.probability = _wrapped("", self)
+        self.label = _wrapped("", self)  # the class label; the waiting text without a result
+        self.label.setToolTip(CLASS_TIP)
         self.bar = QProgressBar(self)
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(False)
-        self.bar.setFixedHeight(14)
+        self.bar.setFixedHeight(10)
         self.bar.setToolTip("Calibrated probability of malignancy (0 left, 1 right)")
-        self.band_note = QLabel(self)
-        self.band_note.setWordWrap(True)
+        self.cutoff = _wrapped("", self)
+        self.cutoff.setStyleSheet("font-size: 9pt;")
+        self.cutoff.hide()
+        self.band_note = _wrapped("", self)
         self.band_note.setStyleSheet("font-size: 9pt;")
-        self.no_lesion = QLabel(wording.NO_LESION_TEXT, self)
-        self.no_lesion.setWordWrap(True)
-        self.no_lesion.setStyleSheet(
-            "background: #fff3e0; color: #6d3a00; border: 1px solid #e65100; padding: 6px;"
-            "border-radius: 3px; font-weight: bold;")
+        self.no_lesion = _wrapped(wording.NO_LESION_TEXT, self)
+        self.no_lesion.setStyleSheet(WARNING_BANNER_STYLE)
         self.no_lesion.hide()
-        self.mode = QLabel(self)
-        self.mode.setWordWrap(True)
-        self.lexicon = QLabel(self)
-        self.lexicon.setWordWrap(True)
+        self.mode = _wrapped("", self)
+        self.lexicon = _wrapped("", self)
         self.lexicon.setTextFormat(Qt.TextFormat.RichText)
-        self.lexicon.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.lexicon.setFrameShape(QFrame.Shape.StyledPanel)
         self.lexicon.setStyleSheet("padding: 4px;")
         self.lexicon.setToolTip(_SUGGESTIONS)
         self.lexicon.hide()
-        self.version = QLabel(self)
-        self.warnings = QLabel(self)
-        self.warnings.setWordWrap(True)
-        self.warnings.setStyleSheet("color: #e65100;")
-        self.warnings.hide()
-        self.note = QLabel(f"<b>{NOT_A_DIAGNOSIS}</b> The clinician's own reading decides.",
-                           self)
-        self.note.setWordWrap(True)
+        self.version = _wrapped("", self)
+        self.note = _wrapped(f"<b>{NOT_A_DIAGNOSIS}</b> The clinician's own reading decides.",
+                             self)
         self.note.setFrameShape(QFrame.Shape.StyledPanel)
         self.note.setStyleSheet("padding: 4px;")
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.label)
-        row.addSpacing(12)
-        row.addWidget(self.probability, 1, Qt.AlignmentFlag.AlignBottom)
+        row.addWidget(self.probability, 1)
+        row.addWidget(self.label, 0, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom)
         lay = QVBoxLayout(self)
         lay.addWidget(self.untrained_banner)
+        lay.addWidget(self.warnings)
         lay.addWidget(self.headline)
         lay.addLayout(row)
         lay.addWidget(self.bar)
+        lay.addWidget(self.cutoff)
         lay.addWidget(self.band_note)
         lay.addWidget(self.no_lesion)
         lay.addWidget(self.mode)
         lay.addWidget(self.lexicon)
         lay.addWidget(self.version)
-        lay.addWidget(self.warnings)
         lay.addWidget(self.note)
         self._prediction: Prediction | None = None
+        self._waiting = ("No image open", "")
+        self.operating_point = OperatingPoint.from_card(None)
         self._calibration: Calibration | None = None
         self.set_waiting("No image open")
 
@@ -125,16 +131,24 @@ class PredictionPanel(QWidget):
     def set_model_version(self, version: str) -> None:
         self.version.setText(f"Model version {version}" if version else "")
 
+    def set_operating_point(self, op: OperatingPoint) -> None:
+        """The loaded model's cut-off and measured sensitivity (from its card)."""
+        self.operating_point = op
+        self.refresh()
+
     def set_waiting(self, text: str, mode: str = "") -> None:
         """No prediction yet: say why (loading model, classifying, unreadable file...)."""
         self._prediction = None
+        self._waiting = (text, mode)
         self.headline.setText("")
         self.headline.hide()
         self.label.setText(text)
-        self.label.setStyleSheet("font-size: 14pt; font-weight: bold; color: palette(mid);")
+        self.label.setStyleSheet(f"font-size: 13pt; font-weight: bold; "
+                                 f"color: {theme.colour('muted')};")
         self.probability.setText("")
         self.bar.setValue(0)
         self.bar.setEnabled(False)
+        self.cutoff.hide()
         self.band_note.setText("")
         self.band_note.hide()
         self.no_lesion.hide()
@@ -143,25 +157,33 @@ class PredictionPanel(QWidget):
             self.set_mode(mode)
         self.warnings.hide()
 
+    def tone(self, p: Prediction) -> str:
+        """How the headline is coloured: "outside" (intended use), else the band's tone."""
+        if p.outside_intended_use:
+            return "outside"
+        return self.operating_point.tone(p.band)
+
     def set_prediction(self, p: Prediction) -> None:
         self._prediction = p
-        colour = COLOURS.get(p.label, "palette(text)")
+        colour = theme.colour(self.tone(p))
+        banner = wording.warning_banner(p)
+        self.warnings.setText(banner)
+        self.warnings.setVisible(bool(banner))
         self.headline.setText(wording.band_headline(p))
-        self.headline.setStyleSheet(
-            "font-size: 18pt; font-weight: bold;"
-            + (f" color: {OUTSIDE_USE_COLOUR};" if p.outside_intended_use
-               else f" color: {SUSPICIOUS_COLOUR};" if p.suspicious else ""))
+        self.headline.setStyleSheet(f"font-size: 18pt; font-weight: bold; color: {colour};")
         self.headline.setToolTip(wording.SUSPICIOUS_TIP if p.suspicious else "")
         self.headline.show()
+        self.probability.setText(f"P(malignant) = {p.p_malignant:.2f} (calibrated)")
+        self.probability.setStyleSheet("font-size: 12pt;")
         words = p.label.capitalize()
-        if p.untrained:
-            words = f"UNTRAINED {words.lower()}"
-        self.label.setStyleSheet(f"font-size: 14pt; font-weight: bold; color: {colour};")
-        self.label.setText(words)
-        self.probability.setText(f"P(malignant) = {p.p_malignant:.2f}")
+        self.label.setText(f"UNTRAINED {words.lower()}" if p.untrained else words)
+        self.label.setStyleSheet(f"font-size: 9pt; color: {theme.colour('muted')};")
         self.bar.setEnabled(True)
         self.bar.setValue(int(round(1000 * p.p_malignant)))
         self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; }}")
+        cutoff = self.operating_point.sensitivity_sentence(bool(p.suspicious))
+        self.cutoff.setText(cutoff)
+        self.cutoff.setVisible(bool(cutoff))
         self.band_note.setText(wording.band_note(p))
         self.band_note.show()
         self.no_lesion.setVisible(wording.no_lesion_found(p))
@@ -170,12 +192,13 @@ class PredictionPanel(QWidget):
         self.set_model_version(p.model_version)
         if p.untrained:
             self.set_untrained(True)
-        warnings = wording.other_warnings(p)
-        if warnings:
-            self.warnings.setText("Warning: " + " ".join(warnings))
-            self.warnings.show()
+
+    def refresh(self) -> None:
+        """Show again what is shown, in the colours of the theme now in use."""
+        if self._prediction is not None:
+            self.set_prediction(self._prediction)
         else:
-            self.warnings.hide()
+            self.set_waiting(*self._waiting)
 
     def _set_lexicon(self, p: Prediction) -> None:
         if p.descriptors:  # two columns keep the section short beside the heat maps
@@ -200,6 +223,10 @@ class PredictionPanel(QWidget):
 
     def headline_text(self) -> str:
         return self.headline.text() if not self.headline.isHidden() else ""
+
+    def warning_text(self) -> str:
+        """The warning banner's words ("" when there is none)."""
+        return self.warnings.text() if not self.warnings.isHidden() else ""
 
     def lexicon_text(self) -> str:
         """The lexicon section as plain text ("" while hidden)."""

@@ -51,3 +51,20 @@ def window_level(pixels: np.ndarray, window: float, level: float) -> np.ndarray:
 
 DEFAULT_WINDOW = 255.0
 DEFAULT_LEVEL = 127.5
+
+
+def downscale(a: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy of image or map ``a`` no larger than ``max_side`` on its long side, and the scale.
+
+    Area-averaged (OpenCV's ``INTER_AREA``); ``a`` itself, with scale 1, when it already fits.
+    Used for everything the viewer only shows (the main image, the evidence panels, heat maps
+    over the image): a large image is never turned into a full-size pixmap.
+    """
+    h, w = a.shape[:2]
+    scale = min(1.0, max_side / max(h, w, 1))
+    if scale >= 1.0:
+        return a, 1.0
+    import cv2  # only for images that need it (it costs start-up time)
+
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.ascontiguousarray(cv2.resize(a, size, interpolation=cv2.INTER_AREA)), scale

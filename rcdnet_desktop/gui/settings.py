@@ -115,6 +115,26 @@ class Settings:
         self.q.setValue("display/show_outline", bool(value))
 
     @property
+    def theme(self) -> str:
+        """"dark" (the default) or "light"."""
+        v = str(self._get("display/theme", "dark", str))
+        return v if v in ("dark", "light") else "dark"
+
+    @theme.setter
+    def theme(self, value: str) -> None:
+        self.q.setValue("display/theme", str(value))
+
+    @property
+    def image_overlay(self) -> str:
+        """Which heat map is laid over the main image: "none", "benign" or "malignant"."""
+        v = str(self._get("display/image_overlay", "none", str))
+        return v if v in ("none", "benign", "malignant") else "none"
+
+    @image_overlay.setter
+    def image_overlay(self, value: str) -> None:
+        self.q.setValue("display/image_overlay", str(value))
+
+    @property
     def cam_method(self) -> str:
         return str(self._get("model/cam_method", "", str) or "")
 

@@ -11,14 +11,16 @@ own small wrapper.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QStyle, QToolBar, QWidget
 
-from rcdnet_desktop.gui.settings import DEVICE_LABELS, DEVICES
+from rcdnet_desktop.gui.image_overlay import CHOICES as OVERLAY_CHOICES
+from rcdnet_desktop.gui.settings import DEVICE_LABELS
+from rcdnet_desktop.gui.theme import THEMES
 from rcdnet_desktop.gui.viewer_protocols import ActionState
 
 if TYPE_CHECKING:
@@ -63,6 +65,8 @@ class WindowActions:
     device: dict[str, QAction]
     recent_menu: QMenu
     toolbar: QToolBar
+    theme: dict[str, QAction] = field(default_factory=dict)
+    image_overlay: dict[str, QAction] = field(default_factory=dict)
 
 
 def _new(window: QWidget, text: str, shortcuts: Sequence[Shortcut], tip: str) -> QAction:
@@ -154,26 +158,33 @@ def build_actions(w: MainWindow) -> WindowActions:
     )
     acts["outline"].setChecked(w.settings.show_outline)
     w.view.set_outline_visible(acts["outline"].isChecked())
-    device = _device_actions(w)
-    recent_menu = _build_menus(w, acts, device)
+    device = _choice_actions(w, DEVICE_LABELS, w.settings.device, w.set_device)
+    theme = _choice_actions(w, THEMES, w.settings.theme, w.set_theme)
+    image_overlay = _choice_actions(w, OVERLAY_CHOICES, w.settings.image_overlay,
+                                    w.set_image_overlay)
+    recent_menu = _build_menus(w, acts, device, theme, image_overlay)
     toolbar = _build_toolbar(w, acts)
-    return WindowActions(**acts, device=device, recent_menu=recent_menu, toolbar=toolbar)
+    return WindowActions(**acts, device=device, recent_menu=recent_menu, toolbar=toolbar,
+                         theme=theme, image_overlay=image_overlay)
 
 
-def _device_actions(w: MainWindow) -> dict[str, QAction]:
+def _choice_actions(w: MainWindow, texts: dict[str, str], current: str,
+                    slot: Callable[[str], object]) -> dict[str, QAction]:
+    """One checkable action per key of ``texts``, exclusive; each calls ``slot(key)``."""
     group = QActionGroup(w)
     out: dict[str, QAction] = {}
-    for dev in DEVICES:
-        a = QAction(DEVICE_LABELS[dev], w, checkable=True)
-        a.setData(dev)
-        a.setChecked(dev == w.settings.device)
-        a.triggered.connect(lambda _checked=False, d=dev: w.set_device(d))
+    for key, text in texts.items():
+        a = QAction(text, w, checkable=True)
+        a.setData(key)
+        a.setChecked(key == current)
+        a.triggered.connect(lambda _checked=False, k=key: slot(k))
         group.addAction(a)
-        out[dev] = a
+        out[key] = a
     return out
 
 
-def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction]) -> QMenu:
+def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction],
+                 theme: dict[str, QAction], image_overlay: dict[str, QAction]) -> QMenu:
     """Fill the menu bar; return the (empty) recent-files menu."""
     mb = w.menuBar()
     m = mb.addMenu("&File")
@@ -192,7 +203,9 @@ def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction
     m.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["actual"]])
     m.addSeparator()
     m.addActions([a["overlay"], a["outline"], a["reset_wl"], a["play"]])
+    m.addMenu("Heat map over the &image").addActions(list(image_overlay.values()))
     m.addSeparator()
+    m.addMenu("&Theme").addActions(list(theme.values()))
     m.addActions([w.thumbs_dock.toggleViewAction(), w.analysis_dock.toggleViewAction()])
     m.addAction(a["tags"])
     m = mb.addMenu("&PACS")

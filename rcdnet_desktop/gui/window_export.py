@@ -27,9 +27,14 @@ def export_job(controller: ViewerController, panel: HeatmapPanel) -> ExportJob |
     maps = controller.current_maps()
     if doc is None or doc.record is None or maps is None:
         return None
+    from rcdnet_desktop.core.operating_point import OperatingPoint
+
     pixels = controller.frames.get(doc, doc.frame)
+    engine = controller.engine
     return ExportJob(doc.record, pixels, maps, doc.frame, panel.colormap_name(), panel.alpha(),
-                     controller.measured())
+                     operating_point=OperatingPoint.from_card(
+                         engine.card if engine is not None else None),
+                     measurements=controller.measured())
 
 
 def confirm_overwrite(parent: QWidget, path: Path) -> bool:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QLabel, QMainWindow
 
 from rcdnet_desktop.core.context import ImageContext
 from rcdnet_desktop.core.measure import Measured
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey
 from rcdnet_desktop.gui.engine import Engine
@@ -190,6 +191,7 @@ class WindowView:
                                   + (" (UNTRAINED)" if info.untrained else ""))
         self.prediction.set_model_version(info.model_version)
         self.prediction.set_untrained(info.untrained)
+        self.prediction.set_operating_point(OperatingPoint.from_card(engine.card))
         for dlg in self.batch_dialogs:
             dlg.set_engine(engine)
 

@@ -128,11 +128,43 @@ def other_warnings(p: Prediction) -> list[str]:
             if not w.startswith(head) and not (p.untrained and "UNTRAINED" in w)]
 
 
+def warning_banner(p: Prediction) -> str:
+    """The words of the banner above the result: the warnings the panel does not state on
+    their own, headed "Outside intended use" when a check flagged the image; "" when none."""
+    words = other_warnings(p)
+    if not words:
+        return OUTSIDE_INTENDED_USE if p.outside_intended_use else ""
+    head = OUTSIDE_INTENDED_USE if p.outside_intended_use else "Warning"
+    if len(words) == 1:
+        return f"{head}: {words[0]}"
+    return f"{head}:" + "".join(f"\n\N{BULLET} {_capitalised(w)}" for w in words)
+
+
+def list_mark(p: Prediction) -> str:
+    """The short mark a warning puts in the image list ("" when none)."""
+    if p.outside_intended_use:
+        return OUTSIDE_INTENDED_USE.lower()
+    if other_warnings(p):
+        return "warning"
+    if no_lesion_found(p):
+        return "no lesion found"
+    return ""
+
+
+def status_words(p: Prediction) -> str:
+    """A result's status in the batch table: "ok", or the warnings in words."""
+    if not p.warnings:
+        return "ok"
+    head = OUTSIDE_INTENDED_USE.lower() if p.outside_intended_use else "warning"
+    return f"{head}: {'; '.join(p.warnings)}"
+
+
 def list_text(p: Prediction) -> str:
-    """The prediction under a file name in the image list (two short lines)."""
+    """The prediction under a file name in the image list (two short lines, and a warning
+    mark above them when there is a warning)."""
     text = f"{p.display_label}, {band_text(p)}\nP(malignant) {p.p_malignant:.2f}"
-    return f"\N{WARNING SIGN} {OUTSIDE_INTENDED_USE.lower()}\n{text}" if p.outside_intended_use \
-        else text
+    mark = list_mark(p)
+    return f"\N{WARNING SIGN} {mark}\n{text}" if mark else text
 
 
 __all__ = [
@@ -146,8 +178,11 @@ __all__ = [
     "band_text",
     "box_source_words",
     "input_words",
+    "list_mark",
     "list_text",
     "no_lesion_found",
     "other_warnings",
     "pending_input_words",
+    "status_words",
+    "warning_banner",
 ]

@@ -177,14 +177,17 @@ def test_panels_keep_image_resolution_and_panel0_is_the_image(h, w, rgb):
 
 
 def test_overlay_panels_match_blend():
+    from rcdnet_desktop.core.evidence_scale import shared_scale
     from rcdnet_desktop.core.overlay import blend
 
     pixels = speckle(120, 160)
     hm = make_heatmaps(120, 160)
     report = render_report(pixels, hm, when=WHEN, colormap="viridis", alpha=0.3)
     crop = report.layout.crop
-    assert np.array_equal(crop(report.image, 1), blend(pixels, hm.benign, 0.3, "viridis"))
-    assert np.array_equal(crop(report.image, 2), blend(pixels, hm.malignant, 0.3, "viridis"))
+    # Both maps on the one shared scale (each weighted by its class's probability).
+    benign, malignant = shared_scale(hm)
+    assert np.array_equal(crop(report.image, 1), blend(pixels, benign, 0.3, "viridis"))
+    assert np.array_equal(crop(report.image, 2), blend(pixels, malignant, 0.3, "viridis"))
 
 
 def test_text_scales_with_image_size():
@@ -789,3 +792,92 @@ def test_every_format_is_written_through_the_table(tmp_path, dicom_record):
     assert str(ds.PatientID) == PATIENT.patient_id  # the writer passed include_patient on
     cine = ImageRecord(path=Path("cine.dcm"), pixels=speckle(10, 10), frame_count=5)
     assert export_file_name(cine, 2, "pdf", "heatmaps") == "cine_frame3_heatmaps.pdf"
+
+
+# --- shared evidence scale, colour bar, operating point, method names --------------------------
+
+
+def _colour_bar_row(report) -> np.ndarray:
+    """The row of the scale band where the colour bar is widest (its coloured pixels)."""
+    band = report.layout.scale_band
+    rows = report.image[band.y : band.y + band.h].astype(int)
+    coloured = np.abs(rows - rows.mean(axis=2, keepdims=True)).sum(axis=2) > 30
+    widest = int(np.argmax(coloured.sum(axis=1)))
+    return rows[widest][coloured[widest]]
+
+
+def test_report_has_a_colour_bar_under_the_evidence_panels():
+    from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION
+    from rcdnet_desktop.core.overlay import colorize
+
+    report = render_report(speckle(150, 200), make_heatmaps(150, 200), when=WHEN,
+                           colormap="jet")
+    layout = report.layout
+    band = layout.scale_band
+    assert band is not None
+    assert band.y >= layout.panels[1].y + layout.panels[1].h  # under the panels
+    assert band.y + band.h <= layout.text_band.y  # above the text, so the PDF figure has it
+    bar = _colour_bar_row(report)
+    assert len(bar) > 100
+    # It runs through the colour map from its low end to its high end.
+    low, high = colorize(np.array([[0.0, 1.0]], np.float32), "jet")[0].astype(int)
+    assert np.abs(bar[0] - low).sum() < 40 and np.abs(bar[-1] - high).sum() < 40
+    assert SCALE_CAPTION.lower() in report.text
+
+
+def test_pdf_figure_holds_the_colour_bar(tmp_path):
+    report = render_report(speckle(150, 200), make_heatmaps(150, 200), when=WHEN)
+    data = export_pdf(tmp_path / "bar.pdf", report).read_bytes()
+    figure = report.image[: report.layout.text_band.y]
+    h, w = figure.shape[:2]
+    found = False
+    for m in re.finditer(rb"<<(.*?)>>\s*stream\r?\n(.*?)endstream", data, re.S):
+        head = m.group(1)
+        if b"/Image" in head and re.search(rb"/Width %d\b" % w, head) \
+                and re.search(rb"/Height %d\b" % h, head):
+            pixels = np.frombuffer(inflate(m.group(2)), np.uint8)[: h * w * 3]
+            assert np.array_equal(pixels.reshape(h, w, 3), figure)
+            found = True
+    assert found
+    band = report.layout.scale_band
+    assert band.y + band.h <= h  # the colour bar is part of the figure on the page
+
+
+def test_report_names_the_method_in_plain_words():
+    from rcdnet_desktop.core.explain import FAST
+
+    base = make_heatmaps(80, 100)
+    report = render_report(speckle(80, 100), HeatMaps(base.benign, base.malignant, FAST,
+                                                      base.prediction), when=WHEN)
+    line = next(x.text for x in report.lines if x.text.startswith("Heat maps:"))
+    assert line.startswith("Heat maps: Grad-CAM (closed form);")
+    assert "fast" not in line.lower()
+    assert report.summary["Heat map method"] == "Grad-CAM (closed form)"
+
+
+def test_report_says_what_the_cut_off_means_when_the_card_measured_it():
+    from types import SimpleNamespace
+
+    from rcdnet_desktop.core.operating_point import OperatingPoint
+
+    op = OperatingPoint.from_card(SimpleNamespace(operating_point={
+        "suspicious_threshold": 0.16,
+        "at_threshold_internal": {"recall": {"value": 0.9}},
+        "at_threshold_external": {"recall": {"value": 0.7556}}}))
+    hm = make_heatmaps(80, 100, p_malignant=0.07)
+    text = render_report(speckle(80, 100), hm, when=WHEN, operating_point=op).text
+    assert "Below the suspicious cut-off (0.16)" in text
+    assert "90% of cancers in internal validation and 76% at another hospital" in text
+    assert "cut-off" not in render_report(speckle(80, 100), hm, when=WHEN).text
+
+
+def test_report_text_leads_with_the_warnings_then_the_band_as_the_screen_does():
+    report = render_report(speckle(80, 100),
+                           make_heatmaps(80, 100, warnings=("colour overlay detected",)),
+                           when=WHEN)
+    texts = [line.text for line in report.lines]
+    first = {key: next(i for i, t in enumerate(texts) if t.startswith(key))
+             for key in ("Warning:", "Likelihood band:", "Probability of malignancy",
+                         "Prediction:")}
+    assert first["Warning:"] < first["Likelihood band:"] < first["Probability of malignancy"] \
+        < first["Prediction:"]

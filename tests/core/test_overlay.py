@@ -191,3 +191,26 @@ def test_description_follows_the_map_not_a_template():
     a = describe_evidence(gaussian(200, 300, 30, 20, 6))
     b = describe_evidence(gaussian(200, 300, 270, 180, 60))
     assert a != b
+
+
+def test_a_large_map_is_summarised_like_its_small_copy():
+    """Maps above SUMMARY_MAX_SIDE are measured on an area-averaged copy: same words, the peak
+    and centroid given back in the large map's pixels."""
+    from rcdnet_desktop.core.overlay import SUMMARY_MAX_SIDE, describe_evidence, summarize_evidence
+    from rcdnet_desktop.core.types import Box
+
+    def blob(side: int) -> np.ndarray:
+        yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side
+        return np.exp(-((xx - 0.7) ** 2 + (yy - 0.3) ** 2) / 0.005).astype(np.float32)
+
+    big_side = 2 * SUMMARY_MAX_SIDE + 100
+    small, big = blob(500), blob(big_side)
+    k = big_side / 500
+    roi_small = Box(300, 50, 150, 150)
+    roi_big = Box(round(300 * k), round(50 * k), round(150 * k), round(150 * k))
+    s_small, s_big = summarize_evidence(small, roi_small), summarize_evidence(big, roi_big)
+    assert describe_evidence(big, roi_big) == describe_evidence(small, roi_small)
+    assert abs(s_big.peak[0] / k - s_small.peak[0]) <= 2
+    assert abs(s_big.peak[1] / k - s_small.peak[1]) <= 2
+    assert abs(s_big.centroid[0] / k - s_small.centroid[0]) <= 2
+    assert s_big.roi_relation == s_small.roi_relation == "inside"

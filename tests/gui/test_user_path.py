@@ -246,6 +246,8 @@ def test_every_shortcut(session, study, qtbot):
 
 def test_every_toolbar_button(session, study, qtbot):
     w, dialogs = session
+    w.resize(1280, 720)  # the smallest screen the toolbar is laid out for
+    qtbot.wait(20)
     dialogs.folder = str(study)
     names = _names(w)
     tb = w.act.toolbar

@@ -46,8 +46,11 @@ def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot)
         assert view.picture() is not None and not view.picture().isNull()
     for label in w.heatmaps.descriptions:
         assert label.text().startswith("Strongest in the")
-    assert [t.text() for t in w.heatmaps.titles] == ["<b>Evidence for benign</b>",
-                                                     "<b>Evidence for malignant</b>"]
+    # Each map's title gives its class's probability: the maps share one scale weighted by it.
+    assert [t.text() for t in w.heatmaps.titles] == [
+        f"<b>Evidence for benign</b> (P\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}{pred.p_benign:.2f})",
+        f"<b>Evidence for malignant</b> (P\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}"
+        f"{pred.p_malignant:.2f})"]
     assert "malignant" in w.thumbs.item_text(doc.doc_id)
     assert "CPU" in w.device_label.text()
     assert "160 x 120 px" in w.image_label.text()

@@ -2,10 +2,13 @@
 
 No Qt here. :func:`render_report` draws, at the image's OWN resolution (nothing is rescaled),
 three panels side by side -- the plain image, "Evidence for benign" and "Evidence for
-malignant" -- with a title band above them and a text band below: the prediction in words, the
-calibrated probability of malignancy and its likelihood band, the input mode with where the
-lesion box came from (drawn by the user or found automatically), the heat-map method, a
-plain-language line
+malignant" -- with a title band above them, a colour bar under the evidence panels (both maps
+share one scale, weighted by each class's probability: :mod:`rcdnet_desktop.core.evidence_scale`)
+and a text band below: the prediction in words, the
+calibrated probability of malignancy and its likelihood band (with what the suspicious cut-off
+means at the measured sensitivity, when an :class:`OperatingPoint` is given), the input mode
+with where the lesion box came from (drawn by the user or found automatically), the heat-map
+method by its display name, a plain-language line
 per map, the model version, the device, date and time, the source file name, patient name and ID
 only when a :class:`PatientInfo` is passed, any intended-use warnings, and the permanent note
 "Decision support only - not a diagnosis.". The lesion box, when the prediction has one, is the box
@@ -31,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION, SCALE_ENDS, shared_scale
+from rcdnet_desktop.core.explain import METHOD_LABELS
 from rcdnet_desktop.core.lexicon import SECTION_TITLE, lexicon_words
 from rcdnet_desktop.core.measure import (
     Calibration,
@@ -38,6 +43,7 @@ from rcdnet_desktop.core.measure import (
     draw_measurements,
     measurement_lines,
 )
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.overlay import (
     DEFAULT_ALPHA,
     DEFAULT_COLORMAP,
@@ -82,6 +88,9 @@ class ReportLayout:
         The band below the panels holding the report text.
     font_px : int
         Size of the body text, scaled with the image so small and large reports stay legible.
+    scale_band : Box or None
+        The band between the panels and the text holding the colour bar and its caption (part
+        of the figure, so the PDF shows it too).
     """
 
     width: int
@@ -90,6 +99,7 @@ class ReportLayout:
     title_band: Box
     text_band: Box
     font_px: int
+    scale_band: Box | None = None
 
     def crop(self, image: np.ndarray, index: int) -> np.ndarray:
         """Return panel ``index`` (0 plain, 1 benign, 2 malignant) of a report image."""
@@ -215,6 +225,11 @@ def describe_band(p: Prediction) -> str:
     return text
 
 
+def method_label(method: str) -> str:
+    """A heat-map method's display name ("Grad-CAM (closed form)"), not its internal key."""
+    return METHOD_LABELS.get(method, method)
+
+
 def report_lines(
     heatmaps: HeatMaps,
     *,
@@ -223,14 +238,17 @@ def report_lines(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
     source_name: str = "",
+    operating_point: OperatingPoint | None = None,
     measurements: Sequence[Measured] = (),
     calibration: Calibration | None = None,
 ) -> tuple[ReportLine, ...]:
     """Return the report's text lines (the same text goes into the PNG band and the PDF).
 
-    Patient identifiers are included only when ``patient`` is given and not empty; the
-    caliper ``measurements`` are listed with their lengths after the input, and the lesion
-    box's size is given in mm when ``calibration`` knows the image's scale.
+    Patient identifiers are included only when ``patient`` is given and not empty. With the
+    model's ``operating_point``, a line says what the suspicious cut-off means at the
+    sensitivity measured there. The caliper ``measurements`` are listed with their lengths
+    after the input, and the lesion box's size is given in mm when ``calibration`` knows the
+    image's scale.
     """
     p = heatmaps.prediction
     benign_words, malignant_words = evidence_sentences(heatmaps)
@@ -243,17 +261,26 @@ def report_lines(
                 "alert",
             )
         )
-    else:
-        lines.append(ReportLine(f"Prediction: {p.display_label}"))
-    lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
+    # As on screen: the warnings first, then the band, the probability and what the cut-off
+    # means, and the class after them.
+    for warning in p.warnings:
+        lines.append(ReportLine(f"Warning: {warning}", "warning"))
     lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
+    lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
+    meaning = operating_point.sensitivity_sentence(bool(p.suspicious)) if operating_point \
+        else ""
+    if meaning:
+        lines.append(ReportLine(meaning))
+    if not p.untrained:
+        lines.append(ReportLine(f"Prediction: {p.display_label}"))
     lines.append(ReportLine(f"Input: {describe_input(p, calibration)}"))
     lines.extend(ReportLine(text) for text in measurement_lines(measurements))
     lexicon = lexicon_words(p)
     if lexicon:
         lines.append(ReportLine(f"{SECTION_TITLE}: {lexicon}"))
     lines.append(
-        ReportLine(f"Heat maps: {heatmaps.method}; colour map {colormap}, opacity {alpha:.2f}")
+        ReportLine(f"Heat maps: {method_label(heatmaps.method)}; {SCALE_CAPTION.lower()}; "
+                   f"colour map {colormap}, opacity {alpha:.2f}")
     )
     lines.append(ReportLine(f"Evidence for benign: {benign_words}"))
     lines.append(ReportLine(f"Evidence for malignant: {malignant_words}"))
@@ -266,8 +293,6 @@ def report_lines(
         lines.append(ReportLine(f"Source: {source}"))
     if patient is not None and not patient.is_empty():
         lines.append(ReportLine(_patient_text(patient)))
-    for warning in p.warnings:
-        lines.append(ReportLine(f"Warning: {warning}", "warning"))
     lines.append(ReportLine(DECISION_SUPPORT_NOTE, "note"))
     return tuple(lines)
 
@@ -283,7 +308,8 @@ def _summary(heatmaps: HeatMaps, when: datetime, source_name: str,
         "Input mode": describe_input(p, calibration),
         "Lesion box": BOX_SOURCE_TEXT.get(p.box_source, "") or "none",
         "Likelihood band": describe_band(p),
-        "Heat map method": heatmaps.method,
+        "Heat map method": method_label(heatmaps.method),
+        "Heat map scale": SCALE_CAPTION,
         "Model version": p.model_version,
         "Device": p.device,
         "Creation Time": _format_when(when),
@@ -377,6 +403,29 @@ def _draw_region(rgb: np.ndarray, region: Box, thickness: int) -> None:
     _ring(rgb, region, max(1, thickness // 2), 0, _REGION)
 
 
+@dataclass(frozen=True)
+class _ScaleGeometry:
+    """Where the colour bar row lies: the span of its words and bar, and the bar itself."""
+
+    x0: int
+    x1: int
+    bar_x0: int
+    bar_x1: int
+    pad: int
+
+
+def _scale_geometry(draw, font, panels, width: int, margin: int, top: int) -> _ScaleGeometry:
+    """Under the two evidence panels when the bar fits there, else across the whole width."""
+    pad = max(3, round(_text_width(draw, " ", font)))
+    left = int(np.ceil(_text_width(draw, SCALE_ENDS[0], font))) + pad
+    right = int(np.ceil(_text_width(draw, SCALE_ENDS[1], font))) + pad
+    x0, x1 = panels[1].x, panels[2].x + panels[2].w
+    if x1 - x0 - left - right < 60:
+        x0, x1 = margin, width - margin
+    bar_x0, bar_x1 = x0 + left, max(x0 + left + 8, x1 - right)
+    return _ScaleGeometry(x0, x1, bar_x0, min(bar_x1, width), pad)
+
+
 def render_report(
     pixels: np.ndarray,
     heatmaps: HeatMaps,
@@ -386,6 +435,7 @@ def render_report(
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
     source_name: str = "",
+    operating_point: OperatingPoint | None = None,
     measurements: Sequence[Measured] = (),
     calibration: Calibration | None = None,
 ) -> Report:
@@ -405,6 +455,8 @@ def render_report(
         Colour map and opacity of the overlays, as shown on screen.
     source_name : str
         The source file's name (not its full path, which may carry identifiers).
+    operating_point : OperatingPoint, optional
+        The model's cut-off and measured sensitivity: a line says what the cut-off means.
     measurements : sequence of Measured
         Caliper lines on the frame, drawn on every panel with their lengths and listed in
         the text (:mod:`rcdnet_desktop.core.measure`).
@@ -428,11 +480,14 @@ def render_report(
     p = heatmaps.prediction
     benign = _full_size(heatmaps.benign, (h, w), p.roi, "benign")
     malignant = _full_size(heatmaps.malignant, (h, w), p.roi, "malignant")
+    # Both maps on one scale, weighted by each class's probability (as on screen).
+    benign, malignant = shared_scale(HeatMaps(benign, malignant, heatmaps.method, p))
     panels_rgb = [
         rgb.copy(),
         blend(rgb, benign, alpha, colormap),
         blend(rgb, malignant, alpha, colormap),
     ]
+    del benign, malignant
     lesion, region = p.box, seen_region(p)
     thickness = max(2, round(max(h, w) / 250))
     for panel in panels_rgb:
@@ -462,6 +517,7 @@ def render_report(
         colormap=colormap,
         alpha=alpha,
         source_name=source_name,
+        operating_point=operating_point,
         measurements=measurements,
         calibration=calibration,
     )
@@ -472,28 +528,26 @@ def render_report(
 
     title_px = font_px
     title_h = round(title_px * 1.8)
-    scale_h = font_px + line_gap  # the "low ... high" colour scale row
-    text_h = margin + scale_h + line_gap + len(wrapped) * line_h + margin
-    height = title_h + h + gap + text_h
+    panel_boxes = tuple(Box(gap + i * (w + gap), title_h, w, h) for i in range(3))
+    scale = _scale_geometry(scratch, font, panel_boxes, width, margin, title_h + h)
+    caption = _wrap(scratch, SCALE_CAPTION, font, scale.x1 - scale.x0)
+    scale_h = gap // 2 + font_px + line_gap + len(caption) * line_h + gap // 2
+    text_top = title_h + h + scale_h
+    text_h = margin + len(wrapped) * line_h + margin
+    height = text_top + text_h
 
     canvas = np.empty((height, width, 3), np.uint8)
     canvas[...] = _BACKGROUND
-    panel_boxes = tuple(Box(gap + i * (w + gap), title_h, w, h) for i in range(3))
     for box, panel in zip(panel_boxes, panels_rgb, strict=True):
         canvas[box.y : box.y + box.h, box.x : box.x + box.w] = panel
 
-    # Colour scale row: "low [gradient] high", so the colours read as evidence strength.
-    text_top = title_h + h + gap
-    scale_y = text_top + margin
-    bar_w = max(60, min(text_w // 3, 8 * font_px))
-    low_label = "Evidence scale: low "
-    low_w = int(np.ceil(_text_width(scratch, low_label, font)))
-    bar_x0 = margin + low_w
-    bar_h = max(6, font_px * 2 // 3)
-    bar_y0 = scale_y + (font_px - bar_h) // 2 + 1
+    # The colour bar under the evidence panels: "none [gradient] strongest", then its meaning.
+    row_y = title_h + h + gap // 2
+    bar_h = max(6, round(font_px * 0.8))
+    bar_y0 = row_y + (font_px - bar_h) // 2 + 1
+    bar_w = scale.bar_x1 - scale.bar_x0
     ramp = np.linspace(0.0, 1.0, bar_w, dtype=np.float32)[None, :].repeat(bar_h, axis=0)
-    if bar_x0 + bar_w <= width:
-        canvas[bar_y0 : bar_y0 + bar_h, bar_x0 : bar_x0 + bar_w] = colorize(ramp, colormap)
+    canvas[bar_y0 : bar_y0 + bar_h, scale.bar_x0 : scale.bar_x1] = colorize(ramp, colormap)
 
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
@@ -509,10 +563,15 @@ def render_report(
         ty = (title_h - size) / 2
         draw.text((tx, ty), title, fill=_TEXT, font=tfont)
 
-    draw.text((margin, scale_y), low_label, fill=_TEXT, font=font)
-    draw.text((bar_x0 + bar_w + font_px // 3, scale_y), "high", fill=_TEXT, font=font)
+    draw.text((scale.x0, row_y), SCALE_ENDS[0], fill=_TEXT, font=font)
+    draw.text((scale.bar_x1 + scale.pad, row_y), SCALE_ENDS[1], fill=_TEXT, font=font)
+    y = row_y + font_px + line_gap
+    for piece in caption:
+        cx = scale.x0 + max(0.0, (scale.x1 - scale.x0 - _text_width(draw, piece, font)) / 2)
+        draw.text((cx, y), piece, fill=_TEXT, font=font)
+        y += line_h
     colours = {"text": _TEXT, "alert": _ALERT, "warning": _WARNING, "note": _ALERT}
-    y = scale_y + scale_h + line_gap
+    y = text_top + margin
     for piece, kind in wrapped:
         draw.text((margin, y), piece, fill=colours.get(kind, _TEXT), font=font)
         y += line_h
@@ -531,6 +590,7 @@ def render_report(
         title_band=Box(0, 0, width, title_h),
         text_band=Box(0, text_top, width, text_h),
         font_px=font_px,
+        scale_band=Box(0, title_h + h, width, scale_h),
     )
     return Report(
         image=out,
@@ -552,6 +612,7 @@ def render_record_report(
     when: datetime | None = None,
     colormap: str = DEFAULT_COLORMAP,
     alpha: float = DEFAULT_ALPHA,
+    operating_point: OperatingPoint | None = None,
     measurements: Sequence[Measured] = (),
 ) -> Report:
     """Render the report of an opened image: the usual way for the GUI and the CLI.
@@ -568,6 +629,7 @@ def render_record_report(
         colormap=colormap,
         alpha=alpha,
         source_name=Path(record.path).name,
+        operating_point=operating_point,
         measurements=measurements,
         calibration=Calibration.of(record),
     )
@@ -584,6 +646,7 @@ __all__: Sequence[str] = (
     "describe_band",
     "describe_input",
     "format_person_name",
+    "method_label",
     "render_record_report",
     "render_report",
     "report_lines",
