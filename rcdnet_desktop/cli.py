@@ -221,6 +221,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     with _row_writer(args, out, err) as write:
         engine = _engine(args.device)
         operating_point = OperatingPoint.from_card(engine.card)
+        results.operating_point = operating_point  # the sent SC says what the cut-off means
         used: set[Path] = set()
         with _progress(len(files), err) as bar:
             for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},

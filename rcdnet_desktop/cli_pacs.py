@@ -170,6 +170,7 @@ class ResultSender:
         self.with_patient = bool(args.with_patient)
         self.send_sc = bool(args.send_sc)
         self.node = None
+        self.operating_point = None  # the model's, once the engine is loaded
         self.sent = self.failed = 0
         if self.send_sc and not args.send:
             raise ValueError("--send-sc needs --send")
@@ -222,7 +223,8 @@ class ResultSender:
         from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
         from rcdnet_desktop.core.export.report import render_record_report
 
-        report = render_record_report(item.record, item.heatmaps, include_patient=True)
+        report = render_record_report(item.record, item.heatmaps, include_patient=True,
+                                      operating_point=self.operating_point)
         return dicom_sc_dataset(item.record, report, include_patient=True)
 
     def _send(self, datasets) -> list[str]:
