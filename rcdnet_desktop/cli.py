@@ -1,4 +1,5 @@
-"""Headless entry points: ``rcdnet classify`` (files and folders) and ``rcdnet self-test``.
+"""Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test`` and
+``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`).
 
 Exit status: 0 when at least one file was classified, 1 when none could be (or the self-test
 failed), 2 for usage errors (bad arguments, unreadable ROI file, unusable model or device).
@@ -21,6 +22,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from rcdnet_desktop.cli_pacs import (
+    ResultSender,
+    add_pacs_parser,
+    add_result_options,
+    run_pacs,
+    sr_file_name,
+)
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import BatchItem, Box
@@ -149,10 +157,12 @@ def _target(item: BatchItem, key: str, folder: Path, tag: str, used: set[Path]) 
 
 
 def _write_exports(item: BatchItem, exports: list[Export], used: set[Path],
-                   operating_point: OperatingPoint | None = None) -> list[str]:
+                   operating_point: OperatingPoint | None = None,
+                   with_patient: bool = False) -> list[str]:
     """Render the item's report once and write every export; returns notes on failures.
 
-    ``operating_point`` (the model's, from its card) adds what the cut-off means.
+    ``operating_point`` (the model's, from its card) adds what the cut-off means;
+    ``with_patient`` keeps the source's patient and study in DICOM files.
     """
     from rcdnet_desktop.core.errors import RcdNetError
     from rcdnet_desktop.core.export.formats import write_report
@@ -168,7 +178,7 @@ def _write_exports(item: BatchItem, exports: list[Export], used: set[Path],
     for key, folder, tag in exports:
         try:
             write_report(key, _target(item, key, folder, tag, used), item.record, report,
-                         overwrite=True)
+                         include_patient=with_patient, overwrite=True)
         except (RcdNetError, OSError, ValueError) as exc:
             notes.append(f"{key} not written: {exc}")
     return notes
@@ -199,21 +209,34 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
         return EXIT_NONE_READ
     exports = _exports(args)
     _check_export_folders(exports)
+    if args.sr is not None:
+        _check_export_folders([("sr", args.sr, "sr")])
+    try:
+        results = ResultSender(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     unmatched = _unmatched_rois(rois, files, args.rois, err) if rois else 0
     timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
     counts: Counter[str] = Counter()
     with _row_writer(args, out, err) as write:
         engine = _engine(args.device)
         operating_point = OperatingPoint.from_card(engine.card)
+        results.operating_point = operating_point  # the sent SC says what the cut-off means
         used: set[Path] = set()
         with _progress(len(files), err) as bar:
             for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},
-                               explain=bool(exports), frame=args.frame or 0,
+                               explain=bool(exports) or results.needs_report,
+                               frame=args.frame or 0,
                                auto_box=not args.no_auto_box, file_timeout=timeout,
                                sweep=args.frames):
                 row = batch_row(item)
                 if exports and item.heatmaps is not None:
-                    notes = _write_exports(item, exports, used, operating_point)
+                    notes = _write_exports(item, exports, used, operating_point,
+                                           args.with_patient)
+                    row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
+                if results.active and item.prediction is not None and item.record is not None:
+                    name = sr_file_name(item.record, item.prediction.frame)
+                    notes = results.handle(item, name)
                     row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
                 write(row)
                 counts[item.status] += 1
@@ -225,9 +248,10 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
           + f", model {engine.model_version} on {engine.device}"
           + (" - UNTRAINED weights" if engine.untrained else "")
           + (f"; {auto} on a lesion box found automatically" if auto else "")
-          + (f"; {unmatched} row(s) of the ROI file matched no file" if unmatched else ""),
+          + (f"; {unmatched} row(s) of the ROI file matched no file" if unmatched else "")
+          + results.summary(),
           file=err)
-    return EXIT_OK if counts["ok"] else EXIT_NONE_READ
+    return EXIT_OK if counts["ok"] and not results.failed else EXIT_NONE_READ
 
 
 @contextlib.contextmanager
@@ -455,8 +479,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time one file may take to be read and prepared; a slower file is "
                         f"reported as failed and the run goes on (default {DEFAULT_FILE_TIMEOUT:g}"
                         ", 0 for no limit)")
+    add_result_options(c)
     s = sub.add_parser("self-test", help="verify the weights and classify the bundled sample")
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
+    add_pacs_parser(sub)
     return parser
 
 
@@ -474,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  "sweeps several; give only one of them")
             with _lossless_stdout(), _stop_on_sigterm():
                 return classify(args)
+        if args.command == "pacs":
+            return run_pacs(args)
         return self_test(args)
     except UsageError as exc:
         print(f"rcdnet: error: {exc}", file=sys.stderr)

@@ -88,6 +88,13 @@ def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bo
                         overwrite=overwrite)
 
 
+PATIENT_CHOICE = "Include patient name and ID"
+DICOM_IDENTITY_CHOICE = "For the PACS: keep the source's patient and study"
+DICOM_IDENTITY_NOTE = ("Ticked, the file carries the patient's name and ID and belongs to the "
+                       "source's study, as a PACS needs. Unticked, it is de-identified for "
+                       "teaching or sharing: no identifiers, a new study, no study date.")
+
+
 class ExportDialog(QDialog):
     """Choose the format, the file and whether to include patient identifiers."""
 
@@ -129,8 +136,11 @@ class ExportDialog(QDialog):
         self.include_patient.setChecked(False)
         if record.patient.is_empty():
             self.include_patient.setToolTip("This image carries no patient identifiers")
+        self.identity_note = QLabel("", self)
+        self.identity_note.setWordWrap(True)
         self._update_include_patient()
         lay.addWidget(self.include_patient)
+        lay.addWidget(self.identity_note)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
                               | QDialogButtonBox.StandardButton.Cancel, self)
         bb.accepted.connect(self.accept)
@@ -157,6 +167,10 @@ class ExportDialog(QDialog):
         self.include_patient.setEnabled(can and not self.record.patient.is_empty())
         if not self.include_patient.isEnabled():
             self.include_patient.setChecked(False)
+        dicom = self.format() == "dicom"
+        self.include_patient.setText(DICOM_IDENTITY_CHOICE if dicom else PATIENT_CHOICE)
+        self.identity_note.setText(DICOM_IDENTITY_NOTE if dicom else "")
+        self.identity_note.setVisible(dicom)
 
     def _format_changed(self, *_args) -> None:
         self._update_include_patient()

@@ -17,6 +17,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self.resize(first_size(self))
         self.settings = settings if settings is not None else Settings()
         self.batch_dialogs: list[BatchDialog] = []
+        self.pacs_dialogs: list[QDialog] = []
         self._closing = False
         self.ask_open_files = None  # tests replace the file dialogs: () -> list[str]
         self.ask_folder = None  # () -> str
@@ -450,6 +452,41 @@ class MainWindow(QMainWindow):
         self.tags_dialog.show()
         self.tags_dialog.raise_()
 
+    # --- PACS ----------------------------------------------------------------------------------
+
+    def _keep(self, dlg: QDialog) -> QDialog:
+        self.pacs_dialogs.append(dlg)
+        dlg.finished.connect(lambda _r, d=dlg: d in self.pacs_dialogs
+                             and self.pacs_dialogs.remove(d))
+        dlg.show()
+        return dlg
+
+    def pacs_query_dialog(self):
+        """PACS > Query/retrieve: search, retrieve, and open through :meth:`open_paths`."""
+        from rcdnet_desktop.gui.pacs_query_dialog import PacsQueryDialog
+
+        dlg = PacsQueryDialog(self.settings, self)
+        dlg.open_requested.connect(self.open_paths)
+        return self._keep(dlg)
+
+    def pacs_send_dialog(self):
+        """PACS > Send result: the SR (and SC) of what is on display."""
+        from rcdnet_desktop.gui.pacs_send_dialog import PacsSendDialog
+
+        job = self.export_job()
+        if job is None or not job.record.is_dicom:
+            self.ui.show_notice("Nothing to send yet: open a DICOM image and wait for its "
+                                "heat maps." if job is None else
+                                "Only results of DICOM images can go to a PACS.")
+            return None
+        return self._keep(PacsSendDialog(job, self.settings, self))
+
+    def pacs_nodes_dialog(self):
+        """PACS > PACS nodes: the settings dialog."""
+        from rcdnet_desktop.gui.pacs_nodes_dialog import PacsNodesDialog
+
+        return self._keep(PacsNodesDialog(self.settings, self))
+
     def show_model_card(self) -> None:
         from rcdnet_desktop.gui.dialogs import ModelCardDialog
 
@@ -485,6 +522,11 @@ class MainWindow(QMainWindow):
         for dlg in list(self.batch_dialogs):
             ok = dlg.shutdown(timeout_ms) and ok
             dlg.close()
+        from rcdnet_desktop.gui.pacs_jobs import stop_all
+
+        for dlg in list(self.pacs_dialogs):
+            dlg.close()
+        ok = stop_all(timeout_ms / 1000) and ok
         ok = self.loader.shutdown(timeout_ms) and ok
         ok = self.cine_timeline.shutdown(timeout_ms) and ok
         ok = self.analysis.shutdown(timeout_ms) and ok

@@ -40,6 +40,9 @@ class WindowActions:
     export_pdf: QAction
     export_dcm: QAction
     batch: QAction
+    pacs_query: QAction
+    pacs_send: QAction
+    pacs_nodes: QAction
     quit: QAction
     next: QAction
     prev: QAction
@@ -110,9 +113,16 @@ def build_actions(w: MainWindow) -> WindowActions:
                            ["Ctrl+Shift+E"], "One-page report"),
         export_dcm=_action(w, "Export DICOM &Secondary Capture...",
                            lambda: w.export_dialog("dicom"), [],
-                           "DICOM sources only: same study, new series"),
+                           "DICOM sources only: for the PACS or de-identified"),
         batch=_action(w, "&Batch review of a folder...", w.batch_dialog, ["Ctrl+B"],
                       "Classify every image in a folder; table, filter and CSV export"),
+        pacs_query=_action(w, "&Query/retrieve...", w.pacs_query_dialog, ["Ctrl+Shift+P"],
+                           "Find studies on a PACS and open them"),
+        pacs_send=_action(w, "&Send result to PACS...", w.pacs_send_dialog, [],
+                          "The result on display as a DICOM SR (and Secondary Capture), filed "
+                          "with the source's patient and study"),
+        pacs_nodes=_action(w, "PACS &nodes...", w.pacs_nodes_dialog, [],
+                           "The PACS this viewer talks to: AE titles, hosts, ports, DICOMweb"),
         quit=_action(w, "&Quit", w.close, [std.Quit]),
         next=_action(w, "&Next image", lambda: w.controller.step(1), ["PgDown", "Right"],
                      "Show the next open image"),
@@ -198,6 +208,10 @@ def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction
     m.addMenu("&Theme").addActions(list(theme.values()))
     m.addActions([w.thumbs_dock.toggleViewAction(), w.analysis_dock.toggleViewAction()])
     m.addAction(a["tags"])
+    m = mb.addMenu("&PACS")
+    m.addActions([a["pacs_query"], a["pacs_send"]])
+    m.addSeparator()
+    m.addAction(a["pacs_nodes"])
     m = mb.addMenu("&Lesion box")
     m.addActions([a["box"], a["clear_box"]])
     m = mb.addMenu("M&easure")
@@ -244,6 +258,7 @@ def apply_action_state(acts: WindowActions, state: ActionState) -> None:
     acts.export_png.setEnabled(state.has_maps)
     acts.export_pdf.setEnabled(state.has_maps)
     acts.export_dcm.setEnabled(state.has_maps and state.is_dicom)
+    acts.pacs_send.setEnabled(state.has_maps and state.is_dicom)
     acts.box.setEnabled(state.has_image)
     acts.outline.setEnabled(state.has_localiser)
     acts.clear_box.setEnabled(state.has_box)

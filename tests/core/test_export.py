@@ -479,7 +479,10 @@ def test_dicom_sc_defaults(tmp_path, dicom_record):
     assert ds.file_meta.MediaStorageSOPClassUID == SECONDARY_CAPTURE_SOP_CLASS
     assert ds.SOPClassUID == SECONDARY_CAPTURE_SOP_CLASS
     assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
-    assert ds.StudyInstanceUID == dicom_record.study.study_instance_uid
+    # De-identified: a new study, the same for every export of this source in this run
+    assert ds.StudyInstanceUID != dicom_record.study.study_instance_uid
+    again = pydicom.dcmread(export_dicom_sc(tmp_path / "sc2.dcm", dicom_record, report))
+    assert again.StudyInstanceUID == ds.StudyInstanceUID and ds.StudyDate == ""
     assert ds.SeriesInstanceUID != dicom_record.study.series_instance_uid
     assert ds.SOPInstanceUID != dicom_record.study.sop_instance_uid
     assert ds.BurnedInAnnotation == "YES"
@@ -498,10 +501,11 @@ def test_dicom_sc_defaults(tmp_path, dicom_record):
     assert ds.SamplesPerPixel == 3 and ds.PhotometricInterpretation == "RGB"
     assert ds.BitsAllocated == 8 and ds.PlanarConfiguration == 0
     assert np.array_equal(ds.pixel_array, report.image)
-    # The source is referenced.
+    # The source is referenced, under its de-identified UID.
     ref = ds.SourceImageSequence[0]
-    assert ref.ReferencedSOPInstanceUID == dicom_record.study.sop_instance_uid
+    assert ref.ReferencedSOPInstanceUID not in ("", dicom_record.study.sop_instance_uid)
     assert ref.ReferencedSOPClassUID == "1.2.840.10008.5.1.4.1.1.6.1"
+    assert dicom_record.study.study_instance_uid.encode() not in out.read_bytes()
     assert leftovers(tmp_path) == []
 
 
@@ -514,6 +518,10 @@ def test_dicom_sc_with_patient_when_asked(tmp_path, dicom_record):
     assert ds.PatientID == "PID-0042"
     assert ds.PatientBirthDate == "19700101"
     assert "PatientIdentityRemoved" not in ds
+    # Files with the source's study and references the source image (what a PACS needs)
+    assert ds.StudyInstanceUID == dicom_record.study.study_instance_uid
+    assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == \
+        dicom_record.study.sop_instance_uid
 
 
 def test_dicom_sc_refuses_burned_in_patient_with_identity_removed(tmp_path, dicom_record):
@@ -726,12 +734,12 @@ def test_real_cine_dicom_round_trip(tmp_path):
 
     ds = pydicom.dcmread(export_dicom_sc(tmp_path / "sc.dcm", record, report))
     source = pydicom.dcmread(src, stop_before_pixels=True)
-    assert ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ds.StudyInstanceUID != source.StudyInstanceUID  # de-identified
     assert ds.SeriesInstanceUID != source.SeriesInstanceUID
     assert ds.Modality == "US"
     assert ds.PatientName == "" and ds.PatientID == ""
     ref = ds.SourceImageSequence[0]
-    assert ref.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert ref.ReferencedSOPInstanceUID != source.SOPInstanceUID  # replaced, consistently
     assert ref.ReferencedSOPClassUID == source.SOPClassUID
     assert int(ref.ReferencedFrameNumber) == 5
     assert np.array_equal(ds.pixel_array, report.image)

@@ -61,7 +61,7 @@ def test_export_dicom_from_cine_without_patient_by_default(make_window, tmp_path
     out = w.export_to("dicom", tmp_path / "sc.dcm")
     ds = pydicom.dcmread(out)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
-    assert ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ds.StudyInstanceUID != source.StudyInstanceUID  # shared: de-identified
     assert ds.SeriesInstanceUID != source.SeriesInstanceUID
     assert ds.BurnedInAnnotation == "YES"
     assert str(ds.get("PatientName", "")) == ""
@@ -73,6 +73,7 @@ def test_export_dicom_from_cine_without_patient_by_default(make_window, tmp_path
     named = w.export_to("dicom", tmp_path / "sc_named.dcm", include_patient=True)
     ds2 = pydicom.dcmread(named)
     assert str(ds2.PatientName) == str(source.PatientName)
+    assert ds2.StudyInstanceUID == source.StudyInstanceUID  # for the PACS: the source's study
 
 
 def test_export_asks_before_overwriting(make_window, tmp_path, qtbot, monkeypatch):

@@ -28,6 +28,9 @@ EXPECTED = {
     "shortcuts": {"ShortcutsDialog"},
     "about": {"AboutDialog"},
     "tags": {"DicomTagsDialog"},
+    "pacs_query": {"PacsQueryDialog"},
+    "pacs_send": {"PacsSendDialog"},
+    "pacs_nodes": {"PacsNodesDialog"},
 }
 """The dialogs each action may open (by the window's action names); any other is a failure."""
 
@@ -152,8 +155,9 @@ def _step(qtbot, w, dialogs, name: str, do, action: QAction, expect_trigger: boo
 
 
 def _back_to_window(qtbot, w) -> None:
-    """Close what the last step left open (a batch review) and give the window the keyboard."""
-    for dlg in list(w.batch_dialogs):
+    """Close what the last step left open (a batch review, a PACS dialog) and give the window
+    the keyboard."""
+    for dlg in list(w.batch_dialogs) + list(w.pacs_dialogs):
         dlg.close()
     w.activateWindow()
     qtbot.waitUntil(w.isActiveWindow, timeout=3000)

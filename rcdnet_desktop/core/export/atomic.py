@@ -16,6 +16,11 @@ run): each piece is on disk at once, the target gets its name at the end, and an
 run keeps what was written as ``<stem>.partial<suffix>``. :func:`check_folder` makes sure an
 output folder can be written before any work starts.
 
+:func:`staging_folder` and :func:`move_file` are for files that arrive over the network (the
+PACS cache, :mod:`rcdnet_desktop.core.pacs.cache`): each one is written with
+:func:`atomic_write` into a private folder, checked, then moved to its final name in one rename;
+the staging folder goes, with anything left in it, however the transfer ends.
+
 Failures are raised as :class:`~rcdnet_desktop.core.errors.ExportExistsError` (the target
 exists) or :class:`~rcdnet_desktop.core.errors.ExportError` (anything else), whose message names
 the file and the reason, ready to show to a user.
@@ -300,5 +305,80 @@ def _link_no_replace(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-__all__: Sequence[str] = ("StreamedFile", "atomic_write", "check_folder", "check_target",
-                         "partial_name", "streaming_write")
+STAGING_PREFIX = ".incoming-"
+"""Name prefix of the folders :func:`staging_folder` makes (and removes)."""
+
+
+@contextlib.contextmanager
+def staging_folder(parent: str | Path) -> Iterator[Path]:
+    """A new private folder ``<parent>/.incoming-<random>`` for files being received.
+
+    Files are written into it with :func:`atomic_write` and moved out with :func:`move_file`
+    once complete. On exit -- normal, an exception or Ctrl+C -- the folder is removed with
+    whatever is still in it, so an interrupted transfer leaves nothing behind.
+
+    Raises
+    ------
+    ExportError
+        The folder cannot be created (the message names it and why).
+    """
+    parent = Path(parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
+    except OSError as exc:
+        raise ExportError(parent, f"cannot create a folder for incoming files: "
+                                  f"{_reason(exc)}") from exc
+    try:
+        yield folder
+    finally:
+        remove_tree(folder)
+
+
+def move_file(source: str | Path, target: str | Path) -> Path:
+    """Give the complete file ``source`` the name ``target`` in one rename (same disk).
+
+    The target's folders are created; an existing regular file of that name is replaced (the
+    same DICOM instance received again). Returns the target.
+
+    Raises
+    ------
+    ExportError
+        The target is not a regular file, or the rename failed; ``source`` is left as it was.
+    """
+    source, target = Path(source), Path(target)
+    if target.is_symlink() or not_regular(target) is not None:
+        raise ExportError(target, "not a regular file; it is never replaced")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.chmod(source, 0o644)
+        os.replace(source, target)
+    except OSError as exc:
+        raise ExportError(target, f"could not move the received file into place: "
+                                  f"{_reason(exc)}") from exc
+    _fsync_dir(target.parent)
+    return target
+
+
+def remove_tree(folder: str | Path) -> None:
+    """Remove ``folder`` and everything in it; never follows symbolic links, never raises."""
+    import shutil
+
+    folder = Path(folder)
+    with contextlib.suppress(OSError):
+        if folder.is_symlink():
+            folder.unlink()
+            return
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_file(path: str | Path) -> None:
+    """Remove one file if it is there; never raises."""
+    with contextlib.suppress(OSError):
+        Path(path).unlink()
+
+
+__all__: Sequence[str] = ("STAGING_PREFIX", "StreamedFile", "atomic_write", "check_folder",
+                         "check_target", "move_file", "partial_name", "remove_file",
+                         "remove_tree", "staging_folder", "streaming_write")

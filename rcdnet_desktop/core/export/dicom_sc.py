@@ -9,7 +9,6 @@ source pixels is part of the image and is kept; DeidentificationMethod says so.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -18,36 +17,12 @@ from typing import BinaryIO
 import numpy as np
 
 from rcdnet_desktop.core.export.atomic import atomic_write
+from rcdnet_desktop.core.export.dicom_identity import derived_context
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 from rcdnet_desktop.core.overlay import as_rgb
 from rcdnet_desktop.core.types import ImageRecord
 
 SECONDARY_CAPTURE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
-
-
-def _source_reference(record: ImageRecord):
-    """Return (SOPClassUID, SOPInstanceUID) of the DICOM source, or None when unknown."""
-    if not record.is_dicom or not record.study.sop_instance_uid:
-        return None
-    try:
-        import pydicom
-
-        ds = pydicom.dcmread(
-            record.path, stop_before_pixels=True, specific_tags=["SOPClassUID", "SOPInstanceUID"]
-        )
-        sop_class = str(ds.get("SOPClassUID", "") or "")
-    except Exception:  # the source may have moved; the reference is optional (type 3)
-        return None
-    if not sop_class:
-        return None
-    return sop_class, record.study.sop_instance_uid
-
-
-_UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-
-
-def _valid_uid(uid: str) -> bool:
-    return bool(uid) and len(uid) <= 64 and bool(_UID_RE.match(uid))
 
 
 def dicom_sc_dataset(
@@ -107,45 +82,16 @@ def dicom_sc_dataset(
     if offset:
         ds.TimezoneOffsetFromUTC = offset
 
-    # Patient module (type 2: present, empty unless asked for).
-    patient = record.patient
-    if include_patient:
-        ds.PatientName = patient.name
-        ds.PatientID = patient.patient_id
-        ds.PatientBirthDate = patient.birth_date
-        ds.PatientSex = patient.sex
-        ds.AccessionNumber = patient.accession_number
-    else:
-        ds.PatientName = ""
-        ds.PatientID = ""
-        ds.PatientBirthDate = ""
-        ds.PatientSex = ""
-        ds.AccessionNumber = ""
-        ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = (
-            # LO: 64 characters at most. Honest about what was not done: scanners often burn
-            # the patient's name or ID into the image's header bar, and the panels keep it.
-            "Header identifiers removed; source burned-in text kept"
-        )
-
-    # Study: the source's when it is DICOM, so the report files with the images it explains.
-    study = record.study
-    if record.is_dicom and _valid_uid(study.study_instance_uid):
-        ds.StudyInstanceUID = study.study_instance_uid
-        ds.StudyDate = study.study_date
-        ds.StudyTime = study.study_time
-        ds.StudyID = study.study_id
-        if study.study_description:
-            ds.StudyDescription = study.study_description
-    else:
-        ds.StudyInstanceUID = generate_uid()
-        ds.StudyDate, ds.StudyTime = date, time
-        ds.StudyID = ""
-    ds.ReferringPhysicianName = ""
+    # Patient and study: the source's with its patient when asked (a result for the PACS),
+    # else de-identified consistently (see dicom_identity).
+    context = derived_context(record, include_patient=include_patient)
+    context.apply(ds)
+    if not record.is_dicom:
+        ds.StudyDate, ds.StudyTime = date, time  # a study of its own: dated by the export
 
     # Series: always new.
     ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = study.modality or "OT"
+    ds.Modality = context.modality
     ds.SeriesNumber = 9901  # high, so PACS lists the derived series after the acquisitions
     ds.SeriesDescription = "RcdNet decision support (Grad-CAM)"
     ds.SeriesDate, ds.SeriesTime = date, time
@@ -171,10 +117,10 @@ def dicom_sc_dataset(
     )[:1024]
     ds.ImageComments = "\n".join(description_lines)[:10240]
 
-    reference = _source_reference(record)
-    if reference is not None:
+    if context.has_source:
         item = Dataset()
-        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = reference
+        item.ReferencedSOPClassUID = context.source_sop_class
+        item.ReferencedSOPInstanceUID = context.source_sop_uid
         if record.frame_count > 1 and frame is not None:
             item.ReferencedFrameNumber = frame + 1
         ds.SourceImageSequence = [item]
@@ -209,12 +155,14 @@ def export_dicom_sc(
     """Write the report as a DICOM Secondary Capture image, atomically.
 
     The file: SOP Class Secondary Capture (1.2.840.10008.5.1.4.1.1.7), explicit VR little
-    endian, 8-bit RGB uncompressed; the source's StudyInstanceUID when the source is DICOM (a
-    new study otherwise); a new SeriesInstanceUID and SOPInstanceUID; ImageType
+    endian, 8-bit RGB uncompressed; a new SeriesInstanceUID and SOPInstanceUID; ImageType
     DERIVED\\SECONDARY; ConversionType WSD; BurnedInAnnotation YES; Modality copied from the
     source ("OT" when unknown); ContentDate/Time from the report; a reference to the source
-    image when it can be read. Patient name, ID, birth date, sex and accession number are empty
-    and PatientIdentityRemoved is YES unless ``include_patient`` is True.
+    image when it can be read. With ``include_patient`` the source's patient and study (what a
+    PACS needs to file it with the images); without, no identifiers, PatientIdentityRemoved
+    YES, and the source's study and image UIDs replaced consistently (the SC and SR of one
+    source share the new study; see :mod:`.dicom_identity`). A non-DICOM source gets a new
+    study either way.
 
     Parameters
     ----------

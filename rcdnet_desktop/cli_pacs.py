@@ -1,0 +1,251 @@
+"""The command line's PACS parts: ``rcdnet pacs echo|find|get`` and ``classify --sr/--send``.
+
+Node options (any subcommand): ``--node NAME`` from the config file (``--config FILE``, else
+``$RCDNET_PACS_CONFIG`` or ``~/.config/rcdnet-desktop/pacs.toml``), ``--address AET@HOST:PORT``
+or ``--url`` (DICOMweb); ``--aet`` this program's AE title, ``--timeout``, ``--move`` with
+``--storage-port`` to retrieve by C-MOVE. A PACS that fails gives one line saying why, and exit
+status 1; a bad node or option exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _node_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("PACS node")
+    g.add_argument("--node", metavar="NAME", help="a node of the config file")
+    g.add_argument("--address", metavar="AET@HOST:PORT", help="a DICOM node given directly")
+    g.add_argument("--url", metavar="URL", help="a DICOMweb service (QIDO/WADO/STOW) instead")
+    g.add_argument("--config", type=Path, metavar="FILE", help="the PACS config file (TOML)")
+    g.add_argument("--aet", metavar="AET", help="this program's own AE title (default RCDNET)")
+    g.add_argument("--timeout", type=float, metavar="SECONDS", help="connection timeout")
+    g.add_argument("--move", action="store_true", help="retrieve by C-MOVE (not C-GET)")
+    g.add_argument("--storage-port", type=int, metavar="PORT",
+                   help="where this program listens during a C-MOVE (default 11112)")
+    return p
+
+
+def add_pacs_parser(sub) -> None:
+    """``rcdnet pacs echo|find|get`` on the main parser's subparsers."""
+    nodes = _node_options()
+    p = sub.add_parser("pacs", help="query and retrieve from a PACS (DICOM or DICOMweb)")
+    ps = p.add_subparsers(dest="pacs_command", required=True)
+    ps.add_parser("echo", parents=[nodes], help="test the connection (C-ECHO)")
+    f = ps.add_parser("find", parents=[nodes], help="search (C-FIND or QIDO-RS)")
+    _query_options(f)
+    f.add_argument("--json", action="store_true", help="print the matches as JSON")
+    g = ps.add_parser("get", parents=[nodes],
+                      help="retrieve studies into the cache (C-GET, C-MOVE or WADO-RS); prints "
+                           "the files")
+    _query_options(g)
+    g.add_argument("--cache", type=Path, metavar="DIR",
+                   help="cache folder (default $RCDNET_PACS_CACHE or ~/.cache/rcdnet-desktop/pacs)")
+
+
+def _query_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--level", choices=("patient", "study", "series"), default="study")
+    p.add_argument("--patient-id", default="", metavar="ID")
+    p.add_argument("--name", default="", help="patient name, matched from its start")
+    p.add_argument("--from", dest="date_from", default="", metavar="YYYYMMDD")
+    p.add_argument("--to", dest="date_to", default="", metavar="YYYYMMDD")
+    p.add_argument("--modality", default="US", help="US by default; '' for any")
+    p.add_argument("--accession", default="", metavar="NUMBER")
+    p.add_argument("--study", default="", metavar="UID", help="one study (series: its series)")
+
+
+def resolve_node(args: argparse.Namespace):
+    """The node the options name (PacsError of kind ``config`` when they name none)."""
+    from rcdnet_desktop.core.pacs import PacsError, PacsNode, find_node, load_nodes, parse_address
+
+    given = [o for o in ("node", "address", "url") if getattr(args, o, None)]
+    if len(given) != 1:
+        raise PacsError(None, "name one PACS: --node NAME (from the config file), "
+                              "--address AET@HOST:PORT or --url URL", "config")
+    if args.node:
+        node = find_node(load_nodes(args.config, missing_ok=False) if args.config
+                         else load_nodes(), args.node)
+    elif args.address:
+        node = parse_address(args.address)
+    else:
+        node = PacsNode(name=args.url, url=args.url)
+    changes = {k: v for k, v in (("calling_ae_title", args.aet), ("timeout", args.timeout),
+                                 ("storage_port", args.storage_port)) if v is not None}
+    if args.move:
+        changes["retrieve"] = "move"
+    return replace(node, **changes).checked()
+
+
+def _query(args: argparse.Namespace):
+    from rcdnet_desktop.core.pacs import Query
+
+    return Query(level=args.level, patient_id=args.patient_id, patient_name=args.name,
+                 date_from=args.date_from, date_to=args.date_to, modality=args.modality,
+                 accession_number=args.accession, study_uid=args.study).checked()
+
+
+def _match_line(m) -> str:
+    if m.level == "patient":
+        return f"{m.patient_id}\t{m.patient_name}\t{m.birth_date}\t{m.studies or ''} studies"
+    n = "" if m.instances is None else f"{m.instances} images"
+    if m.level == "series":
+        return f"{m.patient_id}\t{m.series_uid}\t{m.modalities}\t{m.series_description}\t{n}"
+    return (f"{m.patient_id}\t{m.patient_name}\t{m.study_date}\t{m.study_uid}\t"
+            f"{m.modalities}\t{m.study_description}\t{n}")
+
+
+def run_pacs(args: argparse.Namespace, out: TextIO | None = None,
+             err: TextIO | None = None) -> int:
+    """Run ``rcdnet pacs ...``; the exit status."""
+    from rcdnet_desktop.core import pacs
+
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        node = resolve_node(args)
+        if args.pacs_command == "echo":
+            seconds = pacs.echo(node)
+            print(f"{node.label}: answered in {seconds * 1000:.0f} ms", file=out)
+            return EXIT_OK
+        query = _query(args)
+        matches = pacs.find(node, query)
+        if args.pacs_command == "find":
+            if args.json:
+                print(json.dumps([m.to_dict() for m in matches], indent=2), file=out)
+            else:
+                for m in matches:
+                    print(_match_line(m), file=out)
+            print(f"{len(matches)} match(es) on {node.label}", file=err)
+            return EXIT_OK
+        if not matches:
+            print(f"nothing matches on {node.label}; nothing retrieved", file=err)
+            return EXIT_FAILED
+        result = pacs.retrieve(node, matches, pacs.PacsCache(args.cache))
+        for path in result.files:
+            print(path, file=out)
+        print(result.summary(), file=err)
+        return EXIT_OK if result.complete else EXIT_FAILED
+    except ValueError as exc:
+        print(f"rcdnet: error: {exc}", file=err)
+        return EXIT_USAGE
+    except pacs.PacsError as exc:
+        print(f"rcdnet: error: {exc}", file=err)
+        return EXIT_USAGE if exc.kind == "config" else EXIT_FAILED
+
+
+# --- classify --sr DIR / --send --------------------------------------------------------------
+
+
+def add_result_options(c: argparse.ArgumentParser) -> None:
+    """``rcdnet classify``'s DICOM result options."""
+    c.add_argument("--sr", type=Path, metavar="DIR",
+                   help="write a DICOM Structured Report of each classified DICOM image into "
+                        "DIR (<name>_rcdnet_sr.dcm)")
+    c.add_argument("--with-patient", action="store_true",
+                   help="DICOM files written (--sr, --export dicom) keep the source's patient "
+                        "and study; without it they are de-identified")
+    c.add_argument("--send", metavar="AET@HOST:PORT",
+                   help="send the SR of each classified DICOM image to this PACS (C-STORE; "
+                        "a node name of the config file also works), filed under the source's "
+                        "patient and study")
+    c.add_argument("--send-sc", action="store_true",
+                   help="with --send, send the Secondary Capture (annotated image) too")
+    c.add_argument("--aet", metavar="AET", help="this program's AE title for --send")
+
+
+class ResultSender:
+    """Writes SR files and sends results for ``classify``; checked before any work."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from rcdnet_desktop.core.pacs import PacsError, echo, find_node, load_nodes, parse_address
+
+        self.sr_dir: Path | None = args.sr
+        self.with_patient = bool(args.with_patient)
+        self.send_sc = bool(args.send_sc)
+        self.node = None
+        self.operating_point = None  # the model's, once the engine is loaded
+        self.sent = self.failed = 0
+        if self.send_sc and not args.send:
+            raise ValueError("--send-sc needs --send")
+        if args.send:
+            try:
+                node = (parse_address(args.send) if "@" in args.send
+                        else find_node(load_nodes(), args.send))
+                if args.aet:
+                    node = replace(node, calling_ae_title=args.aet).checked()
+                echo(node)
+            except PacsError as exc:
+                raise ValueError(f"--send: {exc}") from exc
+            self.node = node
+
+    @property
+    def active(self) -> bool:
+        return self.sr_dir is not None or self.node is not None
+
+    @property
+    def needs_report(self) -> bool:
+        return self.send_sc
+
+    def handle(self, item, target_name: str) -> list[str]:
+        """Write and send the results of one item; notes on what failed."""
+        from rcdnet_desktop.core.errors import RcdNetError
+        from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset, export_dicom_sr
+
+        record, pred = item.record, item.prediction
+        if record is None or pred is None or not record.is_dicom:
+            return []
+        notes = []
+        if self.sr_dir is not None:
+            try:
+                export_dicom_sr(self.sr_dir / target_name, record, pred,
+                                include_patient=self.with_patient, overwrite=True)
+            except (RcdNetError, OSError, ValueError) as exc:
+                notes.append(f"sr not written: {exc}")
+        if self.node is not None:
+            try:
+                datasets = [dicom_sr_dataset(record, pred, include_patient=True)]
+                if self.send_sc:
+                    datasets.append(self._sc(item))
+                notes += self._send(datasets)
+            except (RcdNetError, ValueError) as exc:
+                self.failed += 1
+                notes.append(f"not sent: {exc}")
+        return notes
+
+    def _sc(self, item):
+        from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
+        from rcdnet_desktop.core.export.report import render_record_report
+
+        report = render_record_report(item.record, item.heatmaps, include_patient=True,
+                                      operating_point=self.operating_point)
+        return dicom_sc_dataset(item.record, report, include_patient=True)
+
+    def _send(self, datasets) -> list[str]:
+        from rcdnet_desktop.core.pacs import store
+
+        result = store(self.node, datasets)
+        if result.ok:
+            self.sent += 1
+            return [f"sent: {w}" for w in result.warnings]
+        self.failed += 1
+        return [f"not sent: {r}" for r in result.refused]
+
+    def summary(self) -> str:
+        if self.node is None:
+            return ""
+        return (f"; results of {self.sent} image(s) sent to {self.node.label}"
+                + (f", {self.failed} not sent" if self.failed else ""))
+
+
+def sr_file_name(record, frame: int) -> str:
+    """``<stem>[_frame<n>]_rcdnet_sr.dcm``, beside the other exports' names."""
+    from rcdnet_desktop.core.export.formats import export_file_name
+
+    return export_file_name(record, frame, "dicom", "rcdnet_sr")

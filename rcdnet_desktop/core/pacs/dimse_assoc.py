@@ -1,0 +1,130 @@
+"""DICOM associations for :mod:`.dimse`: opening one (with failures in words), cancelling
+one from another thread, releasing it and waiting for its thread.
+
+No Qt here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+from rcdnet_desktop.core.pacs.dimse_protocol import rejection_words
+from rcdnet_desktop.core.pacs.nodes import PacsError, PacsNode
+
+
+def host(node: PacsNode) -> str:
+    return f"{node.host}:{node.port}"
+
+
+def new_ae(node: PacsNode, ae_title: str | None = None):
+    from pynetdicom import AE
+
+    ae = AE(ae_title=ae_title or node.calling_ae_title)
+    ae.acse_timeout = node.timeout
+    ae.dimse_timeout = node.timeout
+    ae.network_timeout = node.timeout
+    ae.connection_timeout = node.timeout
+    ae.maximum_associations = 4
+    return ae
+
+
+def associate(node: PacsNode, ae, *, ext_neg=None, handlers=()):
+    """Open an association; a PacsError in words when it cannot be opened."""
+    from pynetdicom import evt
+
+    node = node.checked()
+    try:
+        socket.getaddrinfo(node.host, node.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise PacsError(node, f"the host name {node.host!r} cannot be found (check its spelling "
+                              "and the network connection)", "unreachable") from None
+    opened = threading.Event()
+    all_handlers = [*handlers, (evt.EVT_CONN_OPEN, lambda _event: opened.set())]
+    start = time.monotonic()
+    assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, ext_neg=ext_neg,
+                         evt_handlers=all_handlers)
+    if assoc.is_established:
+        return assoc
+    elapsed = time.monotonic() - start
+    late = elapsed >= node.timeout * 0.9
+    if assoc.is_rejected:
+        raise PacsError(node, rejection_words(assoc, node), "rejected")
+    if not opened.is_set():
+        if late:
+            raise PacsError(node, f"no answer from {host(node)} within {node.timeout:g} s: the "
+                                  "computer may be off, or a firewall in the way", "timeout")
+        raise PacsError(node, f"nobody accepts connections on {host(node)}: is the PACS "
+                              "running, and are the host and port right?", "unreachable")
+    if late:
+        raise PacsError(node, f"{host(node)} accepted the connection but did not answer the "
+                              f"association request within {node.timeout:g} s (is this port a "
+                              "DICOM service?)", "timeout")
+    raise PacsError(node, f"{host(node)} broke off the connection before accepting it (is "
+                          "this port a DICOM service?)", "aborted")
+
+
+def lost(node: PacsNode, assoc, what: str, start: float, done: str = "") -> PacsError:
+    """The error for an operation that ended without a final answer."""
+    elapsed = time.monotonic() - start
+    done = f" ({done})" if done else ""
+    if elapsed >= node.timeout * 0.9 and not assoc.is_aborted:
+        return PacsError(node, f"the PACS stopped answering during the {what}: no reply within "
+                               f"{node.timeout:g} s{done}", "timeout")
+    return PacsError(node, f"the PACS broke off the connection during the {what}{done}. A PACS "
+                           "does this when it does not allow this app's AE title "
+                           f"{node.calling_ae_title} to do it: check that the PACS lists "
+                           f"{node.calling_ae_title} among its DICOM nodes and allows it this",
+                     "aborted")
+
+
+def release(assoc) -> None:
+    with contextlib.suppress(Exception):
+        if assoc.is_established:
+            assoc.release()
+
+
+@contextlib.contextmanager
+def abort_on_cancel(assoc, cancel: threading.Event | None) -> Iterator[threading.Event]:
+    """While inside, a set ``cancel`` aborts the association at once (from a small watcher
+    thread); yields an event that tells whether it did."""
+    aborted = threading.Event()
+    if cancel is None:
+        yield aborted
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if cancel.wait(0.05):
+                if not done.is_set():
+                    aborted.set()
+                    with contextlib.suppress(Exception):
+                        assoc.abort()
+                    with contextlib.suppress(Exception):
+                        # wakes a request waiting for its next answer now, not after the
+                        # DIMSE timeout (pynetdicom reads (None, None) as "aborted")
+                        assoc.dimse.msg_queue.put((None, None))
+                return
+
+    watcher = threading.Thread(target=watch, name="pacs-cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        yield aborted
+    finally:
+        done.set()
+        watcher.join(5)
+
+
+def join(assoc, timeout: float = 10.0) -> None:
+    """Wait for the association's thread to end (no handler runs after this)."""
+    with contextlib.suppress(Exception):
+        if assoc.is_alive():
+            assoc.join(timeout)
+
+
+__all__: Sequence[str] = ("abort_on_cancel", "associate", "new_ae", "host", "join", "lost",
+                          "release")

@@ -1,0 +1,128 @@
+"""The Structured Report of a result: content, identity, and what dcmtk and dicom3tools say."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pydicom
+import pytest
+
+from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
+from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset, export_dicom_sr
+from rcdnet_desktop.core.types import Box, Descriptor, Prediction
+
+
+@pytest.fixture(scope="module")
+def us_record():
+    from pydicom.data import get_testdata_file
+
+    from rcdnet_desktop.core.io import read_image
+
+    path = get_testdata_file("US1_UNCR.dcm", download=False)
+    if path is None:
+        pytest.skip("pydicom-data is not installed")
+    return read_image(path)
+
+
+def _pred(**kw):
+    base = dict(p_benign=0.27, p_malignant=0.73, device="cpu-onnx", model_version="2.1.0",
+                box=Box(120, 80, 200, 150), box_source="auto", roi=Box(100, 60, 240, 190))
+    base.update(kw)
+    return Prediction(**base)
+
+
+def _content(ds):
+    """Every content item of the tree, flattened: (concept meaning, item)."""
+    out = []
+
+    def walk(items):
+        for item in items:
+            out.append((item.ConceptNameCodeSequence[0].CodeMeaning, item))
+            walk(item.get("ContentSequence", []))
+
+    walk(ds.ContentSequence)
+    return out
+
+
+def test_sr_holds_the_result(us_record, tmp_path):
+    pred = _pred(descriptors=(Descriptor("Shape", "irregular", 0.8),))
+    path = export_dicom_sr(tmp_path / "sr.dcm", us_record, pred, include_patient=True)
+    ds = pydicom.dcmread(path)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR
+    assert ds.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    assert ds.PatientID == us_record.patient.patient_id
+    assert ds.StudyInstanceUID == us_record.study.study_instance_uid
+    items = dict(_content(ds))
+    prob = items["Probability of cancer"]
+    assert float(prob.MeasuredValueSequence[0].NumericValue) == pytest.approx(0.73)
+    assert items["Pathology"].ConceptCodeSequence[0].CodeMeaning == "Malignant"
+    assert "moderate" in items["Likelihood of malignancy band"].ConceptCodeSequence[0] \
+        .CodeMeaning.lower() or "high" in items["Likelihood of malignancy band"] \
+        .ConceptCodeSequence[0].CodeMeaning.lower()
+    assert items["Shape"].ConceptCodeSequence[0].CodeMeaning == "irregular"
+    region = items["Image Region"]
+    assert region.GraphicType == "POLYLINE"
+    assert list(region.GraphicData) == [120, 80, 320, 80, 320, 230, 120, 230, 120, 80]
+    ref = region.ContentSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == us_record.study.sop_instance_uid
+    comments = [i.TextValue for m, i in _content(ds) if m == "Comment"]
+    assert "Decision support only - not a diagnosis." in comments
+    assert any("found automatically" in c for c in comments)
+    algo = items["Algorithm Name"]
+    assert algo.TextValue == "RcdNet" and items["Algorithm Version"].TextValue == "2.1.0"
+
+
+def test_sr_rereads_in_highdicom(us_record, tmp_path):
+    import highdicom as hd
+
+    path = export_dicom_sr(tmp_path / "sr.dcm", us_record, _pred())
+    sr = hd.sr.srread(path)
+    groups = sr.content.get_planar_roi_measurement_groups()
+    assert len(groups) == 1
+    (m,) = groups[0].get_measurements()
+    assert m.value == pytest.approx(0.73)
+    assert groups[0].roi.value.shape == (5, 2)
+
+
+def test_deidentified_sr_and_sc_share_a_new_study(us_record):
+    from rcdnet_desktop.core.overlay import as_rgb
+
+    sr = dicom_sr_dataset(us_record, _pred(), include_patient=False)
+    sc = dicom_sc_dataset(us_record, as_rgb(us_record.pixels), include_patient=False)
+    assert sr.PatientIdentityRemoved == "YES" and sr.PatientID == "" and sr.PatientName == ""
+    assert sr.StudyInstanceUID == sc.StudyInstanceUID != us_record.study.study_instance_uid
+    raw = str(sr)
+    for secret in (us_record.study.study_instance_uid, us_record.study.sop_instance_uid,
+                   us_record.patient.patient_id):
+        assert secret not in raw
+    ref = [i for m, i in _content(sr) if m == "Image Region"][0]
+    assert ref.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == \
+        sc.SourceImageSequence[0].ReferencedSOPInstanceUID
+
+
+def test_whole_image_without_a_box_and_non_dicom_refused(us_record, tmp_path):
+    sr = dicom_sr_dataset(us_record, _pred(box=None, roi=None, box_source="none"))
+    region = [i for m, i in _content(sr) if m == "Image Region"][0]
+    rows, cols = us_record.pixels.shape[:2]
+    assert list(region.GraphicData)[4:6] == [cols, rows]
+    from dataclasses import replace
+    png = replace(us_record, path=tmp_path / "x.png", source_format="PNG")
+    with pytest.raises(ValueError, match="needs a DICOM source"):
+        dicom_sr_dataset(png, _pred())
+
+
+@pytest.mark.parametrize("tool", ["dsrdump", "dciodvfy"])
+def test_sr_passes_dcmtk_and_dicom3tools(us_record, tmp_path, tool):
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (apt-get install dcmtk dicom3tools, or run "
+                    "./scripts/test-services as root)")
+    path = export_dicom_sr(tmp_path / "sr.dcm", us_record, _pred(), include_patient=True)
+    run = subprocess.run([tool, str(path)], capture_output=True, text=True, timeout=60)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    if tool == "dsrdump":
+        assert "Probability of cancer" in out and "Imaging Measurement Report" in out
+    else:
+        errors = [line for line in out.splitlines() if line.startswith("Error")]
+        assert errors == [], out
