@@ -122,8 +122,11 @@ def _exports(args: argparse.Namespace) -> list[Export]:
     (the annotated PNG, named ``<stem>_heatmaps.png``)."""
     if args.export_dir and not args.export:
         raise UsageError("--export-dir needs --export FORMAT")
+    from rcdnet_desktop.core.export.formats import export_format
+
     folder = args.export_dir or Path(".")
-    exports = [(key, folder, "rcdnet") for key in dict.fromkeys(args.export or ())]
+    exports = [(key, folder, export_format(key).name_tag)
+               for key in dict.fromkeys(args.export or ())]
     if args.heatmaps:
         exports.append(("png", args.heatmaps, "heatmaps"))
     return exports

@@ -248,4 +248,4 @@ def sr_file_name(record, frame: int) -> str:
     """``<stem>[_frame<n>]_rcdnet_sr.dcm``, beside the other exports' names."""
     from rcdnet_desktop.core.export.formats import export_file_name
 
-    return export_file_name(record, frame, "dicom", "rcdnet_sr")
+    return export_file_name(record, frame, "sr")

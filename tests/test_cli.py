@@ -109,8 +109,8 @@ def test_export_writes_every_format_where_the_source_allows(folder, tmp_path):
         args += ["--export", f.key]
     assert cli.main(args) == 0
     names = sorted(p.name for p in out_dir.iterdir())
-    expected = [f"a_rcdnet{f.suffix}" for f in EXPORT_FORMATS if not f.needs_dicom_source]
-    expected += [f"CT_small_rcdnet{f.suffix}" for f in EXPORT_FORMATS]
+    expected = [f"a_{f.name_tag}{f.suffix}" for f in EXPORT_FORMATS if not f.needs_dicom_source]
+    expected += [f"CT_small_{f.name_tag}{f.suffix}" for f in EXPORT_FORMATS]
     assert names == sorted(expected)
     pdf = (out_dir / "a_rcdnet.pdf").read_bytes()
     assert pdf.startswith(b"%PDF")

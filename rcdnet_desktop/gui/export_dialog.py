@@ -167,7 +167,7 @@ class ExportDialog(QDialog):
         self.include_patient.setEnabled(can and not self.record.patient.is_empty())
         if not self.include_patient.isEnabled():
             self.include_patient.setChecked(False)
-        dicom = self.format() == "dicom"
+        dicom = export_format(self.format()).needs_dicom_source  # a DICOM object
         self.include_patient.setText(DICOM_IDENTITY_CHOICE if dicom else PATIENT_CHOICE)
         self.identity_note.setText(DICOM_IDENTITY_NOTE if dicom else "")
         self.identity_note.setVisible(dicom)
@@ -176,10 +176,13 @@ class ExportDialog(QDialog):
         self._update_include_patient()
         current = Path(self.path()) if self.path() else None
         suffix = export_format(self.format()).suffix
-        if current is not None and current.suffix.lower() in {f.suffix for f in EXPORT_FORMATS}:
+        defaults = {default_name(self.record, self.frame, f.key) for f in EXPORT_FORMATS}
+        if current is not None and current.name not in defaults \
+                and current.suffix.lower() in {f.suffix for f in EXPORT_FORMATS}:
             self.path_edit.setText(str(current.with_suffix(suffix)))
-        else:
-            self._set_default_path()
+        else:  # a default name follows the format (the SC and the SR share a suffix)
+            self.path_edit.setText(str((current.parent if current else Path(self.folder))
+                                       / default_name(self.record, self.frame, self.format())))
 
     def _browse(self) -> None:
         fmt = export_format(self.format())

@@ -111,7 +111,7 @@ def build_actions(w: MainWindow) -> WindowActions:
                            ["Ctrl+E"], "Image, both heat maps and the prediction"),
         export_pdf=_action(w, "Export P&DF report...", lambda: w.export_dialog("pdf"),
                            ["Ctrl+Shift+E"], "One-page report"),
-        export_dcm=_action(w, "Export DICOM &Secondary Capture...",
+        export_dcm=_action(w, "Export &DICOM (Secondary Capture or Structured Report)...",
                            lambda: w.export_dialog("dicom"), [],
                            "DICOM sources only: for the PACS or de-identified"),
         batch=_action(w, "&Batch review of a folder...", w.batch_dialog, ["Ctrl+B"],

@@ -759,8 +759,9 @@ def test_export_table_entries_are_complete_and_distinct():
     from rcdnet_desktop.core.export.formats import EXPORT_FORMATS, export_format
 
     keys = [f.key for f in EXPORT_FORMATS]
-    assert keys == ["png", "pdf", "dicom"] and len(set(keys)) == len(keys)
-    assert len({f.suffix for f in EXPORT_FORMATS}) == len(keys)
+    assert keys == ["png", "pdf", "dicom", "sr"] and len(set(keys)) == len(keys)
+    # Formats may share a suffix (the SC and the SR are both .dcm), never a default name.
+    assert len({f.name_tag + f.suffix for f in EXPORT_FORMATS}) == len(keys)
     for f in EXPORT_FORMATS:
         assert f.suffix.startswith(".") and f.suffix == f.suffix.lower()
         assert f.label and callable(f.write) and export_format(f.key) is f
@@ -777,7 +778,7 @@ def test_every_format_is_written_through_the_table(tmp_path, dicom_record):
     png_record = ImageRecord(path=tmp_path / "plain.png", pixels=speckle(151, 201))
     for f in EXPORT_FORMATS:
         target = tmp_path / export_file_name(dicom_record, 0, f.key)
-        assert target.name == f"source_rcdnet{f.suffix}"
+        assert target.name == f"source_{f.name_tag}{f.suffix}"
         assert write_report(f.key, target, dicom_record, report, include_patient=True) == target
         with pytest.raises(ExportExistsError):
             write_report(f.key, target, dicom_record, report, include_patient=True)
@@ -790,6 +791,9 @@ def test_every_format_is_written_through_the_table(tmp_path, dicom_record):
     ds = pydicom.dcmread(tmp_path / "source_rcdnet.dcm")
     assert ds.SOPClassUID == SECONDARY_CAPTURE_SOP_CLASS
     assert str(ds.PatientID) == PATIENT.patient_id  # the writer passed include_patient on
+    sr = pydicom.dcmread(tmp_path / "source_rcdnet_sr.dcm")
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR
+    assert str(sr.PatientID) == PATIENT.patient_id
     cine = ImageRecord(path=Path("cine.dcm"), pixels=speckle(10, 10), frame_count=5)
     assert export_file_name(cine, 2, "pdf", "heatmaps") == "cine_frame3_heatmaps.pdf"
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pydicom
+import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.export_dialog import ExportDialog, render_export, write_export
+from rcdnet_desktop.gui.export_dialog import (
+    DICOM_IDENTITY_CHOICE,
+    ExportDialog,
+    render_export,
+    write_export,
+)
 from tests.gui.gui_helpers import FakeEngine, wait_maps, write_png
 
 
@@ -127,4 +133,50 @@ def test_dialog_formats_come_from_the_export_table(qtbot, tmp_path):
     assert dlg.include_patient.isEnabled()
     for f in EXPORT_FORMATS:
         dlg.radios[f.key].setChecked(True)
-        assert dlg.path().endswith(f"scan_rcdnet{f.suffix}")
+        assert dlg.path().endswith(f"scan_{f.name_tag}{f.suffix}")
+
+
+def test_structured_report_from_the_export_dialog(make_window, tmp_path, qtbot, monkeypatch):
+    """File > Export DICOM..., the Structured Report chosen in the dialog: the SR of what is on
+    display, de-identified unless the PACS choice is ticked, named apart from the SC."""
+    from PySide6.QtWidgets import QDialog
+
+    path = get_testdata_file("examples_palette.dcm")
+    w = make_window(FakeEngine())
+    w.open_paths([path])
+    wait_maps(qtbot, w)
+    shown = w.export_job().heatmaps.prediction
+    target = tmp_path / "out" / "finding.dcm"
+    (tmp_path / "out").mkdir()
+    seen = {}
+
+    def answer(dlg):
+        assert dlg.format() == "dicom"
+        sc_name = dlg.path()
+        dlg.radios["sr"].click()
+        seen.update(sc=sc_name, sr=dlg.path(), choice=dlg.include_patient.text(),
+                    note=dlg.identity_note.isVisibleTo(dlg))
+        dlg.path_edit.setText(str(target))
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(ExportDialog, "exec", answer)
+    w.act.export_dcm.trigger()
+    assert seen["sc"].endswith("examples_palette_rcdnet.dcm")
+    assert seen["sr"].endswith("examples_palette_rcdnet_sr.dcm")
+    assert seen["choice"] == DICOM_IDENTITY_CHOICE and seen["note"]
+
+    ds = pydicom.dcmread(target)
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR
+    assert ds.PatientIdentityRemoved == "YES"
+    source = pydicom.dcmread(path, stop_before_pixels=True)
+    assert ds.StudyInstanceUID != source.StudyInstanceUID
+    values = []
+
+    def walk(items):
+        for item in items:
+            if item.ConceptNameCodeSequence[0].CodeMeaning == "Probability of cancer":
+                values.append(float(item.MeasuredValueSequence[0].NumericValue))
+            walk(item.get("ContentSequence", []))
+
+    walk(ds.ContentSequence)
+    assert values == [pytest.approx(shown.p_malignant, abs=1e-4)]

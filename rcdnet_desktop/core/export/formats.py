@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from rcdnet_desktop.core.export.dicom_sc import export_dicom_sc
+from rcdnet_desktop.core.export.dicom_sr import export_dicom_sr
 from rcdnet_desktop.core.export.pdf import export_pdf
 from rcdnet_desktop.core.export.png import export_png
 from rcdnet_desktop.core.export.report import Report
@@ -56,6 +57,13 @@ class ExportFormat:
         Only an image opened from a DICOM file can be exported in this format.
     write : Writer
         Writes the file (atomically, never replacing one unless asked).
+    name_tag : str
+        What a default file name ends with before the suffix (``<stem>_<name_tag><suffix>``),
+        so two formats with one suffix get different names.
+
+    A format that needs a DICOM source is a DICOM object: with the patient it joins the
+    source's patient and study (for the PACS), without it is consistently de-identified
+    (:mod:`rcdnet_desktop.core.export.dicom_identity`).
     """
 
     key: str
@@ -65,6 +73,7 @@ class ExportFormat:
     can_include_patient: bool
     needs_dicom_source: bool
     write: Writer
+    name_tag: str = "rcdnet"
 
     @property
     def file_filter(self) -> str:
@@ -88,6 +97,14 @@ def _dicom_sc(path: str | Path, record: ImageRecord, report: Report, *, include_
                            overwrite=overwrite)
 
 
+def _dicom_sr(path: str | Path, record: ImageRecord, report: Report, *, include_patient: bool,
+              overwrite: bool) -> Path:
+    if report.prediction is None:
+        raise ValueError("a structured report needs the prediction the report shows")
+    return export_dicom_sr(path, record, report.prediction, include_patient=include_patient,
+                           overwrite=overwrite, when=report.when)
+
+
 EXPORT_FORMATS: tuple[ExportFormat, ...] = (
     ExportFormat("png", "Annotated image (PNG)", ".png", "PNG images",
                  can_include_patient=True, needs_dicom_source=False, write=_png),
@@ -95,6 +112,9 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = (
                  can_include_patient=True, needs_dicom_source=False, write=_pdf),
     ExportFormat("dicom", "DICOM Secondary Capture", ".dcm", "DICOM files",
                  can_include_patient=True, needs_dicom_source=True, write=_dicom_sc),
+    ExportFormat("sr", "DICOM Structured Report (the finding as coded data)", ".dcm",
+                 "DICOM files", can_include_patient=True, needs_dicom_source=True,
+                 write=_dicom_sr, name_tag="rcdnet_sr"),
 )
 """Every export format, in the order a user is offered them."""
 
@@ -114,15 +134,17 @@ def export_format(key: str) -> ExportFormat:
                      + ", ".join(f.key for f in EXPORT_FORMATS))
 
 
-def export_file_name(record: ImageRecord, frame: int, key: str, tag: str = "rcdnet") -> str:
-    """The default file name of an export: ``<stem>[_frame<n>]_<tag><suffix>``.
+def export_file_name(record: ImageRecord, frame: int, key: str, tag: str | None = None) -> str:
+    """The default file name of an export: ``<stem>[_frame<n>]_<tag><suffix>``, ``tag`` being
+    the format's :attr:`~ExportFormat.name_tag` unless given.
 
     The frame (counted from 1) is named only for a multi-frame source.
     """
+    fmt = export_format(key)
     stem = record.path.stem or "image"
     if record.frame_count > 1:
         stem += f"_frame{frame + 1}"
-    return f"{stem}_{tag}{export_format(key).suffix}"
+    return f"{stem}_{fmt.name_tag if tag is None else tag}{fmt.suffix}"
 
 
 def write_report(key: str, path: str | Path, record: ImageRecord, report: Report, *,

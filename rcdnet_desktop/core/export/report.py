@@ -119,7 +119,8 @@ class ReportLine:
 class Report:
     """A rendered report: the image, its geometry and its text (for PDF and metadata).
 
-    ``patient_included`` says whether patient identifiers are in ``image`` and ``lines``.
+    ``patient_included`` says whether patient identifiers are in ``image`` and ``lines``;
+    ``prediction`` is the result the report shows (what a structured report codes).
     """
 
     image: np.ndarray
@@ -130,6 +131,7 @@ class Report:
     patient_included: bool = False
     summary: dict[str, str] = field(default_factory=dict)
     frame: int = 0
+    prediction: Prediction | None = None
 
     @property
     def text(self) -> str:
@@ -601,6 +603,7 @@ def render_report(
         patient_included=patient is not None and not patient.is_empty(),
         summary=_summary(heatmaps, when, source_name, calibration),
         frame=heatmaps.prediction.frame,
+        prediction=heatmaps.prediction,
     )
 
 
