@@ -126,3 +126,20 @@ def test_sr_passes_dcmtk_and_dicom3tools(us_record, tmp_path, tool):
     else:
         errors = [line for line in out.splitlines() if line.startswith("Error")]
         assert errors == [], out
+
+
+@pytest.mark.parametrize("include_patient", [False, True])
+def test_secondary_capture_passes_dicom3tools(us_record, tmp_path, include_patient):
+    """The SC sent beside the SR is a valid IOD too (Laterality present, empty: unknown)."""
+    import numpy as np
+
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy is not installed (apt-get install dicom3tools, or run "
+                    "./scripts/test-services as root)")
+    ds = dicom_sc_dataset(us_record, np.zeros((60, 80, 3), np.uint8),
+                          include_patient=include_patient)
+    ds.save_as(tmp_path / "sc.dcm", enforce_file_format=True)
+    run = subprocess.run(["dciodvfy", str(tmp_path / "sc.dcm")], capture_output=True, text=True,
+                         timeout=60)
+    out = run.stdout + run.stderr
+    assert [line for line in out.splitlines() if line.startswith("Error")] == [], out

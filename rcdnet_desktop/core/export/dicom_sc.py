@@ -92,6 +92,9 @@ def dicom_sc_dataset(
     # Series: always new.
     ds.SeriesInstanceUID = generate_uid()
     ds.Modality = context.modality
+    # General Series, Type 2C: the side is not carried over from the source, so it is present
+    # and empty ("unknown"), as the standard allows; a reader takes the side from the source.
+    ds.Laterality = ""
     ds.SeriesNumber = 9901  # high, so PACS lists the derived series after the acquisitions
     ds.SeriesDescription = "RcdNet decision support (Grad-CAM)"
     ds.SeriesDate, ds.SeriesTime = date, time
