@@ -177,6 +177,8 @@ def _write_exports(item: BatchItem, exports: list[Export], used: set[Path],
                                       operating_point=operating_point)
     except (RcdNetError, OSError, ValueError) as exc:
         return [f"report not rendered: {exc}"]
+    except Exception as exc:  # a run must outlive any one file's exports, whatever it holds
+        return [f"report not rendered: unexpected {type(exc).__name__}: {exc}"]
     notes = []
     for key, folder, tag in exports:
         try:
@@ -184,6 +186,8 @@ def _write_exports(item: BatchItem, exports: list[Export], used: set[Path],
                          include_patient=with_patient, overwrite=True)
         except (RcdNetError, OSError, ValueError) as exc:
             notes.append(f"{key} not written: {exc}")
+        except Exception as exc:  # a run must outlive any one file's exports, whatever it holds
+            notes.append(f"{key} not written: unexpected {type(exc).__name__}: {exc}")
     return notes
 
 

@@ -208,6 +208,8 @@ class ResultSender:
                                 include_patient=self.with_patient, overwrite=True)
             except (RcdNetError, OSError, ValueError) as exc:
                 notes.append(f"sr not written: {exc}")
+            except Exception as exc:  # a run must outlive any one file, whatever it holds
+                notes.append(f"sr not written: unexpected {type(exc).__name__}: {exc}")
         if self.node is not None:
             try:
                 datasets = [dicom_sr_dataset(record, pred, include_patient=True)]
@@ -217,6 +219,9 @@ class ResultSender:
             except (RcdNetError, ValueError) as exc:
                 self.failed += 1
                 notes.append(f"not sent: {exc}")
+            except Exception as exc:  # a run must outlive any one file, whatever it holds
+                self.failed += 1
+                notes.append(f"not sent: unexpected {type(exc).__name__}: {exc}")
         return notes
 
     def _sc(self, item):

@@ -303,3 +303,25 @@ def test_self_test_fails_on_weights_that_verify_but_behave_differently(tmp_path,
     assert cli.main(["self-test"]) != 0
     out = capsys.readouterr().out
     assert "self-test FAILED" in out and "differs from the recorded" in out
+
+
+def test_an_export_failing_unexpectedly_costs_only_that_export(folder, tmp_path, monkeypatch):
+    """Whatever an export's library raises, the run goes on and every row is written."""
+    from rcdnet_desktop.core.export import formats
+
+    real = formats.write_report
+
+    def flaky(key, path, record, *args, **kwargs):
+        if record.path.name == "a.png":
+            raise KeyError("No IOD found")
+        return real(key, path, record, *args, **kwargs)
+
+    monkeypatch.setattr(formats, "write_report", flaky)
+    out = tmp_path / "out.csv"
+    assert cli.main(["classify", str(folder), "--recursive", "--csv", str(out), "--export", "png",
+                     "--export-dir", str(tmp_path / "exports")]) == 0
+    rows = {Path(r["file"]).name: r for r in _rows(out)}
+    assert set(rows) == {"a.png", "b.png", "corrupt.png"}
+    assert rows["a.png"]["status"] == rows["b.png"]["status"] == "ok"
+    assert "png not written: unexpected KeyError" in rows["a.png"]["warnings"]
+    assert [p.name for p in (tmp_path / "exports").glob("*.png")] == ["b_rcdnet.png"]

@@ -72,6 +72,9 @@ def export_to(job: ExportJob, fmt: str, path: str | Path, include_patient: bool,
     except (ExportError, ValueError, OSError) as exc:
         notify(f"Export failed: {exc}")
         return None
+    except Exception as exc:  # a library's own failure: told, and the window goes on
+        notify(f"Export failed: unexpected {type(exc).__name__}: {exc}")
+        return None
     finally:
         QApplication.restoreOverrideCursor()
 

@@ -143,3 +143,32 @@ def test_secondary_capture_passes_dicom3tools(us_record, tmp_path, include_patie
                          timeout=60)
     out = run.stdout + run.stderr
     assert [line for line in out.splitlines() if line.startswith("Error")] == [], out
+
+
+def _record_with_sop_class(us_record, tmp_path, uid):
+    from rcdnet_desktop.core.io import read_image
+
+    ds = pydicom.dcmread(us_record.path)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = uid
+    ds.save_as(tmp_path / "source.dcm")
+    return read_image(tmp_path / "source.dcm")
+
+
+def test_a_retired_ultrasound_class_is_referenced_as_itself(us_record, tmp_path):
+    """Older scanners write the retired Ultrasound Image Storage class, which the SR library's
+    tables lack: the region still refers to the source as it is."""
+    retired = "1.2.840.10008.5.1.4.1.1.6"
+    record = _record_with_sop_class(us_record, tmp_path, retired)
+    path = export_dicom_sr(tmp_path / "sr.dcm", record, _pred())
+    ds = pydicom.dcmread(path)
+    region = dict(_content(ds))["Image Region"]
+    assert region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPClassUID == retired
+    evidence = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert evidence.ReferencedSOPSequence[0].ReferencedSOPClassUID == retired
+    assert retired + ".1" not in str(ds)  # the stand-in class is named nowhere
+
+
+def test_an_unknown_class_is_refused_in_plain_words(us_record, tmp_path):
+    record = _record_with_sop_class(us_record, tmp_path, "1.2.826.0.1.3680043.8.498.1")
+    with pytest.raises(ValueError, match="cannot refer to this kind of DICOM object"):
+        dicom_sr_dataset(record, _pred())

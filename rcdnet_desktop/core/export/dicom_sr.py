@@ -117,6 +117,43 @@ def _evaluations(pred: Prediction) -> list:
     return items
 
 
+# Retired ultrasound storage classes, still written by older scanners, that highdicom's tables
+# lack: built as their current equivalents (same frame structure), referenced as themselves.
+_RETIRED_US = {
+    "1.2.840.10008.5.1.4.1.1.6": "1.2.840.10008.5.1.4.1.1.6.1",  # Ultrasound Image (Retired)
+    "1.2.840.10008.5.1.4.1.1.3": "1.2.840.10008.5.1.4.1.1.3.1",  # US Multi-frame (Retired)
+}
+
+
+def _image_region(source_class: str, context, box: Box, frames: list[int] | None,
+                  record: ImageRecord):
+    """The lesion region as an SCOORD on the source image (SOP class ``source_class``).
+
+    highdicom checks the class against the standard's tables (to know whether frame numbers
+    apply): a class they lack is refused in plain words.
+    """
+    from highdicom.sr import GraphicTypeValues, ImageRegion, SourceImageForRegion
+
+    try:
+        return ImageRegion(graphic_type=GraphicTypeValues.POLYLINE, graphic_data=_polyline(box),
+                           source_image=SourceImageForRegion(source_class,
+                                                             context.source_sop_uid, frames))
+    except KeyError:
+        raise ValueError(f"{record.path.name}: a structured report cannot refer to this kind of "
+                         f"DICOM object (SOP class {source_class}): it is not an image type the "
+                         "report's standard tables know") from None
+
+
+def _rename_class(ds, old: str, new: str) -> None:
+    """Every ``ReferencedSOPClassUID`` ``old`` in ``ds`` (nested sequences too) becomes ``new``."""
+    for elem in ds:
+        if elem.keyword == "ReferencedSOPClassUID" and elem.value == old:
+            elem.value = new
+        elif elem.VR == "SQ":
+            for item in elem.value:
+                _rename_class(item, old, new)
+
+
 def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: bool = False,
                      when: datetime | None = None):
     """Build (not write) the Comprehensive SR of ``pred`` on ``record`` (see the module).
@@ -131,14 +168,11 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
         ComprehensiveSR,
         DeviceObserverIdentifyingAttributes,
         FindingSite,
-        GraphicTypeValues,
-        ImageRegion,
         Measurement,
         MeasurementReport,
         ObservationContext,
         ObserverContext,
         PlanarROIMeasurementsAndQualitativeEvaluations,
-        SourceImageForRegion,
         TrackingIdentifier,
     )
     from pydicom.sr.codedict import codes
@@ -159,9 +193,11 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
         observer_type=codes.DCM.Device, observer_identifying_attributes=device))
     box, source = _region_box(pred, record)
     frames = [pred.frame + 1] if record.frame_count > 1 else None
-    region = ImageRegion(graphic_type=GraphicTypeValues.POLYLINE, graphic_data=_polyline(box),
-                         source_image=SourceImageForRegion(context.source_sop_class,
-                                                           context.source_sop_uid, frames))
+    # A retired ultrasound class is built as its current equivalent (highdicom's tables lack
+    # it), then named as it is in every reference.
+    actual = context.source_sop_class
+    checked_as = _RETIRED_US.get(actual, actual)
+    region = _image_region(checked_as, context, box, frames, record)
     probability = Measurement(name=codes.DCM.ProbabilityOfCancer,
                               value=round(float(pred.p_malignant), 6),
                               unit=codes.UCUM.NoUnits, algorithm_id=algorithm)
@@ -175,14 +211,18 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
     report = MeasurementReport(observation_context=observation,
                                procedure_reported=codes.SCT.Ultrasonography,
                                imaging_measurements=[group])
+    evidence = context.evidence()
+    evidence.SOPClassUID = checked_as
     sr = ComprehensiveSR(
-        evidence=[context.evidence()], content=report[0],
+        evidence=[evidence], content=report[0],
         series_instance_uid=generate_uid(), series_number=SERIES_NUMBER,
         sop_instance_uid=generate_uid(), instance_number=1, manufacturer=SOFTWARE_NAME,
         is_complete=True, is_final=False, is_verified=False,
         series_description=SERIES_DESCRIPTION, content_date=when.date(),
         content_time=when.time().replace(microsecond=0, tzinfo=None))
     context.apply(sr)  # the same patient and study modules as the Secondary Capture
+    if checked_as != actual:
+        _rename_class(sr, checked_as, actual)
     sr.SpecificCharacterSet = "ISO_IR 192"
     sr.SoftwareVersions = _software_version()
     return sr
