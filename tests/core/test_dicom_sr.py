@@ -172,3 +172,20 @@ def test_an_unknown_class_is_refused_in_plain_words(us_record, tmp_path):
     record = _record_with_sop_class(us_record, tmp_path, "1.2.826.0.1.3680043.8.498.1")
     with pytest.raises(ValueError, match="cannot refer to this kind of DICOM object"):
         dicom_sr_dataset(record, _pred())
+
+
+@pytest.mark.parametrize(("name", "frames"), [("examples_ybr_color.dcm", [3]),
+                                              ("SC_rgb_rle_2frame.dcm", None)])
+def test_a_frame_is_referenced_only_for_a_multi_frame_class(tmp_path, name, frames):
+    """A US multi-frame clip's region names its frame; a Secondary Capture file holding two
+    frames is of a single-frame class, where the standard forbids a frame number."""
+    from pydicom.data import get_testdata_file
+
+    from rcdnet_desktop.core.io import read_image
+
+    record = read_image(get_testdata_file(name))
+    assert record.frame_count > 1
+    ds = pydicom.dcmread(export_dicom_sr(tmp_path / "sr.dcm", record, _pred(frame=2)))
+    ref = dict(_content(ds))["Image Region"].ContentSequence[0].ReferencedSOPSequence[0]
+    got = ref.get("ReferencedFrameNumber")
+    assert (None if got is None else [int(got)]) == frames

@@ -144,6 +144,21 @@ def _image_region(source_class: str, context, box: Box, frames: list[int] | None
                          "report's standard tables know") from None
 
 
+def _referenced_frames(source_class: str, record: ImageRecord, frame: int) -> list[int] | None:
+    """The frame the region is on (numbered from 1) when the source's class is a multi-frame
+    one; None otherwise: the standard forbids frame numbers in a reference to a single-frame
+    class, even when the file holds several frames."""
+    if record.frame_count <= 1:
+        return None
+    try:
+        from highdicom._standard_utils import is_attribute_in_iod
+
+        multiframe = is_attribute_in_iod("NumberOfFrames", source_class)
+    except (ImportError, KeyError):  # unknown to the tables: refused later, in plain words
+        multiframe = True
+    return [frame + 1] if multiframe else None
+
+
 def _rename_class(ds, old: str, new: str) -> None:
     """Every ``ReferencedSOPClassUID`` ``old`` in ``ds`` (nested sequences too) becomes ``new``."""
     for elem in ds:
@@ -192,12 +207,12 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
     observation = ObservationContext(observer_device_context=ObserverContext(
         observer_type=codes.DCM.Device, observer_identifying_attributes=device))
     box, source = _region_box(pred, record)
-    frames = [pred.frame + 1] if record.frame_count > 1 else None
     # A retired ultrasound class is built as its current equivalent (highdicom's tables lack
     # it), then named as it is in every reference.
     actual = context.source_sop_class
     checked_as = _RETIRED_US.get(actual, actual)
-    region = _image_region(checked_as, context, box, frames, record)
+    region = _image_region(checked_as, context, box,
+                           _referenced_frames(checked_as, record, pred.frame), record)
     probability = Measurement(name=codes.DCM.ProbabilityOfCancer,
                               value=round(float(pred.p_malignant), 6),
                               unit=codes.UCUM.NoUnits, algorithm_id=algorithm)
