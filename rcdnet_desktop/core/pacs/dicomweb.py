@@ -15,11 +15,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from rcdnet_desktop.core.errors import ExportError
 from rcdnet_desktop.core.pacs.cache import PacsCache
+from rcdnet_desktop.core.pacs.cancel import on_cancel
 from rcdnet_desktop.core.pacs.nodes import PacsCancelled, PacsError, PacsNode
 from rcdnet_desktop.core.pacs.query import QIDO_FIELDS, Match, Query
 from rcdnet_desktop.core.pacs.results import (
@@ -106,31 +107,9 @@ def _http_error(node: PacsNode, exc: BaseException, what: str) -> PacsError:
     return PacsError(node, f"the {what} failed: {type(exc).__name__}: {exc}", "failed")
 
 
-@contextlib.contextmanager
-def _cancellable(session, cancel: threading.Event | None) -> Iterator[threading.Event]:
+def _cancellable(session, cancel: threading.Event | None):
     """A set ``cancel`` closes the HTTP session, which ends a transfer in progress."""
-    aborted = threading.Event()
-    if cancel is None:
-        yield aborted
-        return
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            if cancel.wait(0.05):
-                if not done.is_set():
-                    aborted.set()
-                    with contextlib.suppress(Exception):
-                        session.close()
-                return
-
-    watcher = threading.Thread(target=watch, name="dicomweb-cancel-watch", daemon=True)
-    watcher.start()
-    try:
-        yield aborted
-    finally:
-        done.set()
-        watcher.join(5)
+    return on_cancel(cancel, session.close, "dicomweb-cancel-watch")
 
 
 def _datasets(items) -> list:

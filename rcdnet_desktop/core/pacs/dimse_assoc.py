@@ -10,8 +10,9 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
+from rcdnet_desktop.core.pacs.cancel import on_cancel
 from rcdnet_desktop.core.pacs.dimse_protocol import rejection_words
 from rcdnet_desktop.core.pacs.nodes import PacsError, PacsNode
 
@@ -87,36 +88,18 @@ def release(assoc) -> None:
             assoc.release()
 
 
-@contextlib.contextmanager
-def abort_on_cancel(assoc, cancel: threading.Event | None) -> Iterator[threading.Event]:
+def abort_on_cancel(assoc, cancel: threading.Event | None):
     """While inside, a set ``cancel`` aborts the association at once (from a small watcher
     thread); yields an event that tells whether it did."""
-    aborted = threading.Event()
-    if cancel is None:
-        yield aborted
-        return
-    done = threading.Event()
 
-    def watch() -> None:
-        while not done.is_set():
-            if cancel.wait(0.05):
-                if not done.is_set():
-                    aborted.set()
-                    with contextlib.suppress(Exception):
-                        assoc.abort()
-                    with contextlib.suppress(Exception):
-                        # wakes a request waiting for its next answer now, not after the
-                        # DIMSE timeout (pynetdicom reads (None, None) as "aborted")
-                        assoc.dimse.msg_queue.put((None, None))
-                return
+    def stop() -> None:
+        with contextlib.suppress(Exception):
+            assoc.abort()
+        # wakes a request waiting for its next answer now, not after the DIMSE timeout
+        # (pynetdicom reads (None, None) as "aborted")
+        assoc.dimse.msg_queue.put((None, None))
 
-    watcher = threading.Thread(target=watch, name="pacs-cancel-watch", daemon=True)
-    watcher.start()
-    try:
-        yield aborted
-    finally:
-        done.set()
-        watcher.join(5)
+    return on_cancel(cancel, stop)
 
 
 def join(assoc, timeout: float = 10.0) -> None:
