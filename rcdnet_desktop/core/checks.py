@@ -77,6 +77,13 @@ COLOUR_MIN_FRACTION = 0.01
 # than 3.5x: the texture the classifier relies on is gone (thumbnails, icons, crops of crops).
 MIN_SIDE_PX = 64
 
+# --- lesion boxes ------------------------------------------------------------------------------
+# What the classifier sees of a lesion box is the box padded by the card's margin. The padded
+# mask boxes it was trained on are as small as 34 px on the short side (BUSI; 9% of BUSI's are
+# under 64 px, BrEaST's smallest is 47 px), so the whole-image rule above does not apply to a
+# box: one is flagged only when it is smaller than anything seen in training.
+BOX_MIN_SIDE_PX = 32
+
 # --- blank frames ------------------------------------------------------------------------------
 # Standard deviation of the grey levels (0..255) below which a frame carries no usable
 # structure: a black/grey screen, a frozen frame with the probe in air. Real B-mode images have
@@ -90,6 +97,10 @@ BLANK_MAX_MODE_FRACTION = 0.97
 WARN_COLOUR = (
     "colour overlay detected (Doppler or elastography?): the classifier was trained on "
     "greyscale B-mode images only; the result is unreliable"
+)
+WARN_BOX_TOO_SMALL = (
+    "smaller than any lesion box the model was trained on ({w}x{h} pixels; at least {min_side} "
+    "pixels are needed on the shorter side)"
 )
 WARN_TOO_SMALL = (
     "image too small to classify reliably ({w}x{h} pixels; at least {min_side} pixels are "
@@ -238,6 +249,17 @@ def check_record(record: ImageRecord) -> tuple[Flag, ...]:
     other = [_SPATIAL_FORMAT_WORDS[f] for f, _k in kinds if f in _SPATIAL_FORMAT_WORDS]
     if other and not any(f == 1 for f, _k in kinds):  # no 2-D region at all
         flags.append(Flag(NOT_B_MODE, WARN_NOT_B_MODE.format(what=other[0])))
+    return tuple(flags)
+
+
+def check_box_region(region: np.ndarray) -> tuple[Flag, ...]:
+    """The checks of what the model classifies of a lesion box (the padded box's pixels): those
+    of :func:`check_image`, with the size rule of lesion boxes (:data:`BOX_MIN_SIDE_PX`)."""
+    flags = [f for f in check_image(region) if f.code != TOO_SMALL]
+    h, w = int(np.shape(region)[0]), int(np.shape(region)[1])
+    if min(h, w) < BOX_MIN_SIDE_PX:
+        flags.insert(0, Flag(TOO_SMALL, WARN_BOX_TOO_SMALL.format(w=w, h=h,
+                                                                  min_side=BOX_MIN_SIDE_PX)))
     return tuple(flags)
 
 

@@ -590,7 +590,7 @@ class InferenceEngine:
         InferenceError
             Bad frame index, bad region of interest or unsupported pixel data.
         """
-        from rcdnet_desktop.core.checks import check_image, check_record, codes
+        from rcdnet_desktop.core.checks import check_box_region, check_image, check_record, codes
 
         pixels = _frame_pixels(image, frame)
         if not isinstance(pixels, np.ndarray) or pixels.ndim not in (2, 3) or pixels.size == 0:
@@ -630,7 +630,7 @@ class InferenceEngine:
             + check_image(pixels)
         warnings = [f.text for f in flags]
         if box is not None:  # what is classified is the box: check it too (words only)
-            warnings += [f"lesion box: {f.text}" for f in check_image(region)
+            warnings += [f"lesion box: {f.text}" for f in check_box_region(region)
                          if f.text not in warnings]
         warnings += notes
         if isinstance(image, ImageRecord):
