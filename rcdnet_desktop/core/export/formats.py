@@ -99,8 +99,6 @@ def _dicom_sc(path: str | Path, record: ImageRecord, report: Report, *, include_
 
 def _dicom_sr(path: str | Path, record: ImageRecord, report: Report, *, include_patient: bool,
               overwrite: bool) -> Path:
-    if report.prediction is None:
-        raise ValueError("a structured report needs the prediction the report shows")
     return export_dicom_sr(path, record, report.prediction, include_patient=include_patient,
                            overwrite=overwrite, when=report.when)
 

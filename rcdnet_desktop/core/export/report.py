@@ -119,19 +119,23 @@ class ReportLine:
 class Report:
     """A rendered report: the image, its geometry and its text (for PDF and metadata).
 
-    ``patient_included`` says whether patient identifiers are in ``image`` and ``lines``;
-    ``prediction`` is the result the report shows (what a structured report codes).
+    ``prediction`` is the result the report shows (what a structured report codes);
+    ``patient_included`` says whether patient identifiers are in ``image`` and ``lines``.
     """
 
     image: np.ndarray
     layout: ReportLayout
     lines: tuple[ReportLine, ...]
     when: datetime
+    prediction: Prediction
     source_name: str = ""
     patient_included: bool = False
     summary: dict[str, str] = field(default_factory=dict)
-    frame: int = 0
-    prediction: Prediction | None = None
+
+    @property
+    def frame(self) -> int:
+        """The frame the report shows (0 for a single-frame image)."""
+        return self.prediction.frame
 
     @property
     def text(self) -> str:
@@ -602,7 +606,6 @@ def render_report(
         source_name=source_name,
         patient_included=patient is not None and not patient.is_empty(),
         summary=_summary(heatmaps, when, source_name, calibration),
-        frame=heatmaps.prediction.frame,
         prediction=heatmaps.prediction,
     )
 
