@@ -255,15 +255,11 @@ def check_record(record: ImageRecord) -> tuple[Flag, ...]:
 def check_box_region(region: np.ndarray) -> tuple[Flag, ...]:
     """The checks of what the model classifies of a lesion box (the padded box's pixels): those
     of :func:`check_image`, with the size rule of lesion boxes (:data:`BOX_MIN_SIDE_PX`)."""
-    flags = [f for f in check_image(region) if f.code != TOO_SMALL]
-    h, w = int(np.shape(region)[0]), int(np.shape(region)[1])
-    if min(h, w) < BOX_MIN_SIDE_PX:
-        flags.insert(0, Flag(TOO_SMALL, WARN_BOX_TOO_SMALL.format(w=w, h=h,
-                                                                  min_side=BOX_MIN_SIDE_PX)))
-    return tuple(flags)
+    return check_image(region, min_side=BOX_MIN_SIDE_PX, too_small=WARN_BOX_TOO_SMALL)
 
 
-def check_image(pixels: np.ndarray) -> tuple[Flag, ...]:
+def check_image(pixels: np.ndarray, *, min_side: int = MIN_SIDE_PX,
+                too_small: str = WARN_TOO_SMALL) -> tuple[Flag, ...]:
     """Intended-use flags for one frame's pixels; empty when nothing is wrong.
 
     Parameters
@@ -271,6 +267,9 @@ def check_image(pixels: np.ndarray) -> tuple[Flag, ...]:
     pixels : np.ndarray
         The frame as read by :func:`rcdnet_desktop.core.io.read_image`: uint8, ``(H, W)`` grey
         or ``(H, W, 3)`` RGB. Other dtypes are rescaled to 0..255 first.
+    min_side, too_small : int, str
+        The size rule: pixels on the shorter side below which the image is too small, and the
+        words for it (``{w}``, ``{h}``, ``{min_side}`` filled in).
 
     Returns
     -------
@@ -286,8 +285,8 @@ def check_image(pixels: np.ndarray) -> tuple[Flag, ...]:
         return (Flag(NOT_IMAGE, WARN_NOT_IMAGE),)
     flags: list[Flag] = []
     h, w = int(a.shape[0]), int(a.shape[1])
-    if min(h, w) < MIN_SIDE_PX:
-        flags.append(Flag(TOO_SMALL, WARN_TOO_SMALL.format(w=w, h=h, min_side=MIN_SIDE_PX)))
+    if min(h, w) < min_side:
+        flags.append(Flag(TOO_SMALL, too_small.format(w=w, h=h, min_side=min_side)))
     if h == 0 or w == 0:
         flags.append(Flag(BLANK, WARN_BLANK))
         return tuple(flags)
