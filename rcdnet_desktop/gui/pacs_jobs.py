@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QDialog, QLabel
 
 JOBS: weakref.WeakSet[PacsJob] = weakref.WeakSet()
 
@@ -74,3 +76,30 @@ def stop_all(timeout_s: float = 10.0) -> bool:
     for job in jobs:
         job.cancel()
     return all(job.wait(timeout_s) for job in jobs)
+
+
+ERROR_STYLE = "color: #b00020;"
+"""How a PACS dialog's status line shows a failure."""
+
+
+class JobDialog(QDialog):
+    """A dialog that runs one :class:`PacsJob` at a time (``job``) and says how it went in its
+    ``status`` label; closing it cancels the job and waits for it."""
+
+    job: PacsJob | None = None
+    status: QLabel
+
+    def show_status(self, text: str, error: bool = False) -> None:
+        self.status.setStyleSheet(ERROR_STYLE if error else "")
+        self.status.setText(text)
+
+    def shutdown(self, timeout_s: float = 10.0) -> bool:
+        """Cancel the running job, if any; True when it has ended within ``timeout_s``."""
+        if self.job is None:
+            return True
+        self.job.cancel()
+        return self.job.wait(timeout_s)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.shutdown()
+        super().closeEvent(event)

@@ -15,7 +15,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -29,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.pacs import Match, PacsCache, PacsNode, Query, RetrieveResult
-from rcdnet_desktop.gui.pacs_jobs import PacsJob
+from rcdnet_desktop.gui.pacs_jobs import JobDialog, PacsJob
 from rcdnet_desktop.gui.pacs_settings import last_node, pacs_cache_dir, pacs_nodes, set_last_node
 from rcdnet_desktop.gui.settings import Settings
 
@@ -40,7 +39,7 @@ def _date(text: str) -> str:
     return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
 
 
-class PacsQueryDialog(QDialog):
+class PacsQueryDialog(JobDialog):
     """Search a PACS and retrieve studies. ``open_requested(list of paths)`` when files came."""
 
     open_requested = Signal(list)
@@ -284,16 +283,3 @@ class PacsQueryDialog(QDialog):
         self.cancel_button.setEnabled(busy)
         self.node.setEnabled(not busy)
 
-    def show_status(self, text: str, error: bool = False) -> None:
-        self.status.setStyleSheet("color: #b00020;" if error else "")
-        self.status.setText(text)
-
-    def shutdown(self, timeout_s: float = 10.0) -> bool:
-        if self.job is None:
-            return True
-        self.job.cancel()
-        return self.job.wait(timeout_s)
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.shutdown()
-        super().closeEvent(event)

@@ -12,7 +12,6 @@ from html import escape
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from rcdnet_desktop.core.pacs import StoreResult
 from rcdnet_desktop.gui.export_dialog import ExportJob, render_export
-from rcdnet_desktop.gui.pacs_jobs import PacsJob
+from rcdnet_desktop.gui.pacs_jobs import JobDialog, PacsJob
 from rcdnet_desktop.gui.pacs_settings import last_node, pacs_nodes, set_last_node
 from rcdnet_desktop.gui.settings import Settings
 
@@ -39,7 +38,7 @@ def result_datasets(job: ExportJob, with_sc: bool) -> list:
     return datasets
 
 
-class PacsSendDialog(QDialog):
+class PacsSendDialog(JobDialog):
     """Choose the node (and whether to add the SC) and send."""
 
     def __init__(self, job: ExportJob, settings: Settings, parent: QWidget | None = None) -> None:
@@ -119,17 +118,6 @@ class PacsSendDialog(QDialog):
                    + result.summary() + ".", error=not result.ok)
 
     def _show(self, text: str, error: bool = False) -> None:
-        self.status.setStyleSheet("color: #b00020;" if error else "")
-        self.status.setText(text)
+        self.show_status(text, error)
         self.send_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
-
-    def shutdown(self, timeout_s: float = 10.0) -> bool:
-        if self.job is None:
-            return True
-        self.job.cancel()
-        return self.job.wait(timeout_s)
-
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.shutdown()
-        super().closeEvent(event)
