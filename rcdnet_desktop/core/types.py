@@ -92,6 +92,7 @@ class StudyInfo:
     study_instance_uid: str = ""
     series_instance_uid: str = ""
     sop_instance_uid: str = ""
+    sop_class_uid: str = ""
     study_date: str = ""
     study_time: str = ""
     study_id: str = ""

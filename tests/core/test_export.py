@@ -118,6 +118,7 @@ def write_source_dicom(path: Path, pixels: np.ndarray, *, patient: PatientInfo) 
             study_instance_uid=study_uid,
             series_instance_uid=series_uid,
             sop_instance_uid=sop_uid,
+            sop_class_uid=ds.SOPClassUID,
             study_date="20250314",
             study_time="091500",
             modality="US",

@@ -101,20 +101,6 @@ class DerivedContext:
         return ds
 
 
-def _source_sop_class(record: ImageRecord) -> str:
-    """The source's SOP Class UID read from its file ("" when it cannot be read)."""
-    if not record.is_dicom or not record.study.sop_instance_uid:
-        return ""
-    try:
-        import pydicom
-
-        ds = pydicom.dcmread(record.path, stop_before_pixels=True,
-                             specific_tags=["SOPClassUID"])
-        return str(ds.get("SOPClassUID", "") or "")
-    except Exception:  # noqa: BLE001 - the source may have moved; the reference is optional
-        return ""
-
-
 def derived_context(record: ImageRecord, *, include_patient: bool) -> DerivedContext:
     """The patient, study and source reference of an object derived from ``record``.
 
@@ -129,7 +115,7 @@ def derived_context(record: ImageRecord, *, include_patient: bool) -> DerivedCon
         return DerivedContext(include_patient=include_patient, study_uid=generate_uid(),
                               modality=modality,
                               **(_patient(record) if include_patient else {}))
-    sop_class = _source_sop_class(record)
+    sop_class = study.sop_class_uid if study.sop_instance_uid else ""
     sop_uid = study.sop_instance_uid if sop_class else ""
     series_uid = study.series_instance_uid
     if include_patient:

@@ -49,6 +49,7 @@ def study_info(ds: Any) -> StudyInfo:
         study_instance_uid=text(ds, "StudyInstanceUID"),
         series_instance_uid=text(ds, "SeriesInstanceUID"),
         sop_instance_uid=text(ds, "SOPInstanceUID"),
+        sop_class_uid=text(ds, "SOPClassUID"),
         study_date=text(ds, "StudyDate"),
         study_time=text(ds, "StudyTime"),
         study_id=text(ds, "StudyID"),
