@@ -1,8 +1,11 @@
 """Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test`` and
 ``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`).
 
-Exit status: 0 when at least one file was classified, 1 when none could be (or the self-test
-failed), 2 for usage errors (bad arguments, unreadable ROI file, unusable model or device).
+Exit status: 0 when at least one file was classified and every output asked was made; 1 when
+no file could be classified, an output option (``--sr``, ``--export``, ``--heatmaps``,
+``--send``) produced nothing, a result was not sent, or the self-test failed; 2 for usage errors
+(bad arguments, unreadable ROI file, unusable output, PACS, model or device); 130 after Ctrl+C
+(SIGINT) and 143 after SIGTERM, once the rows done are kept.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from rcdnet_desktop.cli_pacs import (
     ResultSender,
     add_pacs_parser,
     add_result_options,
+    check_result_options,
     run_pacs,
-    sr_file_name,
 )
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.operating_point import OperatingPoint
-from rcdnet_desktop.core.types import BatchItem, Box
+from rcdnet_desktop.core.types import Box
 
-EXIT_OK, EXIT_NONE_READ, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+"""Exit statuses; a run stopped by a signal exits with 128 + its number (:class:`Stopped`)."""
 
 
 class UsageError(Exception):
@@ -113,82 +117,18 @@ def _unmatched_rois(rois: Rois, files: list[Path], source: Path, err: TextIO) ->
     return len(missing)
 
 
-Export = tuple[str, Path, str]
-"""One export asked on the command line: format key, folder, file-name tag."""
+def _outputs(args: argparse.Namespace):
+    """The files and PACS results asked, every folder and the PACS checked before any work."""
+    from rcdnet_desktop.cli_outputs import Outputs, check_folders, file_outputs
 
-
-def _exports(args: argparse.Namespace) -> list[Export]:
-    """The exports asked: ``--export FORMAT`` into ``--export-dir``, and ``--heatmaps DIR``
-    (the annotated PNG, named ``<stem>_heatmaps.png``)."""
-    if args.export_dir and not args.export:
-        raise UsageError("--export-dir needs --export FORMAT")
-    from rcdnet_desktop.core.export.formats import export_format
-
-    folder = args.export_dir or Path(".")
-    exports = [(key, folder, export_format(key).name_tag)
-               for key in dict.fromkeys(args.export or ())]
-    if args.heatmaps:
-        exports.append(("png", args.heatmaps, "heatmaps"))
-    return exports
-
-
-def _check_export_folders(exports: list[Export]) -> None:
-    """Create the export folders and make sure they can be written, before any work."""
-    from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.export.atomic import check_folder
-
-    for _key, folder, tag in exports:
-        try:
-            check_folder(folder)
-        except ExportError as exc:
-            option = "--heatmaps" if tag == "heatmaps" else "--export-dir"
-            raise UsageError(f"{option}: {exc}") from exc
-
-
-def _target(item: BatchItem, key: str, folder: Path, tag: str, used: set[Path]) -> Path:
-    """The export's file: the viewer's default name, numbered when two files share a stem."""
-    from rcdnet_desktop.core.export.formats import export_file_name
-
-    assert item.record is not None and item.heatmaps is not None
-    name = Path(export_file_name(item.record, item.heatmaps.prediction.frame, key, tag))
-    target, n = folder / name, 1
-    while target in used:  # same stem in two folders
-        n += 1
-        target = folder / f"{name.stem}_{n}{name.suffix}"
-    used.add(target)
-    return target
-
-
-def _write_exports(item: BatchItem, exports: list[Export], used: set[Path],
-                   operating_point: OperatingPoint | None = None,
-                   with_patient: bool = False) -> list[str]:
-    """Render the item's report once and write every export; returns notes on failures.
-
-    ``operating_point`` (the model's, from its card) adds what the cut-off means;
-    ``with_patient`` keeps the source's patient and study in DICOM files.
-    """
-    from rcdnet_desktop.core.errors import RcdNetError
-    from rcdnet_desktop.core.export.formats import write_report
-    from rcdnet_desktop.core.export.report import render_record_report
-
-    assert item.heatmaps is not None and item.record is not None
     try:
-        report = render_record_report(item.record, item.heatmaps,
-                                      operating_point=operating_point)
-    except (RcdNetError, OSError, ValueError) as exc:
-        return [f"report not rendered: {exc}"]
-    except Exception as exc:  # a run must outlive any one file's exports, whatever it holds
-        return [f"report not rendered: unexpected {type(exc).__name__}: {exc}"]
-    notes = []
-    for key, folder, tag in exports:
-        try:
-            write_report(key, _target(item, key, folder, tag, used), item.record, report,
-                         include_patient=with_patient, overwrite=True)
-        except (RcdNetError, OSError, ValueError) as exc:
-            notes.append(f"{key} not written: {exc}")
-        except Exception as exc:  # a run must outlive any one file's exports, whatever it holds
-            notes.append(f"{key} not written: unexpected {type(exc).__name__}: {exc}")
-    return notes
+        check_result_options(args)
+        files = file_outputs(args)
+        check_folders(files)
+        sender = ResultSender(args) if args.send else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return Outputs(files, sender, with_patient=args.with_patient)
 
 
 def _progress(total: int, stream: TextIO):
@@ -202,7 +142,8 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
              err: TextIO | None = None) -> int:
     """``rcdnet classify``: one row per file, continuing past bad files.
 
-    Every input and output is checked before any work; rows are written as they come.
+    Every input and output is checked before any work; rows are written as they come. A run
+    stopped by a signal raises :class:`Stopped`, saying how far it got and where its rows are.
     """
     out, err = out or sys.stdout, err or sys.stderr
     from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
@@ -213,52 +154,48 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     files = find_images(args.paths, recursive=args.recursive)
     if not files:
         print("no image files found in: " + ", ".join(map(str, args.paths)), file=err)
-        return EXIT_NONE_READ
-    exports = _exports(args)
-    _check_export_folders(exports)
-    if args.sr is not None:
-        _check_export_folders([("sr", args.sr, "sr")])
-    try:
-        results = ResultSender(args)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+        return EXIT_FAILED
+    outputs = _outputs(args)
     unmatched = _unmatched_rois(rois, files, args.rois, err) if rois else 0
     timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
-    counts: Counter[str] = Counter()
-    with _row_writer(args, out, err) as write:
-        engine = _engine(args.device)
-        operating_point = OperatingPoint.from_card(engine.card)
-        results.operating_point = operating_point  # the sent SC says what the cut-off means
-        used: set[Path] = set()
-        with _progress(len(files), err) as bar:
-            for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},
-                               explain=bool(exports) or results.needs_report,
-                               frame=args.frame or 0,
-                               auto_box=not args.no_auto_box, file_timeout=timeout,
-                               sweep=args.frames):
-                row = batch_row(item)
-                if exports and item.heatmaps is not None:
-                    notes = _write_exports(item, exports, used, operating_point,
-                                           args.with_patient)
+    counts: Counter[str] = Counter()  # rows by status
+    auto = 0  # rows on a box the localiser found
+    try:
+        with _row_writer(args, out, err) as write:
+            engine = _engine(args.device)
+            outputs.operating_point = OperatingPoint.from_card(engine.card)
+            # Every output needs the image and the report's heat maps; the closed-form maps
+            # come from the same forward pass as the prediction.
+            items = review(files, engine, rois={p: box for p, (box, _) in rois.items()},
+                           explain=outputs.active, frame=args.frame or 0,
+                           auto_box=not args.no_auto_box, file_timeout=timeout,
+                           sweep=args.frames)
+            # closing(): the review's loader thread is stopped here, however the loop ends.
+            with _progress(len(files), err) as bar, contextlib.closing(items):
+                for item in items:
+                    row = batch_row(item)
+                    notes = outputs.handle(item)
                     row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
-                if results.active and item.prediction is not None and item.record is not None:
-                    name = sr_file_name(item.record, item.prediction.frame)
-                    notes = results.handle(item, name)
-                    row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
-                write(row)
-                counts[item.status] += 1
-                counts["auto"] += row["box_source"] == "auto"
-                bar.update(1)
-    auto = counts["auto"]
+                    write(row)
+                    counts[item.status] += 1
+                    auto += row["box_source"] == "auto"
+                    bar.update(1)
+    except Stopped as stop:
+        stop.progress = f"after {counts.total()} of {len(files)} file(s)"
+        raise
     print(f"{counts['ok']} classified, {counts['failed']} failed"
           + (f", {counts['skipped']} skipped (not regular files)" if counts["skipped"] else "")
           + f", model {engine.model_version} on {engine.device}"
           + (" - UNTRAINED weights" if engine.untrained else "")
           + (f"; {auto} on a lesion box found automatically" if auto else "")
           + (f"; {unmatched} row(s) of the ROI file matched no file" if unmatched else "")
-          + results.summary(),
+          + outputs.summary(),
           file=err)
-    return EXIT_OK if counts["ok"] and not results.failed else EXIT_NONE_READ
+    problems = outputs.problems() if counts["ok"] else []
+    for line in problems:
+        print(f"rcdnet: {line}", file=err)
+    not_sent = outputs.sender is not None and outputs.sender.failed
+    return EXIT_OK if counts["ok"] and not problems and not not_sent else EXIT_FAILED
 
 
 @contextlib.contextmanager
@@ -297,8 +234,12 @@ def _row_writer(args: argparse.Namespace, out: TextIO,
             yield write
     except BaseException as exc:
         if csv_file is not None and csv_file.partial is not None:
-            print(f"rcdnet: the {csv_file.rows} row(s) done are kept in {csv_file.partial}; "
-                  f"{args.csv} was left as it was", file=err)
+            kept = (f"the {csv_file.rows} row(s) done are kept in {csv_file.partial}; "
+                    f"{args.csv} was left as it was")
+            if isinstance(exc, Stopped):
+                exc.kept = kept  # said on the stop's one line
+            else:
+                print(f"rcdnet: {kept}", file=err)
         if isinstance(exc, ExportError):
             raise UsageError(str(exc)) from exc
         raise
@@ -378,7 +319,7 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     for p in problems:
         print(f"FAIL: {p}", file=out)
     print("self-test " + ("FAILED" if problems else "passed"), file=out)
-    return EXIT_NONE_READ if problems else EXIT_OK
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def _check_goldens(engine, out: TextIO) -> list[str]:
@@ -494,6 +435,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: this process's own); the exit status.
+
+    Without ``argv`` main owns the process (the ``rcdnet`` command), and ends it at once when
+    a file's reader is still running in the background (see :func:`_leave_if_busy`).
+    """
+    status = _run(argv)
+    if argv is None:
+        _leave_if_busy(status)
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # pydicom warns about every odd value it tolerates; a file that cannot be read gets its
     # reason in its own row, so these would only bury the progress bar.
@@ -505,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.frame is not None and args.frames is not None:
                 raise UsageError("--frame N classifies one frame of each clip and --frames "
                                  "sweeps several; give only one of them")
-            with _lossless_stdout(), _stop_on_sigterm():
+            with _lossless_stdout(), _stop_on_signals():
                 return classify(args)
         if args.command == "pacs":
             return run_pacs(args)
@@ -513,14 +466,91 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rcdnet: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("rcdnet: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Stopped, or Ctrl+C outside a run
+        stop = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT)
+        print(f"rcdnet: {stop.line()}", file=sys.stderr)
+        return stop.status
     except BrokenPipeError:
         # Whoever read standard output went away (| head): stop quietly, as other tools do.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_NONE_READ
+        return EXIT_FAILED
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by a signal: Ctrl+C (SIGINT) or SIGTERM, what schedulers and service
+    managers send.
+
+    A KeyboardInterrupt, so that everything that cleans up after Ctrl+C does so (files kept,
+    the JSON array closed, the review's loader thread stopped); the program then ends with
+    ``128 + signum`` (130, 143), the shells' convention, and one line (:meth:`line`).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.progress = ""
+        """How far the run got ("after 32 of 120 file(s)")."""
+        self.kept = ""
+        """Where the rows done are, when they are not where they were asked."""
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
+
+    def line(self) -> str:
+        what = ("interrupted" if self.signum == signal.SIGINT
+                else f"stopped by {signal.Signals(self.signum).name}")
+        return "; ".join(filter(None, (" ".join(filter(None, (what, self.progress))),
+                                       self.kept)))
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Stopped` in the main thread while a run lasts.
+
+    Only the first signal stops the run; one that comes while it winds down (keeping the rows,
+    stopping the reader) is ignored, so the winding down is not itself cut short.
+    """
+    stopping = False
+
+    def stop(signum, _frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise Stopped(signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, stop)
+    except ValueError:  # not the main thread: signals are Python's default there
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _leave_if_busy(status: int) -> None:
+    """End the process now, with ``status``, if a file's reader is still running.
+
+    A reader past its time budget (or one that outlived a stopped run's grace) may be inside a
+    native library with the interpreter lock released. Python before 3.14 tears such a thread
+    down when it comes back for the lock during the interpreter's shutdown, and the C++ runtime
+    then aborts the process ("terminate called without an active exception", status 134)
+    after the run had done everything right. Everything is written and flushed by now, so the
+    shutdown is skipped instead.
+    """
+    from rcdnet_desktop.core.batch import loader_threads
+
+    if not loader_threads():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 @contextlib.contextmanager
@@ -537,23 +567,6 @@ def _lossless_stdout() -> Iterator[None]:
         if errors is not None:
             with contextlib.suppress(AttributeError, ValueError, OSError):
                 sys.stdout.reconfigure(errors=errors)  # type: ignore[union-attr]
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """Stop on SIGTERM as on Ctrl+C, so the rows done so far are kept."""
-    def stop(_signum, _frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except (ValueError, OSError):  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,14 @@ path is unchanged: one loader thread ahead of the model. The budget does not cov
 batched forward pass, which runs on the caller's thread and takes a fixed, short time per
 chunk; nor can it interrupt a decoder that holds Python's interpreter lock without letting go
 (the readers' size budgets keep those short).
+
+**Stopping.** When the generator is closed (the run ends, is cancelled, or the caller stops
+iterating, e.g. on Ctrl+C), it waits up to :data:`STOP_GRACE` seconds for the loader thread to
+finish the file it holds. A Python program must not end while one of its threads is inside a
+native library that released the interpreter lock (onnxruntime, OpenCV): on Python before 3.14
+that thread is torn down when it comes back for the lock, and the C++ runtime aborts the
+process ("terminate called without an active exception"). :func:`loader_threads` names the
+loader threads still running, so a program about to end can tell whether it is safe to.
 """
 
 from __future__ import annotations
@@ -57,6 +65,18 @@ DEFAULT_FILE_TIMEOUT = 60.0
 
 MAX_ABANDONED = 3
 """Loader threads left running on overdue files at most (see the module's time budget)."""
+
+STOP_GRACE = 5.0
+"""Seconds a closed review waits for its loader thread to finish the file it holds."""
+
+LOADER_THREAD_NAME = "rcdnet-batch-load"
+
+
+def loader_threads() -> list[threading.Thread]:
+    """The loader threads still running: reading a file when their review was closed or past
+    its time budget (see the module's notes on stopping)."""
+    return [t for t in threading.enumerate()
+            if t.name == LOADER_THREAD_NAME and t.is_alive()]
 
 @dataclass(frozen=True)
 class _Sweep:
@@ -133,7 +153,8 @@ class _Loader:
         self._start()
 
     def _start(self) -> None:
-        self._worker = threading.Thread(target=self._work, name="rcdnet-batch-load", daemon=True)
+        self._worker = threading.Thread(target=self._work, name=LOADER_THREAD_NAME,
+                                        daemon=True)
         self._worker.start()
 
     def _work(self) -> None:
@@ -189,9 +210,12 @@ class _Loader:
         self._start()
         return True
 
-    def close(self) -> None:
+    def close(self, wait: float = 0.0) -> None:
+        """Stop after the file in hand, waiting up to ``wait`` seconds for it."""
         self._closed = True
         self._jobs.put(None)
+        if self._worker is not None and wait > 0:
+            self._worker.join(wait)
 
 
 def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: bool = False,
@@ -273,7 +297,7 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     finally:
         for job in pending:
             job.dropped = True
-        loader.close()
+        loader.close(wait=STOP_GRACE)
 
 
 def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Loaded]],
