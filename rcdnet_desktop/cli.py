@@ -359,6 +359,15 @@ def _export_keys() -> list[str]:
     return [f.key for f in EXPORT_FORMATS]
 
 
+def _export_help() -> str:
+    """The export formats for ``--help``, from the export table: key, what, file name."""
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
+
+    return "; ".join(f"{f.key}: {f.label} as <name>_{f.name_tag}{f.suffix}"
+                     + (", DICOM images only" if f.needs_dicom_source else "")
+                     for f in EXPORT_FORMATS)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -394,19 +403,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rcdnet", description="RcdNet breast ultrasound decision support (not a diagnosis).")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("classify", help="classify image files and folders")
-    c.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    c.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="image files (DICOM, PNG, JPEG, ...) and folders of them")
     c.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    c.add_argument("--csv", type=Path, metavar="OUT", help="write the rows to this CSV file")
-    c.add_argument("--json", action="store_true", help="print the rows as JSON")
+    c.add_argument("--csv", type=Path, metavar="OUT",
+                   help="write the rows (one per file) to the CSV file OUT instead of standard "
+                        "output ('-' for standard output); a run stopped early keeps its rows "
+                        "in OUT's .partial file and leaves OUT as it was")
+    c.add_argument("--json", action="store_true",
+                   help="print the rows to standard output as a JSON array instead of CSV "
+                        "(with --csv OUT, the CSV still goes to OUT)")
     c.add_argument("--export", action="append", metavar="FORMAT", choices=_export_keys(),
-                   help="write each image's annotated report in FORMAT ("
-                        + ", ".join(_export_keys()) + "; repeat for several) into "
-                        "--export-dir, named like the viewer's exports")
+                   help="write each image's result as the viewer exports it, into "
+                        "--export-dir (repeat for several): " + _export_help())
     c.add_argument("--export-dir", type=Path, metavar="DIR",
-                   help="folder of the --export files (default: the current folder)")
+                   help="folder of the --export files, created when missing (default: the "
+                        "current folder)")
     c.add_argument("--heatmaps", type=Path, metavar="DIR",
-                   help="write an annotated PNG with both heat maps per image into DIR "
-                        "(<name>_heatmaps.png)")
+                   help="write each image's annotated PNG report (the image and both heat "
+                        "maps) into DIR as <name>_heatmaps.png")
     c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
     c.add_argument("--rois", type=Path, metavar="CSV",
