@@ -1,4 +1,6 @@
-"""The command line's PACS parts: ``rcdnet pacs echo|find|get`` and ``classify --sr/--send``.
+"""The command line's PACS parts: ``rcdnet pacs echo|find|get``, and ``classify``'s DICOM result
+options (``--sr``, ``--with-patient``, ``--send``, ``--send-sc``, ``--aet``) with the sender of
+``--send`` (what is written and sent for each image: :mod:`rcdnet_desktop.cli_outputs`).
 
 Node options (any subcommand): ``--node NAME`` from the config file (``--config FILE``, else
 ``$RCDNET_PACS_CONFIG`` or ``~/.config/rcdnet-desktop/pacs.toml``), ``--address AET@HOST:PORT``
@@ -140,7 +142,7 @@ def run_pacs(args: argparse.Namespace, out: TextIO | None = None,
         return EXIT_USAGE if exc.kind == "config" else EXIT_FAILED
 
 
-# --- classify --sr DIR / --send --------------------------------------------------------------
+# --- classify's DICOM results --------------------------------------------------------------
 
 
 def add_result_options(c: argparse.ArgumentParser) -> None:
