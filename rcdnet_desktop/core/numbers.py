@@ -44,6 +44,14 @@ def fixed(value: float, decimals: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0.0 else text
 
 
+def shortest(value: float, least: int = 2, most: int = 4) -> str:
+    """``value`` with the fewest decimals (``least`` to ``most``) that lose nothing at ``most``
+    decimals: ``shortest(0.158) == "0.158"``, ``shortest(0.5) == "0.50"``."""
+    target = round(float(value), most)
+    d = next((d for d in range(least, most + 1) if round(float(value), d) == target), most)
+    return fixed(value, d)
+
+
 def pair_text(value: float, limit: float, decimals: int = 2) -> tuple[str, str]:
     """``value`` and ``limit`` as text with one rounding that keeps their order visible.
 
@@ -54,4 +62,4 @@ def pair_text(value: float, limit: float, decimals: int = 2) -> tuple[str, str]:
     return fixed(value, d), fixed(limit, d)
 
 
-__all__ = ["MAX_DECIMALS", "decimals_apart", "fixed", "pair_text"]
+__all__ = ["MAX_DECIMALS", "decimals_apart", "fixed", "pair_text", "shortest"]

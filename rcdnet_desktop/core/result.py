@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rcdnet_desktop.core.numbers import decimals_apart, fixed
+from rcdnet_desktop.core.numbers import decimals_apart, fixed, shortest
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Prediction
 
@@ -245,6 +245,27 @@ def describe(p: Prediction, op: OperatingPoint | None = None) -> ResultWords:
         caveats=caveats(p), tone=tone(p))
 
 
+def rules_sentences(op: OperatingPoint) -> tuple[str, ...]:
+    """How every view reads a result at this operating point, in plain sentences (the model
+    card dialog shows them above the card's raw figures)."""
+    cut = shortest(op.threshold)
+    found = op.sensitivity_words()
+    out = [f"A result is {SUSPICIOUS} when P(malignant) is at or above the cut-off {cut}, "
+           f"and {BELOW_CUTOFF} under it. The decision is this cut-off's, not the class with "
+           "the higher probability: a result under 0.5 can be suspicious."]
+    if found:
+        out.append(f"At this cut-off the model found {found}; a result below it does not rule "
+                   "cancer out.")
+    out.append("The likelihood band puts P beside the BI-RADS likelihood-of-malignancy ranges; "
+               "it is not a BI-RADS assessment.")
+    out.append("Colours: red for a suspicious result; green only in the BI-RADS 3 range (P at "
+               f"most {fixed(REASSURING_MAX, 2)}) for a lesion box whose result does not depend "
+               "on how the box is drawn; amber outside intended use; neutral for everything "
+               "else, including any result from the whole image.")
+    out.append(FRAME_CONVENTION)
+    return tuple(out)
+
+
 def list_text(p: Prediction) -> str:
     """Two short lines for the image list: ``"moderate (10-50%), suspicious"`` and
     ``"P(malignant) 0.35"``."""
@@ -258,6 +279,6 @@ __all__ = [
     "WHOLE_IMAGE_NOTE", "WHOLE_IMAGE_TAG", "ResultWords", "band_and_decision", "band_note",
     "band_text", "box_dependence_sentence", "box_dependent", "caveats", "cutoff_sentence",
     "cutoff_text", "decimals_for", "decision_code", "decision_word", "describe", "frame_number",
-    "headline", "list_text", "no_lesion_found", "probability_text", "threshold_of", "tone",
-    "whole_image",
+    "headline", "list_text", "no_lesion_found", "probability_text", "rules_sentences",
+    "threshold_of", "tone", "whole_image",
 ]
