@@ -2,15 +2,15 @@
 
 Files: ``--export FORMAT`` (into ``--export-dir``), ``--heatmaps DIR`` (the PNG report named
 ``<name>_heatmaps.png``) and ``--sr DIR`` (the DICOM Structured Report). Each is one
-:class:`FileOutput`, and every file, whatever option asked for it, is written by one function,
-:meth:`Outputs.handle`, through the export table's writer
-(:func:`~rcdnet_desktop.core.export.formats.write_report`): ``--sr DIR`` and ``--export sr``
-write the same SR, ``--export dicom`` and the one ``--send-sc`` sends the same kind of SC.
+:class:`FileOutput`, and every file, whatever option asked for it, is written by one method,
+``_Made.write``: ``--sr DIR`` and ``--export sr`` write the same SR
+(:func:`~rcdnet_desktop.core.export.dicom_sr.export_dicom_sr`, the export table's SR writer,
+called without rendering a report it does not use), the other formats go through the export
+table (:func:`~rcdnet_desktop.core.export.formats.write_report`), as the viewer's exports do.
 Two options naming the same file write it once.
 
 PACS: ``--send`` (:class:`~rcdnet_desktop.cli_pacs.ResultSender`) receives the SR and, with
-``--send-sc``, the Secondary Capture, built here from the same report and the same time as the
-files.
+``--send-sc``, the Secondary Capture, made here with the same time as the files.
 
 Each image's report is rendered at most once per identity (without the patient for files, with
 the patient for the PACS), and only when something needs it. An option that wrote or sent
@@ -25,8 +25,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core.types import BatchItem
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.cli_pacs import ResultSender
+    from rcdnet_desktop.core.export.report import Report
+    from rcdnet_desktop.core.operating_point import OperatingPoint
 
 
 @dataclass(frozen=True)
@@ -107,14 +113,14 @@ class _Tally:
 class _Made:
     """One image's report and DICOM objects, each made once when first asked for."""
 
-    def __init__(self, item: BatchItem, operating_point) -> None:
+    def __init__(self, item: BatchItem, operating_point: OperatingPoint | None) -> None:
         assert item.record is not None and item.heatmaps is not None
         self.record, self.heatmaps = item.record, item.heatmaps
         self.operating_point = operating_point
         self.when = datetime.now().astimezone()  # one time for every file and object sent
-        self._reports: dict[bool, object] = {}
+        self._reports: dict[bool, Report] = {}
 
-    def report(self, with_patient: bool):
+    def report(self, with_patient: bool) -> Report:
         """The rendered report; ``with_patient`` shows the patient's identity in it."""
         from rcdnet_desktop.core.export.report import render_record_report
 
@@ -123,6 +129,19 @@ class _Made:
                 self.record, self.heatmaps, include_patient=with_patient, when=self.when,
                 operating_point=self.operating_point)
         return self._reports[with_patient]
+
+    def write(self, key: str, path: Path, with_patient: bool) -> None:
+        """Write the file of export format ``key``; ``with_patient`` keeps the patient and
+        study in a DICOM file's header (the report's pixels never show them in a file)."""
+        from rcdnet_desktop.core.export.dicom_sr import export_dicom_sr
+        from rcdnet_desktop.core.export.formats import write_report
+
+        if key == "sr":  # the finding as coded data: no report to render (a tenth of a second)
+            export_dicom_sr(path, self.record, self.heatmaps.prediction,
+                            include_patient=with_patient, overwrite=True, when=self.when)
+        else:
+            write_report(key, path, self.record, self.report(False),
+                         include_patient=with_patient, overwrite=True)
 
     def for_pacs(self, with_sc: bool) -> list:
         """The SR, and with ``with_sc`` the Secondary Capture, under the source's patient and
@@ -158,11 +177,13 @@ class Outputs:
         DICOM files keep the source's patient and study (``--with-patient``).
     """
 
-    def __init__(self, files: list[FileOutput], sender=None, with_patient: bool = False) -> None:
+    def __init__(self, files: list[FileOutput], sender: ResultSender | None = None,
+                 with_patient: bool = False) -> None:
         self.files = files
         self.sender = sender
         self.with_patient = with_patient
-        self.operating_point = None  # the model's, once loaded: the report says what it means
+        # The model's, once it is loaded: the report says what its cut-off means.
+        self.operating_point: OperatingPoint | None = None
         self._used: set[Path] = set()
         self._tally = {out.option: _Tally() for out in files}
         if sender is not None:
@@ -181,11 +202,11 @@ class Outputs:
         notes = [note for out in self.files if (note := self._write(out, item, made))]
         if self.sender is not None:
             notes += self._send(item, made)
-        return notes
+        return list(dict.fromkeys(notes))  # --sr and --export sr fail alike on a PNG
 
     def _write(self, out: FileOutput, item: BatchItem, made: _Made) -> str | None:
         from rcdnet_desktop.core.errors import RcdNetError
-        from rcdnet_desktop.core.export.formats import export_format, write_report
+        from rcdnet_desktop.core.export.formats import export_format
 
         tally = self._tally[out.option]
         fmt = export_format(out.key)
@@ -193,8 +214,7 @@ class Outputs:
             if fmt.needs_dicom_source and not made.record.is_dicom:
                 tally.why_not[NOT_DICOM] += 1  # known before any rendering
                 return f"{out.key} not written: {made.record.path.name}: {NOT_DICOM}"
-            write_report(out.key, self._target(out, item), made.record, made.report(False),
-                         include_patient=self.with_patient, overwrite=True)
+            made.write(out.key, self._target(out, item), self.with_patient)
         except (RcdNetError, OSError, ValueError) as exc:
             why = str(exc)
         except Exception as exc:  # a run must outlive any one file's exports, whatever it holds
@@ -263,5 +283,5 @@ class Outputs:
             if tally.done or missed:
                 parts.append(f"{option}: {tally.done} file(s)"
                              + (f", {missed} not written" if missed else ""))
-        text = "; " + ", ".join(parts) if parts else ""
-        return text + (self.sender.summary() if self.sender is not None else "")
+        return "".join(f"; {part}" for part in parts) + (
+            self.sender.summary() if self.sender is not None else "")
