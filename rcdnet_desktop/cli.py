@@ -23,7 +23,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
@@ -36,6 +36,9 @@ from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.result import describe
 from rcdnet_desktop.core.types import Box
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.cli_outputs import Outputs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 """Exit statuses; a run stopped by a signal exits with 128 + its number (:class:`Stopped`)."""
@@ -118,7 +121,7 @@ def _unmatched_rois(rois: Rois, files: list[Path], source: Path, err: TextIO) ->
     return len(missing)
 
 
-def _outputs(args: argparse.Namespace):
+def _outputs(args: argparse.Namespace) -> Outputs:
     """The files and PACS results asked, every folder and the PACS checked before any work."""
     from rcdnet_desktop.cli_outputs import Outputs, check_folders, file_outputs
 
@@ -517,10 +520,12 @@ class Stopped(KeyboardInterrupt):
         return 128 + self.signum
 
     def line(self) -> str:
-        what = ("interrupted" if self.signum == signal.SIGINT
+        """What happened, how far the run got and where its rows are, in one line."""
+        line = ("interrupted" if self.signum == signal.SIGINT
                 else f"stopped by {signal.Signals(self.signum).name}")
-        return "; ".join(filter(None, (" ".join(filter(None, (what, self.progress))),
-                                       self.kept)))
+        if self.progress:
+            line += f" {self.progress}"
+        return f"{line}; {self.kept}" if self.kept else line
 
 
 @contextlib.contextmanager
