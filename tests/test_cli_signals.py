@@ -145,3 +145,25 @@ def test_a_reader_still_running_ends_the_process_without_the_shutdown(monkeypatc
         release.set()
         reader.join()
     assert left == [143]
+
+
+def test_a_closed_review_waits_for_its_reader(tmp_path, engine, monkeypatch):
+    """Stopping a run (the generator closed after its first item) leaves no reader thread
+    running: the one reading the next file finishes it first, within the grace."""
+    real = batch.read_image
+    reading = []
+
+    def slow_read(path, *args, **kwargs):
+        reading.append(path.name)
+        time.sleep(0.5)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "read_image", slow_read)
+    for i in range(3):
+        _png(tmp_path / f"a{i}.png", i)
+    items = batch.review([tmp_path], engine, chunk=1, auto_box=False)
+    first = next(items)
+    assert first.status == "ok" and batch.loader_threads()  # the next file is being read
+    items.close()
+    assert batch.loader_threads() == []
+    assert len(reading) < 3  # the files not yet started are dropped
