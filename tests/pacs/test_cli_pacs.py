@@ -213,3 +213,16 @@ def test_send_to_a_node_of_the_config_file(orthanc, send_sources, tmp_path, caps
     assert main(["classify", str(dicom), "--send", "test", "--send-sc"]) == 0, \
         capsys.readouterr().err
     assert set(_held(orthanc, sent)) == {SR_CLASS, SC_CLASS}
+
+
+def test_send_to_a_dicomweb_node(orthanc, send_sources, tmp_path, capsys, monkeypatch):
+    """A node of the config file with a URL: the results go by STOW-RS, to the same study."""
+    if not orthanc.has_dicomweb:
+        pytest.skip("Orthanc's DICOMweb plugin is not installed (orthanc-dicomweb)")
+    _, dicom, sent = send_sources
+    config = tmp_path / "pacs.toml"
+    config.write_text(f'[node.web]\nurl = "{orthanc.dicomweb_url}"\n')
+    monkeypatch.setenv("RCDNET_PACS_CONFIG", str(config))
+    assert main(["classify", str(dicom), "--send", "web", "--send-sc"]) == 0, \
+        capsys.readouterr().err
+    assert set(_held(orthanc, sent)) == {SR_CLASS, SC_CLASS}
