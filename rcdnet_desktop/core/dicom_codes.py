@@ -140,7 +140,7 @@ LEXICON: dict[tuple[str, str], tuple[Concept, Concept]] = {
     ("shape", "oval or round"): (SHAPE, _own("OVAL-OR-ROUND", "Oval or round shape")),
     ("shape", "irregular"): (SHAPE, Concept("49608001", "SCT", "Irregular")),
     ("margin", "circumscribed"): (MARGINS, Concept("129738007", "SCT", "Circumscribed lesion")),
-    ("margin", "not circumscribed"): (MARGINS, _own("NOT-CIRCUMSCRIBED",
+    ("margin", "not circumscribed"): (MARGINS, _own("NONCIRCUMSCRIBED",
                                                     "Not circumscribed margin")),
     **_subtype("margin indistinct", _INDISTINCT),
     **_subtype("margin angular", _ANGULAR),

@@ -33,7 +33,8 @@ CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "e
               "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious",
               "frame", "descriptors", "clip_frames", "clip_median", "clip_suspicious_share")
 """Columns of a batch review. ``label`` is the predicted class (marked UNTRAINED when the
-weights are); ``status`` is ok, failed or skipped (not a regular file, not opened), with the
+weights are); ``status`` is ok, failed or skipped (not a regular file, not opened; a result
+this program exported, or a structured report, read but not classified), with the
 reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the intended-use flags'
 codes joined by ";" (empty when all is well; the fixed list is
 :data:`rcdnet_desktop.core.checks.CHECK_CODES`). ``box_source`` is user (drawn or given in an ROI

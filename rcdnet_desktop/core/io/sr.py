@@ -1,0 +1,119 @@
+"""The reader of DICOM Structured Reports, in :data:`rcdnet_desktop.core.io.READERS`.
+
+An SR has no pixels: it is a stored result. :class:`SrReader` takes a DICOM file whose SOP
+class is a Structured Report (from its file meta, before the DICOM image reader would refuse
+it for having no pixel data), reads its content tree (:mod:`.sr_document`) and looks for the
+image it refers to in the same folder (by SOP Instance UID, reading only the file meta of each
+DICOM file there). The :class:`~rcdnet_desktop.core.types.ImageRecord` it returns keeps the
+report's path and carries the document in ``stored``; its pixels, frame, calibration, patient
+and study are the source image's when it was found. Without it, ``has_image`` is False, the
+pixels a blank stand-in and the patient and study the report's own: the result is shown in
+words.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import dicom_codes as dc
+from ..errors import UnreadableImageError
+from ..types import ImageRecord
+from .dicom import DICOM_SUFFIXES, has_dicm_preamble, read_dicom
+from .dicom_decode import file_meta
+from .dicom_info import patient_info, study_info
+from .own import own_object
+from .pixels import MAX_DATASET_BYTES, plain
+from .sr_document import SrDocument, parse_document
+
+MAX_FOLDER_FILES = 5000
+"""Files of the report's folder looked at, at most, for its source image."""
+
+
+def _meta_sop_class(path: Path) -> str:
+    meta = file_meta(path)
+    if meta is None:
+        return ""
+    return str(meta[0].get("MediaStorageSOPClassUID", ""))
+
+
+def _meta_instance(path: Path) -> str:
+    try:
+        meta = file_meta(path)
+    except UnreadableImageError:
+        return ""
+    return "" if meta is None else str(meta[0].get("MediaStorageSOPInstanceUID", ""))
+
+
+def find_source(folder: Path, uids: tuple[str, ...], skip: Path) -> Path | None:
+    """The file in ``folder`` whose SOP Instance UID is the first of ``uids`` found there."""
+    if not uids:
+        return None
+    wanted = set(uids)
+    found: dict[str, Path] = {}
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)[:MAX_FOLDER_FILES]
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+        except OSError:
+            continue
+        path = Path(entry.path)
+        if path == skip or (path.suffix and path.suffix.lower() not in DICOM_SUFFIXES):
+            continue
+        uid = _meta_instance(path)
+        if uid in wanted:
+            found[uid] = path
+    return next((found[u] for u in uids if u in found), None)
+
+
+def read_sr(path: Path) -> tuple[SrDocument, object]:
+    """The document and its data set (pydicom), read whole (an SR holds no pixels)."""
+    import pydicom
+
+    try:
+        if os.stat(path).st_size > MAX_DATASET_BYTES:
+            raise UnreadableImageError(path, "the structured report is too large to read")
+        ds = pydicom.dcmread(path, force=True)
+        own = own_object(study_info(ds)) == "sr"
+        return parse_document(ds, own), ds
+    except UnreadableImageError:
+        raise
+    except Exception as exc:  # a damaged report says why, like any unreadable file
+        raise UnreadableImageError(path, f"the structured report could not be read "
+                                         f"({plain(exc)})") from exc
+
+
+class SrReader:
+    """Structured Reports (files with the DICOM preamble whose class is an SR)."""
+
+    label = "DICOM"
+    suffixes = DICOM_SUFFIXES
+
+    def can_read(self, path: Path, head: bytes) -> bool:
+        return has_dicm_preamble(head) and _meta_sop_class(path) in dc.SR_CLASSES
+
+    def read(self, path: Path, frame: int) -> ImageRecord:
+        doc, ds = read_sr(path)
+        source = find_source(path.parent, doc.source_uids, path)
+        if source is not None:
+            frames = [g.region_frame for g in doc.groups if g.region_frame]
+            at = frames[0] - 1 if frames else frame
+            try:
+                image = read_dicom(source, at, has_preamble=True)
+            except UnreadableImageError:
+                image = None
+            if image is not None:
+                return replace(image, path=path, stored=doc)
+        return ImageRecord(path=path, pixels=np.zeros((64, 64), np.uint8),
+                           source_format="DICOM", patient=patient_info(ds),
+                           study=study_info(ds), stored=doc, has_image=False)
+
+
+__all__ = ["SrReader", "find_source", "read_sr"]
