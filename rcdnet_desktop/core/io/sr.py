@@ -33,19 +33,13 @@ MAX_FOLDER_FILES = 5000
 """Files of the report's folder looked at, at most, for its source image."""
 
 
-def _meta_sop_class(path: Path) -> str:
-    meta = file_meta(path)
-    if meta is None:
-        return ""
-    return str(meta[0].get("MediaStorageSOPClassUID", ""))
-
-
-def _meta_instance(path: Path) -> str:
+def _meta(path: Path, keyword: str) -> str:
+    """A value of the file meta group; "" when there is none (the full read says why)."""
     try:
         meta = file_meta(path)
-    except UnreadableImageError:
+        return "" if meta is None else str(meta[0].get(keyword, ""))
+    except Exception:  # noqa: BLE001 - a damaged header is for the image reader to explain
         return ""
-    return "" if meta is None else str(meta[0].get("MediaStorageSOPInstanceUID", ""))
 
 
 def find_source(folder: Path, uids: tuple[str, ...], skip: Path) -> Path | None:
@@ -67,7 +61,7 @@ def find_source(folder: Path, uids: tuple[str, ...], skip: Path) -> Path | None:
         path = Path(entry.path)
         if path == skip or (path.suffix and path.suffix.lower() not in DICOM_SUFFIXES):
             continue
-        uid = _meta_instance(path)
+        uid = _meta(path, "MediaStorageSOPInstanceUID")
         if uid in wanted:
             found[uid] = path
     return next((found[u] for u in uids if u in found), None)
@@ -97,7 +91,8 @@ class SrReader:
     suffixes = DICOM_SUFFIXES
 
     def can_read(self, path: Path, head: bytes) -> bool:
-        return has_dicm_preamble(head) and _meta_sop_class(path) in dc.SR_CLASSES
+        return has_dicm_preamble(head) and \
+            _meta(path, "MediaStorageSOPClassUID") in dc.SR_CLASSES
 
     def read(self, path: Path, frame: int) -> ImageRecord:
         doc, ds = read_sr(path)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import dicom_codes as dc
+from ..measure import Length, Measured, Measurement
 from ..types import Box
 
 Point = tuple[float, float]
@@ -105,6 +106,18 @@ class StoredResult:
         if self.model_version:
             out.append(f"Model version: {self.model_version}")
         return out
+
+    def measured(self) -> tuple[Measured, ...]:
+        """The calipers stored with a line, as the viewer draws measurements."""
+        out = []
+        for m in self.calipers:
+            if len(m.points) != 2 or m.unit not in ("mm", dc.PIXELS.value):
+                continue
+            (x0, y0), (x1, y1) = m.points
+            unit = "mm" if m.unit == "mm" else "px"
+            out.append(Measured(Measurement(x0, y0, x1, y1), Length(m.value, unit),
+                                len(out) + 1))
+        return tuple(out)
 
 
 @dataclass(frozen=True)
