@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rcdnet_desktop.core.context import image_context
 from rcdnet_desktop.core.io.own import not_classified
+from rcdnet_desktop.core.io.sr import over_source
 from rcdnet_desktop.core.measure import Measured, Measurement, measure_all
 from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey, Document, FrameCache, LruCache
@@ -201,6 +202,7 @@ class ViewerController:
 
     def show_document(self, doc: Document) -> None:
         """Put ``doc`` on display and ask for its analysis (unless already known)."""
+        self._find_source(doc)
         previous = self.current
         changed = doc is not previous or doc.record is not self._shown_record
         if previous is not None and previous is not doc and previous.record is not None \
@@ -420,6 +422,17 @@ class ViewerController:
         self.view.show_maps_status("Loading model..." if self.engine is None
                                    else "Computing heat maps...")
         self.analysis.request(key, doc.record)
+
+    def _find_source(self, doc: Document) -> None:
+        """A report read without its image is shown over it when another open file is it."""
+        if doc.record is None or doc.record.has_image or doc.record.stored is None:
+            return
+        for other in self.documents():
+            if other is not doc and other.record is not None:
+                found = over_source(doc.record, other.record)
+                if found is not None:
+                    doc.record = found
+                    return
 
     def _show_not_classified(self, doc: Document, why: str) -> None:
         """A file shown, not classified: this program's own export, or a structured report

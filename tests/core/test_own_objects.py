@@ -291,3 +291,18 @@ def test_batch_skips_own_objects_with_the_reason(study, engine):
     assert items["us.dcm"].status == "ok"
     for name in ("us_rcdnet.dcm", "us_rcdnet_sr.dcm"):
         assert items[name].status == "skipped" and OWN_NOTE in items[name].error
+
+
+def test_a_report_without_its_image_goes_over_it_only_when_it_refers_to_it(study, tmp_path):
+    from rcdnet_desktop.core.io.sr import over_source
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    report = read_image(shutil.copy(study[1], alone / "sr.dcm"))
+    record = study[0]
+    shown = over_source(report, record)
+    assert shown.path == report.path and shown.stored is report.stored and shown.has_image
+    assert np.array_equal(shown.pixels, record.pixels)
+    other = read_image(patient_dicom(tmp_path / "other.dcm"))
+    assert over_source(report, other) is None
+    assert over_source(record, other) is None  # not a report

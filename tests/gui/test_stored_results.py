@@ -135,3 +135,22 @@ def test_switching_back_to_an_image_hides_the_stored_result(make_window, study, 
     assert not w.ui.stored.isVisible()
     wait_idle(qtbot, w)
     assert _classified(engine, record.path) and not _classified(engine, sr)
+
+
+def test_an_sr_is_shown_over_its_image_when_that_is_open_from_elsewhere(make_window, study,
+                                                                        qtbot, monkeypatch,
+                                                                        tmp_path):
+    record = study[0]
+    alone = tmp_path / "reports"
+    alone.mkdir()
+    moved = shutil.copy(study[1], alone / "sr.dcm")
+    engine = FakeEngine()
+    w = make_window(engine)
+    w.open_paths([record.path])
+    qtbot.waitUntil(lambda: w.prediction.prediction() is not None, timeout=10000)
+    _open(qtbot, w, monkeypatch, moved)
+    qtbot.waitUntil(lambda: w.ui.stored is not None and w.ui.stored.isVisible(), timeout=5000)
+    assert "not open" not in w.ui.stored.note.text()
+    assert np.array_equal(w.view.pixels(), record.pixels) and w.view.box_shown() == BOX
+    wait_idle(qtbot, w)
+    assert not _classified(engine, moved)

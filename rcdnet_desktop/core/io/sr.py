@@ -8,7 +8,7 @@ DICOM file there). The :class:`~rcdnet_desktop.core.types.ImageRecord` it return
 report's path and carries the document in ``stored``; its pixels, frame, calibration, patient
 and study are the source image's when it was found. Without it, ``has_image`` is False, the
 pixels a blank stand-in and the patient and study the report's own: the result is shown in
-words.
+words, or over the image when the viewer has it open elsewhere (:func:`over_source`).
 """
 
 from __future__ import annotations
@@ -84,6 +84,26 @@ def read_sr(path: Path) -> tuple[SrDocument, object]:
                                          f"({plain(exc)})") from exc
 
 
+def _stored_frame(doc: SrDocument, default: int) -> int:
+    """The frame (0-based) the report's regions are drawn on, else ``default``."""
+    frames = [g.region_frame for g in doc.groups if g.region_frame]
+    return frames[0] - 1 if frames else default
+
+
+def over_source(report: ImageRecord, source: ImageRecord) -> ImageRecord | None:
+    """``report`` (an SR read without its image) shown over ``source``, an image already open,
+    when the report refers to it; None otherwise."""
+    doc = report.stored
+    if doc is None or not source.has_image or source.stored is not None \
+            or source.study.sop_instance_uid not in doc.source_uids:
+        return None
+    frame = _stored_frame(doc, 0)
+    if not 0 <= frame < source.frame_count:
+        frame = 0
+    return replace(source, path=report.path, stored=doc, pixels=source.frame(frame),
+                   pixels_frame=frame)
+
+
 class SrReader:
     """Structured Reports (files with the DICOM preamble whose class is an SR)."""
 
@@ -98,10 +118,8 @@ class SrReader:
         doc, ds = read_sr(path)
         source = find_source(path.parent, doc.source_uids, path)
         if source is not None:
-            frames = [g.region_frame for g in doc.groups if g.region_frame]
-            at = frames[0] - 1 if frames else frame
             try:
-                image = read_dicom(source, at, has_preamble=True)
+                image = read_dicom(source, _stored_frame(doc, frame), has_preamble=True)
             except UnreadableImageError:
                 image = None
             if image is not None:
@@ -111,4 +129,4 @@ class SrReader:
                            study=study_info(ds), stored=doc, has_image=False)
 
 
-__all__ = ["SrReader", "find_source", "read_sr"]
+__all__ = ["SrReader", "find_source", "over_source", "read_sr"]
