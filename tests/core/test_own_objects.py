@@ -306,3 +306,25 @@ def test_a_report_without_its_image_goes_over_it_only_when_it_refers_to_it(study
     other = read_image(patient_dicom(tmp_path / "other.dcm"))
     assert over_source(report, other) is None
     assert over_source(record, other) is None  # not a report
+
+
+def test_the_export_table_writes_the_reports_calipers_into_the_sr(study, tmp_path):
+    """File > Export DICOM and ``classify --export sr`` write through the export table: the
+    calipers drawn on the report reach the SR."""
+    from datetime import datetime
+
+    from rcdnet_desktop.core.export.formats import write_report
+    from rcdnet_desktop.core.export.report import render_record_report
+    from rcdnet_desktop.core.types import HeatMaps
+
+    record = study[0]
+    zeros = np.zeros(record.pixels.shape[:2], np.float32)
+    maps = HeatMaps(zeros, zeros, "fast", _pred())
+    calipers = measure_all(Calibration.of(record), [Measurement(300, 200, 400, 200)])
+    report = render_record_report(record, maps, when=datetime(2026, 1, 2, 3, 4, 5),
+                                  measurements=calipers)
+    assert report.measurements == calipers
+    ds = pydicom.dcmread(write_report("sr", tmp_path / "sr.dcm", record, report))
+    lengths = [i for i in _items(ds) if i.ValueType == "NUM"
+               and i.ConceptNameCodeSequence[0].CodeMeaning == "Length"]
+    assert len(lengths) == 1
