@@ -154,3 +154,23 @@ def test_an_sr_is_shown_over_its_image_when_that_is_open_from_elsewhere(make_win
     assert np.array_equal(w.view.pixels(), record.pixels) and w.view.box_shown() == BOX
     wait_idle(qtbot, w)
     assert not _classified(engine, moved)
+
+
+def test_batch_review_of_the_retrieved_study_skips_its_own_results(make_window, study, qtbot):
+    from PySide6.QtCore import Qt
+
+    engine = FakeEngine()
+    w = make_window(engine)
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    folder = study[0].path.parent
+    w.ask_folder = lambda: str(folder)
+    w.act.batch.trigger()  # the toolbar button / Ctrl+B
+    dlg = w.batch_dialogs[0]
+    with qtbot.waitSignal(dlg.finished_run, timeout=10000):
+        qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
+    status = {dlg.model.data(dlg.model.index(r, 0)): dlg.model.data(dlg.model.index(r, 6))
+              for r in range(dlg.model.rowCount())}
+    assert status["us.dcm"] != "-" and not status["us.dcm"].startswith(("failed", "skipped"))
+    for name in ("result_sr.dcm", "result_sc.dcm"):
+        assert status[name] == f"skipped: {OWN_NOTE}"
+    assert not _classified(engine, study[1]) and not _classified(engine, study[2])
