@@ -3,7 +3,7 @@ in coded form, and how its own objects are told apart from a scanner's.
 
 No Qt and no pydicom here (a :class:`Concept` is a plain triple; the SR writer turns it into
 highdicom's ``CodedConcept``), so the reader of SR documents and the writer share the table
-without importing each other.
+without importing each other. The decision's words are :mod:`rcdnet_desktop.core.result`'s.
 
 Standard codes first: SNOMED CT (``SCT``), DICOM (``DCM``, PS3.16) and UCUM, each checked
 against pydicom's tables of PS3.16 by the tests. The BI-RADS ultrasound lexicon is coded with
@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from rcdnet_desktop.core import result
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,12 @@ NO_UNITS = Concept("1", "UCUM", "no units")
 COMMENT = Concept("121106", "DCM", "Comment")
 
 DECISION = _own("DECISION", "Result at the model's suspicious cut-off")
-SUSPICIOUS = _own("SUSPICIOUS", "suspicious")
-BELOW_CUTOFF = _own("BELOW-CUTOFF", "below the cut-off")
+SUSPICIOUS = _own("SUSPICIOUS", result.SUSPICIOUS)
+BELOW_CUTOFF = _own("BELOW-CUTOFF", result.BELOW_CUTOFF)
 BAND = _own("BAND", "Likelihood band of the calibrated probability")
 BAND_PREFIX = "BAND-"
+CUTOFF_PARAMETER = "suspicious cut-off"
+"""How the SR names the cut-off among the algorithm's parameters: ``suspicious cut-off 0.158``."""
 
 
 def decision_code(suspicious: bool) -> Concept:

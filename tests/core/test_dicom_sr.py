@@ -71,7 +71,8 @@ def test_sr_holds_the_result(us_record, tmp_path):
     comments = [i.TextValue for m, i in _content(ds) if m == "Comment"]
     assert "Decision support only - not a diagnosis." in comments
     assert any("found automatically" in c for c in comments)
-    assert any("BI-RADS 4C; not a BI-RADS assessment" in c for c in comments)
+    assert "Likelihood band: high (50-95%). Likelihood of malignancy: the BI-RADS 4C range, " \
+        "not a BI-RADS assessment." in comments
     algo = items["Algorithm Name"]
     assert algo.TextValue == "RcdNet" and items["Algorithm Version"].TextValue == "2.1.0"
     scheme = ds.CodingSchemeIdentificationSequence[0]

@@ -34,7 +34,7 @@ BOX = Box(300, 120, 150, 100)  # inside the calibrated region (x 120-800, y 60-3
 def _pred(**kw) -> Prediction:
     # P = 0.35 at a card cut-off of 0.158: suspicious, although below 0.5.
     base = dict(p_benign=0.65, p_malignant=0.35, device="cpu", model_version="3.0.0",
-                box=BOX, box_source="user", band=band_for(0.35), suspicious=True,
+                box=BOX, box_source="user", band=band_for(0.35), threshold=0.158,
                 descriptors=DESCRIBED)
     base.update(kw)
     return Prediction(**base)
@@ -139,6 +139,13 @@ def test_sr_codes_the_decision_band_lexicon_and_sizes_never_a_pathology(study):
     assert nums["Height"][0] == (pytest.approx(100 * US_MM_PER_PIXEL, abs=0.01), "mm")
     lengths = sorted(v for v, _ in nums["Length"])
     assert lengths == pytest.approx([100 * US_MM_PER_PIXEL] * 2, abs=0.01)
+    texts = {i.ConceptNameCodeSequence[0].CodeMeaning: i.TextValue
+             for i in items if i.ValueType == "TEXT"}
+    assert texts["Algorithm Parameters"] == "suspicious cut-off 0.158"
+    comments = [i.TextValue for i in items if i.ValueType == "TEXT"
+                and i.ConceptNameCodeSequence[0].CodeMeaning == "Comment"]
+    assert "At or above the suspicious cut-off (0.16)." in comments
+    assert any(c.startswith("Lexicon: shape: irregular (81%)") for c in comments)
 
 
 def test_an_uncalibrated_image_has_no_box_size_and_calipers_in_pixels(study, tmp_path):
@@ -188,8 +195,8 @@ def test_own_sr_read_over_its_source_image(study):
     assert r.calipers[0].value == pytest.approx(calipers[0].length.value, abs=0.01)
     assert not_classified(got) == OWN_NOTE
     words = "\n".join(doc.lines())
-    assert "Decision at the model's cut-off: suspicious" in words
-    assert "Calibrated probability of malignancy: 0.350" in words
+    assert "Decision at the model's cut-off (0.16): suspicious" in words
+    assert "Calibrated probability of malignancy: 0.35" in words
     assert "Lexicon: shape: irregular; margin: not circumscribed" in words
     assert "Caliper 1 (Length): 26.2 mm" in words
     assert "enign" not in words and "alignant" not in words.replace("of malignancy", "")
@@ -202,7 +209,7 @@ def test_own_sr_without_its_source_is_shown_in_words(study, tmp_path):
     got = read_image(moved)
     assert not got.has_image and got.stored.own
     assert got.patient.patient_id == "PID-001"
-    assert "Decision at the model's cut-off: suspicious" in got.stored.lines()
+    assert "Decision at the model's cut-off (0.16): suspicious" in got.stored.lines()
 
 
 def test_own_secondary_capture_is_recognised(study):

@@ -31,7 +31,7 @@ def study(tmp_path):
     source = patient_dicom(folder / "us.dcm")
     record = read_image(source)
     pred = Prediction(p_benign=0.65, p_malignant=0.35, device="cpu", model_version="3.0.0",
-                      box=BOX, box_source="user", band=band_for(0.35), suspicious=True,
+                      box=BOX, box_source="user", band=band_for(0.35), threshold=0.158,
                       descriptors=(Descriptor("shape", "irregular", 0.8),))
     calipers = measure_all(Calibration.of(record), [Measurement(300, 200, 400, 200),
                                                     Measurement(350, 120, 350, 220)])
@@ -65,9 +65,9 @@ def test_own_sr_is_shown_over_its_source_image_not_classified(make_window, study
     _open(qtbot, w, monkeypatch, sr)
     qtbot.waitUntil(lambda: w.ui.stored is not None and w.ui.stored.isVisible(), timeout=5000)
     text = w.ui.stored.shown_text()
-    assert "Decision at the model's cut-off: suspicious" in text
+    assert "Decision at the model's cut-off (0.16): suspicious" in text
     assert "Likelihood band: moderate (10-50%)" in text
-    assert "Calibrated probability of malignancy: 0.350" in text
+    assert "Calibrated probability of malignancy: 0.35" in text
     assert "Lexicon: shape: irregular" in text
     assert "Caliper 1 (Length): 26.2 mm" in text
     assert "not classified again" in w.ui.stored.note.text()
@@ -102,7 +102,7 @@ def test_an_sr_without_its_image_is_shown_in_words(make_window, study, qtbot, mo
     _open(qtbot, w, monkeypatch, moved)
     qtbot.waitUntil(lambda: w.ui.stored is not None and w.ui.stored.isVisible(), timeout=5000)
     assert "not open and not in the report's folder" in w.ui.stored.note.text()
-    assert "Decision at the model's cut-off: suspicious" in w.view.message()
+    assert "Decision at the model's cut-off (0.16): suspicious" in w.view.message()
     assert not engine.calls
 
 

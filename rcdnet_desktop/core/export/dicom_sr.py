@@ -20,8 +20,12 @@ documented scheme where none does):
   (``Prediction.band``, aligned with a BI-RADS likelihood-of-malignancy range, not a BI-RADS
   assessment) and the lexicon descriptors in the breast-imaging context groups of PS3.16.
   Never a pathology: the model cannot know one;
-* comments (DCM 121106): the decision-support note, what the band is aligned with, the
-  descriptors in words with their confidence, the box's origin, any intended-use warnings;
+* the cut-off the decision was made at, as the algorithm's parameter (TID 4019 "Algorithm
+  Parameters": ``suspicious cut-off 0.158``);
+* comments (DCM 121106), in the words of :mod:`rcdnet_desktop.core.result`: the
+  decision-support note, where P lies against the cut-off, the band and what it is aligned
+  with, what limits the result (whole image, box-dependent), the descriptors in words with
+  their confidence, the box's origin, any intended-use warnings;
 * the caliper measurements, when there are (TID 1501 group "Caliper measurements"): each a
   "Length" in mm, or in image pixels (UCUM ``{pixels}``) when the file gives no scale, inferred
   from its line on the source image;
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from rcdnet_desktop.core import dicom_codes as dc
+from rcdnet_desktop.core import result
 from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.export.dicom_identity import derived_context
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME
@@ -53,6 +58,7 @@ SCHEME = dc.SCHEME
 SERIES_NUMBER = dc.SR_SERIES_NUMBER
 SERIES_DESCRIPTION = dc.SR_SERIES_DESCRIPTION
 CALIPER_GROUP = "Caliper measurements"
+CUTOFF_PARAMETER = dc.CUTOFF_PARAMETER
 
 
 def _software_version() -> str:
@@ -86,20 +92,24 @@ def _polyline(box: Box):
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float32)
 
 
-def band_note(pred: Prediction) -> str:
-    """What the band is, in words: ``"Likelihood band: moderate (10-50%), aligned with the
-    likelihood-of-malignancy range of BI-RADS 4B; not a BI-RADS assessment."``"""
-    band = pred.band
-    aligned = (f", aligned with the likelihood-of-malignancy range of BI-RADS "
-               f"{band.birads_range}" if band.birads_range else "")
-    return f"Likelihood band: {band.label}{aligned}; not a BI-RADS assessment."
+def cutoff_parameter(pred: Prediction) -> list[str]:
+    """The cut-off the decision was made at, as the algorithm's parameter (TID 4019), e.g.
+    ``["suspicious cut-off 0.158"]``; none when the prediction does not carry it."""
+    if pred.threshold is None:
+        return []
+    return [f"{CUTOFF_PARAMETER} {pred.threshold:g}"]
 
 
 def _comments(pred: Prediction, source: str) -> list[str]:
+    """The result's sentences, in the words every view uses (:mod:`rcdnet_desktop.core.result`)."""
     origin = {"user": "Lesion box drawn by the user.",
               "auto": "Lesion box found automatically by the lesion localiser.",
               "none": "No lesion box: the whole image was classified."}[source]
-    notes = [DECISION_SUPPORT_NOTE, band_note(pred)]
+    notes = [DECISION_SUPPORT_NOTE]
+    if pred.threshold is not None:
+        notes.append(result.cutoff_sentence(pred))
+    notes.append(f"Likelihood band: {result.band_text(pred)}. {result.band_note(pred)}")
+    notes += result.caveats(pred)
     if pred.descriptors:
         notes.append(f"Lexicon: {lexicon_words(pred)}")
     notes.append(origin)
@@ -269,7 +279,8 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
                          "that can be referenced")
     when = when or datetime.now().astimezone()
     version = pred.model_version or "unknown"
-    algorithm = AlgorithmIdentification(name=ALGORITHM_NAME, version=version[:64])
+    algorithm = AlgorithmIdentification(name=ALGORITHM_NAME, version=version[:64],
+                                        parameters=cutoff_parameter(pred) or None)
     device = DeviceObserverIdentifyingAttributes(
         uid=generate_uid(prefix=None, entropy_srcs=[SOFTWARE_NAME, version]),
         name=SOFTWARE_NAME, manufacturer_name=dc.MANUFACTURER,
@@ -340,5 +351,5 @@ def export_dicom_sr(path: str | Path, record: ImageRecord, pred: Prediction, *,
     return atomic_write(path, write, overwrite=overwrite)
 
 
-__all__: Sequence[str] = ("ALGORITHM_NAME", "SCHEME", "band_note", "dicom_sr_dataset",
+__all__: Sequence[str] = ("ALGORITHM_NAME", "SCHEME", "cutoff_parameter", "dicom_sr_dataset",
                           "export_dicom_sr")

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import dicom_codes as dc
 from ..measure import Length, Measured, Measurement
+from ..numbers import pair_text, shortest
 from ..types import Box
 
 Point = tuple[float, float]
@@ -27,6 +28,8 @@ _MEASUREMENT_GROUP = ("DCM", "125007")
 _TRACKING_ID = ("DCM", "112039")
 _FINDING = ("DCM", "121071")
 _FINDING_SITE = ("SCT", "363698007")
+_ALGORITHM_VERSION = ("DCM", "111003")
+_ALGORITHM_PARAMETERS = ("DCM", "111002")
 _MAX_ITEMS = 5000  # a content tree larger than this is shown in part (the outline says so)
 
 
@@ -84,15 +87,22 @@ class StoredResult:
     box_mm: tuple[float, float] | None
     calipers: tuple[SrMeasurement, ...]
     model_version: str = ""
+    cutoff: float | None = None
 
     def lines(self) -> list[str]:
-        """The result in words, one line each."""
+        """The result in words, one line each (P and the cut-off with one rounding that keeps
+        their order visible, as every view prints them)."""
         out = []
+        p_text = cut_text = ""
         if self.p_malignant is not None:
-            out.append(f"Calibrated probability of malignancy: {self.p_malignant:.3f}")
+            p_text = shortest(self.p_malignant)
+            if self.cutoff is not None:
+                p_text, cut_text = pair_text(self.p_malignant, self.cutoff)
+            out.append(f"Calibrated probability of malignancy: {p_text}")
         if self.suspicious is not None:
             decision = dc.decision_code(self.suspicious).meaning
-            out.append(f"Decision at the model's cut-off: {decision}")
+            at = f" ({cut_text})" if cut_text else ""
+            out.append(f"Decision at the model's cut-off{at}: {decision}")
         if self.band:
             out.append(f"Likelihood band: {self.band} (not a BI-RADS assessment)")
         if self.descriptors:
@@ -367,19 +377,34 @@ def _stored_result(ds: Any, groups: list[SrGroup]) -> StoredResult | None:
         box = Box(round(min(xs)), round(min(ys)), round(max(xs) - min(xs)),
                   round(max(ys) - min(ys)))
     calipers = tuple(m for g in groups if g is not lesion for m in g.measurements)
+    version = _algorithm_text(ds, _ALGORITHM_VERSION)
     return StoredResult(p, suspicious, band, tuple(descriptors), box, box_mm, calipers,
-                        _algorithm_version(ds))
+                        version[0] if version else "", _cutoff(ds))
 
 
-def _algorithm_version(ds: Any) -> str:
-    stack = _children(ds)
+def _algorithm_text(ds: Any, key: tuple[str, str]) -> list[str]:
+    """Every TEXT value of concept ``key`` in the tree (the algorithm's version, parameters)."""
+    out, stack = [], _children(ds)
     while stack:
-        item = stack.pop()
+        item = stack.pop(0)
         name = _name(item)
-        if name is not None and name.key == ("DCM", "111003"):  # Algorithm Version
-            return str(item.get("TextValue", ""))
+        if name is not None and name.key == key and _vt(item) == "TEXT":
+            out.append(str(item.get("TextValue", "")))
         stack.extend(_children(item))
-    return ""
+    return out
+
+
+def _cutoff(ds: Any) -> float | None:
+    """The cut-off from the algorithm's parameters (``suspicious cut-off 0.158``)."""
+    for text in _algorithm_text(ds, _ALGORITHM_PARAMETERS):
+        if text.startswith(dc.CUTOFF_PARAMETER):
+            try:
+                value = float(text[len(dc.CUTOFF_PARAMETER):])
+            except ValueError:
+                continue
+            if 0.0 <= value <= 1.0:
+                return value
+    return None
 
 
 def parse_document(ds: Any, own: bool) -> SrDocument:
