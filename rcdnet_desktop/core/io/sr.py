@@ -13,6 +13,7 @@ words, or over the image when the viewer has it open elsewhere (:func:`over_sour
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -46,12 +47,26 @@ def find_source(folder: Path, uids: tuple[str, ...], skip: Path) -> Path | None:
     """The file in ``folder`` whose SOP Instance UID is the first of ``uids`` found there."""
     if not uids:
         return None
-    wanted = set(uids)
-    found: dict[str, Path] = {}
+    try:
+        stamp = os.stat(folder).st_mtime_ns
+    except OSError:
+        return None
+    index = _folder_index(folder, stamp)
+    return next((index[u] for u in uids if u in index and index[u] != skip), None)
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_index(folder: Path, stamp: int) -> dict[str, Path]:
+    """SOP Instance UID -> file, of the DICOM files in ``folder`` (their file meta only).
+
+    Kept while the folder is unchanged (``stamp``: its modification time), so a review of a
+    folder of reports reads each header once, not once per report.
+    """
+    index: dict[str, Path] = {}
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)[:MAX_FOLDER_FILES]
     except OSError:
-        return None
+        return index
     for entry in entries:
         try:
             if entry.name.startswith(".") or not entry.is_file():
@@ -59,12 +74,12 @@ def find_source(folder: Path, uids: tuple[str, ...], skip: Path) -> Path | None:
         except OSError:
             continue
         path = Path(entry.path)
-        if path == skip or (path.suffix and path.suffix.lower() not in DICOM_SUFFIXES):
+        if path.suffix and path.suffix.lower() not in DICOM_SUFFIXES:
             continue
         uid = _meta(path, "MediaStorageSOPInstanceUID")
-        if uid in wanted:
-            found[uid] = path
-    return next((found[u] for u in uids if u in found), None)
+        if uid:
+            index.setdefault(uid, path)
+    return index
 
 
 def read_sr(path: Path) -> tuple[SrDocument, object]:
@@ -122,7 +137,7 @@ class SrReader:
                 image = read_dicom(source, _stored_frame(doc, frame), has_preamble=True)
             except UnreadableImageError:
                 image = None
-            if image is not None:
+            if image is not None and image.study.sop_instance_uid in doc.source_uids:
                 return replace(image, path=path, stored=doc)
         return ImageRecord(path=path, pixels=np.zeros((64, 64), np.uint8),
                            source_format="DICOM", patient=patient_info(ds),
