@@ -58,7 +58,6 @@ SCHEME = dc.SCHEME
 SERIES_NUMBER = dc.SR_SERIES_NUMBER
 SERIES_DESCRIPTION = dc.SR_SERIES_DESCRIPTION
 CALIPER_GROUP = "Caliper measurements"
-CUTOFF_PARAMETER = dc.CUTOFF_PARAMETER
 
 
 def _software_version() -> str:
@@ -97,7 +96,7 @@ def cutoff_parameter(pred: Prediction) -> list[str]:
     ``["suspicious cut-off 0.158"]``; none when the prediction does not carry it."""
     if pred.threshold is None:
         return []
-    return [f"{CUTOFF_PARAMETER} {pred.threshold:g}"]
+    return [f"{dc.CUTOFF_PARAMETER} {pred.threshold:g}"]
 
 
 def _comments(pred: Prediction, source: str) -> list[str]:
