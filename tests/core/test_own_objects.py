@@ -203,8 +203,8 @@ def test_own_sr_read_over_its_source_image(study):
 
 
 def test_own_sr_without_its_source_is_shown_in_words(study, tmp_path):
-    alone = tmp_path / "alone"
-    alone.mkdir()
+    alone = tmp_path / "elsewhere" / "alone"
+    alone.mkdir(parents=True)
     moved = shutil.copy(study[1], alone / "sr.dcm")
     got = read_image(moved)
     assert not got.has_image and got.stored.own
@@ -303,8 +303,8 @@ def test_batch_skips_own_objects_with_the_reason(study, engine):
 def test_a_report_without_its_image_goes_over_it_only_when_it_refers_to_it(study, tmp_path):
     from rcdnet_desktop.core.io.sr import over_source
 
-    alone = tmp_path / "alone"
-    alone.mkdir()
+    alone = tmp_path / "elsewhere" / "alone"
+    alone.mkdir(parents=True)
     report = read_image(shutil.copy(study[1], alone / "sr.dcm"))
     record = study[0]
     shown = over_source(report, record)
@@ -335,3 +335,14 @@ def test_the_export_table_writes_the_reports_calipers_into_the_sr(study, tmp_pat
     lengths = [i for i in _items(ds) if i.ValueType == "NUM"
                and i.ConceptNameCodeSequence[0].CodeMeaning == "Length"]
     assert len(lengths) == 1
+
+
+def test_the_source_is_found_in_a_folder_beside_the_reports(study, tmp_path):
+    """A PACS cache files each series in a folder of its own within the study's."""
+    series = tmp_path / "cache" / "study" / "sr-series"
+    series.mkdir(parents=True)
+    images = tmp_path / "cache" / "study" / "us-series"
+    images.mkdir()
+    shutil.copy(study[0].path, images / "1.dcm")
+    got = read_image(shutil.copy(study[1], series / "2.dcm"))
+    assert got.has_image and np.array_equal(got.pixels, study[0].pixels)

@@ -94,8 +94,8 @@ def test_own_secondary_capture_is_an_image_with_a_plain_note(make_window, study,
 
 def test_an_sr_without_its_image_is_shown_in_words(make_window, study, qtbot, monkeypatch,
                                                    tmp_path):
-    alone = tmp_path / "alone"
-    alone.mkdir()
+    alone = tmp_path / "elsewhere" / "alone"
+    alone.mkdir(parents=True)
     moved = shutil.copy(study[1], alone / "sr.dcm")
     engine = FakeEngine()
     w = make_window(engine)
@@ -141,8 +141,8 @@ def test_an_sr_is_shown_over_its_image_when_that_is_open_from_elsewhere(make_win
                                                                         qtbot, monkeypatch,
                                                                         tmp_path):
     record = study[0]
-    alone = tmp_path / "reports"
-    alone.mkdir()
+    alone = tmp_path / "elsewhere" / "reports"
+    alone.mkdir(parents=True)
     moved = shutil.copy(study[1], alone / "sr.dcm")
     engine = FakeEngine()
     w = make_window(engine)

@@ -3,8 +3,9 @@
 An SR has no pixels: it is a stored result. :class:`SrReader` takes a DICOM file whose SOP
 class is a Structured Report (from its file meta, before the DICOM image reader would refuse
 it for having no pixel data), reads its content tree (:mod:`.sr_document`) and looks for the
-image it refers to in the same folder (by SOP Instance UID, reading only the file meta of each
-DICOM file there). The :class:`~rcdnet_desktop.core.types.ImageRecord` it returns keeps the
+image it refers to in the same folder, then in the folders beside it (a PACS cache files each
+series in a folder of its own), by SOP Instance UID, reading only the file meta of each DICOM
+file there. The :class:`~rcdnet_desktop.core.types.ImageRecord` it returns keeps the
 report's path and carries the document in ``stored``; its pixels, frame, calibration, patient
 and study are the source image's when it was found. Without it, ``has_image`` is False, the
 pixels a blank stand-in and the patient and study the report's own: the result is shown in
@@ -30,8 +31,10 @@ from .own import own_object
 from .pixels import MAX_DATASET_BYTES, plain
 from .sr_document import SrDocument, parse_document
 
-MAX_FOLDER_FILES = 5000
-"""Files of the report's folder looked at, at most, for its source image."""
+MAX_FOLDER_FILES = 2000
+"""Files of a folder looked at, at most, for a report's source image."""
+MAX_SIBLING_FOLDERS = 32
+"""Folders beside the report's looked at, at most, when its own does not hold the image."""
 
 
 def _meta(path: Path, keyword: str) -> str:
@@ -44,15 +47,32 @@ def _meta(path: Path, keyword: str) -> str:
 
 
 def find_source(folder: Path, uids: tuple[str, ...], skip: Path) -> Path | None:
-    """The file in ``folder`` whose SOP Instance UID is the first of ``uids`` found there."""
+    """The file whose SOP Instance UID is the first of ``uids`` found in ``folder``, else in
+    the folders beside it (a PACS cache or a disc files each series in a folder of its own
+    within the study's); None when none is there."""
     if not uids:
         return None
+    for place in [folder, *_siblings(folder)]:
+        try:
+            stamp = os.stat(place).st_mtime_ns
+        except OSError:
+            continue
+        index = _folder_index(place, stamp)
+        found = next((index[u] for u in uids if u in index and index[u] != skip), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _siblings(folder: Path) -> list[Path]:
+    """The folders beside ``folder`` (at most :data:`MAX_SIBLING_FOLDERS`, by name)."""
     try:
-        stamp = os.stat(folder).st_mtime_ns
+        with os.scandir(folder.parent) as entries:
+            found = sorted(Path(e.path) for e in entries
+                           if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
     except OSError:
-        return None
-    index = _folder_index(folder, stamp)
-    return next((index[u] for u in uids if u in index and index[u] != skip), None)
+        return []
+    return [f for f in found if f != folder][:MAX_SIBLING_FOLDERS]
 
 
 @functools.lru_cache(maxsize=8)
