@@ -199,6 +199,7 @@ def test_own_sr_read_over_its_source_image(study):
     assert "Calibrated probability of malignancy: 0.35" in words
     assert "Lexicon: shape: irregular; margin: not circumscribed" in words
     assert "Caliper 1 (Length): 26.2 mm" in words
+    assert "  Decision support only - not a diagnosis." in doc.lines()
     assert "enign" not in words and "alignant" not in words.replace("of malignancy", "")
 
 

@@ -88,6 +88,7 @@ class StoredResult:
     calipers: tuple[SrMeasurement, ...]
     model_version: str = ""
     cutoff: float | None = None
+    notes: tuple[str, ...] = ()  # the report's comments: the note, caveats, warnings...
 
     def lines(self) -> list[str]:
         """The result in words, one line each (P and the cut-off with one rounding that keeps
@@ -115,6 +116,8 @@ class StoredResult:
         out += [m.text for m in self.calipers]
         if self.model_version:
             out.append(f"Model version: {self.model_version}")
+        if self.notes:
+            out += ["Notes:", *(f"  {n}" for n in self.notes)]
         return out
 
     def measured(self) -> tuple[Measured, ...]:
@@ -379,7 +382,7 @@ def _stored_result(ds: Any, groups: list[SrGroup]) -> StoredResult | None:
     calipers = tuple(m for g in groups if g is not lesion for m in g.measurements)
     version = _algorithm_text(ds, _ALGORITHM_VERSION)
     return StoredResult(p, suspicious, band, tuple(descriptors), box, box_mm, calipers,
-                        version[0] if version else "", _cutoff(ds))
+                        version[0] if version else "", _cutoff(ds), lesion.comments)
 
 
 def _algorithm_text(ds: Any, key: tuple[str, str]) -> list[str]:
