@@ -431,7 +431,7 @@ class ViewerController:
             if other is not doc and other.record is not None:
                 found = over_source(doc.record, other.record)
                 if found is not None:
-                    doc.record = found
+                    doc.record, doc.frame = found, found.pixels_frame
                     return
 
     def _show_not_classified(self, doc: Document, why: str) -> None:
@@ -462,6 +462,8 @@ class ViewerController:
         if doc is None:
             return
         doc.record, doc.loading, doc.error = message.record, False, ""
+        if doc.record.stored is not None:
+            doc.frame = doc.record.pixels_frame  # a report is shown on the frame it refers to
         self.view.set_thumbnail(doc.doc_id, message.thumbnail)
         self._arrange()
         if doc is self.current:

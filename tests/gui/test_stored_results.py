@@ -174,3 +174,21 @@ def test_batch_review_of_the_retrieved_study_skips_its_own_results(make_window, 
     for name in ("result_sr.dcm", "result_sc.dcm"):
         assert status[name] == f"skipped: {OWN_NOTE}"
     assert not _classified(engine, study[1]) and not _classified(engine, study[2])
+
+
+@pytest.mark.filterwarnings("ignore:The string .* single component:UserWarning")  # the file's name
+def test_an_sr_of_a_cine_frame_is_shown_on_that_frame(make_window, qtbot, monkeypatch,
+                                                      tmp_path):
+    from pydicom.data import get_testdata_file
+
+    clip = shutil.copy(get_testdata_file("examples_ybr_color.dcm"), tmp_path / "clip.dcm")
+    record = read_image(clip)
+    pred = Prediction(p_benign=0.9, p_malignant=0.1, device="cpu", model_version="3.0.0",
+                      box=Box(100, 60, 90, 70), box_source="user", frame=2, threshold=0.158)
+    sr = export_dicom_sr(tmp_path / "clip_sr.dcm", record, pred, include_patient=True)
+    assert read_image(sr).pixels_frame == 2
+    w = make_window(FakeEngine())
+    _open(qtbot, w, monkeypatch, sr)
+    doc = w.controller.current
+    assert doc.frame == 2 and np.array_equal(w.view.pixels(), record.frame(2))
+    assert w.view.box_shown() == Box(100, 60, 90, 70)
