@@ -155,6 +155,8 @@ class SrDocument:
         This program's result, for its own SR.
     completion, verification : str
         The document's flags (``COMPLETE``, ``UNVERIFIED``...).
+    manufacturer : str
+        Who wrote it (its Manufacturer).
     """
 
     kind: str
@@ -171,9 +173,10 @@ class SrDocument:
     def lines(self) -> list[str]:
         """The document in words: the stored result for this program's own, the groups'
         findings and measurements for another TID 1500 report, else its outline."""
-        head = f"{self.title or 'Structured report'} ({self.kind}"
-        head += f", by {self.manufacturer})" if self.manufacturer else ")"
-        out = [head]
+        about = [self.kind + (f", by {self.manufacturer}" if self.manufacturer else "")]
+        flags = ", ".join(f.lower() for f in (self.completion, self.verification) if f)
+        about += [flags] if flags else []
+        out = [f"{self.title or 'Structured report'} ({'; '.join(about)})"]
         if self.result is not None:
             return out + self.result.lines()
         for g in self.groups:
