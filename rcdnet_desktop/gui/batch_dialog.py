@@ -142,8 +142,8 @@ class BatchTableModel(QAbstractTableModel):
             if col == COL_CLIP:
                 return item.clip.text() if item.clip is not None else ""
             if col == COL_STATUS:
-                if p is None:
-                    return f"failed: {_reason(item)}"
+                if p is None:  # failed, or skipped (not opened, or not to be classified)
+                    return f"{item.status}: {_reason(item)}"
                 return status_words(p)
         if role == SORT_ROLE:
             if col in (COL_P, COL_BAND):  # bands are ordered ranges of the probability

@@ -41,7 +41,8 @@ decision at the model card's suspicious cut-off, the one every view shows
 ``UNTRAINED `` when the weights are; ``p_malignant`` and ``p_benign`` are calibrated, with at
 least four decimals and more where fewer would put ``p_malignant`` on the other side of the
 cut-off or of a band limit; ``status`` is ok, failed or skipped (not a regular file, not
-opened), with the reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the
+opened; a result this program exported, or a structured report, read but not classified), with
+the reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the
 intended-use flags' codes joined by ";" (empty when all is well; the fixed list is
 :data:`rcdnet_desktop.core.checks.CHECK_CODES`). ``box_source`` is user (drawn or given in an ROI
 file), auto (found by the lesion localiser) or none (whole image); ``box_*`` is that box as given
