@@ -54,7 +54,8 @@ class FakeEngine:
                  version: str = "9.9.9-test", predict_delay: float | None = None,
                  lesion: Box | str | Callable[[np.ndarray], Box | None] | None = None,
                  confidence: float = 0.93,
-                 flag: Callable[[np.ndarray], str] | None = None) -> None:
+                 flag: Callable[[np.ndarray], str] | None = None,
+                 threshold: float | None = None) -> None:
         self.delay = delay
         self.predict_delay = delay / 4 if predict_delay is None else predict_delay
         self.device = "cpu"
@@ -65,6 +66,7 @@ class FakeEngine:
         self.lesion = lesion
         self.confidence = confidence
         self.flag = flag  # pixels -> an intended-use check code, or "" (none)
+        self.threshold = threshold  # the suspicious cut-off (the Prediction default if None)
         # The real engine's ``localiser`` is the module, or None without one.
         self.localiser = None if lesion is None else object()
         self.has_localiser = lesion is not None
@@ -145,7 +147,8 @@ class FakeEngine:
                           model_version=self.model_version, untrained=self.untrained,
                           roi=prep.roi, frame=prep.frame, warnings=prep.warnings,
                           box=prep.box, box_source=prep.source, finding=prep.finding,
-                          checks=prep.checks)
+                          checks=prep.checks,
+                          suspicious=None if self.threshold is None else p >= self.threshold)
 
     def _maps(self, prep, method: str) -> HeatMaps:
         h, w = prep.hw
