@@ -20,7 +20,7 @@ from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.gui import theme
 from rcdnet_desktop.gui.batch_dialog import COL_STATUS
 from rcdnet_desktop.gui.settings import Settings
-from tests.gui.gui_helpers import FakeEngine, wait_idle, wait_maps, write_png
+from tests.gui.gui_helpers import FakeEngine, maps_on_screen, wait_idle, wait_maps, write_png
 
 CARD = Path(__file__).resolve().parents[2] / "resources" / "model" / "model_card.json"
 OPERATING_POINT = json.loads(CARD.read_text())["operating_point"]
@@ -163,8 +163,43 @@ def test_either_heat_map_goes_over_the_main_image(make_window, tmp_path, qtbot, 
     # Display changes follow: a new opacity redraws the overlay.
     w.heatmaps.opacity.setValue(w.heatmaps.opacity.maximum())
     assert w.view.overlay_picture().toImage() != weak
-    w.act.image_overlay["none"].trigger()
+    w.act.overlay.trigger()  # View > Heat map over the image: off
     assert not w.view.overlay_shown() and gui_settings.image_overlay == "none"
+    assert not w.act.overlay.isChecked() and w.act.image_overlay["benign"].isChecked()
+
+
+def _toolbar_button(w, text: str):
+    from PySide6.QtWidgets import QToolButton
+
+    buttons = [b for b in w.act.toolbar.findChildren(QToolButton)
+               if b.defaultAction() is not None and b.defaultAction().iconText() == text]
+    assert len(buttons) == 1, text
+    return buttons[0]
+
+
+def test_the_toolbar_overlay_button_lays_the_heat_map_over_the_image(make_window, tmp_path,
+                                                                     qtbot, gui_settings):
+    """"Overlay" on the toolbar is View > Heat map over the image (one action): it lays the
+    heat map over the main image and leaves the evidence panels' maps as they are; V too."""
+    w = make_window(CardEngine())
+    open_one(qtbot, w, write_png(tmp_path / "a.png", 200))
+    button = _toolbar_button(w, "Overlay")
+    assert button.defaultAction() is w.act.overlay
+    view_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&View")
+    assert w.act.overlay in view_menu.actions()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert w.view.overlay_shown() and w.act.overlay.isChecked()
+    assert w.view.overlay_caption().startswith("Evidence for malignant")
+    assert not w.heatmaps.plain.isChecked() and maps_on_screen(w.heatmaps)
+    assert gui_settings.image_overlay == "malignant"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert not w.view.overlay_shown() and maps_on_screen(w.heatmaps)
+    w.act.image_overlay["benign"].trigger()  # choosing a map turns the overlay on with it
+    assert w.view.overlay_shown() and w.act.overlay.isChecked()
+    qtbot.keyClick(w, Qt.Key.Key_V)
+    assert not w.view.overlay_shown()
+    qtbot.keyClick(w, Qt.Key.Key_V)
+    assert w.view.overlay_caption().startswith("Evidence for benign")
 
 
 def test_the_overlay_choice_waits_for_the_maps_of_the_next_image(make_window, tmp_path, qtbot):

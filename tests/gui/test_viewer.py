@@ -365,7 +365,8 @@ def test_dialogs(make_window, tmp_path, qtbot):
     assert "Decision support, not a diagnosis" in text
     helptext = ShortcutsDialog(w.shortcut_list(), w).browser.toPlainText()
     for words in ("Next image", "Previous image", "Zoom in", "Zoom out", "Fit to window",
-                  "Toggle heat-map overlay", "Export annotated PNG", "Draw lesion box"):
+                  "Heat map over the image", "Show plain image in the evidence panels",
+                  "Export annotated PNG", "Draw lesion box"):
         assert words in helptext
     assert "PgDown" in shortcuts_html(w.shortcut_list())
 
