@@ -329,7 +329,7 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
     if not preds:
         first = failed[0] if failed else FrameResult(0, error="no frame")
         return BatchItem(path, error=f"{path}: no frame of the clip could be classified "
-                                     f"(frame {first.frame}: {first.error})")
+                                     f"(frame {first.frame + 1}: {first.error})")
     summary = clip_summary(preds, threshold, failed=[r.frame for r in failed])
     worst = next(p for p in preds if p.frame == summary.max_frame)
     notes = []
@@ -341,7 +341,7 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
                      f"lesion found (frames {_frame_list(summary.no_lesion_frames)})")
     if failed:
         notes.append(f"{frames_text(len(failed))} could not be classified (frames "
-                     f"{_frame_list([r.frame for r in failed])}; frame {failed[0].frame}: "
+                     f"{_frame_list([r.frame for r in failed])}; frame {failed[0].frame + 1}: "
                      f"{failed[0].error})")
     # The row is that frame's result: its own checks and descriptors; the other frames'
     # flags are counted in the summary and named in the warnings.
@@ -349,6 +349,7 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
 
 
 def _frame_list(frames: Sequence[int], most: int = 10) -> str:
-    """Frames numbered from 0, as in the ``frame`` column: "3, 4, 9 and 2 more"."""
-    shown = ", ".join(str(f) for f in frames[:most])
+    """Frames numbered from 1, as the viewer and :meth:`ClipSummary.text` number them:
+    "3, 4, 9 and 2 more"."""
+    shown = ", ".join(str(f + 1) for f in frames[:most])
     return shown + (f" and {len(frames) - most} more" if len(frames) > most else "")

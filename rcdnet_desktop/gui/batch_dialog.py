@@ -313,8 +313,11 @@ class BatchDialog(QDialog):
         for c in (COL_LABEL, COL_P, COL_BAND, COL_BOX):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
+        # Long summaries and warnings wrap onto a second line rather than being cut; a file
+        # name (no spaces) that does not fit loses its middle, not its end.
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.table.setWordWrap(False)
+        self.table.setWordWrap(True)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().setVisible(False)
         self._fit_columns()
 
@@ -491,7 +494,7 @@ class BatchDialog(QDialog):
             empty = not any(self.model.data(self.model.index(r, c)) for r in range(len(items)))
             self.table.setColumnHidden(c, empty)
         width = max(self.table.viewport().width(), 600)
-        for c, share in ((COL_FILE, 0.35), (COL_CLIP, 0.4)):
+        for c, share in ((COL_FILE, 0.35), (COL_CLIP, 0.3)):
             if self.table.isColumnHidden(c):
                 continue
             self.table.resizeColumnToContents(c)

@@ -230,7 +230,7 @@ def test_clip_item_is_the_worst_frame_with_the_summary(engine):
     assert item.clip == expected and expected.frames == 5
     assert item.prediction.frame == expected.max_frame
     assert item.prediction.p_malignant == pytest.approx(expected.max_p)
-    assert any(w.startswith("1 frame could not be classified (frames 4; frame 4:")
+    assert any(w.startswith("1 frame could not be classified (frames 5; frame 5:")
                and "damaged" in w for w in item.prediction.warnings)
     row = batch_row(item)
     assert row["status"] == "ok" and row["frame"] == str(expected.max_frame)
@@ -275,8 +275,8 @@ def test_a_clip_row_is_its_most_suspicious_classifiable_frame_with_its_own_flags
     assert s.flagged_frames == (1,) and s.no_lesion_frames == (3,) and s.classifiable == 4
     assert item.prediction.frame not in (1, 3) and item.prediction.frame == s.max_frame
     assert item.prediction.checks == () and not item.prediction.outside_intended_use
-    assert "1 of 6 frames outside intended use (frames 1)" in item.prediction.warnings
-    assert "1 of 6 frames: no lesion found (frames 3)" in item.prediction.warnings
+    assert "1 of 6 frames outside intended use (frames 2)" in item.prediction.warnings
+    assert "1 of 6 frames: no lesion found (frames 4)" in item.prediction.warnings
     row = batch_row(item)
     assert (row["clip_classifiable"], row["clip_no_lesion"], row["clip_outside"]) == \
         ("4", "1", "1")
@@ -296,7 +296,7 @@ def test_a_clip_where_no_frame_could_be_classified_fails_with_the_reason(engine)
     clip.record.pixels_frame = -1  # frame 0 decoded through the loader too, and damaged
     item = clip_item(engine, clip.record, threshold=0.5)
     assert item.status == "failed" and item.clip is None
-    assert "no frame of the clip could be classified (frame 0:" in item.error
+    assert "no frame of the clip could be classified (frame 1:" in item.error
     assert "damaged" in item.error
 
 

@@ -260,7 +260,7 @@ def test_the_batch_row_of_a_clip_with_a_flagged_frame(make_window, tmp_path, qtb
     assert item.prediction.frame == 3 and not item.prediction.outside_intended_use
     assert dlg.model.data(dlg.model.index(0, COLUMNS.index("Clip"))) == item.clip.text()
     row = dlg.model.data(dlg.model.index(0, COLUMNS.index("Status")))
-    assert "1 of 6 frames outside intended use (frames 1)" in row
+    assert "1 of 6 frames outside intended use (frames 2)" in row
     out = dlg.export_csv(tmp_path / "rows.csv")
     with open(out, newline="") as fh:
         csv_row = next(csv.DictReader(fh))

@@ -322,3 +322,28 @@ def test_an_image_over_the_size_limit_is_refused_in_plain_words(make_window, tmp
     words = w.view.message() + " ".join(w.notice.lines())
     assert "huge.png" in words and "too large" in words and "megapixels" in words
     assert "bomb" not in words.lower() and "DOS" not in words
+
+
+def test_file_names_in_the_open_images_list_are_whole_at_1280_by_720(make_window, qtbot,
+                                                                     tmp_path, monkeypatch):
+    """The name runs over the list's whole width above the thumbnail and wraps at its "_" or
+    before its suffix, instead of "busi_...png" beside the thumbnail."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QFontMetrics, QScreen
+
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: QRect(0, 0, 1280, 720))
+    w = make_window(CardEngine())
+    name = "busi_malignant_sample_left_breast.png"
+    open_one(qtbot, w, write_png(tmp_path / name, 90))
+    qtbot.waitUntil(lambda: "P(malignant)" in w.thumbs.item_text(w.controller.current.doc_id),
+                    timeout=5000)
+    thumbs = w.thumbs
+    delegate = thumbs.itemDelegate()
+    item = next(thumbs.item(i) for i in range(thumbs.count())
+                if thumbs.item(i).text().startswith(name))
+    rect = thumbs.visualItemRect(item)
+    font = delegate._name_font(thumbs.font())
+    text, _flags, height, cut = delegate._name_layout(QFontMetrics(font), name,
+                                                      rect.width() - 8)
+    assert not cut and text.replace("\u200b", "") == name
+    assert rect.height() >= height + 96  # the name, then the thumbnail below it
