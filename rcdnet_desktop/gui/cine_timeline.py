@@ -163,6 +163,7 @@ class TimelinePlot(QWidget):
             painter.setPen(pen)
             y = self._y_of(self._threshold)
             painter.drawLine(QPointF(a.left(), y), QPointF(a.right(), y))
+        self._draw_bands(painter, a)
         self._draw_curve(painter)
         self._draw_marks(painter, a)
         if self._worst is not None:
@@ -197,23 +198,37 @@ class TimelinePlot(QWidget):
             for f in frames:
                 painter.drawEllipse(QPointF(self.x_of(f), self._y_of(self._values[f])), 2, 2)
 
+    def _draw_bands(self, painter: QPainter, a: QRectF) -> None:
+        """Frames outside intended use: an amber band over the plot's height (under the
+        curve), seen among many frames."""
+        band = QColor(colour("outside"))
+        band.setAlpha(70)
+        step = a.width() / (self._count - 1) if self._count > 1 else a.width()
+        half = max(step / 2, 2.5)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(band)
+        for f in self._outside:
+            painter.drawRect(QRectF(self.x_of(f) - half, a.top(), 2 * half, a.height()))
+
     def _draw_marks(self, painter: QPainter, a: QRectF) -> None:
-        """Frames no lesion was found on: a hollow grey point; frames outside intended use: an
-        amber point and an amber triangle on the plot's top edge, so they are seen among many."""
+        """Frames no lesion was found on: a hollow grey point. Frames outside intended use: an
+        amber ring and an amber triangle on the plot's top edge."""
+        amber = QColor(colour("outside"))
         painter.setBrush(self.palette().color(self.backgroundRole()))
         painter.setPen(QPen(_NO_LESION, 1.4))
         for f in self._no_lesion:
             if f in self._values:
                 painter.drawEllipse(QPointF(self.x_of(f), self._y_of(self._values[f])), 3, 3)
-        amber = QColor(colour("outside"))
-        painter.setPen(QPen(amber, 1.4))
-        painter.setBrush(amber)
+        painter.setPen(QPen(amber, 1.6))
         for f in self._outside:
             x = self.x_of(f)
             if f in self._values:
-                painter.drawEllipse(QPointF(x, self._y_of(self._values[f])), 3, 3)
-            painter.drawPolygon(QPolygonF([QPointF(x - 4, a.top() - 3), QPointF(x + 4, a.top() - 3),
-                                           QPointF(x, a.top() + 4)]))
+                painter.drawEllipse(QPointF(x, self._y_of(self._values[f])), 3.5, 3.5)
+        painter.setBrush(amber)
+        for f in self._outside:
+            x = self.x_of(f)
+            painter.drawPolygon(QPolygonF([QPointF(x - 5, a.top() - 4), QPointF(x + 5, a.top() - 4),
+                                           QPointF(x, a.top() + 5)]))
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
         if event.button() == Qt.MouseButton.LeftButton:
