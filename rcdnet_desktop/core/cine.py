@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rcdnet_desktop.core.inference import NO_LESION_WARNING
+from rcdnet_desktop.core.result import frame_number, no_lesion_found
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord, Prediction
 
 if TYPE_CHECKING:
@@ -52,12 +52,6 @@ DEFAULT_SWEEP_CHUNK = 8
 
 ALL_FRAMES = "all"
 """``frames`` value of a sweep over every frame (``rcdnet classify --frames all``)."""
-
-
-def no_lesion_found(p: Prediction) -> bool:
-    """The localiser looked and found no lesion with confidence: the whole frame was used."""
-    head = NO_LESION_WARNING.split(":")[0]
-    return p.box_source == "none" and any(w.startswith(head) for w in p.warnings)
 
 
 def frame_group(p: Prediction) -> str:
@@ -77,8 +71,8 @@ def frame_group(p: Prediction) -> str:
 class ClipSummary:
     """One clip's result under :func:`clip_summary`.
 
-    Frames are counted from 0, as in the ``frame`` column of a batch review; :meth:`text`
-    numbers them from 1, as the viewer's frame slider does.
+    Frames are the code's indices (from 0); :meth:`text` numbers them from 1, as everything
+    shown does (:func:`~rcdnet_desktop.core.result.frame_number`).
 
     Attributes
     ----------
@@ -126,7 +120,7 @@ class ClipSummary:
         return self.suspicious_frames / self.classifiable if self.classifiable else None
 
     def text(self) -> str:
-        """The summary in words, frames numbered from 1 as the viewer shows them, e.g.
+        """The summary in words, frames numbered from 1, e.g.
         ``"2 of 25 classifiable frames suspicious (8%); max P(malignant) 0.58 (frame 11),
         median 0.37; 15 frames: no lesion found; 0 outside intended use"``."""
         n = self.classifiable
@@ -134,7 +128,7 @@ class ClipSummary:
             share = self.suspicious_share or 0.0
             parts = [f"{self.suspicious_frames} of {n} classifiable "
                      f"{'frame' if n == 1 else 'frames'} suspicious ({_percent(share)})",
-                     f"max P(malignant) {self.max_p:.2f} (frame {self.max_frame + 1}), "
+                     f"max P(malignant) {self.max_p:.2f} (frame {frame_number(self.max_frame)}), "
                      f"median {self.median_p:.2f}"]
         else:
             parts = [f"no classifiable frame of {frames_text(self.frames)}"]
@@ -329,7 +323,7 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
     if not preds:
         first = failed[0] if failed else FrameResult(0, error="no frame")
         return BatchItem(path, error=f"{path}: no frame of the clip could be classified "
-                                     f"(frame {first.frame + 1}: {first.error})")
+                                     f"(frame {frame_number(first.frame)}: {first.error})")
     summary = clip_summary(preds, threshold, failed=[r.frame for r in failed])
     worst = next(p for p in preds if p.frame == summary.max_frame)
     notes = []
@@ -341,7 +335,8 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
                      f"lesion found (frames {_frame_list(summary.no_lesion_frames)})")
     if failed:
         notes.append(f"{frames_text(len(failed))} could not be classified (frames "
-                     f"{_frame_list([r.frame for r in failed])}; frame {failed[0].frame + 1}: "
+                     f"{_frame_list([r.frame for r in failed])}; frame "
+                     f"{frame_number(failed[0].frame)}: "
                      f"{failed[0].error})")
     # The row is that frame's result: its own checks and descriptors; the other frames'
     # flags are counted in the summary and named in the warnings.
@@ -349,7 +344,6 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
 
 
 def _frame_list(frames: Sequence[int], most: int = 10) -> str:
-    """Frames numbered from 1, as the viewer and :meth:`ClipSummary.text` number them:
-    "3, 4, 9 and 2 more"."""
-    shown = ", ".join(str(f + 1) for f in frames[:most])
+    """Frames counted from 1, as everywhere: "3, 4, 9 and 2 more" for frames 2, 3, 8, ..."""
+    shown = ", ".join(str(frame_number(f)) for f in frames[:most])
     return shown + (f" and {len(frames) - most} more" if len(frames) > most else "")
