@@ -33,7 +33,7 @@ def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot)
     assert doc.path == path and key.roi is None
     pred = w.prediction.prediction()
     assert pred.p_malignant == pytest.approx(doc.record.pixels.mean() / 255, abs=1e-6)
-    assert w.prediction.label.text() == "Malignant"
+    assert w.prediction.label.text() == "Suspicious"  # the decision at the cut-off
     assert "0.6" in w.prediction.probability.text() or "0.7" in w.prediction.probability.text()
     assert w.prediction.bar.value() == round(1000 * pred.p_malignant)
     assert "whole image" in w.prediction.mode_text()
