@@ -41,7 +41,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from rcdnet_desktop.core.result import frame_number, no_lesion_found
+from rcdnet_desktop.core.result import (
+    OUTSIDE_INTENDED_USE,
+    SUSPICIOUS,
+    frame_number,
+    no_lesion_found,
+)
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord, Prediction
 
 if TYPE_CHECKING:
@@ -127,13 +132,13 @@ class ClipSummary:
         if n:
             share = self.suspicious_share or 0.0
             parts = [f"{self.suspicious_frames} of {n} classifiable "
-                     f"{'frame' if n == 1 else 'frames'} suspicious ({_percent(share)})",
+                     f"{'frame' if n == 1 else 'frames'} {SUSPICIOUS} ({_percent(share)})",
                      f"max P(malignant) {self.max_p:.2f} (frame {frame_number(self.max_frame)}), "
                      f"median {self.median_p:.2f}"]
         else:
             parts = [f"no classifiable frame of {frames_text(self.frames)}"]
         parts += [f"{frames_text(len(self.no_lesion_frames))}: no lesion found",
-                  f"{len(self.flagged_frames)} outside intended use"]
+                  f"{len(self.flagged_frames)} {OUTSIDE_INTENDED_USE.lower()}"]
         if self.failed_frames:
             parts.append(f"{frames_text(len(self.failed_frames))} could not be classified")
         return "; ".join(parts)
@@ -328,8 +333,9 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
     worst = next(p for p in preds if p.frame == summary.max_frame)
     notes = []
     if summary.flagged_frames:
-        notes.append(f"{len(summary.flagged_frames)} of {frames_text(summary.frames)} outside "
-                     f"intended use (frames {_frame_list(summary.flagged_frames)})")
+        notes.append(f"{len(summary.flagged_frames)} of {frames_text(summary.frames)} "
+                     f"{OUTSIDE_INTENDED_USE.lower()} (frames "
+                     f"{_frame_list(summary.flagged_frames)})")
     if summary.no_lesion_frames:
         notes.append(f"{len(summary.no_lesion_frames)} of {frames_text(summary.frames)}: no "
                      f"lesion found (frames {_frame_list(summary.no_lesion_frames)})")
