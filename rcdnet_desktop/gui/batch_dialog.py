@@ -52,6 +52,7 @@ from rcdnet_desktop.core.result import (
     SUSPICIOUS,
     band_text,
     decision_word,
+    frame_number,
     probability_text,
 )
 from rcdnet_desktop.core.types import BatchItem, Box
@@ -173,8 +174,9 @@ class BatchTableModel(QAbstractTableModel):
             if col == COL_BOX:
                 return input_words(p)
             if col == COL_CLIP and item.clip is not None:
-                return (f"{item.clip.text()}, at or above {item.clip.threshold:.2f}. The row "
-                        f"is the clip's most suspicious frame (frame {p.frame + 1}).")
+                return (f"{item.clip.text()}.\nSuspicious: at or above the cut-off "
+                        f"({item.clip.threshold:.2f}). The row is the clip's most suspicious "
+                        f"classifiable frame (frame {frame_number(p.frame)}).")
             if p.warnings:
                 return "\n".join(p.warnings)
             return str(item.path)
