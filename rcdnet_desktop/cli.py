@@ -188,7 +188,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
         stop.progress = f"after {counts.total()} of {len(files)} file(s)"
         raise
     print(f"{counts['ok']} classified, {counts['failed']} failed"
-          + (f", {counts['skipped']} skipped (not regular files)" if counts["skipped"] else "")
+          + (f", {counts['skipped']} skipped (see their error)" if counts["skipped"] else "")
           + f", model {engine.model_version} on {engine.device}"
           + (" - UNTRAINED weights" if engine.untrained else "")
           + (f"; {auto} on a lesion box found automatically" if auto else "")
