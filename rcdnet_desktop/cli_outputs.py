@@ -3,11 +3,10 @@
 Files: ``--export FORMAT`` (into ``--export-dir``), ``--heatmaps DIR`` (the PNG report named
 ``<name>_heatmaps.png``) and ``--sr DIR`` (the DICOM Structured Report). Each is one
 :class:`FileOutput`, and every file, whatever option asked for it, is written by one method,
-``_Made.write``: ``--sr DIR`` and ``--export sr`` write the same SR
-(:func:`~rcdnet_desktop.core.export.dicom_sr.export_dicom_sr`, the export table's SR writer,
-called without rendering a report it does not use), the other formats go through the export
-table (:func:`~rcdnet_desktop.core.export.formats.write_report`), as the viewer's exports do.
-Two options naming the same file write it once.
+``_Made.write``, through the export table
+(:func:`~rcdnet_desktop.core.export.formats.write_report`) as the viewer's exports are:
+``--sr DIR`` and ``--export sr`` write the same SR. Two options naming the same file write it
+once.
 
 PACS: ``--send`` (:class:`~rcdnet_desktop.cli_pacs.ResultSender`) receives the SR and, with
 ``--send-sc``, the Secondary Capture, made here with the same time as the files.
@@ -133,15 +132,12 @@ class _Made:
     def write(self, key: str, path: Path, with_patient: bool) -> None:
         """Write the file of export format ``key``; ``with_patient`` keeps the patient and
         study in a DICOM file's header (the report's pixels never show them in a file)."""
-        from rcdnet_desktop.core.export.dicom_sr import export_dicom_sr
         from rcdnet_desktop.core.export.formats import write_report
 
-        if key == "sr":  # the finding as coded data: no report to render (a tenth of a second)
-            export_dicom_sr(path, self.record, self.heatmaps.prediction,
-                            include_patient=with_patient, overwrite=True, when=self.when)
-        else:
-            write_report(key, path, self.record, self.report(False),
-                         include_patient=with_patient, overwrite=True)
+        # Through the export table, as the viewer's exports: the SR's writer takes the finding,
+        # its time and any measurements from the report, so every SR file is made alike.
+        write_report(key, path, self.record, self.report(False), include_patient=with_patient,
+                     overwrite=True)
 
     def for_pacs(self, with_sc: bool) -> list:
         """The SR, and with ``with_sc`` the Secondary Capture, under the source's patient and
