@@ -118,8 +118,8 @@ def dicom_sc_dataset(
 
     ds.BurnedInAnnotation = "YES"
     ds.DerivationDescription = (
-        "Source image with RcdNet benign/malignant prediction and Grad-CAM evidence maps "
-        "burned in. " + DECISION_SUPPORT_NOTE
+        "Source image with the RcdNet result (likelihood band and decision at the model's "
+        "suspicious cut-off) and Grad-CAM evidence maps burned in. " + DECISION_SUPPORT_NOTE
     )[:1024]
     ds.ImageComments = "\n".join(description_lines)[:10240]
 
