@@ -282,6 +282,34 @@ def cmd_lexicon(a) -> int:
     return 0
 
 
+def cmd_heatmaps(a) -> int:
+    from .heatmaps import card_section, run
+
+    report = run(a.bundle, a.data or [], a.split, a.external or [], a.out, seed=a.seed,
+                 cache_dir=a.cache_dir, progress=not a.no_progress, n_boot=a.n_boot)
+    print((a.out / "heatmaps_tables.md").read_text())
+    if a.write_card:
+        from dataclasses import replace
+
+        from rcdnet_desktop.core.bundle import save_card
+        from rcdnet_desktop.core.card import default_model_dir, load_card
+
+        bundle = a.bundle or default_model_dir()
+        card = load_card(bundle)
+        section = {"method": "rcdnet-train heatmaps (training/heatmaps.py); "
+                             "docs/training/heatmaps.md",
+                   "figures": "[value, 95% CI low, high]; energy = share of the map inside the "
+                              "lesion mask, lift = energy / the lesion's share of the view, "
+                              "pointing = map maximum inside the mask; the map behind the "
+                              "result (malignant when suspicious); 'shipped' = the maps shown, "
+                              "'gradcam' = per-class Grad-CAM shown before, 'gaussian' = a "
+                              "centred Gaussian baseline",
+                   **card_section(report)}
+        save_card(replace(card, metrics={**card.metrics, "heat_maps": section}), bundle)
+        print(f"heat-map figures written into {Path(bundle) / 'model_card.json'}")
+    return 0
+
+
 def _log_to(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -408,6 +436,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_lexicon)
+
+    p = sub.add_parser("heatmaps", help="measure how well the heat maps localise the lesion "
+                                        "(internal validation and external sites)")
+    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the app's)")
+    p.add_argument("--data", type=Path, action="append",
+                   help="a training site's data folder (repeat for each site of the split)")
+    p.add_argument("--split", type=Path, default=None,
+                   help="the split CSV the bundle used (its val rows are measured)")
+    p.add_argument("--external", type=Path, action="append",
+                   help="an external site, measured only (repeatable)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for heatmaps.json and heatmaps_tables.md")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="decoded-image cache (default .cache/training)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--write-card", action="store_true",
+                   help="write the figures into the bundle's model card (metrics.heat_maps)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_heatmaps)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

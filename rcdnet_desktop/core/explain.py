@@ -19,7 +19,8 @@ Fast path (method ``"fast"``, the default)
     bias, the suspicious cut-off and, for a fused result, the whole-image view's share), so
     that the cells add up to the decision's margin over the cut-off. A suspicious result then
     always has some evidence for malignant on its map, and a result below the cut-off some
-    evidence for benign. Both maps are in the same units and are scaled together, so their
+    evidence for benign (a map whose cells all lean one way loses its even floor, which says
+    nothing about where). Both maps are in the same units and are scaled together, so their
     heights compare (see :mod:`~rcdnet_desktop.core.evidence_scale`).
 
     :func:`closed_form_cams` (torch) and :func:`closed_form_cams_np` (numpy) keep the
@@ -202,16 +203,23 @@ def decision_evidence(scores: np.ndarray, margin: float, size: int | tuple[int, 
     up to ``margin``: ``u`` holds what the view's cells do not localise (the bias, the cut-off,
     and the other view's share of a fused result). Since the cells add up to the margin, at
     least one cell is positive (malignant evidence) when the result is suspicious, and at least
-    one negative (benign evidence) when it is below the cut-off.
+    one negative (benign evidence) when it is below the cut-off. Where all cells have one sign,
+    that map's floor (its smallest cell) is taken off: it is the same everywhere, so it says
+    nothing about where the evidence is; the map then shows the cells' differences, and is
+    empty only if every cell is equal.
     """
     import cv2
 
     s = np.asarray(scores, dtype=np.float64)
     h, w = s.shape
     cells = share * s + (float(margin) - share * float(s.sum())) / (h * w)
+    parts = split_evidence(cells.astype(np.float32))
+    # When every cell leans one way, that side's map has a floor: evidence spread evenly says
+    # nothing about where, so only what rises above it is drawn (the other map is then empty).
+    parts -= parts.min(axis=(1, 2), keepdims=True)
     wh = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     maps = np.stack([np.maximum(cv2.resize(m, wh, interpolation=cv2.INTER_LINEAR), 0)
-                     for m in split_evidence(cells.astype(np.float32))])
+                     for m in parts])
     top = float(maps.max())
     if not np.isfinite(top) or top <= 0:
         return np.zeros_like(maps)

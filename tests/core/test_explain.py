@@ -83,8 +83,10 @@ def test_engine_fast_maps_are_the_views_cells_relative_to_the_cut_off(engine, sa
     margin = float(score.detach().numpy().mean()) - temp * np.log(t / (1 - t))
     share = 0.5 if prep.fuse else 1.0
     c = share * cells + (margin - share * cells.sum()) / cells.size
+    parts = [np.maximum(-c, 0), np.maximum(c, 0)]
+    parts = [m - m.min() for m in parts]  # an even floor says nothing about where
     raw = np.stack([np.maximum(cv2.resize(m.astype(np.float32), (224, 224)), 0)
-                    for m in (np.maximum(-c, 0), np.maximum(c, 0))])
+                    for m in parts])
     raw /= raw.max()
     for k in (0, 1):
         expected = to_image_size(raw[k], prep.image_hw, prep.roi)
@@ -104,9 +106,20 @@ def test_the_results_map_always_holds_evidence(margin, mean):
     assert maps.shape == (2, 7, 7) and maps.dtype == np.float32
     assert maps.max() == pytest.approx(1.0)
     assert maps[1 if margin >= 0 else 0].max() > 0
-    # The two maps are the positive and negative parts of cells that add up to the margin.
-    assert not (maps[0] * maps[1]).any()
-    assert np.sign((maps[1] - maps[0]).sum()) == np.sign(margin)
+    # Cells split by sign: never both maps at one place.
+    assert not (maps[0] * maps[1]).any() and maps.min() == 0
+
+
+def test_a_map_whose_cells_all_lean_one_way_loses_its_even_floor():
+    """Far above the cut-off every cell is malignant evidence: the even part says nothing
+    about where, so the map shows the cells' differences (and the benign map is empty)."""
+    scores = np.full((7, 7), 0.1, np.float32)
+    scores[2, 3] = 0.3
+    maps = decision_evidence(scores, 40.0, (7, 7))
+    assert not maps[0].any()
+    expected = np.zeros((7, 7), np.float32)
+    expected[2, 3] = 1.0
+    np.testing.assert_allclose(maps[1], expected, atol=1e-6)
 
 
 def test_decision_evidence_of_nothing_is_empty():
