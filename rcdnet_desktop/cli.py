@@ -31,6 +31,7 @@ from rcdnet_desktop.cli_pacs import (
 )
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.operating_point import OperatingPoint
+from rcdnet_desktop.core.result import describe
 from rcdnet_desktop.core.types import BatchItem, Box
 
 EXIT_OK, EXIT_NONE_READ, EXIT_USAGE = 0, 1, 2
@@ -233,7 +234,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
         with _progress(len(files), err) as bar:
             for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},
                                explain=bool(exports) or results.needs_report,
-                               frame=args.frame or 0,
+                               frame=(args.frame or 1) - 1,
                                auto_box=not args.no_auto_box, file_timeout=timeout,
                                sweep=args.frames):
                 row = batch_row(item)
@@ -372,8 +373,9 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
             problems.append(f"{name} map is not within [0, 1]")
     if abs(pred.p_benign + pred.p_malignant - 1.0) > 1e-4:
         problems.append("probabilities do not add up to 1")
-    print(f"{record.path.name}: {pred.display_label}, P(malignant) = {pred.p_malignant:.3f}",
-          file=out)
+    words = describe(pred, OperatingPoint.from_card(engine.card))
+    print(f"{record.path.name}: {words.band}, {words.decision}, P(malignant) = "
+          f"{words.probability}", file=out)
     problems += _check_goldens(engine, out)
     for p in problems:
         print(f"FAIL: {p}", file=out)
@@ -475,8 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not let the lesion localiser find a box: images without one in "
                         "--rois are classified whole")
     c.add_argument("--frame", type=int, default=None, metavar="N",
-                   help="classify frame N (from 0) of every cine clip (default 0); a clip "
-                        "without it fails; single-frame images use their only frame")
+                   help="classify frame N of every cine clip, counted from 1 as everywhere "
+                        "in the program (default 1); a clip without it fails; single-frame "
+                        "images use their only frame")
     c.add_argument("--frames", type=_frames, default=None, metavar="all|N",
                    help="sweep each cine clip instead of one frame: every frame (all) or N "
                         "evenly spaced frames; each clip is still one row, its most "
@@ -500,8 +503,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     try:
         if args.command == "classify":
-            if args.frame is not None and args.frame < 0:
-                raise UsageError("--frame must be 0 or more")
+            if args.frame is not None and args.frame < 1:
+                raise UsageError("--frame must be 1 or more (frames are counted from 1)")
             if args.frame is not None and args.frames is not None:
                 raise UsageError("--frame N classifies one frame of each clip and --frames "
                                  "sweeps several; give only one of them")

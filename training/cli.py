@@ -265,7 +265,8 @@ def cmd_guard(a) -> int:
     from .guard import run
 
     report = run(a.bundle, a.data, a.split, a.external or [], a.out, version=a.version,
-                 shrinkage=a.shrinkage, quantile=a.quantile)
+                 shrinkage=a.shrinkage, quantile=a.quantile, copies=a.copies,
+                 reexport=not a.keep_graph)
     print(f"guard threshold {report['threshold']:.2f}; not-breast images flagged "
           f"{report['other_all']['rate']:.1%}; report in {a.out / 'guard.md'}")
     return 0
@@ -422,6 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="new model card version")
     p.add_argument("--shrinkage", type=float, default=0.1)
     p.add_argument("--quantile", type=float, default=99.5)
+    p.add_argument("--copies", type=int, default=3,
+                   help="re-exported copies of each image to fit and measure on (default 3)")
+    p.add_argument("--keep-graph", action="store_true",
+                   help="use the bundle's classifier graph as it is (it must already give the "
+                        "guard's features) instead of exporting it again")
     p.set_defaults(func=cmd_guard)
 
     p = sub.add_parser("lexicon", help="fit the BI-RADS lexicon descriptor heads into a bundle "

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from rcdnet_desktop.core.result import frame_number
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord, Prediction
 
 if TYPE_CHECKING:
@@ -263,7 +264,7 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
     if not preds:
         first = failed[0] if failed else FrameResult(0, error="no frame")
         return BatchItem(path, error=f"{path}: no frame of the clip could be classified "
-                                     f"(frame {first.frame}: {first.error})")
+                                     f"(frame {frame_number(first.frame)}: {first.error})")
     summary = clip_summary(preds, threshold)
     worst = next(p for p in preds if p.frame == summary.max_frame)
     notes = []
@@ -272,7 +273,8 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
                      f"intended use (frames {_frame_list(summary.flagged_frames)})")
     if failed:
         notes.append(f"{frames_text(len(failed))} could not be classified (frames "
-                     f"{_frame_list([r.frame for r in failed])}; frame {failed[0].frame}: "
+                     f"{_frame_list([r.frame for r in failed])}; frame "
+                     f"{frame_number(failed[0].frame)}: "
                      f"{failed[0].error})")
     codes = {c for p in preds for c in p.checks}
     pred = replace(worst, warnings=(*notes, *worst.warnings),
@@ -281,6 +283,6 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
 
 
 def _frame_list(frames: Sequence[int], most: int = 10) -> str:
-    """Frames numbered from 0, as in the ``frame`` column: "3, 4, 9 and 2 more"."""
-    shown = ", ".join(str(f) for f in frames[:most])
+    """Frames counted from 1, as everywhere: "3, 4, 9 and 2 more" for frames 2, 3, 8, ..."""
+    shown = ", ".join(str(frame_number(f)) for f in frames[:most])
     return shown + (f" and {len(frames) - most} more" if len(frames) > most else "")

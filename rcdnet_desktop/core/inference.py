@@ -811,7 +811,8 @@ class InferenceEngine:
                 frame=it.frame, warnings=warnings + notes, box=it.box,
                 box_source=it.box_source, finding=it.finding, fused=it.fuse,
                 band=band_for(float(p[1]), bands=self._bands),
-                suspicious=bool(p[1] >= self._threshold), checks=checks))
+                suspicious=bool(p[1] >= self._threshold), threshold=self._threshold,
+                checks=checks))
         return out
 
     @staticmethod

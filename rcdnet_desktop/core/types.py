@@ -217,6 +217,9 @@ class Prediction:
         not a BI-RADS assessment.
     suspicious : bool
         ``p_malignant`` is at or above the card's suspicious threshold (0.5 when not given).
+    threshold : float
+        That threshold (the cut-off the decision was made at); 0.5 when neither it nor
+        ``suspicious`` is given.
     checks : tuple of str
         Codes of the intended-use flags (:data:`~rcdnet_desktop.core.checks.CHECK_CODES`);
         their words are among ``warnings``. Any code means the image is outside intended use.
@@ -245,6 +248,7 @@ class Prediction:
     checks: tuple[str, ...] = ()
     descriptors: tuple[Descriptor, ...] = ()
     descriptor_note: str = ""
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.
@@ -257,8 +261,9 @@ class Prediction:
         if self.band is None:
             object.__setattr__(self, "band", band_for(self.p_malignant))
         if self.suspicious is None:
-            object.__setattr__(self, "suspicious",
-                               self.p_malignant >= DEFAULT_SUSPICIOUS_THRESHOLD)
+            if self.threshold is None:
+                object.__setattr__(self, "threshold", DEFAULT_SUSPICIOUS_THRESHOLD)
+            object.__setattr__(self, "suspicious", self.p_malignant >= self.threshold)
 
     @property
     def outside_intended_use(self) -> bool:
@@ -267,16 +272,17 @@ class Prediction:
 
     @property
     def label_index(self) -> int:
+        """The class with the higher probability (changes at 0.5, not at the cut-off).
+
+        For training and evaluation only: what a clinician reads is the decision at the
+        cut-off (:mod:`rcdnet_desktop.core.result`), never this label.
+        """
         return int(self.p_malignant >= 0.5)
 
     @property
     def label(self) -> str:
+        """:attr:`label_index` as a class name (not a decision; see :attr:`label_index`)."""
         return CLASS_NAMES[self.label_index]
-
-    @property
-    def display_label(self) -> str:
-        """The label as a user should read it: marked UNTRAINED when the weights are."""
-        return f"UNTRAINED {self.label}" if self.untrained else self.label
 
     @property
     def mode(self) -> str:

@@ -44,13 +44,14 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.errors import ExportError
+from rcdnet_desktop.core.result import band_text, decision_word, probability_text
 from rcdnet_desktop.core.types import BatchItem, Box
 from rcdnet_desktop.gui.engine import Engine
 from rcdnet_desktop.gui.messages import BatchResult, BatchTotal
-from rcdnet_desktop.gui.wording import band_text, input_words, status_words
+from rcdnet_desktop.gui.wording import input_words, status_words
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
 
-COLUMNS = ("File", "Prediction", "P(malignant)", "Band", "Box", "Clip", "Status")
+COLUMNS = ("File", "Decision", "P(malignant)", "Band", "Box", "Clip", "Status")
 COL_FILE, COL_LABEL, COL_P, COL_BAND, COL_BOX, COL_CLIP, COL_STATUS = range(len(COLUMNS))
 """The Box column says where the lesion box came from: user (drawn in the viewer), auto (found
 by the lesion localiser) or none (the whole image was classified). The Clip column gives a
@@ -131,9 +132,9 @@ class BatchTableModel(QAbstractTableModel):
             if col == COL_FILE:
                 return self.display_path(item)
             if col == COL_LABEL:
-                return p.display_label if p is not None else "-"
+                return decision_word(p) if p is not None else "-"
             if col == COL_P:
-                return f"{p.p_malignant:.3f}" if p is not None else "-"
+                return probability_text(p) if p is not None else "-"
             if col == COL_BAND:
                 return band_text(p) if p is not None else "-"
             if col == COL_BOX:

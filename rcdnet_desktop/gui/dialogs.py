@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from PySide6.QtWidgets import (
@@ -17,6 +18,8 @@ from PySide6.QtWidgets import (
 
 from rcdnet_desktop import __version__ as APP_VERSION  # noqa: N812
 from rcdnet_desktop.core.lexicon import SECTION_TITLE
+from rcdnet_desktop.core.operating_point import OperatingPoint
+from rcdnet_desktop.core.result import rules_sentences
 from rcdnet_desktop.gui.prediction_panel import NOT_A_DIAGNOSIS
 
 
@@ -101,6 +104,9 @@ def model_card_html(card: Any) -> str:
     parts.append(_table(metrics) if metrics else "<p><i>No evaluation results: the model "
                  "has not been evaluated.</i></p>")
     op = d.get("operating_point") or {}
+    reading = OperatingPoint.from_card(SimpleNamespace(operating_point=op))
+    parts.append("<h3>How a result reads: the decision, the band, the colours</h3>"
+                 + _list(rules_sentences(reading)))
     if op:
         parts.append("<h3>Operating point: likelihood bands and the suspicious threshold</h3>"
                      + _table(op))

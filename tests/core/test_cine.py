@@ -174,10 +174,10 @@ def test_clip_item_is_the_worst_frame_with_the_summary(engine):
     assert item.clip == expected and expected.frames == 5
     assert item.prediction.frame == expected.max_frame
     assert item.prediction.p_malignant == pytest.approx(expected.max_p)
-    assert any(w.startswith("1 frame could not be classified (frames 4; frame 4:")
+    assert any(w.startswith("1 frame could not be classified (frames 5; frame 5:")
                and "damaged" in w for w in item.prediction.warnings)
     row = batch_row(item)
-    assert row["status"] == "ok" and row["frame"] == str(expected.max_frame)
+    assert row["status"] == "ok" and row["frame"] == str(expected.max_frame + 1)  # counted from 1
     assert row["p_malignant"] == f"{expected.max_p:.4f}"
     assert row["clip_frames"] == "5"
     assert row["clip_median"] == f"{expected.median_p:.4f}"
@@ -197,7 +197,7 @@ def test_a_clip_where_no_frame_could_be_classified_fails_with_the_reason(engine)
     clip.record.pixels_frame = -1  # frame 0 decoded through the loader too, and damaged
     item = clip_item(engine, clip.record, threshold=0.5)
     assert item.status == "failed" and item.clip is None
-    assert "no frame of the clip could be classified (frame 0:" in item.error
+    assert "no frame of the clip could be classified (frame 1:" in item.error
     assert "damaged" in item.error
 
 
@@ -221,13 +221,13 @@ def test_review_sweep_gives_one_row_per_clip_and_leaves_single_images_alone(tmp_
         ("a_clip.tif", True), ("b_single.png", False)]
     assert items[0].clip.frames == 5
     rows = [batch_row(i) for i in items]
-    assert rows[0]["frame"] == str(items[0].clip.max_frame)
-    assert rows[1]["frame"] == "0" and rows[1]["clip_frames"] == ""
+    assert rows[0]["frame"] == str(items[0].clip.max_frame + 1)
+    assert rows[1]["frame"] == "1" and rows[1]["clip_frames"] == ""
     single_default = next(iter(review([tmp_path / "b_single.png"], engine)))
     assert items[1].prediction == single_default.prediction
     # Without a sweep, a clip is its one frame, asked for.
     plain = list(review([tmp_path / "a_clip.tif"], engine, frame=3))
-    assert len(plain) == 1 and plain[0].clip is None and batch_row(plain[0])["frame"] == "3"
+    assert len(plain) == 1 and plain[0].clip is None and batch_row(plain[0])["frame"] == "4"
     two = next(iter(review([tmp_path / "a_clip.tif"], engine, sweep=2)))
     assert two.clip.frames == 2 and two.prediction.frame in (1, 3)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from rcdnet_desktop.core import result
 from rcdnet_desktop.core.checks import WARN_BOX_TOO_SMALL, WARN_COLOUR, WARN_TOO_SMALL
 from rcdnet_desktop.core.errors import InferenceError, WeightsError
 from rcdnet_desktop.core.inference import (
@@ -46,7 +47,7 @@ def test_predict_on_real_sample(engine, sample_malignant):
 
 def test_untrained_card_says_so_in_label_and_warnings(engine, sample_benign):
     pred = _engine_like(engine, untrained=True, version="0.0.0-untrained").predict(sample_benign)
-    assert pred.untrained and pred.display_label.startswith("UNTRAINED ")
+    assert pred.untrained and result.headline(pred).startswith("UNTRAINED")
     assert any("UNTRAINED" in w for w in pred.warnings)
 
 
@@ -169,7 +170,7 @@ def test_trained_card_has_no_untrained_warning(engine, sample_benign):
     pred = _engine_like(engine, untrained=False, version="1.0.0").predict(sample_benign)
     assert not pred.untrained and pred.model_version == "1.0.0"
     assert not any("UNTRAINED" in w for w in pred.warnings)
-    assert pred.display_label in ("benign", "malignant")
+    assert not result.headline(pred).startswith("UNTRAINED")
 
 
 # --- batches and prepared inputs ------------------------------------------------------------

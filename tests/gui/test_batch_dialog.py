@@ -27,7 +27,7 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     _run(qtbot, dlg)
 
     assert dlg.model.rowCount() == 5
-    assert COLUMNS == ("File", "Prediction", "P(malignant)", "Band", "Box", "Clip", "Status")
+    assert COLUMNS == ("File", "Decision", "P(malignant)", "Band", "Box", "Clip", "Status")
     rows = {dlg.model.data(dlg.model.index(r, 0)):
             dict(zip(COLUMNS, [dlg.model.data(dlg.model.index(r, c))
                                for c in range(len(COLUMNS))], strict=True))
@@ -35,13 +35,13 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     assert set(rows) == {"a_dark.png", "b_bright.png", "c_mid.png", "sub/d_sub.png",
                          "e_corrupt.png"}
     bad = rows["e_corrupt.png"]
-    assert bad["Prediction"] == bad["Band"] == bad["Box"] == "-"
+    assert bad["Decision"] == bad["Band"] == bad["Box"] == "-"
     assert bad["Status"].startswith("failed: ")
-    assert rows["b_bright.png"]["Prediction"] == "malignant"
+    assert rows["b_bright.png"]["Decision"] == "suspicious"
     assert rows["b_bright.png"]["Status"] == "ok"
-    assert rows["a_dark.png"]["Prediction"] == "benign"
+    assert rows["a_dark.png"]["Decision"] == "below the cut-off"
     assert rows["a_dark.png"]["Band"] == "moderate (10-50%)"  # mean grey ~38 of 255
-    assert rows["b_bright.png"]["Band"] == "high (50-95%), suspicious"
+    assert rows["b_bright.png"]["Band"] == "high (50-95%)"
     assert {r["Box"] for name, r in rows.items() if name != "e_corrupt.png"} == {"none"}
     assert dlg.progress.value() == 5
     assert dlg.progress_label.text().startswith("Done: 5 files")
@@ -71,7 +71,7 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     assert failed[0]["error"] and failed[0]["p_malignant"] == ""
     ok = {r["file"].split("/")[-1]: r for r in table if r["status"] == "ok"}
     assert float(ok["b_bright.png"]["p_malignant"]) > 0.5
-    assert ok["b_bright.png"]["label"] == "malignant"
+    assert ok["b_bright.png"]["decision"] == "suspicious"
     # The same columns and spelling as `rcdnet classify` (one writer for both).
     assert list(table[0]) == list(CSV_FIELDS)
     assert table == [batch_row(i) for i in dlg.visible_items()]
@@ -180,8 +180,8 @@ def test_batch_band_and_box_columns(make_window, tmp_path, qtbot):
     assert items["drawn.png"].prediction.box == Box(5, 5, 40, 30)
     for name, item in items.items():
         p = item.prediction
-        expected = p.band.label + (", suspicious" if p.suspicious else "")
-        assert cell(name, "Band") == expected
+        assert cell(name, "Band") == p.band.label
+        assert cell(name, "Decision") == ("suspicious" if p.suspicious else "below the cut-off")
     # The bright image classified on its (darker) lesion box, and on the drawn bright corner:
     # different regions, different bands.
     assert cell("found.png", "Band") != cell("drawn.png", "Band")

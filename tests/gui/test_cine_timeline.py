@@ -136,14 +136,14 @@ def test_batch_review_reports_each_clip_on_the_same_rule(make_window, tmp_path, 
             [dlg.model.data(dlg.model.index(r, c)) for c in range(len(COLUMNS))]
             for r in range(2)}
     clip = rows["clip.tif"]
-    assert clip[COLUMNS.index("P(malignant)")] == f"{200 / 255:.3f}"
+    assert clip[COLUMNS.index("P(malignant)")] == f"{200 / 255:.2f}"
     assert clip[COLUMNS.index("Clip")] == ("6 frames, max 0.78 (frame 3), median 0.31, "
                                            "17% of frames suspicious")
     assert rows["still.png"][COLUMNS.index("Clip")] == ""
     out = dlg.export_csv(tmp_path / "rows.csv")
     with open(out, newline="") as fh:
         csv_rows = {Path(r["file"]).name: r for r in csv.DictReader(fh)}
-    assert csv_rows["clip.tif"]["frame"] == "2" and csv_rows["clip.tif"]["clip_frames"] == "6"
+    assert csv_rows["clip.tif"]["frame"] == "3" and csv_rows["clip.tif"]["clip_frames"] == "6"
 
     dlg.clips.setCurrentIndex(dlg.clips.findData(None))  # first frame only
     with qtbot.waitSignal(dlg.finished_run, timeout=10000):

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import QApplication
 
 from rcdnet_desktop.core.checks import COLOUR_OVERLAY
 from rcdnet_desktop.core.operating_point import OperatingPoint
+from rcdnet_desktop.core.result import probability_text
+from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import theme
 from rcdnet_desktop.gui.batch_dialog import COL_STATUS
 from rcdnet_desktop.gui.settings import Settings
@@ -37,7 +39,8 @@ class CardEngine(FakeEngine):
 
     def _prediction(self, prep):
         p = super()._prediction(prep)
-        p = replace(p, suspicious=p.p_malignant >= OPERATING_POINT["suspicious_threshold"])
+        cut = OPERATING_POINT["suspicious_threshold"]
+        p = replace(p, suspicious=p.p_malignant >= cut, threshold=cut)
         if self.flagged:
             p = replace(p, checks=(COLOUR_OVERLAY,), warnings=(*p.warnings, DOPPLER_WORDS))
         return p
@@ -57,26 +60,34 @@ def headline_colour(w) -> str:
     return style.split("color:")[1].split(";")[0].strip()
 
 
-@pytest.mark.parametrize(("grey", "band", "tone"), [
-    (120, "Moderate (10-50%), suspicious", "indeterminate"),  # P about 0.44: neither way
-    (12, "Low (2-10%)", "below"),
-    (230, "High (50-95%), suspicious", "above"),
+WHOLE = " (whole image, less reliable)"
+
+
+@pytest.mark.parametrize(("grey", "lesion", "headline", "tone"), [
+    # P about 0.44 with the cut-off at 0.16: suspicious, so red like every suspicious result.
+    (120, None, "Moderate (10-50%), suspicious" + WHOLE, "alert"),
+    (12, None, "Low (2-10%), below the cut-off" + WHOLE, "neutral"),  # 4A: a biopsy range
+    (230, None, "High (50-95%), suspicious" + WHOLE, "alert"),
+    (3, Box(10, 10, 40, 30), "Very low (0-2%), below the cut-off", "reassuring"),
+    (3, None, "Very low (0-2%), below the cut-off" + WHOLE, "neutral"),  # no box: never green
 ])
-def test_the_band_is_the_headline_coloured_by_its_place_around_the_cut_off(
-        make_window, tmp_path, qtbot, grey, band, tone):
-    w = make_window(CardEngine())
+def test_the_headline_is_band_and_decision_coloured_by_the_decision(
+        make_window, tmp_path, qtbot, grey, lesion, headline, tone):
+    w = make_window(CardEngine(lesion=lesion))
     pred = open_one(qtbot, w, write_png(tmp_path / "a.png", grey))
-    assert w.prediction.headline_text() == band
+    assert w.prediction.headline_text() == headline
     assert headline_colour(w) == theme.colour(tone)
     assert w.prediction.probability.text() == \
-        f"P(malignant) = {pred.p_malignant:.2f} (calibrated)"
-    # The class label is small and neutral, not the headline.
+        f"P(malignant) = {probability_text(pred)} (calibrated)"
+    # The decision is repeated small and neutral beside the number; never a class label.
+    assert w.prediction.label.text() in ("Suspicious", "Below the cut-off")
     assert theme.colour("muted") in w.prediction.label.styleSheet()
     # One line on what the cut-off means at the sensitivity measured inside and outside.
     cutoff = w.prediction.cutoff.text()
     assert not w.prediction.cutoff.isHidden()
     assert "90% of cancers in internal validation and 76% at another hospital" in cutoff
-    assert cutoff.startswith("Below" if tone == "below" else "At or above")
+    assert cutoff.startswith("At or above" if pred.suspicious else "Below")
+    assert ("less reliable" in w.prediction.caveat_text()) == (lesion is None)
 
 
 def test_both_maps_share_one_scale_with_a_colour_bar(make_window, tmp_path, qtbot):
@@ -124,12 +135,12 @@ def test_dark_theme_by_default_and_the_light_one_is_kept(make_window, tmp_path, 
     window_colour = QApplication.palette().color(QPalette.ColorRole.Window)
     assert window_colour.lightness() < 128 and w.act.theme["dark"].isChecked()
     open_one(qtbot, w, write_png(tmp_path / "a.png", 12))
-    dark_green = headline_colour(w)
+    dark_neutral = headline_colour(w)
 
     w.act.theme["light"].trigger()
     assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() > 128
     assert settings.theme == "light" and w.act.theme["light"].isChecked()
-    assert headline_colour(w) == theme.colour("below") != dark_green  # repainted at once
+    assert headline_colour(w) == theme.colour("neutral") != dark_neutral  # repainted at once
     # Texts with their own style sheet (the cut-off line, the colour bar's caption) take the
     # light theme's dark text too, not the dark theme's light grey.
     for label in (w.prediction.cutoff, w.prediction.band_note, w.heatmaps.colour_bar.caption):

@@ -394,5 +394,8 @@ def test_model_card_shows_operating_point_and_localiser():
                             "localiser": {"file": "localiser_weights.pt",
                                           "min_confidence": 0.85}})
     assert "Operating point" in html and "0.123" in html
+    # The decision rule in words, at the card's cut-off, as every view applies it.
+    assert "suspicious when P(malignant) is at or above the cut-off 0.123" in html
+    assert "green only in the BI-RADS 3 range" in html and "counted from 1" in html
     assert "Lesion localiser" in html and "localiser_weights.pt" in html
     assert "Lesion localiser" not in model_card_html({"version": "1.0.0", "untrained": False})
