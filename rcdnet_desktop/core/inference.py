@@ -950,10 +950,12 @@ class InferenceEngine:
                 method: str = FAST, auto_box: bool = True) -> HeatMaps:
         """Prediction and heat maps of the evidence for both classes, at the image's size.
 
-        ``method="fast"`` (default) is the closed-form Grad-CAM from the prediction's own
-        forward pass; any key of :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS` runs
-        pytorch-grad-cam instead. Maps are float32 in [0, 1], shaped like the frame; with a
-        region of interest (given or automatic) they are zero outside the padded box.
+        ``method="fast"`` (default) is the closed-form contrastive Grad-CAM from the
+        prediction's own forward pass, relative to the card's cut-off and with both maps on one
+        scale (:func:`~rcdnet_desktop.core.explain.decision_evidence`); any key of
+        :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS` runs pytorch-grad-cam instead.
+        Maps are float32 in [0, 1], shaped like the frame; with a region of interest (given or
+        automatic) they are zero outside the padded box.
         """
         return self.explain_prepared([self.prepare(image, roi, frame, auto_box)], method)[0]
 
