@@ -284,30 +284,14 @@ def cmd_lexicon(a) -> int:
 
 
 def cmd_heatmaps(a) -> int:
-    from .heatmaps import card_section, run
+    from .heatmaps import run, write_card
 
     report = run(a.bundle, a.data or [], a.split, a.external or [], a.out, seed=a.seed,
                  cache_dir=a.cache_dir, progress=not a.no_progress, n_boot=a.n_boot)
     print((a.out / "heatmaps_tables.md").read_text())
     if a.write_card:
-        from dataclasses import replace
-
-        from rcdnet_desktop.core.bundle import save_card
-        from rcdnet_desktop.core.card import default_model_dir, load_card
-
-        bundle = a.bundle or default_model_dir()
-        card = load_card(bundle)
-        section = {"method": "rcdnet-train heatmaps (training/heatmaps.py); "
-                             "docs/training/heatmaps.md",
-                   "figures": "[value, 95% CI low, high]; energy = share of the map inside the "
-                              "lesion mask, lift = energy / the lesion's share of the view, "
-                              "pointing = map maximum inside the mask; the map behind the "
-                              "result (malignant when suspicious); 'shipped' = the maps shown, "
-                              "'gradcam' = per-class Grad-CAM shown before, 'gaussian' = a "
-                              "centred Gaussian baseline",
-                   **card_section(report)}
-        save_card(replace(card, metrics={**card.metrics, "heat_maps": section}), bundle)
-        print(f"heat-map figures written into {Path(bundle) / 'model_card.json'}")
+        bundle = write_card(a.bundle, report)
+        print(f"heat-map figures written into {bundle / 'model_card.json'}")
     return 0
 
 

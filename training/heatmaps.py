@@ -262,13 +262,46 @@ def run(bundle: Path | None, data: Sequence[Path], split_csv: Path | None,
     return report
 
 
+CARD_NOTE = ("energy = share of the map inside the lesion mask, lift = energy / the lesion's "
+             "share of the view, pointing = share of images whose map maximum is inside the "
+             "mask, empty = share of images whose map is empty; the map behind the result "
+             "(malignant when suspicious); shipped = the maps shown, gradcam = per-class "
+             "Grad-CAM shown before, gaussian = a centred Gaussian baseline; 95% intervals "
+             "resampled by patient")
+CARD_MAPS = ("shipped", "gradcam", "gaussian")
+"""The maps the model card reports: shown now, shown before, and the baseline."""
+CARD_FIGURES = ("energy", "lift", "pointing", "empty")
+
+
 def card_section(report: dict) -> dict:
-    """The figures the model card carries: per data set and view, the shipped maps' and the
-    Gaussian's energy, lift and pointing game, and the maps shown before."""
-    keep = ("area", "shipped.energy", "shipped.lift", "shipped.pointing", "gradcam.energy",
-            "gradcam.lift", "gradcam.pointing", "gaussian.energy", "gaussian.lift",
-            "gaussian.pointing", "shipped.empty", "gradcam.empty")
-    return {name: {view: {k: [round(v[k]["value"], 3), *(round(x, 3) for x in v[k]["ci95"])]
-                          for k in keep}
+    """The figures the model card carries, per data set and view: the lesion's share of the
+    view, and energy, lift, pointing game and empty rate of :data:`CARD_MAPS`, each value
+    beside its ``<name>_ci95`` (the card's convention for an interval)."""
+
+    def entry(v: dict, key: str, name: str) -> dict:
+        return {name: round(v[key]["value"], 3),
+                f"{name}_ci95": [round(x, 3) for x in v[key]["ci95"]]}
+
+    return {name: {view: {**entry(v, "area", "lesion_share_of_view"),
+                          **{m: {k: val for f in CARD_FIGURES
+                                 for k, val in entry(v, f"{m}.{f}", f).items()}
+                             for m in CARD_MAPS}}
                    for view, v in s["views"].items()}
             for name, s in report["sets"].items()}
+
+
+def write_card(bundle: Path | None, report: dict) -> Path:
+    """Write the report's figures into the bundle's model card as ``metrics.heat_maps`` (the
+    app's bundle when ``bundle`` is None); returns the bundle folder."""
+    from dataclasses import replace
+
+    from rcdnet_desktop.core.bundle import save_card
+    from rcdnet_desktop.core.card import default_model_dir, load_card
+
+    bundle = Path(bundle or default_model_dir())
+    card = load_card(bundle)
+    section = {"method": "rcdnet-train heatmaps (training/heatmaps.py); "
+                         "docs/training/heatmaps.md",
+               "figures": CARD_NOTE, **card_section(report)}
+    save_card(replace(card, metrics={**card.metrics, "heat_maps": section}), bundle)
+    return bundle

@@ -61,8 +61,9 @@ def test_the_subcommand_measures_both_views_and_writes_the_card(tmp_path, capsys
     card = json.loads((bundle / "model_card.json").read_text())
     section = card["metrics"]["heat_maps"]
     assert set(section) >= {"method", "figures", "internal validation", "external: other"}
-    value, lo, hi = section["external: other"]["default"]["shipped.pointing"]
-    assert lo <= value <= hi
+    shipped = section["external: other"]["default"]["shipped"]
+    lo, hi = shipped["pointing_ci95"]
+    assert lo <= shipped["pointing"] <= hi
     from rcdnet_desktop.core.inference import InferenceEngine
 
     InferenceEngine(bundle, device="cpu", backend="onnx")  # the card still verifies and opens
