@@ -53,7 +53,7 @@ from rcdnet_desktop.core.explain import (
 )
 
 from .cache import CachedImage
-from .evaluate import N_BOOT, centred_gaussian
+from .evaluate import N_BOOT, centred_gaussian, measure_map
 from .metrics import bootstrap_ci
 
 log = logging.getLogger(__name__)
@@ -110,15 +110,6 @@ def view_mask(mask: np.ndarray, roi, size: int) -> np.ndarray:
     return cv2.resize(m.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
 
 
-def measure_one(heatmap: np.ndarray, mask: np.ndarray) -> tuple[float, bool, bool]:
-    """``(energy inside the mask, peak inside the mask, map empty)`` of one map."""
-    total = float(heatmap.sum(dtype=np.float64))
-    if total <= 0:
-        return 0.0, False, True
-    energy = float(heatmap[mask].sum(dtype=np.float64)) / total
-    return energy, bool(mask.flat[int(np.argmax(heatmap))]), False
-
-
 def per_image(engine, items: Sequence[CachedImage], progress: bool = True) -> dict:
     """Per-image measures of every candidate in both views (items without a mask skipped).
 
@@ -147,7 +138,7 @@ def per_image(engine, items: Sequence[CachedImage], progress: bool = True) -> di
             acc["suspicious"].append(bool(result))
             acc["found"].append(prep.box_source == "auto")
             for name, maps in candidate_maps(feats[0], weight, margin, prep.fuse, size).items():
-                e, h, empty = measure_one(maps[result], mask)
+                e, h, empty = measure_map(maps[result], mask)
                 acc[name]["energy"].append(e)
                 acc[name]["hit"].append(h)
                 acc[name]["empty"].append(empty)

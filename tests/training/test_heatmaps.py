@@ -12,7 +12,8 @@ from synth_busi import write_busi
 from rcdnet_desktop.core.explain import gradcam_like_normalise, gradcam_maps
 from tests.conftest import BUNDLED_MODEL_DIR
 from training.cli import main
-from training.heatmaps import CANDIDATES, VIEWS, layercam_contrastive, measure_one
+from training.evaluate import measure_map
+from training.heatmaps import CANDIDATES, VIEWS, layercam_contrastive
 
 
 def test_layercam_closed_form_equals_pytorch_grad_cam(engine, sample_malignant):
@@ -27,13 +28,13 @@ def test_layercam_closed_form_equals_pytorch_grad_cam(engine, sample_malignant):
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-5)
 
 
-def test_measure_one_energy_pointing_and_empty():
+def test_measure_map_energy_pointing_and_empty():
     mask = np.zeros((10, 10), bool)
     mask[2:5, 2:5] = True
     heat = np.zeros((10, 10), np.float32)
     heat[3, 3], heat[8, 8] = 3.0, 1.0
-    assert measure_one(heat, mask) == (0.75, True, False)
-    assert measure_one(np.zeros((10, 10), np.float32), mask) == (0.0, False, True)
+    assert measure_map(heat, mask) == (0.75, True, False)
+    assert measure_map(np.zeros((10, 10), np.float32), mask) == (0.0, False, True)
 
 
 def test_the_subcommand_measures_both_views_and_writes_the_card(tmp_path, capsys):
