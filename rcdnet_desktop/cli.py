@@ -252,7 +252,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
                 bar.update(1)
     auto = counts["auto"]
     print(f"{counts['ok']} classified, {counts['failed']} failed"
-          + (f", {counts['skipped']} skipped (not regular files)" if counts["skipped"] else "")
+          + (f", {counts['skipped']} skipped (see their error)" if counts["skipped"] else "")
           + f", model {engine.model_version} on {engine.device}"
           + (" - UNTRAINED weights" if engine.untrained else "")
           + (f"; {auto} on a lesion box found automatically" if auto else "")

@@ -8,7 +8,9 @@ item already yielded stays valid.
 Only regular files are opened: a named pipe (which would block the run forever), a device (such
 as ``/dev/zero``, which never ends) or a socket, named directly, found in a folder or reached
 through a symbolic link, is checked with ``os.stat`` first and yields a *skipped* item with
-the reason.
+the reason. So does a result this program exported (its Secondary Capture or Structured
+Report, come back from a PACS) and any Structured Report: read, not classified
+(:func:`rcdnet_desktop.core.io.own.not_classified` says why).
 
 **Time budget.** Reading and preparing one file (decoding, intended-use checks, lesion
 localiser) may take at most ``file_timeout`` seconds; a file that takes longer fails with the
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING
 from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.io import find_images, pick_frame, read_image
+from rcdnet_desktop.core.io.own import not_classified
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 
 if TYPE_CHECKING:
@@ -98,6 +101,8 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
                          error=f"{path}: it is {other}, not a regular file; it was not opened")
     try:
         record = read_image(path)
+        if why := not_classified(record):  # this program's own result, or a report
+            return BatchItem(path, skipped=True, error=f"{path}: {why}")
         if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):
             return _failed(path, outside)
         if sweep is not None and record.frame_count > 1:

@@ -784,7 +784,7 @@ class InferenceEngine:
         entry: the items' own views, then the whole-image views of ``extra_rows``): the guard
         judges the whole images, the lexicon describes the lesion boxes."""
         from rcdnet_desktop.core.checks import CHECK_CODES
-        from rcdnet_desktop.core.lexicon import NEEDS_BOX
+        from rcdnet_desktop.core.lexicon import suggest
 
         guard = self._whole_rows(pooled, len(items), extra_rows)
 
@@ -798,12 +798,8 @@ class InferenceEngine:
             if flag is not None:
                 warnings = (flag.text, *warnings)
                 checks = tuple(c for c in CHECK_CODES if c in {*checks, flag.code})
-            descriptors, note = (), ""
-            if self._lexicon is not None:
-                if it.roi is not None:
-                    descriptors = self._lexicon.describe(pooled[i])
-                else:
-                    note = NEEDS_BOX
+            descriptors, note = suggest(self._lexicon, pooled[i], has_box=it.roi is not None,
+                                        checks=checks)
             out.append(Prediction(
                 descriptors=descriptors, descriptor_note=note,
                 p_benign=float(p[0]), p_malignant=float(p[1]), device=device,

@@ -17,6 +17,7 @@ from rcdnet_desktop.core.bands import (
 
 if TYPE_CHECKING:
     from rcdnet_desktop.core.cine import ClipSummary
+    from rcdnet_desktop.core.io.sr_document import SrDocument
 
 CLASS_NAMES: tuple[str, str] = ("benign", "malignant")
 """Class index -> name. 0 = benign, 1 = malignant, everywhere in the project."""
@@ -101,6 +102,7 @@ class StudyInfo:
     manufacturer: str = ""
     manufacturer_model: str = ""
     body_part: str = ""
+    series_description: str = ""
     # (RegionSpatialFormat, RegionDataType) of every item of SequenceOfUltrasoundRegions,
     # calibrated or not (DICOM PS3.3 C.8.5.5): what kinds of ultrasound the frame shows.
     region_kinds: tuple[tuple[int, int], ...] = ()
@@ -114,7 +116,9 @@ class ImageRecord:
     ``uint8``, shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Other frames of a cine
     are decoded on demand by :meth:`frame`, one at a time. ``notes`` says in words what the
     reader had to assume (a missing Photometric Interpretation read as greyscale, ...); the
-    engine adds them to the prediction's warnings.
+    engine adds them to the prediction's warnings. ``stored`` is the Structured Report that was
+    opened (``path`` is the report's; ``pixels`` its source image's when it was found, else
+    ``has_image`` is False): a stored result to show, not an image to classify.
     """
 
     path: Path
@@ -131,6 +135,8 @@ class ImageRecord:
     frame_rate: float | None = None  # cine frames per second, when the file records it
     pixel_spacing: tuple[float, float] | None = None  # DICOM PixelSpacing as mm (x, y)
     notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
+    stored: SrDocument | None = field(default=None, repr=False)
+    has_image: bool = True
 
     @property
     def height(self) -> int:

@@ -288,8 +288,9 @@ class HeatmapPanel(QWidget):
         if plain is not None:
             self.plain.setChecked(bool(plain))
 
-    def toggle_plain(self) -> None:
-        self.plain.setChecked(not self.plain.isChecked())
+    def set_plain(self, plain: bool) -> None:
+        """Show the image alone in both panels (True) or the heat maps (False)."""
+        self.plain.setChecked(bool(plain))
 
     # --- drawing -----------------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ def result_datasets(job: ExportJob, with_sc: bool) -> list:
     from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
     from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset
 
-    datasets = [dicom_sr_dataset(job.record, job.heatmaps.prediction, include_patient=True)]
+    datasets = [dicom_sr_dataset(job.record, job.heatmaps.prediction, include_patient=True,
+                                 measurements=job.measurements)]
     if with_sc:
         report = render_export(job, include_patient=True)
         datasets.append(dicom_sc_dataset(job.record, report, include_patient=True))

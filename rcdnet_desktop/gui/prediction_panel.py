@@ -17,7 +17,9 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLa
 from rcdnet_desktop.core.lexicon import (
     SECTION_TITLE,
     SUGGESTIONS_NOTE,
+    descriptor_note,
     descriptor_words,
+    shown_descriptors,
 )
 from rcdnet_desktop.core.measure import Calibration
 from rcdnet_desktop.core.operating_point import OperatingPoint
@@ -205,16 +207,17 @@ class PredictionPanel(QWidget):
             self.set_waiting(*self._waiting)
 
     def _set_lexicon(self, p: Prediction) -> None:
-        if p.descriptors:  # two columns keep the section short beside the heat maps
-            cells = [f"<td>{html.escape(descriptor_words(d))}</td>" for d in p.descriptors]
+        shown = shown_descriptors(p)  # none on an image outside intended use
+        if shown:  # two columns keep the section short beside the heat maps
+            cells = [f"<td>{html.escape(descriptor_words(d))}</td>" for d in shown]
             rows = "".join(f"<tr>{''.join(cells[i:i + 2])}</tr>"
                            for i in range(0, len(cells), 2))
             body = (f"<table cellspacing='0' cellpadding='1' width='100%'>{rows}</table>"
                     f"<span style='font-size: 8pt;'>{html.escape(SHORT_NOTE)}</span>")
         else:
-            body = f"<br>{html.escape(p.descriptor_note)}"
+            body = f"<br>{html.escape(descriptor_note(p))}"
         self.lexicon.setText(f"<b>{SECTION_TITLE}</b>{body}")
-        self.lexicon.setVisible(bool(p.descriptors or p.descriptor_note))
+        self.lexicon.setVisible(bool(shown or descriptor_note(p)))
 
     def set_mode(self, mode: str) -> None:
         self.mode.setText(f"Input: {mode}")

@@ -22,7 +22,7 @@ from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import theme
 from rcdnet_desktop.gui.batch_dialog import COL_STATUS
 from rcdnet_desktop.gui.settings import Settings
-from tests.gui.gui_helpers import FakeEngine, wait_idle, wait_maps, write_png
+from tests.gui.gui_helpers import FakeEngine, maps_on_screen, wait_idle, wait_maps, write_png
 
 CARD = Path(__file__).resolve().parents[2] / "resources" / "model" / "model_card.json"
 OPERATING_POINT = json.loads(CARD.read_text())["operating_point"]
@@ -173,8 +173,43 @@ def test_either_heat_map_goes_over_the_main_image(make_window, tmp_path, qtbot, 
     # Display changes follow: a new opacity redraws the overlay.
     w.heatmaps.opacity.setValue(w.heatmaps.opacity.maximum())
     assert w.view.overlay_picture().toImage() != weak
-    w.act.image_overlay["none"].trigger()
+    w.act.overlay.trigger()  # View > Heat map over the image: off
     assert not w.view.overlay_shown() and gui_settings.image_overlay == "none"
+    assert not w.act.overlay.isChecked() and w.act.image_overlay["benign"].isChecked()
+
+
+def _toolbar_button(w, text: str):
+    from PySide6.QtWidgets import QToolButton
+
+    buttons = [b for b in w.act.toolbar.findChildren(QToolButton)
+               if b.defaultAction() is not None and b.defaultAction().iconText() == text]
+    assert len(buttons) == 1, text
+    return buttons[0]
+
+
+def test_the_toolbar_overlay_button_lays_the_heat_map_over_the_image(make_window, tmp_path,
+                                                                     qtbot, gui_settings):
+    """"Overlay" on the toolbar is View > Heat map over the image (one action): it lays the
+    heat map over the main image and leaves the evidence panels' maps as they are; V too."""
+    w = make_window(CardEngine())
+    open_one(qtbot, w, write_png(tmp_path / "a.png", 200))
+    button = _toolbar_button(w, "Overlay")
+    assert button.defaultAction() is w.act.overlay
+    view_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&View")
+    assert w.act.overlay in view_menu.actions()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert w.view.overlay_shown() and w.act.overlay.isChecked()
+    assert w.view.overlay_caption().startswith("Evidence for malignant")
+    assert not w.heatmaps.plain.isChecked() and maps_on_screen(w.heatmaps)
+    assert gui_settings.image_overlay == "malignant"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert not w.view.overlay_shown() and maps_on_screen(w.heatmaps)
+    w.act.image_overlay["benign"].trigger()  # choosing a map turns the overlay on with it
+    assert w.view.overlay_shown() and w.act.overlay.isChecked()
+    qtbot.keyClick(w, Qt.Key.Key_V)
+    assert not w.view.overlay_shown()
+    qtbot.keyClick(w, Qt.Key.Key_V)
+    assert w.view.overlay_caption().startswith("Evidence for benign")
 
 
 def test_the_overlay_choice_waits_for_the_maps_of_the_next_image(make_window, tmp_path, qtbot):
@@ -297,3 +332,28 @@ def test_an_image_over_the_size_limit_is_refused_in_plain_words(make_window, tmp
     words = w.view.message() + " ".join(w.notice.lines())
     assert "huge.png" in words and "too large" in words and "megapixels" in words
     assert "bomb" not in words.lower() and "DOS" not in words
+
+
+def test_file_names_in_the_open_images_list_are_whole_at_1280_by_720(make_window, qtbot,
+                                                                     tmp_path, monkeypatch):
+    """The name runs over the list's whole width above the thumbnail and wraps at its "_" or
+    before its suffix, instead of "busi_...png" beside the thumbnail."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QFontMetrics, QScreen
+
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: QRect(0, 0, 1280, 720))
+    w = make_window(CardEngine())
+    name = "busi_malignant_sample_left_breast.png"
+    open_one(qtbot, w, write_png(tmp_path / name, 90))
+    qtbot.waitUntil(lambda: "P(malignant)" in w.thumbs.item_text(w.controller.current.doc_id),
+                    timeout=5000)
+    thumbs = w.thumbs
+    delegate = thumbs.itemDelegate()
+    item = next(thumbs.item(i) for i in range(thumbs.count())
+                if thumbs.item(i).text().startswith(name))
+    rect = thumbs.visualItemRect(item)
+    font = delegate._name_font(thumbs.font())
+    text, _flags, height, cut = delegate._name_layout(QFontMetrics(font), name,
+                                                      rect.width() - 8)
+    assert not cut and text.replace("\u200b", "") == name
+    assert rect.height() >= height + 96  # the name, then the thumbnail below it

@@ -33,7 +33,7 @@ def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot)
     assert doc.path == path and key.roi is None
     pred = w.prediction.prediction()
     assert pred.p_malignant == pytest.approx(doc.record.pixels.mean() / 255, abs=1e-6)
-    assert w.prediction.label.text() == "Malignant"
+    assert w.prediction.label.text() == "Suspicious"  # the decision at the cut-off
     assert "0.6" in w.prediction.probability.text() or "0.7" in w.prediction.probability.text()
     assert w.prediction.bar.value() == round(1000 * pred.p_malignant)
     assert "whole image" in w.prediction.mode_text()
@@ -365,7 +365,8 @@ def test_dialogs(make_window, tmp_path, qtbot):
     assert "Decision support, not a diagnosis" in text
     helptext = ShortcutsDialog(w.shortcut_list(), w).browser.toPlainText()
     for words in ("Next image", "Previous image", "Zoom in", "Zoom out", "Fit to window",
-                  "Toggle heat-map overlay", "Export annotated PNG", "Draw lesion box"):
+                  "Heat map over the image", "Show plain image in the evidence panels",
+                  "Export annotated PNG", "Draw lesion box"):
         assert words in helptext
     assert "PgDown" in shortcuts_html(w.shortcut_list())
 

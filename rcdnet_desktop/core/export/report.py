@@ -121,8 +121,9 @@ class ReportLine:
 class Report:
     """A rendered report: the image, its geometry and its text (for PDF and metadata).
 
-    ``prediction`` is the result the report shows (what a structured report codes);
-    ``patient_included`` says whether patient identifiers are in ``image`` and ``lines``.
+    ``prediction`` is the result the report shows (what a structured report codes), with the
+    caliper ``measurements`` drawn on it; ``patient_included`` says whether patient identifiers
+    are in ``image`` and ``lines``.
     """
 
     image: np.ndarray
@@ -133,6 +134,7 @@ class Report:
     source_name: str = ""
     patient_included: bool = False
     summary: dict[str, str] = field(default_factory=dict)
+    measurements: tuple[Measured, ...] = ()
 
     @property
     def frame(self) -> int:
@@ -603,6 +605,7 @@ def render_report(
         patient_included=patient is not None and not patient.is_empty(),
         summary=_summary(heatmaps, when, source_name, calibration),
         prediction=heatmaps.prediction,
+        measurements=tuple(measurements),
     )
 
 
