@@ -283,6 +283,18 @@ def cmd_lexicon(a) -> int:
     return 0
 
 
+def cmd_heatmaps(a) -> int:
+    from .heatmaps import run, write_card
+
+    report = run(a.bundle, a.data or [], a.split, a.external or [], a.out, seed=a.seed,
+                 cache_dir=a.cache_dir, progress=not a.no_progress, n_boot=a.n_boot)
+    print((a.out / "heatmaps_tables.md").read_text())
+    if a.write_card:
+        bundle = write_card(a.bundle, report)
+        print(f"heat-map figures written into {bundle / 'model_card.json'}")
+    return 0
+
+
 def _log_to(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -414,6 +426,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_lexicon)
+
+    p = sub.add_parser("heatmaps", help="measure how well the heat maps localise the lesion "
+                                        "(internal validation and external sites)")
+    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the app's)")
+    p.add_argument("--data", type=Path, action="append",
+                   help="a training site's data folder (repeat for each site of the split)")
+    p.add_argument("--split", type=Path, default=None,
+                   help="the split CSV the bundle used (its val rows are measured)")
+    p.add_argument("--external", type=Path, action="append",
+                   help="an external site, measured only (repeatable)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for heatmaps.json and heatmaps_tables.md")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="decoded-image cache (default .cache/training)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--write-card", action="store_true",
+                   help="write the figures into the bundle's model card (metrics.heat_maps)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_heatmaps)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

@@ -1,7 +1,7 @@
 """The two evidence maps side by side, with opacity, colour map, plain-image and method controls.
 
 Colouring and blending are :mod:`rcdnet_desktop.core.overlay`'s, the same as in the exports;
-both maps are shown on one scale, weighted by each class's probability
+both maps are shown on one scale, topped by the evidence for the result
 (:mod:`rcdnet_desktop.core.evidence_scale`), with a colour bar under them. The sentences under
 the maps are :func:`~rcdnet_desktop.core.overlay.evidence_sentences`, measured on each map
 against the lesion box of the maps' prediction (the box drawn on them).

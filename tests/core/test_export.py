@@ -187,7 +187,7 @@ def test_overlay_panels_match_blend():
     hm = make_heatmaps(120, 160)
     report = render_report(pixels, hm, when=WHEN, colormap="viridis", alpha=0.3)
     crop = report.layout.crop
-    # Both maps on the one shared scale (each weighted by its class's probability).
+    # Both maps on the one shared scale (topped by the evidence for the result).
     benign, malignant = shared_scale(hm)
     assert np.array_equal(crop(report.image, 1), blend(pixels, benign, 0.3, "viridis"))
     assert np.array_equal(crop(report.image, 2), blend(pixels, malignant, 0.3, "viridis"))
@@ -222,7 +222,7 @@ def test_text_band_is_not_blank_and_report_text_has_everything():
         "2025-03-14 09:26:53 +0100",
         "case_7.dcm",
         "fast Grad-CAM",
-        "Evidence for benign: Strongest in the upper left",
+        "Evidence for benign: Strongest around the upper left",
         "Evidence for malignant:",
         "Warning: colour overlay detected",
         DECISION_SUPPORT_NOTE,
@@ -324,7 +324,7 @@ def test_report_draws_and_describes_the_box_as_given():
     report = render_report(speckle(h, w), maps, when=WHEN)
     benign, malignant = evidence_sentences(maps)
     assert benign == describe_evidence(peak, box) != describe_evidence(peak, roi)
-    assert "Peak outside the lesion box" in benign
+    assert "lower left of the lesion box" in benign  # of the roi: the middle left
     assert f"Evidence for benign: {benign}" in report.text
     assert f"Evidence for malignant: {malignant}" in report.text
     yellow = np.array([255, 220, 0], np.uint8)

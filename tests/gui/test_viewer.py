@@ -45,8 +45,8 @@ def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot)
     for view in w.heatmaps.views:
         assert view.picture() is not None and not view.picture().isNull()
     for label in w.heatmaps.descriptions:
-        assert label.text().startswith("Strongest in the")
-    # Each map's title gives its class's probability: the maps share one scale weighted by it.
+        assert label.text().startswith("Strongest around the")
+    # Each map's title gives its class's probability (the maps share one scale).
     assert [t.text() for t in w.heatmaps.titles] == [
         f"<b>Evidence for benign</b> (P\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}{pred.p_benign:.2f})",
         f"<b>Evidence for malignant</b> (P\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}"

@@ -3,7 +3,7 @@
 No Qt here. :func:`render_report` draws, at the image's OWN resolution (nothing is rescaled),
 three panels side by side -- the plain image, "Evidence for benign" and "Evidence for
 malignant" -- with a title band above them, a colour bar under the evidence panels (both maps
-share one scale, weighted by each class's probability: :mod:`rcdnet_desktop.core.evidence_scale`)
+share one scale, topped by the evidence for the result: :mod:`rcdnet_desktop.core.evidence_scale`)
 and a text band below: the prediction in words, the
 calibrated probability of malignancy and its likelihood band (with what the suspicious cut-off
 means at the measured sensitivity, when an :class:`OperatingPoint` is given), the input mode
@@ -484,7 +484,7 @@ def render_report(
     p = heatmaps.prediction
     benign = _full_size(heatmaps.benign, (h, w), p.roi, "benign")
     malignant = _full_size(heatmaps.malignant, (h, w), p.roi, "malignant")
-    # Both maps on one scale, weighted by each class's probability (as on screen).
+    # Both maps on one scale, topped by the evidence for the result (as on screen).
     benign, malignant = shared_scale(HeatMaps(benign, malignant, heatmaps.method, p))
     panels_rgb = [
         rgb.copy(),
