@@ -359,6 +359,11 @@ def test_dialogs(make_window, tmp_path, qtbot):
     w = make_window()
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
     card = ModelCardDialog(w.controller.engine.card, w)
+    # The page for clinicians first; the technical sections folded under a button.
+    assert "What it is for" in card.summary.toPlainText()
+    assert card.browser.isHidden()
+    qtbot.mouseClick(card.details, Qt.MouseButton.LeftButton)
+    assert not card.browser.isHidden() and card.summary.isHidden()
     text = card.browser.toPlainText()
     assert "Testing the viewer only." in text
     assert "95% CI 0.750-0.860" in text
