@@ -1,5 +1,6 @@
-"""Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test`` and
-``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`).
+"""Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test``,
+``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`) and ``rcdnet validate``
+(:mod:`rcdnet_desktop.cli_validate`).
 
 Exit status: 0 when at least one file was classified and every output asked was made; 1 when
 no file could be classified, an output option (``--sr``, ``--export``, ``--heatmaps``,
@@ -32,6 +33,7 @@ from rcdnet_desktop.cli_pacs import (
     check_result_options,
     run_pacs,
 )
+from rcdnet_desktop.cli_validate import add_validate_parser, validate
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.result import describe
@@ -452,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("self-test", help="verify the weights and classify the bundled sample")
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
     add_pacs_parser(sub)
+    add_validate_parser(sub, _seconds)
     return parser
 
 
@@ -483,6 +486,9 @@ def _run(argv: Sequence[str] | None) -> int:
                 return classify(args)
         if args.command == "pacs":
             return run_pacs(args)
+        if args.command == "validate":
+            with _stop_on_signals():
+                return validate(args)
         return self_test(args)
     except UsageError as exc:
         print(f"rcdnet: error: {exc}", file=sys.stderr)
