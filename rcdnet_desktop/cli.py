@@ -444,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--frames", type=_frames, default=None, metavar="all|N",
                    help="sweep each cine clip instead of one frame: every frame (all) or N "
                         "evenly spaced frames; each clip is still one row, its most "
-                        "suspicious frame, with the clip's summary (clip_* columns). Not "
-                        "with --frame")
+                        "suspicious classifiable frame, with the clip's summary (clip_* "
+                        "columns). Not with --frame")
     c.add_argument("--file-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="time one file may take to be read and prepared; a slower file is "
                         f"reported as failed and the run goes on (default {DEFAULT_FILE_TIMEOUT:g}"

@@ -51,6 +51,7 @@ from rcdnet_desktop.core.result import (
     BELOW_CUTOFF,
     SUSPICIOUS,
     band_text,
+    cutoff_text,
     decision_word,
     frame_number,
     probability_text,
@@ -175,7 +176,7 @@ class BatchTableModel(QAbstractTableModel):
                 return input_words(p)
             if col == COL_CLIP and item.clip is not None:
                 return (f"{item.clip.text()}.\nSuspicious: at or above the cut-off "
-                        f"({item.clip.threshold:.2f}). The row is the clip's most suspicious "
+                        f"({cutoff_text(p)}). The row is the clip's most suspicious "
                         f"classifiable frame (frame {frame_number(p.frame)}).")
             if p.warnings:
                 return "\n".join(p.warnings)
