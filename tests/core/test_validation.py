@@ -145,6 +145,12 @@ def test_roc_points_and_wilson():
     assert all(math.isnan(v) for v in wilson(0, 0))
 
 
+def test_a_bands_share_is_printed_on_the_right_side_of_its_limits():
+    from rcdnet_desktop.core.validation.summary import pct
+
+    assert pct(14 / 134, [0.02, 0.10]) == "10.4%" and pct(0.35, [0.1, 0.5]) == "35%"
+
+
 def test_cases_needed_follows_the_normal_approximation():
     assert cases_needed(0.75) == math.ceil(1.959964 ** 2 * 0.75 * 0.25 / 0.01)  # 73
     assert cases_needed(0.5) == 97

@@ -40,7 +40,7 @@ from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.result import BELOW_CUTOFF, SUSPICIOUS, decision_code
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.core.validation.cases import PATIENT_SOURCES
-from rcdnet_desktop.core.validation.localisation import HIT_RULE
+from rcdnet_desktop.core.validation.localisation import HIT_RULE, IOU_HIT
 from rcdnet_desktop.core.validation.outcomes import Outcome
 
 N_BOOT = 2000
@@ -205,7 +205,7 @@ def _bands(preds: Sequence[Prediction], y: np.ndarray, op: OperatingPoint) -> li
     for band in op.bands:
         sel = np.array([p.band is not None and p.band.name == band.name for p in preds],
                        dtype=bool)
-        n, k = int(sel.sum()), int(y[sel].sum()) if len(y) else 0
+        n, k = int(sel.sum()), int(y[sel].sum())
         lo, hi = wilson(k, n)
         row: dict[str, Any] = {"band": band.label, "name": band.name,
                                "birads_range": band.birads_range,
@@ -243,7 +243,7 @@ def _localiser(outcomes: Sequence[Outcome], auto_box: bool) -> dict[str, Any]:
     hits = sum(b.hit for b in boxed)
     lo, hi = wilson(hits, len(masked))
     out.update(with_auto_box=len(boxed), no_box=len(masked) - len(boxed),
-               hits_iou=sum(b.iou >= 0.1 for b in boxed),
+               hits_iou=sum(b.iou >= IOU_HIT for b in boxed),
                hits_centre=sum(b.centre_inside for b in boxed), hits=hits)
     if not masked:
         out["note"] = "No case has a usable lesion mask: no hit rate."

@@ -113,7 +113,7 @@ def _bands_part(fig: Mapping[str, Any]) -> Part:
         if b["status"] == "outside":
             status = "OUTSIDE" + (" (interval excludes it)" if b.get("ci_excludes_range")
                                   else " (interval overlaps it)")
-        share = (f"{pct(b['rate'])} ({pct(b['ci95'][0])}-{pct(b['ci95'][1])})"
+        share = (f"{pct(b['rate'], b['range'])} ({pct(b['ci95'][0])}-{pct(b['ci95'][1])})"
                  if b["n"] else "-")
         rows.append((b["band"], b["birads_range"] or "-", str(b["n"]), str(b["malignant"]),
                      share, status))
@@ -138,8 +138,8 @@ def _checks_part(fig: Mapping[str, Any]) -> Part:
         text.append(f"Lesion localiser: {loc['too_few']}")
     else:
         text.append(f"Lesion localiser: the automatic box hit the outlined lesion in "
-                    f"{loc['hits']} of {loc['masked']} images with a mask "
-                    f"({with_ci(loc, key='rate')}); "
+                    f"{loc['hits']} of {loc['masked']} images with a mask: "
+                    f"{with_ci(loc, key='rate')}; "
                     f"{loc['hits_iou']} by overlap, {loc['hits_centre']} with the box's centre "
                     f"in the lesion, {loc['no_box']} without an automatic box (counted as "
                     f"misses). Rule: {loc['rule']}.")

@@ -6,16 +6,20 @@ the decision words are :mod:`rcdnet_desktop.core.result`'s.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rcdnet_desktop.core.numbers import shortest
+from rcdnet_desktop.core.numbers import decimals_apart, fixed, shortest
 from rcdnet_desktop.core.result import BELOW_CUTOFF, SUSPICIOUS
 
 
-def pct(x: float | None) -> str:
-    """A share as a whole percentage, e.g. ``"76%"``; ``"-"`` when unknown."""
-    return "-" if x is None else f"{100 * x:.0f}%"
+def pct(x: float | None, limits: Sequence[float] = ()) -> str:
+    """A share as a percentage, e.g. ``"76%"``, with the decimals needed to keep it on the
+    right side of each of ``limits`` (``"10.4%"`` beside a band's 10%); ``"-"`` when unknown."""
+    if x is None:
+        return "-"
+    d = decimals_apart(100 * x, [100 * v for v in limits], 0)
+    return f"{fixed(100 * x, d)}%"
 
 
 def with_ci(fig: Mapping[str, Any], as_share: bool = True, key: str = "value") -> str:
@@ -77,6 +81,13 @@ def _cutoff(fig: Mapping[str, Any]) -> list[str]:
     for name in sentences:
         if "too_few" in at[name]:
             out.append(at[name]["too_few"])
+    ppv, npv = at["ppv"], at["npv"]
+    if ppv.get("value") is not None and npv.get("value") is not None:
+        share = fig["cases"]["prevalence"]
+        out.append(f"With {pct(share)} of the cases here cancers, {with_ci(ppv)} of the "
+                   f"{SUSPICIOUS} results were cancers (PPV) and {with_ci(npv)} of the results "
+                   f"{BELOW_CUTOFF} were not (NPV); other shares of cancer give other values "
+                   "(below).")
     if shown and "sensitivity" in card and "specificity" in card:
         out.append(f"At its external site (a hospital never used for training) the model card "
                    f"reports a sensitivity of {with_ci(card['sensitivity'])} and a specificity "
@@ -116,8 +127,9 @@ def _bands(fig: Mapping[str, Any]) -> list[str]:
         return [f"The likelihood bands hold here: in each band with enough images "
                 f"({len(judged)} of {len(rows)}), the share of cancers lies in the band's "
                 "range."]
-    words = [f"{b['band']}: {pct(b['rate'])} of {b['n']} images"
-             + (" (clearly)" if b.get("ci_excludes_range") else "") for b in outside]
+    words = [f"{b['band']}: {pct(b['rate'], b['range'])} of {b['n']} images"
+             + (", its 95% interval outside the range too" if b.get("ci_excludes_range")
+                else "") for b in outside]
     return [f"In {len(outside)} of the {len(judged)} bands with enough images the share of "
             f"cancers here lies outside the band's range ({'; '.join(words)}): read the bands "
             "with care at this site."]
