@@ -41,7 +41,7 @@ def add_validate_parser(sub, seconds) -> None:
         "validate", help="measure the model on your own labelled cases (local validation)",
         description="Classify labelled cases as rcdnet classify does and write a validation "
                     "report (AUC, sensitivity, specificity, PPV and NPV at the model card's "
-                    "cut-off with 95%% CIs resampled by patient, likelihood bands, "
+                    "cut-off with 95% CIs resampled by patient, likelihood bands, "
                     "calibration, guard and localiser) into --out: "
                     + ", ".join(REPORT_FILES.values()) + ".")
     v.add_argument("cases", type=Path, metavar="CASES",

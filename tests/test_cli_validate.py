@@ -238,3 +238,11 @@ def test_validate_does_not_import_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.stdout.strip().splitlines()[-1] == "RC 0 TORCH False", proc.stderr[-2000:]
+
+
+def test_help_says_what_the_report_holds(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["validate", "--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "95% CIs resampled by patient" in out
+    assert all(name in out.replace("\n", " ") for name in REPORT_FILES.values())
