@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rcdnet_desktop.core.card_summary import Section
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME
 from rcdnet_desktop.core.numbers import shortest
 from rcdnet_desktop.core.result import BELOW_CUTOFF, SUSPICIOUS
@@ -33,12 +34,10 @@ REPORT_FILES = {"html": "validation_report.html", "pdf": "validation_report.pdf"
 
 
 @dataclass(frozen=True)
-class Part:
-    """One part of the report: a title, paragraphs, a table (header first), a PNG plot."""
+class Part(Section):
+    """One part of the report: a section of the model card's page (title, paragraphs, a table
+    with its header first) and optionally a PNG plot."""
 
-    title: str
-    paragraphs: tuple[str, ...] = ()
-    table: tuple[tuple[str, ...], ...] = ()
     image: bytes | None = None
 
 
