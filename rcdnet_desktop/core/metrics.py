@@ -1,4 +1,5 @@
-"""Classification metrics with bootstrap confidence intervals, and calibration, in numpy.
+"""Classification metrics with bootstrap confidence intervals, calibration and temperature
+scaling, in numpy.
 
 No Qt and no torch here: the training package's evaluation and the app's local validation
 (:mod:`rcdnet_desktop.core.validation`) compute their figures with these same functions.
@@ -153,6 +154,47 @@ def two_class(p_malignant: np.ndarray) -> np.ndarray:
     return np.stack([1.0 - p, p], axis=1)
 
 
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise ``softmax(logits / temperature)`` in float64."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def nll(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the labels ``y`` under ``softmax(logits / T)``."""
+    prob = softmax(logits, temperature)
+    return float(-np.mean(np.log(np.clip(prob[np.arange(len(y)), np.asarray(y)], 1e-12, None))))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray, bounds: tuple[float, float] = (-3.0, 3.0),
+                    tol: float = 1e-5) -> float:
+    """Temperature minimising the NLL of ``softmax(logits / T)``: a golden-section search on
+    log T within ``bounds`` (T from about 0.05 to 20), to ``tol`` in log T.
+
+    The NLL of temperature scaling is unimodal in log T, so the search finds its minimum; it
+    needs numpy only (the training package and a site profile fit the same way).
+    """
+    def f(t: float) -> float:
+        return nll(logits, y, float(np.exp(t)))
+
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = bounds
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tol:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return float(np.exp((a + b) / 2.0))
+
+
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion ``k / n`` (NaN, NaN when ``n`` is 0)."""
     if n <= 0:
@@ -165,4 +207,5 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
 
 
 __all__ = ["METRICS", "Z95", "auc_score", "binary_metrics", "bootstrap_ci", "confusion", "ece",
-           "reliability", "roc_points", "two_class", "wilson"]
+           "fit_temperature", "nll", "reliability", "roc_points", "softmax", "two_class",
+           "wilson"]
