@@ -35,8 +35,7 @@ from rcdnet_desktop.cli_pacs import (
 )
 from rcdnet_desktop.cli_validate import add_validate_parser, validate
 from rcdnet_desktop.core.files import not_regular
-from rcdnet_desktop.core.operating_point import OperatingPoint
-from rcdnet_desktop.core.result import describe
+from rcdnet_desktop.core.result import describe, site_name, site_sentence
 from rcdnet_desktop.core.types import Box
 
 if TYPE_CHECKING:
@@ -168,8 +167,9 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     auto = 0  # rows on a box the localiser found
     try:
         with _row_writer(args, out, err) as write:
-            engine = _engine(args.device)
-            outputs.operating_point = OperatingPoint.from_card(engine.card)
+            engine = _engine(args.device, args.site)
+            outputs.operating_point = engine.operating_point
+            site = site_name(engine.operating_point)
             # Every output needs the image and the report's heat maps; the closed-form maps
             # come from the same forward pass as the prediction.
             items = review(files, engine, rois={p: box for p, (box, _) in rois.items()},
@@ -179,7 +179,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
             # closing(): the review's loader thread is stopped here, however the loop ends.
             with _progress(len(files), err) as bar, contextlib.closing(items):
                 for item in items:
-                    row = batch_row(item)
+                    row = batch_row(item, site)
                     notes = outputs.handle(item)
                     row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
                     write(row)
@@ -285,14 +285,24 @@ def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, 
         _print(out, csv_header())
 
 
-def _engine(device: str | None):
+def _engine(device: str | None, site: Path | None = None, err: TextIO | None = None):
+    """The model on ``device``, under the site profile in the file ``site`` when given (said
+    on ``err``, standard error by default)."""
     from rcdnet_desktop.core.errors import InferenceError, WeightsError
     from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.site_profile import ProfileError, read_profile
 
     try:
-        return InferenceEngine(device=device)
+        engine = InferenceEngine(device=device)
     except (WeightsError, InferenceError, ValueError) as exc:
         raise UsageError(f"cannot load the model: {exc}") from exc
+    if site is not None:
+        try:
+            engine.use_profile(read_profile(site, engine.card))
+        except ProfileError as exc:
+            raise UsageError(f"--site: {exc}") from exc
+        print(f"rcdnet: {site_sentence(engine.profile)}", file=err or sys.stderr)
+    return engine
 
 
 def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -319,7 +329,7 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
             problems.append(f"{name} map is not within [0, 1]")
     if abs(pred.p_benign + pred.p_malignant - 1.0) > 1e-4:
         problems.append("probabilities do not add up to 1")
-    words = describe(pred, OperatingPoint.from_card(engine.card))
+    words = describe(pred, engine.operating_point)
     print(f"{record.path.name}: {words.band}, {words.decision}, P(malignant) = "
           f"{words.probability}", file=out)
     problems += _check_goldens(engine, out)
@@ -431,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "maps) into DIR as <name>_heatmaps.png")
     c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
+    c.add_argument("--site", type=Path, metavar="FILE",
+                   help="decide under this site profile (rcdnet validate --profile-out): its "
+                        "cut-off, temperature and guard limit instead of the model card's")
     c.add_argument("--rois", type=Path, metavar="CSV",
                    help="lesion boxes, one row file,x,y,w,h per image (pixels); a box given "
                         "here is used instead of one the localiser would find")

@@ -67,6 +67,7 @@ from rcdnet_desktop.core.explain import (
     decision_evidence,
     to_image_size,
 )
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.preprocess import crop, pad_roi, preprocess
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding, Prediction
 
@@ -76,6 +77,7 @@ if TYPE_CHECKING:
     from rcdnet_desktop.core.card import ModelCard
     from rcdnet_desktop.core.localiser import LesionLocaliser
     from rcdnet_desktop.core.model import RcdNet
+    from rcdnet_desktop.core.site_profile import SiteProfile
 
 DEVICE_ENV = "RCDNET_DEVICE"
 """Environment variable overriding the device: auto, cpu, cuda (or cuda:N) or mps."""
@@ -317,7 +319,7 @@ class InferenceEngine:
                  batch_size: int = DEFAULT_BATCH_SIZE, model: RcdNet | None = None,
                  card: ModelCard | None = None,
                  localiser: LesionLocaliser | None = None,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, profile: SiteProfile | None = None) -> None:
         from rcdnet_desktop.core.card import DEFAULT_MIN_CONFIDENCE, load_card
 
         if (model is None) != (card is None):
@@ -343,10 +345,6 @@ class InferenceEngine:
         self.card: ModelCard = card
         self.batch_size = max(1, int(batch_size))
         self._bands = card_bands(card)
-        self._threshold = suspicious_threshold(card)
-        # The cut-off as a logit difference: suspicious <=> logit_m - logit_b >= this.
-        self._cutoff_logit = float(card.temperature) * float(
-            np.log(self._threshold / (1.0 - self._threshold)))
         self._fusion = default_mode(card) == "fusion"
         self._min_confidence = float(card.localiser.get("min_confidence",
                                                         DEFAULT_MIN_CONFIDENCE))
@@ -380,6 +378,42 @@ class InferenceEngine:
             from rcdnet_desktop.core.lexicon import load_lexicon
 
             self._lexicon = load_lexicon(Path(bundle_dir), card.lexicon)
+        self._card_guard = self._guard
+        self.profile: SiteProfile | None = None
+        self.use_profile(profile)
+
+    def use_profile(self, profile: SiteProfile | None) -> None:
+        """Apply a site profile (:mod:`~rcdnet_desktop.core.site_profile`), or None for the
+        card's operating point: the profile's temperature, suspicious cut-off and guard limit,
+        where it gives them, replace the card's for every later prediction and heat map.
+
+        Raises
+        ------
+        ProfileError
+            The profile was made for another model (version or classifier weights).
+        """
+        from dataclasses import replace
+
+        from rcdnet_desktop.core.site_profile import check_model
+
+        if profile is not None:
+            check_model(profile, self.card)
+        self.profile = profile
+        self._temperature = float(profile.temperature if profile and profile.temperature
+                                  else self.card.temperature)
+        self._threshold = (profile.cutoff if profile and profile.cutoff is not None
+                           else suspicious_threshold(self.card))
+        # The cut-off as a logit difference: suspicious <=> logit_m - logit_b >= this.
+        self._cutoff_logit = self._temperature * float(
+            np.log(self._threshold / (1.0 - self._threshold)))
+        self._guard = self._card_guard
+        if self._guard is not None and profile is not None and profile.guard_limit is not None:
+            self._guard = replace(self._guard, threshold=float(profile.guard_limit))
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """The operating point results are decided at: the card's, or the site profile's."""
+        return OperatingPoint.from_card(self.card).with_profile(self.profile)
 
     @staticmethod
     def _cpu_without_torch(device: str | None, backend: str) -> bool:
@@ -788,7 +822,7 @@ class InferenceEngine:
 
         guard = self._whole_rows(pooled, len(items), extra_rows)
 
-        probs = _softmax(logits / np.float32(self.card.temperature))
+        probs = _softmax(logits / np.float32(self._temperature))
         notes = ((self.device_note,) if self.device_note else ()) + extra
         distances = self._guard.distance(guard) if self._guard is not None else None
         out = []
@@ -808,7 +842,8 @@ class InferenceEngine:
                 box_source=it.box_source, finding=it.finding, fused=it.fuse,
                 band=band_for(float(p[1]), bands=self._bands),
                 suspicious=bool(p[1] >= self._threshold), threshold=self._threshold,
-                checks=checks))
+                checks=checks, logits=(float(logits[i, 0]), float(logits[i, 1])),
+                guard_distance=float(distances[i]) if distances is not None else None))
         return out
 
     @staticmethod

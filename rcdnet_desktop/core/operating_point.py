@@ -7,14 +7,17 @@ and specificity measured at that cut-off on the internal validation images
 (``at_threshold_external``). :class:`OperatingPoint` reads them; what a result means at them,
 in words, numbers and colour, is :mod:`rcdnet_desktop.core.result`'s.
 
+A site profile (:mod:`rcdnet_desktop.core.site_profile`) replaces the card's cut-off with its
+own, and the sensitivity measured there with the site's (:meth:`OperatingPoint.with_profile`).
+
 A card without an operating point gives the default bands and threshold
 (:mod:`rcdnet_desktop.core.bands`) and no words about sensitivity (nothing was measured).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from rcdnet_desktop.core.bands import (
     DEFAULT_BANDS,
@@ -23,6 +26,9 @@ from rcdnet_desktop.core.bands import (
     card_bands,
     suspicious_threshold,
 )
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.core.site_profile import SiteProfile
 
 
 def _recall(op: dict[str, Any], key: str) -> float | None:
@@ -55,12 +61,15 @@ class OperatingPoint:
     sensitivity_internal, sensitivity_external : float or None
         Share of cancers found at the cut-off in internal validation, and at a hospital whose
         images were never used for training; None when the card does not say.
+    site : SiteProfile or None
+        The site profile in use, whose cut-off ``threshold`` is when it gives one.
     """
 
     threshold: float
     bands: tuple[LikelihoodBand, ...] = DEFAULT_BANDS
     sensitivity_internal: float | None = None
     sensitivity_external: float | None = None
+    site: SiteProfile | None = None
 
     @classmethod
     def from_card(cls, card: Any = None) -> OperatingPoint:
@@ -71,13 +80,34 @@ class OperatingPoint:
                    sensitivity_internal=_recall(op, "at_threshold_internal"),
                    sensitivity_external=_recall(op, "at_threshold_external"))
 
+    def with_profile(self, profile: SiteProfile | None) -> OperatingPoint:
+        """This operating point under a site profile: its cut-off, when it gives one, and the
+        profile itself (None: unchanged)."""
+        if profile is None:
+            return self
+        cut = profile.cutoff if profile.cutoff is not None else self.threshold
+        return replace(self, threshold=float(cut), site=profile)
+
+    @property
+    def site_cutoff(self) -> bool:
+        """The cut-off is a site profile's, measured there."""
+        return self.site is not None and self.site.cutoff is not None
+
     def band(self, p: float) -> LikelihoodBand:
         """The band holding probability of malignancy ``p``."""
         return band_for(p, bands=self.bands)
 
     def sensitivity_words(self) -> str:
         """What the cut-off found where the card measured it, e.g. "90% of cancers in internal
-        validation and 76% at another hospital"; "" when the card measured nothing."""
+        validation and 76% at another hospital"; "" when the card measured nothing. Under a
+        site profile's cut-off, what the site measured: e.g. "90% of cancers on the 212 cases
+        of Hospital X"."""
+        if self.site_cutoff:
+            assert self.site is not None
+            if self.site.sensitivity is None:
+                return ""
+            return (f"{_percent(self.site.sensitivity)} of cancers on the {self.site.cases} "
+                    f"cases of {self.site.site}")
         found = []
         if self.sensitivity_internal is not None:
             found.append(f"{_percent(self.sensitivity_internal)} of cancers in internal "

@@ -22,6 +22,9 @@ The rules, each stated once:
 * **The numbers** (:func:`probability_text`): P is printed with the same rounding as the
   cut-off and the band limits it is compared with, and with enough decimals that the printed
   numbers never contradict the decision or the band (:mod:`rcdnet_desktop.core.numbers`).
+* **A site profile** in use (:mod:`rcdnet_desktop.core.site_profile`) is said wherever a result
+  is shown, in the words of :func:`site_sentence`; the cut-off is then the site's, and
+  :func:`cutoff_sentence` says what the site measured there instead of the card's figures.
 * **Frames** are counted from 1 wherever a person reads them (:func:`frame_number`): the
   viewer, the CSV, file names, the reports and the SR (DICOM's frame numbers start at 1 too).
 """
@@ -29,10 +32,14 @@ The rules, each stated once:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core.numbers import decimals_apart, fixed, shortest
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Prediction
+
+if TYPE_CHECKING:
+    from rcdnet_desktop.core.site_profile import SiteProfile
 
 SUSPICIOUS = "suspicious"
 """The decision at or above the model card's cut-off."""
@@ -176,6 +183,45 @@ def cutoff_sentence(p: Prediction, op: OperatingPoint | None = None) -> str:
     return text
 
 
+def _with_interval(value: float, ci: tuple[float, float] | None) -> str:
+    text = fixed(value, 2)
+    return f"{text} [{fixed(ci[0], 2)}, {fixed(ci[1], 2)}]" if ci is not None else text
+
+
+def site_sentence(profile: SiteProfile | None) -> str:
+    """The site profile in use, said wherever a result is shown; "" without one.
+
+    E.g. "Site profile 'Hospital X' (2026-12-07, 212 cases of 40 patients): cut-off 0.21,
+    sensitivity 0.90 [0.82, 0.95] and specificity 0.61 [0.50, 0.70] there; its own
+    calibration (temperature 1.30); input guard limit 24.5 for its scanners."
+    """
+    if profile is None:
+        return ""
+    made = (f"{profile.cases} cases of {profile.patients} patients" if profile.patients
+            else f"{profile.cases} images")
+    parts = []
+    if profile.cutoff is not None:
+        part = f"cut-off {shortest(profile.cutoff)}"
+        measured = [f"{name} {_with_interval(value, ci)}" for name, value, ci in (
+            ("sensitivity", profile.sensitivity, profile.sensitivity_ci),
+            ("specificity", profile.specificity, profile.specificity_ci)) if value is not None]
+        if measured:
+            part += ", " + " and ".join(measured) + " there"
+        parts.append(part)
+    if profile.temperature is not None:
+        parts.append(f"its own calibration (temperature {fixed(profile.temperature, 2)})")
+    if profile.guard_limit is not None:
+        parts.append(f"input guard limit {fixed(profile.guard_limit, 1)} for its scanners")
+    return (f"Site profile '{profile.site}' ({profile.created}, {made}): "
+            + "; ".join(parts) + ".")
+
+
+def site_name(op: OperatingPoint | None) -> str:
+    """The name of the site profile in use at ``op`` ("" for the card's defaults): the CSV's
+    ``site`` column."""
+    return op.site.site if op is not None and op.site is not None else ""
+
+
 def box_dependence_sentence(p: Prediction) -> str:
     """Said when boxes drawn slightly differently fall on both sides of the cut-off."""
     if not box_dependent(p):
@@ -229,6 +275,7 @@ class ResultWords:
     cutoff_sentence: str
     caveats: tuple[str, ...]
     tone: str
+    site: str = ""
 
     @property
     def probability_line(self) -> str:
@@ -242,7 +289,7 @@ def describe(p: Prediction, op: OperatingPoint | None = None) -> ResultWords:
         headline=headline(p), decision=decision_word(p), decision_code=decision_code(p),
         band=band_text(p), band_note=band_note(p), probability=probability_text(p, op),
         cutoff=cutoff_text(p, op), cutoff_sentence=cutoff_sentence(p, op),
-        caveats=caveats(p), tone=tone(p))
+        caveats=caveats(p), tone=tone(p), site=site_sentence(op.site if op else None))
 
 
 def rules_sentences(op: OperatingPoint) -> tuple[str, ...]:
@@ -256,6 +303,8 @@ def rules_sentences(op: OperatingPoint) -> tuple[str, ...]:
     if found:
         out.append(f"At this cut-off the model found {found}; a result below it does not rule "
                    "cancer out.")
+    if op.site is not None:
+        out.append(site_sentence(op.site))
     out.append("The likelihood band puts P beside the BI-RADS likelihood-of-malignancy ranges; "
                "it is not a BI-RADS assessment.")
     out.append("Colours: red for a suspicious result; green only in the BI-RADS 3 range (P at "
@@ -280,5 +329,5 @@ __all__ = [
     "band_text", "box_dependence_sentence", "box_dependent", "caveats", "cutoff_sentence",
     "cutoff_text", "decimals_for", "decision_code", "decision_word", "describe", "frame_number",
     "headline", "list_text", "no_lesion_found", "probability_text", "rules_sentences",
-    "threshold_of", "tone", "whole_image",
+    "site_name", "site_sentence", "threshold_of", "tone", "whole_image",
 ]

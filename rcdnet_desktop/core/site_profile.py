@@ -122,8 +122,9 @@ class SiteProfile:
 def fit_guard_limit(distances: Sequence[float] | np.ndarray, bundle_limit: float) -> float:
     """The guard limit for a site's scanners from its own images' guard distances.
 
-    The rule: the :data:`GUARD_QUANTILE` th percentile of the site's distances, never below
-    the bundle's limit. Never below, because a profile only loosens the guard for images it
+    The rule: the :data:`GUARD_QUANTILE` th percentile of the site's distances (the k-th
+    smallest, k = ceil(0.98 n), so that at most 2% of them are above it), never below the
+    bundle's limit. Never below, because a profile only loosens the guard for images it
     has seen: a stricter limit fitted on a few hundred images would flag genuine images by the
     noise of a small sample, and the bundle's limit was set, leave one site out, to flag at
     most 5% of a hospital it was not fitted on. At most :data:`GUARD_MAX_RAISE` times the
@@ -144,7 +145,10 @@ def fit_guard_limit(distances: Sequence[float] | np.ndarray, bundle_limit: float
                            f"site, got {d.size}")
     if not np.isfinite(d).all():
         raise ProfileError("some guard distances are not finite numbers")
-    limit = max(float(bundle_limit), float(np.percentile(d, GUARD_QUANTILE)))
+    # The k-th smallest distance, k = ceil(q n): at most n - k <= (1 - q) n images lie above
+    # it, whatever n (an interpolated percentile would flag more on a small sample).
+    k = math.ceil(GUARD_QUANTILE / 100.0 * d.size - 1e-9)
+    limit = max(float(bundle_limit), float(np.sort(d)[k - 1]))
     if limit > GUARD_MAX_RAISE * bundle_limit:
         raise ProfileError(
             f"the site's images lie too far from the training data for the guard (the "
@@ -231,6 +235,38 @@ def make_profile(site: str, card: Any, cases: int, patients: int = 0, *,
                        model_version=card.version,
                        classifier_sha256=str(card.weights.get("sha256", "")),
                        cases=int(cases), patients=int(patients), **measured)
+
+
+def profile_from_results(site: str, card: Any, predictions: Sequence[Any],
+                         labels: Sequence[int] | None = None,
+                         patients: Sequence[str] | None = None, target: float | None = None, *,
+                         n_boot: int = 2000, seed: int = 0) -> SiteProfile:
+    """A site profile from the bundle's results on a site's images (``Prediction`` objects
+    made under the model card's operating point, carrying their logits and guard distances).
+
+    Every result gives its guard distance to the guard limit (:func:`fit_guard_limit`; none
+    when the bundle has no guard). With ``labels`` and ``target``, the temperature and the
+    cut-off for that sensitivity are fitted too (:func:`labelled_fit`), resampled by
+    ``patients`` (one patient per image when not given).
+    """
+    measured: dict[str, Any] = {}
+    limit = (card.guard or {}).get("threshold")
+    distances = [p.guard_distance for p in predictions]
+    if limit is not None and distances and all(d is not None for d in distances):
+        measured["guard_limit"] = fit_guard_limit(distances, float(limit))
+        measured["guard_flagged"] = float(np.mean(np.asarray(distances)
+                                                  > measured["guard_limit"]))
+    elif labels is None:
+        raise ProfileError("the model has no input guard, so unlabelled images give it "
+                           "nothing to fit")
+    if labels is not None and target is not None:
+        if any(p.logits is None for p in predictions):
+            raise ProfileError("some results carry no logits to fit a temperature on")
+        logits = np.array([p.logits for p in predictions], dtype=np.float64)
+        groups = list(patients) if patients is not None else None
+        measured.update(labelled_fit(logits, labels, target, groups, n_boot, seed))
+    n_patients = len(set(patients)) if patients is not None else 0
+    return make_profile(site, card, len(predictions), n_patients, **measured)
 
 
 # --- the file ----------------------------------------------------------------------------
@@ -367,5 +403,6 @@ __all__ = [
     "GUARD_MAX_RAISE", "GUARD_QUANTILE", "MIN_CLASS_CASES", "MIN_GUARD_IMAGES",
     "PROFILE_FORMAT", "PROFILE_VERSION", "ProfileError", "SiteProfile", "canonical_bytes",
     "check_model", "cutoff_for_sensitivity", "fit_guard_limit", "labelled_fit",
-    "make_profile", "measure_at_cutoff", "profile_bytes", "read_profile", "write_profile",
+    "make_profile", "measure_at_cutoff", "profile_bytes", "profile_from_results",
+    "read_profile", "write_profile",
 ]

@@ -235,6 +235,12 @@ class Prediction:
     descriptor_note : str
         Why there are no descriptors when the bundle has lexicon heads but no box was used
         (:data:`~rcdnet_desktop.core.lexicon.NEEDS_BOX`); empty otherwise.
+    logits : (float, float) or None
+        The classifier's logits (benign, malignant) before the temperature (fused where the
+        probabilities are); what a site profile's temperature is fitted on.
+    guard_distance : float or None
+        The input guard's distance of the whole image; None without a guard. What a site
+        profile's guard limit is fitted on.
     """
 
     p_benign: float
@@ -255,6 +261,8 @@ class Prediction:
     descriptors: tuple[Descriptor, ...] = ()
     descriptor_note: str = ""
     threshold: float | None = None
+    logits: tuple[float, float] | None = field(default=None, compare=False, repr=False)
+    guard_distance: float | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.

@@ -35,7 +35,7 @@ CSV_FIELDS = ("file", "decision", "p_malignant", "p_benign", "device", "status",
               "warnings", "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band",
               "suspicious", "frame", "descriptors", "clip_frames", "clip_median",
               "clip_suspicious_share", "clip_classifiable", "clip_no_lesion", "clip_outside",
-              "clip_summary")
+              "clip_summary", "site")
 """Columns of a batch review (the README's "CSV columns" lists them too). ``decision`` is the
 decision at the model card's suspicious cut-off, the one every view shows
 (:func:`rcdnet_desktop.core.result.decision_code`): ``suspicious`` or ``below_cutoff``, prefixed
@@ -53,7 +53,10 @@ card's suspicious threshold (the same fact as ``decision``, kept for scripts tha
 ``frame`` is the frame classified, counted from 1 as everywhere else in the program (1 for
 single-frame images; :data:`rcdnet_desktop.core.result.FRAME_CONVENTION`). ``descriptors``
 are the BI-RADS lexicon descriptors the model suggests for the lesion box, as ``name=value``
-joined by ";" (:mod:`rcdnet_desktop.core.lexicon`; empty without a box).
+joined by ";" (:mod:`rcdnet_desktop.core.lexicon`; empty without a box). ``site`` is the name
+of the site profile the result was decided under (:mod:`rcdnet_desktop.core.site_profile`: its
+cut-off, temperature and guard limit instead of the model card's), empty under the model card's
+own operating point.
 
 A cine clip swept frame by frame (``rcdnet classify --frames all|N``, the viewer's batch review
 with "every frame" or "N frames") is still one row, decided by
@@ -67,8 +70,9 @@ suspicious, 0 to 1; empty when none is classifiable) and ``clip_summary`` (the s
 as the viewer shows it) give the rest. These are empty for rows that are not a swept clip."""
 
 
-def batch_row(item: BatchItem) -> dict[str, str]:
-    """One row (every field of :data:`CSV_FIELDS`, as text) for a batch item."""
+def batch_row(item: BatchItem, site: str = "") -> dict[str, str]:
+    """One row (every field of :data:`CSV_FIELDS`, as text) for a batch item decided under the
+    site profile named ``site`` ("" for the model card's operating point)."""
     p = item.prediction
     box = p.box if p else None
     x, y, w, h = (str(v) for v in box.as_tuple()) if box else ("",) * 4
@@ -92,6 +96,7 @@ def batch_row(item: BatchItem) -> dict[str, str]:
         "frame": str(frame_number(p.frame)) if p else "",
         "descriptors": lexicon.csv_text(p.descriptors) if p else "",
         **_clip_fields(item),
+        "site": site,
     }
 
 
@@ -102,7 +107,7 @@ def _decision(p) -> str:
 def _clip_fields(item: BatchItem) -> dict[str, str]:
     c = item.clip
     if c is None:
-        return dict.fromkeys(CSV_FIELDS[CSV_FIELDS.index("clip_frames"):], "")
+        return dict.fromkeys((k for k in CSV_FIELDS if k.startswith("clip_")), "")
     share = c.suspicious_share
     return {
         "clip_frames": str(c.frames),

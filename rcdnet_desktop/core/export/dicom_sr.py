@@ -25,7 +25,8 @@ documented scheme where none does):
 * comments (DCM 121106), in the words of :mod:`rcdnet_desktop.core.result`: the
   decision-support note, where P lies against the cut-off, the band and what it is aligned
   with, what limits the result (whole image, box-dependent), the descriptors in words with
-  their confidence, the box's origin, any intended-use warnings;
+  their confidence, the box's origin, any intended-use warnings, and the site profile in use
+  (:func:`rcdnet_desktop.core.result.site_sentence`);
 * the caliper measurements, when there are (TID 1501 group "Caliper measurements"): each a
   "Length" in mm, or in image pixels (UCUM ``{pixels}``) when the file gives no scale, inferred
   from its line on the source image;
@@ -51,6 +52,7 @@ from rcdnet_desktop.core.export.dicom_identity import derived_context
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME
 from rcdnet_desktop.core.lexicon import lexicon_words
 from rcdnet_desktop.core.measure import Calibration, Measured
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Box, ImageRecord, Prediction
 
 ALGORITHM_NAME = "RcdNet"
@@ -99,14 +101,19 @@ def cutoff_parameter(pred: Prediction) -> list[str]:
     return [f"{dc.CUTOFF_PARAMETER} {pred.threshold:g}"]
 
 
-def _comments(pred: Prediction, source: str) -> list[str]:
-    """The result's sentences, in the words every view uses (:mod:`rcdnet_desktop.core.result`)."""
+def _comments(pred: Prediction, source: str,
+              operating_point: OperatingPoint | None = None) -> list[str]:
+    """The result's sentences, in the words every view uses (:mod:`rcdnet_desktop.core.result`),
+    at ``operating_point`` (the card's, or a site profile's, which is then said too)."""
     origin = {"user": "Lesion box drawn by the user.",
               "auto": "Lesion box found automatically by the lesion localiser.",
               "none": "No lesion box: the whole image was classified."}[source]
     notes = [DECISION_SUPPORT_NOTE]
     if pred.threshold is not None:
-        notes.append(result.cutoff_sentence(pred))
+        notes.append(result.cutoff_sentence(pred, operating_point))
+    site = result.site_sentence(operating_point.site if operating_point else None)
+    if site:
+        notes.append(site)
     notes.append(f"Likelihood band: {result.band_text(pred)}. {result.band_note(pred)}")
     notes += result.caveats(pred)
     if pred.descriptors:
@@ -248,7 +255,8 @@ def _rename_class(ds, old: str, new: str) -> None:
 
 
 def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: bool = False,
-                     when: datetime | None = None, measurements: Sequence[Measured] = ()):
+                     when: datetime | None = None, measurements: Sequence[Measured] = (),
+                     operating_point: OperatingPoint | None = None):
     """Build (not write) the Comprehensive SR of ``pred`` on ``record`` (see the module), with
     the caliper ``measurements`` of the frame when there are.
 
@@ -302,7 +310,7 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
         finding_sites=[FindingSite(_coded(dc.FINDING_SITE))],
         measurements=[probability, *_box_size(record, pred, algorithm)],
         qualitative_evaluations=_evaluations(pred))
-    for text in _comments(pred, source):
+    for text in _comments(pred, source, operating_point):
         group[0].ContentSequence.append(_text_item(text))
     groups = [group]
     if measurements:
@@ -331,7 +339,8 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
 def export_dicom_sr(path: str | Path, record: ImageRecord, pred: Prediction, *,
                     include_patient: bool = False, overwrite: bool = False,
                     when: datetime | None = None,
-                    measurements: Sequence[Measured] = ()) -> Path:
+                    measurements: Sequence[Measured] = (),
+                    operating_point: OperatingPoint | None = None) -> Path:
     """Write the SR of ``pred`` atomically; see :func:`dicom_sr_dataset`.
 
     Raises
@@ -342,7 +351,7 @@ def export_dicom_sr(path: str | Path, record: ImageRecord, pred: Prediction, *,
         The file exists (and ``overwrite`` is False) or could not be written.
     """
     ds = dicom_sr_dataset(record, pred, include_patient=include_patient, when=when,
-                          measurements=measurements)
+                          measurements=measurements, operating_point=operating_point)
 
     def write(fh: BinaryIO) -> None:
         ds.save_as(fh, enforce_file_format=True)

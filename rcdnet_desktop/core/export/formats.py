@@ -101,7 +101,8 @@ def _dicom_sr(path: str | Path, record: ImageRecord, report: Report, *, include_
               overwrite: bool) -> Path:
     return export_dicom_sr(path, record, report.prediction, include_patient=include_patient,
                            overwrite=overwrite, when=report.when,
-                           measurements=report.measurements)
+                           measurements=report.measurements,
+                           operating_point=report.operating_point)
 
 
 EXPORT_FORMATS: tuple[ExportFormat, ...] = (

@@ -123,7 +123,8 @@ class Report:
 
     ``prediction`` is the result the report shows (what a structured report codes), with the
     caliper ``measurements`` drawn on it; ``patient_included`` says whether patient identifiers
-    are in ``image`` and ``lines``.
+    are in ``image`` and ``lines``; ``operating_point`` is the one the result was read at (the
+    card's, or a site profile's), which the structured report says too.
     """
 
     image: np.ndarray
@@ -135,6 +136,7 @@ class Report:
     patient_included: bool = False
     summary: dict[str, str] = field(default_factory=dict)
     measurements: tuple[Measured, ...] = ()
+    operating_point: OperatingPoint | None = None
 
     @property
     def frame(self) -> int:
@@ -276,6 +278,8 @@ def report_lines(
     lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
     lines.append(ReportLine(f"Probability of malignancy (calibrated): {words.probability}"))
     lines.append(ReportLine(words.cutoff_sentence))
+    if words.site:
+        lines.append(ReportLine(words.site))
     lines.extend(ReportLine(c, "warning") for c in words.caveats)
     lines.append(ReportLine(f"Input: {describe_input(p, calibration)}"))
     lines.extend(ReportLine(text) for text in measurement_lines(measurements))
@@ -606,6 +610,7 @@ def render_report(
         summary=_summary(heatmaps, when, source_name, calibration),
         prediction=heatmaps.prediction,
         measurements=tuple(measurements),
+        operating_point=operating_point,
     )
 
 

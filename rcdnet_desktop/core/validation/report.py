@@ -58,7 +58,11 @@ def _cutoff_part(fig: Mapping[str, Any]) -> Part:
     rows.append((f"NPV: results {BELOW_CUTOFF} that are not cancer", with_ci(at["npv"]), ""))
     rows.append(("AUC", with_ci(fig["auc"], as_share=False), _card_cell(card, "auc", False)))
     cut = shortest(at["threshold"]) if at["threshold"] is not None else "?"
-    text = [f"The decision is each result's own, at the model card's cut-off: {SUSPICIOUS} at "
+    # Validated under a site profile (rcdnet validate --site): its cut-off, said as such.
+    site = fig.get("site_profile") or {}
+    whose = "the site profile's" if site.get("cutoff") is not None else "the model card's"
+    text = [site["sentence"]] if site else []
+    text += [f"The decision is each result's own, at {whose} cut-off: {SUSPICIOUS} at "
             f"P(malignant) {cut} or above, {BELOW_CUTOFF} under it. Here: {c['tp']} cancers "
             f"{SUSPICIOUS} and {c['fn']} {BELOW_CUTOFF}; {c['tn']} benign lesions "
             f"{BELOW_CUTOFF} and {c['fp']} {SUSPICIOUS}."]
@@ -67,7 +71,7 @@ def _cutoff_part(fig: Mapping[str, Any]) -> Part:
         if "too_few" in f and f["too_few"] not in seen:
             seen.add(f["too_few"])
             text.append(f["too_few"])
-    return Part("At the model card's cut-off", tuple(text), tuple(rows))
+    return Part(f"At {whose} cut-off", tuple(text), tuple(rows))
 
 
 def _prevalence_part(fig: Mapping[str, Any]) -> Part:
