@@ -167,7 +167,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     auto = 0  # rows on a box the localiser found
     try:
         with _row_writer(args, out, err) as write:
-            engine = _engine(args.device, args.site)
+            engine = use_site(_engine(args.device), args.site, err)
             outputs.operating_point = engine.operating_point
             site = site_name(engine.operating_point)
             # Every output needs the image and the report's heat maps; the closed-form maps
@@ -285,23 +285,28 @@ def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, 
         _print(out, csv_header())
 
 
-def _engine(device: str | None, site: Path | None = None, err: TextIO | None = None):
-    """The model on ``device``, under the site profile in the file ``site`` when given (said
-    on ``err``, standard error by default)."""
+def _engine(device: str | None):
     from rcdnet_desktop.core.errors import InferenceError, WeightsError
     from rcdnet_desktop.core.inference import InferenceEngine
-    from rcdnet_desktop.core.site_profile import ProfileError, read_profile
 
     try:
-        engine = InferenceEngine(device=device)
+        return InferenceEngine(device=device)
     except (WeightsError, InferenceError, ValueError) as exc:
         raise UsageError(f"cannot load the model: {exc}") from exc
-    if site is not None:
-        try:
-            engine.use_profile(read_profile(site, engine.card))
-        except ProfileError as exc:
-            raise UsageError(f"--site: {exc}") from exc
-        print(f"rcdnet: {site_sentence(engine.profile)}", file=err or sys.stderr)
+
+
+def use_site(engine, site: Path | None, err: TextIO):
+    """``engine`` under the site profile in the file ``site`` (``--site``), said on ``err``;
+    unchanged when ``site`` is None. A profile that is refused is a usage error."""
+    from rcdnet_desktop.core.site_profile import ProfileError, read_profile
+
+    if site is None:
+        return engine
+    try:
+        engine.use_profile(read_profile(site, engine.card))
+    except ProfileError as exc:
+        raise UsageError(f"--site: {exc}") from exc
+    print(f"rcdnet: {site_sentence(engine.profile)}", file=err)
     return engine
 
 

@@ -228,7 +228,15 @@ def _unlabelled(args: argparse.Namespace, err: TextIO) -> int:
 def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
     """Run ``rcdnet validate`` (see the module's notes); the exit status."""
     err = err or sys.stderr
-    from rcdnet_desktop.cli import EXIT_FAILED, EXIT_OK, Stopped, UsageError, _engine, _progress
+    from rcdnet_desktop.cli import (
+        EXIT_FAILED,
+        EXIT_OK,
+        Stopped,
+        UsageError,
+        _engine,
+        _progress,
+        use_site,
+    )
     from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
     from rcdnet_desktop.core.errors import ExportError
     from rcdnet_desktop.core.validation.cases import CasesError, read_cases, with_patients
@@ -247,7 +255,7 @@ def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
         _check_out(args)
     if args.profile_out is not None:
         _check_profile_out(args)
-    engine = _engine(args.device, args.site, err)
+    engine = use_site(_engine(args.device), args.site, err)
     timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
     items = review([c.path for c in cases], engine, auto_box=not args.no_auto_box,
                    file_timeout=timeout)

@@ -68,6 +68,11 @@ UNTRAINED_PREFIX = "UNTRAINED"
 FRAME_CONVENTION = ("Frames are counted from 1 (the first frame is frame 1), as DICOM counts "
                     "them, in the viewer, the CSV, file names, the reports and the SR.")
 
+SITE_CARD_NOTE = ("A site profile is in use: results are decided at its operating point, not "
+                  "at the model card's described below.")
+"""Said above the model card when a site profile is in use (the card's figures are the
+card's; the profile's are in :func:`site_sentence`)."""
+
 NO_LESION_PREFIX = "no lesion found with confidence"
 """How the engine's no-lesion warning begins (:data:`rcdnet_desktop.core.inference.
 NO_LESION_WARNING`)."""
@@ -324,7 +329,8 @@ def list_text(p: Prediction) -> str:
 
 __all__ = [
     "BELOW_CUTOFF", "DECISION_CODES", "FRAME_CONVENTION", "NO_LESION_HEADLINE",
-    "OUTSIDE_INTENDED_USE", "REASSURING_MAX", "SUSPICIOUS", "SUSPICIOUS_TIP", "TONES",
+    "OUTSIDE_INTENDED_USE", "REASSURING_MAX", "SITE_CARD_NOTE", "SUSPICIOUS", "SUSPICIOUS_TIP",
+    "TONES",
     "WHOLE_IMAGE_NOTE", "WHOLE_IMAGE_TAG", "ResultWords", "band_and_decision", "band_note",
     "band_text", "box_dependence_sentence", "box_dependent", "caveats", "cutoff_sentence",
     "cutoff_text", "decimals_for", "decision_code", "decision_word", "describe", "frame_number",

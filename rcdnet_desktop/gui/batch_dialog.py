@@ -55,9 +55,10 @@ from rcdnet_desktop.core.result import (
     decision_word,
     frame_number,
     probability_text,
+    site_name,
 )
 from rcdnet_desktop.core.types import BatchItem, Box
-from rcdnet_desktop.gui.engine import Engine
+from rcdnet_desktop.gui.engine import Engine, engine_operating_point
 from rcdnet_desktop.gui.messages import BatchResult, BatchTotal
 from rcdnet_desktop.gui.wording import input_words, status_words
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
@@ -267,6 +268,7 @@ class BatchDialog(QDialog):
         self.folder = Path(folder)
         self.rois = dict(rois or {})
         self._engine = engine
+        self._site = ""  # the site profile the rows were decided under (the CSV's site column)
         self._ask_save_path = ask_save_path
         self._pool = make_pool("rcdnet-batch", self)
         self._keeper = JobKeeper(self)
@@ -392,6 +394,7 @@ class BatchDialog(QDialog):
             self.model.clear()
             self._fit_columns()
         self._cancelled_options = None
+        self._site = site_name(engine_operating_point(self._engine))
         self._cancel = threading.Event()
         self._running = True
         self._total = 0
@@ -542,7 +545,7 @@ class BatchDialog(QDialog):
         """
         from rcdnet_desktop.core.export.batch_csv import batch_row, write_batch_csv
 
-        return write_batch_csv(path, [batch_row(i) for i in self.visible_items()],
+        return write_batch_csv(path, [batch_row(i, self._site) for i in self.visible_items()],
                                overwrite=overwrite)
 
     def _export_clicked(self) -> None:

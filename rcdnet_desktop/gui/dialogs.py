@@ -21,7 +21,7 @@ from rcdnet_desktop import __version__ as APP_VERSION  # noqa: N812
 from rcdnet_desktop.core.card_summary import clinician_page
 from rcdnet_desktop.core.lexicon import SECTION_TITLE
 from rcdnet_desktop.core.operating_point import OperatingPoint
-from rcdnet_desktop.core.result import rules_sentences
+from rcdnet_desktop.core.result import SITE_CARD_NOTE, rules_sentences, site_sentence
 from rcdnet_desktop.gui.prediction_panel import NOT_A_DIAGNOSIS
 
 
@@ -174,14 +174,17 @@ def clinician_html(card: Any) -> str:
 
 class ModelCardDialog(QDialog):
     """Shows the model card of the loaded weights: the page for clinicians first, the
-    technical sections folded under it ("Technical details")."""
+    technical sections folded under it ("Technical details"). With a site ``profile`` in use,
+    the page opens with what it changes (:func:`rcdnet_desktop.core.result.site_sentence`)."""
 
-    def __init__(self, card: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, card: Any, parent: QWidget | None = None, profile: Any = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Model card")
         self.resize(720, 640)
         self.summary = QTextBrowser(self)
-        self.summary.setHtml(clinician_html(card))
+        site = site_sentence(profile)
+        self.summary.setHtml((f"<p><b>{_e(SITE_CARD_NOTE)}</b> {_e(site)}</p>" if site else "")
+                             + clinician_html(card))
         self.details = QPushButton("Technical details", self)
         self.details.setCheckable(True)
         self.browser = QTextBrowser(self)

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
 
 
@@ -50,6 +51,14 @@ class Engine(Protocol):
     @property
     def methods(self) -> dict[str, str]:
         """Heat-map method keys with display labels, the fast closed-form one first."""
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        """The operating point results are decided at (the card's, or a site profile's)."""
+
+    @property
+    def profile(self) -> Any:
+        """The site profile in use (:mod:`rcdnet_desktop.core.site_profile`), or None."""
 
     def prepare(self, image: ImageRecord, roi: Box | None = None, frame: int = 0,
                 auto_box: bool = True) -> Any: ...
@@ -88,6 +97,15 @@ def default_engine_factory(device: str) -> Engine:
     from rcdnet_desktop.core.inference import InferenceEngine
 
     return InferenceEngine(device=device)
+
+
+def engine_operating_point(engine: Any) -> OperatingPoint:
+    """The operating point the engine decides at (its site profile's, or its card's); the
+    default one without an engine."""
+    op = getattr(engine, "operating_point", None) if engine is not None else None
+    if isinstance(op, OperatingPoint):
+        return op
+    return OperatingPoint.from_card(engine.card if engine is not None else None)
 
 
 def engine_methods(engine: Engine) -> dict[str, str]:
@@ -205,6 +223,14 @@ class LockedEngine:
     @property
     def has_localiser(self) -> bool:
         return self._engine.has_localiser
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        return self._engine.operating_point
+
+    @property
+    def profile(self) -> Any:
+        return self._engine.profile
 
     @property
     def methods(self) -> dict[str, str]:

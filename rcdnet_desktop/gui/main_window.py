@@ -31,7 +31,7 @@ from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import theme, window_export
 from rcdnet_desktop.gui.analysis import AnalysisRunner
 from rcdnet_desktop.gui.document import Document
-from rcdnet_desktop.gui.engine import EngineFactory
+from rcdnet_desktop.gui.engine import EngineFactory, default_engine_factory
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
 from rcdnet_desktop.gui.image_overlay import ImageOverlay
 from rcdnet_desktop.gui.image_view import ImagePane
@@ -41,6 +41,7 @@ from rcdnet_desktop.gui.notice_bar import NoticeBar
 from rcdnet_desktop.gui.patient_banner import PatientBanner
 from rcdnet_desktop.gui.prediction_panel import PredictionPanel
 from rcdnet_desktop.gui.settings import DEVICES, Settings
+from rcdnet_desktop.gui.site_choice import SiteChoice
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 from rcdnet_desktop.gui.viewer_controller import ViewerController
 from rcdnet_desktop.gui.window_actions import build_actions, fill_recent_menu, shortcut_list
@@ -137,7 +138,9 @@ class MainWindow(QMainWindow):
                              ContextView(self.banner, self.measures, self.view, self.prediction,
                                          lambda: self.tags_dialog))
         self.image_overlay = ImageOverlay(self.view, self.heatmaps, self.settings.image_overlay)
-        self.analysis = AnalysisRunner(engine_factory, self)
+        self.site = SiteChoice(self.settings)
+        self.analysis = AnalysisRunner(self.site.factory(engine_factory or default_engine_factory),
+                                       self)
         self.loader = ImageLoader(self)
         self.controller = ViewerController(self.ui, self.analysis, self.loader,
                                            self.settings.cam_method)
@@ -210,6 +213,7 @@ class MainWindow(QMainWindow):
         c, a = self.controller, self.analysis
         a.engine_loading.connect(c.on_engine_loading)
         a.engine_ready.connect(c.on_engine_ready)
+        a.engine_ready.connect(self._say_site_problem)
         a.engine_failed.connect(c.on_engine_failed)
         a.prediction_ready.connect(c.on_prediction)
         a.heatmaps_ready.connect(c.on_heatmaps)
@@ -301,6 +305,21 @@ class MainWindow(QMainWindow):
         for d, a in self.act.device.items():
             a.setChecked(d == device)
         self.controller.load_engine(device)
+
+    def choose_site_profile(self) -> None:
+        """Model > Site profile...: decide every result under a site profile's operating
+        point (the model is loaded again under it)."""
+        engine = self.controller.engine
+        self.site.choose(self, engine.card if engine is not None else None,
+                         lambda: self.controller.load_engine(self.settings.device))
+
+    def clear_site_profile(self) -> None:
+        """Model > Use the bundled defaults: back to the model card's operating point."""
+        self.site.clear(lambda: self.controller.load_engine(self.settings.device))
+
+    def _say_site_problem(self, _engine: object) -> None:
+        if self.site.problem:
+            self.ui.show_notice(self.site.problem)
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -496,7 +515,8 @@ class MainWindow(QMainWindow):
         from rcdnet_desktop.gui.dialogs import ModelCardDialog
 
         engine = self.controller.engine
-        ModelCardDialog(engine.card if engine is not None else None, self).exec()
+        ModelCardDialog(engine.card if engine is not None else None, self,
+                        getattr(engine, "profile", None)).exec()
 
     def show_shortcuts(self) -> None:
         from rcdnet_desktop.gui.dialogs import ShortcutsDialog

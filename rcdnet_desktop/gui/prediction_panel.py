@@ -86,6 +86,9 @@ class PredictionPanel(QWidget):
         self.cutoff = _wrapped("", self)
         self.cutoff.setStyleSheet("font-size: 9pt;")
         self.cutoff.hide()
+        self.site = _wrapped("", self)  # the site profile in use (result.site_sentence)
+        self.site.setStyleSheet("font-size: 9pt;")
+        self.site.hide()
         self.band_note = _wrapped("", self)
         self.band_note.setStyleSheet("font-size: 9pt;")
         self.caveats = _wrapped("", self)
@@ -114,6 +117,7 @@ class PredictionPanel(QWidget):
         lay.addLayout(row)
         lay.addWidget(self.bar)
         lay.addWidget(self.cutoff)
+        lay.addWidget(self.site)
         lay.addWidget(self.band_note)
         lay.addWidget(self.caveats)
         lay.addWidget(self.mode)
@@ -156,6 +160,7 @@ class PredictionPanel(QWidget):
         self.bar.setValue(0)
         self.bar.setEnabled(False)
         self.cutoff.hide()
+        self.site.hide()
         self.band_note.setText("")
         self.band_note.hide()
         self.caveats.hide()
@@ -189,6 +194,8 @@ class PredictionPanel(QWidget):
         self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; }}")
         self.cutoff.setText(words.cutoff_sentence)
         self.cutoff.setVisible(bool(words.cutoff_sentence))
+        self.site.setText(words.site)
+        self.site.setVisible(bool(words.site))
         self.band_note.setText(words.band_note)
         self.band_note.show()
         self.caveats.setText("\n".join(words.caveats))
@@ -247,6 +254,10 @@ class PredictionPanel(QWidget):
         """The headline says no lesion was found and asks for a box."""
         p = self._prediction
         return p is not None and no_lesion_found(p) and not self.headline.isHidden()
+
+    def site_text(self) -> str:
+        """The site profile in use, as shown ("" under the model card's operating point)."""
+        return self.site.text() if not self.site.isHidden() else ""
 
     def caveat_text(self) -> str:
         """What limits the result, as shown ("" when nothing does)."""

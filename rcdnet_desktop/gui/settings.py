@@ -151,5 +151,14 @@ class Settings:
     def device(self, value: str) -> None:
         self.q.setValue("model/device", value if value in DEVICES else "auto")
 
+    @property
+    def site_profile(self) -> str:
+        """The site profile file in use ("" for the bundled model card's operating point)."""
+        return str(self._get("model/site_profile", "", str) or "")
+
+    @site_profile.setter
+    def site_profile(self, path: str | Path) -> None:
+        self.q.setValue("model/site_profile", str(path))
+
     def sync(self) -> None:
         self.q.sync()

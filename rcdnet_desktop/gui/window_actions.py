@@ -64,6 +64,8 @@ class WindowActions:
     measure: QAction
     clear_measurements: QAction
     tags: QAction
+    site_profile: QAction
+    site_defaults: QAction
     device: dict[str, QAction]
     recent_menu: QMenu
     toolbar: QToolBar
@@ -159,6 +161,11 @@ def build_actions(w: MainWindow) -> WindowActions:
                                    "Remove the measurements of the image (frame) on display"),
         tags=_action(w, "DICOM &tags...", w.show_tags, ["T"],
                      "The DICOM header of the image on display, searchable"),
+        site_profile=_action(w, "&Site profile...", w.choose_site_profile, [],
+                             "Decide results at a site profile's cut-off, temperature and "
+                             "guard limit (made by rcdnet validate --profile-out)"),
+        site_defaults=_action(w, "Use the &bundled defaults", w.clear_site_profile, [],
+                              "Decide results at the model card's own operating point"),
     )
     acts["outline"].setChecked(w.settings.show_outline)
     acts["overlay"].setChecked(w.settings.image_overlay != "none")
@@ -228,6 +235,7 @@ def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction
     m.addActions([a["measure"], a["clear_measurements"]])
     m = mb.addMenu("&Model")
     m.addMenu("&Device").addActions(list(device.values()))
+    m.addActions([a["site_profile"], a["site_defaults"]])
     m.addAction(a["card"])
     m = mb.addMenu("&Help")
     m.addActions([a["shortcuts"], a["card"], a["about"]])

@@ -27,13 +27,11 @@ def export_job(controller: ViewerController, panel: HeatmapPanel) -> ExportJob |
     maps = controller.current_maps()
     if doc is None or doc.record is None or maps is None:
         return None
-    from rcdnet_desktop.core.operating_point import OperatingPoint
+    from rcdnet_desktop.gui.engine import engine_operating_point
 
     pixels = controller.frames.get(doc, doc.frame)
-    engine = controller.engine
     return ExportJob(doc.record, pixels, maps, doc.frame, panel.colormap_name(), panel.alpha(),
-                     operating_point=OperatingPoint.from_card(
-                         engine.card if engine is not None else None),
+                     operating_point=engine_operating_point(controller.engine),
                      measurements=controller.measured())
 
 

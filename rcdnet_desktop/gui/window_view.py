@@ -16,10 +16,9 @@ from PySide6.QtWidgets import QLabel, QMainWindow
 from rcdnet_desktop.core.context import ImageContext
 from rcdnet_desktop.core.io.sr_document import SrDocument
 from rcdnet_desktop.core.measure import Measured
-from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey
-from rcdnet_desktop.gui.engine import Engine
+from rcdnet_desktop.gui.engine import Engine, engine_operating_point
 from rcdnet_desktop.gui.grouping import Section
 from rcdnet_desktop.gui.heatmap_panel import HeatmapPanel
 from rcdnet_desktop.gui.image_view import CineBar, ImageView
@@ -211,7 +210,7 @@ class WindowView:
                                   + (" (UNTRAINED)" if info.untrained else ""))
         self.prediction.set_model_version(info.model_version)
         self.prediction.set_untrained(info.untrained)
-        self.prediction.set_operating_point(OperatingPoint.from_card(engine.card))
+        self.prediction.set_operating_point(engine_operating_point(engine))
         for dlg in self.batch_dialogs:
             dlg.set_engine(engine)
 

@@ -117,7 +117,8 @@ def test_guard_limit_rule():
         sp.fit_guard_limit(np.ones(19), bundle)
 
 
-@pytest.mark.parametrize("target, expected", [(0.9, 0.2), (1.0, 0.2), (0.5, 0.7), (0.75, 0.5), (0.66, 0.6)])
+@pytest.mark.parametrize("target, expected",
+                         [(0.9, 0.2), (1.0, 0.2), (0.5, 0.7), (0.75, 0.5), (0.66, 0.6)])
 def test_cutoff_for_sensitivity(target, expected):
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.2, 0.65, 0.1, 0.4, 0.55])
     y = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0])

@@ -12,6 +12,7 @@ import numpy as np
 
 from rcdnet_desktop.core.errors import InferenceError
 from rcdnet_desktop.core.inference import NO_LESION_WARNING, pad_roi
+from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding, Prediction
 
 NOTHING = "nothing"
@@ -78,11 +79,16 @@ class FakeEngine:
             "limitations": ["not a model"], "not_for": ["anything"],
         })
         self.methods = {"fast": "Grad-CAM (closed form)", "gradcam": "Grad-CAM"}
+        self.profile = None  # no site profile: the card's operating point
         # (kind, paths, frames, boxes given by the caller[, method]) per model call
         self.calls: list[tuple] = []
         self._lock = threading.Lock()
         self.active = 0
         self.max_active = 0
+
+    @property
+    def operating_point(self) -> OperatingPoint:
+        return OperatingPoint.from_card(self.card)
 
     # --- helpers ---------------------------------------------------------------------------
 
