@@ -311,11 +311,17 @@ class MainWindow(QMainWindow):
         point (the model is loaded again under it)."""
         engine = self.controller.engine
         self.site.choose(self, engine.card if engine is not None else None,
-                         lambda: self.controller.load_engine(self.settings.device))
+                         self._reload_at_new_operating_point)
 
     def clear_site_profile(self) -> None:
         """Model > Use the bundled defaults: back to the model card's operating point."""
-        self.site.clear(lambda: self.controller.load_engine(self.settings.device))
+        self.site.clear(self._reload_at_new_operating_point)
+
+    def _reload_at_new_operating_point(self) -> None:
+        """Results made at the old operating point are not shown again: the model is loaded
+        again and classifies every open image anew."""
+        self.controller.forget_results()
+        self.controller.load_engine(self.settings.device)
 
     def _say_site_problem(self, _engine: object) -> None:
         if self.site.problem:

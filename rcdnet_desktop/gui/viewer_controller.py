@@ -331,6 +331,15 @@ class ViewerController:
             return None
         return doc.key(self.method)
 
+    def forget_results(self) -> None:
+        """Forget every prediction and heat map made so far: the model is being loaded again
+        at another operating point (a site profile chosen or cleared), and the next engine
+        makes them again. A stored result (an opened report) is kept as it was."""
+        self.maps_cache.clear()
+        for doc in self.docs.values():
+            if doc.record is None or doc.record.stored is None:
+                doc.predictions.clear()
+
     def current_maps(self) -> HeatMaps | None:
         """The heat maps of what is on display, once known."""
         key = self.current_key()
