@@ -226,6 +226,13 @@ class Prediction:
     descriptor_note : str
         Why there are no descriptors when the bundle has lexicon heads but no box was used
         (:data:`~rcdnet_desktop.core.lexicon.NEEDS_BOX`); empty otherwise.
+    box_p_range : (float, float) or None
+        Lowest and highest P(malignant) of the views of the lesion box that were averaged
+        (:mod:`~rcdnet_desktop.core.box_views`: the box scaled and shifted a little, as another
+        reader might have drawn it); None without a box or when the box was classified alone.
+    cut_off : float or None
+        The suspicious cut-off ``suspicious`` was decided at (the card's); left empty, the
+        default :data:`~rcdnet_desktop.core.bands.DEFAULT_SUSPICIOUS_THRESHOLD`.
     """
 
     p_benign: float
@@ -245,6 +252,8 @@ class Prediction:
     checks: tuple[str, ...] = ()
     descriptors: tuple[Descriptor, ...] = ()
     descriptor_note: str = ""
+    box_p_range: tuple[float, float] | None = None
+    cut_off: float | None = None
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.
@@ -256,14 +265,24 @@ class Prediction:
             raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {self.box_source!r}")
         if self.band is None:
             object.__setattr__(self, "band", band_for(self.p_malignant))
+        if self.cut_off is None:
+            object.__setattr__(self, "cut_off", DEFAULT_SUSPICIOUS_THRESHOLD)
         if self.suspicious is None:
-            object.__setattr__(self, "suspicious",
-                               self.p_malignant >= DEFAULT_SUSPICIOUS_THRESHOLD)
+            object.__setattr__(self, "suspicious", self.p_malignant >= self.cut_off)
 
     @property
     def outside_intended_use(self) -> bool:
         """True when an intended-use check flagged the image (see ``checks``)."""
         return bool(self.checks)
+
+    @property
+    def box_dependent(self) -> bool:
+        """True when the views of the lesion box fall on both sides of the cut-off
+        (``low < cut_off <= high`` of :attr:`box_p_range`): the decision depends on how the
+        box was drawn (see :func:`~rcdnet_desktop.core.box_views.box_dependence_sentence`)."""
+        from rcdnet_desktop.core.box_views import straddles
+
+        return straddles(self.box_p_range, self.cut_off)
 
     @property
     def label_index(self) -> int:
