@@ -256,6 +256,9 @@ def cmd_box_stability(a) -> int:
     if bool(a.split) == bool(a.external):
         raise SystemExit("box-stability: give --data with --split (the training sites' "
                          "validation side) or --external (a site never trained on), not both")
+    if a.choose and a.external:
+        raise SystemExit("box-stability: --choose chooses on the training sites' validation "
+                         "images only (never on an external site)")
     if a.external:
         items = [it for root in a.external for it in external_items(root)]
     else:
@@ -265,9 +268,6 @@ def cmd_box_stability(a) -> int:
     if a.limit:
         items = items[:a.limit]
     if a.choose:
-        if a.external:
-            raise SystemExit("box-stability: --choose chooses on the training sites' "
-                             "validation images only (never on an external site)")
         run_choose(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress)
     else:
         run_measure(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress)
