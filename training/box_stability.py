@@ -306,11 +306,35 @@ def table(rows: dict[str, dict]) -> str:
                       *(_row(n, s) for n, s in rows.items())])
 
 
+# --- the model card --------------------------------------------------------------------------
+
+def record(model_dir: Path, key: str, value, views: list | None = None) -> None:
+    """Write ``value`` under ``box_views[key]`` of the bundle's card (and the views, when
+    given); with new views, the bundle's self-test goldens are measured again, since the
+    samples' automatic boxes are now classified through them."""
+    from rcdnet_desktop.core.bundle import save_card
+    from rcdnet_desktop.core.card import load_card
+
+    from .guard import record_self_test
+
+    card = load_card(model_dir)
+    section = dict(card.box_views)
+    if views is not None:
+        section["views"] = views
+    section[key] = value
+    card = save_card(replace(card, box_views=section), model_dir)
+    if views is not None:
+        record_self_test(card, Path(model_dir), None)
+
+
 # --- commands --------------------------------------------------------------------------------
 
 def run_choose(items: Sequence[Item], model_dir: Path | None, out: Path | None,
-               n_boot: int = 2000, progress: bool = False) -> dict:
-    """Compare :data:`CANDIDATES` on ``items`` and pick one by :data:`CHOICE_RULE`."""
+               n_boot: int = 2000, progress: bool = False, record_to: Path | None = None,
+               data: str = "") -> dict:
+    """Compare :data:`CANDIDATES` on ``items`` and pick one by :data:`CHOICE_RULE`; with
+    ``record_to`` (a bundle folder), write the chosen views into its card, saying which
+    ``data`` chose them."""
     from rcdnet_desktop.core.bands import suspicious_threshold
     from rcdnet_desktop.core.inference import InferenceEngine
 
@@ -329,6 +353,15 @@ def run_choose(items: Sequence[Item], model_dir: Path | None, out: Path | None,
     print(table({f"{n} ({len(CANDIDATES[n])} views)": report["candidates"][n]
                  for n in CANDIDATES}))
     print(f"chosen: {chosen}")
+    if record_to is not None:
+        figures = report["candidates"][chosen]
+        record(record_to, "chosen", {
+            "on": data, "images": report["images"], "groups": report["groups"],
+            "rule": CHOICE_RULE, "set": chosen,
+            "box_alone": {k: v for k, v in report["candidates"]["as given"].items()
+                          if k != "views"},
+            "views": {k: v for k, v in figures.items() if k != "views"}},
+            views=report["views"])
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")
@@ -336,8 +369,10 @@ def run_choose(items: Sequence[Item], model_dir: Path | None, out: Path | None,
 
 
 def run_measure(items: Sequence[Item], model_dir: Path | None, out: Path | None,
-                n_boot: int = 2000, progress: bool = False) -> dict:
-    """Before (box alone) and after (the card's views) on the same images, paired."""
+                n_boot: int = 2000, progress: bool = False, record_to: Path | None = None,
+                key: str = "", data: str = "") -> dict:
+    """Before (box alone) and after (the card's views) on the same images, paired; with
+    ``record_to`` (a bundle folder), the figures go into its card under ``box_views[key]``."""
     from rcdnet_desktop.core.bands import suspicious_threshold
     from rcdnet_desktop.core.inference import InferenceEngine
 
@@ -359,6 +394,9 @@ def run_measure(items: Sequence[Item], model_dir: Path | None, out: Path | None,
                  "difference": report["after_minus_before"]}))
     print(f"as-drawn results that say they depend on the box: "
           f"{report['says_box_dependent_after']:.1%}")
+    if record_to is not None:
+        record(record_to, key, {"data": data, **{k: v for k, v in report.items()
+                                                 if k not in ("views", "reader_variants")}})
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")

@@ -267,10 +267,18 @@ def cmd_box_stability(a) -> int:
         items = split_items(a.data, a.split, a.subset)
     if a.limit:
         items = items[:a.limit]
+    from .data import site_name
+
+    names = ", ".join(site_name(d) for d in (a.external or a.data))
+    data = (f"{names}: every image with a mask" if a.external
+            else f"{names}: the {a.subset} rows of {a.split}")
     if a.choose:
-        run_choose(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress)
+        run_choose(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress,
+                   record_to=a.record, data=data)
     else:
-        run_measure(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress)
+        run_measure(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress,
+                    record_to=a.record, key="external" if a.external else "internal",
+                    data=data)
     return 0
 
 
@@ -449,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="JSON report to write")
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--limit", type=int, default=0, help="first N images only (a smoke run)")
+    p.add_argument("--record", type=Path, default=None, metavar="BUNDLE",
+                   help="write the figures (with --choose: the chosen views, and the self-test "
+                        "goldens measured again) into this bundle's model card")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_box_stability)
 
