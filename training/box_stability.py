@@ -63,24 +63,51 @@ def _shifts(d: float) -> tuple[BoxView, ...]:
 
 
 _SHIFTS4 = _shifts(0.1)
-CANDIDATES: dict[str, tuple[BoxView, ...]] = {
-    "as given": (BoxView(),),
-    "scales 0.9/1.1": (BoxView(), BoxView(0.9), BoxView(1.1)),
-    "scales 0.8-1.25": (BoxView(), BoxView(0.8), BoxView(0.9), BoxView(1.1), BoxView(1.25)),
-    "shifts 10%": (BoxView(), *_SHIFTS4),
-    "scales 0.9/1.1 + shifts 10%": (BoxView(), BoxView(0.9), BoxView(1.1), *_SHIFTS4),
-    "scales 0.8-1.25 + shifts 10%": (BoxView(), BoxView(0.8), BoxView(0.9), BoxView(1.1),
-                                     BoxView(1.25), *_SHIFTS4),
-    "scales 0.8-1.25 + shifts 20%": (BoxView(), BoxView(0.8), BoxView(0.9), BoxView(1.1),
-                                     BoxView(1.25), *_shifts(0.2)),
-    "scales 0.7-1.4 + shifts 20%": (BoxView(), BoxView(0.7), BoxView(0.85), BoxView(1.2),
-                                    BoxView(1.4), *_shifts(0.2)),
+_SCALES3 = (BoxView(), BoxView(0.9), BoxView(1.1))
+_SCALES5 = (BoxView(), BoxView(0.8), BoxView(0.9), BoxView(1.1), BoxView(1.25))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A way of classifying a box that ``--choose`` compares: its views, and whether a user's
+    box is first replaced by the lesion region the localiser outlines around it."""
+
+    views: tuple[BoxView, ...]
+    snap_min_iou: float | None = None
+
+    @property
+    def cost(self) -> int:
+        """Forward passes per box: one per view, and the localiser's when it snaps."""
+        return len(self.views) + (self.snap_min_iou is not None)
+
+    def section(self) -> dict:
+        """The model card's ``box_views`` section for this candidate."""
+        out: dict = {"views": [v.to_list() for v in self.views]}
+        if self.snap_min_iou is not None:
+            out["snap_min_iou"] = self.snap_min_iou
+        return out
+
+
+CANDIDATES: dict[str, Candidate] = {
+    "as given": Candidate((BoxView(),)),
+    "scales 0.9/1.1": Candidate(_SCALES3),
+    "scales 0.8-1.25": Candidate(_SCALES5),
+    "shifts 10%": Candidate((BoxView(), *_SHIFTS4)),
+    "scales 0.9/1.1 + shifts 10%": Candidate((*_SCALES3, *_SHIFTS4)),
+    "scales 0.8-1.25 + shifts 10%": Candidate((*_SCALES5, *_SHIFTS4)),
+    "scales 0.8-1.25 + shifts 20%": Candidate((*_SCALES5, *_shifts(0.2))),
+    "lesion box (IoU >= 0.3)": Candidate((BoxView(),), 0.3),
+    "lesion box (IoU >= 0.5)": Candidate((BoxView(),), 0.5),
+    "lesion box (IoU >= 0.3) + scales 0.9/1.1": Candidate(_SCALES3, 0.3),
+    "lesion box (IoU >= 0.3) + scales 0.8-1.25": Candidate(_SCALES5, 0.3),
+    "lesion box (IoU >= 0.5) + scales 0.8-1.25": Candidate(_SCALES5, 0.5),
 }
-"""The sets of views ``--choose`` compares (each starts with the box as given)."""
-CHOICE_RULE = ("the set with the fewest views whose internal-validation change-of-side share "
-               "is <= 5%, mean spread <= 0.05 and AUC not below the box alone's; when none "
-               "meets all three, the lowest change-of-side share (ties: lower spread, then "
-               "fewer views)")
+"""What ``--choose`` compares: sets of views (each starts with the box as given), on the box
+as drawn or on the lesion region the localiser outlines around it ("lesion box")."""
+CHOICE_RULE = ("the candidate with the fewest forward passes per box whose internal-validation "
+               "change-of-side share is <= 5%, mean spread <= 0.05 and AUC not below the box "
+               "alone's; when none meets all three, the lowest change-of-side share (ties: "
+               "lower spread, then fewer forward passes)")
 STATS = ("changes_side", "mean_spread", "auc", "sensitivity", "specificity")
 
 
@@ -187,14 +214,28 @@ def measure(engine, items: Sequence[Item], progress: bool = False) -> dict[str, 
             "groups": np.asarray([items[k].group for k in kept]), "kept": np.asarray(kept)}
 
 
-def single_box_probabilities(engine, items: Sequence[Item], candidates: dict,
-                             progress: bool = False) -> dict[str, np.ndarray]:
-    """For ``--choose``: P(malignant) of every candidate set for every reader variant, from
-    one forward pass per distinct box (``engine`` must classify boxes alone).
+def measure_default(engine, items: Sequence[Item], progress: bool = False) -> np.ndarray:
+    """P(malignant) of every image with no box drawn: the engine's default (the automatic box,
+    fused with the whole image when the card says so)."""
+    from rcdnet_desktop.core.io import read_image
+
+    return np.asarray([engine.predict(read_image(it.path).pixels).p_malignant
+                       for it in _progress(items, progress)], dtype=np.float64)
+
+
+def single_box_probabilities(engine, items: Sequence[Item], candidates: dict[str, Candidate],
+                             progress: bool = False,
+                             snappers: dict | None = None) -> dict[str, np.ndarray]:
+    """For ``--choose``: P(malignant) of every candidate for every reader variant, from one
+    forward pass per distinct box (``engine`` must classify boxes alone).
+
+    ``snappers`` maps each ``snap_min_iou`` of the candidates to an engine that snaps with it
+    (views off): its :meth:`~rcdnet_desktop.core.inference.InferenceEngine.prepare` says which
+    box it classifies for each reader variant.
 
     Returns ``{candidate name: (n, len(READER_VARIANTS))}`` plus ``y`` and ``groups``.
     """
-    union = list(dict.fromkeys(v for views in candidates.values() for v in views))
+    snappers = snappers or {}
     readers = [v for _, v in READER_VARIANTS]
     out = {name: [] for name in candidates}
     ys, groups = [], []
@@ -203,14 +244,21 @@ def single_box_probabilities(engine, items: Sequence[Item], candidates: dict,
         if box is None:
             continue
         hw = pixels.shape[:2]
-        composed = {(r, v): apply(apply(box, r, hw), v, hw) for r in readers for v in union}
+        drawn = {r: apply(box, r, hw) for r in readers}
+        classified = {None: drawn}
+        for t, snapper in snappers.items():
+            classified[t] = {r: snapper.prepare(pixels, roi=b).classified
+                             for r, b in drawn.items()}
+        composed = {(name, r, v): apply(classified[c.snap_min_iou][r], v, hw)
+                    for name, c in candidates.items() for r in readers for v in c.views}
         distinct = list(dict.fromkeys(composed.values()))
         # The guard's whole-image row does not change P: left out of the search's batches.
         preds = engine.predict_prepared([replace(engine.prepare(pixels, roi=b), whole=None)
                                          for b in distinct])
         logit = {b: _logit(p.p_malignant) for b, p in zip(distinct, preds, strict=True)}
-        for name, views in candidates.items():
-            out[name].append([_sigmoid(np.mean([logit[composed[(r, v)]] for v in views]))
+        for name, c in candidates.items():
+            out[name].append([_sigmoid(np.mean([logit[composed[(name, r, v)]]
+                                                for v in c.views]))
                               for r in readers])
         ys.append(it.label)
         groups.append(it.group)
@@ -248,6 +296,28 @@ def with_ci(y, p, groups, cut_off: float, n_boot: int = 2000, seed: int = 0) -> 
     return _rounded(point, cis)
 
 
+def default_mode_figures(y, before, after, groups, cut_off: float, n_boot: int = 2000,
+                         seed: int = 0) -> dict:
+    """AUC, sensitivity and specificity with no box drawn, before and after, and the paired
+    difference, each with its patient-bootstrap 95% CI."""
+
+    def figures(yy, pp):
+        m = binary_metrics(yy, pp, cut_off)
+        return {"auc": m["auc"], "sensitivity": m["recall"], "specificity": m["specificity"]}
+
+    def diff(yy, pp):
+        a, b = figures(yy, pp[:, 1]), figures(yy, pp[:, 0])
+        return {k: a[k] - b[k] for k in a}
+
+    both = np.stack([before, after], axis=1)
+    out = {}
+    for name, fn, p in (("before", figures, before), ("after", figures, after),
+                        ("after_minus_before", diff, both)):
+        cis = bootstrap_ci(y, p, fn, groups=groups, n_boot=n_boot, seed=seed)
+        out[name] = _rounded(fn(y, p), cis)
+    return out
+
+
 def _rounded(point: dict, cis: dict) -> dict:
     """``{figure: {"value", "ci95"}}``; the CI is null when no resample had both classes."""
     return {k: {"value": round(v, 4),
@@ -270,14 +340,15 @@ def paired(y, before, after, groups, cut_off: float, n_boot: int = 2000, seed: i
 
 
 def choose(scores: dict[str, dict]) -> str:
-    """Apply :data:`CHOICE_RULE` to ``{name: stability(...)}`` of :data:`CANDIDATES`."""
+    """Apply :data:`CHOICE_RULE` to ``{name: stability(...)}`` of (some of) :data:`CANDIDATES`,
+    "as given" among them."""
     base_auc = scores["as given"]["auc"]
     ok = [n for n, s in scores.items() if s["changes_side"] <= 0.05
           and s["mean_spread"] <= 0.05 and s["auc"] >= base_auc]
     if ok:
-        return min(ok, key=lambda n: (len(CANDIDATES[n]), scores[n]["changes_side"]))
+        return min(ok, key=lambda n: (CANDIDATES[n].cost, scores[n]["changes_side"]))
     return min(scores, key=lambda n: (round(scores[n]["changes_side"], 6),
-                                      round(scores[n]["mean_spread"], 6), len(CANDIDATES[n])))
+                                      round(scores[n]["mean_spread"], 6), CANDIDATES[n].cost))
 
 
 def _progress(items, on: bool):
@@ -308,22 +379,39 @@ def table(rows: dict[str, dict]) -> str:
 
 # --- the model card --------------------------------------------------------------------------
 
-def record(model_dir: Path, key: str, value, views: list | None = None) -> None:
-    """Write ``value`` under ``box_views[key]`` of the bundle's card (and the views, when
-    given); with new views, the bundle's self-test goldens are measured again, since the
-    samples' automatic boxes are now classified through them."""
+def engine_with(model_dir: Path | None, section: dict, folder: Path):
+    """An ONNX engine on a copy of the bundle (its files linked into ``folder``) whose card has
+    ``section`` as its ``box_views``."""
+    from rcdnet_desktop.core.bundle import save_card
+    from rcdnet_desktop.core.card import CARD_FILE, default_model_dir, load_card
+    from rcdnet_desktop.core.inference import InferenceEngine
+
+    src = Path(model_dir) if model_dir is not None else default_model_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name != CARD_FILE:
+            (folder / f.name).symlink_to(f.resolve())
+    save_card(replace(load_card(src), box_views=section), folder)
+    return InferenceEngine(folder, device="cpu", backend="onnx")
+
+
+def record(model_dir: Path, key: str, value, section: dict | None = None) -> None:
+    """Write ``value`` under ``box_views[key]`` of the bundle's card (after replacing the
+    section's settings by ``section``, when given); with new settings, the bundle's self-test
+    goldens are measured again, since the samples' automatic boxes are now classified through
+    them."""
     from rcdnet_desktop.core.bundle import save_card
     from rcdnet_desktop.core.card import load_card
 
     from .guard import record_self_test
 
     card = load_card(model_dir)
-    section = dict(card.box_views)
-    if views is not None:
-        section["views"] = views
-    section[key] = value
-    card = save_card(replace(card, box_views=section), model_dir)
-    if views is not None:
+    new = dict(card.box_views) if section is None else {
+        **{k: v for k, v in card.box_views.items() if k not in ("views", "snap_min_iou")},
+        **section}
+    new[key] = value
+    card = save_card(replace(card, box_views=new), model_dir)
+    if section is not None:
         record_self_test(card, Path(model_dir), None)
 
 
@@ -331,37 +419,42 @@ def record(model_dir: Path, key: str, value, views: list | None = None) -> None:
 
 def run_choose(items: Sequence[Item], model_dir: Path | None, out: Path | None,
                n_boot: int = 2000, progress: bool = False, record_to: Path | None = None,
-               data: str = "") -> dict:
-    """Compare :data:`CANDIDATES` on ``items`` and pick one by :data:`CHOICE_RULE`; with
-    ``record_to`` (a bundle folder), write the chosen views into its card, saying which
-    ``data`` chose them."""
+               data: str = "", names: Sequence[str] = ()) -> dict:
+    """Compare :data:`CANDIDATES` (or those ``names``, with "as given") on ``items`` and pick
+    one by :data:`CHOICE_RULE`; with ``record_to`` (a bundle folder), write the chosen settings
+    into its card, saying which ``data`` chose them."""
+    import tempfile
+
     from rcdnet_desktop.core.bands import suspicious_threshold
     from rcdnet_desktop.core.inference import InferenceEngine
 
+    cands = {n: CANDIDATES[n] for n in CANDIDATES if not names or n in names or n == "as given"}
     engine = InferenceEngine(model_dir, device="cpu", backend="onnx", box_views=False)
     cut = suspicious_threshold(engine.card)
-    probs = single_box_probabilities(engine, items, CANDIDATES, progress)
+    with tempfile.TemporaryDirectory() as tmp:
+        snaps = sorted({c.snap_min_iou for c in cands.values()} - {None})
+        snappers = {t: engine_with(model_dir, Candidate((BoxView(),), t).section(),
+                                   Path(tmp) / f"snap{t}") for t in snaps}
+        probs = single_box_probabilities(engine, items, cands, progress, snappers)
     y, groups = probs["y"], probs["groups"]
-    points = {n: stability(y, probs[n], cut) for n in CANDIDATES}
+    points = {n: stability(y, probs[n], cut) for n in cands}
     chosen = choose(points)
     report = {"images": int(len(y)), "groups": int(len(set(groups))), "cut_off": cut,
-              "rule": CHOICE_RULE, "chosen": chosen,
-              "views": [v.to_list() for v in CANDIDATES[chosen]],
-              "candidates": {n: {"views": len(CANDIDATES[n]),
+              "rule": CHOICE_RULE, "chosen": chosen, "section": cands[chosen].section(),
+              "candidates": {n: {"forward_passes": c.cost,
                                  **with_ci(y, probs[n], groups, cut, n_boot)}
-                             for n in CANDIDATES}}
-    print(table({f"{n} ({len(CANDIDATES[n])} views)": report["candidates"][n]
-                 for n in CANDIDATES}))
+                             for n, c in cands.items()}}
+    print(table({f"{n} ({c.cost} passes)": report["candidates"][n] for n, c in cands.items()}))
     print(f"chosen: {chosen}")
     if record_to is not None:
-        figures = report["candidates"][chosen]
+        def figures(name):
+            return {k: v for k, v in report["candidates"][name].items()
+                    if k != "forward_passes"}
+
         record(record_to, "chosen", {
             "on": data, "images": report["images"], "groups": report["groups"],
-            "rule": CHOICE_RULE, "set": chosen,
-            "box_alone": {k: v for k, v in report["candidates"]["as given"].items()
-                          if k != "views"},
-            "views": {k: v for k, v in figures.items() if k != "views"}},
-            views=report["views"])
+            "rule": CHOICE_RULE, "candidate": chosen, "box_alone": figures("as given"),
+            "chosen": figures(chosen)}, section=report["section"])
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")
@@ -382,21 +475,33 @@ def run_measure(items: Sequence[Item], model_dir: Path | None, out: Path | None,
     before = measure(before_engine, items, progress)
     after = measure(after_engine, items, progress)
     y, groups = after["y"], after["groups"]
+    kept = [items[k] for k in after["kept"]]
+    default = default_mode_figures(y, measure_default(before_engine, kept, progress),
+                                   measure_default(after_engine, kept, progress), groups, cut,
+                                   n_boot)
     report = {"images": int(len(y)), "malignant": int(y.sum()),
               "groups": int(len(set(groups))), "cut_off": cut,
               "reader_variants": [n for n, _ in READER_VARIANTS],
-              "views": after_engine.card.box_views.get("views", [[1.0, 0.0, 0.0]]),
+              "settings": {k: v for k, v in after_engine.card.box_views.items()
+                           if k in ("views", "snap_min_iou")},
               "before": with_ci(y, before["p"], groups, cut, n_boot),
               "after": with_ci(y, after["p"], groups, cut, n_boot),
               "after_minus_before": paired(y, before["p"], after["p"], groups, cut, n_boot),
-              "says_box_dependent_after": round(float(after["box_dependent"].mean()), 4)}
+              "says_box_dependent_after": round(float(after["box_dependent"].mean()), 4),
+              "no_box_drawn": default}
     print(table({"box alone": report["before"], "box views": report["after"],
                  "difference": report["after_minus_before"]}))
     print(f"as-drawn results that say they depend on the box: "
           f"{report['says_box_dependent_after']:.1%}")
+    print("no box drawn (the engine's default: automatic box"
+          + (", fused with the whole image):" if after_engine.fusion else "):"))
+    for name, figs in default.items():
+        print(f"  {name}: " + ", ".join(
+            f"{k} {v['value']:.3f}" + (f" [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]"
+                                       if v["ci95"] else "") for k, v in figs.items()))
     if record_to is not None:
         record(record_to, key, {"data": data, **{k: v for k, v in report.items()
-                                                 if k not in ("views", "reader_variants")}})
+                                                 if k not in ("settings", "reader_variants")}})
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")

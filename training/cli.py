@@ -274,7 +274,7 @@ def cmd_box_stability(a) -> int:
             else f"{names}: the {a.subset} rows of {a.split}")
     if a.choose:
         run_choose(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress,
-                   record_to=a.record, data=data)
+                   record_to=a.record, data=data, names=a.candidate)
     else:
         run_measure(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress,
                     record_to=a.record, key="external" if a.external else "internal",
@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path, default=None, help="bundle (default: bundled)")
     p.add_argument("--choose", action="store_true",
                    help="compare the candidate sets of views on the validation images")
+    p.add_argument("--candidate", action="append", default=[],
+                   help="with --choose: compare only this candidate (repeat; 'as given' is "
+                        "always compared); default all")
     p.add_argument("--out", type=Path, default=None, help="JSON report to write")
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--limit", type=int, default=0, help="first N images only (a smoke run)")

@@ -8,10 +8,20 @@ of it, the box scaled about its centre and shifted by a share of its size, and a
 logits; the probability then depends less on exactly where the edges were drawn. The box the
 result carries stays the box as given; the heat maps are the as-given view's.
 
+Averaging views smooths the probability's small wobbles but not its trend with the amount of
+surroundings a box takes in (every view of a larger box is larger). What removes that trend is
+to classify the lesion itself: with ``snap_min_iou`` in the section and a lesion localiser in
+the bundle, a user's box is replaced, for classification only, by the bounding box of the
+lesion region the localiser outlines around it (:func:`~rcdnet_desktop.core.lesion.
+lesion_in_box`), when their overlap (IoU) is at least that much; a box that matches no region
+so well (a lesion the localiser misses, or a box drawn on purpose around something else) is
+classified as drawn. The views are then views of that lesion box.
+
 The set of views travels in the model card's ``box_views`` section (a card without one
-classifies the box alone): ``{"views": [[scale, dx, dy], ...], ...free-form keys (how the set
-was chosen, what it measured)}``. The first view is always ``[1, 0, 0]``, the box as given;
-``dx`` and ``dy`` are shares of the box's width and height. The training package chooses the
+classifies the box alone): ``{"views": [[scale, dx, dy], ...], "snap_min_iou": optional IoU in
+(0, 1], ...free-form keys (how the set was chosen, what it measured)}``. The first view is
+always ``[1, 0, 0]``, the box as given; ``dx`` and ``dy`` are shares of the box's width and
+height. The training package chooses the
 set on the training sites' validation images (``rcdnet-train box-stability --choose``).
 
 Where the views still disagree about the decision (some below the cut-off, some at or above
@@ -119,6 +129,22 @@ def parse_views(section: dict[str, Any] | None) -> tuple[BoxView, ...]:
     return tuple(views)
 
 
+def snap_min_iou(section: dict[str, Any] | None) -> float | None:
+    """The section's ``snap_min_iou``, or None when a user's box is classified as drawn.
+
+    Raises
+    ------
+    ValueError
+        Not a number in (0, 1].
+    """
+    if not section or section.get("snap_min_iou") is None:
+        return None
+    v = section["snap_min_iou"]
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 1:
+        raise ValueError(f"snap_min_iou must be a number in (0, 1], got {v!r}")
+    return float(v)
+
+
 def validate_section(section: Any, bad: Callable[[str], Exception]) -> None:
     """Check the card's ``box_views`` section; raise ``bad(message)`` when it is malformed."""
     if not isinstance(section, dict):
@@ -127,6 +153,7 @@ def validate_section(section: Any, bad: Callable[[str], Exception]) -> None:
         return
     try:
         parse_views(section)
+        snap_min_iou(section)
     except ValueError as exc:
         raise bad(f"{SECTION}.{exc}") from exc
 

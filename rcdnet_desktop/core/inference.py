@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rcdnet_desktop.core.bands import band_for, card_bands, default_mode, suspicious_threshold
-from rcdnet_desktop.core.box_views import parse_views, view_boxes
+from rcdnet_desktop.core.box_views import parse_views, snap_min_iou, view_boxes
 from rcdnet_desktop.core.errors import InferenceError
 from rcdnet_desktop.core.explain import (
     FAST,
@@ -250,6 +250,9 @@ class Prepared:
         ``(k, 3, s, s)``: the other views of the lesion box (the card's ``box_views``, each
         padded, cropped and preprocessed like ``tensor``), whose logits are averaged with
         ``tensor``'s; None when the box is classified alone or there is no box.
+    classified : Box or None
+        The box classified, unpadded: ``box``, or (the card's ``box_views.snap_min_iou``) the
+        lesion region the localiser outlines around a user's box; ``roi`` is it padded.
     """
 
     tensor: np.ndarray
@@ -264,6 +267,7 @@ class Prepared:
     fuse: bool = False
     checks: tuple[str, ...] = ()
     views: np.ndarray | None = None
+    classified: Box | None = None
 
 
 @dataclass(frozen=True)
@@ -380,6 +384,8 @@ class InferenceEngine:
         self._fusion = default_mode(card) == "fusion"
         # The views of a box besides the box as given (the first): averaged with it.
         self._box_views = parse_views(card.box_views)[1:] if box_views else ()
+        # Classify the lesion a user's box was drawn around rather than its edges.
+        self._snap_min_iou = snap_min_iou(card.box_views) if box_views else None
         self._min_confidence = float(card.localiser.get("min_confidence",
                                                         DEFAULT_MIN_CONFIDENCE))
         self._device = None  # a torch.device once torch runs anything; None: the CPU, no torch
@@ -613,6 +619,10 @@ class InferenceEngine:
         card's ``min_confidence``; otherwise the whole image (``box_source="none"``). The box
         is padded by the card's ``roi_margin`` and clipped before it is cropped; so is each of
         the card's other views of it (``box_views``), whose logits are averaged with its own.
+        With the card's ``box_views.snap_min_iou`` and a localiser, a user's box is replaced
+        for classification by the lesion region the localiser outlines around it, when their
+        boxes overlap that much (the result's ``box`` stays the user's; its ``roi`` shows what
+        was classified).
 
         The checks (:func:`~rcdnet_desktop.core.checks.check_image`) run on the whole frame and,
         when a box is used, on the box too (those warnings start with "lesion box: ").
@@ -646,10 +656,16 @@ class InferenceEngine:
         finding: LesionFinding | None = None
         whole: np.ndarray | None = None
         notes: list[str] = []
+        lesion: Box | None = None  # the box classified (unpadded), when not the given one
         if roi is not None:
             source = "user"
             box = pad_roi(roi, hw, self.card.roi_margin)  # validates the box first
             given = roi if isinstance(roi, Box) else Box(*(int(v) for v in roi))
+            if self._snap_min_iou is not None and self._has_localiser:
+                whole = view(pixels)
+                lesion, notes = self._lesion_in_box(whole, hw, given)
+                if lesion is not None:
+                    box = pad_roi(lesion, hw, self.card.roi_margin)
         elif auto_box and self._has_localiser:
             whole = view(pixels)
             finding, notes = self._localise(whole, hw)
@@ -677,25 +693,39 @@ class InferenceEngine:
         fuse = source == "auto" and self._fusion
         if box is not None and whole is None and self._guard is not None:
             whole = view(pixels)  # the guard judges the whole image
+        classified = lesion or given
         views = None
-        if given is not None and self._box_views:
+        if classified is not None and self._box_views:
             views = np.stack([view(crop(pixels, pad_roi(b, hw, self.card.roi_margin)))
-                              for b in view_boxes(given, self._box_views, hw)])
+                              for b in view_boxes(classified, self._box_views, hw)])
         return Prepared(tensor, hw, box, frame, tuple(warnings), box=given, box_source=source,
                         finding=finding, whole=whole if box is not None else None, fuse=fuse,
-                        checks=codes(flags), views=views)
+                        checks=codes(flags), views=views, classified=classified)
 
     def _localise(self, whole: np.ndarray,
                   hw: tuple[int, int]) -> tuple[LesionFinding | None, list[str]]:
         """Run the localiser on the whole-image view: its finding (or None) and notes."""
         from rcdnet_desktop.core.lesion import find_lesion
 
+        prob, notes = self._lesion_probability(whole)
+        return find_lesion(prob, hw, self._min_confidence), notes
+
+    def _lesion_in_box(self, whole: np.ndarray, hw: tuple[int, int],
+                       box: Box) -> tuple[Box | None, list[str]]:
+        """The lesion region the localiser outlines around a drawn box (or None), and notes."""
+        from rcdnet_desktop.core.lesion import lesion_in_box
+
+        prob, notes = self._lesion_probability(whole)
+        return lesion_in_box(prob, hw, box, self._snap_min_iou, self._min_confidence), notes
+
+    def _lesion_probability(self, whole: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The localiser's lesion probability map over the whole-image view, and notes."""
         notes: list[str] = []
         if self._onnx_localiser is not None:
             logits = self._onnx_localiser.run(
                 None, {"image": np.ascontiguousarray(whole[None])})[0]
             prob = (1.0 / (1.0 + np.exp(-logits[0, 0].astype(np.float64)))).astype(np.float32)
-            return find_lesion(prob, hw, self._min_confidence), notes
+            return prob, notes
 
         import torch
 
@@ -717,7 +747,7 @@ class InferenceEngine:
                 notes.append(f"the GPU ({self._localiser_device}) failed: {_first_line(exc)}; "
                              "the lesion localiser ran on the CPU")
                 prob = run(self._cpu_localiser, torch.device("cpu"))
-        return find_lesion(prob, hw, self._min_confidence), notes
+        return prob, notes
 
     # --- running -------------------------------------------------------------------------
 

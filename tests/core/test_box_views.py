@@ -13,11 +13,13 @@ from rcdnet_desktop.core.box_views import (
     apply,
     box_dependence_sentence,
     parse_views,
+    snap_min_iou,
     view_boxes,
 )
 from rcdnet_desktop.core.card import ModelCard, load_card
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.inference import InferenceEngine, pad_roi
+from rcdnet_desktop.core.lesion import box_iou, lesion_in_box
 from rcdnet_desktop.core.resources import resources_dir
 from rcdnet_desktop.core.types import Box, Prediction
 from tests.core.localiser_helpers import FakeLocaliser, blob_box
@@ -76,10 +78,13 @@ def test_parse_views():
     ({"views": [[1, 0]]}, "[scale, dx, dy]"),
     ({"views": []}, "list of 1 to"),
     ({"chosen_on": "x"}, "list of 1 to"),
+    ({"views": [[1, 0, 0]], "snap_min_iou": 0}, "snap_min_iou"),
+    ({"views": [[1, 0, 0]], "snap_min_iou": 1.5}, "snap_min_iou"),
 ])
 def test_bad_sections_are_refused_by_the_card(section, words):
     with pytest.raises(ValueError, match=None) as exc:
         parse_views(section)
+        snap_min_iou(section)
     assert words in str(exc.value)
     card = load_card(resources_dir() / "model").to_dict()
     card["box_views"] = section
@@ -223,3 +228,43 @@ def test_the_bundled_engine_uses_the_cards_views(sample_malignant):
     assert prep.views is not None and len(prep.views) == len(eng.card.box_views["views"]) - 1
     pred = eng.predict_prepared([prep])[0]
     assert pred.box_p_range[0] <= pred.p_malignant <= pred.box_p_range[1]
+
+
+# --- the lesion a box was drawn around --------------------------------------------------------
+
+def test_lesion_in_box_picks_the_region_the_box_was_drawn_around():
+    prob = np.zeros((100, 100), np.float32)
+    prob[10:30, 10:30] = 0.9   # lesion A
+    prob[60:90, 50:90] = 0.8   # lesion B
+    hw = (200, 200)            # the map is the whole image squeezed: 2 pixels per cell
+    a, b = Box(20, 20, 40, 40), Box(100, 120, 80, 60)
+    assert lesion_in_box(prob, hw, Box(15, 18, 50, 45), 0.3) == a
+    assert lesion_in_box(prob, hw, Box(95, 110, 90, 70), 0.3) == b
+    assert lesion_in_box(prob, hw, Box(0, 150, 40, 40), 0.3) is None   # nothing there
+    assert lesion_in_box(prob, hw, Box(15, 18, 50, 45), 0.3, min_confidence=0.95) is None
+    assert box_iou(a, Box(15, 18, 50, 45)) >= 0.3
+    assert lesion_in_box(np.zeros((50, 50), np.float32), hw, a, 0.1) is None
+
+
+def test_user_box_is_classified_as_the_lesion_it_was_drawn_around(engine, sample_benign):
+    hw = sample_benign.shape[:2]
+    lesion = blob_box(hw)
+    drawn = Box(lesion.x - 10, lesion.y - 8, lesion.w + 30, lesion.h + 12)
+    card = replace(engine.card, operating_point={},
+                   box_views={"views": [[1, 0, 0]], "snap_min_iou": 0.3})
+    snap = InferenceEngine(model=engine.model, card=card, device="cpu",
+                           localiser=FakeLocaliser())
+    pred = snap.predict(sample_benign, roi=drawn)
+    assert pred.box == drawn and pred.box_source == "user"       # the box stays the user's
+    assert pred.roi == pad_roi(lesion, hw, engine.card.roi_margin)  # what was classified
+    plain = _engine(engine, views=None)
+    assert pred.p_malignant == pytest.approx(
+        plain.predict(sample_benign, roi=lesion).p_malignant, abs=1e-6)
+    # Drawn elsewhere (no region overlaps it that well): classified as drawn.
+    far = Box(10, 10, 60, 50)
+    pred = snap.predict(sample_benign, roi=far)
+    assert pred.box == far and pred.roi == pad_roi(far, hw, engine.card.roi_margin)
+    # The automatic box is the region itself; switching the views off switches snapping off.
+    off = InferenceEngine(model=engine.model, card=snap.card, device="cpu",
+                          localiser=FakeLocaliser(), box_views=False)
+    assert off.predict(sample_benign, roi=drawn).roi == pad_roi(drawn, hw, 0.2)

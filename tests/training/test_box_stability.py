@@ -12,6 +12,7 @@ from PIL import Image
 
 from rcdnet_desktop.core.inference import InferenceEngine
 from rcdnet_desktop.core.resources import resources_dir
+from tests.core.localiser_helpers import FakeLocaliser
 from training import box_stability as bs
 from training.cli import main
 
@@ -52,7 +53,10 @@ def test_choice_rule():
     scores = {n: s(0.2, 0.1, 0.9) for n in bs.CANDIDATES}
     scores["shifts 10%"] = s(0.1, 0.09, 0.8)  # none meets the goals: lowest change of side
     assert bs.choose(scores) == "shifts 10%"
-    assert all(v[0].is_identity for v in bs.CANDIDATES.values())
+    assert all(c.views[0].is_identity for c in bs.CANDIDATES.values())
+    scores["lesion box (IoU >= 0.3)"] = s(0.01, 0.01, 0.95)  # 2 passes: fewer than 5
+    scores["scales 0.8-1.25"] = s(0.0, 0.0, 0.95)
+    assert bs.choose(scores) == "lesion box (IoU >= 0.3)"
 
 
 def _site(root, rows, duplicates=()):
@@ -93,16 +97,24 @@ def test_external_items_group_by_patient_joining_identical_images(tmp_path):
     assert all(len(it.masks) == 1 for it in items)
 
 
-def test_the_search_shortcut_equals_the_engines_views(engine, tmp_path):
-    """Averaging single-box logit(P) gives what the engine computes with the views on."""
+@pytest.mark.parametrize("snap", [None, 0.2])
+def test_the_search_shortcut_equals_the_engines_views(engine, tmp_path, snap):
+    """Averaging single-box logit(P) gives what the engine computes with the views on (and
+    with the lesion box the localiser outlines around each drawn box)."""
     root = _site(tmp_path / "site", ROWS[:2])
     items = bs.external_items(root)
-    views = bs.CANDIDATES["scales 0.9/1.1 + shifts 10%"]
-    card = replace(engine.card, box_views={"views": [v.to_list() for v in views]})
-    with_views = InferenceEngine(model=engine.model, card=card, device="cpu")
-    alone = InferenceEngine(model=engine.model, card=card, device="cpu", box_views=False)
+    cand = bs.Candidate(bs.CANDIDATES["scales 0.9/1.1 + shifts 10%"].views, snap)
+
+    def make(section, **kw):
+        return InferenceEngine(model=engine.model, card=replace(engine.card, box_views=section),
+                               device="cpu", localiser=FakeLocaliser(), **kw)
+
+    with_views = make(cand.section())
+    alone = make({}, box_views=False)
+    snappers = {snap: make(bs.Candidate(cand.views[:1], snap).section())} if snap else {}
     measured = bs.measure(with_views, items)
-    searched = bs.single_box_probabilities(alone, items, {"set": views, "as given": views[:1]})
+    searched = bs.single_box_probabilities(
+        alone, items, {"set": cand, "as given": bs.CANDIDATES["as given"]}, snappers=snappers)
     np.testing.assert_allclose(searched["set"], measured["p"], atol=2e-5)
     np.testing.assert_allclose(searched["as given"], bs.measure(alone, items)["p"], atol=2e-5)
     assert measured["p"].shape == (2, len(bs.READER_VARIANTS))
