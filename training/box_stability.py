@@ -417,6 +417,20 @@ def record(model_dir: Path, key: str, value, section: dict | None = None) -> Non
 
 # --- commands --------------------------------------------------------------------------------
 
+def record_choice(bundle: Path, report: dict, data: str) -> None:
+    """Write a ``--choose`` report's choice into the bundle's card: its settings, and under
+    ``chosen`` which data chose it, the rule and the figures of the box alone and the choice."""
+
+    def figures(name):
+        return {k: v for k, v in report["candidates"][name].items() if k != "forward_passes"}
+
+    record(bundle, "chosen", {
+        "on": data, "images": report["images"], "groups": report["groups"],
+        "rule": report["rule"], "candidate": report["chosen"],
+        "box_alone": figures("as given"), "chosen": figures(report["chosen"])},
+        section=report["section"])
+
+
 def run_choose(items: Sequence[Item], model_dir: Path | None, out: Path | None,
                n_boot: int = 2000, progress: bool = False, record_to: Path | None = None,
                data: str = "", names: Sequence[str] = ()) -> dict:
@@ -447,14 +461,7 @@ def run_choose(items: Sequence[Item], model_dir: Path | None, out: Path | None,
     print(table({f"{n} ({c.cost} passes)": report["candidates"][n] for n, c in cands.items()}))
     print(f"chosen: {chosen}")
     if record_to is not None:
-        def figures(name):
-            return {k: v for k, v in report["candidates"][name].items()
-                    if k != "forward_passes"}
-
-        record(record_to, "chosen", {
-            "on": data, "images": report["images"], "groups": report["groups"],
-            "rule": CHOICE_RULE, "candidate": chosen, "box_alone": figures("as given"),
-            "chosen": figures(chosen)}, section=report["section"])
+        record_choice(record_to, report, data)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")
