@@ -512,6 +512,8 @@ def run_measure(items: Sequence[Item], model_dir: Path | None, out: Path | None,
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=1) + "\n")
+        # Groups as numbers: the file travels with the docs, the sites' patient codes do not.
         np.savez_compressed(out.with_suffix(".npz"), before=before["p"], after=after["p"],
-                            y=y, groups=groups, box_dependent=after["box_dependent"])
+                            y=y, groups=np.unique(groups, return_inverse=True)[1],
+                            box_dependent=after["box_dependent"])
     return report
