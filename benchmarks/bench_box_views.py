@@ -3,7 +3,8 @@
 The bundled engine (ONNX Runtime on the CPU) classifies a user box on the bundled malignant
 sample three ways, timed in turn: a bare forward pass of one preprocessed view (the unit),
 the box classified alone (``box_views=False``: prepare + predict, the input guard's whole-image
-row included) and the box through the model card's views (the default). Printed: each as a
+row included) and the box through the model card's ``box_views`` (the default: the
+localiser's pass when the card snaps a drawn box to the lesion, then every view). Printed: each as a
 ratio to the bare forward pass, and the views' cost as a ratio to the box alone; the same for
 the prediction with both heat maps (``explain``), which is what the viewer runs.
 

@@ -1,8 +1,12 @@
-"""Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test`` and
-``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`).
+"""Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test``,
+``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`) and ``rcdnet validate``
+(:mod:`rcdnet_desktop.cli_validate`).
 
-Exit status: 0 when at least one file was classified, 1 when none could be (or the self-test
-failed), 2 for usage errors (bad arguments, unreadable ROI file, unusable model or device).
+Exit status: 0 when at least one file was classified and every output asked was made; 1 when
+no file could be classified, an output option (``--sr``, ``--export``, ``--heatmaps``,
+``--send``) produced nothing, a result was not sent, or the self-test failed; 2 for usage errors
+(bad arguments, unreadable ROI file, unusable output, PACS, model or device); 130 after Ctrl+C
+(SIGINT) and 143 after SIGTERM, once the rows done are kept.
 """
 
 from __future__ import annotations
@@ -20,20 +24,26 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
     add_pacs_parser,
     add_result_options,
+    check_result_options,
     run_pacs,
-    sr_file_name,
 )
+from rcdnet_desktop.cli_validate import add_validate_parser, validate
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.operating_point import OperatingPoint
-from rcdnet_desktop.core.types import BatchItem, Box
+from rcdnet_desktop.core.result import describe
+from rcdnet_desktop.core.types import Box
 
-EXIT_OK, EXIT_NONE_READ, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from rcdnet_desktop.cli_outputs import Outputs
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+"""Exit statuses; a run stopped by a signal exits with 128 + its number (:class:`Stopped`)."""
 
 
 class UsageError(Exception):
@@ -113,82 +123,18 @@ def _unmatched_rois(rois: Rois, files: list[Path], source: Path, err: TextIO) ->
     return len(missing)
 
 
-Export = tuple[str, Path, str]
-"""One export asked on the command line: format key, folder, file-name tag."""
+def _outputs(args: argparse.Namespace) -> Outputs:
+    """The files and PACS results asked, every folder and the PACS checked before any work."""
+    from rcdnet_desktop.cli_outputs import Outputs, check_folders, file_outputs
 
-
-def _exports(args: argparse.Namespace) -> list[Export]:
-    """The exports asked: ``--export FORMAT`` into ``--export-dir``, and ``--heatmaps DIR``
-    (the annotated PNG, named ``<stem>_heatmaps.png``)."""
-    if args.export_dir and not args.export:
-        raise UsageError("--export-dir needs --export FORMAT")
-    from rcdnet_desktop.core.export.formats import export_format
-
-    folder = args.export_dir or Path(".")
-    exports = [(key, folder, export_format(key).name_tag)
-               for key in dict.fromkeys(args.export or ())]
-    if args.heatmaps:
-        exports.append(("png", args.heatmaps, "heatmaps"))
-    return exports
-
-
-def _check_export_folders(exports: list[Export]) -> None:
-    """Create the export folders and make sure they can be written, before any work."""
-    from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.export.atomic import check_folder
-
-    for _key, folder, tag in exports:
-        try:
-            check_folder(folder)
-        except ExportError as exc:
-            option = "--heatmaps" if tag == "heatmaps" else "--export-dir"
-            raise UsageError(f"{option}: {exc}") from exc
-
-
-def _target(item: BatchItem, key: str, folder: Path, tag: str, used: set[Path]) -> Path:
-    """The export's file: the viewer's default name, numbered when two files share a stem."""
-    from rcdnet_desktop.core.export.formats import export_file_name
-
-    assert item.record is not None and item.heatmaps is not None
-    name = Path(export_file_name(item.record, item.heatmaps.prediction.frame, key, tag))
-    target, n = folder / name, 1
-    while target in used:  # same stem in two folders
-        n += 1
-        target = folder / f"{name.stem}_{n}{name.suffix}"
-    used.add(target)
-    return target
-
-
-def _write_exports(item: BatchItem, exports: list[Export], used: set[Path],
-                   operating_point: OperatingPoint | None = None,
-                   with_patient: bool = False) -> list[str]:
-    """Render the item's report once and write every export; returns notes on failures.
-
-    ``operating_point`` (the model's, from its card) adds what the cut-off means;
-    ``with_patient`` keeps the source's patient and study in DICOM files.
-    """
-    from rcdnet_desktop.core.errors import RcdNetError
-    from rcdnet_desktop.core.export.formats import write_report
-    from rcdnet_desktop.core.export.report import render_record_report
-
-    assert item.heatmaps is not None and item.record is not None
     try:
-        report = render_record_report(item.record, item.heatmaps,
-                                      operating_point=operating_point)
-    except (RcdNetError, OSError, ValueError) as exc:
-        return [f"report not rendered: {exc}"]
-    except Exception as exc:  # a run must outlive any one file's exports, whatever it holds
-        return [f"report not rendered: unexpected {type(exc).__name__}: {exc}"]
-    notes = []
-    for key, folder, tag in exports:
-        try:
-            write_report(key, _target(item, key, folder, tag, used), item.record, report,
-                         include_patient=with_patient, overwrite=True)
-        except (RcdNetError, OSError, ValueError) as exc:
-            notes.append(f"{key} not written: {exc}")
-        except Exception as exc:  # a run must outlive any one file's exports, whatever it holds
-            notes.append(f"{key} not written: unexpected {type(exc).__name__}: {exc}")
-    return notes
+        check_result_options(args)
+        files = file_outputs(args)
+        check_folders(files)
+        sender = ResultSender(args) if args.send else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    return Outputs(files, sender, with_patient=args.with_patient)
 
 
 def _progress(total: int, stream: TextIO):
@@ -202,7 +148,8 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
              err: TextIO | None = None) -> int:
     """``rcdnet classify``: one row per file, continuing past bad files.
 
-    Every input and output is checked before any work; rows are written as they come.
+    Every input and output is checked before any work; rows are written as they come. A run
+    stopped by a signal raises :class:`Stopped`, saying how far it got and where its rows are.
     """
     out, err = out or sys.stdout, err or sys.stderr
     from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
@@ -213,52 +160,48 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     files = find_images(args.paths, recursive=args.recursive)
     if not files:
         print("no image files found in: " + ", ".join(map(str, args.paths)), file=err)
-        return EXIT_NONE_READ
-    exports = _exports(args)
-    _check_export_folders(exports)
-    if args.sr is not None:
-        _check_export_folders([("sr", args.sr, "sr")])
-    try:
-        results = ResultSender(args)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
+        return EXIT_FAILED
+    outputs = _outputs(args)
     unmatched = _unmatched_rois(rois, files, args.rois, err) if rois else 0
     timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
-    counts: Counter[str] = Counter()
-    with _row_writer(args, out, err) as write:
-        engine = _engine(args.device)
-        operating_point = OperatingPoint.from_card(engine.card)
-        results.operating_point = operating_point  # the sent SC says what the cut-off means
-        used: set[Path] = set()
-        with _progress(len(files), err) as bar:
-            for item in review(files, engine, rois={p: box for p, (box, _) in rois.items()},
-                               explain=bool(exports) or results.needs_report,
-                               frame=args.frame or 0,
-                               auto_box=not args.no_auto_box, file_timeout=timeout,
-                               sweep=args.frames):
-                row = batch_row(item)
-                if exports and item.heatmaps is not None:
-                    notes = _write_exports(item, exports, used, operating_point,
-                                           args.with_patient)
+    counts: Counter[str] = Counter()  # rows by status
+    auto = 0  # rows on a box the localiser found
+    try:
+        with _row_writer(args, out, err) as write:
+            engine = _engine(args.device)
+            outputs.operating_point = OperatingPoint.from_card(engine.card)
+            # Every output needs the image and the report's heat maps; the closed-form maps
+            # come from the same forward pass as the prediction.
+            items = review(files, engine, rois={p: box for p, (box, _) in rois.items()},
+                           explain=outputs.active, frame=(args.frame or 1) - 1,
+                           auto_box=not args.no_auto_box, file_timeout=timeout,
+                           sweep=args.frames)
+            # closing(): the review's loader thread is stopped here, however the loop ends.
+            with _progress(len(files), err) as bar, contextlib.closing(items):
+                for item in items:
+                    row = batch_row(item)
+                    notes = outputs.handle(item)
                     row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
-                if results.active and item.prediction is not None and item.record is not None:
-                    name = sr_file_name(item.record, item.prediction.frame)
-                    notes = results.handle(item, name)
-                    row["warnings"] = "; ".join(filter(None, (row["warnings"], *notes)))
-                write(row)
-                counts[item.status] += 1
-                counts["auto"] += row["box_source"] == "auto"
-                bar.update(1)
-    auto = counts["auto"]
+                    write(row)
+                    counts[item.status] += 1
+                    auto += row["box_source"] == "auto"
+                    bar.update(1)
+    except Stopped as stop:
+        stop.progress = f"after {counts.total()} of {len(files)} file(s)"
+        raise
     print(f"{counts['ok']} classified, {counts['failed']} failed"
-          + (f", {counts['skipped']} skipped (not regular files)" if counts["skipped"] else "")
+          + (f", {counts['skipped']} skipped (see their error)" if counts["skipped"] else "")
           + f", model {engine.model_version} on {engine.device}"
           + (" - UNTRAINED weights" if engine.untrained else "")
           + (f"; {auto} on a lesion box found automatically" if auto else "")
           + (f"; {unmatched} row(s) of the ROI file matched no file" if unmatched else "")
-          + results.summary(),
+          + outputs.summary(),
           file=err)
-    return EXIT_OK if counts["ok"] and not results.failed else EXIT_NONE_READ
+    problems = outputs.problems() if counts["ok"] else []
+    for line in problems:
+        print(f"rcdnet: {line}", file=err)
+    not_sent = outputs.sender is not None and outputs.sender.failed
+    return EXIT_OK if counts["ok"] and not problems and not not_sent else EXIT_FAILED
 
 
 @contextlib.contextmanager
@@ -297,8 +240,12 @@ def _row_writer(args: argparse.Namespace, out: TextIO,
             yield write
     except BaseException as exc:
         if csv_file is not None and csv_file.partial is not None:
-            print(f"rcdnet: the {csv_file.rows} row(s) done are kept in {csv_file.partial}; "
-                  f"{args.csv} was left as it was", file=err)
+            kept = (f"the {csv_file.rows} row(s) done are kept in {csv_file.partial}; "
+                    f"{args.csv} was left as it was")
+            if isinstance(exc, Stopped):
+                exc.kept = kept  # said on the stop's one line
+            else:
+                print(f"rcdnet: {kept}", file=err)
         if isinstance(exc, ExportError):
             raise UsageError(str(exc)) from exc
         raise
@@ -372,13 +319,14 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
             problems.append(f"{name} map is not within [0, 1]")
     if abs(pred.p_benign + pred.p_malignant - 1.0) > 1e-4:
         problems.append("probabilities do not add up to 1")
-    print(f"{record.path.name}: {pred.display_label}, P(malignant) = {pred.p_malignant:.3f}",
-          file=out)
+    words = describe(pred, OperatingPoint.from_card(engine.card))
+    print(f"{record.path.name}: {words.band}, {words.decision}, P(malignant) = "
+          f"{words.probability}", file=out)
     problems += _check_goldens(engine, out)
     for p in problems:
         print(f"FAIL: {p}", file=out)
     print("self-test " + ("FAILED" if problems else "passed"), file=out)
-    return EXIT_NONE_READ if problems else EXIT_OK
+    return EXIT_FAILED if problems else EXIT_OK
 
 
 def _check_goldens(engine, out: TextIO) -> list[str]:
@@ -418,6 +366,15 @@ def _export_keys() -> list[str]:
     return [f.key for f in EXPORT_FORMATS]
 
 
+def _export_help() -> str:
+    """The export formats for ``--help``, from the export table: key, what, file name."""
+    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
+
+    return "; ".join(f"{f.key}: {f.label} as <name>_{f.name_tag}{f.suffix}"
+                     + (", DICOM images only" if f.needs_dicom_source else "")
+                     for f in EXPORT_FORMATS)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -453,19 +410,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rcdnet", description="RcdNet breast ultrasound decision support (not a diagnosis).")
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("classify", help="classify image files and folders")
-    c.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    c.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                   help="image files (DICOM, PNG, JPEG, ...) and folders of them")
     c.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    c.add_argument("--csv", type=Path, metavar="OUT", help="write the rows to this CSV file")
-    c.add_argument("--json", action="store_true", help="print the rows as JSON")
+    c.add_argument("--csv", type=Path, metavar="OUT",
+                   help="write the rows (one per file) to the CSV file OUT instead of standard "
+                        "output ('-' for standard output); a run stopped early keeps its rows "
+                        "in OUT's .partial file and leaves OUT as it was")
+    c.add_argument("--json", action="store_true",
+                   help="print the rows to standard output as a JSON array instead of CSV "
+                        "(with --csv OUT, the CSV still goes to OUT)")
     c.add_argument("--export", action="append", metavar="FORMAT", choices=_export_keys(),
-                   help="write each image's annotated report in FORMAT ("
-                        + ", ".join(_export_keys()) + "; repeat for several) into "
-                        "--export-dir, named like the viewer's exports")
+                   help="write each image's result as the viewer exports it, into "
+                        "--export-dir (repeat for several): " + _export_help())
     c.add_argument("--export-dir", type=Path, metavar="DIR",
-                   help="folder of the --export files (default: the current folder)")
+                   help="folder of the --export files, created when missing (default: the "
+                        "current folder)")
     c.add_argument("--heatmaps", type=Path, metavar="DIR",
-                   help="write an annotated PNG with both heat maps per image into DIR "
-                        "(<name>_heatmaps.png)")
+                   help="write each image's annotated PNG report (the image and both heat "
+                        "maps) into DIR as <name>_heatmaps.png")
     c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
     c.add_argument("--rois", type=Path, metavar="CSV",
@@ -475,13 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not let the lesion localiser find a box: images without one in "
                         "--rois are classified whole")
     c.add_argument("--frame", type=int, default=None, metavar="N",
-                   help="classify frame N (from 0) of every cine clip (default 0); a clip "
-                        "without it fails; single-frame images use their only frame")
+                   help="classify frame N of every cine clip, counted from 1 as everywhere "
+                        "in the program (default 1); a clip without it fails; single-frame "
+                        "images use their only frame")
     c.add_argument("--frames", type=_frames, default=None, metavar="all|N",
                    help="sweep each cine clip instead of one frame: every frame (all) or N "
                         "evenly spaced frames; each clip is still one row, its most "
-                        "suspicious frame, with the clip's summary (clip_* columns). Not "
-                        "with --frame")
+                        "suspicious classifiable frame, with the clip's summary (clip_* "
+                        "columns). Not with --frame")
     c.add_argument("--file-timeout", type=_seconds, default=None, metavar="SECONDS",
                    help="time one file may take to be read and prepared; a slower file is "
                         f"reported as failed and the run goes on (default {DEFAULT_FILE_TIMEOUT:g}"
@@ -490,37 +454,132 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("self-test", help="verify the weights and classify the bundled sample")
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
     add_pacs_parser(sub)
+    add_validate_parser(sub, _seconds)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: this process's own); the exit status.
+
+    Without ``argv`` main owns the process (the ``rcdnet`` command), and ends it at once when
+    a file's reader is still running in the background (see :func:`_leave_if_busy`).
+    """
+    status = _run(argv)
+    if argv is None:
+        _leave_if_busy(status)
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # pydicom warns about every odd value it tolerates; a file that cannot be read gets its
     # reason in its own row, so these would only bury the progress bar.
     warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
     try:
         if args.command == "classify":
-            if args.frame is not None and args.frame < 0:
-                raise UsageError("--frame must be 0 or more")
+            if args.frame is not None and args.frame < 1:
+                raise UsageError("--frame must be 1 or more (frames are counted from 1)")
             if args.frame is not None and args.frames is not None:
                 raise UsageError("--frame N classifies one frame of each clip and --frames "
                                  "sweeps several; give only one of them")
-            with _lossless_stdout(), _stop_on_sigterm():
+            with _lossless_stdout(), _stop_on_signals():
                 return classify(args)
         if args.command == "pacs":
             return run_pacs(args)
+        if args.command == "validate":
+            with _stop_on_signals():
+                return validate(args)
         return self_test(args)
     except UsageError as exc:
         print(f"rcdnet: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("rcdnet: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Stopped, or Ctrl+C outside a run
+        stop = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT)
+        print(f"rcdnet: {stop.line()}", file=sys.stderr)
+        return stop.status
     except BrokenPipeError:
         # Whoever read standard output went away (| head): stop quietly, as other tools do.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_NONE_READ
+        return EXIT_FAILED
+
+
+class Stopped(KeyboardInterrupt):
+    """A run stopped by a signal: Ctrl+C (SIGINT) or SIGTERM, what schedulers and service
+    managers send.
+
+    A KeyboardInterrupt, so that everything that cleans up after Ctrl+C does so (files kept,
+    the JSON array closed, the review's loader thread stopped); the program then ends with
+    ``128 + signum`` (130, 143), the shells' convention, and one line (:meth:`line`).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.progress = ""
+        """How far the run got ("after 32 of 120 file(s)")."""
+        self.kept = ""
+        """Where the rows done are, when they are not where they were asked."""
+
+    @property
+    def status(self) -> int:
+        return 128 + self.signum
+
+    def line(self) -> str:
+        """What happened, how far the run got and where its rows are, in one line."""
+        line = ("interrupted" if self.signum == signal.SIGINT
+                else f"stopped by {signal.Signals(self.signum).name}")
+        if self.progress:
+            line += f" {self.progress}"
+        return f"{line}; {self.kept}" if self.kept else line
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Stopped` in the main thread while a run lasts.
+
+    Only the first signal stops the run; one that comes while it winds down (keeping the rows,
+    stopping the reader) is ignored, so the winding down is not itself cut short.
+    """
+    stopping = False
+
+    def stop(signum, _frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise Stopped(signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, stop)
+    except ValueError:  # not the main thread: signals are Python's default there
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _leave_if_busy(status: int) -> None:
+    """End the process now, with ``status``, if a file's reader is still running.
+
+    A reader past its time budget (or one that outlived a stopped run's grace) may be inside a
+    native library with the interpreter lock released. Python before 3.14 tears such a thread
+    down when it comes back for the lock during the interpreter's shutdown, and the C++ runtime
+    then aborts the process ("terminate called without an active exception", status 134)
+    after the run had done everything right. Everything is written and flushed by now, so the
+    shutdown is skipped instead.
+    """
+    from rcdnet_desktop.core.batch import loader_threads
+
+    if not loader_threads():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 @contextlib.contextmanager
@@ -537,23 +596,6 @@ def _lossless_stdout() -> Iterator[None]:
         if errors is not None:
             with contextlib.suppress(AttributeError, ValueError, OSError):
                 sys.stdout.reconfigure(errors=errors)  # type: ignore[union-attr]
-
-
-@contextlib.contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """Stop on SIGTERM as on Ctrl+C, so the rows done so far are kept."""
-    def stop(_signum, _frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, stop)
-    except (ValueError, OSError):  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

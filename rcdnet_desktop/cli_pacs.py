@@ -1,4 +1,6 @@
-"""The command line's PACS parts: ``rcdnet pacs echo|find|get`` and ``classify --sr/--send``.
+"""The command line's PACS parts: ``rcdnet pacs echo|find|get``, and ``classify``'s DICOM result
+options (``--sr``, ``--with-patient``, ``--send``, ``--send-sc``, ``--aet``) with the sender of
+``--send`` (what is written and sent for each image: :mod:`rcdnet_desktop.cli_outputs`).
 
 Node options (any subcommand): ``--node NAME`` from the config file (``--config FILE``, else
 ``$RCDNET_PACS_CONFIG`` or ``~/.config/rcdnet-desktop/pacs.toml``), ``--address AET@HOST:PORT``
@@ -140,102 +142,80 @@ def run_pacs(args: argparse.Namespace, out: TextIO | None = None,
         return EXIT_USAGE if exc.kind == "config" else EXIT_FAILED
 
 
-# --- classify --sr DIR / --send --------------------------------------------------------------
+# --- classify's DICOM results --------------------------------------------------------------
 
 
 def add_result_options(c: argparse.ArgumentParser) -> None:
     """``rcdnet classify``'s DICOM result options."""
     c.add_argument("--sr", type=Path, metavar="DIR",
-                   help="write a DICOM Structured Report of each classified DICOM image into "
-                        "DIR (<name>_rcdnet_sr.dcm)")
+                   help="write a DICOM Structured Report (the finding as coded data) of each "
+                        "classified DICOM image into DIR, as <name>_rcdnet_sr.dcm (the same "
+                        "file as --export sr); de-identified unless --with-patient")
     c.add_argument("--with-patient", action="store_true",
-                   help="DICOM files written (--sr, --export dicom) keep the source's patient "
-                        "and study; without it they are de-identified")
-    c.add_argument("--send", metavar="AET@HOST:PORT",
-                   help="send the SR of each classified DICOM image to this PACS (C-STORE; "
-                        "a node name of the config file also works), filed under the source's "
-                        "patient and study")
+                   help="the DICOM files written (--sr, --export dicom, --export sr) keep the "
+                        "source's patient and study; without it they are de-identified")
+    c.add_argument("--send", metavar="AET@HOST:PORT|NODE",
+                   help="send the Structured Report of each classified DICOM image to this "
+                        "PACS (C-STORE), filed under the source's patient and study; a node "
+                        "name of the PACS config file also works. The PACS is tested with a "
+                        "C-ECHO before any work")
     c.add_argument("--send-sc", action="store_true",
-                   help="with --send, send the Secondary Capture (annotated image) too")
-    c.add_argument("--aet", metavar="AET", help="this program's AE title for --send")
+                   help="with --send, also send the Secondary Capture (the annotated report "
+                        "image, showing the patient)")
+    c.add_argument("--aet", metavar="AET",
+                   help="this program's AE title for --send (default: the node's, else RCDNET)")
+
+
+def check_result_options(args: argparse.Namespace) -> None:
+    """Options that would do nothing on their own.
+
+    Raises
+    ------
+    ValueError
+        ``--send-sc`` or ``--aet`` without ``--send``, ``--with-patient`` without a DICOM file
+        to write.
+    """
+    if args.send_sc and not args.send:
+        raise ValueError("--send-sc needs --send AET@HOST:PORT (the PACS to send the Secondary "
+                         "Capture to); to write it as a file, use --export dicom")
+    if args.aet and not args.send:
+        raise ValueError("--aet is this program's AE title for --send; give --send too")
+    if args.with_patient and args.sr is None and not {"dicom", "sr"} & set(args.export or ()):
+        raise ValueError("--with-patient applies to the DICOM files written (--sr DIR, "
+                         "--export dicom, --export sr); none was asked")
 
 
 class ResultSender:
-    """Writes SR files and sends results for ``classify``; checked before any work."""
+    """Sends each image's results to the ``--send`` PACS; the PACS is checked (C-ECHO) when
+    made, before any work."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         from rcdnet_desktop.core.pacs import PacsError, echo, find_node, load_nodes, parse_address
 
-        self.sr_dir: Path | None = args.sr
-        self.with_patient = bool(args.with_patient)
         self.send_sc = bool(args.send_sc)
-        self.node = None
-        self.operating_point = None  # the model's, once the engine is loaded
         self.sent = self.failed = 0
-        if self.send_sc and not args.send:
-            raise ValueError("--send-sc needs --send")
-        if args.send:
-            try:
-                node = (parse_address(args.send) if "@" in args.send
-                        else find_node(load_nodes(), args.send))
-                if args.aet:
-                    node = replace(node, calling_ae_title=args.aet).checked()
-                echo(node)
-            except PacsError as exc:
-                raise ValueError(f"--send: {exc}") from exc
-            self.node = node
+        try:
+            node = (parse_address(args.send) if "@" in args.send
+                    else find_node(load_nodes(), args.send))
+            if args.aet:
+                node = replace(node, calling_ae_title=args.aet).checked()
+            echo(node)
+        except PacsError as exc:
+            raise ValueError(f"--send: {exc}") from exc
+        self.node = node
 
-    @property
-    def active(self) -> bool:
-        return self.sr_dir is not None or self.node is not None
+    def send(self, datasets) -> list[str]:
+        """C-STORE one image's results; notes on what the PACS refused or warned about."""
+        from rcdnet_desktop.core.pacs import PacsError, store
 
-    @property
-    def needs_report(self) -> bool:
-        return self.send_sc
-
-    def handle(self, item, target_name: str) -> list[str]:
-        """Write and send the results of one item; notes on what failed."""
-        from rcdnet_desktop.core.errors import RcdNetError
-        from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset, export_dicom_sr
-
-        record, pred = item.record, item.prediction
-        if record is None or pred is None or not record.is_dicom:
-            return []
-        notes = []
-        if self.sr_dir is not None:
-            try:
-                export_dicom_sr(self.sr_dir / target_name, record, pred,
-                                include_patient=self.with_patient, overwrite=True)
-            except (RcdNetError, OSError, ValueError) as exc:
-                notes.append(f"sr not written: {exc}")
-            except Exception as exc:  # a run must outlive any one file, whatever it holds
-                notes.append(f"sr not written: unexpected {type(exc).__name__}: {exc}")
-        if self.node is not None:
-            try:
-                datasets = [dicom_sr_dataset(record, pred, include_patient=True)]
-                if self.send_sc:
-                    datasets.append(self._sc(item))
-                notes += self._send(datasets)
-            except (RcdNetError, ValueError) as exc:
-                self.failed += 1
-                notes.append(f"not sent: {exc}")
-            except Exception as exc:  # a run must outlive any one file, whatever it holds
-                self.failed += 1
-                notes.append(f"not sent: unexpected {type(exc).__name__}: {exc}")
-        return notes
-
-    def _sc(self, item):
-        from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
-        from rcdnet_desktop.core.export.report import render_record_report
-
-        report = render_record_report(item.record, item.heatmaps, include_patient=True,
-                                      operating_point=self.operating_point)
-        return dicom_sc_dataset(item.record, report, include_patient=True)
-
-    def _send(self, datasets) -> list[str]:
-        from rcdnet_desktop.core.pacs import store
-
-        result = store(self.node, datasets)
+        try:
+            result = store(self.node, datasets)
+        except PacsError as exc:
+            self.failed += 1
+            return [f"not sent: {exc}"]
+        except Exception as exc:  # a run must outlive any one image, whatever it holds
+            self.failed += 1
+            return [f"not sent: unexpected {type(exc).__name__}: {exc}"]
         if result.ok:
             self.sent += 1
             return [f"sent: {w}" for w in result.warnings]
@@ -243,14 +223,5 @@ class ResultSender:
         return [f"not sent: {r}" for r in result.refused]
 
     def summary(self) -> str:
-        if self.node is None:
-            return ""
         return (f"; results of {self.sent} image(s) sent to {self.node.label}"
                 + (f", {self.failed} not sent" if self.failed else ""))
-
-
-def sr_file_name(record, frame: int) -> str:
-    """``<stem>[_frame<n>]_rcdnet_sr.dcm``, beside the other exports' names."""
-    from rcdnet_desktop.core.export.formats import export_file_name
-
-    return export_file_name(record, frame, "sr")

@@ -48,13 +48,13 @@ def test_classify_folder_writes_one_row_per_image_and_survives_a_corrupt_file(fo
     assert list(rows[0]) == list(CSV_FIELDS)
     by_name = {Path(r["file"]).name: r for r in rows}
     bad = by_name["corrupt.png"]
-    assert bad["status"] == "failed" and "corrupt.png" in bad["error"] and bad["label"] == ""
+    assert bad["status"] == "failed" and "corrupt.png" in bad["error"] and bad["decision"] == ""
     for name in ("a.png", "b.png"):
         r = by_name[name]
         assert r["status"] == "ok" and r["error"] == ""
         p_m, p_b = float(r["p_malignant"]), float(r["p_benign"])
         assert 0 <= p_m <= 1 and abs(p_m + p_b - 1) < 1e-3
-        assert r["label"].split()[-1] == ("malignant" if p_m >= 0.5 else "benign")
+        assert r["decision"] == ("suspicious" if r["suspicious"] == "yes" else "below_cutoff")
         assert r["device"] == "cpu-onnx"  # the bundle's ONNX graphs on the CPU
 
 
@@ -66,7 +66,7 @@ def test_untrained_weights_say_so_in_capitals(folder, model_bundle, monkeypatch,
     monkeypatch.setenv("RCDNET_MODEL_DIR", str(model_bundle))
     assert cli.main(["classify", str(folder / "a.png")]) == 0
     row = list(csv.DictReader(capsys.readouterr().out.splitlines()))[0]
-    assert row["label"].startswith("UNTRAINED ") and "UNTRAINED" in row["warnings"]
+    assert row["decision"].startswith("UNTRAINED ") and "UNTRAINED" in row["warnings"]
 
 
 def test_without_recursion_subfolders_are_skipped_and_json_is_printed(folder, capsys):
@@ -179,25 +179,27 @@ def test_dicom_cine_frame(tmp_path, capsys):
     from pydicom.data import get_testdata_file
 
     cine = get_testdata_file("examples_ybr_color.dcm")
-    assert cli.main(["classify", cine, "--frame", "3", "--json"]) == 0
+    assert cli.main(["classify", cine, "--frame", "3", "--json"]) == 0  # counted from 1
     row = json.loads(capsys.readouterr().out)[0]
     assert row["status"] == "ok" and row["frame"] == "3"
+    assert cli.main(["classify", cine, "--frame", "0"]) == 2  # there is no frame 0
+    assert "counted from 1" in capsys.readouterr().err
 
 
 def test_frame_beyond_a_clip_fails_it_naming_the_frame_count(folder, tmp_path, capsys):
-    """--frame 40 on a 30-frame clip is that file's error, not its last frame; single-frame
+    """--frame 41 on a 30-frame clip is that file's error, not its last frame; single-frame
     images use their only frame."""
     import shutil
 
     from pydicom.data import get_testdata_file
 
     shutil.copy(get_testdata_file("examples_ybr_color.dcm"), folder / "cine.dcm")
-    assert cli.main(["classify", str(folder), "--frame", "40", "--json"]) == 0
+    assert cli.main(["classify", str(folder), "--frame", "41", "--json"]) == 0
     rows = {Path(r["file"]).name: r for r in json.loads(capsys.readouterr().out)}
     cine = rows["cine.dcm"]
     assert cine["status"] == "failed" and cine["frame"] == ""
-    assert cine["error"].endswith("frame 40 requested but the clip has 30 frames (0-29)")
-    assert rows["a.png"]["status"] == "ok" and rows["a.png"]["frame"] == "0"
+    assert cine["error"].endswith("frame 41 requested but the clip has 30 frames (1-30)")
+    assert rows["a.png"]["status"] == "ok" and rows["a.png"]["frame"] == "1"
 
 
 def test_self_test_passes(capsys):
@@ -231,7 +233,7 @@ def test_csv_has_the_box_and_band_columns_empty_for_the_whole_image(folder, tmp_
     rows = _rows(out)
     assert list(rows[0]) == list(CSV_FIELDS)
     assert set(NEW_COLUMNS) <= set(rows[0])
-    assert list(CSV_FIELDS[:8]) == ["file", "label", "p_malignant", "p_benign", "device",
+    assert list(CSV_FIELDS[:8]) == ["file", "decision", "p_malignant", "p_benign", "device",
                                         "status", "error", "warnings"]
     by_name = {Path(r["file"]).name: r for r in rows}
     ok = by_name["a.png"]

@@ -1,6 +1,6 @@
-"""``rcdnet classify`` on hostile input: outputs checked before any work, rows kept when a run
-stops, any file name written as it is, pipes and devices skipped, a time budget per file, and
-ROI files checked row by row."""
+"""``rcdnet classify`` on hostile input: outputs checked before any work, any file name written
+as it is, pipes and devices skipped, a time budget per file, and ROI files checked row by row
+(a run stopped by a signal: test_cli_signals.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -140,56 +139,6 @@ def test_nothing_is_printed_when_the_model_cannot_be_loaded(image, capsys, monke
         assert capsys.readouterr().out == ""
 
 
-# --- rows kept when the run stops -------------------------------------------------------------
-
-SLOW_RUN = """
-import sys, time
-from rcdnet_desktop.core import batch
-real = batch.read_image
-def read(path, *args, **kwargs):
-    if path.name.startswith("z"):
-        time.sleep(120)
-    return real(path, *args, **kwargs)
-batch.read_image = read
-from rcdnet_desktop import cli
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_rows_done_are_kept_when_the_run_is_stopped(tmp_path, sig):
-    folder = tmp_path / "study"
-    folder.mkdir()
-    for i in range(batch.DEFAULT_CHUNK):  # one chunk classified, then a file that hangs
-        _png(folder / f"a{i}.png", i)
-    _png(folder / "z.png")
-    out = tmp_path / "out.csv"
-    out.write_bytes(b"previous run\n")
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, "classify", str(folder),
-                             "--csv", str(out), "--no-auto-box"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            parts = list(tmp_path.glob(".out.csv.*.part"))
-            if parts and parts[0].read_bytes().count(b"\n") > batch.DEFAULT_CHUNK:
-                break
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.1)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, err
-    partial = tmp_path / "out.partial.csv"
-    assert f"kept in {partial}" in err and "Traceback" not in err
-    rows = _rows(partial)
-    assert [Path(r["file"]).name for r in rows] == [f"a{i}.png" for i in range(batch.DEFAULT_CHUNK)]
-    assert all(r["status"] == "ok" for r in rows)
-    assert out.read_bytes() == b"previous run\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.partial.csv", "study"]
-
-
 # --- file names, pipes and devices ------------------------------------------------------------
 
 
@@ -234,7 +183,7 @@ def test_pipes_and_devices_are_listed_as_skipped(image, tmp_path, capsys):
     assert by_name["x.dcm"]["status"] == by_name["zero.dcm"]["status"] == "skipped"
     assert "named pipe (FIFO), not a regular file" in by_name["x.dcm"]["error"]
     assert "1 classified, 0 failed, 2 skipped" in capsys.readouterr().err
-    assert cli.main(["classify", str(sub / "x.dcm")]) == cli.EXIT_NONE_READ
+    assert cli.main(["classify", str(sub / "x.dcm")]) == cli.EXIT_FAILED
 
 
 def test_file_timeout(image, tmp_path, capsys, monkeypatch):

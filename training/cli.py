@@ -297,7 +297,8 @@ def cmd_guard(a) -> int:
     from .guard import run
 
     report = run(a.bundle, a.data, a.split, a.external or [], a.out, version=a.version,
-                 shrinkage=a.shrinkage, quantile=a.quantile)
+                 shrinkage=a.shrinkage, quantile=a.quantile, copies=a.copies,
+                 reexport=not a.keep_graph)
     print(f"guard threshold {report['threshold']:.2f}; not-breast images flagged "
           f"{report['other_all']['rate']:.1%}; report in {a.out / 'guard.md'}")
     return 0
@@ -311,6 +312,18 @@ def cmd_lexicon(a) -> int:
     shown = [e["name"] for e in report["descriptors"] if e["shown"]]
     print(f"lexicon heads: {len(report['descriptors'])} fitted, shown: "
           f"{', '.join(shown) or 'none'}; report in {a.out / 'lexicon.md'}")
+    return 0
+
+
+def cmd_heatmaps(a) -> int:
+    from .heatmaps import run, write_card
+
+    report = run(a.bundle, a.data or [], a.split, a.external or [], a.out, seed=a.seed,
+                 cache_dir=a.cache_dir, progress=not a.no_progress, n_boot=a.n_boot)
+    print((a.out / "heatmaps_tables.md").read_text())
+    if a.write_card:
+        bundle = write_card(a.bundle, report)
+        print(f"heat-map figures written into {bundle / 'model_card.json'}")
     return 0
 
 
@@ -426,6 +439,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", default=None, help="new model card version")
     p.add_argument("--shrinkage", type=float, default=0.1)
     p.add_argument("--quantile", type=float, default=99.5)
+    p.add_argument("--copies", type=int, default=3,
+                   help="re-exported copies of each image to fit and measure on (default 3)")
+    p.add_argument("--keep-graph", action="store_true",
+                   help="use the bundle's classifier graph as it is (it must already give the "
+                        "guard's features) instead of exporting it again")
     p.set_defaults(func=cmd_guard)
 
     p = sub.add_parser("lexicon", help="fit the BI-RADS lexicon descriptor heads into a bundle "
@@ -465,6 +483,26 @@ def build_parser() -> argparse.ArgumentParser:
                         "goldens measured again) into this bundle's model card")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_box_stability)
+
+    p = sub.add_parser("heatmaps", help="measure how well the heat maps localise the lesion "
+                                        "(internal validation and external sites)")
+    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the app's)")
+    p.add_argument("--data", type=Path, action="append",
+                   help="a training site's data folder (repeat for each site of the split)")
+    p.add_argument("--split", type=Path, default=None,
+                   help="the split CSV the bundle used (its val rows are measured)")
+    p.add_argument("--external", type=Path, action="append",
+                   help="an external site, measured only (repeatable)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for heatmaps.json and heatmaps_tables.md")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="decoded-image cache (default .cache/training)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--write-card", action="store_true",
+                   help="write the figures into the bundle's model card (metrics.heat_maps)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_heatmaps)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

@@ -78,8 +78,20 @@ def centred_gaussian(size: int, sigma: float = 0.25) -> np.ndarray:
     return (g / g.max()).astype(np.float32)
 
 
+def measure_map(heatmap: np.ndarray, mask: np.ndarray) -> tuple[float, bool, bool]:
+    """``(share of the map inside the mask, map maximum inside the mask, map empty)``; an empty
+    map scores 0 and no hit."""
+    total = float(heatmap.sum(dtype=np.float64))
+    if total <= 0:
+        return 0.0, False, True
+    energy = float(heatmap[mask].sum(dtype=np.float64)) / total
+    return energy, bool(mask.flat[int(np.argmax(heatmap))]), False
+
+
 def cam_maps(model, x, size: int) -> np.ndarray:
-    """Both classes' closed-form Grad-CAM maps at the input size, normalised as the app shows."""
+    """Both classes' closed-form per-class Grad-CAM maps at the input size, each normalised as
+    pytorch-grad-cam does (the maps the app showed up to model 2.1.0; the maps it shows now
+    are measured by :mod:`training.heatmaps` on a bundle)."""
     import torch
 
     from rcdnet_desktop.core.explain import closed_form_cams, gradcam_like_normalise
@@ -113,9 +125,9 @@ def localisation(model, items: Sequence[CachedImage], preds: np.ndarray, mode: s
             m = view_mask(items[i], mode, margin, size)
             cam = maps[j, int(preds[i])]
             for hm, e_list, h_list in ((cam, energy, hits), (base, b_energy, b_hits)):
-                tot = float(hm.sum())
-                e_list.append(float(hm[m].sum()) / tot if tot > 0 else 0.0)
-                h_list.append(bool(m.flat[int(np.argmax(hm))]))
+                e, hit, _ = measure_map(hm, m)
+                e_list.append(e)
+                h_list.append(hit)
     area = [float(view_mask(items[i], mode, margin, size).mean()) for i in idx]
 
     def mean(v):

@@ -1,87 +1,21 @@
-"""Classification metrics with bootstrap confidence intervals, calibration, temperature scaling.
-
-Bootstrap: 95% percentile intervals from ``n_boot`` resamples (seeded). When near-duplicate
-group ids are given, whole groups are resampled (a cluster bootstrap), because images of one
-group are not independent; otherwise single images are resampled.
+"""Temperature scaling for training; the classification metrics, bootstrap and calibration
+are the app's (:mod:`rcdnet_desktop.core.metrics`), imported here so that training and the
+app's local validation compute every figure the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
 
-METRICS = ("accuracy", "precision", "recall", "specificity", "f1", "auc")
-
-
-def confusion(y: np.ndarray, pred: np.ndarray) -> tuple[int, int, int, int]:
-    """(tn, fp, fn, tp) with malignant (1) as the positive class."""
-    y, pred = np.asarray(y).astype(int), np.asarray(pred).astype(int)
-    tp = int(((y == 1) & (pred == 1)).sum())
-    tn = int(((y == 0) & (pred == 0)).sum())
-    fp = int(((y == 0) & (pred == 1)).sum())
-    fn = int(((y == 1) & (pred == 0)).sum())
-    return tn, fp, fn, tp
-
-
-def auc_score(y: np.ndarray, p: np.ndarray) -> float:
-    """ROC AUC by the rank (Mann-Whitney) formula with tie correction; NaN for one class."""
-    y = np.asarray(y).astype(int)
-    p = np.asarray(p, dtype=float)
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    if n0 == 0 or n1 == 0:
-        return float("nan")
-    # Average ranks (ties share the mean rank), 1-based.
-    _, inv, counts = np.unique(p, return_inverse=True, return_counts=True)
-    r = (np.cumsum(counts) - (counts - 1) / 2.0)[inv]
-    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n0 * n1))
-
-
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, precision, recall (sensitivity), specificity, F1 and AUC of p(malignant)."""
-    y = np.asarray(y).astype(int)
-    p = np.asarray(p, dtype=float)
-    pred = (p >= threshold).astype(int)
-    tn, fp, fn, tp = confusion(y, pred)
-
-    def div(a, b):
-        return a / b if b else 0.0
-
-    precision = div(tp, tp + fp)
-    recall = div(tp, tp + fn)
-    return {
-        "accuracy": div(tp + tn, len(y)),
-        "precision": precision,
-        "recall": recall,
-        "specificity": div(tn, tn + fp),
-        "f1": div(2 * precision * recall, precision + recall),
-        "auc": auc_score(y, p),
-    }
-
-
-def bootstrap_ci(y: np.ndarray, p: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], dict],
-                 groups: Sequence | None = None, n_boot: int = 2000, seed: int = 0,
-                 level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Percentile CIs of every value ``fn(y, p)`` returns."""
-    y, p = np.asarray(y), np.asarray(p)
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        clusters = [np.array([i]) for i in range(len(y))]
-    else:
-        g = np.asarray(groups)
-        clusters = [np.nonzero(g == u)[0] for u in np.unique(g)]
-    samples: dict[str, list[float]] = {}
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(clusters), len(clusters))
-        idx = np.concatenate([clusters[k] for k in pick])
-        if len(np.unique(y[idx])) < 2:
-            continue
-        for k, v in fn(y[idx], p[idx]).items():
-            samples.setdefault(k, []).append(v)
-    a = (1 - level) / 2
-    return {k: (float(np.nanquantile(v, a)), float(np.nanquantile(v, 1 - a)))
-            for k, v in samples.items()}
+from rcdnet_desktop.core.metrics import (
+    METRICS,
+    auc_score,
+    binary_metrics,
+    bootstrap_ci,
+    confusion,
+    ece,
+    reliability,
+)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -105,29 +39,5 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp(res.x))
 
 
-def ece(y: np.ndarray, prob: np.ndarray, n_bins: int = 15) -> float:
-    """Expected calibration error of the top-label confidence, equal-width bins."""
-    prob = np.asarray(prob)
-    conf = prob.max(1)
-    pred = prob.argmax(1)
-    correct = (pred == np.asarray(y)).astype(float)
-    edges = np.linspace(0, 1, n_bins + 1)
-    total = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (conf > lo) & (conf <= hi)
-        if sel.any():
-            total += sel.mean() * abs(correct[sel].mean() - conf[sel].mean())
-    return float(total)
-
-
-def reliability(y: np.ndarray, prob: np.ndarray, n_bins: int = 10):
-    """Per-bin (mean confidence, accuracy, count) for a reliability diagram."""
-    conf = prob.max(1)
-    correct = (prob.argmax(1) == np.asarray(y)).astype(float)
-    edges = np.linspace(0, 1, n_bins + 1)
-    out = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (conf > lo) & (conf <= hi)
-        if sel.any():
-            out.append((float(conf[sel].mean()), float(correct[sel].mean()), int(sel.sum())))
-    return out
+__all__ = ["METRICS", "auc_score", "binary_metrics", "bootstrap_ci", "confusion", "ece",
+           "fit_temperature", "nll", "reliability", "softmax"]

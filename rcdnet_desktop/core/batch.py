@@ -8,7 +8,9 @@ item already yielded stays valid.
 Only regular files are opened: a named pipe (which would block the run forever), a device (such
 as ``/dev/zero``, which never ends) or a socket, named directly, found in a folder or reached
 through a symbolic link, is checked with ``os.stat`` first and yields a *skipped* item with
-the reason.
+the reason. So does a result this program exported (its Secondary Capture or Structured
+Report, come back from a PACS) and any Structured Report: read, not classified
+(:func:`rcdnet_desktop.core.io.own.not_classified` says why).
 
 **Time budget.** Reading and preparing one file (decoding, intended-use checks, lesion
 localiser) may take at most ``file_timeout`` seconds; a file that takes longer fails with the
@@ -21,6 +23,14 @@ path is unchanged: one loader thread ahead of the model. The budget does not cov
 batched forward pass, which runs on the caller's thread and takes a fixed, short time per
 chunk; nor can it interrupt a decoder that holds Python's interpreter lock without letting go
 (the readers' size budgets keep those short).
+
+**Stopping.** When the generator is closed (the run ends, is cancelled, or the caller stops
+iterating, e.g. on Ctrl+C), it waits up to :data:`STOP_GRACE` seconds for the loader thread to
+finish the file it holds. A Python program must not end while one of its threads is inside a
+native library that released the interpreter lock (onnxruntime, OpenCV): on Python before 3.14
+that thread is torn down when it comes back for the lock, and the C++ runtime aborts the
+process ("terminate called without an active exception"). :func:`loader_threads` names the
+loader threads still running, so a program about to end can tell whether it is safe to.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from typing import TYPE_CHECKING
 from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.io import find_images, pick_frame, read_image
+from rcdnet_desktop.core.io.own import not_classified
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 
 if TYPE_CHECKING:
@@ -57,6 +68,18 @@ DEFAULT_FILE_TIMEOUT = 60.0
 
 MAX_ABANDONED = 3
 """Loader threads left running on overdue files at most (see the module's time budget)."""
+
+STOP_GRACE = 5.0
+"""Seconds a closed review waits for its loader thread to finish the file it holds."""
+
+LOADER_THREAD_NAME = "rcdnet-batch-load"
+
+
+def loader_threads() -> list[threading.Thread]:
+    """The loader threads still running: reading a file when their review was closed or past
+    its time budget (see the module's notes on stopping)."""
+    return [t for t in threading.enumerate()
+            if t.name == LOADER_THREAD_NAME and t.is_alive()]
 
 @dataclass(frozen=True)
 class _Sweep:
@@ -98,6 +121,8 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
                          error=f"{path}: it is {other}, not a regular file; it was not opened")
     try:
         record = read_image(path)
+        if why := not_classified(record):  # this program's own result, or a report
+            return BatchItem(path, skipped=True, error=f"{path}: {why}")
         if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):
             return _failed(path, outside)
         if sweep is not None and record.frame_count > 1:
@@ -133,7 +158,8 @@ class _Loader:
         self._start()
 
     def _start(self) -> None:
-        self._worker = threading.Thread(target=self._work, name="rcdnet-batch-load", daemon=True)
+        self._worker = threading.Thread(target=self._work, name=LOADER_THREAD_NAME,
+                                        daemon=True)
         self._worker.start()
 
     def _work(self) -> None:
@@ -189,9 +215,12 @@ class _Loader:
         self._start()
         return True
 
-    def close(self) -> None:
+    def close(self, wait: float = 0.0) -> None:
+        """Stop after the file in hand, waiting up to ``wait`` seconds for it."""
         self._closed = True
         self._jobs.put(None)
+        if self._worker is not None and wait > 0:
+            self._worker.join(wait)
 
 
 def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: bool = False,
@@ -273,7 +302,7 @@ def review(paths: Iterable[str | Path], engine: InferenceEngine, *, recursive: b
     finally:
         for job in pending:
             job.dropped = True
-        loader.close()
+        loader.close(wait=STOP_GRACE)
 
 
 def _run_chunk(engine: InferenceEngine, loaded: list[tuple[Path, Loaded]],

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rcdnet_desktop.core.bands import DEFAULT_SUSPICIOUS_THRESHOLD
 from rcdnet_desktop.core.types import Box, Prediction
 
 SECTION = "box_views"
@@ -163,9 +164,17 @@ def view_boxes(box: Box, views: Sequence[BoxView], image_hw: tuple[int, int]) ->
     return [apply(box, v, image_hw) for v in views]
 
 
-def straddles(p_range: tuple[float, float] | None, cut_off: float) -> bool:
-    """True when the range has views on both sides of the cut-off: ``low < cut_off <= high``."""
-    return p_range is not None and p_range[0] < cut_off <= p_range[1]
+def cut_off(prediction: Prediction) -> float:
+    """The cut-off the prediction's decision was made at (the default when it has none)."""
+    t = prediction.threshold
+    return DEFAULT_SUSPICIOUS_THRESHOLD if t is None else float(t)
+
+
+def depends_on_box(prediction: Prediction) -> bool:
+    """True when the views of the prediction's box fall on both sides of its cut-off:
+    ``low < cut-off <= high`` of its ``box_p_range`` (what ``Prediction.box_dependent`` says)."""
+    r = prediction.box_p_range
+    return r is not None and r[0] < cut_off(prediction) <= r[1]
 
 
 def _fmt(p: float, digits: int) -> str:
@@ -181,7 +190,7 @@ def box_dependence_sentence(prediction: Prediction) -> str:
     if not prediction.box_dependent:
         return ""
     low, high = prediction.box_p_range
-    cut = prediction.cut_off
+    cut = cut_off(prediction)
     digits = 2
     if not (float(_fmt(low, 2)) < cut <= float(_fmt(high, 2))):
         digits = 3

@@ -1,15 +1,26 @@
 """Cine clips: frames classified one chunk at a time, and one result for the whole clip.
 
 :func:`clip_summary` is the one rule for a clip's result, used by the viewer's timeline and
-the batch review (the viewer's and ``rcdnet classify --frames``):
+the batch review (the viewer's and ``rcdnet classify --frames``). Each frame classified falls in
+one of three groups, by its own prediction:
+
+- **outside intended use**: an intended-use check flagged the frame (``Prediction.checks``);
+- **no lesion found**: within intended use, but the localiser found no lesion with confidence,
+  so the whole frame was classified (less reliable);
+- **classifiable**: the others (a lesion box, found or given, on a frame within intended use).
+
+The clip's figures are taken over its classifiable frames:
 
 - the clip's result is its **most suspicious frame**: the highest probability of malignancy
-  over the frames classified, and the frame it was found on (the earliest such frame when
-  several tie); a clip's row in a batch review is that frame's row;
-- the **median** probability over the frames: how the clip looks most of the time;
-- the **share of frames suspicious**: frames whose probability is at or above the model card's
-  suspicious threshold, over the frames classified;
-- the **number of frames** classified, and which of them an intended-use check flagged.
+  over them, and the frame it was found on (the earliest such frame when several tie); a clip's
+  row in a batch review is that frame's row;
+- the **median** probability over them: how the clip looks most of the time;
+- the **share of frames suspicious**: of them, those the model called suspicious
+  (``Prediction.suspicious``, the decision at the model card's cut-off).
+
+When no frame is classifiable, the maximum and the median are taken over every frame
+classified (so a clip still has a row) and there is no share. :meth:`ClipSummary.text` is the
+summary in words, the one wording the timeline, the batch table and the CSV show.
 
 :func:`sample_frames` picks the frames to classify: every frame, or N evenly spaced ones.
 
@@ -30,6 +41,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from rcdnet_desktop.core.result import (
+    OUTSIDE_INTENDED_USE,
+    SUSPICIOUS,
+    frame_number,
+    no_lesion_found,
+)
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord, Prediction
 
 if TYPE_CHECKING:
@@ -42,29 +59,48 @@ ALL_FRAMES = "all"
 """``frames`` value of a sweep over every frame (``rcdnet classify --frames all``)."""
 
 
+def frame_group(p: Prediction) -> str:
+    """``"outside"`` (an intended-use check flagged it), ``"no_lesion"`` or ``"classifiable"``.
+
+    A frame both flagged and without a lesion counts as outside intended use: that is the
+    stronger reason not to read it.
+    """
+    if p.outside_intended_use:
+        return "outside"
+    if no_lesion_found(p):
+        return "no_lesion"
+    return "classifiable"
+
+
 @dataclass(frozen=True)
 class ClipSummary:
     """One clip's result under :func:`clip_summary`.
 
-    Frames are counted from 0, as in the ``frame`` column of a batch review; :meth:`text`
-    numbers them from 1, as the viewer's frame slider does.
+    Frames are the code's indices (from 0); :meth:`text` numbers them from 1, as everything
+    shown does (:func:`~rcdnet_desktop.core.result.frame_number`).
 
     Attributes
     ----------
     frames : int
-        Frames classified.
+        Frames classified (each in one group: classifiable, no lesion found, outside intended
+        use).
     max_p : float
-        The highest probability of malignancy of any frame.
+        The highest probability of malignancy of a classifiable frame (of any frame classified
+        when none is classifiable).
     max_frame : int
         The frame with ``max_p`` (the earliest one on a tie).
     median_p : float
-        The median probability of malignancy over the frames.
+        The median probability of malignancy over the same frames as ``max_p``.
     suspicious_frames : int
-        Frames at or above ``threshold``.
+        Classifiable frames the model called suspicious (``Prediction.suspicious``).
     threshold : float
-        The suspicious threshold used (the model card's).
+        The suspicious threshold the frames were decided at (the model card's).
     flagged_frames : tuple of int
         Frames an intended-use check flagged (outside intended use), in order.
+    no_lesion_frames : tuple of int
+        Frames within intended use on which no lesion was found, in order.
+    failed_frames : tuple of int
+        Frames that could not be classified (not counted in ``frames``), in order.
     """
 
     frames: int
@@ -74,18 +110,38 @@ class ClipSummary:
     suspicious_frames: int
     threshold: float
     flagged_frames: tuple[int, ...] = ()
+    no_lesion_frames: tuple[int, ...] = ()
+    failed_frames: tuple[int, ...] = ()
 
     @property
-    def suspicious_share(self) -> float:
-        """Share of the frames classified that are suspicious (0 to 1)."""
-        return self.suspicious_frames / self.frames
+    def classifiable(self) -> int:
+        """Frames neither outside intended use nor without a lesion found."""
+        return self.frames - len(self.flagged_frames) - len(self.no_lesion_frames)
+
+    @property
+    def suspicious_share(self) -> float | None:
+        """Share of the classifiable frames that are suspicious (0 to 1); None when no frame
+        is classifiable."""
+        return self.suspicious_frames / self.classifiable if self.classifiable else None
 
     def text(self) -> str:
-        """``"34 frames, max 0.58 (frame 11), median 0.37, 12% of frames suspicious"``;
-        frames numbered from 1, as the viewer shows them."""
-        return (f"{frames_text(self.frames)}, max {self.max_p:.2f} (frame {self.max_frame + 1}), "
-                f"median {self.median_p:.2f}, {_percent(self.suspicious_share)} of frames "
-                "suspicious")
+        """The summary in words, frames numbered from 1, e.g.
+        ``"2 of 25 classifiable frames suspicious (8%); max P(malignant) 0.58 (frame 11),
+        median 0.37; 15 frames: no lesion found; 0 outside intended use"``."""
+        n = self.classifiable
+        if n:
+            share = self.suspicious_share or 0.0
+            parts = [f"{self.suspicious_frames} of {n} classifiable "
+                     f"{'frame' if n == 1 else 'frames'} {SUSPICIOUS} ({_percent(share)})",
+                     f"max P(malignant) {self.max_p:.2f} (frame {frame_number(self.max_frame)}), "
+                     f"median {self.median_p:.2f}"]
+        else:
+            parts = [f"no classifiable frame of {frames_text(self.frames)}"]
+        parts += [f"{frames_text(len(self.no_lesion_frames))}: no lesion found",
+                  f"{len(self.flagged_frames)} {OUTSIDE_INTENDED_USE.lower()}"]
+        if self.failed_frames:
+            parts.append(f"{frames_text(len(self.failed_frames))} could not be classified")
+        return "; ".join(parts)
 
 
 def frames_text(n: int) -> str:
@@ -103,7 +159,8 @@ def _percent(share: float) -> str:
     return f"{round(100 * share)}%"
 
 
-def clip_summary(predictions: Iterable[Prediction], threshold: float) -> ClipSummary:
+def clip_summary(predictions: Iterable[Prediction], threshold: float,
+                 failed: Iterable[int] = ()) -> ClipSummary:
     """The clip's result from its frames' predictions (each carries its ``frame``).
 
     Parameters
@@ -112,7 +169,9 @@ def clip_summary(predictions: Iterable[Prediction], threshold: float) -> ClipSum
         One per frame classified, in any order.
     threshold : float
         The suspicious threshold (:func:`~rcdnet_desktop.core.bands.suspicious_threshold` of
-        the model card).
+        the model card) the predictions were decided at; kept for display.
+    failed : iterable of int
+        Frames that could not be classified.
 
     Raises
     ------
@@ -122,16 +181,23 @@ def clip_summary(predictions: Iterable[Prediction], threshold: float) -> ClipSum
     preds = sorted(predictions, key=lambda p: p.frame)
     if not preds:
         raise ValueError("a clip summary needs at least one classified frame")
-    probs = [p.p_malignant for p in preds]
-    worst = max(range(len(preds)), key=lambda i: (probs[i], -preds[i].frame))
+    groups = [frame_group(p) for p in preds]
+    usable = [p for p, g in zip(preds, groups, strict=True) if g == "classifiable"] or preds
+    probs = [p.p_malignant for p in usable]
+    worst = max(range(len(usable)), key=lambda i: (probs[i], -usable[i].frame))
     return ClipSummary(
         frames=len(preds),
         max_p=probs[worst],
-        max_frame=preds[worst].frame,
+        max_frame=usable[worst].frame,
         median_p=float(statistics.median(probs)),
-        suspicious_frames=sum(p >= threshold for p in probs),
+        suspicious_frames=sum(bool(p.suspicious) for p, g in zip(preds, groups, strict=True)
+                              if g == "classifiable"),
         threshold=float(threshold),
-        flagged_frames=tuple(p.frame for p in preds if p.checks),
+        flagged_frames=tuple(p.frame for p, g in zip(preds, groups, strict=True)
+                             if g == "outside"),
+        no_lesion_frames=tuple(p.frame for p, g in zip(preds, groups, strict=True)
+                               if g == "no_lesion"),
+        failed_frames=tuple(sorted(set(failed))),
     )
 
 
@@ -239,14 +305,13 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
     """A clip in a batch review: its one item, decided by :func:`clip_summary`.
 
     The frames of :func:`sample_frames` (``frames``: "all" or a count) are classified; the
-    item carries the prediction of the most suspicious one (so its label, probability, band,
-    suspicious flag, box and ``frame`` are that frame's) and the summary in ``clip``. Its
-    ``checks`` are every code any frame was flagged with; its warnings say how many frames
-    were flagged and how many could not be classified. When no frame could be classified it
-    is a failed item with the first frame's reason. None when cancelled before the end.
+    item carries the prediction of the most suspicious classifiable one (so its probability,
+    band, suspicious flag, box, checks, descriptors and ``frame`` are that frame's) and the
+    summary in ``clip``; its warnings also say how many frames were outside intended use, had
+    no lesion found, or could not be classified. When no frame
+    could be classified it is a failed item with the first frame's reason. None when cancelled
+    before the end.
     """
-    from rcdnet_desktop.core.checks import CHECK_CODES
-
     path = record.path
     preds: list[Prediction] = []
     failed: list[FrameResult] = []
@@ -263,24 +328,28 @@ def clip_item(engine: InferenceEngine | Any, record: ImageRecord, threshold: flo
     if not preds:
         first = failed[0] if failed else FrameResult(0, error="no frame")
         return BatchItem(path, error=f"{path}: no frame of the clip could be classified "
-                                     f"(frame {first.frame}: {first.error})")
-    summary = clip_summary(preds, threshold)
+                                     f"(frame {frame_number(first.frame)}: {first.error})")
+    summary = clip_summary(preds, threshold, failed=[r.frame for r in failed])
     worst = next(p for p in preds if p.frame == summary.max_frame)
     notes = []
     if summary.flagged_frames:
-        notes.append(f"{len(summary.flagged_frames)} of {frames_text(summary.frames)} outside "
-                     f"intended use (frames {_frame_list(summary.flagged_frames)})")
+        notes.append(f"{len(summary.flagged_frames)} of {frames_text(summary.frames)} "
+                     f"{OUTSIDE_INTENDED_USE.lower()} (frames "
+                     f"{_frame_list(summary.flagged_frames)})")
+    if summary.no_lesion_frames:
+        notes.append(f"{len(summary.no_lesion_frames)} of {frames_text(summary.frames)}: no "
+                     f"lesion found (frames {_frame_list(summary.no_lesion_frames)})")
     if failed:
         notes.append(f"{frames_text(len(failed))} could not be classified (frames "
-                     f"{_frame_list([r.frame for r in failed])}; frame {failed[0].frame}: "
+                     f"{_frame_list([r.frame for r in failed])}; frame "
+                     f"{frame_number(failed[0].frame)}: "
                      f"{failed[0].error})")
-    codes = {c for p in preds for c in p.checks}
-    pred = replace(worst, warnings=(*notes, *worst.warnings),
-                   checks=tuple(c for c in CHECK_CODES if c in codes))
-    return BatchItem(path, pred, clip=summary)
+    # The row is that frame's result: its own checks and descriptors; the other frames'
+    # flags are counted in the summary and named in the warnings.
+    return BatchItem(path, replace(worst, warnings=(*notes, *worst.warnings)), clip=summary)
 
 
 def _frame_list(frames: Sequence[int], most: int = 10) -> str:
-    """Frames numbered from 0, as in the ``frame`` column: "3, 4, 9 and 2 more"."""
-    shown = ", ".join(str(f) for f in frames[:most])
+    """Frames counted from 1, as everywhere: "3, 4, 9 and 2 more" for frames 2, 3, 8, ..."""
+    shown = ", ".join(str(frame_number(f)) for f in frames[:most])
     return shown + (f" and {len(frames) - most} more" if len(frames) > most else "")

@@ -1,19 +1,22 @@
-"""One colour scale for both evidence maps: each map weighted by its class's probability.
+"""One colour scale for both evidence maps, set by the evidence for the result.
 
 No Qt here. This is the one rule every picture of the heat maps follows: the two panels on
 screen, the heat map laid over the main image, and the PNG, PDF and DICOM reports.
 
-The engine's maps are each normalised to their own maximum (Grad-CAM's min-max, see
-:func:`~rcdnet_desktop.core.explain.gradcam_like_normalise`), so on its own the map of a class
-at probability 0.13 glows as red as that of a class at 0.87. For display both go on one scale:
+The result's map is the malignant map for a suspicious result and the benign map for one below
+the cut-off. The top of the colour bar is that map's peak, and both maps are divided by it:
 
-    shown_k = map_k * p_k / max over j of (max(map_j) * p_j)        k, j in {benign, malignant}
+    shown_k = min(1, map_k / max(map_result))                 k in {benign, malignant}
 
-Each map is weighted by its class's calibrated probability, and the two are divided by the same
-number, so the top of the colour bar is the strongest weighted evidence of either class, and
-the other class's map is dimmed in proportion: at P(benign) = 0.13 and P(malignant) = 0.87 the
-benign map peaks at 0.13 / 0.87 = 0.15 of the scale. Where each map is strongest, and the
-sentences that describe it, do not change (they are measured on the maps themselves).
+So the evidence behind the result always reaches the top colour, whatever the probabilities
+(a result just above the cut-off, at P(malignant) = 0.21, shows its malignant evidence at full
+strength), and the other map keeps its height relative to it: the engine's closed-form maps
+come in the same units (each cell's share of the decision score; see
+:func:`~rcdnet_desktop.core.explain.decision_evidence`), so a weak counter-argument looks weak,
+and one stronger than the result's own evidence is shown at the top colour. Maps from
+pytorch-grad-cam's methods are each normalised to their own maximum, so both reach the top.
+Where each map is strongest, and the sentences that describe it, do not change (they are
+measured on the maps themselves).
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ import numpy as np
 
 from rcdnet_desktop.core.types import HeatMaps
 
-SCALE_CAPTION = "Evidence on one scale for both maps, weighted by each class's probability"
+SCALE_CAPTION = "Both maps on one scale; the top is the strongest evidence for the result"
 """What the colour bar means, in words: printed with it on screen and in every report."""
+SCALE_TOOLTIP = ("Both maps share this scale. Its top is the strongest evidence for the result "
+                 "(the malignant map when suspicious, the benign map below the cut-off), so "
+                 "that evidence always shows; the other map keeps its height relative to it.")
+"""The scale's rule in one sentence, for a tooltip or a help text."""
 SCALE_ENDS = ("none", "strongest")
 """The words at the two ends of the colour bar."""
 
@@ -37,17 +44,19 @@ def _peak(a: np.ndarray) -> float:
 
 
 def shared_scale_factors(maps: HeatMaps) -> tuple[float, float]:
-    """The factors ``f_k`` with ``shown_k = map_k * f_k`` for the benign and malignant maps.
+    """The factors ``f_k`` with ``shown_k = min(1, map_k * f_k)`` for the benign and malignant
+    maps: both ``1 / max(map_result)``.
 
-    ``f_k = p_k / max_j(max(map_j) * p_j)``; both are 0 when neither map holds any evidence.
+    The result's map is the malignant one when ``maps.prediction.suspicious`` is true, else
+    the benign one. When it is empty the other map's peak sets the scale; both factors are 0
+    when neither map holds any evidence.
     """
-    p = (float(maps.prediction.p_benign), float(maps.prediction.p_malignant))
-    weighted = [_peak(m) * max(pk, 0.0) for m, pk in zip((maps.benign, maps.malignant), p,
-                                                          strict=True)]
-    top = max(weighted)
+    peaks = (_peak(maps.benign), _peak(maps.malignant))
+    result = 1 if maps.prediction.suspicious else 0
+    top = peaks[result] if peaks[result] > 0 else peaks[1 - result]
     if top <= 0.0:
         return 0.0, 0.0
-    return max(p[0], 0.0) / top, max(p[1], 0.0) / top
+    return 1.0 / top, 1.0 / top
 
 
 def apply_factor(heatmap: np.ndarray, factor: float) -> np.ndarray:
@@ -62,5 +71,5 @@ def shared_scale(maps: HeatMaps) -> tuple[np.ndarray, np.ndarray]:
     return apply_factor(maps.benign, fb), apply_factor(maps.malignant, fm)
 
 
-__all__ = ["SCALE_CAPTION", "SCALE_ENDS", "apply_factor", "shared_scale",
+__all__ = ["SCALE_CAPTION", "SCALE_ENDS", "SCALE_TOOLTIP", "apply_factor", "shared_scale",
            "shared_scale_factors"]

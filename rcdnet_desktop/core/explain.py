@@ -1,28 +1,45 @@
 """Heat maps of the evidence for each class.
 
-Fast path (method ``"fast"``)
-    RcdNet's last feature map ``A`` (``model.forward_features``, shape ``(C, h, w)``) goes
-    through global average pooling and a linear layer, so ``logit_c = sum_k W_ck mean(A_k) + b_c``
-    and ``d logit_c / d A_k(i, j) = W_ck / (h w)`` at every position. Grad-CAM's channel weights
-    (the spatial mean of the gradients) are therefore ``W_ck / (h w)`` and
+Fast path (method ``"fast"``, the default)
+    RcdNet's last feature map ``A`` (shape ``(C, h, w)``) goes through global average pooling
+    and a linear layer, so ``logit_c = sum_k W_ck mean(A_k) + b_c``. With two classes the
+    softmax depends only on the difference ``logit_m - logit_b``, and that difference is a sum
+    over the map's cells of
 
-        cam_c = ReLU(sum_k W_ck / (h w) * A_k)
+        s(i, j) = sum_k (W_mk - W_bk) / (h w) * A_k(i, j)
 
-    needs no backward pass: the maps for both classes come from the forward pass that also gives
-    the prediction, at the cost of one small einsum. :func:`gradcam_like_normalise` then applies
-    exactly the normalisation of pytorch-grad-cam's ``GradCAM`` (per-map min-max with its 1e-7
-    epsilon, ``cv2.resize`` to the input size, clamp and min-max again), so the fast maps equal
-    ``GradCAM``'s to float precision (a test checks 1e-5 on the bundled model).
-    :func:`closed_form_cams` computes the raw maps in torch, :func:`closed_form_cams_np` in
-    numpy from an ONNX graph's feature map; both share the pooling-gradient scale and the
-    normalisation.
+    (:func:`contrastive_scores`): each cell's share of the decision score. ``ReLU(s)`` is the
+    evidence for malignant over benign and ``ReLU(-s)`` the evidence for benign over malignant
+    (:func:`split_evidence`): exactly pytorch-grad-cam's ``GradCAM`` with the target
+    ``logit_m - logit_b`` (and its opposite) before normalisation, computed from the forward
+    pass with no backward pass (a test checks 1e-5 on the bundled model).
+
+    What the app shows (:func:`decision_evidence`) adds one uniform term to every cell before
+    the split: the part of the decision that no cell of the view localises (the linear layer's
+    bias, the suspicious cut-off and, for a fused result, the whole-image view's share), so
+    that the cells add up to the decision's margin over the cut-off. A suspicious result then
+    always has some evidence for malignant on its map, and a result below the cut-off some
+    evidence for benign (a map whose cells all lean one way loses its even floor, which says
+    nothing about where). Both maps are in the same units and are scaled together, so their
+    heights compare (see :mod:`~rcdnet_desktop.core.evidence_scale`).
+
+    :func:`closed_form_cams` (torch) and :func:`closed_form_cams_np` (numpy) keep the
+    per-class closed form ``ReLU(sum_k W_ck / (h w) A_k)`` (pytorch-grad-cam's ``GradCAM`` for
+    one class), which :func:`gradcam_like_normalise` normalises exactly as that class does;
+    the training package's measurements compare against it.
 
 pytorch-grad-cam methods (:data:`GRADCAM_METHODS`)
-    Computed with autograd on ``model.last_features`` for each class, for comparison and for
-    users who prefer another method. These are slower (a forward and a backward pass per class).
+    Computed with autograd on ``model.last_features`` for the same two contrastive targets, for
+    comparison and for users who prefer another method. These are slower (a forward and a
+    backward pass per class), and each map is normalised to its own maximum.
 
 Finally :func:`to_image_size` brings a model-input-sized map back to the original image (or
 into the rectangle of the region of interest on a full-size zero map).
+
+The maps are coarse (7 x 7 cells over the classified view). Measured on held-out images and at
+an external hospital (docs/training/heatmaps.md), they do not outline lesions: a centred
+Gaussian over the lesion box localises the lesion better. Read them as roughly where the
+evidence lies.
 """
 
 from __future__ import annotations
@@ -120,6 +137,95 @@ def closed_form_cams_np(features: np.ndarray, fc_weight: np.ndarray) -> np.ndarr
     return np.maximum(cams, 0, out=cams).astype(np.float32, copy=False)
 
 
+def contrastive_scores(features: np.ndarray, fc_weight: np.ndarray) -> np.ndarray:
+    """Each cell's share of ``logit_malignant - logit_benign`` (without the bias).
+
+    Parameters
+    ----------
+    features : np.ndarray
+        ``(B, C, h, w)`` last feature map (the input of global average pooling).
+    fc_weight : np.ndarray
+        ``(2, C)`` weight of the final linear layer (benign row, then malignant).
+
+    Returns
+    -------
+    np.ndarray
+        ``(B, h, w)`` float32 ``s`` with ``s.sum((1, 2)) + b_m - b_b`` equal to the logit
+        difference: ``sum_k (W_mk - W_bk) / (h w) * A_k``, the pooling gradient included.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    w = np.asarray(fc_weight, dtype=np.float32)
+    if w.shape[0] != 2:
+        raise ValueError(f"contrastive maps need two classes, the linear layer has {w.shape[0]}")
+    h, wd = features.shape[-2:]
+    diff = (w[1] - w[0]) * np.float32(pooling_gradient_scale(h, wd))
+    return np.einsum("c,bchw->bhw", diff, features, optimize=True).astype(np.float32, copy=False)
+
+
+def split_evidence(scores: np.ndarray) -> np.ndarray:
+    """Signed cell scores ``(..., h, w)`` -> ``(..., 2, h, w)``: ``ReLU(-s)`` (evidence for
+    benign over malignant) and ``ReLU(s)`` (for malignant over benign), in class order.
+
+    On :func:`contrastive_scores` these are pytorch-grad-cam's ``GradCAM`` maps for the targets
+    ``logit_b - logit_m`` and ``logit_m - logit_b`` before its normalisation.
+    """
+    s = np.asarray(scores, dtype=np.float32)
+    return np.stack([np.maximum(-s, 0), np.maximum(s, 0)], axis=-3)
+
+
+def decision_evidence(scores: np.ndarray, margin: float, size: int | tuple[int, int],
+                      share: float = 1.0) -> np.ndarray:
+    """Both classes' maps of one view, relative to the cut-off and on one scale.
+
+    Parameters
+    ----------
+    scores : np.ndarray
+        ``(h, w)`` :func:`contrastive_scores` of the classified view.
+    margin : float
+        The decision's margin over the cut-off in logit units: ``logit_m - logit_b`` of the
+        result (fused where it was fused) minus ``T * log(t / (1 - t))`` for the temperature
+        ``T`` and cut-off ``t``. It is >= 0 exactly when the result is suspicious.
+    size : int or (width, height)
+        The model input size the maps are resized to (bilinear, as pytorch-grad-cam does).
+    share : float
+        This view's weight in the decision's logits: 1, or 1/2 for a result that averages the
+        box view's logits with the whole image's.
+
+    Returns
+    -------
+    np.ndarray
+        ``(2, height, width)`` float32 in [0, 1] (benign, malignant), both divided by the same
+        number (the larger peak), so their heights compare; zero when there is no evidence.
+
+    Notes
+    -----
+    The cells are ``share * s(i, j) + u`` with one uniform term ``u`` chosen so that they add
+    up to ``margin``: ``u`` holds what the view's cells do not localise (the bias, the cut-off,
+    and the other view's share of a fused result). Since the cells add up to the margin, at
+    least one cell is positive (malignant evidence) when the result is suspicious, and at least
+    one negative (benign evidence) when it is below the cut-off. Where all cells have one sign,
+    that map's floor (its smallest cell) is taken off: it is the same everywhere, so it says
+    nothing about where the evidence is; the map then shows the cells' differences, and is
+    empty only if every cell is equal.
+    """
+    import cv2
+
+    s = np.asarray(scores, dtype=np.float64)
+    h, w = s.shape
+    cells = share * s + (float(margin) - share * float(s.sum())) / (h * w)
+    parts = split_evidence(cells.astype(np.float32))
+    # When every cell leans one way, that side's map has a floor: evidence spread evenly says
+    # nothing about where, so only what rises above it is drawn (the other map is then empty).
+    parts -= parts.min(axis=(1, 2), keepdims=True)
+    wh = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    maps = np.stack([np.maximum(cv2.resize(m, wh, interpolation=cv2.INTER_LINEAR), 0)
+                     for m in parts])
+    top = float(maps.max())
+    if not np.isfinite(top) or top <= 0:
+        return np.zeros_like(maps)
+    return (maps / np.float32(top)).astype(np.float32, copy=False)
+
+
 def _scale_cam_image(cams: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     """pytorch-grad-cam's ``scale_cam_image`` for 2-D maps: min-max, then cv2 resize."""
     import cv2
@@ -185,8 +291,22 @@ def to_image_size(cam: np.ndarray, image_hw: tuple[int, int], roi: Box | None = 
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+class ContrastTarget:
+    """pytorch-grad-cam target ``logit_c - logit_other`` of a two-class model: the evidence
+    for class ``c`` over the other class (what the softmax of two classes depends on)."""
+
+    def __init__(self, category: int) -> None:
+        self.category = int(category)
+
+    def __call__(self, model_output):
+        other = 1 - self.category
+        if model_output.ndim == 1:
+            return model_output[self.category] - model_output[other]
+        return model_output[:, self.category] - model_output[:, other]
+
+
 def gradcam_maps(model: RcdNet, x: torch.Tensor, method: str = "gradcam",
-                 classes: Sequence[int] = (0, 1)) -> np.ndarray:
+                 classes: Sequence[int] = (0, 1), contrast: bool = False) -> np.ndarray:
     """Maps from a pytorch-grad-cam method for each class, at the model input's size.
 
     Parameters
@@ -200,6 +320,9 @@ def gradcam_maps(model: RcdNet, x: torch.Tensor, method: str = "gradcam",
         A key of :data:`GRADCAM_METHODS`.
     classes : sequence of int
         Target classes, one map each.
+    contrast : bool
+        Target ``logit_c - logit_other`` (:class:`ContrastTarget`, two classes only) instead
+        of ``logit_c``: the same evidence the fast maps show.
 
     Returns
     -------
@@ -246,7 +369,8 @@ def gradcam_maps(model: RcdNet, x: torch.Tensor, method: str = "gradcam",
                 p.requires_grad_(False)
             cam = cls(model=model, target_layers=[model.last_features])
             for c in classes:
-                maps.append(cam(input_tensor=inp, targets=[ClassifierOutputTarget(int(c))])[0])
+                target = ContrastTarget(c) if contrast else ClassifierOutputTarget(int(c))
+                maps.append(cam(input_tensor=inp, targets=[target])[0])
         finally:
             if cam is not None:
                 cam.activations_and_grads.release()

@@ -27,13 +27,14 @@ import numpy as np
 from rcdnet_desktop.core import npzfile
 from rcdnet_desktop.core.checks import NOT_BREAST_ULTRASOUND, Flag
 from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.numbers import pair_text
 
 GUARD_FILE = "guard.npz"
 GUARD_FEATURES = "guard_features"
 GUARD_KEYS = ("file", "sha256", "features", "transform", "dim", "shrinkage", "threshold",
               "quantile", "fitted_on", "metrics", "weights_sha256")
 WARN_UNFAMILIAR = ("the image does not look like the breast ultrasound images the model was "
-                   "trained on (distance {distance:.0f}, limit {threshold:.0f}): another organ, "
+                   "trained on (distance {distance}, limit {threshold}): another organ, "
                    "another modality or an unusual scanner setting? The result is unreliable")
 
 
@@ -59,9 +60,10 @@ class Guard:
     def flag(self, distance: float) -> Flag | None:
         """A ``not_breast_ultrasound`` flag when ``distance`` is above the threshold."""
         if not np.isfinite(distance) or distance > self.threshold:
+            # One rounding for both, so a flagged distance never reads as equal to its limit.
+            shown, limit = pair_text(float(np.nan_to_num(distance, nan=1e9)), self.threshold, 0)
             return Flag(NOT_BREAST_ULTRASOUND,
-                        WARN_UNFAMILIAR.format(distance=float(np.nan_to_num(distance, nan=1e9)),
-                                               threshold=self.threshold))
+                        WARN_UNFAMILIAR.format(distance=shown, threshold=limit))
         return None
 
 

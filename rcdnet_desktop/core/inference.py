@@ -19,8 +19,9 @@ the card's ``min_confidence``, the whole image is classified and the result says
 warnings. A box given by the user always wins, and ``auto_box=False`` turns the localiser off.
 With the card's ``operating_point.default_mode == "fusion"`` an automatic box's prediction
 averages the logits of the box view and the whole-image view (one forward batch); its heat maps
-are the box view's. Every prediction carries its likelihood band and suspicious flag under the
-card's operating point (:mod:`~rcdnet_desktop.core.bands`).
+are the box view's, with the whole image's share of the decision spread evenly over the box.
+Every prediction carries its likelihood band and suspicious flag under the card's operating
+point (:mod:`~rcdnet_desktop.core.bands`).
 
 Box views: with the card's ``box_views`` section, a lesion box (the user's or the automatic
 one) is classified through a small fixed set of views of it, scaled and shifted a little, and
@@ -70,8 +71,8 @@ from rcdnet_desktop.core.explain import (
     FAST,
     GRADCAM_METHODS,
     METHOD_LABELS,
-    closed_form_cams_np,
-    gradcam_like_normalise,
+    contrastive_scores,
+    decision_evidence,
     to_image_size,
 )
 from rcdnet_desktop.core.preprocess import crop, pad_roi, preprocess
@@ -381,6 +382,9 @@ class InferenceEngine:
         self.batch_size = max(1, int(batch_size))
         self._bands = card_bands(card)
         self._threshold = suspicious_threshold(card)
+        # The cut-off as a logit difference: suspicious <=> logit_m - logit_b >= this.
+        self._cutoff_logit = float(card.temperature) * float(
+            np.log(self._threshold / (1.0 - self._threshold)))
         self._fusion = default_mode(card) == "fusion"
         # The views of a box besides the box as given (the first): averaged with it.
         self._box_views = parse_views(card.box_views)[1:] if box_views else ()
@@ -752,38 +756,69 @@ class InferenceEngine:
     # --- running -------------------------------------------------------------------------
 
     def _forward(self, model: RcdNet, device: torch.device, batch: np.ndarray,
-                 with_cams: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """One forward pass on ``device``: logits ``(B, K)``, raw CAMs ``(B, K, h, w)`` and the
-        guard's features ``(B, D)``."""
+                 with_features: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """One forward pass on ``device``: logits ``(B, K)``, the last feature map
+        ``(B, C, h, w)`` (or None) and the guard's features ``(B, D)``."""
         import torch
-
-        from rcdnet_desktop.core.explain import closed_form_cams
 
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(device, non_blocking=True)
             logits, feats, guard = model.forward_outputs(x)
-            cams = closed_form_cams(feats, model.fc.weight) if with_cams else None
-            return (logits.float().cpu(), (cams.float().cpu() if cams is not None else None),
+            return (logits.float().cpu(), feats.float().cpu() if with_features else None,
                     guard.float().cpu())
 
     def _forward_onnx(self, batch: np.ndarray,
-                      with_cams: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """One run of the classifier's ONNX graph: logits ``(B, K)``, raw CAMs and the guard's
-        features (numpy)."""
-        assert self._onnx_classifier is not None and self._fc_weight is not None
+                      with_features: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """One run of the classifier's ONNX graph: logits ``(B, K)``, the last feature map
+        (or None) and the guard's features (numpy)."""
+        assert self._onnx_classifier is not None
         logits, feats, guard = self._onnx_classifier.run(None, {"image": batch})
-        cams = closed_form_cams_np(feats, self._fc_weight) if with_cams else None
-        return np.ascontiguousarray(logits, dtype=np.float32), cams, guard
+        return (np.ascontiguousarray(logits, dtype=np.float32),
+                feats if with_features else None, guard)
 
-    def _run_forward(self, batch: np.ndarray, with_cams: bool):
-        """The classifier's forward pass on the engine's backend: ``((logits, cams, guard),
-        device, extra_warnings)``; logits numpy ``(B, K)``, CAMs numpy ``(B, K, h, w)`` or None,
-        guard features numpy ``(B, D)``."""
+    def _run_forward(self, batch: np.ndarray, with_features: bool):
+        """The classifier's forward pass on the engine's backend: ``((logits, features,
+        guard), device, extra_warnings)``; logits numpy ``(B, K)``, the last feature map numpy
+        ``(B, C, h, w)`` or None, guard features numpy ``(B, D)``."""
         if self._backend == "onnx":
-            return self._forward_onnx(batch, with_cams), ONNX_DEVICE, ()
-        (logits, cams, guard), dev, extra = self._with_fallback(self._forward, batch, with_cams)
-        return ((logits.numpy(), cams.numpy() if cams is not None else None, guard.numpy()),
+            return self._forward_onnx(batch, with_features), ONNX_DEVICE, ()
+        (logits, feats, guard), dev, extra = self._with_fallback(self._forward, batch,
+                                                                 with_features)
+        return ((logits.numpy(), feats.numpy() if feats is not None else None, guard.numpy()),
                 dev, extra)
+
+    def _head_weight(self) -> np.ndarray:
+        """``(K, C)`` weight of the classifier's final linear layer, from the backend that
+        runs it (the verified ONNX graph, or the torch model)."""
+        if self._backend == "onnx":
+            assert self._fc_weight is not None
+            return self._fc_weight
+        return self._model.fc.weight.detach().float().cpu().numpy()
+
+    def last_features(self, items: Sequence[Prepared]) -> tuple[np.ndarray, np.ndarray,
+                                                                  np.ndarray]:
+        """What the closed-form heat maps are made of, for measuring them.
+
+        Returns
+        -------
+        (np.ndarray, np.ndarray, np.ndarray)
+            The items' logits ``(N, K)`` (averaged over the views of the box and fused where
+            the item is, before the temperature), their own views' last feature maps
+            ``(N, C, h, w)``, and the final linear layer's weight ``(K, C)``.
+        """
+        logits, feats = [], []
+        for chunk in self._chunks(list(items)):
+            batch, layout = self._batch(chunk)
+            (lg, f, _), _, _ = self._run_forward(batch, True)
+            logits.append(self._combine(lg, chunk, layout)[0])
+            feats.append(f[:len(chunk)])
+        return np.concatenate(logits), np.concatenate(feats), self._head_weight()
+
+    def cutoff_margin(self, logits: np.ndarray) -> np.ndarray:
+        """``logit_m - logit_b`` minus the card's cut-off in logit units (``T log(t/(1-t))``)
+        for logits ``(N, 2)``: >= 0 exactly where the result is suspicious."""
+        lg = np.asarray(logits, dtype=np.float64)
+        return lg[:, 1] - lg[:, 0] - self._cutoff_logit
 
     def _gradcam(self, model: RcdNet, device: torch.device, x: np.ndarray,
                  method: str) -> np.ndarray:
@@ -792,7 +827,7 @@ class InferenceEngine:
 
         from rcdnet_desktop.core.explain import gradcam_maps
 
-        return gradcam_maps(model, torch.from_numpy(x).to(device), method)
+        return gradcam_maps(model, torch.from_numpy(x).to(device), method, contrast=True)
 
     def _with_fallback(self, fn, *args):
         """Run ``fn(model, device, *args)`` on the engine's device; on a GPU failure re-run it
@@ -813,19 +848,18 @@ class InferenceEngine:
                     "computed on the CPU")
             return fn(self._cpu_model, torch.device("cpu"), *args), "cpu", (note,)
 
-    def _predictions(self, items: Sequence[Prepared], logits: np.ndarray, device: str,
-                     extra: tuple[str, ...], pooled: np.ndarray,
-                     layout: _Layout) -> list[Prediction]:
-        """Predictions from the chunk's forward batch (``logits`` and pooled features, one row
-        per batch entry laid out as ``layout`` says): the box views' logits are averaged (and
-        fused with the whole image's), the guard judges the whole images, the lexicon describes
-        the lesion boxes as given."""
+    def _predictions(self, items: Sequence[Prepared], logits: np.ndarray,
+                     per_view: list[np.ndarray | None], device: str, extra: tuple[str, ...],
+                     pooled: np.ndarray, layout: _Layout) -> list[Prediction]:
+        """Predictions from the chunk's combined logits and per-view logits
+        (:meth:`_combine`) and its pooled features (one row per batch entry, laid out as
+        ``layout`` says): the guard judges the whole images, the lexicon describes the lesion
+        boxes."""
         from rcdnet_desktop.core.checks import CHECK_CODES
-        from rcdnet_desktop.core.lexicon import NEEDS_BOX
+        from rcdnet_desktop.core.lexicon import suggest
 
         guard = self._whole_rows(pooled, len(items), layout.whole)
         temperature = np.float32(self.card.temperature)
-        logits, per_view = self._combine(logits, items, layout)
         probs = _softmax(logits / temperature)
         notes = ((self.device_note,) if self.device_note else ()) + extra
         distances = self._guard.distance(guard) if self._guard is not None else None
@@ -840,12 +874,8 @@ class InferenceEngine:
             if flag is not None:
                 warnings = (flag.text, *warnings)
                 checks = tuple(c for c in CHECK_CODES if c in {*checks, flag.code})
-            descriptors, note = (), ""
-            if self._lexicon is not None:
-                if it.roi is not None:
-                    descriptors = self._lexicon.describe(pooled[i])
-                else:
-                    note = NEEDS_BOX
+            descriptors, note = suggest(self._lexicon, pooled[i], has_box=it.roi is not None,
+                                        checks=checks)
             out.append(Prediction(
                 descriptors=descriptors, descriptor_note=note,
                 p_benign=float(p[0]), p_malignant=float(p[1]), device=device,
@@ -853,8 +883,8 @@ class InferenceEngine:
                 frame=it.frame, warnings=warnings + notes, box=it.box,
                 box_source=it.box_source, finding=it.finding, fused=it.fuse,
                 band=band_for(float(p[1]), bands=self._bands),
-                suspicious=bool(p[1] >= self._threshold), checks=checks,
-                box_p_range=p_range, cut_off=self._threshold))
+                suspicious=bool(p[1] >= self._threshold), threshold=self._threshold,
+                checks=checks, box_p_range=p_range))
         return out
 
     @staticmethod
@@ -933,16 +963,22 @@ class InferenceEngine:
         for chunk in self._chunks(list(items)):
             batch, layout = self._batch(chunk)
             (logits, _, pooled), dev, extra = self._run_forward(batch, False)
-            out.extend(self._predictions(chunk, logits, dev, extra, pooled, layout))
+            fused, per_view = self._combine(logits, chunk, layout)
+            out.extend(self._predictions(chunk, fused, per_view, dev, extra, pooled, layout))
         return out
 
     def explain_prepared(self, items: Sequence[Prepared], method: str = FAST) -> list[HeatMaps]:
         """Predictions and both classes' heat maps for prepared images.
 
         With ``method="fast"`` the maps come from the same batched forward pass as the
-        predictions. Other methods (see :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS`)
-        run pytorch-grad-cam image by image. A fused prediction's maps are its box view's, and
-        a prediction averaged over views of its box has the maps of the box as given.
+        predictions (:func:`~rcdnet_desktop.core.explain.decision_evidence`): the classified
+        view's cells, relative to the card's cut-off, both maps on one scale; a fused
+        prediction's maps are its box view's cells with the whole image's share of the
+        decision spread evenly over them. Other methods (see
+        :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS`) run pytorch-grad-cam image by
+        image for the targets ``logit_m - logit_b`` and its opposite, each map normalised to
+        its own maximum. A prediction averaged over views of its box (the card's
+        ``box_views``) has the maps of the box as given, relative to the averaged decision.
         """
         if method != FAST and method not in GRADCAM_METHODS:
             raise InferenceError(f"unknown heat-map method {method!r}; choose from "
@@ -953,11 +989,16 @@ class InferenceEngine:
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
             batch, layout = self._batch(chunk)
-            (logits, cams, pooled), dev, extra = self._run_forward(batch, method == FAST)
-            preds = self._predictions(chunk, logits, dev, extra, pooled, layout)
+            (logits, feats, pooled), dev, extra = self._run_forward(batch, method == FAST)
+            fused, per_view = self._combine(logits, chunk, layout)
+            preds = self._predictions(chunk, fused, per_view, dev, extra, pooled, layout)
+            if method == FAST:
+                scores = contrastive_scores(feats[:len(chunk)], self._head_weight())
+                margins = self.cutoff_margin(fused)
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
-                    maps = gradcam_like_normalise(cams[i], size)
+                    maps = decision_evidence(scores[i], margins[i], size,
+                                             share=0.5 if it.fuse else 1.0)
                 else:
                     maps, dev2, extra2 = self._with_fallback(self._gradcam, batch[i:i + 1],
                                                              method)
@@ -1001,10 +1042,12 @@ class InferenceEngine:
                 method: str = FAST, auto_box: bool = True) -> HeatMaps:
         """Prediction and heat maps of the evidence for both classes, at the image's size.
 
-        ``method="fast"`` (default) is the closed-form Grad-CAM from the prediction's own
-        forward pass; any key of :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS` runs
-        pytorch-grad-cam instead. Maps are float32 in [0, 1], shaped like the frame; with a
-        region of interest (given or automatic) they are zero outside the padded box.
+        ``method="fast"`` (default) is the closed-form contrastive Grad-CAM from the
+        prediction's own forward pass, relative to the card's cut-off and with both maps on one
+        scale (:func:`~rcdnet_desktop.core.explain.decision_evidence`); any key of
+        :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS` runs pytorch-grad-cam instead.
+        Maps are float32 in [0, 1], shaped like the frame; with a region of interest (given or
+        automatic) they are zero outside the padded box.
         """
         return self.explain_prepared([self.prepare(image, roi, frame, auto_box)], method)[0]
 

@@ -8,8 +8,10 @@ are suggestions beside the heat maps, not a BI-RADS assessment.
 
 A descriptor is shown only when it beat its majority-class baseline on held-out patients: the
 model card's ``lexicon`` section records, per descriptor, the measured agreement and ``shown``
-(the rule is in the section's ``rule``). Without a lesion box there is nothing to describe: the
-application says so instead of guessing from the whole image.
+(the rule is in the section's ``rule``). Without a lesion box there is nothing to describe, and
+an image an intended-use check flagged (a heart, a Doppler frame) is not a breast lesion to
+describe: in both cases the application says why instead of guessing (:func:`suggest`, the one
+rule, applied where predictions are made, so the screen and every export agree).
 
 The weights live in a small ``.npz`` file of the bundle (``mean``, ``scale``, then ``w<i>``,
 ``b<i>`` for the section's ``descriptors[i]``), named in the card's ``lexicon`` section with
@@ -37,6 +39,7 @@ LEXICON_VIEW = "padded lesion box"
 SECTION_TITLE = "What the model sees (lexicon)"
 MARGIN_SUBTYPE = "margin "
 NEEDS_BOX = "descriptors need a lesion box: draw one around the lesion"
+OUTSIDE_USE = "no descriptors: the image is outside intended use"
 
 DESCRIPTORS: dict[str, tuple[str, ...]] = {
     "shape": ("oval or round", "irregular"),
@@ -100,6 +103,46 @@ class Lexicon:
         return tuple(out)
 
 
+def suggest(lexicon: Lexicon | None, features: np.ndarray, *, has_box: bool,
+            checks: Sequence[str] = ()) -> tuple[tuple[Descriptor, ...], str]:
+    """What a prediction carries from the lexicon: its descriptors and, when there are none,
+    why (``Prediction.descriptors`` and ``descriptor_note``).
+
+    Parameters
+    ----------
+    lexicon : Lexicon or None
+        The bundle's heads; None when it has none (then nothing, and no note).
+    features : np.ndarray
+        The pooled features ``(D,)`` of the padded lesion box classified.
+    has_box : bool
+        A lesion box (drawn or found) was classified; without one: :data:`NEEDS_BOX`.
+    checks : sequence of str
+        The prediction's intended-use flags; any: :data:`OUTSIDE_USE`.
+    """
+    if lexicon is None:
+        return (), ""
+    if checks:
+        return (), OUTSIDE_USE
+    if not has_box:
+        return (), NEEDS_BOX
+    return lexicon.describe(features), ""
+
+
+def shown_descriptors(p: Prediction) -> tuple[Descriptor, ...]:
+    """The descriptors to show for ``p``: none on an image outside intended use, whatever
+    it carries."""
+    return () if p.outside_intended_use else p.descriptors
+
+
+def descriptor_note(p: Prediction) -> str:
+    """Why ``p`` shows no descriptors ("" when it shows some, or the model has no lexicon)."""
+    if shown_descriptors(p):
+        return ""
+    if p.outside_intended_use and (p.descriptors or p.descriptor_note):
+        return OUTSIDE_USE
+    return p.descriptor_note
+
+
 SUGGESTIONS_NOTE = ("suggestions learned from one site's radiologists, shown only where they "
                     "beat chance on held-out patients; not a BI-RADS assessment")
 
@@ -117,9 +160,10 @@ def descriptor_words(d: Descriptor) -> str:
 def lexicon_words(p: Prediction) -> str:
     """The prediction's descriptors in one line for the reports (``; ``-joined, then the
     suggestions note), the reason there are none, or "" when the model has no lexicon."""
-    if p.descriptors:
-        return "; ".join(descriptor_words(d) for d in p.descriptors) + f" ({SUGGESTIONS_NOTE})"
-    return p.descriptor_note
+    shown = shown_descriptors(p)
+    if shown:
+        return "; ".join(descriptor_words(d) for d in shown) + f" ({SUGGESTIONS_NOTE})"
+    return descriptor_note(p)
 
 
 def validate_section(section: Any, bad) -> None:

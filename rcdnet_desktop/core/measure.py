@@ -3,8 +3,10 @@ when the file gives no scale.
 
 The one rule from pixels to millimetres (:meth:`Calibration.scale_for`): the calibrated
 ultrasound region (DICOM SequenceOfUltrasoundRegions, physical deltas in cm) that holds every
-point measured, else the first calibrated region, else the DICOM Pixel Spacing, else none (the
-length stays in pixels and says so). The caliper, the lesion box's size and the exports all go
+point measured, else the DICOM Pixel Spacing, else none: the length stays in pixels and says
+why (:attr:`Length.reason`): a line that leaves the calibrated regions (or spans two of them)
+is "outside the calibrated region", since no region's scale holds for it; an image whose file
+gives no scale at all says so. The caliper, the lesion box's size and the exports all go
 through it. No Qt here; the report draws measurements with :func:`draw_measurements`.
 """
 
@@ -20,6 +22,8 @@ from rcdnet_desktop.core.types import Box, ImageRecord, UltrasoundRegion
 
 REGION_SOURCE = "ultrasound region calibration"
 SPACING_SOURCE = "DICOM pixel spacing"
+OUTSIDE_REGION = "outside the calibrated region"
+NO_SCALE = "the file gives no scale"
 
 COLOUR = (80, 255, 120)  # caliper lines: bright green, apart from the yellow lesion box
 EDGE = (0, 0, 0)
@@ -56,18 +60,22 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Length:
-    """A length with its unit ("mm" or "px") and where its scale came from ("" for px)."""
+    """A length with its unit ("mm" or "px"), where its scale came from ("" for px) and, in
+    px, why there is no scale (:data:`OUTSIDE_REGION` or :data:`NO_SCALE`)."""
 
     value: float
     unit: str
     source: str = ""
+    reason: str = ""
 
     @property
     def text(self) -> str:
-        """``"12.3 mm"`` or ``"84 px"``."""
+        """``"12.3 mm"``, ``"84 px"``, or ``"84 px, outside the calibrated region"`` when the
+        file has a scale that does not hold for this line."""
         if self.unit == "mm":
             return f"{self.value:.1f} mm"
-        return f"{self.value:.0f} px"
+        text = f"{self.value:.0f} px"
+        return f"{text}, {self.reason}" if self.reason == OUTSIDE_REGION else text
 
 
 @dataclass(frozen=True)
@@ -108,24 +116,26 @@ class Calibration:
     def scale_for(self, points: Sequence[Point]) -> Scale | None:
         """The scale for a measurement between ``points`` (the rule in the module's words)."""
         region = next((r for r in self.regions if _holds(r, points)), None)
-        if region is None and self.regions:
-            region = self.regions[0]
         if region is not None:
             return Scale(region.mm_per_pixel_x, region.mm_per_pixel_y, REGION_SOURCE)
         if self.pixel_spacing is not None:
             return Scale(self.pixel_spacing[0], self.pixel_spacing[1], SPACING_SOURCE)
         return None
 
+    def no_scale_reason(self) -> str:
+        """Why a length without a scale has none: outside the calibrated regions, or none."""
+        return OUTSIDE_REGION if self.regions else NO_SCALE
+
     def length(self, m: Measurement) -> Length:
-        """The caliper's length: in mm when a scale is known, else in pixels."""
+        """The caliper's length: in mm when a scale holds for it, else in pixels with why."""
         scale = self.scale_for(m.points())
         if scale is None:
-            return Length(m.pixels(), "px")
+            return Length(m.pixels(), "px", reason=self.no_scale_reason())
         mm = math.hypot((m.x1 - m.x0) * scale.mm_x, (m.y1 - m.y0) * scale.mm_y)
         return Length(mm, "mm", scale.source)
 
     def box_size(self, box: Box) -> tuple[float, float] | None:
-        """A box's width and height in mm, or None when no scale is known."""
+        """A box's width and height in mm, or None when no scale holds for it."""
         corners = [(box.x, box.y), (box.x + box.w, box.y + box.h)]
         scale = self.scale_for(corners)
         if scale is None:
@@ -154,8 +164,9 @@ def measurement_lines(measured: Sequence[Measured]) -> list[str]:
     sources = sorted({m.length.source for m in measured if m.length.unit == "mm"})
     text = "Measurements: " + ", ".join(m.label for m in measured)
     notes = [f"scale: {' and '.join(sources)}"] if sources else []
-    if any(m.length.unit == "px" for m in measured):
-        notes.append("px: image pixels, the file gives no scale")
+    reasons = sorted({m.length.reason for m in measured if m.length.unit == "px"})
+    if reasons:
+        notes.append(f"px: image pixels, {' or '.join(reasons)}")
     return [text + (f" ({'; '.join(notes)})" if notes else "")]
 
 
@@ -195,6 +206,8 @@ def draw_measurements(rgb: np.ndarray, measured: Sequence[Measured], thickness: 
 
 __all__ = [
     "COLOUR",
+    "NO_SCALE",
+    "OUTSIDE_REGION",
     "REGION_SOURCE",
     "SPACING_SOURCE",
     "Calibration",

@@ -1,21 +1,14 @@
-"""What a result means at the model's operating point: the indeterminate band, measured sensitivity.
+"""The model's operating point: the suspicious cut-off, the bands, the sensitivity measured there.
 
 No Qt here. The model card's ``operating_point`` section holds the suspicious threshold (the
 cut-off from which a result is flagged), the likelihood bands, and the sensitivity ("recall")
 and specificity measured at that cut-off on the internal validation images
 (``at_threshold_internal``) and on images from a hospital never used for training
-(``at_threshold_external``). :class:`OperatingPoint` reads them and says:
-
-* which band is *indeterminate*: the band that holds the suspicious threshold, or 0.5 (where
-  the class label changes). A result there is neither reassuring nor alarming and is shown in a
-  neutral colour; bands below it are "below", bands above it "above" (:meth:`tone`);
-* one sentence on what the cut-off means at the measured sensitivity
-  (:meth:`sensitivity_sentence`), e.g. "Below the suspicious cut-off (0.16). At this cut-off the
-  model found 90% of cancers in internal validation and 76% at another hospital: a result below
-  it does not rule cancer out."
+(``at_threshold_external``). :class:`OperatingPoint` reads them; what a result means at them,
+in words, numbers and colour, is :mod:`rcdnet_desktop.core.result`'s.
 
 A card without an operating point gives the default bands and threshold
-(:mod:`rcdnet_desktop.core.bands`) and no sentence about sensitivity (nothing was measured).
+(:mod:`rcdnet_desktop.core.bands`) and no words about sensitivity (nothing was measured).
 """
 
 from __future__ import annotations
@@ -30,9 +23,6 @@ from rcdnet_desktop.core.bands import (
     card_bands,
     suspicious_threshold,
 )
-
-TONES = ("below", "indeterminate", "above")
-"""Where a band lies against the indeterminate band(s) around the cut-off."""
 
 
 def _recall(op: dict[str, Any], key: str) -> float | None:
@@ -85,44 +75,16 @@ class OperatingPoint:
         """The band holding probability of malignancy ``p``."""
         return band_for(p, bands=self.bands)
 
-    def indeterminate(self) -> tuple[LikelihoodBand, ...]:
-        """The band(s) holding the suspicious threshold or 0.5, in order (one or two)."""
-        out = []
-        for p in sorted({self.threshold, 0.5}):
-            b = self.band(p)
-            if b not in out:
-                out.append(b)
-        return tuple(out)
-
-    def tone(self, band: LikelihoodBand | None) -> str:
-        """``"below"``, ``"indeterminate"`` or ``"above"`` the indeterminate band(s).
-
-        A band not among this operating point's bands is placed by its upper limit.
-        """
-        if band is None:
-            return "indeterminate"
-        middle = self.indeterminate()
-        if band in middle:
-            return "indeterminate"
-        return "below" if band.upper <= middle[0].lower else "above"
-
-    def sensitivity_sentence(self, suspicious: bool) -> str:
-        """One sentence on what the cut-off means for a result above (``suspicious``) or below
-        it, at the sensitivity measured there; "" when the card measured none."""
-        where = "At or above" if suspicious else "Below"
-        text = f"{where} the suspicious cut-off ({self.threshold:.2f})."
+    def sensitivity_words(self) -> str:
+        """What the cut-off found where the card measured it, e.g. "90% of cancers in internal
+        validation and 76% at another hospital"; "" when the card measured nothing."""
         found = []
         if self.sensitivity_internal is not None:
             found.append(f"{_percent(self.sensitivity_internal)} of cancers in internal "
                          "validation")
         if self.sensitivity_external is not None:
             found.append(f"{_percent(self.sensitivity_external)} at another hospital")
-        if not found:
-            return ""
-        text += f" At this cut-off the model found {' and '.join(found)}"
-        if not suspicious:
-            text += ": a result below it does not rule cancer out"
-        return text + "."
+        return " and ".join(found)
 
 
-__all__ = ["TONES", "OperatingPoint"]
+__all__ = ["OperatingPoint"]

@@ -341,21 +341,33 @@ def summarize_evidence(heatmap: np.ndarray, roi: Box | None = None) -> EvidenceS
     )
 
 
-def _percent(share: float) -> str:
-    value = 100.0 * share
-    if 0 < value < 1:
-        return "<1%"
-    return f"{value:.0f}%"
+def _region_position(x: float, y: float, roi: Box) -> str:
+    """Thirds of the lesion box for a point; a point beyond an edge counts as the nearest
+    third (the maps are coarse, see :func:`describe_evidence`)."""
+    col = min(max(int(3 * (x + 0.5 - roi.x) / max(roi.w, 1)), 0), 2)
+    row = min(max(int(3 * (y + 0.5 - roi.y) / max(roi.h, 1)), 0), 2)
+    if row == 1 and col == 1:
+        return "centre"
+    return f"{('upper', 'middle', 'lower')[row]} {('left', 'centre', 'right')[col]}"
+
+
+NO_EVIDENCE = "No evidence for this class."
+"""The sentence of a map that is zero everywhere."""
+APPROXIMATE = "Approximate: not an outline of the lesion."
+"""Said of every map that holds evidence: measured on held-out images and at an external
+hospital, the maps' evidence lies only somewhat more in the lesion than its area would give,
+and a centred Gaussian over the lesion box localises the lesion better
+(docs/training/heatmaps.md). So the words name a rough place and claim nothing finer."""
 
 
 def describe_evidence(heatmap: np.ndarray, roi: Box | None = None) -> str:
-    """Say in plain words where a heat map's evidence concentrates.
+    """Say in plain words where a heat map's strongest evidence lies, and that it is rough.
 
-    Everything in the sentence is measured on the map: the position of the highest region (in
-    thirds of the image), how concentrated or diffuse the evidence is (the share of the image
-    that holds half of it), how many separate high areas there are, and, with a lesion box,
-    whether the peak lies inside the box, at its margin or outside, and how much of the
-    evidence falls inside it.
+    The place is the heat-weighted centre of the map's highest region (the connected area at
+    or above half its maximum that holds the peak), in thirds of the lesion box when there is
+    one and of the image otherwise. Separate high areas are counted when there are several.
+    Nothing is said about the lesion itself: the maps are coarse (7 x 7 cells over the
+    classified view) and do not localise lesions precisely (see :data:`APPROXIMATE`).
 
     Parameters
     ----------
@@ -367,38 +379,24 @@ def describe_evidence(heatmap: np.ndarray, roi: Box | None = None) -> str:
     Returns
     -------
     str
-        One or two short sentences, e.g. "Strongest in the lower left, concentrated: half of
-        the evidence lies in 3% of the image. Peak inside the lesion box (72% of the evidence
-        in the box)."
+        Two short sentences, e.g. "Strongest around the lower left of the lesion box.
+        Approximate: not an outline of the lesion."
     """
     s = summarize_evidence(heatmap, roi)
     if s.empty:
-        return "No evidence for this class anywhere in the image."
-    if s.concentration == "concentrated":
-        spread = "concentrated"
-    elif s.concentration == "diffuse":
-        spread = "diffuse"
+        return NO_EVIDENCE
+    if roi is not None:
+        where = f"the {_region_position(*s.centroid, roi)} of the lesion box"
     else:
-        spread = "moderately spread"
-    text = (
-        f"Strongest in the {s.position}, {spread}: half of the evidence lies in "
-        f"{_percent(s.half_energy_area)} of the image"
-    )
+        where = f"the {s.position} of the image"
+    text = f"Strongest around {where}"
     if s.high_areas > 1:
-        text += f"; {s.high_areas} separate high areas"
-    text += "."
-    if s.roi_relation is not None:
-        where = {
-            "inside": "Peak inside the lesion box",
-            "margin": "Peak at the margin of the lesion box",
-            "outside": "Peak outside the lesion box",
-        }[s.roi_relation]
-        text += f" {where} ({_percent(s.roi_share or 0.0)} of the evidence in the box)."
-    return text
+        text += f", in {s.high_areas} separate areas"
+    return f"{text}. {APPROXIMATE}"
 
 
 def evidence_sentences(maps: HeatMaps) -> tuple[str, str]:
-    """The benign and malignant maps' sentences, measured against the lesion box as given.
+    """The benign and malignant maps' sentences, placed against the lesion box as given.
 
     The one place the evidence is put into words: the screen, the exports and any other view
     call this, so a result reads the same everywhere. The box is ``maps.prediction.box`` (drawn

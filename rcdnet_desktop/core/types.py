@@ -17,6 +17,7 @@ from rcdnet_desktop.core.bands import (
 
 if TYPE_CHECKING:
     from rcdnet_desktop.core.cine import ClipSummary
+    from rcdnet_desktop.core.io.sr_document import SrDocument
 
 CLASS_NAMES: tuple[str, str] = ("benign", "malignant")
 """Class index -> name. 0 = benign, 1 = malignant, everywhere in the project."""
@@ -101,6 +102,7 @@ class StudyInfo:
     manufacturer: str = ""
     manufacturer_model: str = ""
     body_part: str = ""
+    series_description: str = ""
     # (RegionSpatialFormat, RegionDataType) of every item of SequenceOfUltrasoundRegions,
     # calibrated or not (DICOM PS3.3 C.8.5.5): what kinds of ultrasound the frame shows.
     region_kinds: tuple[tuple[int, int], ...] = ()
@@ -114,7 +116,9 @@ class ImageRecord:
     ``uint8``, shaped ``(H, W)`` for greyscale or ``(H, W, 3)`` for RGB. Other frames of a cine
     are decoded on demand by :meth:`frame`, one at a time. ``notes`` says in words what the
     reader had to assume (a missing Photometric Interpretation read as greyscale, ...); the
-    engine adds them to the prediction's warnings.
+    engine adds them to the prediction's warnings. ``stored`` is the Structured Report that was
+    opened (``path`` is the report's; ``pixels`` its source image's when it was found, else
+    ``has_image`` is False): a stored result to show, not an image to classify.
     """
 
     path: Path
@@ -131,6 +135,8 @@ class ImageRecord:
     frame_rate: float | None = None  # cine frames per second, when the file records it
     pixel_spacing: tuple[float, float] | None = None  # DICOM PixelSpacing as mm (x, y)
     notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
+    stored: SrDocument | None = field(default=None, repr=False)
+    has_image: bool = True
 
     @property
     def height(self) -> int:
@@ -217,6 +223,9 @@ class Prediction:
         not a BI-RADS assessment.
     suspicious : bool
         ``p_malignant`` is at or above the card's suspicious threshold (0.5 when not given).
+    threshold : float
+        That threshold (the cut-off the decision was made at); 0.5 when neither it nor
+        ``suspicious`` is given.
     checks : tuple of str
         Codes of the intended-use flags (:data:`~rcdnet_desktop.core.checks.CHECK_CODES`);
         their words are among ``warnings``. Any code means the image is outside intended use.
@@ -230,9 +239,6 @@ class Prediction:
         Lowest and highest P(malignant) of the views of the lesion box that were averaged
         (:mod:`~rcdnet_desktop.core.box_views`: the box scaled and shifted a little, as another
         reader might have drawn it); None without a box or when the box was classified alone.
-    cut_off : float or None
-        The suspicious cut-off ``suspicious`` was decided at (the card's); left empty, the
-        default :data:`~rcdnet_desktop.core.bands.DEFAULT_SUSPICIOUS_THRESHOLD`.
     """
 
     p_benign: float
@@ -252,8 +258,8 @@ class Prediction:
     checks: tuple[str, ...] = ()
     descriptors: tuple[Descriptor, ...] = ()
     descriptor_note: str = ""
+    threshold: float | None = None
     box_p_range: tuple[float, float] | None = None
-    cut_off: float | None = None
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.
@@ -265,10 +271,10 @@ class Prediction:
             raise ValueError(f"box_source must be one of {BOX_SOURCES}, got {self.box_source!r}")
         if self.band is None:
             object.__setattr__(self, "band", band_for(self.p_malignant))
-        if self.cut_off is None:
-            object.__setattr__(self, "cut_off", DEFAULT_SUSPICIOUS_THRESHOLD)
         if self.suspicious is None:
-            object.__setattr__(self, "suspicious", self.p_malignant >= self.cut_off)
+            if self.threshold is None:
+                object.__setattr__(self, "threshold", DEFAULT_SUSPICIOUS_THRESHOLD)
+            object.__setattr__(self, "suspicious", self.p_malignant >= self.threshold)
 
     @property
     def outside_intended_use(self) -> bool:
@@ -278,24 +284,25 @@ class Prediction:
     @property
     def box_dependent(self) -> bool:
         """True when the views of the lesion box fall on both sides of the cut-off
-        (``low < cut_off <= high`` of :attr:`box_p_range`): the decision depends on how the
+        (``low < threshold <= high`` of :attr:`box_p_range`): the decision depends on how the
         box was drawn (see :func:`~rcdnet_desktop.core.box_views.box_dependence_sentence`)."""
-        from rcdnet_desktop.core.box_views import straddles
+        from rcdnet_desktop.core.box_views import depends_on_box
 
-        return straddles(self.box_p_range, self.cut_off)
+        return depends_on_box(self)
 
     @property
     def label_index(self) -> int:
+        """The class with the higher probability (changes at 0.5, not at the cut-off).
+
+        For training and evaluation only: what a clinician reads is the decision at the
+        cut-off (:mod:`rcdnet_desktop.core.result`), never this label.
+        """
         return int(self.p_malignant >= 0.5)
 
     @property
     def label(self) -> str:
+        """:attr:`label_index` as a class name (not a decision; see :attr:`label_index`)."""
         return CLASS_NAMES[self.label_index]
-
-    @property
-    def display_label(self) -> str:
-        """The label as a user should read it: marked UNTRAINED when the weights are."""
-        return f"UNTRAINED {self.label}" if self.untrained else self.label
 
     @property
     def mode(self) -> str:

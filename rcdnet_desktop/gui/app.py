@@ -98,6 +98,8 @@ def _self_test(app, window, timeout: float) -> int:
     """Wait for the prediction and both heat maps of the first image; report; exit status."""
     from PySide6.QtCore import QEventLoop, QTimer
 
+    from rcdnet_desktop.core.result import band_and_decision, probability_text
+
     t0 = time.perf_counter()
     result: dict[str, object] = {}
 
@@ -147,8 +149,8 @@ def _self_test(app, window, timeout: float) -> int:
                 print("rcdnet-viewer self-test FAILED: " + "; ".join(problems), file=sys.stderr)
             else:
                 ok = True
-                print(f"rcdnet-viewer self-test OK: {doc.name} -> {pred.display_label} "
-                      f"P(malignant)={pred.p_malignant:.3f}, model {pred.model_version}, "
+                print(f"rcdnet-viewer self-test OK: {doc.name} -> {band_and_decision(pred)} "
+                      f"P(malignant)={probability_text(pred)}, model {pred.model_version}, "
                       f"{window.controller.device_name}, both heat maps {w}x{h}, "
                       f"{time.perf_counter() - t0:.1f} s")
     finally:

@@ -7,7 +7,10 @@ The work is :func:`rcdnet_desktop.core.batch.review` in a one-thread pool of its
 calls go through the viewer's :class:`~rcdnet_desktop.gui.engine.LockedEngine`, so the batch
 and the viewer take turns on the model and the viewer stays usable during a long review.
 Results are added to the table as they arrive; Cancel stops before the next file and keeps
-what is done.
+what is done, and "Continue" then reviews only the files not done yet.
+
+The table is sized for reading: the file names and the status take the room they need, and a
+column no row fills (the Clip column of a folder without cine clips) is hidden.
 """
 
 from __future__ import annotations
@@ -44,13 +47,22 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.errors import ExportError
+from rcdnet_desktop.core.result import (
+    BELOW_CUTOFF,
+    SUSPICIOUS,
+    band_text,
+    cutoff_text,
+    decision_word,
+    frame_number,
+    probability_text,
+)
 from rcdnet_desktop.core.types import BatchItem, Box
 from rcdnet_desktop.gui.engine import Engine
 from rcdnet_desktop.gui.messages import BatchResult, BatchTotal
-from rcdnet_desktop.gui.wording import band_text, input_words, status_words
+from rcdnet_desktop.gui.wording import input_words, status_words
 from rcdnet_desktop.gui.workers import Job, JobKeeper, make_pool
 
-COLUMNS = ("File", "Prediction", "P(malignant)", "Band", "Box", "Clip", "Status")
+COLUMNS = ("File", "Decision", "P(malignant)", "Band", "Box", "Clip", "Status")
 COL_FILE, COL_LABEL, COL_P, COL_BAND, COL_BOX, COL_CLIP, COL_STATUS = range(len(COLUMNS))
 """The Box column says where the lesion box came from: user (drawn in the viewer), auto (found
 by the lesion localiser) or none (the whole image was classified). The Clip column gives a
@@ -59,20 +71,29 @@ CLIP_CHOICES = (("Cine clips: every frame", "all"), ("Cine clips: 10 frames", 10
                 ("Cine clips: first frame only", None))
 """How a cine clip is reviewed (``sweep`` of :func:`rcdnet_desktop.core.batch.review`): every
 frame, 10 evenly spaced frames, or its first frame only."""
-FILTERS = ("All", "Malignant only", "Benign only", "Failed only")
+OPTIONAL_COLUMNS = (COL_CLIP,)
+"""Columns empty for most files: hidden while no row has anything in them."""
+FILTERS = ("All", "Suspicious only", "Below the cut-off only", "Outside intended use only",
+           "Failed only")
+"""What the table shows. Suspicious and below the cut-off follow each result's decision at the
+model card's cut-off (``Prediction.suspicious``), never the 0.5 of the most probable class."""
 SORT_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 def _run_batch(report: Callable[[object], None], engine: Engine, paths: Sequence[Path],
                recursive: bool, rois: Mapping[Path, Box] | None,
-               cancel: threading.Event, sweep: int | str | None = None) -> int:
-    """Worker body: list the files, then report every BatchItem as it comes."""
+               cancel: threading.Event, sweep: int | str | None = None,
+               done_before: frozenset[Path] = frozenset()) -> int:
+    """Worker body: list the files, then report every BatchItem as it comes; the files of
+    ``done_before`` (a run continued after Cancel) are counted in the total but not reviewed
+    again."""
     from rcdnet_desktop.core import batch, io
 
     files = io.find_images(list(paths), recursive=recursive)
     report(BatchTotal(len(files)))
+    todo = [f for f in files if f not in done_before]
     done = 0
-    for item in batch.review(files, engine, rois=dict(rois or {}), cancel=cancel, sweep=sweep):
+    for item in batch.review(todo, engine, rois=dict(rois or {}), cancel=cancel, sweep=sweep):
         report(BatchResult(item))
         done += 1
         if cancel.is_set():
@@ -131,9 +152,9 @@ class BatchTableModel(QAbstractTableModel):
             if col == COL_FILE:
                 return self.display_path(item)
             if col == COL_LABEL:
-                return p.display_label if p is not None else "-"
+                return decision_word(p) if p is not None else "-"
             if col == COL_P:
-                return f"{p.p_malignant:.3f}" if p is not None else "-"
+                return probability_text(p) if p is not None else "-"
             if col == COL_BAND:
                 return band_text(p) if p is not None else "-"
             if col == COL_BOX:
@@ -141,8 +162,8 @@ class BatchTableModel(QAbstractTableModel):
             if col == COL_CLIP:
                 return item.clip.text() if item.clip is not None else ""
             if col == COL_STATUS:
-                if p is None:
-                    return f"failed: {_reason(item)}"
+                if p is None:  # failed, or skipped (not opened, or not to be classified)
+                    return f"{item.status}: {_reason(item)}"
                 return status_words(p)
         if role == SORT_ROLE:
             if col in (COL_P, COL_BAND):  # bands are ordered ranges of the probability
@@ -154,8 +175,9 @@ class BatchTableModel(QAbstractTableModel):
             if col == COL_BOX:
                 return input_words(p)
             if col == COL_CLIP and item.clip is not None:
-                return (f"{item.clip.text()}, at or above {item.clip.threshold:.2f}. The row "
-                        f"is the clip's most suspicious frame (frame {p.frame + 1}).")
+                return (f"{item.clip.text()}.\nSuspicious: at or above the cut-off "
+                        f"({cutoff_text(p)}). The row is the clip's most suspicious "
+                        f"classifiable frame (frame {frame_number(p.frame)}).")
             if p.warnings:
                 return "\n".join(p.warnings)
             return str(item.path)
@@ -210,10 +232,12 @@ class BatchFilterModel(QSortFilterProxyModel):
         model = self.sourceModel()
         item: BatchItem = model.items[row]
         p = item.prediction
-        if self._mode == "Malignant only":
-            return p is not None and p.label == "malignant"
-        if self._mode == "Benign only":
-            return p is not None and p.label == "benign"
+        if self._mode == "Suspicious only":
+            return p is not None and bool(p.suspicious)
+        if self._mode == "Below the cut-off only":
+            return p is not None and not p.suspicious
+        if self._mode == "Outside intended use only":
+            return p is not None and p.outside_intended_use
         if self._mode == "Failed only":
             return p is None
         return True
@@ -251,16 +275,19 @@ class BatchDialog(QDialog):
         self._total = 0
         self._t0 = 0.0
         self._start_done_time: float | None = None
+        self._cancelled_options: tuple | None = None  # the options of a run cut short
 
         self.folder_label = QLabel(f"Folder: {self.folder}", self)
         self.folder_label.setWordWrap(True)
         self.recursive = QCheckBox("Include sub-folders", self)
         self.recursive.setChecked(True)
+        self.recursive.toggled.connect(lambda _on: self._update_start_button())
         self.clips = QComboBox(self)
         for text, sweep in CLIP_CHOICES:
             self.clips.addItem(text, sweep)
-        self.clips.setToolTip("Every frame: each clip's row is its most suspicious frame, with "
-                              "the clip's maximum, median and share of suspicious frames")
+        self.clips.setToolTip("Every frame: each clip's row is its most suspicious classifiable "
+                              "frame, with the clip's summary in the Clip column")
+        self.clips.currentIndexChanged.connect(lambda _i: self._update_start_button())
         self.start_button = QPushButton("Start", self)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setEnabled(False)
@@ -287,13 +314,21 @@ class BatchDialog(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Stretch)
+        # The file names and the clip summaries are fitted to their text as rows arrive
+        # (:meth:`_fit_columns`, the user may still drag them); the short columns follow their
+        # contents; the status takes the rest of the width.
+        for c in (COL_FILE, COL_CLIP):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.Interactive)
         for c in (COL_LABEL, COL_P, COL_BAND, COL_BOX):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(COL_STATUS, QHeaderView.ResizeMode.Stretch)
-        header.resizeSection(COL_CLIP, self.table.fontMetrics().horizontalAdvance(
-            "120 frames, max 0.81 (frame 120), median 0.52, 100% of frames suspicious") + 12)
+        header.setStretchLastSection(True)
+        # Long summaries and warnings wrap onto a second line rather than being cut; a file
+        # name (no spaces) that does not fit loses its middle, not its end.
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(True)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().setVisible(False)
+        self._fit_columns()
 
         top = QHBoxLayout()
         top.addWidget(self.folder_label, 1)
@@ -338,10 +373,25 @@ class BatchDialog(QDialog):
     def is_running(self) -> bool:
         return self._running
 
+    def _options(self) -> tuple:
+        return (self.recursive.isChecked(), self.clips.currentData())
+
+    def continues(self) -> bool:
+        """The next start goes on with the files not done: the last run was cancelled and
+        its options are unchanged."""
+        return self._cancelled_options is not None and self._cancelled_options == self._options()
+
     def start(self) -> None:
+        """Review the folder; after Cancel (same options), only the files not done yet."""
         if self._running or self._engine is None:
             return
-        self.model.clear()
+        done_before: frozenset[Path] = frozenset()
+        if self.continues():
+            done_before = frozenset(i.path for i in self.model.items)
+        else:
+            self.model.clear()
+            self._fit_columns()
+        self._cancelled_options = None
         self._cancel = threading.Event()
         self._running = True
         self._total = 0
@@ -353,7 +403,7 @@ class BatchDialog(QDialog):
         self.progress.setRange(0, 0)  # busy until the files are listed
         self.progress_label.setText("Listing files...")
         job = Job(_run_batch, self._engine, [self.folder], self.recursive.isChecked(),
-                  self.rois, self._cancel, self.clips.currentData())
+                  self.rois, self._cancel, self.clips.currentData(), done_before)
         job.signals.progress.connect(self._on_progress)
         job.signals.error.connect(self._on_error)
         job.signals.done.connect(self._on_done)
@@ -370,13 +420,15 @@ class BatchDialog(QDialog):
     def _on_progress(self, message: object) -> None:
         if isinstance(message, BatchTotal):
             self._total = message.count
+            done = len(self.model.items)  # > 0 when a cancelled run goes on
             self.progress.setRange(0, max(self._total, 1))
-            self.progress.setValue(0)
-            self.progress_label.setText(f"0 of {self._total}")
+            self.progress.setValue(done)
+            self.progress_label.setText(f"{done} of {self._total}")
             return
         if not isinstance(message, BatchResult):
             return
         self.model.add(message.item)
+        self._fit_columns()
         done = len(self.model.items)
         self.progress.setValue(done)
         now = time.perf_counter()
@@ -413,19 +465,55 @@ class BatchDialog(QDialog):
             text = self.progress_label.text()
         self.progress_label.setText(text)
         self.start_button.setEnabled(self._engine is not None)
-        self.start_button.setText("Run again")
+        if cancelled and done < self._total:
+            self._cancelled_options = self._options()
+        self._update_start_button()
         self.cancel_button.setEnabled(False)
         self.export_button.setEnabled(bool(self.model.items))
         self._update_summary()
         self.finished_run.emit(done)
 
+    def _update_start_button(self) -> None:
+        """"Continue" after Cancel (the files not done yet), "Run again" after a whole run."""
+        if not self.model.items and self._cancelled_options is None:
+            return
+        if self.continues():
+            self.start_button.setText("Continue")
+            self.start_button.setToolTip("Review the files not done yet; the results so far "
+                                         "stay in the table")
+        else:
+            self.start_button.setText("Run again")
+            self.start_button.setToolTip("Review the whole folder again")
+
     def _update_summary(self) -> None:
-        items = self.model.items
-        mal = sum(1 for i in items if i.prediction is not None and i.prediction.label_index == 1)
-        ben = sum(1 for i in items if i.prediction is not None and i.prediction.label_index == 0)
-        failed = sum(1 for i in items if i.prediction is None)
+        preds = [i.prediction for i in self.model.items if i.prediction is not None]
+        suspicious = sum(bool(p.suspicious) for p in preds)
+        outside = sum(p.outside_intended_use for p in preds)
+        failed = len(self.model.items) - len(preds)
         shown = self.proxy.rowCount()
-        self.summary.setText(f"{shown} shown; {ben} benign, {mal} malignant, {failed} failed")
+        self.summary.setText(f"{shown} shown; {suspicious} {SUSPICIOUS}, "
+                             f"{len(preds) - suspicious} {BELOW_CUTOFF}, {outside} outside "
+                             f"intended use, {failed} failed")
+
+    def _fit_columns(self) -> None:
+        """Hide the columns no row fills; fit the file names and clip summaries to their text
+        (at most a share of the table's width, so the status stays readable)."""
+        items = self.model.items
+        for c in OPTIONAL_COLUMNS:
+            empty = not any(self.model.data(self.model.index(r, c)) for r in range(len(items)))
+            self.table.setColumnHidden(c, empty)
+        width = max(self.table.viewport().width(), 600)
+        for c, share in ((COL_FILE, 0.35), (COL_CLIP, 0.3)):
+            if self.table.isColumnHidden(c):
+                continue
+            self.table.resizeColumnToContents(c)
+            header = self.table.horizontalHeader()
+            header.resizeSection(c, min(header.sectionSize(c), int(share * width)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if hasattr(self, "table"):  # (not while being built)
+            self._fit_columns()
 
     # --- table -------------------------------------------------------------------------------
 

@@ -2,8 +2,10 @@
 
 :class:`TimelinePlot` draws one point per frame classified (P(malignant) from 0 at the bottom to
 1 at the top, frames left to right in step with the slider above it), the model card's
-suspicious threshold as a dashed line, the frame on display and the most suspicious frame;
-clicking or dragging on it shows that frame. :class:`CineTimeline` puts it above a line with
+suspicious threshold as a dashed line, the frame on display and the most suspicious frame; a
+frame an intended-use check flagged gets an amber mark above it, and a frame on which no lesion
+was found is drawn hollow (neither counts in the clip's figures); clicking or dragging on it
+shows that frame. :class:`CineTimeline` puts it above a line with
 the clip's summary (:func:`~rcdnet_desktop.core.cine.clip_summary`, the same rule as the batch
 review) and the "Most suspicious frame" button. What fills them is
 :mod:`rcdnet_desktop.gui.window_cine`'s.
@@ -11,8 +13,10 @@ review) and the "Most suspicious frame" button. What fills them is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import QPoint, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -24,11 +28,13 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.cine import ClipSummary, frames_text
+from rcdnet_desktop.gui.theme import colour
 
 _CURVE = QColor(230, 120, 40)
 _THRESHOLD = QColor(200, 60, 40)
 _CURRENT = QColor(60, 140, 230)
 _GRID = QColor(128, 128, 128, 90)
+_NO_LESION = QColor(150, 150, 150)
 _LABEL_WIDTH = 24  # room left of the plot for its 0, 0.5 and 1
 
 
@@ -52,6 +58,8 @@ class TimelinePlot(QWidget):
         self._threshold: float | None = None
         self._current = 0
         self._worst: int | None = None
+        self._outside: tuple[int, ...] = ()
+        self._no_lesion: tuple[int, ...] = ()
         self._slider: QSlider | None = None
 
     def align_to(self, slider: QSlider) -> None:
@@ -68,12 +76,17 @@ class TimelinePlot(QWidget):
         self._threshold = threshold
         self._values = {}
         self._worst = None
+        self._outside = self._no_lesion = ()
         self.update()
 
-    def set_values(self, values: dict[int, float], worst: int | None) -> None:
-        """The probability of each frame classified so far (by frame) and the worst frame."""
+    def set_values(self, values: dict[int, float], worst: int | None,
+                   outside: Sequence[int] = (), no_lesion: Sequence[int] = ()) -> None:
+        """The probability of each frame classified so far (by frame), the worst frame, the
+        frames outside intended use and those with no lesion found."""
         self._values = dict(values)
         self._worst = worst
+        self._outside = tuple(outside)
+        self._no_lesion = tuple(no_lesion)
         self.update()
 
     def set_current(self, frame: int) -> None:
@@ -85,6 +98,14 @@ class TimelinePlot(QWidget):
 
     def threshold(self) -> float | None:
         return self._threshold
+
+    def outside_marks(self) -> tuple[int, ...]:
+        """The frames marked outside intended use."""
+        return self._outside
+
+    def no_lesion_marks(self) -> tuple[int, ...]:
+        """The frames drawn as "no lesion found"."""
+        return self._no_lesion
 
     def current(self) -> int:
         return self._current
@@ -142,7 +163,9 @@ class TimelinePlot(QWidget):
             painter.setPen(pen)
             y = self._y_of(self._threshold)
             painter.drawLine(QPointF(a.left(), y), QPointF(a.right(), y))
+        self._draw_bands(painter, a)
         self._draw_curve(painter)
+        self._draw_marks(painter, a)
         if self._worst is not None:
             painter.setPen(QPen(_THRESHOLD, 1))
             painter.setBrush(_THRESHOLD)
@@ -175,6 +198,38 @@ class TimelinePlot(QWidget):
             for f in frames:
                 painter.drawEllipse(QPointF(self.x_of(f), self._y_of(self._values[f])), 2, 2)
 
+    def _draw_bands(self, painter: QPainter, a: QRectF) -> None:
+        """Frames outside intended use: an amber band over the plot's height (under the
+        curve), seen among many frames."""
+        band = QColor(colour("outside"))
+        band.setAlpha(70)
+        step = a.width() / (self._count - 1) if self._count > 1 else a.width()
+        half = max(step / 2, 2.5)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(band)
+        for f in self._outside:
+            painter.drawRect(QRectF(self.x_of(f) - half, a.top(), 2 * half, a.height()))
+
+    def _draw_marks(self, painter: QPainter, a: QRectF) -> None:
+        """Frames no lesion was found on: a hollow grey point. Frames outside intended use: an
+        amber ring and an amber triangle on the plot's top edge."""
+        amber = QColor(colour("outside"))
+        painter.setBrush(self.palette().color(self.backgroundRole()))
+        painter.setPen(QPen(_NO_LESION, 1.4))
+        for f in self._no_lesion:
+            if f in self._values:
+                painter.drawEllipse(QPointF(self.x_of(f), self._y_of(self._values[f])), 3, 3)
+        painter.setPen(QPen(amber, 1.6))
+        for f in self._outside:
+            x = self.x_of(f)
+            if f in self._values:
+                painter.drawEllipse(QPointF(x, self._y_of(self._values[f])), 3.5, 3.5)
+        painter.setBrush(amber)
+        for f in self._outside:
+            x = self.x_of(f)
+            painter.drawPolygon(QPolygonF([QPointF(x - 5, a.top() - 4), QPointF(x + 5, a.top() - 4),
+                                           QPointF(x, a.top() + 5)]))
+
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt override
         if event.button() == Qt.MouseButton.LeftButton:
             self.frame_picked.emit(self.frame_at(event.position().x()))
@@ -200,12 +255,16 @@ class CineTimeline(QWidget):
         self.plot = TimelinePlot(self)
         self.plot.setToolTip("Probability of malignancy (0 to 1) of each frame of the clip; "
                              "the dashed line is the model's suspicious threshold, the blue "
-                             "line the frame on display, the dot the most suspicious frame. "
-                             "Click or drag to show a frame.")
+                             "line the frame on display, the red dot the most suspicious "
+                             "classifiable frame. An amber triangle marks a frame outside "
+                             "intended use; a hollow grey point, a frame on which no lesion "
+                             "was found. Click or drag to show a frame.")
         self.summary = QLabel(self)
-        self.summary.setToolTip("The clip's result: the most suspicious frame (maximum "
-                                "probability of malignancy), the median over the frames, and "
-                                "the share of frames at or above the suspicious threshold")
+        self.summary.setToolTip("The clip's result over its classifiable frames (within "
+                                "intended use, with a lesion found): how many the model "
+                                "called suspicious, the most suspicious one (maximum "
+                                "probability of malignancy) and the median; then how many "
+                                "frames had no lesion found or were outside intended use")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.worst_button = QToolButton(self)
@@ -221,20 +280,17 @@ class CineTimeline(QWidget):
         self.setVisible(False)
 
 
-def summary_words(summary: ClipSummary | None, done: int, asked: int, failed: int,
+def summary_words(summary: ClipSummary | None, done: int, asked: int,
                   sweeping: bool) -> str:
-    """The line under the plot: the clip's summary, or how far the sweep has come."""
+    """The line under the plot: the clip's summary (:meth:`ClipSummary.text`, frames that
+    could not be classified included), and how far the sweep has come."""
     if summary is None:
         if sweeping:
             return f"Classifying every frame: {done} of {asked}..."
         return "Every frame is classified once the model is ready." if not done else ""
-    text = f"{summary.text()} (at or above {summary.threshold:.2f})"
+    text = summary.text()
     if sweeping:
-        text = f"Classifying every frame: {done} of {asked}... so far {text}"
-    elif done < asked:
+        return f"Classifying every frame: {done} of {asked}... so far {text}"
+    if done < asked:
         text += f"; {frames_text(asked - done)} not classified yet"
-    if summary.flagged_frames:
-        text += f"; {frames_text(len(summary.flagged_frames))} outside intended use"
-    if failed:
-        text += f"; {frames_text(failed)} could not be classified"
     return text

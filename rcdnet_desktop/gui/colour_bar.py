@@ -12,7 +12,7 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from rcdnet_desktop.core import overlay
-from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION, SCALE_ENDS
+from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION, SCALE_ENDS, SCALE_TOOLTIP
 from rcdnet_desktop.gui.qimage import to_qimage
 
 
@@ -59,8 +59,7 @@ class ColourBar(QWidget):
         self.caption.setWordWrap(True)
         self.caption.setAlignment(Qt.AlignmentFlag.AlignHCenter)
         self.caption.setStyleSheet("font-size: 8pt;")
-        self.setToolTip("Both maps share this scale: each map is weighted by the probability of "
-                        "its class, so a class the model finds unlikely shows weak evidence.")
+        self.setToolTip(SCALE_TOOLTIP)
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(6)

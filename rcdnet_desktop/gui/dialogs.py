@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QLabel,
+    QPushButton,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from rcdnet_desktop import __version__ as APP_VERSION  # noqa: N812
+from rcdnet_desktop.core.card_summary import clinician_page
 from rcdnet_desktop.core.lexicon import SECTION_TITLE
+from rcdnet_desktop.core.operating_point import OperatingPoint
+from rcdnet_desktop.core.result import rules_sentences
 from rcdnet_desktop.gui.prediction_panel import NOT_A_DIAGNOSIS
 
 
@@ -101,6 +106,9 @@ def model_card_html(card: Any) -> str:
     parts.append(_table(metrics) if metrics else "<p><i>No evaluation results: the model "
                  "has not been evaluated.</i></p>")
     op = d.get("operating_point") or {}
+    reading = OperatingPoint.from_card(SimpleNamespace(operating_point=op))
+    parts.append("<h3>How a result reads: the decision, the band, the colours</h3>"
+                 + _list(rules_sentences(reading)))
     if op:
         parts.append("<h3>Operating point: likelihood bands and the suspicious threshold</h3>"
                      + _table(op))
@@ -146,20 +154,53 @@ def _lexicon_html(section: dict) -> str:
             f"</th><th>shown</th></tr>{rows}</table>")
 
 
+def clinician_html(card: Any) -> str:
+    """The model card's first page, in plain words (:mod:`rcdnet_desktop.core.card_summary`)."""
+    d = card_to_dict(card)
+    if not d:
+        return "<p>The model is not loaded, so there is no model card to show.</p>"
+    parts = [f"<h2>RcdNet model {_e(d.get('version', '?'))}: for clinicians</h2>"]
+    for section in clinician_page(d):
+        parts.append(f"<h3>{_e(section.title)}</h3>")
+        parts.extend(f"<p>{_e(p)}</p>" for p in section.paragraphs)
+        if section.table:
+            head, *rows = section.table
+            parts.append("<table cellspacing='2' cellpadding='3' border='1'><tr>"
+                         + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"
+                         + "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>"
+                                   for r in rows) + "</table>")
+    return "".join(parts)
+
+
 class ModelCardDialog(QDialog):
-    """Shows the model card of the loaded weights."""
+    """Shows the model card of the loaded weights: the page for clinicians first, the
+    technical sections folded under it ("Technical details")."""
 
     def __init__(self, card: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Model card")
         self.resize(720, 640)
+        self.summary = QTextBrowser(self)
+        self.summary.setHtml(clinician_html(card))
+        self.details = QPushButton("Technical details", self)
+        self.details.setCheckable(True)
         self.browser = QTextBrowser(self)
         self.browser.setHtml(model_card_html(card))
+        self.browser.hide()
+        self.details.toggled.connect(self._fold)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.browser)
+        lay.addWidget(self.summary, 1)
+        lay.addWidget(self.details)
+        lay.addWidget(self.browser, 1)
         lay.addWidget(buttons)
+
+    def _fold(self, shown: bool) -> None:
+        self.browser.setVisible(shown)
+        self.summary.setVisible(not shown)
+        self.details.setText("Back to the page for clinicians" if shown
+                             else "Technical details")
 
 
 SHORTCUTS: list[tuple[str, str]] = []

@@ -1,7 +1,7 @@
 """The two evidence maps side by side, with opacity, colour map, plain-image and method controls.
 
 Colouring and blending are :mod:`rcdnet_desktop.core.overlay`'s, the same as in the exports;
-both maps are shown on one scale, weighted by each class's probability
+both maps are shown on one scale, topped by the evidence for the result
 (:mod:`rcdnet_desktop.core.evidence_scale`), with a colour bar under them. The sentences under
 the maps are :func:`~rcdnet_desktop.core.overlay.evidence_sentences`, measured on each map
 against the lesion box of the maps' prediction (the box drawn on them).
@@ -288,8 +288,9 @@ class HeatmapPanel(QWidget):
         if plain is not None:
             self.plain.setChecked(bool(plain))
 
-    def toggle_plain(self) -> None:
-        self.plain.setChecked(not self.plain.isChecked())
+    def set_plain(self, plain: bool) -> None:
+        """Show the image alone in both panels (True) or the heat maps (False)."""
+        self.plain.setChecked(bool(plain))
 
     # --- drawing -----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""One of the two heat maps laid over the main image (View > Heat map over the image).
+"""One of the two heat maps laid over the main image (View > Heat map over the image, the
+toolbar's "Overlay"; which one: View > Overlay map).
 
 :class:`ImageOverlay` follows the evidence panel: the maps it shows, on the same shared scale
 (:mod:`rcdnet_desktop.core.evidence_scale`), in the same colour map and opacity. The map is
@@ -17,8 +18,10 @@ from rcdnet_desktop.gui.heatmap_panel import TITLES, HeatmapPanel
 from rcdnet_desktop.gui.image_view import ImageView
 from rcdnet_desktop.gui.qimage import downscale
 
-CHOICES = {"none": "&None", "benign": "&Benign evidence", "malignant": "&Malignant evidence"}
-"""Which heat map goes over the main image -> menu text."""
+CHOICES = {"benign": "&Benign evidence", "malignant": "&Malignant evidence"}
+"""Which heat map goes over the main image when the overlay is on -> menu text; ``"none"`` is
+the overlay off."""
+DEFAULT_MAP = "malignant"
 OVERLAY_MAX_SIDE = 1024
 
 
@@ -41,6 +44,7 @@ class ImageOverlay(QObject):
         self._view = view
         self._panel = panel
         self._choice = choice if choice in CHOICES else "none"
+        self._map = self._choice if self._choice in CHOICES else DEFAULT_MAP
         self._small: tuple[object, int, np.ndarray] | None = None  # (maps, class, small map)
         panel.maps_changed.connect(self.refresh)
         panel.display_changed.connect(self.refresh)
@@ -48,9 +52,15 @@ class ImageOverlay(QObject):
     def choice(self) -> str:
         return self._choice
 
+    def map_choice(self) -> str:
+        """The map laid over the image when the overlay is on (the last one chosen)."""
+        return self._map
+
     def set_choice(self, choice: str) -> None:
-        """``"none"``, ``"benign"`` or ``"malignant"``."""
+        """``"none"`` (off), ``"benign"`` or ``"malignant"``."""
         self._choice = choice if choice in CHOICES else "none"
+        if self._choice in CHOICES:
+            self._map = self._choice
         self.refresh()
 
     def refresh(self) -> None:

@@ -283,10 +283,15 @@ class MainWindow(QMainWindow):
         self.image_overlay.set_choice(choice)
         self.settings.image_overlay = self.image_overlay.choice()
         for key, a in self.act.image_overlay.items():
-            a.setChecked(key == self.image_overlay.choice())
+            a.setChecked(key == self.image_overlay.map_choice())
+        self.act.overlay.setChecked(self.image_overlay.choice() != "none")
         if choice != "none" and self.heatmaps.maps() is None:
             self.statusBar().showMessage("The heat map goes over the image once it is computed",
                                          5000)
+
+    def set_overlay_on(self, on: bool) -> None:
+        """Heat map over the image on (the map last chosen) or off: View menu and toolbar."""
+        self.set_image_overlay(self.image_overlay.map_choice() if on else "none")
 
     def set_device(self, device: str) -> None:
         """Re-create the engine on another device (auto, cpu, cuda, mps)."""

@@ -2,8 +2,8 @@
 
 Shown while the frame on display has measurements or the caliper is on (so the image does not
 move when the first line is drawn). Select an entry to highlight its line; Delete (or the
-context menu) removes it, "Clear measurements" removes them all. Lengths in pixels say that the
-file gives no scale.
+context menu) removes it, "Clear measurements" removes them all. Lengths in pixels say why:
+the file gives no scale, or the line leaves the calibrated region.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PySide6.QtCore import QEvent, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListView, QListWidget, QMenu, QWidget
 
-from rcdnet_desktop.core.measure import Measured
+from rcdnet_desktop.core.measure import NO_SCALE, Measured
 
 DELETE_KEYS = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
 TITLE = "Measurements:"
@@ -91,8 +91,8 @@ class MeasurementList(QWidget):
         if measured and row >= 0:
             self.entries.setCurrentRow(min(row, len(measured) - 1))
         self.entries.blockSignals(False)
-        pixels = any(m.length.unit == "px" for m in measured)
-        self.title.setText(TITLE_PIXELS if pixels else TITLE if measured else TITLE_EMPTY)
+        no_scale = any(m.length.reason == NO_SCALE for m in measured)
+        self.title.setText(TITLE_PIXELS if no_scale else TITLE if measured else TITLE_EMPTY)
         self.entries.setVisible(bool(measured))
         self._update_visible()
         self.selected.emit(self.entries.currentRow())

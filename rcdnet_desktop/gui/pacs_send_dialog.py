@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.pacs import StoreResult
+from rcdnet_desktop.core.result import band_and_decision, probability_text
 from rcdnet_desktop.gui.export_dialog import ExportJob, render_export
 from rcdnet_desktop.gui.pacs_jobs import JobDialog, PacsJob
 from rcdnet_desktop.gui.pacs_settings import last_node, pacs_nodes, set_last_node
@@ -31,7 +32,8 @@ def result_datasets(job: ExportJob, with_sc: bool) -> list:
     from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
     from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset
 
-    datasets = [dicom_sr_dataset(job.record, job.heatmaps.prediction, include_patient=True)]
+    datasets = [dicom_sr_dataset(job.record, job.heatmaps.prediction, include_patient=True,
+                                 measurements=job.measurements)]
     if with_sc:
         report = render_export(job, include_patient=True)
         datasets.append(dicom_sc_dataset(job.record, report, include_patient=True))
@@ -60,8 +62,9 @@ class PacsSendDialog(JobDialog):
                      f"{patient.patient_id or '(none)'}")
         flagged = ("<br><span style='color:#b00020'>Outside intended use: the report says "
                    "so.</span>" if pred.outside_intended_use else "")
-        note = QLabel(f"<b>{escape(job.record.path.name)}</b> of {who}: {pred.label}, "
-                      f"P(malignant) {pred.p_malignant:.2f} ({escape(pred.band.label)})."
+        note = QLabel(f"<b>{escape(job.record.path.name)}</b> of {who}: "
+                      f"{escape(band_and_decision(pred))}, P(malignant) "
+                      f"{probability_text(pred)}."
                       f"{flagged}<br>A structured report goes to the PACS with the source's "
                       "patient and study, so it is filed with the images it explains.", self)
         note.setWordWrap(True)

@@ -1,9 +1,9 @@
 """The prediction in words and numbers: warnings first, then the band, probability and input.
 
-The words come from :mod:`rcdnet_desktop.gui.wording`, shared with the image list and the batch
-table; the colours from :mod:`rcdnet_desktop.gui.theme`. What the band means at the model's
-measured sensitivity comes from the model card's operating point
-(:class:`~rcdnet_desktop.core.operating_point.OperatingPoint`).
+The result's words, numbers and tone come from :func:`rcdnet_desktop.core.result.describe`
+(shared with the image list, the batch table and every export), at the model card's operating
+point (:class:`~rcdnet_desktop.core.operating_point.OperatingPoint`); the input and warning
+words from :mod:`rcdnet_desktop.gui.wording`; the colours from :mod:`rcdnet_desktop.gui.theme`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,13 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QVBoxLa
 from rcdnet_desktop.core.lexicon import (
     SECTION_TITLE,
     SUGGESTIONS_NOTE,
+    descriptor_note,
     descriptor_words,
+    shown_descriptors,
 )
 from rcdnet_desktop.core.measure import Calibration
 from rcdnet_desktop.core.operating_point import OperatingPoint
+from rcdnet_desktop.core.result import SUSPICIOUS_TIP, describe, no_lesion_found
 from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.gui import theme, wording
 
@@ -32,8 +35,10 @@ WARNING_BANNER_STYLE = ("background: #ffb74d; color: #1b1b1b; border: 2px solid 
 """Amber with dark text: reads the same on the dark and the light theme."""
 _SUGGESTIONS = SUGGESTIONS_NOTE[0].upper() + SUGGESTIONS_NOTE[1:] + "."
 SHORT_NOTE = "Suggestions, not a BI-RADS assessment (hover for how they were measured)."
-CLASS_TIP = ("The class with the higher probability (the label changes at 0.5). The likelihood "
-             "band above, and the suspicious cut-off, say more than the label.")
+DECISION_TIP = ("The decision at the model's suspicious cut-off: suspicious at or above it, "
+                "below the cut-off under it. A result below it does not rule cancer out.")
+CAVEAT_STYLE = ("border: 2px solid #e65100; padding: 6px; border-radius: 3px;")
+"""What limits the result (no lesion box, a box-dependent result): framed, in the text colour."""
 
 
 def _wrapped(text: str, parent: QWidget) -> QLabel:
@@ -47,11 +52,12 @@ class PredictionPanel(QWidget):
     """Shows one :class:`~rcdnet_desktop.core.types.Prediction`.
 
     From the top: the UNTRAINED banner, a warning banner (intended-use and other warnings, in
-    words), the likelihood band as the headline (neutral when it is the indeterminate band
-    around the cut-off, red above it, green below it, orange when outside intended use), the
-    calibrated probability with its bar and the class label (small, neutral), what the
-    suspicious cut-off means at the measured sensitivity, what the band means, a notice when no
-    lesion was found with confidence, the input, the model version and the decision-support
+    words), the headline (band and decision; "No lesion found: draw a box around the lesion"
+    first when the localiser found none), coloured by the result's tone (red when suspicious,
+    green only in the BI-RADS 3 range, amber outside intended use, neutral otherwise), the
+    calibrated probability with its bar and the decision (small), what the suspicious cut-off
+    means at the measured sensitivity, what the band means, what limits the result (the whole
+    image used, a box-dependent result), the input, the model version and the decision-support
     note. What the model sees in the box in the BI-RADS lexicon's words (or that it needs a box)
     is :attr:`lexicon`, a widget of its own that the window places under the heat maps, so the
     maps stay in view on a 720-pixel-high screen.
@@ -70,8 +76,8 @@ class PredictionPanel(QWidget):
         self.warnings.hide()
         self.headline = _wrapped("", self)
         self.probability = _wrapped("", self)
-        self.label = _wrapped("", self)  # the class label; the waiting text without a result
-        self.label.setToolTip(CLASS_TIP)
+        self.label = _wrapped("", self)  # the decision; the waiting text without a result
+        self.label.setToolTip(DECISION_TIP)
         self.bar = QProgressBar(self)
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(False)
@@ -82,9 +88,9 @@ class PredictionPanel(QWidget):
         self.cutoff.hide()
         self.band_note = _wrapped("", self)
         self.band_note.setStyleSheet("font-size: 9pt;")
-        self.no_lesion = _wrapped(wording.NO_LESION_TEXT, self)
-        self.no_lesion.setStyleSheet(WARNING_BANNER_STYLE)
-        self.no_lesion.hide()
+        self.caveats = _wrapped("", self)
+        self.caveats.setStyleSheet(CAVEAT_STYLE)
+        self.caveats.hide()
         self.mode = _wrapped("", self)
         self.lexicon = _wrapped("", self)
         self.lexicon.setTextFormat(Qt.TextFormat.RichText)
@@ -109,7 +115,7 @@ class PredictionPanel(QWidget):
         lay.addWidget(self.bar)
         lay.addWidget(self.cutoff)
         lay.addWidget(self.band_note)
-        lay.addWidget(self.no_lesion)
+        lay.addWidget(self.caveats)
         lay.addWidget(self.mode)
         lay.addWidget(self.version)
         lay.addWidget(self.note)
@@ -152,42 +158,41 @@ class PredictionPanel(QWidget):
         self.cutoff.hide()
         self.band_note.setText("")
         self.band_note.hide()
-        self.no_lesion.hide()
+        self.caveats.hide()
         self.lexicon.hide()
         if mode:
             self.set_mode(mode)
         self.warnings.hide()
 
     def tone(self, p: Prediction) -> str:
-        """How the headline is coloured: "outside" (intended use), else the band's tone."""
-        if p.outside_intended_use:
-            return "outside"
-        return self.operating_point.tone(p.band)
+        """How the headline is coloured (:func:`rcdnet_desktop.core.result.tone`)."""
+        return describe(p, self.operating_point).tone
 
     def set_prediction(self, p: Prediction) -> None:
         self._prediction = p
-        colour = theme.colour(self.tone(p))
+        words = describe(p, self.operating_point)
+        colour = theme.colour(words.tone)
         banner = wording.warning_banner(p)
         self.warnings.setText(banner)
         self.warnings.setVisible(bool(banner))
-        self.headline.setText(wording.band_headline(p))
+        self.headline.setText(words.headline)
         self.headline.setStyleSheet(f"font-size: 18pt; font-weight: bold; color: {colour};")
-        self.headline.setToolTip(wording.SUSPICIOUS_TIP if p.suspicious else "")
+        self.headline.setToolTip(SUSPICIOUS_TIP if p.suspicious else "")
         self.headline.show()
-        self.probability.setText(f"P(malignant) = {p.p_malignant:.2f} (calibrated)")
+        self.probability.setText(words.probability_line)
         self.probability.setStyleSheet("font-size: 12pt;")
-        words = p.label.capitalize()
-        self.label.setText(f"UNTRAINED {words.lower()}" if p.untrained else words)
+        self.label.setText(f"UNTRAINED, {words.decision}" if p.untrained else
+                           words.decision[:1].upper() + words.decision[1:])
         self.label.setStyleSheet(f"font-size: 9pt; color: {theme.colour('muted')};")
         self.bar.setEnabled(True)
         self.bar.setValue(int(round(1000 * p.p_malignant)))
         self.bar.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; }}")
-        cutoff = self.operating_point.sensitivity_sentence(bool(p.suspicious))
-        self.cutoff.setText(cutoff)
-        self.cutoff.setVisible(bool(cutoff))
-        self.band_note.setText(wording.band_note(p))
+        self.cutoff.setText(words.cutoff_sentence)
+        self.cutoff.setVisible(bool(words.cutoff_sentence))
+        self.band_note.setText(words.band_note)
         self.band_note.show()
-        self.no_lesion.setVisible(wording.no_lesion_found(p))
+        self.caveats.setText("\n".join(words.caveats))
+        self.caveats.setVisible(bool(words.caveats))
         self.set_mode(wording.input_words(p, self._calibration))
         self._set_lexicon(p)
         self.set_model_version(p.model_version)
@@ -202,16 +207,17 @@ class PredictionPanel(QWidget):
             self.set_waiting(*self._waiting)
 
     def _set_lexicon(self, p: Prediction) -> None:
-        if p.descriptors:  # two columns keep the section short beside the heat maps
-            cells = [f"<td>{html.escape(descriptor_words(d))}</td>" for d in p.descriptors]
+        shown = shown_descriptors(p)  # none on an image outside intended use
+        if shown:  # two columns keep the section short beside the heat maps
+            cells = [f"<td>{html.escape(descriptor_words(d))}</td>" for d in shown]
             rows = "".join(f"<tr>{''.join(cells[i:i + 2])}</tr>"
                            for i in range(0, len(cells), 2))
             body = (f"<table cellspacing='0' cellpadding='1' width='100%'>{rows}</table>"
                     f"<span style='font-size: 8pt;'>{html.escape(SHORT_NOTE)}</span>")
         else:
-            body = f"<br>{html.escape(p.descriptor_note)}"
+            body = f"<br>{html.escape(descriptor_note(p))}"
         self.lexicon.setText(f"<b>{SECTION_TITLE}</b>{body}")
-        self.lexicon.setVisible(bool(p.descriptors or p.descriptor_note))
+        self.lexicon.setVisible(bool(shown or descriptor_note(p)))
 
     def set_mode(self, mode: str) -> None:
         self.mode.setText(f"Input: {mode}")
@@ -238,4 +244,10 @@ class PredictionPanel(QWidget):
         return doc.toPlainText()
 
     def no_lesion_shown(self) -> bool:
-        return not self.no_lesion.isHidden()
+        """The headline says no lesion was found and asks for a box."""
+        p = self._prediction
+        return p is not None and no_lesion_found(p) and not self.headline.isHidden()
+
+    def caveat_text(self) -> str:
+        """What limits the result, as shown ("" when nothing does)."""
+        return self.caveats.text() if not self.caveats.isHidden() else ""

@@ -17,9 +17,10 @@ DEFAULT_THEME = "dark"
 
 # Semantic colours, (on dark, on light): each reads on its own background (WCAG AA for text).
 COLOURS: dict[str, tuple[str, str]] = {
-    "above": ("#ff7b72", "#b71c1c"),  # a band above the indeterminate one: red
-    "indeterminate": ("#e6e6e6", "#303030"),  # the band around the cut-off: neutral
-    "below": ("#8fd694", "#1b5e20"),  # a band below it: green
+    # The result's tones (rcdnet_desktop.core.result.tone):
+    "alert": ("#ff7b72", "#b71c1c"),  # suspicious: at or above the cut-off: red
+    "neutral": ("#e6e6e6", "#303030"),  # below the cut-off, outside the BI-RADS 3 range
+    "reassuring": ("#8fd694", "#1b5e20"),  # the BI-RADS 3 range (<= 2%) only: green
     "outside": ("#ffb74d", "#a84300"),  # outside intended use: orange
     "muted": ("#a8a8a8", "#5f5f5f"),  # the class label, waiting texts
     "failed": ("#ff8a80", "#b3261e"),  # unreadable files, failed rows

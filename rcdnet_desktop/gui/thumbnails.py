@@ -1,17 +1,34 @@
-"""The list of open images: a thumbnail, the file name and the prediction with its likelihood
+"""The list of open images: the file name, a thumbnail and the prediction with its likelihood
 band (or why the file failed), under patient and study headings
-(:mod:`~rcdnet_desktop.gui.list_headings`)."""
+(:mod:`~rcdnet_desktop.gui.list_headings`).
+
+The file name runs across the whole row, above the thumbnail, and wraps (anywhere, names have
+no spaces) rather than being cut: at 1280 x 720 the list is about 200 px wide, and beside a
+96 px thumbnail a name like ``busi_malignant_sample.png`` would read "busi_...png".
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QIcon, QPainter, QPixmap
+from PySide6.QtCore import QEvent, QModelIndex, QRect, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QIcon,
+    QPainter,
+    QPalette,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
     QListWidget,
     QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QWidget,
 )
 
@@ -34,6 +51,104 @@ def _placeholder_icon(text: str, colour: QColor) -> QIcon:
     p.drawText(pm.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
     p.end()
     return QIcon(pm)
+
+
+_PAD = 4  # pixels around and between the name, the thumbnail and the result
+_NAME_LINES = 3  # at most; a longer name is cut in the middle on the last line
+_TEXT_FLAGS = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop
+                  | Qt.TextFlag.TextWordWrap)
+
+
+class _ImageRowDelegate(QStyledItemDelegate):
+    """Draws an image's row: its name over the full width, then the thumbnail with the result
+    beside it. Headings keep the default drawing."""
+
+    def __init__(self, view: QListWidget) -> None:
+        super().__init__(view)
+        self._view = view
+
+    def _width(self, option: QStyleOptionViewItem) -> int:
+        return max(self._view.viewport().width() - 2 * self._view.spacing(), 60)
+
+    @staticmethod
+    def _name_font(font: QFont) -> QFont:
+        bold = QFont(font)
+        bold.setBold(True)
+        return bold
+
+    @staticmethod
+    def _name_layout(fm: QFontMetrics, name: str, width: int) -> tuple[str, int, int, bool]:
+        """The name wrapped to ``width``: its text, drawing flags, height (at most
+        :data:`_NAME_LINES` lines) and whether it had to be cut to fit.
+
+        It wraps after "_", "-" or a space, or before the suffix's "." (zero-width spaces mark
+        those places); a part still wider than the row wraps anywhere.
+        """
+        text = "".join(c + "\u200b" if c in "_- " else c for c in name)
+        dot = text.rfind(".")
+        if dot > 0:
+            text = text[:dot] + "\u200b" + text[dot:]
+        area = QRect(0, 0, width, 10_000)
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap)
+        rect = fm.boundingRect(area, flags, text)
+        if rect.width() > width:
+            flags = int(Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWrapAnywhere)
+            rect = fm.boundingRect(area, flags, text)
+        most = _NAME_LINES * fm.lineSpacing()
+        return text, flags, min(rect.height(), most), rect.height() > most
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        if index.data(DOC_ROLE) is None:
+            return super().sizeHint(option, index)
+        name, _, rest = str(index.data(Qt.ItemDataRole.DisplayRole) or "").partition("\n")
+        fm = option.fontMetrics
+        width = self._width(option)
+        text_w = width - THUMB_SIZE - 3 * _PAD
+        rest_h = fm.boundingRect(QRect(0, 0, text_w, 10_000), _TEXT_FLAGS, rest).height()
+        name_fm = QFontMetrics(self._name_font(option.font))
+        name_h = self._name_layout(name_fm, name, width - 2 * _PAD)[2]
+        height = name_h + max(THUMB_SIZE, rest_h)
+        return QSize(width, height + 3 * _PAD)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex) -> None:
+        if index.data(DOC_ROLE) is None:
+            super().paint(painter, option, index)
+            return
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        # (the option's text has its line breaks turned into line separators: take the item's)
+        name, _, rest = str(index.data(Qt.ItemDataRole.DisplayRole) or "").partition("\n")
+        icon = QIcon(opt.icon)
+        widget = opt.widget
+        style = widget.style() if widget is not None else self._view.style()
+        opt.text, opt.icon = "", QIcon()
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        colour = opt.palette.color(QPalette.ColorRole.HighlightedText if selected
+                                   else QPalette.ColorRole.Text)
+        brush = index.data(Qt.ItemDataRole.ForegroundRole)
+        if brush is not None and not selected:
+            colour = QBrush(brush).color()
+        r = opt.rect.adjusted(_PAD, _PAD, -_PAD, -_PAD)
+        name_font = self._name_font(opt.font)
+        name_fm = QFontMetrics(name_font)
+        text, flags, name_h, cut = self._name_layout(name_fm, name, r.width())
+        if cut:  # a very long name: its middle goes, its start and suffix stay
+            text = name_fm.elidedText(name, Qt.TextElideMode.ElideMiddle,
+                                      (r.width() - name_fm.averageCharWidth()) * _NAME_LINES)
+            flags = int(Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWrapAnywhere)
+        painter.save()
+        painter.setPen(colour)
+        painter.setFont(name_font)
+        painter.drawText(QRect(r.left(), r.top(), r.width(), name_h), flags, text)
+        painter.setFont(opt.font)
+        top = r.top() + name_h + _PAD
+        icon.paint(painter, QRect(r.left(), top, THUMB_SIZE, THUMB_SIZE))
+        text_rect = QRect(r.left() + THUMB_SIZE + _PAD, top,
+                          r.width() - THUMB_SIZE - _PAD, r.bottom() - top)
+        painter.drawText(text_rect, _TEXT_FLAGS, rest)
+        painter.restore()
 
 
 class ThumbnailList(QListWidget):
@@ -60,6 +175,7 @@ class ThumbnailList(QListWidget):
         self.setSpacing(2)
         self.setMinimumWidth(200)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setItemDelegate(_ImageRowDelegate(self))
         self.currentItemChanged.connect(self._on_current)
         self._items: dict[int, QListWidgetItem] = {}
         self._names: dict[int, str] = {}

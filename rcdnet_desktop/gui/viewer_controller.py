@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rcdnet_desktop.core.context import image_context
+from rcdnet_desktop.core.io.own import not_classified
+from rcdnet_desktop.core.io.sr import over_source
 from rcdnet_desktop.core.measure import Measured, Measurement, measure_all
 from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey, Document, FrameCache, LruCache
@@ -200,10 +202,11 @@ class ViewerController:
 
     def show_document(self, doc: Document) -> None:
         """Put ``doc`` on display and ask for its analysis (unless already known)."""
+        self._find_source(doc)
         previous = self.current
         changed = doc is not previous or doc.record is not self._shown_record
         if previous is not None and previous is not doc and previous.record is not None \
-                and previous.doc_id in self.docs:
+                and previous.doc_id in self.docs and not _why(previous):
             # The entry it leaves shows its own result again, not a pending one.
             self.view.set_list_prediction(previous.doc_id,
                                           previous.predictions.get(previous.key()))
@@ -361,6 +364,13 @@ class ViewerController:
         self.view.update_actions(self.action_state())
 
     def _show_frame(self, doc: Document, keep_view: bool) -> None:
+        if doc.record is not None and not doc.record.has_image:
+            # A stored result whose image is not at hand: its words in place of the image.
+            why = _why(doc)
+            stored = doc.record.stored
+            self.view.show_placeholder("\n".join(stored.lines()) if stored else why, why, why)
+            self._show_analysis()
+            return
         try:
             pixels = self.frames.get(doc, doc.frame)
         except Exception as exc:  # noqa: BLE001 - a bad frame must not take the viewer down
@@ -378,6 +388,10 @@ class ViewerController:
         key = self.current_key()
         if doc is None or key is None:
             return
+        if why := _why(doc):
+            self._show_not_classified(doc, why)
+            return
+        self.view.clear_not_classified()
         pred = doc.predictions.get(key.prediction_key())
         maps = self.maps_cache.get(key)
         mode = self._pending_mode(key.roi)
@@ -409,6 +423,29 @@ class ViewerController:
                                    else "Computing heat maps...")
         self.analysis.request(key, doc.record)
 
+    def _find_source(self, doc: Document) -> None:
+        """A report read without its image is shown over it when another open file is it."""
+        if doc.record is None or doc.record.has_image or doc.record.stored is None:
+            return
+        for other in self.documents():
+            if other is not doc and other.record is not None:
+                found = over_source(doc.record, other.record)
+                if found is not None:
+                    doc.record, doc.frame = found, found.pixels_frame
+                    return
+
+    def _show_not_classified(self, doc: Document, why: str) -> None:
+        """A file shown, not classified: this program's own export, or a structured report
+        (its stored lesion box and calipers drawn over its image when it is at hand)."""
+        self.analysis.cancel()
+        record = doc.record
+        stored = record.stored
+        result = stored.result if stored is not None else None
+        if result is not None and record.has_image:
+            self.view.show_box(result.box)
+            self.view.show_measurements(result.measured())
+        self.view.show_not_classified(doc.doc_id, doc.name, why, stored, record.has_image)
+
     def _present_prediction(self, doc: Document, key: AnalysisKey, pred: Prediction) -> None:
         """Show ``pred``, the result for what is on display, and the box it found."""
         self.view.show_prediction(doc.doc_id, key, pred)
@@ -425,11 +462,13 @@ class ViewerController:
         if doc is None:
             return
         doc.record, doc.loading, doc.error = message.record, False, ""
+        if doc.record.stored is not None:
+            doc.frame = doc.record.pixels_frame  # a report is shown on the frame it refers to
         self.view.set_thumbnail(doc.doc_id, message.thumbnail)
         self._arrange()
         if doc is self.current:
             self.show_document(doc)
-        elif self.engine is not None:
+        elif self.engine is not None and not _why(doc):
             # Label it in the list when the model is free (prediction only, no maps). While
             # the model loads, on_engine_ready queues every image still without a label.
             self.analysis.queue_background([(doc.key(), doc.record)])
@@ -507,7 +546,8 @@ class ViewerController:
         # Anything opened while the model loaded: classify the current one, then the rest.
         self._show_analysis()
         rest = [(d.key(), d.record) for d in self.documents()
-                if d is not self.current and d.record is not None and d.latest_prediction() is None]
+                if d is not self.current and d.record is not None and d.latest_prediction() is None
+                and not _why(d)]
         self.analysis.queue_background(rest)
 
     def on_engine_failed(self, message: str) -> None:
@@ -515,3 +555,8 @@ class ViewerController:
         doc = self.current
         self.view.show_waiting(doc.doc_id if doc is not None else None, "No model", "")
         self.view.show_maps_status(f"The model could not be loaded: {message}")
+
+
+def _why(doc: Document) -> str:
+    """Why ``doc`` is shown but not classified ("" for an image to classify, or not read)."""
+    return not_classified(doc.record) if doc.record is not None else ""

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from rcdnet_desktop.core.context import ImageContext
+from rcdnet_desktop.core.io.sr_document import SrDocument
 from rcdnet_desktop.core.measure import Measured
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
 from rcdnet_desktop.gui.document import AnalysisKey
@@ -117,6 +118,16 @@ class ViewerView(Protocol):
         """No result yet for what is on display: ``text`` in the panel and its list entry."""
 
     def show_maps(self, key: AnalysisKey, maps: HeatMaps) -> None: ...
+
+    def show_not_classified(self, doc_id: int, name: str, note: str,
+                            document: SrDocument | None, has_image: bool) -> None:
+        """A file shown but not classified (this program's own export, a structured report):
+        ``note`` says why in the prediction panel, its list entry and the evidence panel; a
+        report's ``document`` is shown in words (``has_image``: its source image is on
+        display)."""
+
+    def clear_not_classified(self) -> None:
+        """What is on display is an image to classify: no stored result to show."""
 
     def show_maps_status(self, text: str) -> None:
         """What the evidence panel says while it has no maps."""

@@ -19,6 +19,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QStyle, QToolBar, QWidget
 
 from rcdnet_desktop.gui.image_overlay import CHOICES as OVERLAY_CHOICES
+from rcdnet_desktop.gui.image_overlay import DEFAULT_MAP as OVERLAY_DEFAULT_MAP
 from rcdnet_desktop.gui.settings import DEVICE_LABELS
 from rcdnet_desktop.gui.theme import THEMES
 from rcdnet_desktop.gui.viewer_protocols import ActionState
@@ -51,6 +52,7 @@ class WindowActions:
     fit: QAction
     actual: QAction
     overlay: QAction
+    plain: QAction
     outline: QAction
     reset_wl: QAction
     play: QAction
@@ -132,8 +134,10 @@ def build_actions(w: MainWindow) -> WindowActions:
         zoom_out=_action(w, "Zoom &out", w.view.zoom_out, ["Ctrl+-", "-"]),
         fit=_action(w, "&Fit to window", w.view.fit, ["Ctrl+0", "F"]),
         actual=_action(w, "&Actual size (100%)", w.view.actual_size, ["1"]),
-        overlay=_action(w, "Toggle heat-map &overlay", w.heatmaps.toggle_plain, ["H"],
-                        "Switch the evidence panels between heat maps and plain image"),
+        overlay=_toggle(w, "Heat map &over the image", w.set_overlay_on, ["V"],
+                        "Lay a heat map over the main image (which one: View > Overlay map)"),
+        plain=_toggle(w, "Show &plain image in the evidence panels", w.heatmaps.set_plain,
+                      ["H"], "Hide the heat maps beside the image and show it alone there"),
         outline=_toggle(w, "Show lesion o&utline", w.set_outline_visible, ["O"],
                         "Draw the outline of the lesion found automatically over the image "
                         "(models with a lesion localiser)"),
@@ -157,10 +161,15 @@ def build_actions(w: MainWindow) -> WindowActions:
                      "The DICOM header of the image on display, searchable"),
     )
     acts["outline"].setChecked(w.settings.show_outline)
+    acts["overlay"].setChecked(w.settings.image_overlay != "none")
+    acts["plain"].setChecked(w.heatmaps.plain.isChecked())
+    w.heatmaps.plain.toggled.connect(acts["plain"].setChecked)  # the panel's own check box
     w.view.set_outline_visible(acts["outline"].isChecked())
     device = _choice_actions(w, DEVICE_LABELS, w.settings.device, w.set_device)
     theme = _choice_actions(w, THEMES, w.settings.theme, w.set_theme)
-    image_overlay = _choice_actions(w, OVERLAY_CHOICES, w.settings.image_overlay,
+    saved = w.settings.image_overlay
+    image_overlay = _choice_actions(w, OVERLAY_CHOICES,
+                                    saved if saved in OVERLAY_CHOICES else OVERLAY_DEFAULT_MAP,
                                     w.set_image_overlay)
     recent_menu = _build_menus(w, acts, device, theme, image_overlay)
     toolbar = _build_toolbar(w, acts)
@@ -202,8 +211,9 @@ def _build_menus(w: MainWindow, a: dict[str, QAction], device: dict[str, QAction
     m.addSeparator()
     m.addActions([a["zoom_in"], a["zoom_out"], a["fit"], a["actual"]])
     m.addSeparator()
-    m.addActions([a["overlay"], a["outline"], a["reset_wl"], a["play"]])
-    m.addMenu("Heat map over the &image").addActions(list(image_overlay.values()))
+    m.addAction(a["overlay"])
+    m.addMenu("Overlay &map").addActions(list(image_overlay.values()))
+    m.addActions([a["plain"], a["outline"], a["reset_wl"], a["play"]])
     m.addSeparator()
     m.addMenu("&Theme").addActions(list(theme.values()))
     m.addActions([w.thumbs_dock.toggleViewAction(), w.analysis_dock.toggleViewAction()])

@@ -72,14 +72,13 @@ class CineTimelineController:
     def summary(self, doc_id: int | None = None) -> ClipSummary | None:
         """The summary of a clip's frames classified so far (the one on display by default)."""
         doc_id = self._doc_id if doc_id is None else doc_id
-        preds = [r.prediction for r in self.results.get(doc_id, {}).values()
-                 if r.prediction is not None]
-        engine = self._engine
-        if not preds or engine is None:
+        results = self.results.get(doc_id, {}).values()
+        preds = [r.prediction for r in results if r.prediction is not None]
+        threshold = self._threshold()
+        if not preds or threshold is None:
             return None
-        from rcdnet_desktop.core.bands import suspicious_threshold
-
-        return clip_summary(preds, suspicious_threshold(engine.card))
+        return clip_summary(preds, threshold,
+                            failed=[r.frame for r in results if r.prediction is None])
 
     def show_worst(self) -> None:
         """Show the clip's most suspicious frame (among those classified so far)."""
@@ -166,11 +165,13 @@ class CineTimelineController:
         if plot.threshold() is None and self._engine is not None:
             plot.set_clip(doc.record.frame_count, self._threshold())
             plot.set_current(doc.frame)
-        plot.set_values(values, summary.max_frame if summary is not None else None)
-        failed = sum(r.prediction is None for r in results.values())
+        if summary is None:
+            plot.set_values(values, None)
+        else:
+            plot.set_values(values, summary.max_frame, summary.flagged_frames,
+                            summary.no_lesion_frames)
         self.timeline.summary.setText(summary_words(
-            summary, len(results), doc.record.frame_count, failed,
-            self.sweeper.running == doc.doc_id))
+            summary, len(results), doc.record.frame_count, self.sweeper.running == doc.doc_id))
         self.go_worst.setEnabled(summary is not None)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
@@ -185,8 +186,9 @@ def build_cine_timeline(window: MainWindow) -> CineTimelineController:
     window.pane.layout().addWidget(timeline)
     act = QAction("&Go to most suspicious frame", window)
     act.setShortcut(QKeySequence(GO_WORST_SHORTCUT))
-    tip = ("Show the frame of the clip with the highest probability of malignancy "
-           "(every frame is classified in the background)")
+    tip = ("Show the frame of the clip with the highest probability of malignancy, among "
+           "the frames within intended use with a lesion found (every frame is classified "
+           "in the background)")
     act.setStatusTip(tip)
     act.setToolTip(tip)
     act.setIconText("Most suspicious frame")

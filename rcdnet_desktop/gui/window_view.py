@@ -14,6 +14,7 @@ import numpy as np
 from PySide6.QtWidgets import QLabel, QMainWindow
 
 from rcdnet_desktop.core.context import ImageContext
+from rcdnet_desktop.core.io.sr_document import SrDocument
 from rcdnet_desktop.core.measure import Measured
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
@@ -25,6 +26,7 @@ from rcdnet_desktop.gui.image_view import CineBar, ImageView
 from rcdnet_desktop.gui.notice_bar import NoticeBar
 from rcdnet_desktop.gui.prediction_panel import PredictionPanel
 from rcdnet_desktop.gui.settings import DEVICE_LABELS
+from rcdnet_desktop.gui.stored_result import StoredResultDialog
 from rcdnet_desktop.gui.thumbnails import ThumbnailList
 from rcdnet_desktop.gui.viewer_protocols import ActionState, EngineInfo
 from rcdnet_desktop.gui.window_actions import WindowActions, apply_action_state
@@ -63,6 +65,7 @@ class WindowView:
     prediction_shown: Callable[[AnalysisKey], None]
     heatmaps_shown: Callable[[AnalysisKey], None]
     context: ContextView | None = None
+    stored: StoredResultDialog | None = None  # made when a stored result is first shown
 
     # --- the image list --------------------------------------------------------------------------
 
@@ -166,6 +169,23 @@ class WindowView:
     def show_maps(self, key: AnalysisKey, maps: HeatMaps) -> None:
         self.heatmaps.set_maps(maps)
         self.heatmaps_shown(key)
+
+    def show_not_classified(self, doc_id: int, name: str, note: str,
+                            document: SrDocument | None, has_image: bool) -> None:
+        sentence = note[:1].upper() + note[1:]
+        self.prediction.set_waiting(sentence)
+        self.thumbs.set_waiting(doc_id, "Not classified")
+        self.heatmaps.set_status(sentence)
+        if document is None:
+            self.clear_not_classified()
+            return
+        if self.stored is None:
+            self.stored = StoredResultDialog(self.window)
+        self.stored.show_document(name, note, document, has_image)
+
+    def clear_not_classified(self) -> None:
+        if self.stored is not None:
+            self.stored.hide()
 
     def show_maps_status(self, text: str) -> None:
         self.heatmaps.set_status(text)

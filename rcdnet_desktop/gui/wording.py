@@ -1,14 +1,17 @@
-"""How the viewer puts a prediction into words: likelihood band, lesion box source, no-lesion note.
+"""How the viewer puts a prediction's input and warnings into words.
 
-Every widget that shows these (prediction panel, image list, batch table, image view) takes its
-words from here, so the same result reads the same everywhere. The band itself is
-:mod:`rcdnet_desktop.core.bands`'s (carried by the prediction); nothing here re-derives it.
+The result itself (band, decision at the cut-off, probability, headline, tone) is
+:mod:`rcdnet_desktop.core.result`'s, shared with every export; this module adds what only the
+viewer shows: where the lesion box came from, the pending input line, the warning banner and the
+marks in the image list and the batch table.
 """
 
 from __future__ import annotations
 
+from rcdnet_desktop.core import result
 from rcdnet_desktop.core.inference import NO_LESION_WARNING
 from rcdnet_desktop.core.measure import Calibration
+from rcdnet_desktop.core.result import OUTSIDE_INTENDED_USE, no_lesion_found
 from rcdnet_desktop.core.types import Box, Prediction
 
 BOX_SOURCE_WORDS = {
@@ -21,54 +24,9 @@ BOX_SOURCE_WORDS = {
 AUTO_BOX_TAG = "found automatically"
 """The label the image view puts on an automatic lesion box."""
 
-NO_LESION_TEXT = ("No lesion found with confidence: the whole image was classified. "
-                  "Draw a box around the lesion to classify it.")
-"""What the panel says when the automatic localiser found no lesion it was confident about."""
-
-SUSPICIOUS_WORD = "suspicious"
-SUSPICIOUS_TIP = ("Suspicious: the probability of malignancy is at or above the model's "
-                  "threshold for flagging a result.")
-
 
 def _capitalised(text: str) -> str:
     return text[:1].upper() + text[1:]
-
-
-def band_text(p: Prediction) -> str:
-    """The likelihood band with its range, and "suspicious" when flagged.
-
-    E.g. ``"moderate (10-50%)"`` or ``"high (50-95%), suspicious"``.
-    """
-    text = p.band.label if p.band is not None else ""
-    if p.suspicious:
-        text = f"{text}, {SUSPICIOUS_WORD}" if text else SUSPICIOUS_WORD
-    return text
-
-
-OUTSIDE_INTENDED_USE = "Outside intended use"
-
-
-def band_headline(p: Prediction) -> str:
-    """The panel's headline: the band, capitalised, e.g. ``"Moderate (10-50%)"``.
-
-    Marked UNTRAINED like the class label when the weights are, and led by "Outside intended
-    use" when an intended-use check flagged the image (the numbers stay visible below it).
-    """
-    text = _capitalised(band_text(p))
-    if p.outside_intended_use:
-        text = f"{OUTSIDE_INTENDED_USE} \N{EM DASH} {band_text(p)}"
-    return f"UNTRAINED: {text}" if p.untrained else text
-
-
-def band_note(p: Prediction) -> str:
-    """What the band means, in one short sentence (shown small under the headline)."""
-    band = p.band
-    if band is None:  # pragma: no cover - Prediction always fills it
-        return ""
-    text = "Likelihood of malignancy"
-    if band.birads_range:
-        text += f": the BI-RADS {band.birads_range} range, not a BI-RADS assessment"
-    return text + "."
 
 
 def box_source_words(p: Prediction) -> str:
@@ -110,12 +68,6 @@ def pending_input_words(user_box: Box | None, auto_box: bool,
     if auto_box:
         return "looking for the lesion automatically..."
     return BOX_SOURCE_WORDS["none"]
-
-
-def no_lesion_found(p: Prediction) -> bool:
-    """True when the localiser looked and found no lesion with confidence (whole image used)."""
-    head = NO_LESION_WARNING.split(":")[0]
-    return p.box_source == "none" and any(w.startswith(head) for w in p.warnings)
 
 
 def other_warnings(p: Prediction) -> list[str]:
@@ -160,27 +112,21 @@ def status_words(p: Prediction) -> str:
 
 
 def list_text(p: Prediction) -> str:
-    """The prediction under a file name in the image list (two short lines, and a warning
-    mark above them when there is a warning)."""
-    text = f"{p.display_label}, {band_text(p)}\nP(malignant) {p.p_malignant:.2f}"
+    """The prediction under a file name in the image list: the result's two short lines
+    (:func:`rcdnet_desktop.core.result.list_text`), and a warning mark above them when there is
+    a warning."""
+    text = result.list_text(p)
     mark = list_mark(p)
     return f"\N{WARNING SIGN} {mark}\n{text}" if mark else text
 
 
 __all__ = [
+    "list_text",
     "AUTO_BOX_TAG",
     "BOX_SOURCE_WORDS",
-    "NO_LESION_TEXT",
-    "OUTSIDE_INTENDED_USE",
-    "SUSPICIOUS_TIP",
-    "band_headline",
-    "band_note",
-    "band_text",
     "box_source_words",
     "input_words",
     "list_mark",
-    "list_text",
-    "no_lesion_found",
     "other_warnings",
     "pending_input_words",
     "status_words",

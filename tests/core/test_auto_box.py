@@ -13,6 +13,7 @@ from PIL import Image
 from rcdnet_desktop.core.batch import review
 from rcdnet_desktop.core.card import CARD_FILE, LOCALISER_FILE, ModelCard
 from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.explain import contrastive_scores, decision_evidence, to_image_size
 from rcdnet_desktop.core.inference import NO_LESION_WARNING, InferenceEngine, pad_roi
 from rcdnet_desktop.core.localiser import LesionLocaliser
 from rcdnet_desktop.core.preprocess import preprocess
@@ -59,7 +60,9 @@ def test_found_lesion_is_classified_as_the_box(engine, sample_benign):
     r = maps.prediction.roi
     outside = np.ones(hw, bool)
     outside[r.y:r.y + r.h, r.x:r.x + r.w] = False
-    assert maps.malignant[outside].max() == 0 and maps.malignant.max() > 0.9
+    for m in (maps.benign, maps.malignant):
+        assert m[outside].max() == 0
+    assert not maps.prediction.suspicious and maps.benign.max() > 0.9  # the result's map
 
 
 def test_no_lesion_found_classifies_the_whole_image_and_says_so(engine, sample_benign):
@@ -125,9 +128,21 @@ def test_fusion_averages_box_and_whole_image_logits(engine, sample_benign):
     assert pred.p_malignant == pytest.approx(expected, abs=1e-5)
     box_only = _engine(engine, FakeLocaliser()).explain(sample_benign)
     assert abs(pred.p_malignant - box_only.prediction.p_malignant) > 1e-4
-    # The maps stay the box view's.
-    np.testing.assert_allclose(maps.malignant, box_only.malignant, atol=1e-5)
-    np.testing.assert_allclose(maps.benign, box_only.benign, atol=1e-5)
+    # The maps are the box view's cells, weighted by its half of the fused logits, with the
+    # whole image's half spread evenly: relative to the fused decision's cut-off.
+    prep = eng.prepare(sample_benign)
+    logits, feats, weight = eng.last_features([prep])
+    _, box_feats, _ = eng.last_features([_engine(engine, FakeLocaliser()).prepare(sample_benign)])
+    np.testing.assert_allclose(feats, box_feats, atol=1e-6)
+    assert np.log(pred.p_malignant / pred.p_benign) == pytest.approx(
+        (logits[0, 1] - logits[0, 0]) / engine.card.temperature, abs=1e-4)
+    expected = decision_evidence(contrastive_scores(feats, weight)[0],
+                                 eng.cutoff_margin(logits)[0], engine.card.preprocessing.size,
+                                 share=0.5)
+    for k in (0, 1):
+        np.testing.assert_allclose(maps.for_class(k), to_image_size(expected[k], hw, roi),
+                                   atol=1e-5)
+    assert pred.suspicious == (eng.cutoff_margin(logits)[0] >= 0)
     assert eng.predict(sample_benign).p_malignant == pytest.approx(pred.p_malignant, abs=1e-6)
 
 

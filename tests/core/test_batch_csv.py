@@ -32,7 +32,7 @@ WHOLE = BatchItem(Path("/s/c.png"), Prediction(p_benign=0.9, p_malignant=0.1, de
 def test_rows_hold_every_column_as_text():
     ok, failed, whole = (batch_row(i) for i in (OK, FAILED, WHOLE))
     assert all(tuple(r) == CSV_FIELDS for r in (ok, failed, whole))
-    assert ok["label"] == "malignant" and ok["p_malignant"] == "0.7500"
+    assert ok["decision"] == "suspicious" and ok["p_malignant"] == "0.7500"
     assert ok["status"] == "ok" and ok["warnings"] == "low contrast; small image"
     # The box as found, unpadded (not the region the model saw).
     assert (ok["box_source"], ok["box_x"], ok["box_y"], ok["box_w"], ok["box_h"]) == \
@@ -40,7 +40,7 @@ def test_rows_hold_every_column_as_text():
     assert ok["band"] == "high" and ok["suspicious"] == "yes"
     assert failed["status"] == "failed" and failed["error"] == "/s/b.png: file is empty"
     assert all(failed[k] == "" for k in CSV_FIELDS if k not in ("file", "status", "error"))
-    assert whole["label"] == "UNTRAINED benign" and whole["box_source"] == "none"
+    assert whole["decision"] == "UNTRAINED below_cutoff" and whole["box_source"] == "none"
     assert whole["box_x"] == "" and whole["suspicious"] == "no"
 
 
@@ -77,7 +77,7 @@ def test_any_file_name_survives_the_csv(tmp_path, name):
 def test_a_carriage_return_is_quoted():
     line = csv_line(_named("c\rr.png"))
     assert line.startswith('"/s/c\rr.png",') and line.endswith("\n")
-    assert csv_line(batch_row(OK)).startswith("/s/a.png,malignant,")  # others as before
+    assert csv_line(batch_row(OK)).startswith("/s/a.png,suspicious,")  # others as before
 
 
 def test_rows_are_on_disk_as_they_come_and_the_file_is_named_at_the_end(tmp_path):
@@ -105,4 +105,4 @@ def test_an_interrupted_csv_is_kept_as_partial(tmp_path):
 
 def test_skipped_items():
     row = batch_row(BatchItem(Path("/s/x.dcm"), error="/s/x.dcm: skipped: ...", skipped=True))
-    assert row["status"] == "skipped" and row["label"] == ""
+    assert row["status"] == "skipped" and row["decision"] == ""

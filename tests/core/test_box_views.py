@@ -106,7 +106,7 @@ def test_the_bundled_card_has_views_that_start_with_the_box_as_given():
 
 def _pred(p_range, cut_off=0.158, p=0.2) -> Prediction:
     return Prediction(p_benign=1 - p, p_malignant=p, device="cpu", model_version="t",
-                      roi=BOX, box_p_range=p_range, cut_off=cut_off,
+                      roi=BOX, box_p_range=p_range, threshold=cut_off,
                       suspicious=p >= cut_off)
 
 
@@ -135,7 +135,10 @@ def test_sentence_words_and_digits():
 def test_cut_off_defaults_to_the_default_threshold():
     pred = Prediction(p_benign=0.6, p_malignant=0.4, device="cpu", model_version="t",
                       box_p_range=(0.4, 0.6))
-    assert pred.cut_off == 0.5 and pred.box_dependent and not pred.suspicious
+    assert pred.threshold == 0.5 and pred.box_dependent and not pred.suspicious
+    # A caller that gives the decision but not its cut-off: the default cut-off is used.
+    given = replace(pred, suspicious=False, threshold=None)
+    assert given.threshold is None and given.box_dependent
 
 
 # --- the engine ------------------------------------------------------------------------------
@@ -151,8 +154,8 @@ def test_user_box_averages_the_logits_of_its_views(engine, sample_malignant):
     assert pred.p_malignant == pytest.approx(_sigmoid(np.mean([_logit(p) for p in singles])),
                                              abs=1e-5)
     assert pred.box_p_range == pytest.approx((min(singles), max(singles)), abs=1e-5)
-    assert pred.cut_off == eng.card.operating_point.get("suspicious_threshold", 0.5)
-    assert pred.suspicious == (pred.p_malignant >= pred.cut_off)
+    assert pred.threshold == eng.card.operating_point.get("suspicious_threshold", 0.5)
+    assert pred.suspicious == (pred.p_malignant >= pred.threshold)
     # One box identity: the box and the region shown are the box as given, not a view.
     assert pred.box == BOX and pred.box_source == "user"
     assert pred.roi == pad_roi(BOX, hw, eng.card.roi_margin)

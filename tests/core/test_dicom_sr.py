@@ -46,7 +46,7 @@ def _content(ds):
 
 
 def test_sr_holds_the_result(us_record, tmp_path):
-    pred = _pred(descriptors=(Descriptor("Shape", "irregular", 0.8),))
+    pred = _pred(descriptors=(Descriptor("shape", "irregular", 0.8),))
     path = export_dicom_sr(tmp_path / "sr.dcm", us_record, pred, include_patient=True)
     ds = pydicom.dcmread(path)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.33"  # Comprehensive SR
@@ -56,11 +56,13 @@ def test_sr_holds_the_result(us_record, tmp_path):
     items = dict(_content(ds))
     prob = items["Probability of cancer"]
     assert float(prob.MeasuredValueSequence[0].NumericValue) == pytest.approx(0.73)
-    assert items["Pathology"].ConceptCodeSequence[0].CodeMeaning == "Malignant"
-    assert "moderate" in items["Likelihood of malignancy band"].ConceptCodeSequence[0] \
-        .CodeMeaning.lower() or "high" in items["Likelihood of malignancy band"] \
-        .ConceptCodeSequence[0].CodeMeaning.lower()
-    assert items["Shape"].ConceptCodeSequence[0].CodeMeaning == "irregular"
+    assert "Pathology" not in items  # the model cannot know one
+    decision = items["Result at the model's suspicious cut-off"].ConceptCodeSequence[0]
+    assert decision.CodeMeaning == "suspicious"  # 0.73 >= the default cut-off 0.5
+    band = items["Likelihood band of the calibrated probability"].ConceptCodeSequence[0]
+    assert band.CodeMeaning == "high (50-95%)" and band.CodeValue == "BAND-HIGH"
+    shape = items["Shape"].ConceptCodeSequence[0]
+    assert (shape.CodingSchemeDesignator, shape.CodeValue) == ("SCT", "49608001")  # Irregular
     region = items["Image Region"]
     assert region.GraphicType == "POLYLINE"
     assert list(region.GraphicData) == [120, 80, 320, 80, 320, 230, 120, 230, 120, 80]
@@ -69,8 +71,12 @@ def test_sr_holds_the_result(us_record, tmp_path):
     comments = [i.TextValue for m, i in _content(ds) if m == "Comment"]
     assert "Decision support only - not a diagnosis." in comments
     assert any("found automatically" in c for c in comments)
+    assert "Likelihood band: high (50-95%). Likelihood of malignancy: the BI-RADS 4C range, " \
+        "not a BI-RADS assessment." in comments
     algo = items["Algorithm Name"]
     assert algo.TextValue == "RcdNet" and items["Algorithm Version"].TextValue == "2.1.0"
+    scheme = ds.CodingSchemeIdentificationSequence[0]
+    assert scheme.CodingSchemeDesignator == "99RCDNET" and scheme.CodingSchemeName
 
 
 def test_sr_rereads_in_highdicom(us_record, tmp_path):

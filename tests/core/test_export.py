@@ -66,6 +66,7 @@ def make_heatmaps(
     untrained: bool = False,
     p_malignant: float = 0.83,
     warnings: tuple[str, ...] = (),
+    threshold: float | None = None,
 ) -> HeatMaps:
     pred = Prediction(
         p_benign=1.0 - p_malignant,
@@ -75,6 +76,7 @@ def make_heatmaps(
         untrained=untrained,
         roi=roi,
         warnings=warnings,
+        threshold=threshold,
     )
     return HeatMaps(
         benign=gaussian(h, w, w * 0.2, h * 0.2, max(w, h) / 15),
@@ -185,7 +187,7 @@ def test_overlay_panels_match_blend():
     hm = make_heatmaps(120, 160)
     report = render_report(pixels, hm, when=WHEN, colormap="viridis", alpha=0.3)
     crop = report.layout.crop
-    # Both maps on the one shared scale (each weighted by its class's probability).
+    # Both maps on the one shared scale (topped by the evidence for the result).
     benign, malignant = shared_scale(hm)
     assert np.array_equal(crop(report.image, 1), blend(pixels, benign, 0.3, "viridis"))
     assert np.array_equal(crop(report.image, 2), blend(pixels, malignant, 0.3, "viridis"))
@@ -212,15 +214,15 @@ def test_text_band_is_not_blank_and_report_text_has_everything():
     assert (band < 128).any()  # dark text on the white band
     text = report.text
     for needle in (
-        "Prediction: malignant",
-        "Probability of malignancy (calibrated): 83.0%",
+        "Result: High (50-95%), suspicious (whole image, less reliable)",
+        "Probability of malignancy (calibrated): 0.83",
         "Input: whole image",
         "rcdnet-test-1.0",
         "Device: cpu",
         "2025-03-14 09:26:53 +0100",
         "case_7.dcm",
         "fast Grad-CAM",
-        "Evidence for benign: Strongest in the upper left",
+        "Evidence for benign: Strongest around the upper left",
         "Evidence for malignant:",
         "Warning: colour overlay detected",
         DECISION_SUPPORT_NOTE,
@@ -322,7 +324,7 @@ def test_report_draws_and_describes_the_box_as_given():
     report = render_report(speckle(h, w), maps, when=WHEN)
     benign, malignant = evidence_sentences(maps)
     assert benign == describe_evidence(peak, box) != describe_evidence(peak, roi)
-    assert "Peak outside the lesion box" in benign
+    assert "lower left of the lesion box" in benign  # of the roi: the middle left
     assert f"Evidence for benign: {benign}" in report.text
     assert f"Evidence for malignant: {malignant}" in report.text
     yellow = np.array([255, 220, 0], np.uint8)
@@ -391,7 +393,7 @@ def test_png_reads_back_with_panels_at_image_size(tmp_path, h, w):
     assert np.array_equal(panel0[..., 0], pixels)
     assert text_chunks["Software"] == "RcdNet Desktop"
     assert text_chunks["Disclaimer"] == DECISION_SUPPORT_NOTE
-    assert text_chunks["Prediction"] == "malignant"
+    assert text_chunks["Decision"] == "suspicious"
     assert leftovers(tmp_path) == []
 
 
@@ -869,11 +871,24 @@ def test_report_says_what_the_cut_off_means_when_the_card_measured_it():
         "suspicious_threshold": 0.16,
         "at_threshold_internal": {"recall": {"value": 0.9}},
         "at_threshold_external": {"recall": {"value": 0.7556}}}))
-    hm = make_heatmaps(80, 100, p_malignant=0.07)
+    hm = make_heatmaps(80, 100, p_malignant=0.07, threshold=0.16)
     text = render_report(speckle(80, 100), hm, when=WHEN, operating_point=op).text
     assert "Below the suspicious cut-off (0.16)" in text
     assert "90% of cancers in internal validation and 76% at another hospital" in text
-    assert "cut-off" not in render_report(speckle(80, 100), hm, when=WHEN).text
+    bare = render_report(speckle(80, 100), hm, when=WHEN).text  # a card that measured nothing
+    assert "Below the suspicious cut-off (0.16)." in bare and "cancers" not in bare
+
+
+@pytest.mark.parametrize("p", [0.21, 0.35])
+def test_a_result_above_the_cut_off_is_suspicious_in_every_export_and_never_benign(p, tmp_path):
+    hm = make_heatmaps(80, 100, p_malignant=p, threshold=0.158, roi=Box(20, 20, 40, 30))
+    report = render_report(speckle(80, 100), hm, when=WHEN)
+    assert "benign" not in " ".join(line.text for line in report.lines
+                                    if not line.text.startswith("Evidence for benign")).lower()
+    headline = next(line for line in report.lines if line.text.startswith("Result:"))
+    assert headline.text.endswith("suspicious") and headline.kind == "alert"
+    assert report.summary["Decision"] == "suspicious"
+    assert "At or above the suspicious cut-off (0.16)" in report.text
 
 
 def test_report_text_leads_with_the_warnings_then_the_band_as_the_screen_does():
@@ -882,7 +897,7 @@ def test_report_text_leads_with_the_warnings_then_the_band_as_the_screen_does():
                            when=WHEN)
     texts = [line.text for line in report.lines]
     first = {key: next(i for i, t in enumerate(texts) if t.startswith(key))
-             for key in ("Warning:", "Likelihood band:", "Probability of malignancy",
-                         "Prediction:")}
-    assert first["Warning:"] < first["Likelihood band:"] < first["Probability of malignancy"] \
-        < first["Prediction:"]
+             for key in ("Warning:", "Result:", "Likelihood band:", "Probability of malignancy",
+                         "At or above the suspicious cut-off")}
+    assert first["Warning:"] < first["Result:"] < first["Likelihood band:"] \
+        < first["Probability of malignancy"] < first["At or above the suspicious cut-off"]

@@ -213,7 +213,7 @@ def test_multipage_tiff_frames_on_demand(tmp_path):
     assert (rec2.pixels == 120).all() and rec2.pixels_frame == 3
     assert (rec2.frame(0) == 0).all() and (rec2.frame(3) == 120).all()
     with pytest.raises(UnreadableImageError,
-                       match=r"frame 9 requested but the file has 4 frames \(0-3\)"):
+                       match=r"frame 10 requested but the file has 4 frames \(1-4\)"):
         read_image(p, frame=9)
     with pytest.raises(UnreadableImageError):
         rec.frame_loader(7)
@@ -364,7 +364,7 @@ def test_budget_is_checked_before_decoding(tmp_path, monkeypatch):
 
 def test_frame_out_of_range_and_bad_frame(tmp_path):
     p = save(Image.fromarray(GREY), tmp_path / "one.png")
-    expect_error(p, "frame 1 requested but the file has 1 frame (0)", frame=1)
+    expect_error(p, "frame 2 requested but the file has 1 frame", frame=1)
     expect_error(p, "frame -1", frame=-1)
 
 
@@ -506,7 +506,7 @@ def test_pick_frame_single_images_use_theirs_and_clips_must_have_it(tmp_path):
     with pytest.raises(UnreadableImageError) as info:
         pick_frame(clip, 40)
     assert "clip.tif" in str(info.value)
-    assert info.value.reason == "frame 40 requested but the file has 34 frames (0-33)"
+    assert info.value.reason == "frame 41 requested but the file has 34 frames (1-34)"
 
 
 def _tiff_with_broken_exif(path: Path) -> Path:

@@ -336,7 +336,7 @@ def test_rle_multiframe(tmp_path):
     for i in range(5):
         np.testing.assert_array_equal(rec.frame(i), frames[i])
     with pytest.raises(UnreadableImageError,
-                       match=r"frame 5 requested but the clip has 5 frames \(0-4\)"):
+                       match=r"frame 6 requested but the clip has 5 frames \(1-5\)"):
         read_image(p, frame=5)
 
 

@@ -165,3 +165,46 @@ def test_reports_state_the_descriptors():
                                            when=datetime.now(UTC))]
     assert any(t.startswith("What the model sees (lexicon): shape: irregular (80%)")
                and "not a BI-RADS assessment" in t for t in text)
+
+
+def _doppler(path: Path) -> Path:
+    """The sample with a colour-Doppler-like blob over its middle: the intended-use check
+    flags it (colour overlay)."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(sample_path()).convert("RGB")).copy()
+    h, w = rgb.shape[:2]
+    rgb[h // 4:3 * h // 4, w // 4:w // 2] = (220, 30, 30)
+    rgb[h // 4:3 * h // 4, w // 2:3 * w // 4] = (40, 60, 230)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def test_an_image_outside_intended_use_gets_no_descriptors_but_the_reason(app_engine,
+                                                                          tmp_path):
+    """A box on an image the intended-use guard flags: no descriptors on the prediction, so
+    the screen, the CSV and the reports agree; the note says why."""
+    pred = app_engine.predict(read_image(_doppler(tmp_path / "doppler.png")), roi=BOX)
+    assert pred.outside_intended_use
+    assert pred.descriptors == () and pred.descriptor_note == lexicon.OUTSIDE_USE
+    assert lexicon.lexicon_words(pred) == lexicon.OUTSIDE_USE
+    assert batch_row(BatchItem(Path("d.png"), prediction=pred))["descriptors"] == ""
+
+
+def test_descriptors_carried_by_a_flagged_prediction_are_not_shown():
+    """Whatever built it, a prediction with intended-use flags shows no descriptors."""
+    pred = Prediction(0.3, 0.7, "cpu", "t", roi=BOX, checks=("not_breast_ultrasound",),
+                      descriptors=(Descriptor("shape", "irregular", 0.8),))
+    assert lexicon.shown_descriptors(pred) == ()
+    assert lexicon.lexicon_words(pred) == lexicon.OUTSIDE_USE
+    no_lexicon = replace(pred, descriptors=())
+    assert lexicon.descriptor_note(no_lexicon) == ""  # a model without heads says nothing
+
+
+def test_suggest_is_the_one_rule():
+    lex = lexicon.Lexicon(np.zeros(1), np.ones(1), (), frozenset())
+    assert lexicon.suggest(None, np.zeros(1), has_box=True) == ((), "")
+    assert lexicon.suggest(lex, np.zeros(1), has_box=False) == ((), lexicon.NEEDS_BOX)
+    assert lexicon.suggest(lex, np.zeros(1), has_box=False, checks=("blank",)) == \
+        ((), lexicon.OUTSIDE_USE)
+    assert lexicon.suggest(lex, np.zeros(1), has_box=True) == ((), "")

@@ -10,6 +10,8 @@ import pytest
 from rcdnet_desktop.core.io import read_image
 from rcdnet_desktop.core.measure import (
     COLOUR,
+    NO_SCALE,
+    OUTSIDE_REGION,
     REGION_SOURCE,
     SPACING_SOURCE,
     Calibration,
@@ -32,8 +34,28 @@ def test_the_region_holding_the_line_gives_the_scale():
     # Both directions with their own spacing: 30 px across, 40 px down in the right region.
     assert cal.length(Measurement(110, 10, 140, 50)).value == pytest.approx(
         np.hypot(30 * 0.2, 40 * 0.3))
-    # Across both regions: the first calibrated region.
-    assert cal.length(Measurement(50, 10, 150, 10)).value == pytest.approx(100 * 0.1)
+    # Across both regions: no region's scale holds for the whole line; in px, saying why.
+    across = cal.length(Measurement(50, 10, 150, 10))
+    assert (across.unit, across.reason) == ("px", OUTSIDE_REGION)
+    assert across.value == pytest.approx(100) and across.source == ""
+    assert across.text == "100 px, outside the calibrated region"
+
+
+def test_a_line_leaving_the_calibrated_region_is_in_pixels_and_says_why():
+    cal = Calibration((RIGHT,))
+    out = cal.length(Measurement(50, 10, 150, 10))  # starts left of the region
+    assert out.unit == "px" and out.text == "100 px, outside the calibrated region"
+    below = cal.length(Measurement(120, 150, 120, 250))  # ends below it
+    assert below.unit == "px" and below.reason == OUTSIDE_REGION
+    assert cal.box_size(Box(50, 10, 100, 20)) is None  # a box leaving it has no mm size either
+    assert cal.box_size_text(Box(110, 10, 50, 20)) == "10.0 x 6.0 mm"
+    lines = measurement_lines(measure_all(cal, [Measurement(120, 10, 170, 10),
+                                                Measurement(50, 10, 150, 10)]))
+    assert lines == [f"Measurements: 1: 10.0 mm, 2: 100 px, outside the calibrated region "
+                     f"(scale: {REGION_SOURCE}; px: image pixels, outside the calibrated "
+                     "region)"]
+    # Pixel Spacing covers the whole image: a line outside the regions takes it.
+    assert Calibration((RIGHT,), (0.5, 0.5)).length(Measurement(0, 0, 10, 0)).text == "5.0 mm"
 
 
 def test_pixel_spacing_without_regions_and_pixels_without_either():
@@ -44,6 +66,7 @@ def test_pixel_spacing_without_regions_and_pixels_without_either():
     bare = Calibration()
     assert not bare.known
     assert bare.length(Measurement(0, 0, 30, 40)).text == "50 px"
+    assert bare.length(Measurement(0, 0, 30, 40)).reason == NO_SCALE
     assert bare.box_size(Box(0, 0, 10, 10)) is None and bare.box_size_text(Box(0, 0, 1, 1)) == ""
 
 
@@ -81,7 +104,8 @@ def test_the_report_draws_and_lists_the_measurements():
     from rcdnet_desktop.core.export.report import render_report
 
     pixels = np.full((200, 300), 60, np.uint8)
-    measured = measure_all(Calibration((LEFT,)), [Measurement(20, 100, 220, 100)])
+    whole = UltrasoundRegion(Box(0, 0, 300, 200), 0.1, 0.1)
+    measured = measure_all(Calibration((whole,)), [Measurement(20, 100, 220, 100)])
     when = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
     report = render_report(pixels, _maps(pixels.shape), when=when, measurements=measured)
     assert "Measurements: 1: 20.0 mm" in report.text

@@ -29,8 +29,9 @@ from tests.gui.gui_helpers import FakeEngine
 class FakeView:
     """Records every call, and keeps what would be on screen.
 
-    ``panel`` and ``entries[doc_id]`` are ``("prediction", Prediction)``, ``("waiting", text)``
-    or, for a list entry, ``("none", "")`` (not yet classified).
+    ``panel`` and ``entries[doc_id]`` are ``("prediction", Prediction)``, ``("waiting", text)``,
+    ``("not classified", why)`` or, for a list entry, ``("none", "")`` (not yet classified);
+    ``stored`` is the stored result on display.
     """
 
     calls: list[tuple[str, tuple]] = field(default_factory=list)
@@ -48,6 +49,7 @@ class FakeView:
     sections: list = field(default_factory=list)
     context: object = None
     measured: tuple = ()
+    stored: object = None
 
     def _record(self, name: str, *args) -> None:
         self.calls.append((name, args))
@@ -143,6 +145,15 @@ class FakeView:
     def show_maps(self, key, maps):
         self._record("show_maps", key, maps)
         self.maps = (key, maps)
+
+    def show_not_classified(self, doc_id, name, note, document, has_image):
+        self._record("show_not_classified", doc_id, name, note, document, has_image)
+        self.panel = self.entries[doc_id] = ("not classified", note)
+        self.stored = document
+
+    def clear_not_classified(self):
+        self._record("clear_not_classified")
+        self.stored = None
 
     def show_maps_status(self, text):
         self._record("show_maps_status", text)

@@ -17,6 +17,9 @@ from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding,
 NOTHING = "nothing"
 """``FakeEngine(lesion=NOTHING)``: the engine has a localiser, and it finds no lesion."""
 
+FLAG_WORDS = "flagged by the test's intended-use check"
+"""How the fake engine's warning for a flagged image begins (``FakeEngine(flag=...)``)."""
+
 ROI_MARGIN = 0.2
 """The fake model card's roi_margin (the bundled card's value)."""
 
@@ -41,15 +44,18 @@ class FakeEngine:
     "user"); otherwise, when the fake has a localiser (``lesion`` given), it "finds"
     ``lesion`` (``box_source`` "auto", with an elliptic outline) or, with ``lesion=NOTHING``
     or a callable returning None, nothing (the whole image, and the engine's no-lesion
-    warning). Either box is padded by the card's margin with the engine's own
-    :func:`~rcdnet_desktop.core.inference.pad_roi`, and that padded region is what is
-    classified and what ``Prediction.roi`` says.
+    warning). ``flag`` (pixels -> a check code or "") flags images as the intended-use checks
+    do: the code in ``checks`` and a warning. Either box is padded by the card's margin with
+    the engine's own :func:`~rcdnet_desktop.core.inference.pad_roi`, and that padded region is
+    what is classified and what ``Prediction.roi`` says.
     """
 
     def __init__(self, delay: float = 0.0, untrained: bool = False,
                  version: str = "9.9.9-test", predict_delay: float | None = None,
                  lesion: Box | str | Callable[[np.ndarray], Box | None] | None = None,
-                 confidence: float = 0.93) -> None:
+                 confidence: float = 0.93,
+                 flag: Callable[[np.ndarray], str] | None = None,
+                 threshold: float | None = None) -> None:
         self.delay = delay
         self.predict_delay = delay / 4 if predict_delay is None else predict_delay
         self.device = "cpu"
@@ -59,6 +65,8 @@ class FakeEngine:
         self.untrained = untrained
         self.lesion = lesion
         self.confidence = confidence
+        self.flag = flag  # pixels -> an intended-use check code, or "" (none)
+        self.threshold = threshold  # the suspicious cut-off (the Prediction default if None)
         # The real engine's ``localiser`` is the module, or None without one.
         self.localiser = None if lesion is None else object()
         self.has_localiser = lesion is not None
@@ -125,16 +133,22 @@ class FakeEngine:
         crop = px if padded is None else px[padded.y:padded.y + padded.h,
                                             padded.x:padded.x + padded.w]
         path = str(getattr(image, "path", ""))
+        code = self.flag(px) if self.flag is not None else ""
+        if code:
+            warnings = (f"{FLAG_WORDS}: {code}", *warnings)
         return SimpleNamespace(mean=float(crop.mean()), hw=hw, roi=padded, given=given,
                                box=box, source=source, finding=finding, warnings=warnings,
-                               frame=frame, path=path, auto_box=auto_box)
+                               frame=frame, path=path, auto_box=auto_box,
+                               checks=(code,) if code else ())
 
     def _prediction(self, prep) -> Prediction:
         p = min(max(prep.mean / 255.0, 0.0), 1.0)
         return Prediction(p_benign=1 - p, p_malignant=p, device="cpu",
                           model_version=self.model_version, untrained=self.untrained,
                           roi=prep.roi, frame=prep.frame, warnings=prep.warnings,
-                          box=prep.box, box_source=prep.source, finding=prep.finding)
+                          box=prep.box, box_source=prep.source, finding=prep.finding,
+                          checks=prep.checks,
+                          suspicious=None if self.threshold is None else p >= self.threshold)
 
     def _maps(self, prep, method: str) -> HeatMaps:
         h, w = prep.hw

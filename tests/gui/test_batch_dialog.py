@@ -27,7 +27,7 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     _run(qtbot, dlg)
 
     assert dlg.model.rowCount() == 5
-    assert COLUMNS == ("File", "Prediction", "P(malignant)", "Band", "Box", "Clip", "Status")
+    assert COLUMNS == ("File", "Decision", "P(malignant)", "Band", "Box", "Clip", "Status")
     rows = {dlg.model.data(dlg.model.index(r, 0)):
             dict(zip(COLUMNS, [dlg.model.data(dlg.model.index(r, c))
                                for c in range(len(COLUMNS))], strict=True))
@@ -35,23 +35,24 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     assert set(rows) == {"a_dark.png", "b_bright.png", "c_mid.png", "sub/d_sub.png",
                          "e_corrupt.png"}
     bad = rows["e_corrupt.png"]
-    assert bad["Prediction"] == bad["Band"] == bad["Box"] == "-"
+    assert bad["Decision"] == bad["Band"] == bad["Box"] == "-"
     assert bad["Status"].startswith("failed: ")
-    assert rows["b_bright.png"]["Prediction"] == "malignant"
+    assert rows["b_bright.png"]["Decision"] == "suspicious"
     assert rows["b_bright.png"]["Status"] == "ok"
-    assert rows["a_dark.png"]["Prediction"] == "benign"
+    assert rows["a_dark.png"]["Decision"] == "below the cut-off"
     assert rows["a_dark.png"]["Band"] == "moderate (10-50%)"  # mean grey ~38 of 255
-    assert rows["b_bright.png"]["Band"] == "high (50-95%), suspicious"
+    assert rows["b_bright.png"]["Band"] == "high (50-95%)"
     assert {r["Box"] for name, r in rows.items() if name != "e_corrupt.png"} == {"none"}
     assert dlg.progress.value() == 5
     assert dlg.progress_label.text().startswith("Done: 5 files")
 
     dlg.filter.setCurrentText("Failed only")
     assert [i.path.name for i in dlg.visible_items()] == ["e_corrupt.png"]
-    dlg.filter.setCurrentText("Malignant only")
-    assert all(i.prediction.label == "malignant" for i in dlg.visible_items())
-    dlg.filter.setCurrentText("Benign only")
-    assert all(i.prediction.label == "benign" for i in dlg.visible_items())
+    dlg.filter.setCurrentText("Suspicious only")
+    assert dlg.visible_items() and all(i.prediction.suspicious for i in dlg.visible_items())
+    dlg.filter.setCurrentText("Below the cut-off only")
+    assert dlg.visible_items() and not any(i.prediction.suspicious
+                                           for i in dlg.visible_items())
     dlg.filter.setCurrentText("All")
 
     # Sort by probability (numerically, failures first when ascending), and by band: the
@@ -71,7 +72,7 @@ def test_batch_folder_with_corrupt_file(make_window, image_folder, qtbot, tmp_pa
     assert failed[0]["error"] and failed[0]["p_malignant"] == ""
     ok = {r["file"].split("/")[-1]: r for r in table if r["status"] == "ok"}
     assert float(ok["b_bright.png"]["p_malignant"]) > 0.5
-    assert ok["b_bright.png"]["label"] == "malignant"
+    assert ok["b_bright.png"]["decision"] == "suspicious"
     # The same columns and spelling as `rcdnet classify` (one writer for both).
     assert list(table[0]) == list(CSV_FIELDS)
     assert table == [batch_row(i) for i in dlg.visible_items()]
@@ -180,8 +181,8 @@ def test_batch_band_and_box_columns(make_window, tmp_path, qtbot):
     assert items["drawn.png"].prediction.box == Box(5, 5, 40, 30)
     for name, item in items.items():
         p = item.prediction
-        expected = p.band.label + (", suspicious" if p.suspicious else "")
-        assert cell(name, "Band") == expected
+        assert cell(name, "Band") == p.band.label
+        assert cell(name, "Decision") == ("suspicious" if p.suspicious else "below the cut-off")
     # The bright image classified on its (darker) lesion box, and on the drawn bright corner:
     # different regions, different bands.
     assert cell("found.png", "Band") != cell("drawn.png", "Band")
@@ -223,3 +224,110 @@ def test_eta_words():
     assert format_eta(12.4) == "about 12 s left"
     assert format_eta(75) == "about 1 min 15 s left"
     assert format_eta(3 * 3600 + 120) == "about 3 h 02 min left"
+
+
+def _choose(qtbot, combo, text: str) -> None:
+    """Pick ``text`` in a combo box as a user does: open it, go to the entry, press Enter."""
+    combo.setFocus()
+    index = combo.findText(text)
+    assert index >= 0, text
+    while combo.currentIndex() != index:
+        key = Qt.Key.Key_Down if combo.currentIndex() < index else Qt.Key.Key_Up
+        qtbot.keyClick(combo, key)
+
+
+def test_filters_follow_the_decision_at_the_cut_off(make_window, tmp_path, qtbot):
+    """A result at 0.31 is suspicious at a 0.2 cut-off although "benign" is the more probable
+    class: "Suspicious only" shows it, "Below the cut-off only" does not."""
+    folder = tmp_path / "cut"
+    write_png(folder / "low.png", 30)  # 0.12: below the cut-off
+    write_png(folder / "mid.png", 80)  # 0.31: suspicious at 0.2, below 0.5
+    write_png(folder / "high.png", 200)  # 0.78
+    (folder / "broken.png").write_bytes(b"not an image")
+    w = make_window(FakeEngine(threshold=0.2, flag=lambda px: "blank" if px.mean() > 150
+                               else ""))
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    dlg = w.batch_dialog(folder)
+    _run(qtbot, dlg)
+    names = lambda: sorted(i.path.name for i in dlg.visible_items())  # noqa: E731
+    _choose(qtbot, dlg.filter, "Suspicious only")
+    assert names() == ["high.png", "mid.png"]
+    _choose(qtbot, dlg.filter, "Below the cut-off only")
+    assert names() == ["low.png"]
+    _choose(qtbot, dlg.filter, "Outside intended use only")
+    assert names() == ["high.png"]
+    _choose(qtbot, dlg.filter, "Failed only")
+    assert names() == ["broken.png"]
+    _choose(qtbot, dlg.filter, "All")
+    assert len(names()) == 4
+    assert dlg.summary.text() == ("4 shown; 2 suspicious, 1 below the cut-off, 1 outside "
+                                  "intended use, 1 failed")
+
+
+def test_continue_after_cancel_reviews_only_the_files_not_done(make_window, tmp_path, qtbot):
+    folder = tmp_path / "many"
+    for i in range(30):
+        write_png(folder / f"img{i:02d}.png", 30 + 5 * i, size=(40, 50))
+    engine = FakeEngine(predict_delay=0.05)
+    w = make_window(engine)
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    dlg = w.batch_dialog(folder)
+    with qtbot.waitSignal(dlg.finished_run, timeout=20000):
+        qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dlg.model.rowCount() >= 1, timeout=10000)
+        qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
+    done = {str(i.path) for i in dlg.model.items}
+    assert 1 <= len(done) < 30
+    assert dlg.start_button.text() == "Continue"
+    calls_before = len(engine.calls)
+    _run(qtbot, dlg, timeout=20000)  # the same button
+    assert sorted(i.path.name for i in dlg.model.items) == [f"img{i:02d}.png"
+                                                          for i in range(30)]
+    reviewed = [p for kind, paths, *_ in engine.calls[calls_before:] if kind == "predict"
+                for p in paths]
+    assert not done & set(reviewed)  # the files in the table are not classified again
+    assert len(reviewed) == len(set(reviewed)) == 30 - len(done)
+    assert dlg.progress_label.text().startswith("Done: 30 files")
+    assert dlg.start_button.text() == "Run again"
+    _run(qtbot, dlg, timeout=20000)  # a whole run again: from the first file
+    assert dlg.model.rowCount() == 30
+    assert {i.path.name for i in dlg.model.items} == {f"img{i:02d}.png" for i in range(30)}
+
+
+def test_changed_options_after_cancel_start_from_the_beginning(make_window, tmp_path, qtbot):
+    folder = tmp_path / "many"
+    for i in range(30):
+        write_png(folder / f"img{i:02d}.png", 30 + 5 * i, size=(40, 50))
+    w = make_window(FakeEngine(predict_delay=0.05))
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    dlg = w.batch_dialog(folder)
+    with qtbot.waitSignal(dlg.finished_run, timeout=20000):
+        qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dlg.model.rowCount() >= 1, timeout=10000)
+        qtbot.mouseClick(dlg.cancel_button, Qt.MouseButton.LeftButton)
+    assert dlg.start_button.text() == "Continue"
+    qtbot.mouseClick(dlg.recursive, Qt.MouseButton.LeftButton)
+    assert dlg.start_button.text() == "Run again"
+    _run(qtbot, dlg, timeout=20000)
+    assert dlg.model.rowCount() == 30
+
+
+def test_columns_fit_the_names_and_an_empty_clip_column_is_hidden(make_window, tmp_path,
+                                                                  qtbot):
+    """At 1280 x 720, without cine clips: no Clip column; the file names are whole."""
+    from rcdnet_desktop.gui.batch_dialog import COL_CLIP, COL_FILE, COL_STATUS
+
+    folder = tmp_path / "names"
+    names = ["breast_ultrasound_left_upper_outer_quadrant.png", "b.png"]
+    for i, n in enumerate(names):
+        write_png(folder / n, 60 + 40 * i)
+    w = make_window(FakeEngine())
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    dlg = w.batch_dialog(folder)
+    dlg.resize(1280, 680)
+    _run(qtbot, dlg)
+    table = dlg.table
+    assert table.isColumnHidden(COL_CLIP)
+    text_width = table.fontMetrics().horizontalAdvance(names[0])
+    assert table.columnWidth(COL_FILE) >= text_width
+    assert table.columnWidth(COL_STATUS) >= table.fontMetrics().horizontalAdvance("ok") + 100

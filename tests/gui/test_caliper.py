@@ -79,6 +79,28 @@ def test_caliper_in_pixels_on_a_png(make_window, tmp_path, qtbot):
     wait_maps(qtbot, w)
 
 
+def test_a_line_leaving_the_calibrated_region_is_in_pixels_and_says_why(make_window, jane,
+                                                                        qtbot, tmp_path):
+    """The region is x 120-800, y 60-350: a line from the image's left margin into it has no
+    scale that holds, so it is given in px, "outside the calibrated region", on the image, in
+    the list and in the report; a line inside stays in mm."""
+    w = make_window(FakeEngine())
+    w.open_paths([jane])
+    wait_maps(qtbot, w)
+    qtbot.keyClick(w, Qt.Key.Key_M)
+    _drag(qtbot, w, QPointF(40, 150), QPointF(240, 150))
+    _drag(qtbot, w, QPointF(200, 150), QPointF(400, 150))
+    outside, inside = w.controller.measured()
+    assert outside.length.unit == "px" and outside.length.value == pytest.approx(200, abs=2)
+    assert outside.label == f"1: {outside.length.value:.0f} px, outside the calibrated region"
+    assert inside.length.unit == "mm"
+    assert w.view.caliper.labels() == w.measures.labels() == [outside.label, inside.label]
+    assert "no scale" not in w.measures.title.text()  # the file has one: the line says why
+    text = render_export(w.export_job()).text
+    assert "px: image pixels, outside the calibrated region" in text
+    wait_maps(qtbot, w)
+
+
 def test_measurements_are_kept_per_image_and_deleted(make_window, jane, tmp_path, qtbot):
     png = write_png(tmp_path / "plain.png", 90)
     w = make_window(FakeEngine())

@@ -8,6 +8,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtWidgets import QGraphicsPolygonItem, QGraphicsRectItem
 
 from rcdnet_desktop.core.inference import NO_LESION_WARNING, pad_roi
+from rcdnet_desktop.core.result import no_lesion_found
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import wording
 from rcdnet_desktop.gui.image_view import BoxTag
@@ -68,9 +69,9 @@ def test_automatic_box_is_dashed_tagged_and_named_in_the_panel(auto_window):
 
     # The band is the headline; class, probability and where the box came from beside it.
     assert pred.band.name == "moderate"
-    assert w.prediction.headline_text() == "Moderate (10-50%)"
+    assert w.prediction.headline_text() == "Moderate (10-50%), below the cut-off"
     assert not pred.suspicious and "suspicious" not in w.prediction.headline_text()
-    assert w.prediction.label.text() == "Benign"
+    assert w.prediction.label.text() == "Below the cut-off"
     assert f"{pred.p_malignant:.2f}" in w.prediction.probability.text()
     assert "lesion box found automatically" in w.prediction.mode_text()
     assert "60 x 48 px at (90, 76)" in w.prediction.mode_text()
@@ -151,7 +152,7 @@ def test_user_box_replaces_automatic_and_clearing_brings_it_back(auto_window, qt
     assert doc.box() is None
     assert w.prediction.prediction() is auto
     assert "lesion box found automatically" in w.prediction.mode_text()
-    assert w.prediction.headline_text() == "Moderate (10-50%)"
+    assert w.prediction.headline_text() == "Moderate (10-50%), below the cut-off"
     item = w.thumbs.item_text(doc.doc_id)
     assert "moderate (10-50%)" in item and "high" not in item
     assert [d.rect() for d in _rect_items(w.view, Qt.PenStyle.DashLine)] == \
@@ -201,10 +202,14 @@ def test_no_lesion_found_is_said_in_plain_words(make_window, tmp_path, qtbot):
     assert pred.box_source == "none" and pred.roi is None
     assert NO_LESION_WARNING in pred.warnings
     assert w.prediction.no_lesion_shown()
-    assert w.prediction.no_lesion.text() == (
-        "No lesion found with confidence: the whole image was classified. "
-        "Draw a box around the lesion to classify it.")
-    # Said once, in its own notice: not repeated among the warnings.
+    # The headline says so and asks for a box; the whole image's result is marked less
+    # reliable and never coloured as reassuring.
+    assert w.prediction.headline_text() == (
+        "No lesion found: draw a box around the lesion\n"
+        "Whole image, less reliable: moderate (10-50%), below the cut-off")
+    assert "less reliable" in w.prediction.caveat_text()
+    assert w.prediction.tone(pred) == "neutral"
+    # Said once, in the headline: not repeated among the warnings.
     assert w.prediction.warnings.isHidden()
     assert "whole image" in w.prediction.mode_text()
     assert _rect_items(w.view, Qt.PenStyle.DashLine) == [] and _tags(w.view) == []
@@ -216,7 +221,7 @@ def test_no_lesion_found_is_said_in_plain_words(make_window, tmp_path, qtbot):
     _draw_box_with_mouse(qtbot, w, QPointF(70, 60), QPointF(170, 140))
     wait_maps(qtbot, w)
     assert w.prediction.prediction().box_source == "user"
-    assert not w.prediction.no_lesion_shown()
+    assert not w.prediction.no_lesion_shown() and w.prediction.caveat_text() == ""
 
 
 def test_without_a_localiser_the_whole_image_is_classified_quietly(make_window, tmp_path,
@@ -229,6 +234,7 @@ def test_without_a_localiser_the_whole_image_is_classified_quietly(make_window, 
     assert w.prediction.mode_text() == "Input: whole image"
     assert not w.act.outline.isEnabled()  # nothing to outline with this model
     assert not w.prediction.no_lesion_shown()
+    assert "less reliable" in w.prediction.caveat_text()  # still the whole image
     assert _rect_items(w.view, Qt.PenStyle.DashLine) == [] and _tags(w.view) == []
 
 
@@ -257,20 +263,17 @@ def _pred(p, **kw):
 
 
 def test_wording():
-    assert wording.band_text(_pred(0.01)) == "very low (0-2%)"
-    assert wording.band_headline(_pred(0.3)) == "Moderate (10-50%)"
-    assert wording.band_headline(_pred(0.97)) == "Very high (95-100%), suspicious"
-    assert wording.band_headline(_pred(0.3, untrained=True)).startswith("UNTRAINED")
-    # A card's lower threshold can flag a benign-labelled result as suspicious.
-    assert wording.band_text(_pred(0.3, suspicious=True)) == "moderate (10-50%), suspicious"
     assert wording.input_words(_pred(0.3)) == "whole image"
     user = _pred(0.3, roi=Box(0, 0, 30, 30), box=Box(5, 5, 20, 20))
     assert wording.input_words(user) == "lesion box drawn by you, 20 x 20 px at (5, 5)"
-    assert wording.list_text(_pred(0.3)) == "benign, moderate (10-50%)\nP(malignant) 0.30"
+    assert wording.list_text(_pred(0.3, roi=Box(0, 0, 30, 30))) == \
+        "moderate (10-50%), below the cut-off\nP(malignant) 0.30"
+    assert wording.list_text(_pred(0.3, suspicious=True, threshold=0.16)) == \
+        "moderate (10-50%), suspicious, whole image, less reliable\nP(malignant) 0.30"
     assert wording.pending_input_words(None, auto_box=False) == "whole image"
     assert "automatically" in wording.pending_input_words(None, auto_box=True)
     assert "drawn by you" in wording.pending_input_words(Box(1, 2, 3, 4), auto_box=True)
     none = _pred(0.3, warnings=(NO_LESION_WARNING, "other"))
-    assert wording.no_lesion_found(none)
+    assert no_lesion_found(none)
     assert wording.other_warnings(none) == ["other"]
-    assert not wording.no_lesion_found(_pred(0.3, warnings=("other",)))
+    assert not no_lesion_found(_pred(0.3, warnings=("other",)))

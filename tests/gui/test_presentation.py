@@ -17,10 +17,12 @@ from PySide6.QtWidgets import QApplication
 
 from rcdnet_desktop.core.checks import COLOUR_OVERLAY
 from rcdnet_desktop.core.operating_point import OperatingPoint
+from rcdnet_desktop.core.result import probability_text
+from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import theme
 from rcdnet_desktop.gui.batch_dialog import COL_STATUS
 from rcdnet_desktop.gui.settings import Settings
-from tests.gui.gui_helpers import FakeEngine, wait_idle, wait_maps, write_png
+from tests.gui.gui_helpers import FakeEngine, maps_on_screen, wait_idle, wait_maps, write_png
 
 CARD = Path(__file__).resolve().parents[2] / "resources" / "model" / "model_card.json"
 OPERATING_POINT = json.loads(CARD.read_text())["operating_point"]
@@ -37,7 +39,8 @@ class CardEngine(FakeEngine):
 
     def _prediction(self, prep):
         p = super()._prediction(prep)
-        p = replace(p, suspicious=p.p_malignant >= OPERATING_POINT["suspicious_threshold"])
+        cut = OPERATING_POINT["suspicious_threshold"]
+        p = replace(p, suspicious=p.p_malignant >= cut, threshold=cut)
         if self.flagged:
             p = replace(p, checks=(COLOUR_OVERLAY,), warnings=(*p.warnings, DOPPLER_WORDS))
         return p
@@ -57,26 +60,34 @@ def headline_colour(w) -> str:
     return style.split("color:")[1].split(";")[0].strip()
 
 
-@pytest.mark.parametrize(("grey", "band", "tone"), [
-    (120, "Moderate (10-50%), suspicious", "indeterminate"),  # P about 0.44: neither way
-    (12, "Low (2-10%)", "below"),
-    (230, "High (50-95%), suspicious", "above"),
+WHOLE = " (whole image, less reliable)"
+
+
+@pytest.mark.parametrize(("grey", "lesion", "headline", "tone"), [
+    # P about 0.44 with the cut-off at 0.16: suspicious, so red like every suspicious result.
+    (120, None, "Moderate (10-50%), suspicious" + WHOLE, "alert"),
+    (12, None, "Low (2-10%), below the cut-off" + WHOLE, "neutral"),  # 4A: a biopsy range
+    (230, None, "High (50-95%), suspicious" + WHOLE, "alert"),
+    (3, Box(10, 10, 40, 30), "Very low (0-2%), below the cut-off", "reassuring"),
+    (3, None, "Very low (0-2%), below the cut-off" + WHOLE, "neutral"),  # no box: never green
 ])
-def test_the_band_is_the_headline_coloured_by_its_place_around_the_cut_off(
-        make_window, tmp_path, qtbot, grey, band, tone):
-    w = make_window(CardEngine())
+def test_the_headline_is_band_and_decision_coloured_by_the_decision(
+        make_window, tmp_path, qtbot, grey, lesion, headline, tone):
+    w = make_window(CardEngine(lesion=lesion))
     pred = open_one(qtbot, w, write_png(tmp_path / "a.png", grey))
-    assert w.prediction.headline_text() == band
+    assert w.prediction.headline_text() == headline
     assert headline_colour(w) == theme.colour(tone)
     assert w.prediction.probability.text() == \
-        f"P(malignant) = {pred.p_malignant:.2f} (calibrated)"
-    # The class label is small and neutral, not the headline.
+        f"P(malignant) = {probability_text(pred)} (calibrated)"
+    # The decision is repeated small and neutral beside the number; never a class label.
+    assert w.prediction.label.text() in ("Suspicious", "Below the cut-off")
     assert theme.colour("muted") in w.prediction.label.styleSheet()
     # One line on what the cut-off means at the sensitivity measured inside and outside.
     cutoff = w.prediction.cutoff.text()
     assert not w.prediction.cutoff.isHidden()
     assert "90% of cancers in internal validation and 76% at another hospital" in cutoff
-    assert cutoff.startswith("Below" if tone == "below" else "At or above")
+    assert cutoff.startswith("At or above" if pred.suspicious else "Below")
+    assert ("less reliable" in w.prediction.caveat_text()) == (lesion is None)
 
 
 def test_both_maps_share_one_scale_with_a_colour_bar(make_window, tmp_path, qtbot):
@@ -85,10 +96,9 @@ def test_both_maps_share_one_scale_with_a_colour_bar(make_window, tmp_path, qtbo
     assert pred.p_benign < 0.3
     fb, fm = w.heatmaps.shared_scale_factors()
     maps = w.heatmaps.maps()
-    # The unlikely class's evidence is shown weak: scaled by its probability's share.
-    assert fb * maps.benign.max() < 0.5
-    assert fm * maps.malignant.max() == pytest.approx(1.0)
-    assert fb / fm == pytest.approx(pred.p_benign / pred.p_malignant)
+    # One scale, topped by the evidence for the result (suspicious: the malignant map).
+    assert pred.suspicious
+    assert fb == fm and fm * maps.malignant.max() == pytest.approx(1.0)
     bar = w.heatmaps.colour_bar
     assert bar.isVisible() and "one scale" in bar.text()
     # Choosing another colour map recolours the bar as well.
@@ -125,12 +135,12 @@ def test_dark_theme_by_default_and_the_light_one_is_kept(make_window, tmp_path, 
     window_colour = QApplication.palette().color(QPalette.ColorRole.Window)
     assert window_colour.lightness() < 128 and w.act.theme["dark"].isChecked()
     open_one(qtbot, w, write_png(tmp_path / "a.png", 12))
-    dark_green = headline_colour(w)
+    dark_neutral = headline_colour(w)
 
     w.act.theme["light"].trigger()
     assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() > 128
     assert settings.theme == "light" and w.act.theme["light"].isChecked()
-    assert headline_colour(w) == theme.colour("below") != dark_green  # repainted at once
+    assert headline_colour(w) == theme.colour("neutral") != dark_neutral  # repainted at once
     # Texts with their own style sheet (the cut-off line, the colour bar's caption) take the
     # light theme's dark text too, not the dark theme's light grey.
     for label in (w.prediction.cutoff, w.prediction.band_note, w.heatmaps.colour_bar.caption):
@@ -163,8 +173,43 @@ def test_either_heat_map_goes_over_the_main_image(make_window, tmp_path, qtbot, 
     # Display changes follow: a new opacity redraws the overlay.
     w.heatmaps.opacity.setValue(w.heatmaps.opacity.maximum())
     assert w.view.overlay_picture().toImage() != weak
-    w.act.image_overlay["none"].trigger()
+    w.act.overlay.trigger()  # View > Heat map over the image: off
     assert not w.view.overlay_shown() and gui_settings.image_overlay == "none"
+    assert not w.act.overlay.isChecked() and w.act.image_overlay["benign"].isChecked()
+
+
+def _toolbar_button(w, text: str):
+    from PySide6.QtWidgets import QToolButton
+
+    buttons = [b for b in w.act.toolbar.findChildren(QToolButton)
+               if b.defaultAction() is not None and b.defaultAction().iconText() == text]
+    assert len(buttons) == 1, text
+    return buttons[0]
+
+
+def test_the_toolbar_overlay_button_lays_the_heat_map_over_the_image(make_window, tmp_path,
+                                                                     qtbot, gui_settings):
+    """"Overlay" on the toolbar is View > Heat map over the image (one action): it lays the
+    heat map over the main image and leaves the evidence panels' maps as they are; V too."""
+    w = make_window(CardEngine())
+    open_one(qtbot, w, write_png(tmp_path / "a.png", 200))
+    button = _toolbar_button(w, "Overlay")
+    assert button.defaultAction() is w.act.overlay
+    view_menu = next(a.menu() for a in w.menuBar().actions() if a.text() == "&View")
+    assert w.act.overlay in view_menu.actions()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert w.view.overlay_shown() and w.act.overlay.isChecked()
+    assert w.view.overlay_caption().startswith("Evidence for malignant")
+    assert not w.heatmaps.plain.isChecked() and maps_on_screen(w.heatmaps)
+    assert gui_settings.image_overlay == "malignant"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert not w.view.overlay_shown() and maps_on_screen(w.heatmaps)
+    w.act.image_overlay["benign"].trigger()  # choosing a map turns the overlay on with it
+    assert w.view.overlay_shown() and w.act.overlay.isChecked()
+    qtbot.keyClick(w, Qt.Key.Key_V)
+    assert not w.view.overlay_shown()
+    qtbot.keyClick(w, Qt.Key.Key_V)
+    assert w.view.overlay_caption().startswith("Evidence for benign")
 
 
 def test_the_overlay_choice_waits_for_the_maps_of_the_next_image(make_window, tmp_path, qtbot):
@@ -287,3 +332,28 @@ def test_an_image_over_the_size_limit_is_refused_in_plain_words(make_window, tmp
     words = w.view.message() + " ".join(w.notice.lines())
     assert "huge.png" in words and "too large" in words and "megapixels" in words
     assert "bomb" not in words.lower() and "DOS" not in words
+
+
+def test_file_names_in_the_open_images_list_are_whole_at_1280_by_720(make_window, qtbot,
+                                                                     tmp_path, monkeypatch):
+    """The name runs over the list's whole width above the thumbnail and wraps at its "_" or
+    before its suffix, instead of "busi_...png" beside the thumbnail."""
+    from PySide6.QtCore import QRect
+    from PySide6.QtGui import QFontMetrics, QScreen
+
+    monkeypatch.setattr(QScreen, "availableGeometry", lambda _self: QRect(0, 0, 1280, 720))
+    w = make_window(CardEngine())
+    name = "busi_malignant_sample_left_breast.png"
+    open_one(qtbot, w, write_png(tmp_path / name, 90))
+    qtbot.waitUntil(lambda: "P(malignant)" in w.thumbs.item_text(w.controller.current.doc_id),
+                    timeout=5000)
+    thumbs = w.thumbs
+    delegate = thumbs.itemDelegate()
+    item = next(thumbs.item(i) for i in range(thumbs.count())
+                if thumbs.item(i).text().startswith(name))
+    rect = thumbs.visualItemRect(item)
+    font = delegate._name_font(thumbs.font())
+    text, _flags, height, cut = delegate._name_layout(QFontMetrics(font), name,
+                                                      rect.width() - 8)
+    assert not cut and text.replace("\u200b", "") == name
+    assert rect.height() >= height + 96  # the name, then the thumbnail below it

@@ -33,7 +33,7 @@ def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot)
     assert doc.path == path and key.roi is None
     pred = w.prediction.prediction()
     assert pred.p_malignant == pytest.approx(doc.record.pixels.mean() / 255, abs=1e-6)
-    assert w.prediction.label.text() == "Malignant"
+    assert w.prediction.label.text() == "Suspicious"  # the decision at the cut-off
     assert "0.6" in w.prediction.probability.text() or "0.7" in w.prediction.probability.text()
     assert w.prediction.bar.value() == round(1000 * pred.p_malignant)
     assert "whole image" in w.prediction.mode_text()
@@ -45,8 +45,8 @@ def test_open_image_shows_prediction_and_both_maps(make_window, tmp_path, qtbot)
     for view in w.heatmaps.views:
         assert view.picture() is not None and not view.picture().isNull()
     for label in w.heatmaps.descriptions:
-        assert label.text().startswith("Strongest in the")
-    # Each map's title gives its class's probability: the maps share one scale weighted by it.
+        assert label.text().startswith("Strongest around the")
+    # Each map's title gives its class's probability (the maps share one scale).
     assert [t.text() for t in w.heatmaps.titles] == [
         f"<b>Evidence for benign</b> (P\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}{pred.p_benign:.2f})",
         f"<b>Evidence for malignant</b> (P\N{NO-BREAK SPACE}=\N{NO-BREAK SPACE}"
@@ -359,13 +359,19 @@ def test_dialogs(make_window, tmp_path, qtbot):
     w = make_window()
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
     card = ModelCardDialog(w.controller.engine.card, w)
+    # The page for clinicians first; the technical sections folded under a button.
+    assert "What it is for" in card.summary.toPlainText()
+    assert card.browser.isHidden()
+    qtbot.mouseClick(card.details, Qt.MouseButton.LeftButton)
+    assert not card.browser.isHidden() and card.summary.isHidden()
     text = card.browser.toPlainText()
     assert "Testing the viewer only." in text
     assert "95% CI 0.750-0.860" in text
     assert "Decision support, not a diagnosis" in text
     helptext = ShortcutsDialog(w.shortcut_list(), w).browser.toPlainText()
     for words in ("Next image", "Previous image", "Zoom in", "Zoom out", "Fit to window",
-                  "Toggle heat-map overlay", "Export annotated PNG", "Draw lesion box"):
+                  "Heat map over the image", "Show plain image in the evidence panels",
+                  "Export annotated PNG", "Draw lesion box"):
         assert words in helptext
     assert "PgDown" in shortcuts_html(w.shortcut_list())
 
@@ -394,5 +400,8 @@ def test_model_card_shows_operating_point_and_localiser():
                             "localiser": {"file": "localiser_weights.pt",
                                           "min_confidence": 0.85}})
     assert "Operating point" in html and "0.123" in html
+    # The decision rule in words, at the card's cut-off, as every view applies it.
+    assert "suspicious when P(malignant) is at or above the cut-off 0.123" in html
+    assert "green only in the BI-RADS 3 range" in html and "counted from 1" in html
     assert "Lesion localiser" in html and "localiser_weights.pt" in html
     assert "Lesion localiser" not in model_card_html({"version": "1.0.0", "untrained": False})

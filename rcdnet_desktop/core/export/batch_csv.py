@@ -24,35 +24,47 @@ from pathlib import Path
 
 from rcdnet_desktop.core import lexicon
 from rcdnet_desktop.core.export.atomic import StreamedFile, atomic_write, streaming_write
+from rcdnet_desktop.core.numbers import fixed
+from rcdnet_desktop.core.result import decimals_for, decision_code, frame_number, probability_text
 from rcdnet_desktop.core.types import BatchItem
 
 ENCODING, ERRORS = "utf-8", "surrogateescape"
 """How the CSV text becomes bytes: a name's undecodable bytes are written back as they were."""
 
-CSV_FIELDS = ("file", "label", "p_malignant", "p_benign", "device", "status", "error", "warnings",
-              "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspicious",
-              "frame", "descriptors", "clip_frames", "clip_median", "clip_suspicious_share")
-"""Columns of a batch review. ``label`` is the predicted class (marked UNTRAINED when the
-weights are); ``status`` is ok, failed or skipped (not a regular file, not opened), with the
-reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the intended-use flags'
-codes joined by ";" (empty when all is well; the fixed list is
+CSV_FIELDS = ("file", "decision", "p_malignant", "p_benign", "device", "status", "error",
+              "warnings", "checks", "box_source", "box_x", "box_y", "box_w", "box_h", "band",
+              "suspicious", "frame", "descriptors", "clip_frames", "clip_median",
+              "clip_suspicious_share", "clip_classifiable", "clip_no_lesion", "clip_outside",
+              "clip_summary")
+"""Columns of a batch review (the README's "CSV columns" lists them too). ``decision`` is the
+decision at the model card's suspicious cut-off, the one every view shows
+(:func:`rcdnet_desktop.core.result.decision_code`): ``suspicious`` or ``below_cutoff``, prefixed
+``UNTRAINED `` when the weights are; ``p_malignant`` and ``p_benign`` are calibrated, with at
+least four decimals and more where fewer would put ``p_malignant`` on the other side of the
+cut-off or of a band limit; ``status`` is ok, failed or skipped (not a regular file, not
+opened; a result this program exported, or a structured report, read but not classified), with
+the reason in ``error``; ``warnings`` are joined by "; ". ``checks`` are the
+intended-use flags' codes joined by ";" (empty when all is well; the fixed list is
 :data:`rcdnet_desktop.core.checks.CHECK_CODES`). ``box_source`` is user (drawn or given in an ROI
 file), auto (found by the lesion localiser) or none (whole image); ``box_*`` is that box as given
 or found, unpadded, in image pixels (empty when none); ``band`` is the likelihood band's name
 (see :mod:`rcdnet_desktop.core.bands`); ``suspicious`` is yes when p_malignant reaches the model
-card's suspicious threshold (chosen for sensitivity, so it can be yes for a "benign" label);
-``frame`` is the frame classified, counted from 0 (0 for single-frame images). ``descriptors``
+card's suspicious threshold (the same fact as ``decision``, kept for scripts that read it);
+``frame`` is the frame classified, counted from 1 as everywhere else in the program (1 for
+single-frame images; :data:`rcdnet_desktop.core.result.FRAME_CONVENTION`). ``descriptors``
 are the BI-RADS lexicon descriptors the model suggests for the lesion box, as ``name=value``
 joined by ";" (:mod:`rcdnet_desktop.core.lexicon`; empty without a box).
 
 A cine clip swept frame by frame (``rcdnet classify --frames all|N``, the viewer's batch review
 with "every frame" or "N frames") is still one row, decided by
 :func:`~rcdnet_desktop.core.cine.clip_summary`: the row of its most suspicious frame, so
-``frame``, ``label``, ``p_malignant`` (the clip's maximum), ``band``, ``suspicious``, the box and
-``descriptors`` are that frame's, and ``checks`` are every code any frame was flagged with;
-``clip_frames`` (frames classified), ``clip_median`` (median p_malignant over them) and
-``clip_suspicious_share`` (share of them at or above the suspicious threshold, 0 to 1) give the
-rest of the summary. These three are empty for rows that are not a swept clip."""
+``frame``, ``decision``, ``p_malignant`` (the clip's maximum), ``band``, ``suspicious``, the
+box, ``descriptors`` and ``checks`` are that frame's; ``clip_frames`` (frames classified),
+``clip_classifiable`` (those within intended use with a lesion found), ``clip_no_lesion`` and
+``clip_outside`` (frames with no lesion found, frames outside intended use), ``clip_median``
+(median p_malignant over the classifiable frames), ``clip_suspicious_share`` (share of them
+suspicious, 0 to 1; empty when none is classifiable) and ``clip_summary`` (the summary in words,
+as the viewer shows it) give the rest. These are empty for rows that are not a swept clip."""
 
 
 def batch_row(item: BatchItem) -> dict[str, str]:
@@ -62,9 +74,9 @@ def batch_row(item: BatchItem) -> dict[str, str]:
     x, y, w, h = (str(v) for v in box.as_tuple()) if box else ("",) * 4
     return {
         "file": str(item.path),
-        "label": p.display_label if p else "",
-        "p_malignant": f"{p.p_malignant:.4f}" if p else "",
-        "p_benign": f"{p.p_benign:.4f}" if p else "",
+        "decision": _decision(p) if p else "",
+        "p_malignant": probability_text(p, least=4) if p else "",
+        "p_benign": fixed(p.p_benign, decimals_for(p, least=4)) if p else "",
         "device": p.device if p else "",
         "status": item.status,
         "error": item.error,
@@ -77,18 +89,29 @@ def batch_row(item: BatchItem) -> dict[str, str]:
         "box_h": h,
         "band": p.band.name if p and p.band else "",
         "suspicious": ("yes" if p.suspicious else "no") if p else "",
-        "frame": str(p.frame) if p else "",
+        "frame": str(frame_number(p.frame)) if p else "",
         "descriptors": lexicon.csv_text(p.descriptors) if p else "",
         **_clip_fields(item),
     }
 
 
+def _decision(p) -> str:
+    return f"UNTRAINED {decision_code(p)}" if p.untrained else decision_code(p)
+
+
 def _clip_fields(item: BatchItem) -> dict[str, str]:
     c = item.clip
+    if c is None:
+        return dict.fromkeys(CSV_FIELDS[CSV_FIELDS.index("clip_frames"):], "")
+    share = c.suspicious_share
     return {
-        "clip_frames": str(c.frames) if c else "",
-        "clip_median": f"{c.median_p:.4f}" if c else "",
-        "clip_suspicious_share": f"{c.suspicious_share:.4f}" if c else "",
+        "clip_frames": str(c.frames),
+        "clip_median": f"{c.median_p:.4f}",
+        "clip_suspicious_share": f"{share:.4f}" if share is not None else "",
+        "clip_classifiable": str(c.classifiable),
+        "clip_no_lesion": str(len(c.no_lesion_frames)),
+        "clip_outside": str(len(c.flagged_frames)),
+        "clip_summary": c.text(),
     }
 
 

@@ -16,13 +16,14 @@ from typing import BinaryIO
 
 import numpy as np
 
+from rcdnet_desktop.core import dicom_codes as dc
 from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.export.dicom_identity import derived_context
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 from rcdnet_desktop.core.overlay import as_rgb
 from rcdnet_desktop.core.types import ImageRecord
 
-SECONDARY_CAPTURE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+SECONDARY_CAPTURE_SOP_CLASS = dc.SECONDARY_CAPTURE
 
 
 def dicom_sc_dataset(
@@ -95,14 +96,16 @@ def dicom_sc_dataset(
     # General Series, Type 2C: the side is not carried over from the source, so it is present
     # and empty ("unknown"), as the standard allows; a reader takes the side from the source.
     ds.Laterality = ""
-    ds.SeriesNumber = 9901  # high, so PACS lists the derived series after the acquisitions
-    ds.SeriesDescription = "RcdNet decision support (Grad-CAM)"
+    # Series number and description, with the manufacturer, are how this program knows its own
+    # objects when they come back from a PACS (rcdnet_desktop.core.io.own).
+    ds.SeriesNumber = dc.SC_SERIES_NUMBER
+    ds.SeriesDescription = dc.SC_SERIES_DESCRIPTION
     ds.SeriesDate, ds.SeriesTime = date, time
     ds.InstanceNumber = 1
     ds.PatientOrientation = ""
 
     # Equipment: the software that made this image; the scanner stays in the source.
-    ds.Manufacturer = SOFTWARE_NAME
+    ds.Manufacturer = dc.MANUFACTURER
     ds.ConversionType = "WSD"  # workstation
     ds.SecondaryCaptureDeviceManufacturer = SOFTWARE_NAME
     ds.SecondaryCaptureDeviceManufacturerModelName = "RcdNet Desktop"
@@ -115,8 +118,8 @@ def dicom_sc_dataset(
 
     ds.BurnedInAnnotation = "YES"
     ds.DerivationDescription = (
-        "Source image with RcdNet benign/malignant prediction and Grad-CAM evidence maps "
-        "burned in. " + DECISION_SUPPORT_NOTE
+        "Source image with the RcdNet result (likelihood band and decision at the model's "
+        "suspicious cut-off) and Grad-CAM evidence maps burned in. " + DECISION_SUPPORT_NOTE
     )[:1024]
     ds.ImageComments = "\n".join(description_lines)[:10240]
 

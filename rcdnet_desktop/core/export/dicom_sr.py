@@ -1,46 +1,63 @@
 """The DICOM Structured Report of a result: a TID 1500 measurement report (highdicom).
 
-No Qt here. One Comprehensive SR per classified DICOM image:
+No Qt here. One Comprehensive SR per classified DICOM image, in the codes of
+:mod:`rcdnet_desktop.core.dicom_codes` (standard codes where they exist, the program's own
+documented scheme where none does):
 
-* document title "Imaging Measurement Report" (TID 1500), procedure "Ultrasonography";
+* document title "Imaging Measurement Report" (TID 1500), procedure "Ultrasonography of
+  breast";
 * observer: this program as a device (name, manufacturer, model "RcdNet <version>");
 * one planar ROI group (TID 1410): finding "Mass" in the breast, the lesion box as an SCOORD
   POLYLINE on the source image (the box drawn by the user or found automatically; the whole
   image when there was none), tracked by a UID, the algorithm (name and the model card's
-  version) named on the group and the measurement;
-* the measurement "Probability of cancer" (DCM 111047): the calibrated probability of
-  malignancy, unitless in [0, 1];
-* qualitative evaluations: "Pathology" (DCM 111042) benign or malignant (SCT codes), the
-  likelihood band and whether the result reaches the model's suspicious threshold (codes of
-  this program's own scheme, ``99RCDNET``), and any image descriptors the prediction carries;
-* the decision-support note, the box's origin and any intended-use warnings as comments
-  (DCM 121106);
+  version) named on the group and the measurements;
+* its measurements: "Probability of cancer" (DCM 111047), the calibrated probability of
+  malignancy, unitless in [0, 1]; the lesion box's width and height in mm where the image is
+  calibrated (:class:`~rcdnet_desktop.core.measure.Calibration`; left out otherwise: the
+  SCOORD gives the box in pixels);
+* its qualitative evaluations: the decision at the model card's suspicious cut-off
+  (``Prediction.suspicious``: "suspicious" or "below the cut-off"), the likelihood band
+  (``Prediction.band``, aligned with a BI-RADS likelihood-of-malignancy range, not a BI-RADS
+  assessment) and the lexicon descriptors in the breast-imaging context groups of PS3.16.
+  Never a pathology: the model cannot know one;
+* the cut-off the decision was made at, as the algorithm's parameter (TID 4019 "Algorithm
+  Parameters": ``suspicious cut-off 0.158``);
+* comments (DCM 121106), in the words of :mod:`rcdnet_desktop.core.result`: the
+  decision-support note, where P lies against the cut-off, the band and what it is aligned
+  with, what limits the result (whole image, box-dependent), the descriptors in words with
+  their confidence, the box's origin, any intended-use warnings;
+* the caliper measurements, when there are (TID 1501 group "Caliper measurements"): each a
+  "Length" in mm, or in image pixels (UCUM ``{pixels}``) when the file gives no scale, inferred
+  from its line on the source image;
 * patient and study: the source's (``include_patient=True``, for the PACS) or consistently
   de-identified (:mod:`.dicom_identity`).
 
 :func:`dicom_sr_dataset` builds it, :func:`export_dicom_sr` writes it atomically. Only a DICOM
-source can be referenced, so only a DICOM source gets an SR.
+source can be referenced, so only a DICOM source gets an SR. The reader of such documents is
+:mod:`rcdnet_desktop.core.io.sr`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from rcdnet_desktop.core import dicom_codes as dc
+from rcdnet_desktop.core import result
 from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.export.dicom_identity import derived_context
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME
+from rcdnet_desktop.core.lexicon import lexicon_words
+from rcdnet_desktop.core.measure import Calibration, Measured
 from rcdnet_desktop.core.types import Box, ImageRecord, Prediction
 
 ALGORITHM_NAME = "RcdNet"
-SCHEME = "99RCDNET"
-"""Coding scheme of this program's own concepts (a private scheme: "99" prefix)."""
-SERIES_NUMBER = 9902
-SERIES_DESCRIPTION = "RcdNet decision support (structured report)"
-_DEVICE_UID_ROOT = "2.25."
+SCHEME = dc.SCHEME
+SERIES_NUMBER = dc.SR_SERIES_NUMBER
+SERIES_DESCRIPTION = dc.SR_SERIES_DESCRIPTION
+CALIPER_GROUP = "Caliper measurements"
 
 
 def _software_version() -> str:
@@ -52,14 +69,11 @@ def _software_version() -> str:
         return "unknown"
 
 
-def _own(value: str, meaning: str):
+def _coded(concept: dc.Concept):
     from highdicom.sr import CodedConcept
 
-    return CodedConcept(value=value, scheme_designator=SCHEME, meaning=meaning[:64])
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").upper()[:16] or "X"
+    return CodedConcept(value=concept.value, scheme_designator=concept.scheme,
+                        meaning=concept.meaning)
 
 
 def _region_box(pred: Prediction, record: ImageRecord) -> tuple[Box, str]:
@@ -77,11 +91,27 @@ def _polyline(box: Box):
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]], dtype=np.float32)
 
 
+def cutoff_parameter(pred: Prediction) -> list[str]:
+    """The cut-off the decision was made at, as the algorithm's parameter (TID 4019), e.g.
+    ``["suspicious cut-off 0.158"]``; none when the prediction does not carry it."""
+    if pred.threshold is None:
+        return []
+    return [f"{dc.CUTOFF_PARAMETER} {pred.threshold:g}"]
+
+
 def _comments(pred: Prediction, source: str) -> list[str]:
+    """The result's sentences, in the words every view uses (:mod:`rcdnet_desktop.core.result`)."""
     origin = {"user": "Lesion box drawn by the user.",
               "auto": "Lesion box found automatically by the lesion localiser.",
               "none": "No lesion box: the whole image was classified."}[source]
-    notes = [DECISION_SUPPORT_NOTE, origin]
+    notes = [DECISION_SUPPORT_NOTE]
+    if pred.threshold is not None:
+        notes.append(result.cutoff_sentence(pred))
+    notes.append(f"Likelihood band: {result.band_text(pred)}. {result.band_note(pred)}")
+    notes += result.caveats(pred)
+    if pred.descriptors:
+        notes.append(f"Lexicon: {lexicon_words(pred)}")
+    notes.append(origin)
     if pred.untrained:
         notes.append("UNTRAINED model weights: the result means nothing.")
     notes += [f"Warning: {w}" for w in pred.warnings]
@@ -90,31 +120,66 @@ def _comments(pred: Prediction, source: str) -> list[str]:
 
 def _text_item(text: str):
     from highdicom.sr import RelationshipTypeValues, TextContentItem
-    from pydicom.sr.codedict import codes
 
-    return TextContentItem(name=codes.DCM.Comment, value=text,
+    return TextContentItem(name=_coded(dc.COMMENT), value=text,
                            relationship_type=RelationshipTypeValues.CONTAINS)
 
 
 def _evaluations(pred: Prediction) -> list:
+    """The decision, the band and the lexicon descriptors as coded evaluations."""
     from highdicom.sr import QualitativeEvaluation
-    from pydicom.sr.codedict import codes
 
-    pathology = codes.SCT.Malignant if pred.label == "malignant" else codes.SCT.Benign
     band = pred.band
     items = [
-        QualitativeEvaluation(codes.DCM.Pathology, pathology),
-        QualitativeEvaluation(_own("BAND", "Likelihood of malignancy band"),
-                              _own(f"BAND-{_slug(band.name)}", band.label)),
-        QualitativeEvaluation(_own("SUSPICIOUS", "At or above the suspicious threshold"),
-                              codes.SCT.Yes if pred.suspicious else codes.SCT.No),
+        QualitativeEvaluation(_coded(dc.DECISION), _coded(dc.decision_code(pred.suspicious))),
+        QualitativeEvaluation(_coded(dc.BAND), _coded(dc.band_code(band.name, band.label))),
     ]
-    for d in getattr(pred, "descriptors", ()) or ():
-        name, value = str(getattr(d, "name", "")), str(getattr(d, "value", ""))
-        if name and value:
-            items.append(QualitativeEvaluation(_own(f"D-{_slug(name)}", name),
-                                               _own(f"V-{_slug(value)}", value)))
+    for d in pred.descriptors:
+        pair = dc.LEXICON.get((d.name, d.value))
+        if pair is not None:  # every class the heads can give is in the table (tested)
+            items.append(QualitativeEvaluation(_coded(pair[0]), _coded(pair[1])))
     return items
+
+
+def _box_size(record: ImageRecord, pred: Prediction, algorithm) -> list:
+    """The lesion box's width and height in mm; none without a box or a scale."""
+    from highdicom.sr import Measurement
+
+    if pred.box is None:
+        return []
+    size = Calibration.of(record).box_size(pred.box)
+    if size is None:
+        return []
+    return [Measurement(name=_coded(concept), value=round(float(mm), 2),
+                        unit=_coded(dc.MILLIMETRE), algorithm_id=algorithm)
+            for concept, mm in ((dc.WIDTH, size[0]), (dc.HEIGHT, size[1]))]
+
+
+def _caliper_group(measured: Sequence[Measured], source_image):
+    """The caliper lines as a TID 1501 group: one "Length" each, inferred from its line."""
+    import numpy as np
+    from highdicom.sr import (
+        CoordinatesForMeasurement,
+        GraphicTypeValues,
+        Measurement,
+        MeasurementsAndQualitativeEvaluations,
+        TrackingIdentifier,
+    )
+    from pydicom.uid import generate_uid
+
+    items = []
+    for m in measured:
+        line = np.array(m.measurement.points(), dtype=np.float32)
+        items.append(Measurement(
+            name=_coded(dc.LENGTH), value=round(float(m.length.value), 2),
+            unit=_coded(dc.UNITS[m.length.unit]),
+            tracking_identifier=TrackingIdentifier(uid=generate_uid(),
+                                                   identifier=f"Caliper {m.number}"),
+            referenced_coordinates=[CoordinatesForMeasurement(
+                GraphicTypeValues.POLYLINE, line, source_image)]))
+    return MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=TrackingIdentifier(uid=generate_uid(), identifier=CALIPER_GROUP),
+        measurements=items)
 
 
 # Retired ultrasound storage classes, still written by older scanners, that highdicom's tables
@@ -127,7 +192,8 @@ _RETIRED_US = {
 
 def _image_region(source_class: str, context, box: Box, frames: list[int] | None,
                   record: ImageRecord):
-    """The lesion region as an SCOORD on the source image (SOP class ``source_class``).
+    """The lesion region as an SCOORD on the source image (SOP class ``source_class``), and
+    the source image's reference (for the calipers' lines).
 
     highdicom checks the class against the standard's tables (to know whether frame numbers
     apply): a class they lack is refused in plain words.
@@ -135,9 +201,9 @@ def _image_region(source_class: str, context, box: Box, frames: list[int] | None
     from highdicom.sr import GraphicTypeValues, ImageRegion, SourceImageForRegion
 
     try:
-        return ImageRegion(graphic_type=GraphicTypeValues.POLYLINE, graphic_data=_polyline(box),
-                           source_image=SourceImageForRegion(source_class,
-                                                             context.source_sop_uid, frames))
+        image = SourceImageForRegion(source_class, context.source_sop_uid, frames)
+        return ImageRegion(graphic_type=GraphicTypeValues.POLYLINE,
+                           graphic_data=_polyline(box), source_image=image), image
     except KeyError:
         raise ValueError(f"{record.path.name}: a structured report cannot refer to this kind of "
                          f"DICOM object (SOP class {source_class}): it is not an image type the "
@@ -159,6 +225,18 @@ def _referenced_frames(source_class: str, record: ImageRecord, frame: int) -> li
     return [frame + 1] if multiframe else None
 
 
+def _scheme_item():
+    """The private coding scheme, declared (PS3.3 C.12.1.1.2.1): whose codes they are."""
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodingSchemeDesignator = dc.SCHEME
+    item.CodingSchemeName = dc.SCHEME_NAME
+    item.CodingSchemeVersion = dc.SCHEME_VERSION
+    item.CodingSchemeResponsibleOrganization = dc.MANUFACTURER
+    return item
+
+
 def _rename_class(ds, old: str, new: str) -> None:
     """Every ``ReferencedSOPClassUID`` ``old`` in ``ds`` (nested sequences too) becomes ``new``."""
     for elem in ds:
@@ -170,8 +248,9 @@ def _rename_class(ds, old: str, new: str) -> None:
 
 
 def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: bool = False,
-                     when: datetime | None = None):
-    """Build (not write) the Comprehensive SR of ``pred`` on ``record`` (see the module).
+                     when: datetime | None = None, measurements: Sequence[Measured] = ()):
+    """Build (not write) the Comprehensive SR of ``pred`` on ``record`` (see the module), with
+    the caliper ``measurements`` of the frame when there are.
 
     Raises
     ------
@@ -199,10 +278,11 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
                          "that can be referenced")
     when = when or datetime.now().astimezone()
     version = pred.model_version or "unknown"
-    algorithm = AlgorithmIdentification(name=ALGORITHM_NAME, version=version[:64])
+    algorithm = AlgorithmIdentification(name=ALGORITHM_NAME, version=version[:64],
+                                        parameters=cutoff_parameter(pred) or None)
     device = DeviceObserverIdentifyingAttributes(
         uid=generate_uid(prefix=None, entropy_srcs=[SOFTWARE_NAME, version]),
-        name=SOFTWARE_NAME, manufacturer_name=SOFTWARE_NAME,
+        name=SOFTWARE_NAME, manufacturer_name=dc.MANUFACTURER,
         model_name=f"{ALGORITHM_NAME} {version}"[:64])
     observation = ObservationContext(observer_device_context=ObserverContext(
         observer_type=codes.DCM.Device, observer_identifying_attributes=device))
@@ -211,30 +291,35 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
     # it), then named as it is in every reference.
     actual = context.source_sop_class
     checked_as = _RETIRED_US.get(actual, actual)
-    region = _image_region(checked_as, context, box,
-                           _referenced_frames(checked_as, record, pred.frame), record)
-    probability = Measurement(name=codes.DCM.ProbabilityOfCancer,
+    region, image = _image_region(checked_as, context, box,
+                                  _referenced_frames(checked_as, record, pred.frame), record)
+    probability = Measurement(name=_coded(dc.PROBABILITY),
                               value=round(float(pred.p_malignant), 6),
-                              unit=codes.UCUM.NoUnits, algorithm_id=algorithm)
+                              unit=_coded(dc.NO_UNITS), algorithm_id=algorithm)
     group = PlanarROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(uid=generate_uid(), identifier="Lesion 1"),
-        referenced_region=region, finding_type=codes.SCT.Mass, algorithm_id=algorithm,
-        finding_sites=[FindingSite(codes.SCT.Breast)], measurements=[probability],
+        referenced_region=region, finding_type=_coded(dc.FINDING), algorithm_id=algorithm,
+        finding_sites=[FindingSite(_coded(dc.FINDING_SITE))],
+        measurements=[probability, *_box_size(record, pred, algorithm)],
         qualitative_evaluations=_evaluations(pred))
     for text in _comments(pred, source):
         group[0].ContentSequence.append(_text_item(text))
+    groups = [group]
+    if measurements:
+        groups.append(_caliper_group(measurements, image))
     report = MeasurementReport(observation_context=observation,
-                               procedure_reported=codes.SCT.Ultrasonography,
-                               imaging_measurements=[group])
+                               procedure_reported=_coded(dc.PROCEDURE),
+                               imaging_measurements=groups)
     evidence = context.evidence()
     evidence.SOPClassUID = checked_as
     sr = ComprehensiveSR(
         evidence=[evidence], content=report[0],
         series_instance_uid=generate_uid(), series_number=SERIES_NUMBER,
-        sop_instance_uid=generate_uid(), instance_number=1, manufacturer=SOFTWARE_NAME,
+        sop_instance_uid=generate_uid(), instance_number=1, manufacturer=dc.MANUFACTURER,
         is_complete=True, is_final=False, is_verified=False,
         series_description=SERIES_DESCRIPTION, content_date=when.date(),
         content_time=when.time().replace(microsecond=0, tzinfo=None))
+    sr.CodingSchemeIdentificationSequence = [_scheme_item()]
     context.apply(sr)  # the same patient and study modules as the Secondary Capture
     if checked_as != actual:
         _rename_class(sr, checked_as, actual)
@@ -245,7 +330,8 @@ def dicom_sr_dataset(record: ImageRecord, pred: Prediction, *, include_patient: 
 
 def export_dicom_sr(path: str | Path, record: ImageRecord, pred: Prediction, *,
                     include_patient: bool = False, overwrite: bool = False,
-                    when: datetime | None = None) -> Path:
+                    when: datetime | None = None,
+                    measurements: Sequence[Measured] = ()) -> Path:
     """Write the SR of ``pred`` atomically; see :func:`dicom_sr_dataset`.
 
     Raises
@@ -255,7 +341,8 @@ def export_dicom_sr(path: str | Path, record: ImageRecord, pred: Prediction, *,
     rcdnet_desktop.core.errors.ExportExistsError, rcdnet_desktop.core.errors.ExportError
         The file exists (and ``overwrite`` is False) or could not be written.
     """
-    ds = dicom_sr_dataset(record, pred, include_patient=include_patient, when=when)
+    ds = dicom_sr_dataset(record, pred, include_patient=include_patient, when=when,
+                          measurements=measurements)
 
     def write(fh: BinaryIO) -> None:
         ds.save_as(fh, enforce_file_format=True)
@@ -263,4 +350,5 @@ def export_dicom_sr(path: str | Path, record: ImageRecord, pred: Prediction, *,
     return atomic_write(path, write, overwrite=overwrite)
 
 
-__all__: Sequence[str] = ("ALGORITHM_NAME", "SCHEME", "dicom_sr_dataset", "export_dicom_sr")
+__all__: Sequence[str] = ("ALGORITHM_NAME", "SCHEME", "cutoff_parameter", "dicom_sr_dataset",
+                          "export_dicom_sr")

@@ -100,7 +100,8 @@ def _dicom_sc(path: str | Path, record: ImageRecord, report: Report, *, include_
 def _dicom_sr(path: str | Path, record: ImageRecord, report: Report, *, include_patient: bool,
               overwrite: bool) -> Path:
     return export_dicom_sr(path, record, report.prediction, include_patient=include_patient,
-                           overwrite=overwrite, when=report.when)
+                           overwrite=overwrite, when=report.when,
+                           measurements=report.measurements)
 
 
 EXPORT_FORMATS: tuple[ExportFormat, ...] = (

@@ -17,6 +17,9 @@ import numpy as np
 from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 
+BOLD_KINDS = ("headline", "alert", "note")
+"""Report lines printed in bold: the result's headline, alerts and the decision-support note."""
+
 _PDF_MARGIN = 36.0  # points: half an inch
 _PDF_TITLE_H = 24.0  # points: the 14 pt title and the space under it
 
@@ -39,7 +42,7 @@ def pdf_bytes(report: Report, *, title: str = "RcdNet decision-support report") 
         text_w = page[0] - 2 * _PDF_MARGIN
         out: list[tuple[str, str]] = []
         for line in report.lines:
-            font = "Helvetica-Bold" if line.kind in ("alert", "note") else body_font
+            font = "Helvetica-Bold" if line.kind in BOLD_KINDS else body_font
             for piece in simpleSplit(line.text, font, body_size, text_w) or [""]:
                 out.append((piece, line.kind))
         return out
@@ -100,7 +103,7 @@ def _pdf_page(report, title, figure, page, wrapped, body_font, body_size, leadin
 
     colours = {"alert": (0.75, 0, 0), "note": (0.75, 0, 0), "warning": (0.67, 0.35, 0)}
     for piece, kind in wrapped:
-        font = "Helvetica-Bold" if kind in ("alert", "note") else body_font
+        font = "Helvetica-Bold" if kind in BOLD_KINDS else body_font
         c.setFont(font, body_size)
         c.setFillColorRGB(*colours.get(kind, (0.08, 0.08, 0.08)))
         y -= leading

@@ -3,7 +3,7 @@
 No Qt here. :func:`render_report` draws, at the image's OWN resolution (nothing is rescaled),
 three panels side by side -- the plain image, "Evidence for benign" and "Evidence for
 malignant" -- with a title band above them, a colour bar under the evidence panels (both maps
-share one scale, weighted by each class's probability: :mod:`rcdnet_desktop.core.evidence_scale`)
+share one scale, topped by the evidence for the result: :mod:`rcdnet_desktop.core.evidence_scale`)
 and a text band below: the prediction in words, the
 calibrated probability of malignancy and its likelihood band (with what the suspicious cut-off
 means at the measured sensitivity, when an :class:`OperatingPoint` is given), the input mode
@@ -52,6 +52,7 @@ from rcdnet_desktop.core.overlay import (
     colorize,
     evidence_sentences,
 )
+from rcdnet_desktop.core.result import describe, frame_number, probability_text
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, PatientInfo, Prediction
 
 DECISION_SUPPORT_NOTE = "Decision support only - not a diagnosis."
@@ -109,7 +110,8 @@ class ReportLayout:
 
 @dataclass(frozen=True)
 class ReportLine:
-    """One line of report text; ``kind`` is "text", "alert", "warning" or "note"."""
+    """One line of report text; ``kind`` is "text", "headline" (the result, when not suspicious),
+    "alert" (a suspicious result, an UNTRAINED model), "warning" or "note"."""
 
     text: str
     kind: str = "text"
@@ -119,8 +121,9 @@ class ReportLine:
 class Report:
     """A rendered report: the image, its geometry and its text (for PDF and metadata).
 
-    ``prediction`` is the result the report shows (what a structured report codes);
-    ``patient_included`` says whether patient identifiers are in ``image`` and ``lines``.
+    ``prediction`` is the result the report shows (what a structured report codes), with the
+    caliper ``measurements`` drawn on it; ``patient_included`` says whether patient identifiers
+    are in ``image`` and ``lines``.
     """
 
     image: np.ndarray
@@ -131,6 +134,7 @@ class Report:
     source_name: str = ""
     patient_included: bool = False
     summary: dict[str, str] = field(default_factory=dict)
+    measurements: tuple[Measured, ...] = ()
 
     @property
     def frame(self) -> int:
@@ -257,28 +261,22 @@ def report_lines(
     image's scale.
     """
     p = heatmaps.prediction
+    words = describe(p, operating_point)
     benign_words, malignant_words = evidence_sentences(heatmaps)
     lines: list[ReportLine] = []
     if p.untrained:
-        lines.append(
-            ReportLine(
-                f"Prediction: {p.display_label} - the model's weights are UNTRAINED; "
-                "this result carries no information.",
-                "alert",
-            )
-        )
-    # As on screen: the warnings first, then the band, the probability and what the cut-off
-    # means, and the class after them.
+        lines.append(ReportLine("The model's weights are UNTRAINED: this result carries no "
+                                "information.", "alert"))
+    # As on screen: the warnings first, then the headline (band and decision), the probability,
+    # what the cut-off means and what limits the result.
     for warning in p.warnings:
         lines.append(ReportLine(f"Warning: {warning}", "warning"))
+    lines.append(ReportLine(f"Result: {words.headline}".replace("\n", ". "),
+                            "alert" if words.tone == "alert" else "headline"))
     lines.append(ReportLine(f"Likelihood band: {describe_band(p)}"))
-    lines.append(ReportLine(f"Probability of malignancy (calibrated): {100 * p.p_malignant:.1f}%"))
-    meaning = operating_point.sensitivity_sentence(bool(p.suspicious)) if operating_point \
-        else ""
-    if meaning:
-        lines.append(ReportLine(meaning))
-    if not p.untrained:
-        lines.append(ReportLine(f"Prediction: {p.display_label}"))
+    lines.append(ReportLine(f"Probability of malignancy (calibrated): {words.probability}"))
+    lines.append(ReportLine(words.cutoff_sentence))
+    lines.extend(ReportLine(c, "warning") for c in words.caveats)
     lines.append(ReportLine(f"Input: {describe_input(p, calibration)}"))
     lines.extend(ReportLine(text) for text in measurement_lines(measurements))
     lexicon = lexicon_words(p)
@@ -295,7 +293,7 @@ def report_lines(
     if source_name or p.frame:
         source = source_name or "(unnamed)"
         if p.frame:
-            source += f", frame {p.frame + 1}"
+            source += f", frame {frame_number(p.frame)}"
         lines.append(ReportLine(f"Source: {source}"))
     if patient is not None and not patient.is_empty():
         lines.append(ReportLine(_patient_text(patient)))
@@ -309,8 +307,8 @@ def _summary(heatmaps: HeatMaps, when: datetime, source_name: str,
     p = heatmaps.prediction
     return {
         "Software": SOFTWARE_NAME,
-        "Prediction": p.display_label,
-        "Probability of malignancy": f"{p.p_malignant:.4f}",
+        "Decision": describe(p).decision,
+        "Probability of malignancy": probability_text(p, least=4),
         "Input mode": describe_input(p, calibration),
         "Lesion box": BOX_SOURCE_TEXT.get(p.box_source, "") or "none",
         "Likelihood band": describe_band(p),
@@ -486,7 +484,7 @@ def render_report(
     p = heatmaps.prediction
     benign = _full_size(heatmaps.benign, (h, w), p.roi, "benign")
     malignant = _full_size(heatmaps.malignant, (h, w), p.roi, "malignant")
-    # Both maps on one scale, weighted by each class's probability (as on screen).
+    # Both maps on one scale, topped by the evidence for the result (as on screen).
     benign, malignant = shared_scale(HeatMaps(benign, malignant, heatmaps.method, p))
     panels_rgb = [
         rgb.copy(),
@@ -607,6 +605,7 @@ def render_report(
         patient_included=patient is not None and not patient.is_empty(),
         summary=_summary(heatmaps, when, source_name, calibration),
         prediction=heatmaps.prediction,
+        measurements=tuple(measurements),
     )
 
 

@@ -34,15 +34,17 @@ read (start-up time), and this module never imports torch.
 This module dispatches. A reader is anything with the small :class:`Reader` interface
 (``can_read(path, head_bytes)``, ``read(path, frame)``, its ``label`` and ``suffixes``);
 :func:`read_image` walks :data:`READERS` in order and hands the file to the first that can read
-it: DICOM with its preamble (``DICM`` at byte 128) first, then Pillow (which recognises its
-formats by content), then DICOM written without a preamble (by suffix, no suffix, or a
-well-formed group 0002/0008 element at the start). The readers live in :mod:`.pillow` and
+it: a DICOM Structured Report first (:mod:`.sr`: a stored result, shown over the image it refers
+to, never classified), then DICOM with its preamble (``DICM`` at byte 128), then Pillow (which
+recognises its formats by content), then DICOM written without a preamble (by suffix, no suffix,
+or a well-formed group 0002/0008 element at the start). The readers live in :mod:`.sr` (with
+:mod:`.sr_document`; :mod:`.own` tells this program's own objects apart), :mod:`.pillow` and
 :mod:`.dicom` (with :mod:`.dicom_decode`), and the helpers they share (budgets, uint8
 conversion, frame checks, wording) in :mod:`.pixels`, where the budgets are defined and read at
-run time (:data:`MAX_PIXELS_PER_FRAME` is re-exported here); files are opened by
-:mod:`.files` and library output is kept quiet by :mod:`.quiet`. The suffixes are the readers'
-own: :data:`IMAGE_SUFFIXES` (what folders are scanned for) and :func:`image_file_filter` (the
-file dialog's filter) are built from them.
+run time (:data:`MAX_PIXELS_PER_FRAME` is re-exported here); files are opened by :mod:`.files`
+and library output is kept quiet by :mod:`.quiet`. The suffixes are the readers' own:
+:data:`IMAGE_SUFFIXES` (what folders are scanned for) and :func:`image_file_filter` (the file
+dialog's filter) are built from them.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from .files import read_head
 from .pillow import PillowReader
 from .pixels import MAX_PIXELS_PER_FRAME, NOT_SUPPORTED, describe, frame_out_of_range
 from .quiet import captured_library_output
+from .sr import SrReader
 
 __all__ = [
     "DICOM_SUFFIXES",
@@ -105,6 +108,7 @@ class Reader(Protocol):
 
 
 READERS: tuple[Reader, ...] = (
+    SrReader(),
     DicomReader(preamble=True),
     PillowReader(),
     DicomReader(preamble=False),

@@ -58,6 +58,7 @@ def study_info(ds: Any) -> StudyInfo:
         manufacturer=text(ds, "Manufacturer"),
         manufacturer_model=text(ds, "ManufacturerModelName"),
         body_part=text(ds, "BodyPartExamined"),
+        series_description=text(ds, "SeriesDescription"),
         region_kinds=region_kinds(ds),
     )
 

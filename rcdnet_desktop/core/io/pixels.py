@@ -136,10 +136,11 @@ def check_frame(p: Path, frame: int, count: int, whole: str = "file") -> None:
 
 
 def frame_out_of_range(frame: int, count: int, whole: str = "file") -> str:
-    """"frame 40 requested but the clip has 34 frames (0-33)"; ``whole``: "clip" or "file"."""
+    """"frame 41 requested but the clip has 34 frames (1-34)" for the 0-based ``frame`` 40:
+    frames are counted from 1 in every message; ``whole``: "clip" or "file"."""
     if count == 1:
-        return f"frame {frame} requested but the file has 1 frame (0)"
-    return f"frame {frame} requested but the {whole} has {count} frames (0-{count - 1})"
+        return f"frame {frame + 1} requested but the file has 1 frame"
+    return f"frame {frame + 1} requested but the {whole} has {count} frames (1-{count})"
 
 
 def guard_loader(
