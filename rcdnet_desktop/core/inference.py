@@ -997,6 +997,8 @@ class InferenceEngine:
                 margins = self.cutoff_margin(fused)
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
+                    # The as-given view stands for all the views of its box (the same lesion
+                    # scaled a little): its share is the box's, as without views.
                     maps = decision_evidence(scores[i], margins[i], size,
                                              share=0.5 if it.fuse else 1.0)
                 else:
