@@ -6,7 +6,7 @@ tenth of its size can land on the other side of the suspicious cut-off. So the e
 a lesion box (drawn by the user or found by the localiser) through a small fixed set of *views*
 of it, the box scaled about its centre and shifted by a share of its size, and averages their
 logits; the probability then depends less on exactly where the edges were drawn. The box the
-result carries stays the box as given; the heat maps are the as-given view's.
+result carries stays the box as given; the heat maps are the first view's (the box classified).
 
 Averaging views smooths the probability's small wobbles but not its trend with the amount of
 surroundings a box takes in (every view of a larger box is larger). What removes that trend is
@@ -21,8 +21,8 @@ The set of views travels in the model card's ``box_views`` section (a card witho
 classifies the box alone): ``{"views": [[scale, dx, dy], ...], "snap_min_iou": optional IoU in
 (0, 1], ...free-form keys (how the set was chosen, what it measured)}``. The first view is
 always ``[1, 0, 0]``, the box as given; ``dx`` and ``dy`` are shares of the box's width and
-height. The training package chooses the
-set on the training sites' validation images (``rcdnet-train box-stability --choose``).
+height. The training package chooses the settings on the training sites' validation images
+(``rcdnet-train box-stability --choose``).
 
 Where the views still disagree about the decision (some below the cut-off, some at or above
 it), the prediction carries their probability range
