@@ -27,7 +27,7 @@ height. The training package chooses the settings on the training sites' validat
 Where the views still disagree about the decision (some below the cut-off, some at or above
 it), the prediction carries their probability range
 (:attr:`~rcdnet_desktop.core.types.Prediction.box_p_range`) and
-:func:`box_dependence_sentence` says so in one sentence.
+:func:`rcdnet_desktop.core.result.box_dependence_sentence` says so in one sentence.
 """
 
 from __future__ import annotations
@@ -176,23 +176,3 @@ def depends_on_box(prediction: Prediction) -> bool:
     r = prediction.box_p_range
     return r is not None and r[0] < cut_off(prediction) <= r[1]
 
-
-def _fmt(p: float, digits: int) -> str:
-    return f"{p:.{digits}f}"
-
-
-def box_dependence_sentence(prediction: Prediction) -> str:
-    """One sentence for a result whose decision depends on how the box was drawn; "" otherwise.
-
-    The numbers get a third decimal when two would round them onto the cut-off's side they are
-    not on (e.g. 0.157 below a cut-off of 0.158 would read 0.16).
-    """
-    if not prediction.box_dependent:
-        return ""
-    low, high = prediction.box_p_range
-    cut = cut_off(prediction)
-    digits = 2
-    if not (float(_fmt(low, 2)) < cut <= float(_fmt(high, 2))):
-        digits = 3
-    return (f"Depends on the box: drawn slightly differently, P ranges from "
-            f"{_fmt(low, digits)} to {_fmt(high, digits)}, on both sides of the cut-off.")

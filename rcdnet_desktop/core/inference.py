@@ -884,7 +884,8 @@ class InferenceEngine:
                 box_source=it.box_source, finding=it.finding, fused=it.fuse,
                 band=band_for(float(p[1]), bands=self._bands),
                 suspicious=bool(p[1] >= self._threshold), threshold=self._threshold,
-                checks=checks, box_p_range=p_range))
+                checks=checks, box_p_range=p_range,
+                lesion_region=it.classified if it.classified != it.box else None))
         return out
 
     @staticmethod

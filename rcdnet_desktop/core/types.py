@@ -239,6 +239,10 @@ class Prediction:
         Lowest and highest P(malignant) of the views of the lesion box that were averaged
         (:mod:`~rcdnet_desktop.core.box_views`: the box scaled and shifted a little, as another
         reader might have drawn it); None without a box or when the box was classified alone.
+    lesion_region : Box or None
+        When the user's box was classified as the lesion region the localiser outlines inside
+        it (the card's ``box_views.snap_min_iou``), that region, unpadded; None when the box
+        was classified as drawn or found.
     """
 
     p_benign: float
@@ -260,6 +264,7 @@ class Prediction:
     descriptor_note: str = ""
     threshold: float | None = None
     box_p_range: tuple[float, float] | None = None
+    lesion_region: Box | None = None
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.
@@ -285,7 +290,7 @@ class Prediction:
     def box_dependent(self) -> bool:
         """True when the views of the lesion box fall on both sides of the cut-off
         (``low < threshold <= high`` of :attr:`box_p_range`): the decision depends on how the
-        box was drawn (see :func:`~rcdnet_desktop.core.box_views.box_dependence_sentence`)."""
+        box was drawn (see :func:`~rcdnet_desktop.core.result.box_dependence_sentence`)."""
         from rcdnet_desktop.core.box_views import depends_on_box
 
         return depends_on_box(self)

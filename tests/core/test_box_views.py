@@ -11,7 +11,6 @@ from rcdnet_desktop.core.box_views import (
     AS_GIVEN,
     BoxView,
     apply,
-    box_dependence_sentence,
     parse_views,
     snap_min_iou,
     view_boxes,
@@ -21,6 +20,7 @@ from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.inference import InferenceEngine, pad_roi
 from rcdnet_desktop.core.lesion import box_iou, lesion_in_box
 from rcdnet_desktop.core.resources import resources_dir
+from rcdnet_desktop.core.result import box_dependence_sentence
 from rcdnet_desktop.core.types import Box, Prediction
 from tests.core.localiser_helpers import FakeLocaliser, blob_box
 
