@@ -42,13 +42,15 @@ def engine():
     card (``InferenceEngine(model=..., card=..., device="cpu")``) to vary settings.
 
     The classifier only: a lesion localiser the bundle may ship is left out, so tests that
-    classify whole images keep doing so (the localiser's own tests give it explicitly).
+    classify whole images keep doing so (the localiser's own tests give it explicitly); so are
+    the card's views of a lesion box, so a box is classified alone (``tests/core/
+    test_box_views.py`` gives them explicitly).
     """
     from rcdnet_desktop.core.bundle import load_model
     from rcdnet_desktop.core.inference import InferenceEngine
 
     model, card = load_model(BUNDLED_MODEL_DIR)
-    return InferenceEngine(model=model, card=card, device="cpu")
+    return InferenceEngine(model=model, card=replace(card, box_views={}), device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -250,6 +250,38 @@ def cmd_paired(a) -> int:
     return 0
 
 
+def cmd_box_stability(a) -> int:
+    from .box_stability import external_items, run_choose, run_measure, split_items
+
+    if bool(a.split) == bool(a.external):
+        raise SystemExit("box-stability: give --data with --split (the training sites' "
+                         "validation side) or --external (a site never trained on), not both")
+    if a.choose and a.external:
+        raise SystemExit("box-stability: --choose chooses on the training sites' validation "
+                         "images only (never on an external site)")
+    if a.external:
+        items = [it for root in a.external for it in external_items(root)]
+    else:
+        if not a.data:
+            raise SystemExit("box-stability: --split needs --data")
+        items = split_items(a.data, a.split, a.subset)
+    if a.limit:
+        items = items[:a.limit]
+    from .data import site_name
+
+    names = ", ".join(site_name(d) for d in (a.external or a.data))
+    data = (f"{names}: every image with a mask" if a.external
+            else f"{names}: the {a.subset} rows of {a.split}")
+    if a.choose:
+        run_choose(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress,
+                   record_to=a.record, data=data, names=a.candidate)
+    else:
+        run_measure(items, a.model_dir, a.out, a.n_boot, progress=not a.no_progress,
+                    record_to=a.record, key="external" if a.external else "internal",
+                    data=data)
+    return 0
+
+
 def cmd_compare(a) -> int:
     from .compare import run_compare
 
@@ -426,6 +458,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_lexicon)
+
+    p = sub.add_parser("box-stability", help="does P hold when the lesion box is drawn a "
+                                             "little differently? before/after the card's box "
+                                             "views, or --choose the views")
+    p.add_argument("--data", type=Path, action="append", default=[],
+                   help="training site folder(s) named in --split")
+    p.add_argument("--split", type=Path, default=None, help="split CSV (its --subset rows)")
+    p.add_argument("--subset", default="val")
+    p.add_argument("--external", type=Path, action="append", default=[],
+                   help="class-folder site never trained on (masks beside the images, "
+                        "patients in manifest.csv)")
+    p.add_argument("--model-dir", type=Path, default=None, help="bundle (default: bundled)")
+    p.add_argument("--choose", action="store_true",
+                   help="compare the candidate sets of views on the validation images")
+    p.add_argument("--candidate", action="append", default=[],
+                   help="with --choose: compare only this candidate (repeat; 'as given' is "
+                        "always compared); default all")
+    p.add_argument("--out", type=Path, default=None, help="JSON report to write")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--limit", type=int, default=0, help="first N images only (a smoke run)")
+    p.add_argument("--record", type=Path, default=None, metavar="BUNDLE",
+                   help="write the figures (with --choose: the chosen views, and the self-test "
+                        "goldens measured again) into this bundle's model card")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_box_stability)
 
     p = sub.add_parser("heatmaps", help="measure how well the heat maps localise the lesion "
                                         "(internal validation and external sites)")

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rcdnet_desktop.core.lesion import box_iou
 from rcdnet_desktop.core.localiser import LesionLocaliser, find_lesion, lesion_probability
 from rcdnet_desktop.core.preprocess import PreprocessConfig, normalise
 
@@ -61,16 +62,6 @@ class LocaliserConfig:
 
     def to_dict(self) -> dict:
         return recipe_dict(self)
-
-
-def box_iou(a, b) -> float:
-    """IoU of two (x, y, w, h) boxes."""
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:

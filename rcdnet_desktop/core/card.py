@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rcdnet_desktop.core.bands import MODES, parse_bands
+from rcdnet_desktop.core.box_views import validate_section as validate_box_views
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.guard import validate_section
 from rcdnet_desktop.core.lexicon import validate_section as validate_lexicon
@@ -131,6 +132,11 @@ class ModelCard:
         none. ``{"file", "sha256", "features", "view", "transform", "dim", "descriptors": [{
         "name", "classes", "shown", ...measured agreement}], "rule": when a descriptor is
         shown, "fitted_on", "metrics", "notes": what they are and are not, "weights_sha256"}``.
+    box_views : dict
+        The views of a lesion box whose logits are averaged (:mod:`~rcdnet_desktop.core.
+        box_views`); empty to classify the box alone. ``{"views": [[scale, dx, dy], ...] (the
+        first is [1, 0, 0], the box as given), ...free-form keys: how the set was chosen and
+        what it measured}``.
     self_test : dict
         What ``rcdnet self-test`` expects of this bundle; empty when nothing is recorded.
         ``{"samples": {sample file name: P(malignant) on the whole image}, "tolerance": allowed
@@ -163,6 +169,7 @@ class ModelCard:
     onnx: dict[str, Any] = field(default_factory=dict)
     guard: dict[str, Any] = field(default_factory=dict)
     lexicon: dict[str, Any] = field(default_factory=dict)
+    box_views: dict[str, Any] = field(default_factory=dict)
     self_test: dict[str, Any] = field(default_factory=dict)
     schema: int = CARD_SCHEMA
 
@@ -269,6 +276,7 @@ class ModelCard:
         self._validate_onnx(bad)
         validate_section(self.guard, bad)
         validate_lexicon(self.lexicon, bad)
+        validate_box_views(self.box_views, bad)
         for key in ("guard", "lexicon"):
             section = getattr(self, key)
             if section and section.get("weights_sha256") != self.weights.get("sha256"):

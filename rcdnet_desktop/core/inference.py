@@ -23,6 +23,13 @@ are the box view's, with the whole image's share of the decision spread evenly o
 Every prediction carries its likelihood band and suspicious flag under the card's operating
 point (:mod:`~rcdnet_desktop.core.bands`).
 
+Box views: with the card's ``box_views`` section, a lesion box (the user's or the automatic
+one) is classified through a small fixed set of views of it, scaled and shifted a little, and
+their logits are averaged in the same forward batch, so the probability depends less on exactly
+how the box was drawn (:mod:`~rcdnet_desktop.core.box_views`). The prediction keeps the box as
+given (``box``, ``roi``), its heat maps are the as-given view's, and ``box_p_range`` holds the
+views' probability range.
+
 Backends: on the CPU the engine runs the bundle's ONNX graphs (classifier and localiser) in
 ONNX Runtime by default (device ``"cpu-onnx"``); the closed-form heat maps then come from the
 graph's feature map and the classifier's linear weight (read from the verified graph) in
@@ -58,6 +65,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rcdnet_desktop.core.bands import band_for, card_bands, default_mode, suspicious_threshold
+from rcdnet_desktop.core.box_views import parse_views, snap_min_iou, view_boxes
 from rcdnet_desktop.core.errors import InferenceError
 from rcdnet_desktop.core.explain import (
     FAST,
@@ -241,6 +249,13 @@ class Prepared:
     checks : tuple of str
         Codes of the intended-use flags found so far (:data:`~rcdnet_desktop.core.checks.
         CHECK_CODES`); the input guard's is added after the forward pass.
+    views : np.ndarray or None
+        ``(k, 3, s, s)``: the other views of the lesion box (the card's ``box_views``, each
+        padded, cropped and preprocessed like ``tensor``), whose logits are averaged with
+        ``tensor``'s; None when the box is classified alone or there is no box.
+    classified : Box or None
+        The box classified, unpadded: ``box``, or (the card's ``box_views.snap_min_iou``) the
+        lesion region the localiser outlines around a user's box; ``roi`` is it padded.
     """
 
     tensor: np.ndarray
@@ -254,6 +269,25 @@ class Prepared:
     whole: np.ndarray | None = None
     fuse: bool = False
     checks: tuple[str, ...] = ()
+    views: np.ndarray | None = None
+    classified: Box | None = None
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a chunk's views sit in its forward batch (after the items' own rows).
+
+    Attributes
+    ----------
+    whole : list of int
+        Chunk indices of the items with a whole-image view; those views follow the items' own
+        rows in this order.
+    views : list of slice
+        Per item, the batch rows of its box's other views (empty slices for none).
+    """
+
+    whole: list[int]
+    views: list[slice]
 
 
 def _frame_pixels(image: ImageInput, frame: int) -> np.ndarray:
@@ -298,6 +332,10 @@ class InferenceEngine:
         ``model`` and ``card`` has graphs only when ``model_dir`` is given too. On the ONNX
         backend the bundle's torch weights are not loaded (nor torch imported) until a
         heat-map method other than the closed form, or :attr:`model`, is asked for.
+    box_views : bool
+        Average the logits of the card's views of a lesion box (:mod:`~rcdnet_desktop.core.
+        box_views`; default). False classifies the box alone (how the card's views were
+        chosen and measured against).
 
     Raises
     ------
@@ -319,7 +357,8 @@ class InferenceEngine:
                  batch_size: int = DEFAULT_BATCH_SIZE, model: RcdNet | None = None,
                  card: ModelCard | None = None,
                  localiser: LesionLocaliser | None = None,
-                 backend: str | None = None, profile: SiteProfile | None = None) -> None:
+                 backend: str | None = None, box_views: bool = True,
+                 profile: SiteProfile | None = None) -> None:
         from rcdnet_desktop.core.card import DEFAULT_MIN_CONFIDENCE, load_card
 
         if (model is None) != (card is None):
@@ -346,6 +385,10 @@ class InferenceEngine:
         self.batch_size = max(1, int(batch_size))
         self._bands = card_bands(card)
         self._fusion = default_mode(card) == "fusion"
+        # The views of a box besides the box as given (the first): averaged with it.
+        self._box_views = parse_views(card.box_views)[1:] if box_views else ()
+        # Classify the lesion a user's box was drawn around rather than its edges.
+        self._snap_min_iou = snap_min_iou(card.box_views) if box_views else None
         self._min_confidence = float(card.localiser.get("min_confidence",
                                                         DEFAULT_MIN_CONFIDENCE))
         self._device = None  # a torch.device once torch runs anything; None: the CPU, no torch
@@ -613,7 +656,12 @@ class InferenceEngine:
         lesion localiser, the lesion box the localiser finds on the whole frame
         (``box_source="auto"``), or the whole image with a warning when it finds none with the
         card's ``min_confidence``; otherwise the whole image (``box_source="none"``). The box
-        is padded by the card's ``roi_margin`` and clipped before it is cropped.
+        is padded by the card's ``roi_margin`` and clipped before it is cropped; so is each of
+        the card's other views of it (``box_views``), whose logits are averaged with its own.
+        With the card's ``box_views.snap_min_iou`` and a localiser, a user's box is replaced
+        for classification by the lesion region the localiser outlines around it, when their
+        boxes overlap that much (the result's ``box`` stays the user's; its ``roi`` shows what
+        was classified).
 
         The checks (:func:`~rcdnet_desktop.core.checks.check_image`) run on the whole frame and,
         when a box is used, on the box too (those warnings start with "lesion box: ").
@@ -647,10 +695,16 @@ class InferenceEngine:
         finding: LesionFinding | None = None
         whole: np.ndarray | None = None
         notes: list[str] = []
+        lesion: Box | None = None  # the box classified (unpadded), when not the given one
         if roi is not None:
             source = "user"
             box = pad_roi(roi, hw, self.card.roi_margin)  # validates the box first
             given = roi if isinstance(roi, Box) else Box(*(int(v) for v in roi))
+            if self._snap_min_iou is not None and self._has_localiser:
+                whole = view(pixels)
+                lesion, notes = self._lesion_in_box(whole, hw, given)
+                if lesion is not None:
+                    box = pad_roi(lesion, hw, self.card.roi_margin)
         elif auto_box and self._has_localiser:
             whole = view(pixels)
             finding, notes = self._localise(whole, hw)
@@ -678,21 +732,39 @@ class InferenceEngine:
         fuse = source == "auto" and self._fusion
         if box is not None and whole is None and self._guard is not None:
             whole = view(pixels)  # the guard judges the whole image
+        classified = lesion or given
+        views = None
+        if classified is not None and self._box_views:
+            views = np.stack([view(crop(pixels, pad_roi(b, hw, self.card.roi_margin)))
+                              for b in view_boxes(classified, self._box_views, hw)])
         return Prepared(tensor, hw, box, frame, tuple(warnings), box=given, box_source=source,
                         finding=finding, whole=whole if box is not None else None, fuse=fuse,
-                        checks=codes(flags))
+                        checks=codes(flags), views=views, classified=classified)
 
     def _localise(self, whole: np.ndarray,
                   hw: tuple[int, int]) -> tuple[LesionFinding | None, list[str]]:
         """Run the localiser on the whole-image view: its finding (or None) and notes."""
         from rcdnet_desktop.core.lesion import find_lesion
 
+        prob, notes = self._lesion_probability(whole)
+        return find_lesion(prob, hw, self._min_confidence), notes
+
+    def _lesion_in_box(self, whole: np.ndarray, hw: tuple[int, int],
+                       box: Box) -> tuple[Box | None, list[str]]:
+        """The lesion region the localiser outlines around a drawn box (or None), and notes."""
+        from rcdnet_desktop.core.lesion import lesion_in_box
+
+        prob, notes = self._lesion_probability(whole)
+        return lesion_in_box(prob, hw, box, self._snap_min_iou, self._min_confidence), notes
+
+    def _lesion_probability(self, whole: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The localiser's lesion probability map over the whole-image view, and notes."""
         notes: list[str] = []
         if self._onnx_localiser is not None:
             logits = self._onnx_localiser.run(
                 None, {"image": np.ascontiguousarray(whole[None])})[0]
             prob = (1.0 / (1.0 + np.exp(-logits[0, 0].astype(np.float64)))).astype(np.float32)
-            return find_lesion(prob, hw, self._min_confidence), notes
+            return prob, notes
 
         import torch
 
@@ -714,7 +786,7 @@ class InferenceEngine:
                 notes.append(f"the GPU ({self._localiser_device}) failed: {_first_line(exc)}; "
                              "the lesion localiser ran on the CPU")
                 prob = run(self._cpu_localiser, torch.device("cpu"))
-        return find_lesion(prob, hw, self._min_confidence), notes
+        return prob, notes
 
     # --- running -------------------------------------------------------------------------
 
@@ -765,15 +837,15 @@ class InferenceEngine:
         Returns
         -------
         (np.ndarray, np.ndarray, np.ndarray)
-            The items' logits ``(N, K)`` (fused where the item is fused, before the
-            temperature), their own views' last feature maps ``(N, C, h, w)``, and the final
-            linear layer's weight ``(K, C)``.
+            The items' logits ``(N, K)`` (averaged over the views of the box and fused where
+            the item is, before the temperature), their own views' last feature maps
+            ``(N, C, h, w)``, and the final linear layer's weight ``(K, C)``.
         """
         logits, feats = [], []
         for chunk in self._chunks(list(items)):
-            batch, whole = self._batch(chunk)
+            batch, layout = self._batch(chunk)
             (lg, f, _), _, _ = self._run_forward(batch, True)
-            logits.append(self._fuse(lg, chunk, whole))
+            logits.append(self._combine(lg, chunk, layout)[0])
             feats.append(f[:len(chunk)])
         return np.concatenate(logits), np.concatenate(feats), self._head_weight()
 
@@ -811,23 +883,28 @@ class InferenceEngine:
                     "computed on the CPU")
             return fn(self._cpu_model, torch.device("cpu"), *args), "cpu", (note,)
 
-    def _predictions(self, items: Sequence[Prepared], logits: np.ndarray, device: str,
-                     extra: tuple[str, ...], pooled: np.ndarray,
-                     extra_rows: list[int]) -> list[Prediction]:
-        """Predictions from the chunk's fused logits and pooled features (one row per batch
-        entry: the items' own views, then the whole-image views of ``extra_rows``): the guard
-        judges the whole images, the lexicon describes the lesion boxes."""
+    def _predictions(self, items: Sequence[Prepared], logits: np.ndarray,
+                     per_view: list[np.ndarray | None], device: str, extra: tuple[str, ...],
+                     pooled: np.ndarray, layout: _Layout) -> list[Prediction]:
+        """Predictions from the chunk's combined logits and per-view logits
+        (:meth:`_combine`) and its pooled features (one row per batch entry, laid out as
+        ``layout`` says): the guard judges the whole images, the lexicon describes the lesion
+        boxes."""
         from rcdnet_desktop.core.checks import CHECK_CODES
         from rcdnet_desktop.core.lexicon import suggest
 
-        guard = self._whole_rows(pooled, len(items), extra_rows)
-
-        probs = _softmax(logits / np.float32(self._temperature))
+        guard = self._whole_rows(pooled, len(items), layout.whole)
+        temperature = np.float32(self._temperature)
+        probs = _softmax(logits / temperature)
         notes = ((self.device_note,) if self.device_note else ()) + extra
         distances = self._guard.distance(guard) if self._guard is not None else None
         out = []
-        for i, (it, p) in enumerate(zip(items, probs, strict=True)):
+        for i, (it, p, pv) in enumerate(zip(items, probs, per_view, strict=True)):
             warnings, checks = it.warnings, it.checks
+            p_range = None
+            if pv is not None:
+                pm = _softmax(pv / temperature)[:, 1]
+                p_range = (float(pm.min()), float(pm.max()))
             flag = self._guard.flag(float(distances[i])) if distances is not None else None
             if flag is not None:
                 warnings = (flag.text, *warnings)
@@ -842,27 +919,48 @@ class InferenceEngine:
                 box_source=it.box_source, finding=it.finding, fused=it.fuse,
                 band=band_for(float(p[1]), bands=self._bands),
                 suspicious=bool(p[1] >= self._threshold), threshold=self._threshold,
-                checks=checks, logits=(float(logits[i, 0]), float(logits[i, 1])),
+                checks=checks, box_p_range=p_range,
+                lesion_region=it.classified if it.classified != it.box else None,
+                logits=(float(logits[i, 0]), float(logits[i, 1])),
                 guard_distance=float(distances[i]) if distances is not None else None))
         return out
 
     @staticmethod
-    def _batch(chunk: Sequence[Prepared]) -> tuple[np.ndarray, list[int]]:
-        """The chunk's model inputs, then the whole-image views of its items that have one (and
-        their indices in the chunk), so every view goes through one forward pass."""
-        extra = [i for i, it in enumerate(chunk) if it.whole is not None]
-        return np.stack([it.tensor for it in chunk]
-                        + [chunk[i].whole for i in extra]).astype(np.float32, copy=False), extra
+    def _batch(chunk: Sequence[Prepared], with_views: bool = True) -> tuple[np.ndarray, _Layout]:
+        """The chunk's model inputs, then the whole-image views of its items that have one,
+        then (``with_views``) the other views of their lesion boxes, so every view goes
+        through one forward pass; and where each sits in the batch."""
+        n = len(chunk)
+        whole = [i for i, it in enumerate(chunk) if it.whole is not None]
+        parts = [it.tensor[None] for it in chunk] + [chunk[i].whole[None] for i in whole]
+        start, views = n + len(whole), []
+        for it in chunk:
+            k = len(it.views) if with_views and it.views is not None else 0
+            views.append(slice(start, start + k))
+            start += k
+            if k:
+                parts.append(it.views)
+        return (np.concatenate(parts).astype(np.float32, copy=False),
+                _Layout(whole=whole, views=views))
 
     @staticmethod
-    def _fuse(logits: np.ndarray, chunk: Sequence[Prepared], extra: list[int]) -> np.ndarray:
-        """Logits of the chunk's items; a fused item's are the mean of its two views'."""
+    def _combine(logits: np.ndarray, chunk: Sequence[Prepared],
+                 layout: _Layout) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Each item's logits: the mean over its box's views (the as-given view alone when it
+        has no others), each view first averaged with the whole image's when the item is
+        fused. Also each item's per-view logits ``(v, K)`` when it has several views, else
+        None (their spread is the prediction's ``box_p_range``)."""
         n = len(chunk)
+        whole_row = {i: n + j for j, i in enumerate(layout.whole)}
         out = logits[:n].copy()
-        for j, i in enumerate(extra):
-            if chunk[i].fuse:
-                out[i] = (logits[i] + logits[n + j]) / 2
-        return out
+        per_view: list[np.ndarray | None] = []
+        for i, it in enumerate(chunk):
+            rows = np.concatenate([logits[i:i + 1], logits[layout.views[i]]])
+            if it.fuse:
+                rows = (rows + logits[whole_row[i]]) / 2
+            out[i] = rows.mean(axis=0)
+            per_view.append(rows if len(rows) > 1 else None)
+        return out, per_view
 
     @staticmethod
     def _whole_rows(values: np.ndarray, n: int, extra: list[int]) -> np.ndarray:
@@ -890,21 +988,21 @@ class InferenceEngine:
     def _pooled_features(self, items: Sequence[Prepared], whole: bool) -> np.ndarray:
         rows = []
         for chunk in self._chunks(list(items)):
-            batch, extra = self._batch(chunk)
+            batch, layout = self._batch(chunk, with_views=False)
             (_, _, pooled), _, _ = self._run_forward(batch, False)
-            rows.append(self._whole_rows(pooled, len(chunk), extra) if whole
+            rows.append(self._whole_rows(pooled, len(chunk), layout.whole) if whole
                         else pooled[:len(chunk)])
         return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
 
     def predict_prepared(self, items: Sequence[Prepared]) -> list[Prediction]:
-        """Classify prepared images, up to ``batch_size`` per forward pass (a fused item adds
-        its whole-image view to the same pass)."""
+        """Classify prepared images, up to ``batch_size`` per forward pass (an item's whole-image
+        view and the other views of its box go through the same pass)."""
         out: list[Prediction] = []
         for chunk in self._chunks(list(items)):
-            batch, whole = self._batch(chunk)
+            batch, layout = self._batch(chunk)
             (logits, _, pooled), dev, extra = self._run_forward(batch, False)
-            out.extend(self._predictions(chunk, self._fuse(logits, chunk, whole), dev, extra,
-                                         pooled, whole))
+            fused, per_view = self._combine(logits, chunk, layout)
+            out.extend(self._predictions(chunk, fused, per_view, dev, extra, pooled, layout))
         return out
 
     def explain_prepared(self, items: Sequence[Prepared], method: str = FAST) -> list[HeatMaps]:
@@ -917,7 +1015,8 @@ class InferenceEngine:
         decision spread evenly over them. Other methods (see
         :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS`) run pytorch-grad-cam image by
         image for the targets ``logit_m - logit_b`` and its opposite, each map normalised to
-        its own maximum.
+        its own maximum. A prediction averaged over views of its box (the card's
+        ``box_views``) has the maps of the box as given, relative to the averaged decision.
         """
         if method != FAST and method not in GRADCAM_METHODS:
             raise InferenceError(f"unknown heat-map method {method!r}; choose from "
@@ -927,15 +1026,17 @@ class InferenceEngine:
         size = self.card.preprocessing.size
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
-            batch, whole = self._batch(chunk)
+            batch, layout = self._batch(chunk)
             (logits, feats, pooled), dev, extra = self._run_forward(batch, method == FAST)
-            fused = self._fuse(logits, chunk, whole)
-            preds = self._predictions(chunk, fused, dev, extra, pooled, whole)
+            fused, per_view = self._combine(logits, chunk, layout)
+            preds = self._predictions(chunk, fused, per_view, dev, extra, pooled, layout)
             if method == FAST:
                 scores = contrastive_scores(feats[:len(chunk)], self._head_weight())
                 margins = self.cutoff_margin(fused)
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
+                    # The as-given view stands for all the views of its box (the same lesion
+                    # scaled a little): its share is the box's, as without views.
                     maps = decision_evidence(scores[i], margins[i], size,
                                              share=0.5 if it.fuse else 1.0)
                 else:

@@ -61,6 +61,10 @@ WHOLE_IMAGE_TAG = "whole image, less reliable"
 """How a result from the whole image (no lesion box) is labelled wherever its band is shown."""
 WHOLE_IMAGE_NOTE = ("The whole image was classified, without a lesion box: less reliable "
                     "than a box around the lesion. Draw one to classify the lesion.")
+LESION_REGION_WORDS = "classified as the lesion the localiser outlines in it"
+"""Said with the input when a drawn box was classified as the lesion region the localiser
+outlines in it (``Prediction.lesion_region``), so the box stays what the reader drew while the
+result does not move with its edges."""
 SUSPICIOUS_TIP = ("Suspicious: the probability of malignancy is at or above the model's "
                   "cut-off for flagging a result.")
 UNTRAINED_PREFIX = "UNTRAINED"
@@ -108,8 +112,9 @@ def no_lesion_found(p: Prediction) -> bool:
 
 
 def box_dependent(p: Prediction) -> bool:
-    """Boxes drawn slightly differently put the result on both sides of the cut-off."""
-    return bool(getattr(p, "box_dependent", False))
+    """Boxes drawn slightly differently put the result on both sides of the cut-off
+    (``Prediction.box_dependent``, from the views of :mod:`rcdnet_desktop.core.box_views`)."""
+    return bool(p.box_dependent)
 
 
 def tone(p: Prediction) -> str:
@@ -229,11 +234,13 @@ def site_name(op: OperatingPoint | None) -> str:
 
 def box_dependence_sentence(p: Prediction) -> str:
     """Said when boxes drawn slightly differently fall on both sides of the cut-off."""
-    if not box_dependent(p):
+    if not box_dependent(p) or p.box_p_range is None:
         return ""
-    lo, hi = p.box_p_range  # type: ignore[attr-defined]
-    return (f"Depends on the box: drawn slightly differently, P ranges from {fixed(lo, 2)} to "
-            f"{fixed(hi, 2)}, on both sides of the cut-off.")
+    lo, hi = p.box_p_range
+    cut = threshold_of(p, None)
+    d = max(decimals_apart(lo, (cut,)), decimals_apart(hi, (cut,)))
+    return (f"Depends on the box: drawn slightly differently, P ranges from {fixed(lo, d)} to "
+            f"{fixed(hi, d)}, on both sides of the cut-off.")
 
 
 def caveats(p: Prediction) -> tuple[str, ...]:
@@ -328,9 +335,9 @@ def list_text(p: Prediction) -> str:
 
 
 __all__ = [
-    "BELOW_CUTOFF", "DECISION_CODES", "FRAME_CONVENTION", "NO_LESION_HEADLINE",
-    "OUTSIDE_INTENDED_USE", "REASSURING_MAX", "SITE_CARD_NOTE", "SUSPICIOUS", "SUSPICIOUS_TIP",
-    "TONES",
+    "BELOW_CUTOFF", "DECISION_CODES", "FRAME_CONVENTION", "LESION_REGION_WORDS",
+    "NO_LESION_HEADLINE", "OUTSIDE_INTENDED_USE", "REASSURING_MAX", "SITE_CARD_NOTE",
+    "SUSPICIOUS", "SUSPICIOUS_TIP", "TONES",
     "WHOLE_IMAGE_NOTE", "WHOLE_IMAGE_TAG", "ResultWords", "band_and_decision", "band_note",
     "band_text", "box_dependence_sentence", "box_dependent", "caveats", "cutoff_sentence",
     "cutoff_text", "decimals_for", "decision_code", "decision_word", "describe", "frame_number",

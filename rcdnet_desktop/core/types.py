@@ -241,6 +241,14 @@ class Prediction:
     guard_distance : float or None
         The input guard's distance of the whole image; None without a guard. What a site
         profile's guard limit is fitted on.
+    box_p_range : (float, float) or None
+        Lowest and highest P(malignant) of the views of the lesion box that were averaged
+        (:mod:`~rcdnet_desktop.core.box_views`: the box scaled and shifted a little, as another
+        reader might have drawn it); None without a box or when the box was classified alone.
+    lesion_region : Box or None
+        When the user's box was classified as the lesion region the localiser outlines inside
+        it (the card's ``box_views.snap_min_iou``), that region, unpadded; None when the box
+        was classified as drawn or found.
     """
 
     p_benign: float
@@ -263,6 +271,8 @@ class Prediction:
     threshold: float | None = None
     logits: tuple[float, float] | None = field(default=None, compare=False, repr=False)
     guard_distance: float | None = field(default=None, compare=False, repr=False)
+    box_p_range: tuple[float, float] | None = None
+    lesion_region: Box | None = None
 
     def __post_init__(self) -> None:
         # Fill what a caller without a model card (tests, fakes, older code) leaves out.
@@ -283,6 +293,15 @@ class Prediction:
     def outside_intended_use(self) -> bool:
         """True when an intended-use check flagged the image (see ``checks``)."""
         return bool(self.checks)
+
+    @property
+    def box_dependent(self) -> bool:
+        """True when the views of the lesion box fall on both sides of the cut-off
+        (``low < threshold <= high`` of :attr:`box_p_range`): the decision depends on how the
+        box was drawn (see :func:`~rcdnet_desktop.core.result.box_dependence_sentence`)."""
+        from rcdnet_desktop.core.box_views import depends_on_box
+
+        return depends_on_box(self)
 
     @property
     def label_index(self) -> int:

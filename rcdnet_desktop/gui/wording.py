@@ -11,7 +11,7 @@ from __future__ import annotations
 from rcdnet_desktop.core import result
 from rcdnet_desktop.core.inference import NO_LESION_WARNING
 from rcdnet_desktop.core.measure import Calibration
-from rcdnet_desktop.core.result import OUTSIDE_INTENDED_USE, no_lesion_found
+from rcdnet_desktop.core.result import LESION_REGION_WORDS, OUTSIDE_INTENDED_USE, no_lesion_found
 from rcdnet_desktop.core.types import Box, Prediction
 
 BOX_SOURCE_WORDS = {
@@ -52,6 +52,8 @@ def input_words(p: Prediction, calibration: Calibration | None = None) -> str:
         text += f", {_box_size(box, calibration)}"
     if p.box_source == "auto" and p.finding is not None:
         text += f"; localiser confidence {p.finding.confidence:.2f}"
+    if p.lesion_region is not None:
+        text += f"; {LESION_REGION_WORDS}, {_box_size(p.lesion_region, calibration)}"
     if p.fused:
         text += "; averaged with the whole image"
     return text

@@ -891,6 +891,18 @@ def test_a_result_above_the_cut_off_is_suspicious_in_every_export_and_never_beni
     assert "At or above the suspicious cut-off (0.16)" in report.text
 
 
+def test_the_report_says_when_the_result_depends_on_the_box_and_what_was_classified():
+    from dataclasses import replace
+
+    hm = make_heatmaps(80, 100, p_malignant=0.2, threshold=0.158, roi=Box(20, 20, 40, 30))
+    pred = replace(hm.prediction, box_p_range=(0.12, 0.31), lesion_region=Box(25, 24, 30, 22))
+    report = render_report(speckle(80, 100), replace(hm, prediction=pred), when=WHEN)
+    assert ("Depends on the box: drawn slightly differently, P ranges from 0.12 to 0.31, on "
+            "both sides of the cut-off.") in report.text
+    assert "classified as the lesion the localiser outlines in it (x 25, y 24, 30 x 22 px)" \
+        in report.text
+
+
 def test_report_text_leads_with_the_warnings_then_the_band_as_the_screen_does():
     report = render_report(speckle(80, 100),
                            make_heatmaps(80, 100, warnings=("colour overlay detected",)),

@@ -108,3 +108,20 @@ def test_a_prediction_without_a_card_decides_at_one_half():
     p = Prediction(p_benign=0.6, p_malignant=0.4, device="cpu", model_version="t")
     assert p.threshold == 0.5 and not p.suspicious
     assert result.cutoff_text(p) == "0.50"
+
+
+def test_a_box_dependent_result_says_so_and_is_never_reassuring():
+    p = pred(0.015, box_p_range=(0.012, 0.19))  # the views straddle the cut-off
+    assert p.box_dependent and result.tone(p) == "neutral"
+    sentence = result.box_dependence_sentence(p)
+    assert sentence == ("Depends on the box: drawn slightly differently, P ranges from 0.01 to "
+                        "0.19, on both sides of the cut-off.")
+    assert sentence in result.describe(p, OP).caveats
+    steady = pred(0.015, box_p_range=(0.012, 0.018))
+    assert not steady.box_dependent and result.tone(steady) == "reassuring"
+    assert result.caveats(steady) == ()
+
+
+def test_views_near_the_cut_off_get_the_digits_that_keep_their_side():
+    p = pred(0.2, box_p_range=(0.156, 0.25))
+    assert "from 0.156 to 0.250" in result.box_dependence_sentence(p)

@@ -357,3 +357,19 @@ def test_file_names_in_the_open_images_list_are_whole_at_1280_by_720(make_window
                                                       rect.width() - 8)
     assert not cut and text.replace("\u200b", "") == name
     assert rect.height() >= height + 96  # the name, then the thumbnail below it
+
+
+def test_a_box_dependent_result_and_the_region_classified_are_said_on_screen(
+        make_window, tmp_path, qtbot):
+    class Views(CardEngine):
+        def _prediction(self, prep):
+            p = super()._prediction(prep)
+            return replace(p, box_p_range=(0.01, 0.3), lesion_region=Box(12, 12, 30, 20))
+
+    w = make_window(Views(lesion=Box(10, 10, 40, 30)))
+    pred = open_one(qtbot, w, write_png(tmp_path / "a.png", 3))
+    assert pred.band.name == "very low" and pred.box_dependent
+    assert "Depends on the box" in w.prediction.caveat_text()
+    assert headline_colour(w) == theme.colour("neutral")  # not green: the box decides
+    assert "classified as the lesion the localiser outlines in it, 30 x 20 px" in \
+        w.prediction.mode_text()

@@ -52,7 +52,7 @@ from rcdnet_desktop.core.overlay import (
     colorize,
     evidence_sentences,
 )
-from rcdnet_desktop.core.result import describe, frame_number, probability_text
+from rcdnet_desktop.core.result import LESION_REGION_WORDS, describe, frame_number, probability_text
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, PatientInfo, Prediction
 
 DECISION_SUPPORT_NOTE = "Decision support only - not a diagnosis."
@@ -213,6 +213,8 @@ def describe_input(p: Prediction, calibration: Calibration | None = None) -> str
         text += f", {source}"
     if p.box_source == "auto" and p.finding is not None:
         text += f" (localiser confidence {p.finding.confidence:.2f})"
+    if p.lesion_region is not None:
+        text += f"; {LESION_REGION_WORDS} ({_box_words(p.lesion_region)})"
     region = seen_region(p)
     if region is not None:
         text += f"; the model saw it with a margin ({_box_words(region)})"
