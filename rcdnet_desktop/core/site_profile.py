@@ -265,6 +265,9 @@ def profile_from_results(site: str, card: Any, predictions: Sequence[Any],
         logits = np.array([p.logits for p in predictions], dtype=np.float64)
         groups = list(patients) if patients is not None else None
         measured.update(labelled_fit(logits, labels, target, groups, n_boot, seed))
+    if not measured:
+        raise ProfileError("there is nothing to fit: the model has no input guard, and no "
+                           "sensitivity was asked for")
     n_patients = len(set(patients)) if patients is not None else 0
     return make_profile(site, card, len(predictions), n_patients, **measured)
 

@@ -165,3 +165,26 @@ def test_fit_temperature_matches_a_grid():
     grid = np.exp(np.linspace(-3, 3, 6001))
     best = grid[np.argmin([nll(logits, y, t) for t in grid])]
     assert fit_temperature(logits, y) == pytest.approx(best, rel=2e-3)
+
+
+def test_profile_from_results():
+    from types import SimpleNamespace as NS
+
+    card = NS(version="1.2.0", weights={"sha256": SHA}, guard={"threshold": 20.0})
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1], 15)
+    margin = np.where(y == 1, 1.5, -1.5) + rng.normal(0, 1.5, y.size)
+    preds = [NS(guard_distance=float(d), logits=(0.0, float(m)))
+             for d, m in zip(np.linspace(15, 25, y.size), margin, strict=True)]
+    guard_only = sp.profile_from_results("S", card, preds)
+    assert guard_only.guard_limit == 25.0 and guard_only.cutoff is None
+    assert (guard_only.cases, guard_only.patients) == (30, 0)
+    patients = [f"P{i // 2}" for i in range(y.size)]
+    full = sp.profile_from_results("S", card, preds, y, patients, 0.8, n_boot=100)
+    assert full.patients == 15 and full.sensitivity >= 0.8 and full.temperature > 0
+    assert full.guard_limit == 25.0
+    no_guard = NS(version="1.2.0", weights={"sha256": SHA}, guard={})
+    with pytest.raises(sp.ProfileError, match="no input guard"):
+        sp.profile_from_results("S", no_guard, preds)
+    with pytest.raises(sp.ProfileError, match="nothing to fit"):
+        sp.profile_from_results("S", no_guard, preds, y, patients)
