@@ -102,3 +102,32 @@ def test_a_saved_profile_that_no_longer_verifies_is_said(make_window, qtbot, pro
     assert "The bundled defaults are used" in w.site.problem
     qtbot.waitUntil(lambda: any("was changed after it was written" in line
                                 for line in w.notice.lines()), timeout=5000)
+
+
+def test_batch_csv_names_the_profile_its_rows_were_decided_under(make_window, image_folder,
+                                                                 qtbot, tmp_path):
+    import csv
+
+    from PySide6.QtCore import Qt
+
+    from rcdnet_desktop.core.operating_point import OperatingPoint
+    from tests.gui.gui_helpers import FakeEngine
+
+    prof = sp.SiteProfile("Hospital X", "2026-12-07", "1.0", "ab" * 32, 212, 40, cutoff=0.3)
+
+    class SiteEngine(FakeEngine):
+        profile = prof
+
+        @property
+        def operating_point(self) -> OperatingPoint:
+            return OperatingPoint.from_card(None).with_profile(prof)
+
+    w = make_window(SiteEngine())
+    qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
+    dlg = w.batch_dialog(image_folder)
+    with qtbot.waitSignal(dlg.finished_run, timeout=10000):
+        qtbot.mouseClick(dlg.start_button, Qt.MouseButton.LeftButton)
+    out = tmp_path / "rows.csv"
+    dlg.export_csv(out)
+    with out.open(newline="") as fh:
+        assert {r["site"] for r in csv.DictReader(fh)} == {"Hospital X"}
