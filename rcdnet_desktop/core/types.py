@@ -222,7 +222,8 @@ class Prediction:
         default bands when not given). Aligned with BI-RADS likelihood-of-malignancy ranges;
         not a BI-RADS assessment.
     suspicious : bool
-        ``p_malignant`` is at or above the card's suspicious threshold (0.5 when not given).
+        ``p_malignant`` is at or above the card's suspicious threshold (a site profile's when
+        one is in use; 0.5 when not given).
     threshold : float
         That threshold (the cut-off the decision was made at); 0.5 when neither it nor
         ``suspicious`` is given.

@@ -20,6 +20,7 @@ from tests.gui.gui_helpers import FakeEngine, wait_idle, wait_maps, write_corrup
 EXPECTED = {
     "open": {"getOpenFileNames"},
     "open_folder": {"getExistingDirectory"},
+    "site_profile": {"getOpenFileName"},
     "export_png": {"ExportDialog"},
     "export_pdf": {"ExportDialog"},
     "export_dcm": {"ExportDialog"},
@@ -48,6 +49,8 @@ class Dialogs:
 
         monkeypatch.setattr(QFileDialog, "getOpenFileNames",
                             staticmethod(record("getOpenFileNames", ([], ""))))
+        monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                            staticmethod(record("getOpenFileName", ("", ""))))
         monkeypatch.setattr(QFileDialog, "getSaveFileName",
                             staticmethod(record("getSaveFileName", ("", ""))))
         monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(
