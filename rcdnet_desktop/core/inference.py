@@ -21,7 +21,8 @@ With the card's ``operating_point.default_mode == "fusion"`` an automatic box's 
 averages the logits of the box view and the whole-image view (one forward batch); its heat maps
 are the box view's, with the whole image's share of the decision spread evenly over the box.
 Every prediction carries its likelihood band and suspicious flag under the card's operating
-point (:mod:`~rcdnet_desktop.core.bands`).
+point (:mod:`~rcdnet_desktop.core.bands`), or under a site profile's temperature, cut-off and
+guard limit (:meth:`InferenceEngine.use_profile`, :mod:`~rcdnet_desktop.core.site_profile`).
 
 Box views: with the card's ``box_views`` section, a lesion box (the user's or the automatic
 one) is classified through a small fixed set of views of it, scaled and shifted a little, and
