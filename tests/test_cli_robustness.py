@@ -14,30 +14,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from rcdnet_desktop import cli
 from rcdnet_desktop.core import batch
+from tests.cli_helpers import csv_rows, speckle_png
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _png(path: Path, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.gamma(2.0, 30.0, (120, 150)).clip(0, 255).astype(np.uint8)).save(path)
-    return path
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
-        return list(csv.DictReader(fh))
 
 
 @pytest.fixture
 def image(tmp_path: Path) -> Path:
-    return _png(tmp_path / "a.png")
+    return speckle_png(tmp_path / "a.png")
 
 
 @pytest.fixture
@@ -147,14 +137,14 @@ def odd_names(tmp_path: Path) -> Path:
     folder = tmp_path / "odd"
     folder.mkdir()
     for name in (b"\xff.png", b"c\rr.png", b"n\nl.png"):
-        _png(Path(os.fsdecode(os.path.join(os.fsencode(folder), name))))
+        speckle_png(Path(os.fsdecode(os.path.join(os.fsencode(folder), name))))
     return folder
 
 
 def test_any_file_name_is_written_as_it_is(odd_names, tmp_path):
     out = tmp_path / "out.csv"
     assert cli.main(["classify", str(odd_names), "--csv", str(out), "--no-auto-box"]) == 0
-    rows = _rows(out)
+    rows = csv_rows(out)
     assert sorted(os.fsencode(r["file"]) for r in rows) == sorted(
         os.path.join(os.fsencode(odd_names), n) for n in (b"\xff.png", b"c\rr.png", b"n\nl.png"))
     assert all(r["status"] == "ok" for r in rows)
@@ -178,7 +168,7 @@ def test_pipes_and_devices_are_listed_as_skipped(image, tmp_path, capsys):
     out = tmp_path / "out.csv"
     assert cli.main(["classify", str(tmp_path), "--recursive", "--csv", str(out),
                      "--no-auto-box"]) == 0
-    by_name = {Path(r["file"]).name: r for r in _rows(out)}
+    by_name = {Path(r["file"]).name: r for r in csv_rows(out)}
     assert by_name["a.png"]["status"] == "ok"
     assert by_name["x.dcm"]["status"] == by_name["zero.dcm"]["status"] == "skipped"
     assert "named pipe (FIFO), not a regular file" in by_name["x.dcm"]["error"]
@@ -191,7 +181,7 @@ def test_file_timeout(image, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(batch, "read_image",
                         lambda p, *a, **k: (time.sleep(1.5) if p.name == "slow.png" else None)
                         or real(p, *a, **k))
-    _png(tmp_path / "slow.png")
+    speckle_png(tmp_path / "slow.png")
     assert cli.main(["classify", str(tmp_path), "--json", "--file-timeout", "0.3",
                      "--no-auto-box"]) == 0
     a, slow = json.loads(capsys.readouterr().out)
@@ -238,7 +228,7 @@ def test_a_pipe_as_roi_file_is_refused(image, tmp_path, capsys):
 
 
 def test_roi_boxes_used_outside_or_unmatched(image, tmp_path, capsys):
-    _png(tmp_path / "b.png", 1)
+    speckle_png(tmp_path / "b.png", 1)
     rois = tmp_path / "rois.csv"
     rois.write_text("file,x,y,w,h\na.png,60,40,50,45\nb.png,0,0,1e300,10\n"
                     "gone.png,1,1,5,5\nsub/c.png,1,1,5,5\n")

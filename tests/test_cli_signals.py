@@ -4,32 +4,21 @@ error, and never aborts in the native libraries' threads. Real processes, real s
 
 from __future__ import annotations
 
-import csv
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from rcdnet_desktop import cli
 from rcdnet_desktop.core import batch
+from tests.cli_helpers import csv_rows, speckle_png
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _png(path: Path, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.gamma(2.0, 30.0, (120, 150)).clip(0, 255).astype(np.uint8)).save(path)
-    return path
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def _stop_midway(cmd: list[str], tmp_path: Path, sig: int, rows: int) -> tuple[int, str]:
@@ -62,7 +51,7 @@ def _check_stopped(status: int, err: str, sig: int, tmp_path: Path) -> list[str]
     assert f"row(s) done are kept in {partial}; {out} was left as it was" in line
     assert out.read_bytes() == b"previous run\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.partial.csv", "study"]
-    rows = _rows(partial)
+    rows = csv_rows(partial)
     assert rows and all(r["status"] == "ok" for r in rows)
     n_done = int(line.split(" after ")[1].split(" of ")[0])
     assert len(rows) == n_done
@@ -77,7 +66,7 @@ def test_a_real_run_stopped_by_a_signal_keeps_its_rows_and_exits_cleanly(tmp_pat
     folder.mkdir()
     n = 40 * batch.DEFAULT_CHUNK
     for i in range(n):
-        _png(folder / f"a{i:03d}.png", i)
+        speckle_png(folder / f"a{i:03d}.png", i)
     out = tmp_path / "out.csv"
     out.write_bytes(b"previous run\n")
     status, err = _stop_midway([sys.executable, "-m", "rcdnet_desktop.cli", "classify",
@@ -107,8 +96,8 @@ def test_a_run_waiting_on_a_hung_reader_stops_within_the_grace(tmp_path, sig):
     folder = tmp_path / "study"
     folder.mkdir()
     for i in range(batch.DEFAULT_CHUNK):  # one chunk classified, then a file that hangs
-        _png(folder / f"a{i}.png", i)
-    _png(folder / "z.png")
+        speckle_png(folder / f"a{i}.png", i)
+    speckle_png(folder / "z.png")
     out = tmp_path / "out.csv"
     out.write_bytes(b"previous run\n")
     started = time.monotonic()
@@ -160,7 +149,7 @@ def test_a_closed_review_waits_for_its_reader(tmp_path, engine, monkeypatch):
 
     monkeypatch.setattr(batch, "read_image", slow_read)
     for i in range(6):
-        _png(tmp_path / f"a{i}.png", i)
+        speckle_png(tmp_path / f"a{i}.png", i)
     earlier = set(batch.loader_threads())  # readers other tests left past their budget
     items = batch.review([tmp_path], engine, chunk=1, auto_box=False)
     first = next(items)

@@ -250,11 +250,16 @@ def test_an_empty_denominator_is_not_defined_rather_than_too_few():
     assert fig["at_cutoff"]["sensitivity"]["value"] == 0.0
 
 
-def test_box_stability_is_reported_only_when_results_carry_it():
-    fig = validation_figures(_outcomes(10, 6), OP, n_boot=0)
+def test_box_stability_counts_the_boxed_results_that_depend_on_the_box():
+    from dataclasses import replace
+
+    outcomes = _outcomes(10, 6)
+    cut = OP.threshold
+    for i, o in enumerate(outcomes[:4]):  # their box's views straddle the cut-off
+        outcomes[i] = replace(o, prediction=replace(o.prediction,
+                                                    box_p_range=(cut - 0.05, cut + 0.05)))
+    fig = validation_figures(outcomes, OP, n_boot=0)
     box = fig["box_stability"]
-    if "box_dependent" in Prediction.__dataclass_fields__:
-        assert box["available"] and box["n"] == 20
-    else:
-        assert not box["available"] and "Not measured" in box["note"]
+    assert box["n"] == 20 and box["box_dependent"] == 4 and box["rate"] == pytest.approx(0.2)
+    assert box["ci95"][0] < 0.2 < box["ci95"][1]
     assert fig["bootstrap"]["n"] == 0 and fig["auc"]["ci95"] == [None, None]

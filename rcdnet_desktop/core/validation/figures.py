@@ -259,14 +259,10 @@ def _localiser(outcomes: Sequence[Outcome], auto_box: bool) -> dict[str, Any]:
 def _box_stability(preds: Sequence[Prediction]) -> dict[str, Any]:
     from rcdnet_desktop.core.result import box_dependent
 
-    if "box_dependent" not in getattr(Prediction, "__dataclass_fields__", {}):
-        return {"available": False,
-                "note": "Not measured: this version's results do not say whether they depend "
-                        "on how the lesion box is drawn."}
     boxed = [p for p in preds if p.box_source != "none"]
     k = sum(box_dependent(p) for p in boxed)
     lo, hi = wilson(k, len(boxed))
-    return {"available": True, "n": len(boxed), "box_dependent": k,
+    return {"n": len(boxed), "box_dependent": k,
             "rate": _num(k / len(boxed)) if boxed else None, "ci95": [_num(lo), _num(hi)]}
 
 

@@ -150,12 +150,10 @@ def _checks_part(fig: Mapping[str, Any]) -> Part:
         text.append(f"{len(loc['mask_problems'])} mask(s) could not be used: "
                     + "; ".join(loc["mask_problems"][:10])
                     + (" ..." if len(loc["mask_problems"]) > 10 else ""))
-    if box["available"]:
+    if box["n"]:
         text.append(f"Box stability: {box['box_dependent']} of {box['n']} results on a lesion "
                     f"box ({pct(box['rate'])}) would fall on the other side of the cut-off with "
                     "a box drawn slightly differently.")
-    else:
-        text.append(f"Box stability: {box['note']}")
     return Part("Intended-use guard, lesion localiser and box stability", tuple(text))
 
 
