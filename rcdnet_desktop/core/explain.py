@@ -73,7 +73,7 @@ GRADCAM_METHODS: dict[str, tuple[str, str]] = {
     "eigengradcam": ("EigenGradCAM", "Eigen-Grad-CAM"),
 }
 
-METHOD_LABELS: dict[str, str] = {FAST: "Grad-CAM (closed form)",
+METHOD_LABELS: dict[str, str] = {FAST: "Grad-CAM, contrastive (closed form)",
                                  **{k: v[1] for k, v in GRADCAM_METHODS.items()}}
 """Every heat-map method the inference engine accepts, with a display label."""
 

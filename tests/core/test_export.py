@@ -857,9 +857,9 @@ def test_report_names_the_method_in_plain_words():
     report = render_report(speckle(80, 100), HeatMaps(base.benign, base.malignant, FAST,
                                                       base.prediction), when=WHEN)
     line = next(x.text for x in report.lines if x.text.startswith("Heat maps:"))
-    assert line.startswith("Heat maps: Grad-CAM (closed form);")
+    assert line.startswith("Heat maps: Grad-CAM, contrastive (closed form);")
     assert "fast" not in line.lower()
-    assert report.summary["Heat map method"] == "Grad-CAM (closed form)"
+    assert report.summary["Heat map method"] == "Grad-CAM, contrastive (closed form)"
 
 
 def test_report_says_what_the_cut_off_means_when_the_card_measured_it():

@@ -78,7 +78,7 @@ class FakeEngine:
             "metrics": {"external_test": {"auc": 0.81, "auc_ci95": [0.75, 0.86]}},
             "limitations": ["not a model"], "not_for": ["anything"],
         })
-        self.methods = {"fast": "Grad-CAM (closed form)", "gradcam": "Grad-CAM"}
+        self.methods = {"fast": "Grad-CAM, contrastive (closed form)", "gradcam": "Grad-CAM"}
         self.profile = None  # no site profile: the card's operating point
         # (kind, paths, frames, boxes given by the caller[, method]) per model call
         self.calls: list[tuple] = []

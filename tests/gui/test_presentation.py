@@ -284,11 +284,11 @@ def test_exports_carry_the_cut_off_line_the_scale_and_the_method_in_words(make_w
     png = w.export_to("png", tmp_path / "report.png")
     with Image.open(png) as im:
         meta = dict(im.text)
-    assert meta["Heat map method"] == "Grad-CAM (closed form)"
+    assert meta["Heat map method"] == "Grad-CAM, contrastive (closed form)"
     assert "one scale" in meta["Heat map scale"]
     report = render_export(w.export_job())
     assert report.layout.scale_band is not None
-    assert "Heat maps: Grad-CAM (closed form);" in report.text
+    assert "Heat maps: Grad-CAM, contrastive (closed form);" in report.text
     assert "Heat maps: fast" not in report.text
     assert "90% of cancers in internal validation and 76% at another hospital" in report.text
 

@@ -64,7 +64,8 @@ def test_opened_before_the_model_loads_waits_then_classifies(two_images):
     h.read_all()
     assert h.view.panel == ("waiting", "Loading model...") and h.list_matches_panel()
     h.ready()
-    assert h.view.methods == (list(h.engine.methods.values()), "Grad-CAM (closed form)")
+    assert h.view.methods == (list(h.engine.methods.values()),
+                              "Grad-CAM, contrastive (closed form)")
     assert h.view.engine_info.model_version == "9.9.9-test"
     assert h.analysis.requests[-1].key == h.c.current.key("fast")
     assert [k.doc_id for k, _ in h.analysis.background] == [h.c.documents()[1].doc_id]

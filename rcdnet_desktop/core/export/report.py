@@ -240,7 +240,8 @@ def describe_band(p: Prediction) -> str:
 
 
 def method_label(method: str) -> str:
-    """A heat-map method's display name ("Grad-CAM (closed form)"), not its internal key."""
+    """A heat-map method's display name ("Grad-CAM, contrastive (closed form)"), not its
+    internal key."""
     return METHOD_LABELS.get(method, method)
 
 
