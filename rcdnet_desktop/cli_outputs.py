@@ -90,8 +90,8 @@ def check_folders(outputs: list[FileOutput]) -> None:
     ValueError
         Naming the option, the folder and why.
     """
+    from rcdnet_desktop.core.atomic import check_folder
     from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.export.atomic import check_folder
 
     for out in outputs:
         try:

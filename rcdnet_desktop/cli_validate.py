@@ -108,8 +108,8 @@ def add_validate_parser(sub, seconds) -> None:
 def _check_out(args: argparse.Namespace) -> None:
     """The output folder is writable and holds no report (unless ``--overwrite``)."""
     from rcdnet_desktop.cli import UsageError
+    from rcdnet_desktop.core.atomic import check_folder, check_target
     from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-    from rcdnet_desktop.core.export.atomic import check_folder, check_target
     from rcdnet_desktop.core.validation.report import report_paths
 
     try:
@@ -148,8 +148,8 @@ def _check_options(args: argparse.Namespace) -> None:
 def _check_profile_out(args: argparse.Namespace) -> None:
     """The profile's file can be written (and is not there, unless ``--overwrite``)."""
     from rcdnet_desktop.cli import UsageError
+    from rcdnet_desktop.core.atomic import check_target
     from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-    from rcdnet_desktop.core.export.atomic import check_target
 
     try:
         check_target(args.profile_out, overwrite=args.overwrite)

@@ -61,7 +61,7 @@ def _float32_bundle_src(engine, tmp_path_factory) -> Path:
     A randomly initialised RcdNet would do as well for the logic, but its activations shrink
     to denormal floats through 50 layers, which makes every CPU forward pass 10x slower.
     """
-    from rcdnet_desktop.core.bundle import save_bundle
+    from training.bundle_write import save_bundle
 
     out = tmp_path_factory.mktemp("float32_bundle")
     # The classifier alone, like ``engine``: the tests that need a localiser add their own
@@ -100,8 +100,8 @@ def tiny_localiser():
 @pytest.fixture(scope="session")
 def _localiser_bundle_src(_float32_bundle_src, tmp_path_factory) -> Path:
     """The float32 bundle with a tiny seeded localiser added by ``save_localiser``."""
-    from rcdnet_desktop.core.bundle import save_localiser
     from rcdnet_desktop.core.card import CARD_FILE, ModelCard
+    from training.bundle_write import save_localiser
 
     out = tmp_path_factory.mktemp("localiser_bundle")
     shutil.copytree(_float32_bundle_src, out, dirs_exist_ok=True)

@@ -79,7 +79,7 @@ def test_a_device_as_csv_is_refused_not_replaced(image, capsys, no_work):
 def test_an_unwritable_csv_folder_is_refused(image, tmp_path, capsys, no_work, monkeypatch):
     import errno
 
-    from rcdnet_desktop.core.export import atomic
+    from rcdnet_desktop.core import atomic
 
     def denied(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")

@@ -208,7 +208,7 @@ def test_ctrl_c_during_the_review_writes_nothing(tmp_path, monkeypatch, capsys):
 
 
 def test_ctrl_c_while_writing_removes_the_files_already_written(tmp_path, monkeypatch):
-    from rcdnet_desktop.core.export import atomic
+    from rcdnet_desktop.core import atomic
 
     _write_cases(tmp_path, 3)
     real, calls = atomic.atomic_write, []

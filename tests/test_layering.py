@@ -50,16 +50,48 @@ def test_importing_core_and_cli_does_not_import_torch():
 
 
 def test_atomic_write_is_the_only_file_writer():
-    """Files are written only by core.export.atomic (temporary file, fsync, rename): no other
+    """Files are written only by core.atomic (temporary file, fsync, rename): no other
     module of the application opens a file for writing, renames one into place or makes a
     temporary file (the self-test's settings folder, a directory Qt writes into, aside)."""
     import re
 
     writer = re.compile(r"open\([^)]*[\"'][wax]b?\+?[\"']|\.write_text\(|os\.replace\(|"
                         r"os\.rename\(|tempfile\.mkstemp\(|NamedTemporaryFile\(|shutil\.(copy|move)")
-    allowed = {ROOT / "rcdnet_desktop" / "core" / "export" / "atomic.py"}
+    allowed = {ROOT / "rcdnet_desktop" / "core" / "atomic.py"}
     offenders = [f"{p.relative_to(ROOT)}:{n}" for p in (ROOT / "rcdnet_desktop").rglob("*.py")
                  if p not in allowed
                  for n, line in enumerate(p.read_text().splitlines(), start=1)
                  if writer.search(line)]
+    assert offenders == []
+
+
+def _app_sources() -> list[tuple[Path, str]]:
+    return [(p, p.read_text()) for p in sorted((ROOT / "rcdnet_desktop").rglob("*.py"))]
+
+
+def test_the_app_writes_no_weights_graphs_or_cards():
+    """Bundles (weights, ONNX graphs, guard, lexicon, card) are written by the training package
+    only (training/bundle_write.py, training/onnx_export.py): the application reads and verifies
+    them. No module of the application defines one of the writers, exports a graph, saves
+    tensors or writes a file named after the card."""
+    import ast
+
+    import training.bundle_write
+    import training.onnx_export
+
+    writers = set(training.bundle_write.__all__) | {
+        name for name in vars(training.onnx_export)
+        if name.startswith(("export_", "classifier_onnx", "localiser_onnx"))}
+    offenders = []
+    for path, text in _app_sources():
+        where = path.relative_to(ROOT)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in writers:
+                offenders.append(f"{where}:{node.lineno}: defines {node.name}")
+            elif isinstance(node, ast.Call):
+                call = ast.unparse(node.func)
+                if call.endswith(("onnx.export", "torch.save", "onnx.save", "onnx.save_model")):
+                    offenders.append(f"{where}:{node.lineno}: calls {call}")
+                elif "atomic_write" in call and "CARD_FILE" in ast.unparse(node):
+                    offenders.append(f"{where}:{node.lineno}: writes the model card")
     assert offenders == []

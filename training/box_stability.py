@@ -382,9 +382,9 @@ def table(rows: dict[str, dict]) -> str:
 def engine_with(model_dir: Path | None, section: dict, folder: Path):
     """An ONNX engine on a copy of the bundle (its files linked into ``folder``) whose card has
     ``section`` as its ``box_views``."""
-    from rcdnet_desktop.core.bundle import save_card
     from rcdnet_desktop.core.card import CARD_FILE, default_model_dir, load_card
     from rcdnet_desktop.core.inference import InferenceEngine
+    from training.bundle_write import save_card
 
     src = Path(model_dir) if model_dir is not None else default_model_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -400,8 +400,8 @@ def record(model_dir: Path, key: str, value, section: dict | None = None) -> Non
     section's settings by ``section``, when given); with new settings, the bundle's self-test
     goldens are measured again, since the samples' automatic boxes are now classified through
     them."""
-    from rcdnet_desktop.core.bundle import save_card
     from rcdnet_desktop.core.card import load_card
+    from training.bundle_write import save_card
 
     from .guard import record_self_test
 

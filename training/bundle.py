@@ -1,14 +1,14 @@
 """Write the application's model bundle (weights, lesion localiser, model card).
 
-The bundle is written with :func:`rcdnet_desktop.core.bundle.save_bundle` (float16 weights) and,
-when there is one, :func:`~rcdnet_desktop.core.bundle.save_localiser`, then loaded back and
+The bundle is written with :func:`training.bundle_write.save_bundle` (float16 weights) and,
+when there is one, :func:`~training.bundle_write.save_localiser`, then loaded back and
 evaluated *as loaded*, so the metrics in the card are those of the exact weights the app runs
 (float16 rounding included). On the validation split of the training sites (pooled) the
 temperature is fitted and the suspicious threshold chosen (sensitivity >= 0.90 in the default
 mode); then every external site given is evaluated with that temperature and threshold, and the
 card is rewritten with all of it (the weights' bytes do not change: float16 values survive a
 second cast). Last, both networks are exported as ONNX graphs into the bundle
-(:func:`~rcdnet_desktop.core.bundle.save_onnx`, verified against the torch models).
+(:func:`~training.bundle_write.save_onnx`, verified against the torch models).
 """
 
 from __future__ import annotations
@@ -19,14 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from rcdnet_desktop.core.bands import default_band_specs
-from rcdnet_desktop.core.bundle import (
-    load_localiser,
-    load_model,
-    save_bundle,
-    save_localiser,
-    save_onnx,
-)
+from rcdnet_desktop.core.bundle import load_localiser, load_model
 from rcdnet_desktop.core.card import ModelCard
+from training.bundle_write import save_bundle, save_localiser, save_onnx
 
 from .evaluate import N_BOOT, evaluate_model
 

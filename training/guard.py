@@ -39,14 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdnet_desktop.core.bundle import (
-    load_localiser,
-    load_model,
-    save_card,
-    save_guard,
-    save_onnx,
-)
+from rcdnet_desktop.core.bundle import load_localiser, load_model
 from rcdnet_desktop.core.guard import GUARD_FEATURES, fit, npz_bytes
+from training.bundle_write import save_card, save_guard, save_onnx
 
 SHRINKAGE = 0.1
 QUANTILE = 99.5

@@ -286,8 +286,8 @@ def write_card(bundle: Path | None, report: dict) -> Path:
     app's bundle when ``bundle`` is None); returns the bundle folder."""
     from dataclasses import replace
 
-    from rcdnet_desktop.core.bundle import save_card
     from rcdnet_desktop.core.card import default_model_dir, load_card
+    from training.bundle_write import save_card
 
     bundle = Path(bundle or default_model_dir())
     card = load_card(bundle)

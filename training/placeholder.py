@@ -11,10 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from rcdnet_desktop.core.bundle import load_model, save_bundle
+from rcdnet_desktop.core.bundle import load_model
 from rcdnet_desktop.core.card import WEIGHTS_FILE, ModelCard
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig
+from training.bundle_write import save_bundle
 
 PLACEHOLDER_VERSION = "0.0.0-untrained"
 PLACEHOLDER_SEED = 20250101

@@ -11,7 +11,7 @@ A model bundle is a folder holding:
     :class:`~rcdnet_desktop.core.localiser.LesionLocaliser`, saved with ``torch.save`` (float16
     by default, cast back to float32 on loading).
 ``rcdnet.onnx``, ``localiser.onnx`` (optional; named in the card's ``onnx`` section)
-    The same networks as ONNX graphs (:mod:`~rcdnet_desktop.core.onnx_export`), each recorded
+    The same networks as ONNX graphs (:mod:`training.onnx_export`), each recorded
     with its sha256 and the sha256 of the weights it was exported from.
 
 This module reads and validates the card alone (no torch, no weights opened);
@@ -33,7 +33,6 @@ from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.guard import validate_section
 from rcdnet_desktop.core.lexicon import validate_section as validate_lexicon
 from rcdnet_desktop.core.npzfile import is_sha256 as _is_sha256
-from rcdnet_desktop.core.onnx_export import GRAPH_NAMES
 from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig
 from rcdnet_desktop.core.types import CLASS_NAMES
 
@@ -60,6 +59,13 @@ _LOCALISER_KEYS = ("file", "sha256", "dtype", "architecture", "input_size", "min
                    "metrics")
 ONNX_FILES = {"classifier": "rcdnet.onnx", "localiser": "localiser.onnx"}
 """Default file names of the ONNX graphs inside a bundle folder, by the card's ``onnx`` key."""
+INPUT_NAME = "image"
+CLASSIFIER_OUTPUTS = ("logits", "features", "guard_features")
+LOCALISER_OUTPUTS = ("lesion_logits",)
+GRAPH_NAMES = {"classifier": ([INPUT_NAME], list(CLASSIFIER_OUTPUTS)),
+               "localiser": ([INPUT_NAME], list(LOCALISER_OUTPUTS))}
+"""Input and output names of each graph, by the key it has in the model card's ``onnx``
+(the graphs are exported by :mod:`training.onnx_export`)."""
 _ONNX_KEYS = ("file", "sha256", "opset", "inputs", "outputs", "weights_sha256")
 
 
@@ -116,13 +122,13 @@ class ModelCard:
         (see :mod:`~rcdnet_desktop.core.bands`), ...free-form extra keys (e.g. the measured
         sensitivity at the threshold)}``. Every key is optional.
     onnx : dict
-        ONNX graphs of the networks (:mod:`~rcdnet_desktop.core.onnx_export`); empty when the
+        ONNX graphs of the networks (:mod:`training.onnx_export`); empty when the
         bundle has none. ``{"classifier": {...}, "localiser": {...}}``, either optional (a
         localiser graph needs a ``localiser`` section), each ``{"file": name inside the bundle
         folder, "sha256": hex digest of the graph, "opset": ONNX opset, "inputs": ["image"],
         "outputs": ["logits", "features", "guard_features"] (classifier) or
         ["lesion_logits"] (localiser), "weights_sha256": sha256 of the weights file it was
-        exported from}``. Written by :func:`save_onnx`.
+        exported from}``. Written by :func:`training.bundle_write.save_onnx`.
     guard : dict
         The input guard's learned part (:mod:`~rcdnet_desktop.core.guard`); empty when the
         bundle has none. ``{"file", "sha256", "features", "transform", "dim", "shrinkage",

@@ -291,7 +291,7 @@ def profile_bytes(profile: SiteProfile) -> bytes:
 def write_profile(path: str | Path, profile: SiteProfile, *, overwrite: bool = False) -> Path:
     """Write ``profile`` to ``path`` atomically (:class:`~rcdnet_desktop.core.errors.
     ExportError` when it cannot be written, or exists without ``overwrite``)."""
-    from rcdnet_desktop.core.export.atomic import atomic_write
+    from rcdnet_desktop.core.atomic import atomic_write
 
     data = profile_bytes(profile)
     return atomic_write(path, lambda f: f.write(data), overwrite=overwrite)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcdnet_desktop.core.bundle import load_localiser, load_model, save_bundle, save_localiser
+from rcdnet_desktop.core.bundle import load_localiser, load_model
 from rcdnet_desktop.core.card import (
     CARD_FILE,
     LOCALISER_FILE,
@@ -22,6 +22,7 @@ from rcdnet_desktop.core.card import (
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.model import RcdNet
 from rcdnet_desktop.core.preprocess import PreprocessConfig
+from training.bundle_write import save_bundle, save_localiser
 from training.placeholder import make_placeholder
 
 BUNDLED_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "model"

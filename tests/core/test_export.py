@@ -17,14 +17,13 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from rcdnet_desktop.core import export
+from rcdnet_desktop.core import atomic, export
+from rcdnet_desktop.core.atomic import atomic_write
 from rcdnet_desktop.core.export import (
     DECISION_SUPPORT_NOTE,
     SECONDARY_CAPTURE_SOP_CLASS,
     ExportError,
     ExportExistsError,
-    atomic,
-    atomic_write,
     export_dicom_sc,
     export_pdf,
     export_png,

@@ -191,7 +191,7 @@ def test_a_guard_of_other_weights_is_refused(bundle_copy):
 
 
 def test_new_weights_drop_the_guard_and_the_goldens(engine, tmp_path):
-    from rcdnet_desktop.core.bundle import save_bundle
+    from training.bundle_write import save_bundle
 
     card = ModelCard.read(BUNDLE / CARD_FILE)
     out = save_bundle(engine.model, replace(card, localiser={}), tmp_path, dtype="float32")

@@ -83,7 +83,7 @@ def test_unknown_descriptor_classes_are_refused(bundle_copy):
 
 
 def test_new_weights_drop_the_lexicon(engine, tmp_path):
-    from rcdnet_desktop.core.bundle import save_bundle
+    from training.bundle_write import save_bundle
 
     card = ModelCard.read(BUNDLE / CARD_FILE)
     out = save_bundle(engine.model, replace(card, localiser={}), tmp_path, dtype="float32")
@@ -120,7 +120,7 @@ def test_a_whole_image_says_descriptors_need_a_box(app_engine):
 
 
 def test_a_descriptor_that_failed_its_baseline_is_not_shown(bundle_copy):
-    from rcdnet_desktop.core.bundle import save_lexicon
+    from training.bundle_write import save_lexicon
 
     card = ModelCard.read(bundle_copy / CARD_FILE)
     section = json.loads(json.dumps(card.lexicon))

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-from rcdnet_desktop.core.export import atomic
-from rcdnet_desktop.core.export.atomic import (
+from rcdnet_desktop.core import atomic
+from rcdnet_desktop.core.atomic import (
     atomic_write,
     check_folder,
     check_target,
     partial_name,
     streaming_write,
 )
+from rcdnet_desktop.core.errors import ExportError, ExportExistsError
 from rcdnet_desktop.core.files import kind_of, not_regular
 
 

@@ -14,8 +14,8 @@ re-exported here:
 * :mod:`.pdf` -- the one-page PDF (:func:`pdf_bytes`, :func:`export_pdf`);
 * :mod:`.dicom_sc` -- the Secondary Capture (:func:`dicom_sc_dataset`, :func:`export_dicom_sc`);
 * :mod:`.batch_csv` -- the batch-review table as CSV, shared by the CLI and the batch dialog;
-* :mod:`.atomic` -- atomic writes, the only way this program writes a file
-  (:func:`atomic_write`);
+* :mod:`rcdnet_desktop.core.atomic` -- atomic writes, the only way this program writes a
+  file (:func:`~rcdnet_desktop.core.atomic.atomic_write`), shared with the training package;
 * :mod:`rcdnet_desktop.core.errors` -- :class:`ExportError` and :class:`ExportExistsError`.
 
 Patient identifiers
@@ -52,7 +52,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-from rcdnet_desktop.core.export.atomic import atomic_write
 from rcdnet_desktop.core.export.dicom_sc import (
     SECONDARY_CAPTURE_SOP_CLASS,
     dicom_sc_dataset,
@@ -92,7 +91,6 @@ __all__: Sequence[str] = (
     "Report",
     "ReportLayout",
     "ReportLine",
-    "atomic_write",
     "dicom_sc_dataset",
     "export_dicom_sc",
     "export_file_name",

@@ -3,9 +3,9 @@
 No Qt here. :func:`batch_row` turns a :class:`~rcdnet_desktop.core.types.BatchItem` into one
 row of :data:`CSV_FIELDS` (strings; the CLI's JSON output is the same rows), :func:`csv_text`
 formats rows as CSV, :func:`write_batch_csv` writes them atomically
-(:func:`~rcdnet_desktop.core.export.atomic.atomic_write`) and :func:`open_batch_csv` writes
+(:func:`~rcdnet_desktop.core.atomic.atomic_write`) and :func:`open_batch_csv` writes
 them one by one as a run produces them
-(:func:`~rcdnet_desktop.core.export.atomic.streaming_write`).
+(:func:`~rcdnet_desktop.core.atomic.streaming_write`).
 
 The file is UTF-8, lines end with "\\n", and fields are quoted when they need it (a comma, a
 quote, a line feed or a carriage return: a row holding a carriage return is quoted whole, since
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from rcdnet_desktop.core import lexicon
-from rcdnet_desktop.core.export.atomic import StreamedFile, atomic_write, streaming_write
+from rcdnet_desktop.core.atomic import StreamedFile, atomic_write, streaming_write
 from rcdnet_desktop.core.numbers import fixed
 from rcdnet_desktop.core.result import decimals_for, decision_code, frame_number, probability_text
 from rcdnet_desktop.core.types import BatchItem
@@ -181,7 +181,7 @@ def open_batch_csv(path: str | Path, *, overwrite: bool) -> Iterator[BatchCsvFil
     fails before any work. Each row is on disk as soon as it is written. When the block ends
     normally the file takes its name; when it raises (Ctrl+C included) ``path`` is left as it
     was and, once a row was written, the rows are kept in ``<stem>.partial<suffix>`` (see
-    :func:`~rcdnet_desktop.core.export.atomic.streaming_write`; ``partial`` says where).
+    :func:`~rcdnet_desktop.core.atomic.streaming_write`; ``partial`` says where).
 
     Raises
     ------

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 
 from rcdnet_desktop.core import dicom_codes as dc
-from rcdnet_desktop.core.export.atomic import atomic_write
+from rcdnet_desktop.core.atomic import atomic_write
 from rcdnet_desktop.core.export.dicom_identity import derived_context
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 from rcdnet_desktop.core.overlay import as_rgb

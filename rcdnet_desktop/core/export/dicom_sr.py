@@ -47,7 +47,7 @@ from typing import BinaryIO
 
 from rcdnet_desktop.core import dicom_codes as dc
 from rcdnet_desktop.core import result
-from rcdnet_desktop.core.export.atomic import atomic_write
+from rcdnet_desktop.core.atomic import atomic_write
 from rcdnet_desktop.core.export.dicom_identity import derived_context
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME
 from rcdnet_desktop.core.lexicon import lexicon_words

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rcdnet_desktop.core.export.atomic import atomic_write
+from rcdnet_desktop.core.atomic import atomic_write
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 
 BOLD_KINDS = ("headline", "alert", "note")

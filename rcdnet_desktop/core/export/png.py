@@ -1,6 +1,6 @@
 """The annotated report image as PNG, with its non-identifying summary in text chunks.
 
-No Qt here. Written atomically (:func:`~rcdnet_desktop.core.export.atomic.atomic_write`).
+No Qt here. Written atomically (:func:`~rcdnet_desktop.core.atomic.atomic_write`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rcdnet_desktop.core.export.atomic import atomic_write
+from rcdnet_desktop.core.atomic import atomic_write
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME, Report
 from rcdnet_desktop.core.overlay import as_rgb
 

@@ -3,8 +3,8 @@
 No Qt here. Retrieved instances land in ``<cache>/<study>/<series>/<instance>.dcm``, where
 each part is a short hash of the UID (file names carry no patient data). A retrieve receives
 into a private staging folder (``<cache>/.incoming-<random>``, :func:`atomic.staging_folder
-<rcdnet_desktop.core.export.atomic.staging_folder>`): each instance is written there with
-:func:`~rcdnet_desktop.core.export.atomic.atomic_write`, read back to check that it is a whole
+<rcdnet_desktop.core.atomic.staging_folder>`): each instance is written there with
+:func:`~rcdnet_desktop.core.atomic.atomic_write`, read back to check that it is a whole
 DICOM file, and only then moved to its place in the cache in one rename. When the retrieve
 ends -- complete, failed half-way or cancelled -- the staging folder is removed with anything
 still in it: the cache holds the complete instances received, and nothing else. Staging
@@ -26,8 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rcdnet_desktop.core.errors import ExportError
-from rcdnet_desktop.core.export.atomic import (
+from rcdnet_desktop.core.atomic import (
     STAGING_PREFIX,
     atomic_write,
     move_file,
@@ -35,6 +34,7 @@ from rcdnet_desktop.core.export.atomic import (
     remove_tree,
     staging_folder,
 )
+from rcdnet_desktop.core.errors import ExportError
 
 CACHE_ENV = "RCDNET_PACS_CACHE"
 STALE_STAGING_S = 3600.0

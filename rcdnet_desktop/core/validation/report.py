@@ -3,7 +3,7 @@
 No Qt here. :func:`report_parts` lays the figures out once (summary first, then each figure
 with its interval and the model card's value beside it, a figure with too few cases replaced
 by its sentence); :func:`html_bytes` and :func:`pdf_bytes` only render those parts, and
-:func:`write_report` writes the three files with :func:`~rcdnet_desktop.core.export.atomic.
+:func:`write_report` writes the three files with :func:`~rcdnet_desktop.core.atomic.
 atomic_write`. A write stopped part-way (Ctrl+C, a full disk) removes the files it had
 written, so the folder never holds half a report.
 """
@@ -297,7 +297,7 @@ def write_report(folder: str | Path, figures: Mapping[str, Any], *,
     ExportExistsError, ExportError
         A file exists (without ``overwrite``) or cannot be written.
     """
-    from rcdnet_desktop.core.export.atomic import atomic_write, remove_file
+    from rcdnet_desktop.core.atomic import atomic_write, remove_file
     from rcdnet_desktop.core.validation.plots import calibration_png, roc_png
 
     parts = report_parts(figures, roc_png(figures), calibration_png(figures))

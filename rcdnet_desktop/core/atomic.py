@@ -1,7 +1,8 @@
 """Atomic, never-overwriting file writes: the only way the program writes a file.
 
-Every export (:mod:`.formats`), the batch-review CSV (:mod:`.batch_csv`, for the CLI and the
-viewer) and the model bundle's files (:func:`rcdnet_desktop.core.bundle.write_bytes`) go through
+Every export (:mod:`rcdnet_desktop.core.export.formats`), the batch-review CSV
+(:mod:`rcdnet_desktop.core.export.batch_csv`, for the CLI and the viewer) and, in the training
+package, the model bundle's files (:func:`training.bundle_write.write_bytes`) go through
 :func:`atomic_write`; a test keeps it so.
 
 No Qt here. :func:`atomic_write` sends the bytes to a temporary file in the target's folder,

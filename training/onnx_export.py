@@ -1,4 +1,4 @@
-"""Export the bundled networks to ONNX graphs that run without torch (no Qt here).
+"""Export the bundled networks to ONNX graphs that run without torch (training side only).
 
 Two graphs, both float32 with a fixed ``s x s`` input and a dynamic batch dimension:
 
@@ -28,6 +28,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rcdnet_desktop.core.card import CLASSIFIER_OUTPUTS, INPUT_NAME, LOCALISER_OUTPUTS
+
 if TYPE_CHECKING:
     import torch
 
@@ -36,12 +38,6 @@ if TYPE_CHECKING:
 
 OPSET = 17
 """ONNX opset of every exported graph."""
-INPUT_NAME = "image"
-CLASSIFIER_OUTPUTS = ("logits", "features", "guard_features")
-LOCALISER_OUTPUTS = ("lesion_logits",)
-GRAPH_NAMES = {"classifier": ([INPUT_NAME], list(CLASSIFIER_OUTPUTS)),
-               "localiser": ([INPUT_NAME], list(LOCALISER_OUTPUTS))}
-"""Input and output names of each graph, by the key it has in the model card's ``onnx``."""
 
 
 def _export(module: torch.nn.Module, size: int, outputs: tuple[str, ...]) -> bytes:
@@ -102,7 +98,7 @@ def export_classifier(model: RcdNet, path: str | Path, size: int) -> bytes:
     size : int
         Input side ``s`` (the preprocessing size).
     """
-    from rcdnet_desktop.core.bundle import write_bytes
+    from training.bundle_write import write_bytes
 
     data = classifier_onnx_bytes(model, size)
     write_bytes(Path(path), data)
@@ -111,7 +107,7 @@ def export_classifier(model: RcdNet, path: str | Path, size: int) -> bytes:
 
 def export_localiser(model: LesionLocaliser, path: str | Path, size: int) -> bytes:
     """Write the localiser graph to ``path`` atomically; returns the bytes written."""
-    from rcdnet_desktop.core.bundle import write_bytes
+    from training.bundle_write import write_bytes
 
     data = localiser_onnx_bytes(model, size)
     write_bytes(Path(path), data)
