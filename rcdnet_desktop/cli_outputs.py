@@ -121,12 +121,14 @@ class _Made:
 
     def report(self, with_patient: bool) -> Report:
         """The rendered report; ``with_patient`` shows the patient's identity in it."""
-        from rcdnet_desktop.core.export.report import render_record_report
+        from rcdnet_desktop.core.export.report import ReportOptions, render_report
 
         if with_patient not in self._reports:
-            self._reports[with_patient] = render_record_report(
-                self.record, self.heatmaps, include_patient=with_patient, when=self.when,
-                operating_point=self.operating_point)
+            options = ReportOptions.of_record(self.record, include_patient=with_patient,
+                                              when=self.when,
+                                              operating_point=self.operating_point)
+            self._reports[with_patient] = render_report(
+                self.record.frame(self.heatmaps.prediction.frame), self.heatmaps, options)
         return self._reports[with_patient]
 
     def write(self, key: str, path: Path, with_patient: bool) -> None:

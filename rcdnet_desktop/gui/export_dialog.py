@@ -34,7 +34,7 @@ from rcdnet_desktop.core.export.formats import (
     export_format,
     write_report,
 )
-from rcdnet_desktop.core.measure import Calibration, Measured
+from rcdnet_desktop.core.measure import Measured
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import HeatMaps, ImageRecord
 
@@ -60,15 +60,11 @@ def default_name(record: ImageRecord, frame: int, fmt: str) -> str:
 def render_export(job: ExportJob, include_patient: bool = False,
                   when: datetime | None = None):
     """The core's report (image, layout, text) of what is on display."""
-    from rcdnet_desktop.core.export.report import render_report
+    from rcdnet_desktop.core.export.report import ReportOptions, render_report
 
-    return render_report(job.pixels, job.heatmaps,
-                         when=when or datetime.now().astimezone(),
-                         patient=job.record.patient if include_patient else None,
-                         colormap=job.colormap, alpha=job.alpha,
-                         source_name=job.record.path.name,
-                         operating_point=job.operating_point, measurements=job.measurements,
-                         calibration=Calibration.of(job.record))
+    return render_report(job.pixels, job.heatmaps, ReportOptions.of_record(
+        job.record, include_patient=include_patient, when=when, colormap=job.colormap,
+        alpha=job.alpha, operating_point=job.operating_point, measurements=job.measurements))
 
 
 def write_export(job: ExportJob, fmt: str, path: str | Path, include_patient: bool = False,

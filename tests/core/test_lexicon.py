@@ -155,14 +155,14 @@ def test_the_csv_has_the_descriptors_column():
 def test_reports_state_the_descriptors():
     from datetime import datetime
 
-    from rcdnet_desktop.core.export.report import report_lines
+    from rcdnet_desktop.core.export.report import ReportOptions, report_lines
     from rcdnet_desktop.core.types import HeatMaps
 
     pred = Prediction(0.3, 0.7, "cpu", "t", roi=BOX,
                       descriptors=(Descriptor("shape", "irregular", 0.8),))
     z = np.zeros((400, 500), np.float32)
     text = [ln.text for ln in report_lines(HeatMaps(z, z, "fast", pred),
-                                           when=datetime.now(UTC))]
+        ReportOptions(when=datetime.now(UTC)))]
     assert any(t.startswith("What the model sees (lexicon): shape: irregular (80%)")
                and "not a BI-RADS assessment" in t for t in text)
 

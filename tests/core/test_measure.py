@@ -101,17 +101,18 @@ def _maps(shape) -> HeatMaps:
 
 
 def test_the_report_draws_and_lists_the_measurements():
-    from rcdnet_desktop.core.export.report import render_report
+    from rcdnet_desktop.core.export.report import ReportOptions, render_report
 
     pixels = np.full((200, 300), 60, np.uint8)
     whole = UltrasoundRegion(Box(0, 0, 300, 200), 0.1, 0.1)
     measured = measure_all(Calibration((whole,)), [Measurement(20, 100, 220, 100)])
     when = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
-    report = render_report(pixels, _maps(pixels.shape), when=when, measurements=measured)
+    report = render_report(pixels, _maps(pixels.shape), ReportOptions(when=when,
+        measurements=measured))
     assert "Measurements: 1: 20.0 mm" in report.text
     for i in range(3):
         panel = report.layout.crop(report.image, i)
         assert (panel[100, 120] == COLOUR).all(), f"no caliper line on panel {i}"
-    plain = render_report(pixels, _maps(pixels.shape), when=when)
+    plain = render_report(pixels, _maps(pixels.shape), ReportOptions(when=when))
     assert "Measurements" not in plain.text
     assert (report.layout.crop(plain.image, 0) == 60).all()

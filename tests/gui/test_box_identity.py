@@ -94,11 +94,12 @@ def test_clearing_a_box_never_leaves_the_boxed_result_in_the_list(make_window, t
 
 
 def test_the_export_describes_the_evidence_as_the_screen_does(make_window, tmp_path, qtbot):
-    from rcdnet_desktop.core.export.report import report_lines
+    from rcdnet_desktop.core.export.report import ReportOptions, report_lines
 
     w = make_window(FakeEngine(lesion=LESION))
     w.open_paths([write_png(tmp_path / "lesion.png", 200, size=SIZE)])
     wait_maps(qtbot, w)
-    lines = [line.text for line in report_lines(w.export_job().heatmaps, when=datetime.now())]
+    lines = [line.text for line in report_lines(w.export_job().heatmaps,
+        ReportOptions(when=datetime.now()))]
     for title, label in zip(("benign", "malignant"), w.heatmaps.descriptions, strict=True):
         assert f"Evidence for {title}: {label.text()}" in lines

@@ -9,7 +9,7 @@ re-exported here:
   export dialog and ``rcdnet classify --export`` are built from it, so adding a format is one
   entry there;
 * :mod:`.report` -- the report image, its layout and its text (:func:`render_report`,
-  :func:`render_record_report`, :class:`Report`);
+  :class:`ReportOptions`, :class:`Report`);
 * :mod:`.png` -- the report as PNG (:func:`export_png`);
 * :mod:`.pdf` -- the one-page PDF (:func:`pdf_bytes`, :func:`export_pdf`);
 * :mod:`.dicom_sc` -- the Secondary Capture (:func:`dicom_sc_dataset`, :func:`export_dicom_sc`);
@@ -20,8 +20,9 @@ re-exported here:
 
 Patient identifiers
 -------------------
-They appear only where the caller asks: in the report image when ``patient`` is passed to
-:func:`render_report`, in the DICOM header when ``include_patient=True``. They are never written
+They appear only where the caller asks: in the report image when the :class:`ReportOptions`
+given to :func:`render_report` hold a ``patient``, in the DICOM header when
+``include_patient=True``. They are never written
 into PNG text chunks or PDF metadata, which a user cannot see and would not think to scrub.
 Text that the scanner burned into the source pixels (ultrasound header bars often show the
 patient's name or ID) is part of the image and stays in every panel: nothing here detects or
@@ -73,8 +74,8 @@ from rcdnet_desktop.core.export.report import (
     Report,
     ReportLayout,
     ReportLine,
+    ReportOptions,
     format_person_name,
-    render_record_report,
     render_report,
     report_lines,
 )
@@ -99,7 +100,7 @@ __all__: Sequence[str] = (
     "export_png",
     "format_person_name",
     "pdf_bytes",
-    "render_record_report",
+    "ReportOptions",
     "render_report",
     "report_lines",
     "write_report",

@@ -10,19 +10,20 @@ means at the measured sensitivity, when an :class:`OperatingPoint` is given), th
 with where the lesion box came from (drawn by the user or found automatically), the heat-map
 method by its display name, a plain-language line
 per map, the model version, the device, date and time, the source file name, patient name and ID
-only when a :class:`PatientInfo` is passed, any intended-use warnings, and the permanent note
-"Decision support only - not a diagnosis.". The lesion box, when the prediction has one, is the box
-as given (drawn by the user or found automatically, the one the viewer shows): it is drawn on all
-three panels as a yellow ring just OUTSIDE the box, so the pixels of the lesion stay untouched,
-and the evidence sentences are measured against it
+only when the :class:`ReportOptions` hold a :class:`PatientInfo`, any intended-use warnings,
+and the permanent note "Decision support only - not a diagnosis.". The lesion box, when the
+prediction has one, is the box as given (drawn by the user or found automatically, the one the
+viewer shows): it is drawn on all three panels as a yellow ring just OUTSIDE the box, so the
+pixels of the lesion stay untouched, and the evidence sentences are measured against it
 (:func:`~rcdnet_desktop.core.overlay.evidence_sentences`, as on screen). The padded region the
 model saw, where it is larger, is drawn as a thin grey outline (the heat maps are zero outside it).
 :class:`ReportLayout` records where every panel lies, so a caller (or a test) can crop them.
 
 The :class:`Report` it returns is what :mod:`rcdnet_desktop.core.export` writes as PNG, PDF or
 DICOM Secondary Capture. Its ``summary`` holds only non-identifying key/values (for PNG text
-chunks and PDF metadata); patient identifiers are in ``image`` and ``lines`` only when
-``patient`` was passed (``patient_included`` says so).
+chunks and PDF metadata); patient identifiers are in ``image`` and ``lines`` only when the
+options' ``patient`` was given (``patient_included`` says so). Everything a report shows
+besides the result comes in one :class:`ReportOptions`, passed once.
 """
 
 from __future__ import annotations
@@ -148,6 +149,72 @@ class Report:
         return "\n".join(line.text for line in self.lines)
 
 
+@dataclass(frozen=True)
+class ReportOptions:
+    """What a report shows besides the result: one object, passed once to :func:`render_report`.
+
+    Attributes
+    ----------
+    when : datetime
+        Date and time printed on the report (an aware datetime prints the UTC offset).
+    patient : PatientInfo, optional
+        Printed only when given and not empty; leave it out (the default) to keep identifiers
+        off the report.
+    colormap, alpha : str, float
+        Colour map and opacity of the overlays, as shown on screen.
+    source_name : str
+        The source file's name (not its full path, which may carry identifiers).
+    operating_point : OperatingPoint, optional
+        The model's cut-off and measured sensitivity: a line says what the cut-off means.
+    measurements : tuple of Measured
+        Caliper lines on the frame, drawn on every panel with their lengths and listed in the
+        text (:mod:`rcdnet_desktop.core.measure`).
+    calibration : Calibration, optional
+        The image's scale: the lesion box's width and height are given in mm too.
+    """
+
+    when: datetime
+    patient: PatientInfo | None = None
+    colormap: str = DEFAULT_COLORMAP
+    alpha: float = DEFAULT_ALPHA
+    source_name: str = ""
+    operating_point: OperatingPoint | None = None
+    measurements: tuple[Measured, ...] = ()
+    calibration: Calibration | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "measurements", tuple(self.measurements))
+
+    @classmethod
+    def of_record(
+        cls,
+        record: ImageRecord,
+        *,
+        include_patient: bool = False,
+        when: datetime | None = None,
+        colormap: str = DEFAULT_COLORMAP,
+        alpha: float = DEFAULT_ALPHA,
+        operating_point: OperatingPoint | None = None,
+        measurements: Sequence[Measured] = (),
+    ) -> ReportOptions:
+        """The options of an opened image's report, the usual way for the viewer and the CLI.
+
+        The file's name (never its folder, which may name the patient), its calibration, and
+        the patient's identifiers only when ``include_patient`` is True. ``when`` defaults to
+        now, in local time with its UTC offset.
+        """
+        return cls(
+            when=when or datetime.now().astimezone(),
+            patient=record.patient if include_patient else None,
+            colormap=colormap,
+            alpha=alpha,
+            source_name=Path(record.path).name,
+            operating_point=operating_point,
+            measurements=tuple(measurements),
+            calibration=Calibration.of(record),
+        )
+
+
 def format_person_name(name: str) -> str:
     """Turn a DICOM person name ("Family^Given^Middle^Prefix^Suffix") into readable text."""
     parts = [p.strip() for p in str(name).split("=")[0].split("^")]
@@ -245,28 +312,18 @@ def method_label(method: str) -> str:
     return METHOD_LABELS.get(method, method)
 
 
-def report_lines(
-    heatmaps: HeatMaps,
-    *,
-    when: datetime,
-    patient: PatientInfo | None = None,
-    colormap: str = DEFAULT_COLORMAP,
-    alpha: float = DEFAULT_ALPHA,
-    source_name: str = "",
-    operating_point: OperatingPoint | None = None,
-    measurements: Sequence[Measured] = (),
-    calibration: Calibration | None = None,
-) -> tuple[ReportLine, ...]:
+def report_lines(heatmaps: HeatMaps, options: ReportOptions) -> tuple[ReportLine, ...]:
     """Return the report's text lines (the same text goes into the PNG band and the PDF).
 
-    Patient identifiers are included only when ``patient`` is given and not empty. With the
-    model's ``operating_point``, a line says what the suspicious cut-off means at the
-    sensitivity measured there. The caliper ``measurements`` are listed with their lengths
-    after the input, and the lesion box's size is given in mm when ``calibration`` knows the
-    image's scale.
+    Patient identifiers are included only when ``options.patient`` is given and not empty.
+    With the model's ``options.operating_point``, a line says what the suspicious cut-off means
+    at the sensitivity measured there. The caliper ``options.measurements`` are listed with
+    their lengths after the input, and the lesion box's size is given in mm when
+    ``options.calibration`` knows the image's scale.
     """
+    o = options
     p = heatmaps.prediction
-    words = describe(p, operating_point)
+    words = describe(p, o.operating_point)
     benign_words, malignant_words = evidence_sentences(heatmaps)
     lines: list[ReportLine] = []
     if p.untrained:
@@ -284,26 +341,26 @@ def report_lines(
     if words.site:
         lines.append(ReportLine(words.site))
     lines.extend(ReportLine(c, "warning") for c in words.caveats)
-    lines.append(ReportLine(f"Input: {describe_input(p, calibration)}"))
-    lines.extend(ReportLine(text) for text in measurement_lines(measurements))
+    lines.append(ReportLine(f"Input: {describe_input(p, o.calibration)}"))
+    lines.extend(ReportLine(text) for text in measurement_lines(o.measurements))
     lexicon = lexicon_words(p)
     if lexicon:
         lines.append(ReportLine(f"{SECTION_TITLE}: {lexicon}"))
     lines.append(
         ReportLine(f"Heat maps: {method_label(heatmaps.method)}; {SCALE_CAPTION.lower()}; "
-                   f"colour map {colormap}, opacity {alpha:.2f}")
+                   f"colour map {o.colormap}, opacity {o.alpha:.2f}")
     )
     lines.append(ReportLine(f"Evidence for benign: {benign_words}"))
     lines.append(ReportLine(f"Evidence for malignant: {malignant_words}"))
     lines.append(ReportLine(f"Model: {p.model_version}   Device: {p.device}"))
-    lines.append(ReportLine(f"Date and time: {_format_when(when)}"))
-    if source_name or p.frame:
-        source = source_name or "(unnamed)"
+    lines.append(ReportLine(f"Date and time: {_format_when(o.when)}"))
+    if o.source_name or p.frame:
+        source = o.source_name or "(unnamed)"
         if p.frame:
             source += f", frame {frame_number(p.frame)}"
         lines.append(ReportLine(f"Source: {source}"))
-    if patient is not None and not patient.is_empty():
-        lines.append(ReportLine(_patient_text(patient)))
+    if o.patient is not None and not o.patient.is_empty():
+        lines.append(ReportLine(_patient_text(o.patient)))
     lines.append(ReportLine(DECISION_SUPPORT_NOTE, "note"))
     return tuple(lines)
 
@@ -437,19 +494,7 @@ def _scale_geometry(draw, font, panels, width: int, margin: int, top: int) -> _S
     return _ScaleGeometry(x0, x1, bar_x0, min(bar_x1, width), pad)
 
 
-def render_report(
-    pixels: np.ndarray,
-    heatmaps: HeatMaps,
-    *,
-    when: datetime,
-    patient: PatientInfo | None = None,
-    colormap: str = DEFAULT_COLORMAP,
-    alpha: float = DEFAULT_ALPHA,
-    source_name: str = "",
-    operating_point: OperatingPoint | None = None,
-    measurements: Sequence[Measured] = (),
-    calibration: Calibration | None = None,
-) -> Report:
+def render_report(pixels: np.ndarray, heatmaps: HeatMaps, options: ReportOptions) -> Report:
     """Render the annotated report at the image's own resolution.
 
     Parameters
@@ -458,21 +503,9 @@ def render_report(
         The image the prediction was made on (the frame shown), uint8 (H, W) or (H, W, 3).
     heatmaps : HeatMaps
         Both evidence maps, at the image's size, with their prediction.
-    when : datetime
-        Date and time printed on the report (pass an aware datetime to print the UTC offset).
-    patient : PatientInfo, optional
-        Printed only when given; leave it out (the default) to keep identifiers off the report.
-    colormap, alpha : str, float
-        Colour map and opacity of the overlays, as shown on screen.
-    source_name : str
-        The source file's name (not its full path, which may carry identifiers).
-    operating_point : OperatingPoint, optional
-        The model's cut-off and measured sensitivity: a line says what the cut-off means.
-    measurements : sequence of Measured
-        Caliper lines on the frame, drawn on every panel with their lengths and listed in
-        the text (:mod:`rcdnet_desktop.core.measure`).
-    calibration : Calibration, optional
-        The image's scale: the lesion box's width and height are given in mm too.
+    options : ReportOptions
+        What the report shows besides the result (date, patient, overlay, source, cut-off,
+        measurements, scale); :meth:`ReportOptions.of_record` makes them for an opened image.
 
     Returns
     -------
@@ -486,6 +519,8 @@ def render_report(
     """
     from PIL import Image, ImageDraw
 
+    o = options
+
     rgb = as_rgb(pixels)
     h, w = rgb.shape[:2]
     p = heatmaps.prediction
@@ -495,8 +530,8 @@ def render_report(
     benign, malignant = shared_scale(HeatMaps(benign, malignant, heatmaps.method, p))
     panels_rgb = [
         rgb.copy(),
-        blend(rgb, benign, alpha, colormap),
-        blend(rgb, malignant, alpha, colormap),
+        blend(rgb, benign, o.alpha, o.colormap),
+        blend(rgb, malignant, o.alpha, o.colormap),
     ]
     del benign, malignant
     lesion, region = p.box, seen_region(p)
@@ -506,7 +541,7 @@ def render_report(
             _draw_region(panel, region, thickness)
         if lesion is not None:
             _draw_box(panel, lesion, thickness)
-        draw_measurements(panel, measurements, max(1, 2 * thickness // 3),
+        draw_measurements(panel, o.measurements, max(1, 2 * thickness // 3),
                           _font(max(12, round(max(h, w) / 45))))
 
     gap = max(4, round(0.02 * w))
@@ -521,17 +556,7 @@ def render_report(
 
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     text_w = width - 2 * margin
-    lines = report_lines(
-        heatmaps,
-        when=when,
-        patient=patient,
-        colormap=colormap,
-        alpha=alpha,
-        source_name=source_name,
-        operating_point=operating_point,
-        measurements=measurements,
-        calibration=calibration,
-    )
+    lines = report_lines(heatmaps, options)
     wrapped: list[tuple[str, str]] = []
     for line in lines:
         for piece in _wrap(scratch, line.text, font, text_w):
@@ -558,7 +583,7 @@ def render_report(
     bar_y0 = row_y + (font_px - bar_h) // 2 + 1
     bar_w = scale.bar_x1 - scale.bar_x0
     ramp = np.linspace(0.0, 1.0, bar_w, dtype=np.float32)[None, :].repeat(bar_h, axis=0)
-    canvas[bar_y0 : bar_y0 + bar_h, scale.bar_x0 : scale.bar_x1] = colorize(ramp, colormap)
+    canvas[bar_y0 : bar_y0 + bar_h, scale.bar_x0 : scale.bar_x1] = colorize(ramp, o.colormap)
 
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
@@ -607,44 +632,13 @@ def render_report(
         image=out,
         layout=layout,
         lines=lines,
-        when=when,
-        source_name=source_name,
-        patient_included=patient is not None and not patient.is_empty(),
-        summary=_summary(heatmaps, when, source_name, calibration),
+        when=o.when,
+        source_name=o.source_name,
+        patient_included=o.patient is not None and not o.patient.is_empty(),
+        summary=_summary(heatmaps, o.when, o.source_name, o.calibration),
         prediction=heatmaps.prediction,
-        measurements=tuple(measurements),
-        operating_point=operating_point,
-    )
-
-
-def render_record_report(
-    record: ImageRecord,
-    heatmaps: HeatMaps,
-    *,
-    include_patient: bool = False,
-    when: datetime | None = None,
-    colormap: str = DEFAULT_COLORMAP,
-    alpha: float = DEFAULT_ALPHA,
-    operating_point: OperatingPoint | None = None,
-    measurements: Sequence[Measured] = (),
-) -> Report:
-    """Render the report of an opened image: the usual way for the GUI and the CLI.
-
-    Takes the frame the prediction was made on, the file's name (never its folder, which may
-    name the patient) and the patient's identifiers only when ``include_patient`` is True.
-    ``when`` defaults to now, in local time with its UTC offset.
-    """
-    return render_report(
-        record.frame(heatmaps.prediction.frame),
-        heatmaps,
-        when=when or datetime.now().astimezone(),
-        patient=record.patient if include_patient else None,
-        colormap=colormap,
-        alpha=alpha,
-        source_name=Path(record.path).name,
-        operating_point=operating_point,
-        measurements=measurements,
-        calibration=Calibration.of(record),
+        measurements=o.measurements,
+        operating_point=o.operating_point,
     )
 
 
@@ -656,11 +650,11 @@ __all__: Sequence[str] = (
     "Report",
     "ReportLayout",
     "ReportLine",
+    "ReportOptions",
     "describe_band",
     "describe_input",
     "format_person_name",
     "method_label",
-    "render_record_report",
     "render_report",
     "report_lines",
     "seen_region",
