@@ -95,3 +95,14 @@ def test_the_app_writes_no_weights_graphs_or_cards():
                 elif "atomic_write" in call and "CARD_FILE" in ast.unparse(node):
                     offenders.append(f"{where}:{node.lineno}: writes the model card")
     assert offenders == []
+
+
+def test_no_private_library_modules():
+    """Only libraries' public APIs: no import of a private module (``highdicom._...``,
+    ``pydicom._...``), which may change without notice between releases."""
+    import re
+
+    private = re.compile(r"^\s*(from|import)\s+(highdicom|pydicom|pynetdicom)(\.\w+)*\._")
+    offenders = [f"{p.relative_to(ROOT)}:{n}" for p, text in _app_sources()
+                 for n, line in enumerate(text.splitlines(), start=1) if private.search(line)]
+    assert offenders == []

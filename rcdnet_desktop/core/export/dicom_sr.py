@@ -223,13 +223,31 @@ def _referenced_frames(source_class: str, record: ImageRecord, frame: int) -> li
     class, even when the file holds several frames."""
     if record.frame_count <= 1:
         return None
-    try:
-        from highdicom._standard_utils import is_attribute_in_iod
+    return [frame + 1] if _is_multiframe_class(source_class) else None
 
-        multiframe = is_attribute_in_iod("NumberOfFrames", source_class)
-    except (ImportError, KeyError):  # unknown to the tables: refused later, in plain words
-        multiframe = True
-    return [frame + 1] if multiframe else None
+
+def _is_multiframe_class(source_class: str) -> bool:
+    """Whether the standard's tables give SOP class ``source_class`` a number of frames.
+
+    Asked through highdicom's public API: a reference with a frame number to an image of a
+    single-frame class is refused with TypeError. A class the tables lack counts as
+    multi-frame here; it is refused later, in plain words (:func:`_image_region`).
+    """
+    from highdicom.sr import SourceImageForRegion
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
+
+    probe = Dataset()  # the least a source image needs to be referenced
+    probe.SOPClassUID, probe.SOPInstanceUID = source_class, generate_uid()
+    probe.Rows = probe.Columns = probe.SamplesPerPixel = probe.NumberOfFrames = 1
+    probe.PixelRepresentation, probe.Modality = 0, "OT"
+    try:
+        SourceImageForRegion.from_source_image(probe, [1])
+    except TypeError:
+        return False
+    except (KeyError, ValueError):
+        return True
+    return True
 
 
 def _scheme_item():
