@@ -1,7 +1,8 @@
 """The DICOM Secondary Capture of a report: its dataset, and the atomic write.
 
-No Qt here. :func:`dicom_sc_dataset` builds the pydicom dataset that :func:`export_dicom_sc`
-writes (see there for what it holds): the
+No Qt here. :func:`dicom_sc_dataset` builds, through highdicom's :class:`highdicom.sc.SCImage`
+as the SR is built through highdicom, the dataset that :func:`export_dicom_sc` writes (see
+there for what it holds): the
 report's pixels as 8-bit RGB, the source's study when it is DICOM, a new series and instance,
 and patient identifiers only when ``include_patient=True``. Text that the scanner burned into the
 source pixels is part of the image and is kept; DeidentificationMethod says so.
@@ -38,9 +39,9 @@ def dicom_sc_dataset(
 
     See :func:`rcdnet_desktop.core.export.export_dicom_sc` for what it holds.
     """
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+    from highdicom.sc import SCImage
+    from pydicom.dataset import Dataset
+    from pydicom.uid import generate_uid
 
     if isinstance(report, Report):
         if report.patient_included and not include_patient:
@@ -61,60 +62,67 @@ def dicom_sc_dataset(
     rows, cols = rgb.shape[:2]
     if rows > 65535 or cols > 65535:
         raise ValueError(f"the report is {cols}x{rows} pixels; DICOM allows at most 65535 a side")
-
-    sop_uid = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SECONDARY_CAPTURE_SOP_CLASS
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = f"PYDICOM {pydicom.__version__}"[:16]
-
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: names may not be ASCII
-    ds.SOPClassUID = SECONDARY_CAPTURE_SOP_CLASS
-    ds.SOPInstanceUID = sop_uid
-    ds.ImageType = ["DERIVED", "SECONDARY"]
+    context = derived_context(record, include_patient=include_patient)
     date, time = when.strftime("%Y%m%d"), when.strftime("%H%M%S")
+    try:
+        from importlib.metadata import version
+
+        software = version("rcdnet-desktop")
+    except Exception:
+        software = "unknown"
+
+    # highdicom builds the SOP common, general series, equipment, SC image and image pixel
+    # modules (8-bit RGB, colour-by-pixel, explicit VR little endian). Series number and
+    # description, with the manufacturer, are how this program knows its own objects when they
+    # come back from a PACS (rcdnet_desktop.core.io.own).
+    ds = SCImage(
+        pixel_array=rgb,
+        photometric_interpretation="RGB",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        # Required by highdicom for a patient image; an ultrasound frame has no patient
+        # orientation to state, so it is emptied below, as the standard allows (Type 2C).
+        patient_orientation=("A", "F"),
+        study_instance_uid=context.study_uid,
+        series_instance_uid=generate_uid(),  # always a new series
+        series_number=dc.SC_SERIES_NUMBER,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+        manufacturer=dc.MANUFACTURER,
+        series_description=dc.SC_SERIES_DESCRIPTION,
+        content_date=date,
+        content_time=time,
+        series_date=date,
+        series_time=time,
+        specific_character_set="ISO_IR 192",  # UTF-8: names may not be ASCII
+    )
+    ds.PatientOrientation = ""
+    ds["PixelData"].VR = "OB"  # 8-bit samples, as the standard writes them (not "OB or OW")
+    # The modality of the source, which highdicom fixes at OT; the image was made at a
+    # workstation (WSD), not digitised (highdicom's DI); and it is not an "OTHER" image.
+    ds.Modality = context.modality
+    ds.ConversionType = "WSD"
+    ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
-    ds.ContentDate, ds.ContentTime = date, time
+    for keyword in ("DateOfSecondaryCapture", "TimeOfSecondaryCapture"):
+        delattr(ds, keyword)  # highdicom's clock, not the report's: the content time says it
     offset = when.strftime("%z")
     if offset:
         ds.TimezoneOffsetFromUTC = offset
 
     # Patient and study: the source's with its patient when asked (a result for the PACS),
-    # else de-identified consistently (see dicom_identity).
-    context = derived_context(record, include_patient=include_patient)
+    # else de-identified consistently (see dicom_identity); the same modules as the SR.
     context.apply(ds)
     if not record.is_dicom:
         ds.StudyDate, ds.StudyTime = date, time  # a study of its own: dated by the export
-
-    # Series: always new.
-    ds.SeriesInstanceUID = generate_uid()
-    ds.Modality = context.modality
     # General Series, Type 2C: the side is not carried over from the source, so it is present
     # and empty ("unknown"), as the standard allows; a reader takes the side from the source.
     ds.Laterality = ""
-    # Series number and description, with the manufacturer, are how this program knows its own
-    # objects when they come back from a PACS (rcdnet_desktop.core.io.own).
-    ds.SeriesNumber = dc.SC_SERIES_NUMBER
-    ds.SeriesDescription = dc.SC_SERIES_DESCRIPTION
-    ds.SeriesDate, ds.SeriesTime = date, time
-    ds.InstanceNumber = 1
-    ds.PatientOrientation = ""
 
     # Equipment: the software that made this image; the scanner stays in the source.
-    ds.Manufacturer = dc.MANUFACTURER
-    ds.ConversionType = "WSD"  # workstation
     ds.SecondaryCaptureDeviceManufacturer = SOFTWARE_NAME
     ds.SecondaryCaptureDeviceManufacturerModelName = "RcdNet Desktop"
-    try:
-        from importlib.metadata import version
-
-        ds.SecondaryCaptureDeviceSoftwareVersions = version("rcdnet-desktop")
-    except Exception:
-        ds.SecondaryCaptureDeviceSoftwareVersions = "unknown"
+    ds.SecondaryCaptureDeviceSoftwareVersions = software
 
     ds.BurnedInAnnotation = "YES"
     ds.DerivationDescription = (
@@ -130,21 +138,6 @@ def dicom_sc_dataset(
         if record.frame_count > 1 and frame is not None:
             item.ReferencedFrameNumber = frame + 1
         ds.SourceImageSequence = [item]
-
-    # Image pixel module: 8-bit RGB, colour-by-pixel.
-    ds.SamplesPerPixel = 3
-    ds.PhotometricInterpretation = "RGB"
-    ds.PlanarConfiguration = 0
-    ds.Rows, ds.Columns = rows, cols
-    ds.BitsAllocated = 8
-    ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    data = rgb.tobytes()
-    if len(data) % 2:
-        data += b"\x00"  # DICOM values have even length
-    ds.PixelData = data
-    ds["PixelData"].VR = "OB"
     return ds
 
 
@@ -168,7 +161,8 @@ def export_dicom_sc(
     PACS needs to file it with the images); without, no identifiers, PatientIdentityRemoved
     YES, and the source's study and image UIDs replaced consistently (the SC and SR of one
     source share the new study; see :mod:`.dicom_identity`). A non-DICOM source gets a new
-    study either way.
+    study either way. Built with highdicom, which names itself in the
+    ContributingEquipmentSequence and the file meta's ImplementationVersionName.
 
     Parameters
     ----------
