@@ -40,6 +40,7 @@ from rcdnet_desktop.core.types import (
 )
 
 WHEN = datetime(2025, 3, 14, 9, 26, 53, tzinfo=timezone(timedelta(hours=1)))
+OPTIONS = ReportOptions(when=WHEN)
 PATIENT = PatientInfo(name="DOE^JANE", patient_id="PID-0042", birth_date="19700101", sex="F")
 
 
@@ -163,8 +164,8 @@ def a85_then_flate(raw: bytes) -> bytes:
 @pytest.mark.parametrize("rgb", [False, True])
 def test_panels_keep_image_resolution_and_panel0_is_the_image(h, w, rgb):
     pixels = speckle(h, w, rgb=rgb)
-    report = render_report(pixels, make_heatmaps(h, w), ReportOptions(when=WHEN,
-        source_name="a.png"))
+    report = render_report(pixels, make_heatmaps(h, w),
+                           ReportOptions(when=WHEN, source_name="a.png"))
     img, layout = report.image, report.layout
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
     assert img.shape[:2] == (layout.height, layout.width)
@@ -195,10 +196,8 @@ def test_overlay_panels_match_blend():
 
 
 def test_text_scales_with_image_size():
-    small = render_report(speckle(150, 200), make_heatmaps(150, 200),
-        ReportOptions(when=WHEN)).layout
-    large = render_report(speckle(900, 1200), make_heatmaps(900, 1200),
-        ReportOptions(when=WHEN)).layout
+    small = render_report(speckle(150, 200), make_heatmaps(150, 200), OPTIONS).layout
+    large = render_report(speckle(900, 1200), make_heatmaps(900, 1200), OPTIONS).layout
     assert small.font_px >= 12
     assert large.font_px > 2 * small.font_px
     # The text band is not a sliver on a large image nor a giant on a small one.
@@ -207,8 +206,9 @@ def test_text_scales_with_image_size():
 
 
 def test_text_band_is_not_blank_and_report_text_has_everything():
-    report = render_report(speckle(150, 200), make_heatmaps(150, 200,
-        warnings=("colour overlay detected",)), ReportOptions(when=WHEN, source_name="case_7.dcm"))
+    maps = make_heatmaps(150, 200, warnings=("colour overlay detected",))
+    report = render_report(speckle(150, 200), maps,
+                           ReportOptions(when=WHEN, source_name="case_7.dcm"))
     band = report.image[report.layout.text_band.y :]
     assert (band < 128).any()  # dark text on the white band
     text = report.text
@@ -243,7 +243,7 @@ def test_report_states_the_box_source_and_the_band():
         pred = Prediction(p_benign=0.93, p_malignant=0.07, device="cpu", model_version="t",
                           roi=roi, **changes)
         return render_report(speckle(h, w), HeatMaps(base.benign, base.malignant, "fast", pred),
-            ReportOptions(when=WHEN))
+                             OPTIONS)
 
     user = report_for(box=Box(80, 60, 90, 70), box_source="user")
     # The box as given (as on screen), then the padded region the model saw.
@@ -262,22 +262,20 @@ def test_report_states_the_box_source_and_the_band():
     fused = report_for(box=finding.box, box_source="auto", finding=finding, fused=True)
     assert "Input: whole image and lesion box (x 80, y 60" in fused.text
     assert "the two results averaged" in fused.text
-    whole = render_report(speckle(h, w), make_heatmaps(h, w, p_malignant=0.97),
-        ReportOptions(when=WHEN))
+    whole = render_report(speckle(h, w), make_heatmaps(h, w, p_malignant=0.97), OPTIONS)
     assert "Input: whole image" in whole.text and whole.summary["Lesion box"] == "none"
     assert "Likelihood band: very high (95-100%), the BI-RADS 5 range" in whole.text
 
 
 def test_untrained_is_said_loudly():
-    report = render_report(speckle(60, 80), make_heatmaps(60, 80, untrained=True),
-        ReportOptions(when=WHEN))
+    report = render_report(speckle(60, 80), make_heatmaps(60, 80, untrained=True), OPTIONS)
     assert "UNTRAINED" in report.lines[0].text
     assert report.lines[0].kind == "alert"
 
 
 def test_patient_only_when_passed():
     pixels, hm = speckle(100, 120), make_heatmaps(100, 120)
-    without = render_report(pixels, hm, ReportOptions(when=WHEN))
+    without = render_report(pixels, hm, OPTIONS)
     assert "DOE" not in without.text and "PID-0042" not in without.text
     assert not without.patient_included
     with_patient = render_report(pixels, hm, ReportOptions(when=WHEN, patient=PATIENT))
@@ -288,15 +286,15 @@ def test_patient_only_when_passed():
     assert np.array_equal(
         with_patient.layout.crop(with_patient.image, 0), without.layout.crop(without.image, 0)
     )
-    assert not render_report(pixels, hm, ReportOptions(when=WHEN,
-        patient=PatientInfo())).patient_included
+    assert not render_report(pixels, hm,
+                             ReportOptions(when=WHEN, patient=PatientInfo())).patient_included
 
 
 def test_lesion_box_drawn_on_all_panels_outside_the_lesion():
     h, w = 200, 260
     roi = Box(80, 60, 90, 70)
     pixels = speckle(h, w)
-    report = render_report(pixels, make_heatmaps(h, w, roi=roi), ReportOptions(when=WHEN))
+    report = render_report(pixels, make_heatmaps(h, w, roi=roi), OPTIONS)
     assert "Input: lesion box (x 80, y 60, 90 x 70 px)" in report.text
     yellow = np.array([255, 220, 0], np.uint8)
     for i in range(3):
@@ -323,7 +321,7 @@ def test_report_draws_and_describes_the_box_as_given():
     pred = Prediction(p_benign=0.4, p_malignant=0.6, device="cpu", model_version="t", roi=roi,
                       box=box, box_source="user")
     maps = HeatMaps(peak, base.malignant, "fast", pred)
-    report = render_report(speckle(h, w), maps, ReportOptions(when=WHEN))
+    report = render_report(speckle(h, w), maps, OPTIONS)
     benign, malignant = evidence_sentences(maps)
     assert benign == describe_evidence(peak, box) != describe_evidence(peak, roi)
     assert "lower left of the lesion box" in benign  # of the roi: the middle left
@@ -341,7 +339,7 @@ def test_report_draws_and_describes_the_box_as_given():
 def test_lesion_box_touching_the_edges_does_not_fail():
     h, w = 100, 120
     roi = Box(0, 0, w, h)
-    report = render_report(speckle(h, w), make_heatmaps(h, w, roi=roi), ReportOptions(when=WHEN))
+    report = render_report(speckle(h, w), make_heatmaps(h, w, roi=roi), OPTIONS)
     assert report.layout.crop(report.image, 0).shape == (h, w, 3)
 
 
@@ -355,19 +353,20 @@ def test_box_sized_heatmaps_are_placed_at_the_box():
         method=hm.method,
         prediction=hm.prediction,
     )
-    report = render_report(speckle(h, w), small, ReportOptions(when=WHEN))
+    report = render_report(speckle(h, w), small, OPTIONS)
     assert report.layout.panels[1].w == w
 
 
 def test_mismatched_heatmap_is_a_clear_error():
     hm = make_heatmaps(100, 120)
     with pytest.raises(ValueError, match="heat map is 120x100 but the image is 121x100"):
-        render_report(speckle(100, 121), hm, ReportOptions(when=WHEN))
+        render_report(speckle(100, 121), hm, OPTIONS)
 
 
 def test_non_ascii_patient_name_renders():
-    report = render_report(speckle(80, 100), make_heatmaps(80, 100), ReportOptions(when=WHEN,
-        patient=PatientInfo(name="MÜLLER^Zoë", patient_id="王-1")))
+    patient = PatientInfo(name="MÜLLER^Zoë", patient_id="王-1")
+    report = render_report(speckle(80, 100), make_heatmaps(80, 100),
+                           ReportOptions(when=WHEN, patient=patient))
     assert "MÜLLER, Zoë" in report.text
 
 
@@ -377,8 +376,8 @@ def test_non_ascii_patient_name_renders():
 @pytest.mark.parametrize(("h", "w"), [(150, 200), (900, 1200)])
 def test_png_reads_back_with_panels_at_image_size(tmp_path, h, w):
     pixels = speckle(h, w)
-    report = render_report(pixels, make_heatmaps(h, w), ReportOptions(when=WHEN,
-        source_name="x.png"))
+    report = render_report(pixels, make_heatmaps(h, w),
+                           ReportOptions(when=WHEN, source_name="x.png"))
     out = export_png(tmp_path / "report.png", report)
     assert out == tmp_path / "report.png"
     with Image.open(out) as im:
@@ -397,8 +396,8 @@ def test_png_reads_back_with_panels_at_image_size(tmp_path, h, w):
 
 
 def test_png_text_chunks_never_carry_patient(tmp_path):
-    report = render_report(speckle(60, 80), make_heatmaps(60, 80), ReportOptions(when=WHEN,
-        patient=PATIENT))
+    report = render_report(speckle(60, 80), make_heatmaps(60, 80),
+                           ReportOptions(when=WHEN, patient=PATIENT))
     out = export_png(tmp_path / "r.png", report)
     raw = out.read_bytes()
     assert b"DOE" not in raw and b"PID-0042" not in raw
@@ -407,7 +406,7 @@ def test_png_text_chunks_never_carry_patient(tmp_path):
 
 
 def test_png_from_bare_array(tmp_path):
-    img = render_report(speckle(60, 80), make_heatmaps(60, 80), ReportOptions(when=WHEN)).image
+    img = render_report(speckle(60, 80), make_heatmaps(60, 80), OPTIONS).image
     out = export_png(tmp_path / "bare.png", img)
     with Image.open(out) as im:
         assert np.array_equal(np.asarray(im), img)
@@ -417,7 +416,7 @@ def test_png_from_bare_array(tmp_path):
 
 
 def test_pdf_is_one_page_with_real_text(tmp_path):
-    report = render_report(speckle(150, 200), make_heatmaps(150, 200), ReportOptions(when=WHEN))
+    report = render_report(speckle(150, 200), make_heatmaps(150, 200), OPTIONS)
     out = export_pdf(tmp_path / "report.pdf", report)
     data = out.read_bytes()
     assert data.startswith(b"%PDF-")
@@ -433,8 +432,7 @@ def test_pdf_is_one_page_with_real_text(tmp_path):
 
 
 def test_pdf_large_image_and_untrained(tmp_path):
-    report = render_report(speckle(900, 1200), make_heatmaps(900, 1200, untrained=True),
-        ReportOptions(when=WHEN))
+    report = render_report(speckle(900, 1200), make_heatmaps(900, 1200, untrained=True), OPTIONS)
     data = export_pdf(tmp_path / "big.pdf", report).read_bytes()
     assert data.startswith(b"%PDF-")
     assert len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)) == 1
@@ -442,11 +440,11 @@ def test_pdf_large_image_and_untrained(tmp_path):
 
 
 def test_pdf_metadata_and_text_without_patient_by_default(tmp_path):
-    report = render_report(speckle(80, 100), make_heatmaps(80, 100), ReportOptions(when=WHEN))
+    report = render_report(speckle(80, 100), make_heatmaps(80, 100), OPTIONS)
     text = pdf_text(export_pdf(tmp_path / "r.pdf", report).read_bytes())
     assert "DOE" not in text and "PID-0042" not in text
     with_patient = render_report(speckle(80, 100), make_heatmaps(80, 100),
-        ReportOptions(when=WHEN, patient=PATIENT))
+                                 ReportOptions(when=WHEN, patient=PATIENT))
     data = export_pdf(tmp_path / "p.pdf", with_patient).read_bytes()
     assert "PID-0042" in pdf_text(data)
     info = re.search(rb"/Author.*?>>", data, re.S)
@@ -454,8 +452,9 @@ def test_pdf_metadata_and_text_without_patient_by_default(tmp_path):
 
 
 def test_pdf_with_non_latin_patient_does_not_fail(tmp_path):
-    report = render_report(speckle(80, 100), make_heatmaps(80, 100), ReportOptions(when=WHEN,
-        patient=PatientInfo(name="王^小明", patient_id="123")))
+    patient = PatientInfo(name="王^小明", patient_id="123")
+    report = render_report(speckle(80, 100), make_heatmaps(80, 100),
+                           ReportOptions(when=WHEN, patient=patient))
     assert export_pdf(tmp_path / "cjk.pdf", report).read_bytes().startswith(b"%PDF")
 
 
@@ -469,8 +468,8 @@ def dicom_record(tmp_path) -> ImageRecord:
 
 @pytest.mark.filterwarnings("error::UserWarning")  # pydicom warns on values too long for their VR
 def test_dicom_sc_defaults(tmp_path, dicom_record):
-    report = render_report(dicom_record.pixels, make_heatmaps(151, 201), ReportOptions(when=WHEN,
-        source_name="source.dcm"))
+    report = render_report(dicom_record.pixels, make_heatmaps(151, 201),
+                           ReportOptions(when=WHEN, source_name="source.dcm"))
     out = export_dicom_sc(tmp_path / "sc.dcm", dicom_record, report)
     ds = pydicom.dcmread(out)
     assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
@@ -509,8 +508,8 @@ def test_dicom_sc_defaults(tmp_path, dicom_record):
 
 @pytest.mark.filterwarnings("error::UserWarning")
 def test_dicom_sc_with_patient_when_asked(tmp_path, dicom_record):
-    report = render_report(dicom_record.pixels, make_heatmaps(151, 201), ReportOptions(when=WHEN,
-        patient=PATIENT))
+    report = render_report(dicom_record.pixels, make_heatmaps(151, 201),
+                           ReportOptions(when=WHEN, patient=PATIENT))
     out = export_dicom_sc(tmp_path / "sc.dcm", dicom_record, report, include_patient=True)
     ds = pydicom.dcmread(out)
     assert str(ds.PatientName) == "DOE^JANE"
@@ -524,8 +523,8 @@ def test_dicom_sc_with_patient_when_asked(tmp_path, dicom_record):
 
 
 def test_dicom_sc_refuses_burned_in_patient_with_identity_removed(tmp_path, dicom_record):
-    report = render_report(dicom_record.pixels, make_heatmaps(151, 201), ReportOptions(when=WHEN,
-        patient=PATIENT))
+    report = render_report(dicom_record.pixels, make_heatmaps(151, 201),
+                           ReportOptions(when=WHEN, patient=PATIENT))
     with pytest.raises(ValueError, match="include_patient"):
         export_dicom_sc(tmp_path / "sc.dcm", dicom_record, report)
     assert not (tmp_path / "sc.dcm").exists()
@@ -533,7 +532,7 @@ def test_dicom_sc_refuses_burned_in_patient_with_identity_removed(tmp_path, dico
 
 def test_dicom_sc_from_png_source_gets_new_study_and_ot(tmp_path):
     record = ImageRecord(path=tmp_path / "img.png", pixels=speckle(90, 110), source_format="PNG")
-    img = render_report(record.pixels, make_heatmaps(90, 110), ReportOptions(when=WHEN)).image
+    img = render_report(record.pixels, make_heatmaps(90, 110), OPTIONS).image
     ds1 = pydicom.dcmread(export_dicom_sc(tmp_path / "a.dcm", record, img))
     ds2 = pydicom.dcmread(export_dicom_sc(tmp_path / "b.dcm", record, img))
     assert ds1.Modality == "OT"
@@ -548,7 +547,7 @@ def test_dicom_sc_from_png_source_gets_new_study_and_ot(tmp_path):
 
 @pytest.fixture
 def small_report():
-    return render_report(speckle(60, 80), make_heatmaps(60, 80), ReportOptions(when=WHEN))
+    return render_report(speckle(60, 80), make_heatmaps(60, 80), OPTIONS)
 
 
 @pytest.mark.parametrize("kind", ["png", "pdf", "dcm"])
@@ -609,7 +608,7 @@ def test_failure_midway_leaves_no_target_and_no_temp(tmp_path, small_report, mon
 
 
 def test_dicom_failure_midway_leaves_nothing(tmp_path, dicom_record, monkeypatch):
-    report = render_report(dicom_record.pixels, make_heatmaps(151, 201), ReportOptions(when=WHEN))
+    report = render_report(dicom_record.pixels, make_heatmaps(151, 201), OPTIONS)
 
     def half_then_fail(self, fp, *args, **kwargs):
         fp.write(b"\x00" * 128 + b"DICM")
@@ -690,7 +689,7 @@ def test_written_file_has_normal_permissions(tmp_path, small_report):
 
 def test_pdf_orientation_follows_the_figure(tmp_path):
     def media_box(h: int, w: int) -> list[float]:
-        report = render_report(speckle(h, w), make_heatmaps(h, w), ReportOptions(when=WHEN))
+        report = render_report(speckle(h, w), make_heatmaps(h, w), OPTIONS)
         data = export_pdf(tmp_path / f"{h}x{w}.pdf", report).read_bytes()
         m = re.search(rb"/MediaBox\s*\[\s*([\d.\s]+)\]", data)
         assert m is not None
@@ -725,7 +724,7 @@ def test_real_cine_dicom_round_trip(tmp_path):
     hm = HeatMaps(base.benign, base.malignant, "fast Grad-CAM", pred)
 
     report = export.render_report(record.frame(hm.prediction.frame), hm,
-        export.ReportOptions.of_record(record, when=WHEN))
+                                  export.ReportOptions.of_record(record, when=WHEN))
     assert report.source_name == "examples_ybr_color.dcm"
     assert not report.patient_included and str(record.patient.patient_id) not in report.text
     assert "frame 5" in report.text
@@ -745,8 +744,8 @@ def test_real_cine_dicom_round_trip(tmp_path):
     assert int(ref.ReferencedFrameNumber) == 5
     assert np.array_equal(ds.pixel_array, report.image)
 
-    with_patient = export.render_report(record.frame(hm.prediction.frame), hm,
-        export.ReportOptions.of_record(record, when=WHEN, include_patient=True))
+    options = export.ReportOptions.of_record(record, when=WHEN, include_patient=True)
+    with_patient = export.render_report(record.frame(hm.prediction.frame), hm, options)
     assert record.patient.patient_id in with_patient.text
     ds = pydicom.dcmread(
         export_dicom_sc(tmp_path / "sc_p.dcm", record, with_patient, include_patient=True)
@@ -775,9 +774,9 @@ def test_export_table_entries_are_complete_and_distinct():
 def test_every_format_is_written_through_the_table(tmp_path, dicom_record):
     from rcdnet_desktop.core.export.formats import EXPORT_FORMATS, export_file_name, write_report
 
-    report = export.render_report(dicom_record.frame(make_heatmaps(151, 201).prediction.frame),
-        make_heatmaps(151, 201), export.ReportOptions.of_record(dicom_record, when=WHEN,
-        include_patient=True))
+    maps = make_heatmaps(151, 201)
+    options = export.ReportOptions.of_record(dicom_record, when=WHEN, include_patient=True)
+    report = export.render_report(dicom_record.frame(maps.prediction.frame), maps, options)
     png_record = ImageRecord(path=tmp_path / "plain.png", pixels=speckle(151, 201))
     for f in EXPORT_FORMATS:
         target = tmp_path / export_file_name(dicom_record, 0, f.key)
@@ -817,8 +816,8 @@ def test_report_has_a_colour_bar_under_the_evidence_panels():
     from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION
     from rcdnet_desktop.core.overlay import colorize
 
-    report = render_report(speckle(150, 200), make_heatmaps(150, 200), ReportOptions(when=WHEN,
-        colormap="jet"))
+    report = render_report(speckle(150, 200), make_heatmaps(150, 200),
+                           ReportOptions(when=WHEN, colormap="jet"))
     layout = report.layout
     band = layout.scale_band
     assert band is not None
@@ -833,7 +832,7 @@ def test_report_has_a_colour_bar_under_the_evidence_panels():
 
 
 def test_pdf_figure_holds_the_colour_bar(tmp_path):
-    report = render_report(speckle(150, 200), make_heatmaps(150, 200), ReportOptions(when=WHEN))
+    report = render_report(speckle(150, 200), make_heatmaps(150, 200), OPTIONS)
     data = export_pdf(tmp_path / "bar.pdf", report).read_bytes()
     figure = report.image[: report.layout.text_band.y]
     h, w = figure.shape[:2]
@@ -855,7 +854,7 @@ def test_report_names_the_method_in_plain_words():
 
     base = make_heatmaps(80, 100)
     report = render_report(speckle(80, 100), HeatMaps(base.benign, base.malignant, FAST,
-                                                      base.prediction), ReportOptions(when=WHEN))
+                                                      base.prediction), OPTIONS)
     line = next(x.text for x in report.lines if x.text.startswith("Heat maps:"))
     assert line.startswith("Heat maps: Grad-CAM, contrastive (closed form);")
     assert "fast" not in line.lower()
@@ -875,15 +874,14 @@ def test_report_says_what_the_cut_off_means_when_the_card_measured_it():
     text = render_report(speckle(80, 100), hm, ReportOptions(when=WHEN, operating_point=op)).text
     assert "Below the suspicious cut-off (0.16)" in text
     assert "90% of cancers in internal validation and 76% at another hospital" in text
-    bare = render_report(speckle(80, 100), hm,
-        ReportOptions(when=WHEN)).text  # a card that measured nothing
+    bare = render_report(speckle(80, 100), hm, OPTIONS).text  # a card that measured nothing
     assert "Below the suspicious cut-off (0.16)." in bare and "cancers" not in bare
 
 
 @pytest.mark.parametrize("p", [0.21, 0.35])
 def test_a_result_above_the_cut_off_is_suspicious_in_every_export_and_never_benign(p, tmp_path):
     hm = make_heatmaps(80, 100, p_malignant=p, threshold=0.158, roi=Box(20, 20, 40, 30))
-    report = render_report(speckle(80, 100), hm, ReportOptions(when=WHEN))
+    report = render_report(speckle(80, 100), hm, OPTIONS)
     assert "benign" not in " ".join(line.text for line in report.lines
                                     if not line.text.startswith("Evidence for benign")).lower()
     headline = next(line for line in report.lines if line.text.startswith("Result:"))
@@ -897,7 +895,7 @@ def test_the_report_says_when_the_result_depends_on_the_box_and_what_was_classif
 
     hm = make_heatmaps(80, 100, p_malignant=0.2, threshold=0.158, roi=Box(20, 20, 40, 30))
     pred = replace(hm.prediction, box_p_range=(0.12, 0.31), lesion_region=Box(25, 24, 30, 22))
-    report = render_report(speckle(80, 100), replace(hm, prediction=pred), ReportOptions(when=WHEN))
+    report = render_report(speckle(80, 100), replace(hm, prediction=pred), OPTIONS)
     assert ("Depends on the box: drawn slightly differently, P ranges from 0.12 to 0.31, on "
             "both sides of the cut-off.") in report.text
     assert "classified as the lesion the localiser outlines in it (x 25, y 24, 30 x 22 px)" \
@@ -905,8 +903,8 @@ def test_the_report_says_when_the_result_depends_on_the_box_and_what_was_classif
 
 
 def test_report_text_leads_with_the_warnings_then_the_band_as_the_screen_does():
-    report = render_report(speckle(80, 100), make_heatmaps(80, 100,
-        warnings=("colour overlay detected",)), ReportOptions(when=WHEN))
+    maps = make_heatmaps(80, 100, warnings=("colour overlay detected",))
+    report = render_report(speckle(80, 100), maps, OPTIONS)
     texts = [line.text for line in report.lines]
     first = {key: next(i for i, t in enumerate(texts) if t.startswith(key))
              for key in ("Warning:", "Result:", "Likelihood band:", "Probability of malignancy",

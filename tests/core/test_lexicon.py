@@ -162,7 +162,7 @@ def test_reports_state_the_descriptors():
                       descriptors=(Descriptor("shape", "irregular", 0.8),))
     z = np.zeros((400, 500), np.float32)
     text = [ln.text for ln in report_lines(HeatMaps(z, z, "fast", pred),
-        ReportOptions(when=datetime.now(UTC)))]
+                                           ReportOptions(when=datetime.now(UTC)))]
     assert any(t.startswith("What the model sees (lexicon): shape: irregular (80%)")
                and "not a BI-RADS assessment" in t for t in text)
 

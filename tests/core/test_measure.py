@@ -107,8 +107,8 @@ def test_the_report_draws_and_lists_the_measurements():
     whole = UltrasoundRegion(Box(0, 0, 300, 200), 0.1, 0.1)
     measured = measure_all(Calibration((whole,)), [Measurement(20, 100, 220, 100)])
     when = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
-    report = render_report(pixels, _maps(pixels.shape), ReportOptions(when=when,
-        measurements=measured))
+    report = render_report(pixels, _maps(pixels.shape),
+                           ReportOptions(when=when, measurements=measured))
     assert "Measurements: 1: 20.0 mm" in report.text
     for i in range(3):
         panel = report.layout.crop(report.image, i)

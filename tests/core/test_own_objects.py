@@ -329,8 +329,9 @@ def test_the_export_table_writes_the_reports_calipers_into_the_sr(study, tmp_pat
     zeros = np.zeros(record.pixels.shape[:2], np.float32)
     maps = HeatMaps(zeros, zeros, "fast", _pred())
     calipers = measure_all(Calibration.of(record), [Measurement(300, 200, 400, 200)])
-    report = render_report(record.frame(maps.prediction.frame), maps,
-        ReportOptions.of_record(record, when=datetime(2026, 1, 2, 3, 4, 5), measurements=calipers))
+    options = ReportOptions.of_record(record, when=datetime(2026, 1, 2, 3, 4, 5),
+                                      measurements=calipers)
+    report = render_report(record.frame(maps.prediction.frame), maps, options)
     assert report.measurements == calipers
     ds = pydicom.dcmread(write_report("sr", tmp_path / "sr.dcm", record, report))
     lengths = [i for i in _items(ds) if i.ValueType == "NUM"

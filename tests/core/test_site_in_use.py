@@ -85,12 +85,12 @@ def test_report_lines_and_sr_comments_say_the_profile():
     op = OperatingPoint(threshold=0.158).with_profile(_profile())
     pred = replace(_pred(0.3), roi=Box(1, 1, 5, 5), box=Box(1, 1, 5, 5), box_source="user")
     maps = HeatMaps(np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32), "fast", pred)
-    texts = [ln.text for ln in report_lines(maps, ReportOptions(when=datetime(2026, 12, 7),
-        operating_point=op))]
+    texts = [ln.text for ln in report_lines(
+        maps, ReportOptions(when=datetime(2026, 12, 7), operating_point=op))]
     assert result.site_sentence(_profile()) in texts
     assert not any("Site profile" in t
-                   for t in (ln.text for ln in report_lines(maps,
-                       ReportOptions(when=datetime(2026, 12, 7)))))
+                   for t in (ln.text for ln in report_lines(
+                       maps, ReportOptions(when=datetime(2026, 12, 7)))))
     comments = _comments(pred, "user", op)
     assert result.site_sentence(_profile()) in comments
     assert any("on the 212 cases of Hospital X" in c for c in comments)

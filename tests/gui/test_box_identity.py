@@ -100,6 +100,6 @@ def test_the_export_describes_the_evidence_as_the_screen_does(make_window, tmp_p
     w.open_paths([write_png(tmp_path / "lesion.png", 200, size=SIZE)])
     wait_maps(qtbot, w)
     lines = [line.text for line in report_lines(w.export_job().heatmaps,
-        ReportOptions(when=datetime.now()))]
+                                                ReportOptions(when=datetime.now()))]
     for title, label in zip(("benign", "malignant"), w.heatmaps.descriptions, strict=True):
         assert f"Evidence for {title}: {label.text()}" in lines
