@@ -325,6 +325,20 @@ def test_zoom_and_window_level(make_window, tmp_path, qtbot):
     assert maps_on_screen(w.heatmaps)
 
 
+def test_display_choices_are_saved_as_they_are_made(make_window, tmp_path, qtbot, gui_settings):
+    """Opacity, colour map and heat-map method reach the settings when the user picks them,
+    with the window still open."""
+    w = make_window()
+    w.open_paths([write_png(tmp_path / "d.png", 100)])
+    wait_maps(qtbot, w)
+    w.heatmaps.opacity.setValue(35)  # the slider, as dragged
+    assert gui_settings.opacity == pytest.approx(0.35)
+    w.heatmaps.colormap.setCurrentText("viridis")
+    assert gui_settings.colormap == "viridis"
+    w.heatmaps.method.setCurrentText("Grad-CAM")
+    assert gui_settings.cam_method == "gradcam"
+
+
 def test_settings_are_kept(make_window, tmp_path, qtbot, gui_settings):
     w = make_window()
     w.open_paths([write_png(tmp_path / "s.png", 100)])

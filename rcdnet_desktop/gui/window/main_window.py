@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
         self.cine.frame_changed.connect(c.set_frame)
         self.cine.playing_changed.connect(c.set_playing)
         self.heatmaps.method_changed.connect(self._on_method_changed)
-        self.heatmaps.display_changed.connect(self._on_display_changed)
+        self.heatmaps.display_changed.connect(self._remember_display)
 
     # --- settings ------------------------------------------------------------------------------
 
@@ -254,10 +254,7 @@ class MainWindow(QMainWindow):
 
     def _save_settings(self) -> None:
         self.settings.save_window(self.saveGeometry(), self.saveState())
-        self.settings.opacity = self.heatmaps.alpha()
-        self.settings.colormap = self.heatmaps.colormap_name()
-        if self.heatmaps.current_method():
-            self.settings.cam_method = self.controller.method
+        self._remember_display()
         self.settings.sync()
 
     def rebuild_recent(self) -> None:
@@ -270,11 +267,16 @@ class MainWindow(QMainWindow):
 
     def _on_method_changed(self, label: str) -> None:
         self.controller.set_method(label)
-        self.settings.cam_method = self.controller.method
+        self._remember_display()
 
-    def _on_display_changed(self) -> None:
+    def _remember_display(self) -> None:
+        """Keep the evidence maps' display in the settings: opacity, colour map and, once the
+        panel offers one, the heat-map method (the controller's name for it). The one place
+        these three are written."""
         self.settings.opacity = self.heatmaps.alpha()
         self.settings.colormap = self.heatmaps.colormap_name()
+        if self.heatmaps.current_method():
+            self.settings.cam_method = self.controller.method
 
     def set_theme(self, name: str) -> None:
         """Switch to the dark or the light theme (saved in the settings)."""
