@@ -219,7 +219,6 @@ def build_actions(w: ActionsHost, settings: Settings) -> WindowActions:
     acts["overlay"].setChecked(settings.image_overlay != "none")
     acts["plain"].setChecked(w.heatmaps.plain.isChecked())
     w.heatmaps.plain.toggled.connect(acts["plain"].setChecked)  # the panel's own check box
-    w.view.set_outline_visible(acts["outline"].isChecked())
     device = _choice_actions(w, DEVICE_LABELS, settings.device, w.set_device)
     theme = _choice_actions(w, THEMES, settings.theme, w.set_theme)
     saved = settings.image_overlay

@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         theme.apply_theme(self.settings.theme)
         self._build_widgets()
         self.act = build_actions(self, self.settings)
+        self.view.set_outline_visible(self.act.outline.isChecked())
         self.ui = WindowView(self, self.view, self.cine, self.thumbs, self.prediction,
                              self.heatmaps, self.notice,
                              StatusLabels(self.busy_label, self.image_label, self.model_label,
