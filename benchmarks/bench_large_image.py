@@ -109,8 +109,8 @@ def child(image: str, device: str, fake: bool) -> dict:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from rcdnet_desktop.gui.main_window import MainWindow
     from rcdnet_desktop.gui.settings import Settings
+    from rcdnet_desktop.gui.window.main_window import MainWindow
 
     samples: list[tuple[float, float]] = []
     stop = threading.Event()

@@ -35,7 +35,7 @@ def child(moment: str, device: str) -> int:
     from PySide6.QtWidgets import QApplication
 
     from rcdnet_desktop.gui.app import main as viewer_main
-    from rcdnet_desktop.gui.main_window import MainWindow
+    from rcdnet_desktop.gui.window.main_window import MainWindow
 
     app = QApplication(sys.argv[:1])
 

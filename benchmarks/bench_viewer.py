@@ -38,8 +38,8 @@ def child(t0: float, device: str, images: list[str]) -> dict[str, float]:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from rcdnet_desktop.gui.main_window import MainWindow
     from rcdnet_desktop.gui.settings import Settings
+    from rcdnet_desktop.gui.window.main_window import MainWindow
 
     app = QApplication(sys.argv[:1])
     settings = Settings(QSettings(str(Path(tempfile.mkdtemp()) / "s.ini"),

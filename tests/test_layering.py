@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -106,3 +107,96 @@ def test_no_private_library_modules():
     offenders = [f"{p.relative_to(ROOT)}:{n}" for p, text in _app_sources()
                  for n, line in enumerate(text.splitlines(), start=1) if private.search(line)]
     assert offenders == []
+
+
+def _gui_imports() -> dict[str, set[str]]:
+    """Each module of ``rcdnet_desktop.gui`` and the modules of the viewer it imports, read
+    with ``ast``: at the top, inside functions and under ``TYPE_CHECKING`` alike."""
+    gui = ROOT / "rcdnet_desktop" / "gui"
+    modules: dict[str, Path] = {}
+    for path in gui.rglob("*.py"):
+        parts = ("rcdnet_desktop",) + tuple(path.relative_to(ROOT / "rcdnet_desktop")
+                                           .with_suffix("").parts)
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    source = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    source = node.module or ""
+                # "from package import module" imports the module, not only the package
+                named = {f"{source}.{alias.name}" for alias in node.names} & modules.keys()
+                targets.update(named or {source})
+        graph[name] = {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def _layer(module: str) -> str:
+    """``shared`` for the modules directly in ``rcdnet_desktop.gui`` (``app`` aside), the
+    sub-package's name for the others."""
+    parts = module.split(".")[2:]
+    if not parts or (len(parts) == 1 and parts[0] != "app"):
+        return "shared"
+    return parts[0]
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle of ``graph`` (its modules in order), or [] when there is none."""
+    state: dict[str, int] = {}  # 1: on the path being followed, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return []
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return []
+
+
+def test_gui_graph_is_read():
+    """The reader sees the viewer's imports (else the two tests below would pass on nothing)."""
+    graph = _gui_imports()
+    assert "rcdnet_desktop.gui.window.main_window" in graph["rcdnet_desktop.gui.app"]
+    assert "rcdnet_desktop.gui.theme" in graph["rcdnet_desktop.gui.window.main_window"]
+    # an import inside a function counts
+    assert "rcdnet_desktop.gui.pacs.query_dialog" in graph["rcdnet_desktop.gui.window.main_window"]
+
+
+def test_gui_has_no_import_circle():
+    assert _cycle(_gui_imports()) == []
+
+
+def test_cycle_finder_finds_a_circle():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) == []
+
+
+def test_gui_imports_only_downwards():
+    """Each module imports from its own layer or lower ones, in the order of
+    ``rcdnet_desktop.gui.LAYERS`` (documented in the package's docstring)."""
+    from rcdnet_desktop.gui import LAYERS
+
+    graph = _gui_imports()
+    unplaced = sorted({_layer(m) for m in graph} - set(LAYERS))
+    assert unplaced == [], "sub-packages missing from rcdnet_desktop.gui.LAYERS"
+    upwards = [f"{m} -> {t}" for m, targets in sorted(graph.items()) for t in sorted(targets)
+               if LAYERS.index(_layer(t)) > LAYERS.index(_layer(m))]
+    assert upwards == []

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = Settings()
 
-    from rcdnet_desktop.gui.main_window import MainWindow
+    from rcdnet_desktop.gui.window.main_window import MainWindow
 
     window = MainWindow(settings=settings, device=args.device)
     window.show()

@@ -121,7 +121,7 @@ _VIEWER = textwrap.dedent("""
     from PySide6.QtCore import QCoreApplication, QSettings
     from PySide6.QtWidgets import QApplication
     from rcdnet_desktop.core.resources import sample_path
-    from rcdnet_desktop.gui.main_window import MainWindow
+    from rcdnet_desktop.gui.window.main_window import MainWindow
     from rcdnet_desktop.gui.settings import Settings
 
     app = QApplication([])

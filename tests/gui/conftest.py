@@ -37,7 +37,7 @@ def gui_settings(tmp_path):
 @pytest.fixture
 def make_window(qtbot, gui_settings):
     """``make_window(engine=None, factory=None, **kw)``: a shown MainWindow, shut down after."""
-    from rcdnet_desktop.gui.main_window import MainWindow
+    from rcdnet_desktop.gui.window.main_window import MainWindow
 
     windows = []
 
@@ -63,7 +63,7 @@ def make_window(qtbot, gui_settings):
 def _qt_pools():
     from PySide6.QtCore import QThreadPool
 
-    from rcdnet_desktop.gui.workers import live_pools
+    from rcdnet_desktop.gui.session.workers import live_pools
 
     return [QThreadPool.globalInstance(), *live_pools()]
 

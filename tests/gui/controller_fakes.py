@@ -11,17 +11,17 @@ import numpy as np
 
 from rcdnet_desktop.core.io import read_image
 from rcdnet_desktop.core.types import Box, HeatMaps, Prediction
-from rcdnet_desktop.gui.document import AnalysisKey
-from rcdnet_desktop.gui.engine import Engine, fast_method
-from rcdnet_desktop.gui.messages import (
+from rcdnet_desktop.gui.session.document import AnalysisKey
+from rcdnet_desktop.gui.session.engine import Engine, fast_method
+from rcdnet_desktop.gui.session.messages import (
     AnalysisRequest,
     FileFailed,
     FileLoaded,
     HeatmapsReady,
     PredictionReady,
 )
-from rcdnet_desktop.gui.viewer_controller import ViewerController
-from rcdnet_desktop.gui.viewer_protocols import ActionState, EngineInfo
+from rcdnet_desktop.gui.window.viewer_controller import ViewerController
+from rcdnet_desktop.gui.window.viewer_protocols import ActionState, EngineInfo
 from tests.gui.gui_helpers import FakeEngine
 
 

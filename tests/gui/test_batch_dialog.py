@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from rcdnet_desktop.core.export.batch_csv import CSV_FIELDS, batch_row
 from rcdnet_desktop.core.inference import pad_roi
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.batch_dialog import COLUMNS, format_eta
+from rcdnet_desktop.gui.batch.batch_dialog import COLUMNS, format_eta
 from tests.gui.gui_helpers import ROI_MARGIN, FakeEngine, wait_maps, write_png
 
 
@@ -315,7 +315,7 @@ def test_changed_options_after_cancel_start_from_the_beginning(make_window, tmp_
 def test_columns_fit_the_names_and_an_empty_clip_column_is_hidden(make_window, tmp_path,
                                                                   qtbot):
     """At 1280 x 720, without cine clips: no Clip column; the file names are whole."""
-    from rcdnet_desktop.gui.batch_dialog import COL_CLIP, COL_FILE, COL_STATUS
+    from rcdnet_desktop.gui.batch.batch_dialog import COL_CLIP, COL_FILE, COL_STATUS
 
     folder = tmp_path / "names"
     names = ["breast_ultrasound_left_upper_outer_quadrant.png", "b.png"]

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDialog
 
 from rcdnet_desktop.core.measure import COLOUR
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.export_dialog import ExportDialog, render_export
+from rcdnet_desktop.gui.dialogs.export_dialog import ExportDialog, render_export
 from tests.core.test_export import pdf_text
 from tests.dicom_samples import US_MM_PER_PIXEL, patient_dicom
 from tests.gui.gui_helpers import FakeEngine, wait_maps, write_png

@@ -16,7 +16,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from rcdnet_desktop.core.cine import clip_summary
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.batch_dialog import COLUMNS
+from rcdnet_desktop.gui.batch.batch_dialog import COLUMNS
 from tests.gui.gui_helpers import FLAG_WORDS, FakeEngine, wait_idle, write_png
 
 LEVELS = (40, 60, 200, 90, 120, 70)
@@ -172,7 +172,7 @@ def test_another_device_sweeps_the_clip_again(make_window, tmp_path, qtbot):
 
 def test_summary_words_while_sweeping_and_partly_done_render_the_clip_summary():
     from rcdnet_desktop.core.cine import ClipSummary
-    from rcdnet_desktop.gui.cine_timeline import summary_words
+    from rcdnet_desktop.gui.cine.timeline import summary_words
 
     s = ClipSummary(frames=4, max_p=0.61, max_frame=2, median_p=0.3, suspicious_frames=1,
                     threshold=0.16, flagged_frames=(1, 3), failed_frames=(5,))
@@ -188,7 +188,7 @@ def test_summary_words_while_sweeping_and_partly_done_render_the_clip_summary():
 
 
 def test_the_plot_maps_frames_and_positions_both_ways(qtbot):
-    from rcdnet_desktop.gui.cine_timeline import TimelinePlot
+    from rcdnet_desktop.gui.cine.timeline import TimelinePlot
 
     plot = TimelinePlot()
     qtbot.addWidget(plot)

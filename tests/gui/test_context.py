@@ -10,8 +10,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 
 from rcdnet_desktop.core.context import FILES_WITHOUT_PATIENT, NO_PATIENT_DATA
-from rcdnet_desktop.gui.tag_panel import DicomTagsDialog
-from rcdnet_desktop.gui.thumbnails import DOC_ROLE
+from rcdnet_desktop.gui.panels.tag_panel import DicomTagsDialog
+from rcdnet_desktop.gui.panels.thumbnails import DOC_ROLE
 from tests.dicom_samples import make_disc, patient_dicom
 from tests.gui.gui_helpers import FakeEngine, wait_idle, wait_maps, write_png
 

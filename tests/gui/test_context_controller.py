@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rcdnet_desktop.core.context import FILES_WITHOUT_PATIENT, NO_PATIENT_DATA
 from rcdnet_desktop.core.measure import Measurement
-from rcdnet_desktop.gui.grouping import LOADING
+from rcdnet_desktop.gui.session.grouping import LOADING
 from tests.dicom_samples import TEST_FILES, patient_dicom
 from tests.gui.controller_fakes import Harness
 from tests.gui.gui_helpers import write_png

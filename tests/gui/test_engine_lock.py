@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from rcdnet_desktop.gui.engine import (
+from rcdnet_desktop.gui.session.engine import (
     UNLOCKED_METHODS,
     Engine,
     FairLock,

@@ -9,7 +9,7 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.export_dialog import (
+from rcdnet_desktop.gui.dialogs.export_dialog import (
     DICOM_IDENTITY_CHOICE,
     ExportDialog,
     render_export,

@@ -11,7 +11,7 @@ from rcdnet_desktop.core.inference import NO_LESION_WARNING, pad_roi
 from rcdnet_desktop.core.result import no_lesion_found
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import wording
-from rcdnet_desktop.gui.image_view import BoxTag
+from rcdnet_desktop.gui.image.marks import BoxTag
 from tests.gui.gui_helpers import NOTHING, ROI_MARGIN, FakeEngine, wait_maps, write_png
 
 # write_png(..., 200, size=(200, 240)): grey ~200 around a darker (100) centre square at

@@ -20,7 +20,7 @@ from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.result import probability_text
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import theme
-from rcdnet_desktop.gui.batch_dialog import COL_STATUS
+from rcdnet_desktop.gui.batch.batch_dialog import COL_STATUS
 from rcdnet_desktop.gui.settings import Settings
 from tests.gui.gui_helpers import FakeEngine, maps_on_screen, wait_idle, wait_maps, write_png
 
@@ -238,7 +238,7 @@ def test_the_main_image_takes_the_most_room_at_1280_by_720(make_window, qtbot, t
 
 
 def test_a_large_image_is_shown_from_a_downscaled_copy(make_window, tmp_path, qtbot):
-    from rcdnet_desktop.gui.image_view import DISPLAY_MAX_SIDE
+    from rcdnet_desktop.gui.image.image_view import DISPLAY_MAX_SIDE
 
     w = make_window(CardEngine())
     side = DISPLAY_MAX_SIDE + 904
@@ -252,7 +252,7 @@ def test_a_large_image_is_shown_from_a_downscaled_copy(make_window, tmp_path, qt
 
 def test_closing_does_not_wait_for_a_running_model_call(make_window, tmp_path, qtbot):
     """A slow model call still running does not hold the window open (nor the quit)."""
-    from rcdnet_desktop.gui.main_window import CLOSE_WAIT_MS
+    from rcdnet_desktop.gui.window.main_window import CLOSE_WAIT_MS
 
     engine = CardEngine(delay=2.0)
     w = make_window(engine)
@@ -277,7 +277,7 @@ def test_exports_carry_the_cut_off_line_the_scale_and_the_method_in_words(make_w
                                                                          qtbot):
     from PIL import Image
 
-    from rcdnet_desktop.gui.export_dialog import render_export
+    from rcdnet_desktop.gui.dialogs.export_dialog import render_export
 
     w = make_window(CardEngine())
     open_one(qtbot, w, write_png(tmp_path / "a.png", 12))

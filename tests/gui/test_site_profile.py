@@ -61,7 +61,7 @@ def test_choosing_a_profile_in_the_model_menu(real_window, qtbot, profile, monke
     assert "of cancers on the 212 cases of Hospital X" in w.prediction.cutoff.text()
 
     # The model card dialog says it too.
-    from rcdnet_desktop.gui import dialogs
+    from rcdnet_desktop.gui.dialogs import help_dialogs as dialogs
 
     shown = []
     monkeypatch.setattr(dialogs.ModelCardDialog, "exec", lambda self: shown.append(self) or 0)

@@ -303,9 +303,9 @@ def test_batch_review_opens_from_the_menu_the_toolbar_and_ctrl_b(session, study,
 def test_the_window_view_implements_the_whole_view_protocol():
     import inspect
 
-    from rcdnet_desktop.gui.engine import protocol_members
-    from rcdnet_desktop.gui.viewer_protocols import ViewerView
-    from rcdnet_desktop.gui.window_view import WindowView
+    from rcdnet_desktop.gui.session.engine import protocol_members
+    from rcdnet_desktop.gui.window.view import WindowView
+    from rcdnet_desktop.gui.window.viewer_protocols import ViewerView
 
     methods, _ = protocol_members(ViewerView)
     assert len(methods) >= 20

@@ -215,8 +215,8 @@ def test_window_shows_before_model_loads(make_window, tmp_path, qtbot):
 
 
 def test_gui_modules_do_not_import_torch():
-    code = ("import sys; import rcdnet_desktop.gui.app, rcdnet_desktop.gui.main_window, "
-            "rcdnet_desktop.gui.batch_dialog, rcdnet_desktop.gui.export_dialog; "
+    code = ("import sys; import rcdnet_desktop.gui.app, rcdnet_desktop.gui.window.main_window, "
+            "rcdnet_desktop.gui.batch.batch_dialog, rcdnet_desktop.gui.dialogs.export_dialog; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
@@ -325,6 +325,20 @@ def test_zoom_and_window_level(make_window, tmp_path, qtbot):
     assert maps_on_screen(w.heatmaps)
 
 
+def test_display_choices_are_saved_as_they_are_made(make_window, tmp_path, qtbot, gui_settings):
+    """Opacity, colour map and heat-map method reach the settings when the user picks them,
+    with the window still open."""
+    w = make_window()
+    w.open_paths([write_png(tmp_path / "d.png", 100)])
+    wait_maps(qtbot, w)
+    w.heatmaps.opacity.setValue(35)  # the slider, as dragged
+    assert gui_settings.opacity == pytest.approx(0.35)
+    w.heatmaps.colormap.setCurrentText("viridis")
+    assert gui_settings.colormap == "viridis"
+    w.heatmaps.method.setCurrentText("Grad-CAM")
+    assert gui_settings.cam_method == "gradcam"
+
+
 def test_settings_are_kept(make_window, tmp_path, qtbot, gui_settings):
     w = make_window()
     w.open_paths([write_png(tmp_path / "s.png", 100)])
@@ -354,7 +368,11 @@ def test_folder_open_and_thumbnail_predictions(make_window, image_folder, qtbot)
 
 
 def test_dialogs(make_window, tmp_path, qtbot):
-    from rcdnet_desktop.gui.dialogs import ModelCardDialog, ShortcutsDialog, shortcuts_html
+    from rcdnet_desktop.gui.dialogs.help_dialogs import (
+        ModelCardDialog,
+        ShortcutsDialog,
+        shortcuts_html,
+    )
 
     w = make_window()
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=5000)
@@ -392,7 +410,7 @@ def test_drag_and_drop_opens_files(make_window, tmp_path, qtbot):
 
 
 def test_model_card_shows_operating_point_and_localiser():
-    from rcdnet_desktop.gui.dialogs import model_card_html
+    from rcdnet_desktop.gui.dialogs.help_dialogs import model_card_html
 
     html = model_card_html({"version": "2.0.0", "untrained": False,
                             "operating_point": {"default_mode": "auto",

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rcdnet_desktop.core.types import Box
-from rcdnet_desktop.gui.viewer_protocols import ViewerView
+from rcdnet_desktop.gui.window.viewer_protocols import ViewerView
 from tests.gui.controller_fakes import FakeView, Harness
 from tests.gui.gui_helpers import FakeEngine, write_corrupt, write_png
 
@@ -28,14 +28,14 @@ def _opened(paths, engine=None) -> Harness:
 
 
 def test_the_controller_imports_no_qt():
-    code = ("import sys, rcdnet_desktop.gui.viewer_controller, tests.gui.controller_fakes; "
+    code = ("import sys, rcdnet_desktop.gui.window.viewer_controller, tests.gui.controller_fakes; "
             "sys.exit(1 if any(m.startswith(('PySide6', 'shiboken6')) for m in sys.modules) "
             "else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
 def test_fake_view_is_a_whole_viewer_view():
-    from rcdnet_desktop.gui.engine import protocol_members
+    from rcdnet_desktop.gui.session.engine import protocol_members
 
     methods, _ = protocol_members(ViewerView)
     assert methods and all(callable(getattr(FakeView, m, None)) for m in methods)
@@ -157,7 +157,7 @@ def test_saved_method_is_used_once_the_engine_lists_it(two_images):
 
 
 def test_failure_is_said_only_for_what_is_on_display(two_images):
-    from rcdnet_desktop.gui.messages import AnalysisFailed
+    from rcdnet_desktop.gui.session.messages import AnalysisFailed
 
     h = _opened(two_images)
     for_a = h.analysis.requests[-1]

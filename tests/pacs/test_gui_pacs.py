@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
 from rcdnet_desktop.core.pacs import PacsNode  # noqa: E402
-from rcdnet_desktop.gui.pacs_settings import pacs_nodes, save_pacs_nodes  # noqa: E402
+from rcdnet_desktop.gui.pacs.nodes import pacs_nodes, save_pacs_nodes  # noqa: E402
 from tests.gui.gui_helpers import wait_maps  # noqa: E402
 from tests.pacs.conftest import US1_STUDY, pydicom_data_file  # noqa: E402
 from tests.pacs.orthanc_server import free_port  # noqa: E402
@@ -146,7 +146,7 @@ def test_nodes_dialog_adds_tests_and_saves_a_node(qtbot, make_window, gui_settin
 
 
 def test_export_dialog_makes_the_identity_choice_explicit(qtbot, make_window, tmp_path):
-    from rcdnet_desktop.gui.export_dialog import ExportDialog
+    from rcdnet_desktop.gui.dialogs.export_dialog import ExportDialog
 
     src = shutil.copy(pydicom_data_file("gdcm-US-ALOKA-16.dcm"), tmp_path / "aloka.dcm")
     w = make_window()

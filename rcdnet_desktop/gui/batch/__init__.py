@@ -1,0 +1,2 @@
+"""Batch review of a folder.
+"""

@@ -1,0 +1,3 @@
+"""PACS: the nodes kept, query/retrieve, sending a result, and the jobs that do the networking off
+the GUI thread.
+"""
