@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from rcdnet_desktop.core.box_views import BoxView, apply, view_boxes
+from rcdnet_desktop.core.metrics import binary_metrics, bootstrap_ci
 
 from .data import load_samples, mask_box, read_mask
-from .metrics import binary_metrics, bootstrap_ci
 
 log = logging.getLogger("training")
 

@@ -31,6 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.metrics import (
+    METRICS,
+    binary_metrics,
+    bootstrap_ci,
+    confusion,
+    ece,
+    fit_temperature,
+    nll,
+    softmax,
+)
 from rcdnet_desktop.core.preprocess import (
     DEFAULT_ROI_MARGIN,
     PreprocessConfig,
@@ -41,16 +51,6 @@ from rcdnet_desktop.core.preprocess import (
 
 from .augment import eval_view
 from .cache import CachedImage
-from .metrics import (
-    METRICS,
-    binary_metrics,
-    bootstrap_ci,
-    confusion,
-    ece,
-    fit_temperature,
-    nll,
-    softmax,
-)
 
 log = logging.getLogger(__name__)
 

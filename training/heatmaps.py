@@ -51,10 +51,10 @@ from rcdnet_desktop.core.explain import (
     pooling_gradient_scale,
     split_evidence,
 )
+from rcdnet_desktop.core.metrics import bootstrap_ci
 
 from .cache import CachedImage
 from .evaluate import N_BOOT, centred_gaussian, measure_map
-from .metrics import bootstrap_ci
 
 log = logging.getLogger(__name__)
 

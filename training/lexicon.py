@@ -31,9 +31,9 @@ import numpy as np
 
 from rcdnet_desktop.core.guard import transform
 from rcdnet_desktop.core.lexicon import DESCRIPTORS, LEXICON_VIEW
+from rcdnet_desktop.core.metrics import auc_score, bootstrap_ci
 
 from .lexicon_data import MISSING
-from .metrics import auc_score, bootstrap_ci
 
 LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 FOLDS = 5

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.metrics import auc_score, bootstrap_ci
+
 from .evaluate import MODES
-from .metrics import auc_score, bootstrap_ci
 
 
 def load_predictions(report_dir: Path, mode: str) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import METRICS, reliability, softmax
+from rcdnet_desktop.core.metrics import METRICS, reliability, softmax
 
 MODE_LABEL = {"whole": "whole image", "roi": "lesion ROI (mask box + margin)",
               "auto": "automatic box (localiser box + margin)",

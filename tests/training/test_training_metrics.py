@@ -9,7 +9,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from training.metrics import binary_metrics, bootstrap_ci, ece, fit_temperature, nll
+from rcdnet_desktop.core.metrics import binary_metrics, bootstrap_ci, ece, fit_temperature, nll
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
