@@ -36,8 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rcdnet_desktop.core.bands import DEFAULT_SUSPICIOUS_THRESHOLD
-from rcdnet_desktop.core.types import Box, Prediction
+from rcdnet_desktop.core.types import Box
 
 SECTION = "box_views"
 """The model card's key for the set of views."""
@@ -162,17 +161,4 @@ def validate_section(section: Any, bad: Callable[[str], Exception]) -> None:
 def view_boxes(box: Box, views: Sequence[BoxView], image_hw: tuple[int, int]) -> list[Box]:
     """:func:`apply` of every view to one box (the as-given view gives the box itself)."""
     return [apply(box, v, image_hw) for v in views]
-
-
-def cut_off(prediction: Prediction) -> float:
-    """The cut-off the prediction's decision was made at (the default when it has none)."""
-    t = prediction.threshold
-    return DEFAULT_SUSPICIOUS_THRESHOLD if t is None else float(t)
-
-
-def depends_on_box(prediction: Prediction) -> bool:
-    """True when the views of the prediction's box fall on both sides of its cut-off:
-    ``low < cut-off <= high`` of its ``box_p_range`` (what ``Prediction.box_dependent`` says)."""
-    r = prediction.box_p_range
-    return r is not None and r[0] < cut_off(prediction) <= r[1]
 

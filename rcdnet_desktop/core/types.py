@@ -299,10 +299,11 @@ class Prediction:
     def box_dependent(self) -> bool:
         """True when the views of the lesion box fall on both sides of the cut-off
         (``low < threshold <= high`` of :attr:`box_p_range`): the decision depends on how the
-        box was drawn (see :func:`~rcdnet_desktop.core.result.box_dependence_sentence`)."""
-        from rcdnet_desktop.core.box_views import depends_on_box
-
-        return depends_on_box(self)
+        box was drawn (see :func:`~rcdnet_desktop.core.result.box_dependence_sentence`). A
+        prediction given its decision but not its cut-off is read at the default cut-off."""
+        r = self.box_p_range
+        cut = DEFAULT_SUSPICIOUS_THRESHOLD if self.threshold is None else float(self.threshold)
+        return r is not None and r[0] < cut <= r[1]
 
     @property
     def label_index(self) -> int:
