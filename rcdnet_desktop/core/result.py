@@ -111,19 +111,13 @@ def no_lesion_found(p: Prediction) -> bool:
     return whole_image(p) and any(w.startswith(NO_LESION_PREFIX) for w in p.warnings)
 
 
-def box_dependent(p: Prediction) -> bool:
-    """Boxes drawn slightly differently put the result on both sides of the cut-off
-    (``Prediction.box_dependent``, from the views of :mod:`rcdnet_desktop.core.box_views`)."""
-    return bool(p.box_dependent)
-
-
 def tone(p: Prediction) -> str:
     """One of :data:`TONES` (see the module's rules)."""
     if p.outside_intended_use:
         return "outside"
     if p.suspicious:
         return "alert"
-    if whole_image(p) or box_dependent(p) or p.untrained:
+    if whole_image(p) or p.box_dependent or p.untrained:
         return "neutral"
     band = p.band
     return "reassuring" if band is not None and band.upper <= REASSURING_MAX else "neutral"
@@ -131,9 +125,8 @@ def tone(p: Prediction) -> str:
 
 def threshold_of(p: Prediction, op: OperatingPoint | None) -> float:
     """The cut-off ``p`` was decided at: the prediction's own, else the operating point's."""
-    t = getattr(p, "threshold", None)
-    if t is not None:
-        return float(t)
+    if p.threshold is not None:
+        return float(p.threshold)
     return (op or OperatingPoint.from_card(None)).threshold
 
 
@@ -234,7 +227,7 @@ def site_name(op: OperatingPoint | None) -> str:
 
 def box_dependence_sentence(p: Prediction) -> str:
     """Said when boxes drawn slightly differently fall on both sides of the cut-off."""
-    if not box_dependent(p) or p.box_p_range is None:
+    if not p.box_dependent:
         return ""
     lo, hi = p.box_p_range
     cut = threshold_of(p, None)
@@ -339,7 +332,7 @@ __all__ = [
     "NO_LESION_HEADLINE", "OUTSIDE_INTENDED_USE", "REASSURING_MAX", "SITE_CARD_NOTE",
     "SUSPICIOUS", "SUSPICIOUS_TIP", "TONES",
     "WHOLE_IMAGE_NOTE", "WHOLE_IMAGE_TAG", "ResultWords", "band_and_decision", "band_note",
-    "band_text", "box_dependence_sentence", "box_dependent", "caveats", "cutoff_sentence",
+    "band_text", "box_dependence_sentence", "caveats", "cutoff_sentence",
     "cutoff_text", "decimals_for", "decision_code", "decision_word", "describe", "frame_number",
     "headline", "list_text", "no_lesion_found", "probability_text", "rules_sentences",
     "site_name", "site_sentence", "threshold_of", "tone", "whole_image",

@@ -257,10 +257,8 @@ def _localiser(outcomes: Sequence[Outcome], auto_box: bool) -> dict[str, Any]:
 
 
 def _box_stability(preds: Sequence[Prediction]) -> dict[str, Any]:
-    from rcdnet_desktop.core.result import box_dependent
-
     boxed = [p for p in preds if p.box_source != "none"]
-    k = sum(box_dependent(p) for p in boxed)
+    k = sum(p.box_dependent for p in boxed)
     lo, hi = wilson(k, len(boxed))
     return {"n": len(boxed), "box_dependent": k,
             "rate": _num(k / len(boxed)) if boxed else None, "ci95": [_num(lo), _num(hi)]}
