@@ -106,9 +106,14 @@ def whole_image(p: Prediction) -> bool:
     return p.box_source == "none"
 
 
+def is_no_lesion_warning(warning: str) -> bool:
+    """``warning`` is the engine's "no lesion found" line (the headline says it instead)."""
+    return warning.startswith(NO_LESION_PREFIX)
+
+
 def no_lesion_found(p: Prediction) -> bool:
     """The localiser looked and found no lesion with confidence (the whole image was used)."""
-    return whole_image(p) and any(w.startswith(NO_LESION_PREFIX) for w in p.warnings)
+    return whole_image(p) and any(is_no_lesion_warning(w) for w in p.warnings)
 
 
 def tone(p: Prediction) -> str:
@@ -334,6 +339,6 @@ __all__ = [
     "WHOLE_IMAGE_NOTE", "WHOLE_IMAGE_TAG", "ResultWords", "band_and_decision", "band_note",
     "band_text", "box_dependence_sentence", "caveats", "cutoff_sentence",
     "cutoff_text", "decimals_for", "decision_code", "decision_word", "describe", "frame_number",
-    "headline", "list_text", "no_lesion_found", "probability_text", "rules_sentences",
-    "site_name", "site_sentence", "threshold_of", "tone", "whole_image",
+    "headline", "is_no_lesion_warning", "list_text", "no_lesion_found", "probability_text",
+    "rules_sentences", "site_name", "site_sentence", "threshold_of", "tone", "whole_image",
 ]

@@ -9,9 +9,13 @@ marks in the image list and the batch table.
 from __future__ import annotations
 
 from rcdnet_desktop.core import result
-from rcdnet_desktop.core.inference import NO_LESION_WARNING
 from rcdnet_desktop.core.measure import Calibration
-from rcdnet_desktop.core.result import LESION_REGION_WORDS, OUTSIDE_INTENDED_USE, no_lesion_found
+from rcdnet_desktop.core.result import (
+    LESION_REGION_WORDS,
+    OUTSIDE_INTENDED_USE,
+    is_no_lesion_warning,
+    no_lesion_found,
+)
 from rcdnet_desktop.core.types import Box, Prediction
 
 BOX_SOURCE_WORDS = {
@@ -75,11 +79,10 @@ def pending_input_words(user_box: Box | None, auto_box: bool,
 def other_warnings(p: Prediction) -> list[str]:
     """The prediction's warnings minus those the panel states on their own.
 
-    The no-lesion line has its own notice, and the UNTRAINED line its own banner.
+    The no-lesion line is said by the headline, and the UNTRAINED line has its own banner.
     """
-    head = NO_LESION_WARNING.split(":")[0]
     return [w for w in p.warnings
-            if not w.startswith(head) and not (p.untrained and "UNTRAINED" in w)]
+            if not is_no_lesion_warning(w) and not (p.untrained and "UNTRAINED" in w)]
 
 
 def warning_banner(p: Prediction) -> str:
