@@ -16,7 +16,7 @@ through :func:`band_for`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,26 +125,31 @@ def default_band_specs() -> list[dict[str, Any]]:
     return _band_specs()
 
 
-def _operating_point(card: Any) -> dict[str, Any]:
-    op = getattr(card, "operating_point", None) if card is not None else None
+def operating_point_section(card: Any) -> dict[str, Any]:
+    """The card's ``operating_point`` section ({} when it has none): ``card`` is a model card
+    object or the card as a dict (its JSON)."""
+    if isinstance(card, Mapping):
+        op = card.get("operating_point")
+    else:
+        op = getattr(card, "operating_point", None) if card is not None else None
     return op if isinstance(op, dict) else {}
 
 
 def card_bands(card: Any = None) -> tuple[LikelihoodBand, ...]:
     """The card's bands (``operating_point.bands``), else :data:`DEFAULT_BANDS`."""
-    spec = _operating_point(card).get("bands")
+    spec = operating_point_section(card).get("bands")
     return DEFAULT_BANDS if spec is None else parse_bands(spec)
 
 
 def suspicious_threshold(card: Any = None) -> float:
     """The card's ``operating_point.suspicious_threshold``, else 0.5."""
-    t = _operating_point(card).get("suspicious_threshold")
+    t = operating_point_section(card).get("suspicious_threshold")
     return DEFAULT_SUSPICIOUS_THRESHOLD if t is None else float(t)
 
 
 def default_mode(card: Any = None) -> str:
     """The card's ``operating_point.default_mode`` (``"auto"`` or ``"fusion"``), else auto."""
-    return str(_operating_point(card).get("default_mode", DEFAULT_MODE))
+    return str(operating_point_section(card).get("default_mode", DEFAULT_MODE))
 
 
 def band_for(p: float, card: Any = None,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 from rcdnet_desktop.core.operating_point import OperatingPoint
@@ -113,7 +112,7 @@ def _predictive(card: Mapping[str, Any]) -> Section | None:
 
 
 def _bands(card: Mapping[str, Any]) -> Section:
-    op = OperatingPoint.from_card(SimpleNamespace(operating_point=card.get("operating_point")))
+    op = OperatingPoint.from_card(card)
     bands = ", ".join(f"{b.label}" + (f" = BI-RADS {b.birads_range}" if b.birads_range else "")
                       for b in op.bands)
     return Section("What the band, the decision and the colours mean",

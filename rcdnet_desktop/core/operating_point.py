@@ -24,6 +24,7 @@ from rcdnet_desktop.core.bands import (
     LikelihoodBand,
     band_for,
     card_bands,
+    operating_point_section,
     suspicious_threshold,
 )
 
@@ -73,9 +74,9 @@ class OperatingPoint:
 
     @classmethod
     def from_card(cls, card: Any = None) -> OperatingPoint:
-        """Read the card's ``operating_point`` (any object without one gives the defaults)."""
-        op = getattr(card, "operating_point", None) if card is not None else None
-        op = op if isinstance(op, dict) else {}
+        """Read the card's ``operating_point``, from a card object or the card as a dict (one
+        without it gives the defaults)."""
+        op = operating_point_section(card)
         return cls(threshold=suspicious_threshold(card), bands=card_bands(card),
                    sensitivity_internal=_recall(op, "at_threshold_internal"),
                    sensitivity_external=_recall(op, "at_threshold_external"))

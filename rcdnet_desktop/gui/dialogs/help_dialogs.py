@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import Any
 
 from PySide6.QtWidgets import (
@@ -106,7 +105,7 @@ def model_card_html(card: Any) -> str:
     parts.append(_table(metrics) if metrics else "<p><i>No evaluation results: the model "
                  "has not been evaluated.</i></p>")
     op = d.get("operating_point") or {}
-    reading = OperatingPoint.from_card(SimpleNamespace(operating_point=op))
+    reading = OperatingPoint.from_card(d)
     parts.append("<h3>How a result reads: the decision, the band, the colours</h3>"
                  + _list(rules_sentences(reading)))
     if op:
