@@ -287,19 +287,41 @@ def patient_halves(paths: Sequence[Path], patients: Sequence[str | None]):
     return fit_p, val_p
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """A site measured by a guard fitted on the other sites: that guard's limit at scale 1 and
+    the site's distances, as exported and re-exported."""
+
+    limit: float
+    exported: np.ndarray
+    reexported: np.ndarray
+
+    def flagged(self, scale: float) -> tuple[int, int]:
+        """``(flagged, n)`` of all of the site's images at the limit ``scale * limit``."""
+        d = np.concatenate([self.exported, self.reexported])
+        return int((d > self.limit * scale).sum()), len(d)
+
+
+def held_out(feats: dict[str, SiteFeatures], shrinkage: float,
+             quantile: float) -> dict[str, HeldOut]:
+    """Leave each site out in turn: a guard fitted on the other sites measures it."""
+    out: dict[str, HeldOut] = {}
+    for site in feats:
+        kept = [s for s in feats if s != site]
+        g, _, _ = fit(np.concatenate([feats[s].fit for s in kept]),
+                      np.concatenate([feats[s].val for s in kept]), shrinkage, quantile)
+        out[site] = HeldOut(g.threshold, g.distance(feats[site].exported),
+                            g.distance(feats[site].reexported))
+    return out
+
+
 def held_out_rates(feats: dict[str, SiteFeatures], shrinkage: float, quantile: float,
                    scales: Sequence[float] = SCALES) -> dict[str, dict[float, tuple[int, int]]]:
     """For each site, a guard fitted on the other sites: how many of this site's images (as
     exported and re-exported) it flags at each limit ``scale * quantile``; ``site -> scale ->
     (flagged, n)``."""
-    out: dict[str, dict[float, tuple[int, int]]] = {}
-    for held in feats:
-        kept = [s for s in feats if s != held]
-        g, _, _ = fit(np.concatenate([feats[s].fit for s in kept]),
-                      np.concatenate([feats[s].val for s in kept]), shrinkage, quantile)
-        d = g.distance(np.concatenate([feats[held].exported, feats[held].reexported]))
-        out[held] = {sc: (int((d > g.threshold * sc).sum()), len(d)) for sc in scales}
-    return out
+    return {site: {sc: h.flagged(sc) for sc in scales}
+            for site, h in held_out(feats, shrinkage, quantile).items()}
 
 
 def choose_scale(rates: dict[str, dict[float, tuple[int, int]]],
@@ -354,18 +376,17 @@ def run(bundle: Path, data: Sequence[Path], split_csv: Path, external: Sequence[
         samples = load_samples(Path(root), include_masks=False)
         fit_p, val_p = patient_halves([x.path for x in samples], [x.patient for x in samples])
         held[Path(root).name] = site_features(engine, fit_p, val_p, copies)
-    rates = held_out_rates(held, shrinkage, quantile)
-    scale = choose_scale(rates)
+    measured = held_out(held, shrinkage, quantile)
+    scale = choose_scale({s: {sc: h.flagged(sc) for sc in SCALES}
+                          for s, h in measured.items()})
     guard = replace(guard, threshold=guard.threshold * scale)
-    loso = {s: {"as exported and re-exported": _count(r[scale])} for s, r in rates.items()}
-    training_sites = set(sites)
-    for s in held:  # the two halves of the same figure, at the chosen limit
-        g_kept = [k for k in held if k != s]
-        g, _, _ = fit(np.concatenate([held[k].fit for k in g_kept]),
-                      np.concatenate([held[k].val for k in g_kept]), shrinkage, quantile)
-        for name, f in (("as exported", held[s].exported), ("re-exported", held[s].reexported)):
-            loso[s][name] = _rate(list(g.distance(f) > g.threshold * scale))
-        loso[s]["site"] = "training" if s in training_sites else "external"
+    loso = {}
+    for s, h in measured.items():  # the figure at the chosen limit, and its two halves
+        limit = h.limit * scale
+        loso[s] = {"as exported and re-exported": _count(h.flagged(scale)),
+                   "as exported": _rate(list(h.exported > limit)),
+                   "re-exported": _rate(list(h.reexported > limit)),
+                   "site": "training" if s in sites else "external"}
 
     section = {"features": GUARD_FEATURES, "transform": "signed_log1p",
                "dim": int(mean.shape[0]), "shrinkage": shrinkage,
