@@ -55,10 +55,15 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, nargs=2, default=d.augment.scale)
     p.add_argument("--roi-pad", type=float, nargs=2, default=d.augment.roi_pad)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--augment", default="paper", choices=["paper", "generic"],
+    p.add_argument("--augment", default="paper", choices=["paper", "generic", "site"],
                    help="paper: the paper's operations with small magnitudes; generic: wider "
                         "crops and aspect, scanner-like contrast/gamma/speckle/blur, shifted "
-                        "lesion boxes (overrides the geometry options above)")
+                        "lesion boxes (overrides the geometry options above); site: the paper's "
+                        "geometry plus the ways another hospital's scanner and export differ "
+                        "(tighter crop, shallower depth, resolution, JPEG, depth gain, speckle)")
+    p.add_argument("--box-shift", type=float, default=None,
+                   help="lesion-box views: move the box by up to this share of its size "
+                        "(box jitter; overrides the recipe's)")
     p.add_argument("--normalisation", default=d.preprocess.normalisation,
                    choices=["tf_lite", "imagenet"])
     p.add_argument("--input-size", type=int, default=d.preprocess.size,
@@ -74,14 +79,15 @@ def _recipe(p: argparse.ArgumentParser) -> None:
 def _config_from_args(a):
     from rcdnet_desktop.core.preprocess import PreprocessConfig
 
-    from .augment import GENERIC, AugmentConfig
+    from .augment import GENERIC, SITE, AugmentConfig
     from .train import TrainConfig
 
     aug = AugmentConfig(crop_scale=tuple(a.crop_scale), hflip=a.hflip, rotation=a.rotation,
                         scale=tuple(a.scale), roi_pad=tuple(a.roi_pad),
                         enabled=not a.no_augment)
-    if a.augment == "generic":
-        aug = replace(aug, **GENERIC)
+    aug = replace(aug, **{"paper": {}, "generic": GENERIC, "site": SITE}[a.augment])
+    if a.box_shift is not None:
+        aug = replace(aug, box_shift=a.box_shift)
     return TrainConfig(arch=a.arch, pretrained=not a.no_pretrained, epochs=a.epochs,
                        batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        label_smoothing=a.label_smoothing, mixup_alpha=a.mixup_alpha,
@@ -315,6 +321,15 @@ def cmd_lexicon(a) -> int:
     return 0
 
 
+def cmd_site_norm(a) -> int:
+    from .site_norm import measure
+
+    measure(a.bundle, a.data, a.split, a.external or [], a.out, cache_dir=a.cache_dir,
+            seed=a.seed, n_boot=a.n_boot, progress=not a.no_progress)
+    print((a.out / "site_norm.md").read_text())
+    return 0
+
+
 def cmd_heatmaps(a) -> int:
     from .heatmaps import run, write_card
 
@@ -503,6 +518,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the figures into the bundle's model card (metrics.heat_maps)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_heatmaps)
+
+    p = sub.add_parser("site-norm", help="measure re-estimating normalisation statistics on "
+                                         "each site's own unlabelled images (cross-fitted)")
+    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the app's)")
+    p.add_argument("--data", type=Path, action="append", required=True,
+                   help="a training site's data folder (repeat for each site of the split)")
+    p.add_argument("--split", type=Path, required=True,
+                   help="the split CSV the bundle used (its val rows are measured per site)")
+    p.add_argument("--external", type=Path, action="append",
+                   help="an external site, measured only (repeatable)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for site_norm.json and site_norm.md")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="decoded-image cache (default .cache/training)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_site_norm)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)
