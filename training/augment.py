@@ -125,8 +125,8 @@ def reexport(pixels: np.ndarray, rng: np.random.Generator, aug: AugmentConfig = 
     out = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     if rng.random() < aug.export_jpeg:
         buf = io.BytesIO()
-        Image.fromarray(out).save(buf, "JPEG", quality=int(rng.integers(aug.export_quality[0],
-                                                                         aug.export_quality[1] + 1)))
+        low, high = aug.export_quality
+        Image.fromarray(out).save(buf, "JPEG", quality=int(rng.integers(low, high + 1)))
         out = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
     new_box = None
     if box is not None:

@@ -188,18 +188,21 @@ def _fmt(entry) -> str:
     return f"{v:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else f"{v:+.3f}"
 
 
+def _vs_none(r: dict, key: str) -> str:
+    return _fmt(r[key]) if key in r else "reference"
+
+
 def markdown(report: dict) -> str:
     lines = ["| site | input | method | AUC | AUC minus none | sensitivity | sensitivity minus "
              "none | specificity | ECE | ECE minus none |", "|---" * 10 + "|"]
     for site, s in report["sites"].items():
         for mode, methods in s["modes"].items():
             for method, r in methods.items():
-                d = (lambda k, r=r: _fmt(r[k]) if k in r else "reference")
                 lines.append(
                     f"| {site} | {mode} | {method} | {r['auc']['value']:.3f} | "
-                    f"{d('auc_minus_none')} | {r['sensitivity']['value']:.3f} | "
-                    f"{d('sensitivity_minus_none')} | {r['specificity']['value']:.3f} | "
-                    f"{r['ece']['value']:.3f} | {d('ece_minus_none')} |")
+                    f"{_vs_none(r, 'auc_minus_none')} | {r['sensitivity']['value']:.3f} | "
+                    f"{_vs_none(r, 'sensitivity_minus_none')} | {r['specificity']['value']:.3f} | "
+                    f"{r['ece']['value']:.3f} | {_vs_none(r, 'ece_minus_none')} |")
     return "\n".join(lines) + "\n"
 
 
