@@ -1,0 +1,52 @@
+"""Re-estimated normalisation statistics: batch-norm statistics from a site's own images, and
+the cross-fitting that keeps an image out of the statistics it is classified with."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from rcdnet_desktop.core.preprocess import PreprocessConfig
+from training.site_norm import adapted_batch_norm, batch, compare, halves
+
+
+def test_halves_never_split_a_group_and_use_both_sides():
+    groups = ["a", "a", "b", "c", "c", "d", "e"]
+    second = halves(groups)
+    for g in set(groups):
+        assert len({bool(s) for s, gg in zip(second, groups, strict=True) if gg == g}) == 1
+    assert second.any() and (~second).any()
+
+
+def test_adapted_batch_norm_takes_the_sites_statistics_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)).eval()
+    x = torch.randn(40, 3, 8, 8) * 3 + 5
+    adapted = adapted_batch_norm(model, x, batch_size=20)  # equal batches: mean of means
+    feats = model[0](x)
+    torch.testing.assert_close(adapted[1].running_mean, feats.mean((0, 2, 3)),
+                               rtol=1e-4, atol=1e-4)
+    assert torch.all(model[1].running_mean == 0)  # the original is untouched
+    assert not adapted.training
+
+
+def test_input_shift_maps_the_sites_grey_statistics_onto_the_reference():
+    config = PreprocessConfig(size=16)
+    grey = np.random.default_rng(0).normal(80, 10, (4, 16, 16)).clip(0, 255)
+    plain = batch(grey, config).numpy()
+    shifted = batch(grey, config, (grey.mean(), grey.std(), 120.0, 30.0)).numpy()
+    # 120 grey levels after the shift, in the card's normalisation
+    expect = (120.0 / 255.0 - config.mean[0]) / config.std[0]
+    assert abs(shifted.mean() - expect) < 0.02 and abs(plain.mean() - expect) > 0.2
+
+
+def test_compare_gives_a_zero_difference_for_the_reference_itself():
+    rng = np.random.default_rng(1)
+    y = np.array([0, 1] * 20)
+    lg = np.stack([np.zeros(40), y + rng.normal(0, 1, 40)], 1).astype(np.float32)
+    res = compare(y, np.arange(40) // 2, {"none": {"whole": lg}, "input": {"whole": lg.copy()}},
+                  1.0, 0.5, n_boot=50)
+    d = res["whole"]["input"]["auc_minus_none"]
+    assert d["value"] == 0 and d["ci"] == (0.0, 0.0)
+    assert "auc_minus_none" not in res["whole"]["none"]
