@@ -330,6 +330,18 @@ def cmd_site_norm(a) -> int:
     return 0
 
 
+def cmd_profile_transfer(a) -> int:
+    from .profile_transfer import run
+
+    report = run(a.site_norm, a.out, a.sensitivity, a.seed)
+    for site, r in report["sites"].items():
+        print(f"{site}: profile cut-off within {r['tolerance']:.2f} of {r['target']:.2f} in "
+              f"{r['profile']['within_tolerance']:.0%} of {r['splits']} splits (card's cut-off: "
+              f"{r['card']['within_tolerance']:.0%}); mean sensitivity "
+              f"{r['profile']['mean']:.3f} vs {r['card']['mean']:.3f}")
+    return 0
+
+
 def cmd_heatmaps(a) -> int:
     from .heatmaps import run, write_card
 
@@ -536,6 +548,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_site_norm)
+
+    p = sub.add_parser("profile-transfer", help="how close a site profile's cut-off comes to "
+                                                "the sensitivity asked for on new patients")
+    p.add_argument("--site-norm", type=Path, required=True,
+                   help="the output folder of site-norm (its cross-fitted logits)")
+    p.add_argument("--out", type=Path, required=True, help="folder for profile_transfer.json")
+    p.add_argument("--sensitivity", type=float, default=0.90)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_profile_transfer)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)
