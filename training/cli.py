@@ -331,9 +331,11 @@ def cmd_site_norm(a) -> int:
 
 
 def cmd_profile_transfer(a) -> int:
+    from rcdnet_desktop.core.card import load_card
+
     from .profile_transfer import run
 
-    report = run(a.site_norm, a.out, a.sensitivity, a.seed)
+    report = run(a.report, load_card(a.bundle), a.out, a.mode, a.sensitivity, a.seed)
     for site, r in report["sites"].items():
         print(f"{site}: profile cut-off within {r['tolerance']:.2f} of {r['target']:.2f} in "
               f"{r['profile']['within_tolerance']:.0%} of {r['splits']} splits (card's cut-off: "
@@ -551,8 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("profile-transfer", help="how close a site profile's cut-off comes to "
                                                 "the sensitivity asked for on new patients")
-    p.add_argument("--site-norm", type=Path, required=True,
-                   help="the output folder of site-norm (its cross-fitted logits)")
+    p.add_argument("--report", type=Path, action="append", required=True,
+                   help="an evaluation report folder (predictions_<mode>.npz); repeatable, "
+                        "each site measured on its own")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="the bundle whose card gives the temperature and cut-off")
+    p.add_argument("--mode", default="fusion")
     p.add_argument("--out", type=Path, required=True, help="folder for profile_transfer.json")
     p.add_argument("--sensitivity", type=float, default=0.90)
     p.add_argument("--seed", type=int, default=0)

@@ -6,8 +6,8 @@ splitting each site's patients at random into a half that makes the profile (the
 and the cut-off of :func:`rcdnet_desktop.core.site_profile.labelled_fit`, the app's own rule)
 and a half it is used on, many times over. It reports how often the sensitivity on the second
 half is within ``tolerance`` of the one asked for, and the same for the model card's cut-off
-(no profile) on the same halves. The logits are the cross-fitted report's ``none`` method of
-:mod:`training.site_norm` (the default mode, fusion), so no image's logits depend on itself.
+(no profile) on the same halves. The logits are those of ``rcdnet-train evaluate`` reports
+(``predictions_<mode>.npz``), each site on its own.
 """
 
 from __future__ import annotations
@@ -64,17 +64,17 @@ def transfer(logits: np.ndarray, y: np.ndarray, groups: Sequence, target: float,
             "skipped": skipped, "profile": summary(profile), "card": summary(card)}
 
 
-def run(site_norm_dir: Path, out_dir: Path, target: float = 0.90, seed: int = 0) -> dict:
-    """Read :mod:`training.site_norm`'s cached logits and report every site."""
-    site_norm_dir, out_dir = Path(site_norm_dir), Path(out_dir)
-    report = json.loads((site_norm_dir / "site_norm.json").read_text())
-    groups_of = json.loads((site_norm_dir / "groups.json").read_text())
-    out = {"target": target, "sites": {}}
-    for i, site in enumerate(report["sites"]):
-        flat = np.load(site_norm_dir / f"logits_{i}.npz")
-        y = np.asarray(groups_of[site]["y"])
-        out["sites"][site] = transfer(flat["none/fusion"], y, groups_of[site]["groups"], target,
-                                      report["temperature"], report["threshold"], seed=seed)
+def run(report_dirs: Sequence[Path], card, out_dir: Path, mode: str = "fusion",
+        target: float = 0.90, seed: int = 0) -> dict:
+    """Every site of the evaluation reports, with the card's temperature and cut-off."""
+    from .paired import site_predictions
+
+    out = {"target": target, "mode": mode, "sites": {}}
+    cutoff = card.operating_point["suspicious_threshold"]
+    for site, pred in site_predictions(report_dirs, mode).items():
+        out["sites"][site] = transfer(pred["logits"], pred["y"], pred["groups"].tolist(), target,
+                                      card.temperature, cutoff, seed=seed)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "profile_transfer.json").write_text(json.dumps(out, indent=1))
     return out

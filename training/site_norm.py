@@ -185,9 +185,6 @@ def run(model, localiser, card, train_items, sites: dict[str, tuple[list, list]]
                                  "modes": compare(y, groups, lg, card.temperature,
                                                   report["threshold"], seed, n_boot)}
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = {name: {"y": [int(it.label) for it in items], "groups": [str(g) for g in groups]}
-              for name, (items, groups) in sites.items()}
-    (out_dir / "groups.json").write_text(json.dumps(labels))
     (out_dir / "site_norm.json").write_text(json.dumps(report, indent=1, default=float))
     (out_dir / "site_norm.md").write_text(markdown(report))
     return report

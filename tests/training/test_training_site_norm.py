@@ -66,3 +66,18 @@ def test_a_profile_cut_off_is_measured_on_patients_it_never_saw():
     assert 0.0 <= r["profile"]["within_tolerance"] <= 1.0
     # a card cut-off at P 0.9 finds fewer cancers here than the 0.9 sensitivity asked for
     assert r["card"]["mean"] < r["profile"]["mean"]
+
+
+def test_profile_transfer_from_the_command_line_reads_each_site_of_a_report(tmp_path, capsys):
+    from training.cli import main
+
+    rng = np.random.default_rng(3)
+    y = np.tile([0, 1, 0], 80)
+    lg = np.stack([np.zeros(240), 2.0 * y + rng.normal(0, 1, 240)], 1).astype(np.float32)
+    sites = np.array(["a"] * 120 + ["b"] * 120)
+    np.savez(tmp_path / "predictions_fusion.npz", logits=lg, y=y, groups=np.arange(240) // 2,
+             sites=sites)
+    assert main(["profile-transfer", "--report", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("profile cut-off within 0.05 of 0.90") == 2 and "a:" in out and "b:" in out
+    assert (tmp_path / "o" / "profile_transfer.json").exists()
