@@ -344,6 +344,25 @@ def cmd_profile_transfer(a) -> int:
     return 0
 
 
+def cmd_cutoff_loso(a) -> int:
+    from rcdnet_desktop.core.card import load_card
+
+    from .cutoff_loso import run
+
+    r = run(a.report, a.internal, load_card(a.bundle), a.out, a.mode, a.floor, a.seed)
+    for t, sites in r["table"].items():
+        print(f"target {t}: " + ", ".join(f"{s} held out {v['sensitivity']:.3f} sensitivity, "
+                                          f"{v['specificity']:.3f} specificity"
+                                          for s, v in sites.items()))
+    if r["target"] is None:
+        print(f"no target keeps every held-out site at sensitivity >= {a.floor:.2f}")
+        return 1
+    print(f"chosen target {r['target']:.2f}: cut-off {r['cutoff']:.4f} on the internal sites "
+          f"(the card's: {r['card_cutoff']:.4f}); bundle with --target-sensitivity "
+          f"{r['target']:.2f}")
+    return 0
+
+
 def cmd_heatmaps(a) -> int:
     from .heatmaps import run, write_card
 
@@ -563,6 +582,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sensitivity", type=float, default=0.90)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_profile_transfer)
+
+    p = sub.add_parser("cutoff-loso", help="the sensitivity target of the card's cut-off, "
+                                           "chosen by leaving one site out")
+    p.add_argument("--report", type=Path, action="append", required=True,
+                   help="an evaluation report folder (predictions_<mode>.npz); repeatable")
+    p.add_argument("--internal", action="append", required=True,
+                   help="a training site's name (as the reports record it); repeatable")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="the bundle whose card gives the temperature and current cut-off")
+    p.add_argument("--out", type=Path, required=True, help="folder for cutoff_loso.json")
+    p.add_argument("--mode", default="fusion")
+    p.add_argument("--floor", type=float, default=0.85,
+                   help="the sensitivity no held-out site may fall below")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_cutoff_loso)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

@@ -3,6 +3,8 @@ the cross-fitting that keeps an image out of the statistics it is classified wit
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 from torch import nn
@@ -81,3 +83,33 @@ def test_profile_transfer_from_the_command_line_reads_each_site_of_a_report(tmp_
     out = capsys.readouterr().out
     assert out.count("profile cut-off within 0.05 of 0.90") == 2 and "a:" in out and "b:" in out
     assert (tmp_path / "o" / "profile_transfer.json").exists()
+
+
+def _three_sites(tmp_path, shifts=(0.0, 0.0, -0.7)):
+    rng = np.random.default_rng(4)
+    parts = []
+    for site, shift in zip(("a", "b", "c"), shifts, strict=True):
+        y = np.tile([0, 1, 0, 0], 40)
+        score = 2.5 * y + rng.normal(0, 1, 160) + shift * y  # site c: its cancers look milder
+        parts.append((site, y, np.stack([np.zeros(160), score], 1)))
+    np.savez(tmp_path / "predictions_fusion.npz",
+             logits=np.concatenate([p[2] for p in parts]).astype(np.float32),
+             y=np.concatenate([p[1] for p in parts]), groups=np.arange(480),
+             sites=np.repeat([p[0] for p in parts], 160))
+
+
+def test_the_cut_off_target_is_raised_until_no_held_out_site_misses_the_floor(tmp_path, capsys):
+    from training.cli import main
+
+    _three_sites(tmp_path)
+    rc = main(["cutoff-loso", "--report", str(tmp_path), "--internal", "a", "--internal", "b",
+               "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    r = json.loads((tmp_path / "o" / "cutoff_loso.json").read_text())
+    assert rc == 0 and "chosen target" in out
+    assert r["target"] > 0.90  # site c's milder cancers need a lower cut-off
+    chosen = r["table"][f"{r['target']:.2f}"]
+    assert min(v["sensitivity"] for v in chosen.values()) >= 0.85
+    below = f"{r['target'] - 0.01:.2f}"
+    assert min(v["sensitivity"] for v in r["table"][below].values()) < 0.85
+    assert r["at_cutoff"]["c"]["sensitivity"] >= 0.85
