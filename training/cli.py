@@ -363,6 +363,21 @@ def cmd_cutoff_loso(a) -> int:
     return 0
 
 
+def cmd_retarget(a) -> int:
+    from .retarget import retarget
+
+    card = retarget(a.bundle, a.report, a.external_report, a.target_sensitivity, a.version,
+                    a.rule_note, seed=a.seed)
+    op = card.operating_point
+    ext = op.get("at_threshold_external")
+    print(f"cut-off {op['suspicious_threshold']:.4f}: internal sensitivity "
+          f"{op['at_threshold_internal']['recall']['value']:.3f}"
+          + (f", external {ext['recall']['value']:.3f} at specificity "
+             f"{ext['specificity']['value']:.3f}" if ext else "")
+          + f"; card version {card.version}")
+    return 0
+
+
 def cmd_heatmaps(a) -> int:
     from .heatmaps import run, write_card
 
@@ -597,6 +612,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the sensitivity no held-out site may fall below")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_cutoff_loso)
+
+    p = sub.add_parser("retarget", help="move a bundle's suspicious cut-off to another "
+                                        "sensitivity target and re-measure the card's figures")
+    p.add_argument("--bundle", type=Path, required=True, help="the bundle folder to update")
+    p.add_argument("--report", type=Path, required=True,
+                   help="the bundle's internal evaluation report (predictions_<mode>.npz)")
+    p.add_argument("--external-report", type=Path, default=None,
+                   help="its external evaluation report")
+    p.add_argument("--target-sensitivity", type=float, required=True)
+    p.add_argument("--version", required=True, help="new model card version")
+    p.add_argument("--rule-note", default="",
+                   help="how the target was chosen, appended to the card's threshold rule")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_retarget)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)
