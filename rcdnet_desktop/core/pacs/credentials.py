@@ -18,10 +18,11 @@ secret is ever written by this program, except into the keyring when the user as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -109,6 +110,20 @@ def forget(node: PacsNode) -> None:
         _session.pop(_session_key(node), None)
 
 
+@contextlib.contextmanager
+def forget_if_refused(node: PacsNode) -> Iterator[None]:
+    """While inside, a login the server refuses (a PacsError of kind ``auth``) makes the
+    session forget the secret it typed, so the next try asks again instead of repeating it."""
+    from rcdnet_desktop.core.pacs.nodes import PacsError
+
+    try:
+        yield
+    except PacsError as exc:
+        if exc.kind == "auth":
+            forget(node)
+        raise
+
+
 def _keyring():
     """The keyring module when it is installed and has a usable backend, else None."""
     try:
@@ -191,6 +206,7 @@ __all__: Sequence[str] = (
     "auth_kind",
     "find_secret",
     "forget",
+    "forget_if_refused",
     "from_keyring",
     "keyring_available",
     "keyring_user",
