@@ -12,6 +12,10 @@ below and need not know which:
 * :func:`store` -- data sets (the SR and Secondary Capture of a result); a
   :class:`StoreResult`.
 
+A node may use TLS (DICOM TLS, or an ``https://`` DICOMweb URL: :mod:`.tls`) and a DICOMweb
+login (user and password, or a token: :mod:`.credentials`, which also says where a secret is
+looked for and how it is kept out of sight).
+
 They block: the viewer runs them on a worker thread, and ``cancel`` (a
 :class:`threading.Event`) stops them from another thread. Every failure is a
 :class:`PacsError` whose message names the node and says what happened in plain words. The
@@ -35,6 +39,7 @@ from rcdnet_desktop.core.pacs.nodes import (
     find_node,
     load_nodes,
     parse_address,
+    save_nodes,
 )
 from rcdnet_desktop.core.pacs.query import LEVELS, Match, Query, sort_matches
 from rcdnet_desktop.core.pacs.results import (
@@ -128,6 +133,7 @@ __all__: Sequence[str] = (
     "load_nodes",
     "parse_address",
     "retrieve",
+    "save_nodes",
     "sort_matches",
     "store",
 )
