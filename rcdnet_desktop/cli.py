@@ -200,6 +200,8 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     problems = outputs.problems() if counts["ok"] else []
     for line in problems:
         print(f"rcdnet: {line}", file=err)
+    for line in outputs.notes():
+        print(f"rcdnet: note: {line}", file=err)
     not_sent = outputs.sender is not None and outputs.sender.failed
     return EXIT_OK if counts["ok"] and not problems and not not_sent else EXIT_FAILED
 

@@ -69,7 +69,8 @@ def test_export_dicom_from_cine_without_patient_by_default(make_window, tmp_path
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
     assert ds.StudyInstanceUID != source.StudyInstanceUID  # shared: de-identified
     assert ds.SeriesInstanceUID != source.SeriesInstanceUID
-    assert ds.BurnedInAnnotation == "YES"
+    # The cine's ultrasound region is all the report shows: nothing burned in is left
+    assert ds.BurnedInAnnotation == "NO" and ds.PatientIdentityRemoved == "YES"
     assert str(ds.get("PatientName", "")) == ""
     assert str(ds.get("PatientID", "")) == ""
     assert ds.pixel_array.shape[2] == 3
