@@ -1,6 +1,6 @@
 """Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test``,
-``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`) and ``rcdnet validate``
-(:mod:`rcdnet_desktop.cli_validate`).
+``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`), ``rcdnet validate``
+(:mod:`rcdnet_desktop.cli_validate`) and ``rcdnet audit`` (:mod:`rcdnet_desktop.cli_audit`).
 
 Exit status: 0 when at least one file was classified and every output asked was made; 1 when
 no file could be classified, an output option (``--sr``, ``--export``, ``--heatmaps``,
@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from rcdnet_desktop.cli_audit import add_audit_parser, run_audit
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
     add_pacs_parser,
@@ -475,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
     add_pacs_parser(sub)
     add_validate_parser(sub, _seconds)
+    add_audit_parser(sub)
     return parser
 
 
@@ -506,6 +508,8 @@ def _run(argv: Sequence[str] | None) -> int:
                 return classify(args)
         if args.command == "pacs":
             return run_pacs(args)
+        if args.command == "audit":
+            return run_audit(args)
         if args.command == "validate":
             with _stop_on_signals():
                 return validate(args)

@@ -66,9 +66,9 @@ def test_viewer_settings_never_hold_the_secret(gui_settings, https_node):
 
 
 def test_logs_and_errors_of_real_logins_hold_no_secret(https_node, caplog, tmp_path,
-                                                        monkeypatch):
-    """Everything logged at DEBUG (requests, urllib3, pynetdicom, this app) and every error
-    message, over right and wrong logins, searches and retrieves."""
+                                                        monkeypatch, audit_log_in_tmp):
+    """Everything logged at DEBUG (requests, urllib3, pynetdicom, this app), every error
+    message and the audit trail, over right and wrong logins, searches and retrieves."""
     import http.client
 
     monkeypatch.setattr(http.client.HTTPConnection, "debuglevel", 0)
@@ -88,3 +88,6 @@ def test_logs_and_errors_of_real_logins_hold_no_secret(https_node, caplog, tmp_p
                for r in caplog.records), "nothing was logged: the scan would prove nothing"
     _clean(caplog.text, "the log")
     _clean("\n".join(messages), "an error message")
+    trail = (audit_log_in_tmp / "audit.jsonl").read_bytes()
+    assert trail.count(b"\n") >= 5  # the searches, retrieves and refusals were recorded
+    _clean(trail, "the audit log")
