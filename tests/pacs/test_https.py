@@ -166,3 +166,11 @@ def test_password_in_the_url_is_refused(https_proxy):
     with pytest.raises(PacsError, match="never in the URL") as info:
         pacs.echo(node)
     assert info.value.kind == "config"
+
+
+def test_tls_asked_for_a_plain_url_is_refused(https_proxy):
+    node = PacsNode(name="Plain", url=https_proxy.url().replace("https://", "http://"),
+                    tls=True)
+    with pytest.raises(PacsError, match="URL starts with https://") as info:
+        pacs.echo(node)
+    assert info.value.kind == "config"

@@ -217,6 +217,9 @@ class PacsNode:
                 out.append(f"auth must be basic or bearer, not {self.auth!r}")
             if self.auth == "basic" and not self.user:
                 out.append("basic authentication needs a user name")
+            if self.tls and not self.uses_tls:
+                out.append("a DICOMweb service uses TLS when its URL starts with https://: "
+                           "write it so")
         else:
             if self.user or self.auth:
                 out.append("a user name or token applies to DICOMweb nodes only")
