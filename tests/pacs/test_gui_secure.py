@@ -146,3 +146,33 @@ def test_query_dialog_says_tls_failures_in_words(qtbot, make_window, gui_setting
     expected = "is not trusted" if problem == "untrusted" else "expects DICOM TLS"
     qtbot.waitUntil(lambda: expected in dlg.status.text(), timeout=10000)
     assert dlg.search_button.isEnabled()
+
+
+def test_nodes_dialog_can_keep_the_password_in_the_keyring(qtbot, make_window, gui_settings,
+                                                           https_node, monkeypatch):
+    from rcdnet_desktop.core.pacs import credentials
+
+    class Ring:
+        entries: dict = {}
+
+        def get_password(self, service, user):
+            return self.entries.get((service, user))
+
+        def set_password(self, service, user, password):
+            self.entries[(service, user)] = password
+
+    ring = Ring()
+    monkeypatch.setattr(credentials, "_keyring", lambda: ring)
+    save_pacs_nodes(gui_settings, [https_node.with_secret(None)])
+    w = make_window()
+    w.act.pacs_nodes.trigger()
+    dlg = w.pacs_dialogs[-1]
+    assert dlg.remember.isEnabled() and dlg.password.text() == ""
+    qtbot.keyClicks(dlg.password, SECURE_PASSWORD)
+    qtbot.mouseClick(dlg.remember, LEFT)
+    dlg.buttons.button(dlg.buttons.StandardButton.Ok).click()
+    assert ring.entries == {(credentials.KEYRING_SERVICE, f"{SECURE_USER}@127.0.0.1"):
+                            SECURE_PASSWORD}
+    assert SECURE_PASSWORD.encode() not in _settings_bytes(gui_settings)
+    credentials._session.clear()  # only the keyring knows it now
+    assert credentials.find_secret(pacs_nodes(gui_settings)[0]).reveal() == SECURE_PASSWORD
