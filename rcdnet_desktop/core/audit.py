@@ -9,10 +9,10 @@ system's user, this program's process and host) and the participant objects, whi
 UIDs only -- study, series, SOP instance and SOP class -- never a patient's name or ID. Where
 data went to or came from (a PACS node, a file) is in ``destination`` / ``source``.
 
-Writing: each line is one ``write`` to a file opened with ``O_APPEND`` (so lines from several
-processes never interleave), followed by ``fsync`` before :func:`record_event` returns: an event
-that was reported is on disk, whatever happens next. The file and its folder are private to
-the user (modes 600 and 700).
+Writing (:func:`~rcdnet_desktop.core.atomic.append_record`): each line is one ``write`` to a
+file opened with ``O_APPEND`` (so lines from several processes never interleave), followed by
+``fsync`` before :func:`record_event` returns: an event that was reported is on disk, whatever
+happens next. The file and its folder are private to the user (modes 600 and 700).
 
 Where: ``$RCDNET_AUDIT_DIR/audit.jsonl`` when set (tests use temporary folders), else the
 user's data folder: ``$XDG_DATA_HOME`` or ``~/.local/share`` on Linux, ``~/Library/Application
@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from rcdnet_desktop.core.atomic import append_record
 
 AUDIT_DIR_ENV = "RCDNET_AUDIT_DIR"
 LOG_NAME = "audit.jsonl"
@@ -194,7 +196,7 @@ def record_event(event: str, *, outcome: int = SUCCESS, objects: Sequence[dict[s
         entry["detail"] = detail
     line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
     try:
-        _append(audit_log_path(), line)
+        append_record(audit_log_path(), line)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         with _lock:
@@ -205,37 +207,6 @@ def record_event(event: str, *, outcome: int = SUCCESS, objects: Sequence[dict[s
                          audit_log_path(), reason)
         return False
     return True
-
-
-def _append(path: Path, line: bytes) -> None:
-    """One O_APPEND write of the whole line, then fsync (a short write, which a regular file
-    does not do in practice, is finished rather than left torn)."""
-    folder = path.parent
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _fsync_dir(folder.parent)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o600)
-    try:
-        written = os.write(fd, line)
-        while written < len(line):
-            written += os.write(fd, line[written:])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def parse_since(text: str) -> datetime:
