@@ -1,6 +1,6 @@
 """Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test``,
-``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`) and ``rcdnet validate``
-(:mod:`rcdnet_desktop.cli_validate`).
+``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`), ``rcdnet validate``
+(:mod:`rcdnet_desktop.cli_validate`) and ``rcdnet audit`` (:mod:`rcdnet_desktop.cli_audit`).
 
 Exit status: 0 when at least one file was classified and every output asked was made; 1 when
 no file could be classified, an output option (``--sr``, ``--export``, ``--heatmaps``,
@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from rcdnet_desktop.cli_audit import add_audit_parser, run_audit
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
     add_pacs_parser,
@@ -200,6 +201,8 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     problems = outputs.problems() if counts["ok"] else []
     for line in problems:
         print(f"rcdnet: {line}", file=err)
+    for line in outputs.notes():
+        print(f"rcdnet: note: {line}", file=err)
     not_sent = outputs.sender is not None and outputs.sender.failed
     return EXIT_OK if counts["ok"] and not problems and not not_sent else EXIT_FAILED
 
@@ -473,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
     add_pacs_parser(sub)
     add_validate_parser(sub, _seconds)
+    add_audit_parser(sub)
     return parser
 
 
@@ -504,6 +508,8 @@ def _run(argv: Sequence[str] | None) -> int:
                 return classify(args)
         if args.command == "pacs":
             return run_pacs(args)
+        if args.command == "audit":
+            return run_audit(args)
         if args.command == "validate":
             with _stop_on_signals():
                 return validate(args)

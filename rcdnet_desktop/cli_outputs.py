@@ -12,9 +12,11 @@ PACS: ``--send`` (:class:`~rcdnet_desktop.cli_pacs.ResultSender`) receives the S
 ``--send-sc``, the Secondary Capture, made here with the same time as the files.
 
 Each image's report is rendered at most once per identity (without the patient for files, with
-the patient for the PACS), and only when something needs it. An option that wrote or sent
-nothing over a whole run in which images were classified is a failure of the run: one line says
-why (:meth:`Outputs.problems`).
+the patient for the PACS), and only when something needs it. Without the patient the report is
+de-identified: the image is blanked outside its ultrasound regions; files of images without
+region data keep their pixels whole, and one closing note says so (:meth:`Outputs.notes`). An
+option that wrote or sent nothing over a whole run in which images were classified is a
+failure of the run: one line says why (:meth:`Outputs.problems`).
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ class Outputs:
         # The model's, once it is loaded: the report says what its cut-off means.
         self.operating_point: OperatingPoint | None = None
         self._used: set[Path] = set()
+        self._burned_in = 0  # files written without the patient whose pixels were not cleaned
         self._tally = {out.option: _Tally() for out in files}
         if sender is not None:
             self._tally["--send"] = _Tally()
@@ -219,6 +222,9 @@ class Outputs:
             why = _unexpected(exc)
         else:
             tally.done += 1
+            if fmt.key != "sr" and not (fmt.needs_dicom_source and self.with_patient) \
+                    and not made.report(False).pixels_blanked:
+                self._burned_in += 1
             return None
         tally.why_not[why.removeprefix(f"{made.record.path.name}: ")] += 1
         return f"{out.key} not written: {why}"
@@ -270,6 +276,16 @@ class Outputs:
             lines.append(f"{option}: nothing {verb}: {why}"
                          + (f" ({n} image(s))" if n > 1 else ""))
         return lines
+
+    def notes(self) -> list[str]:
+        """What the user must know about the files written, though nothing failed: images
+        written without the patient that may still show text burned into the source."""
+        from rcdnet_desktop.core.export.deidentify import BURNED_IN_NOTE
+
+        if not self._burned_in:
+            return []
+        return [f"{self._burned_in} file(s) written without the patient keep the source's "
+                f"pixels whole, so they are not de-identified. {BURNED_IN_NOTE}"]
 
     def summary(self) -> str:
         """The files written and results sent, for the run's closing line."""

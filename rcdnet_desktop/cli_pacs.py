@@ -5,8 +5,13 @@ options (``--sr``, ``--with-patient``, ``--send``, ``--send-sc``, ``--aet``) wit
 Node options (any subcommand): ``--node NAME`` from the config file (``--config FILE``, else
 ``$RCDNET_PACS_CONFIG`` or ``~/.config/rcdnet-desktop/pacs.toml``), ``--address AET@HOST:PORT``
 or ``--url`` (DICOMweb); ``--aet`` this program's AE title, ``--timeout``, ``--move`` with
-``--storage-port`` to retrieve by C-MOVE. A PACS that fails gives one line saying why, and exit
-status 1; a bad node or option exit status 2.
+``--storage-port`` to retrieve by C-MOVE. Security (also on ``classify --send``): ``--tls``
+(DICOM over TLS), ``--ca FILE`` (the CA bundle the server's certificate must chain to; default
+the system's), ``--cert FILE`` / ``--key FILE`` (this computer's certificate), ``--user NAME``
+(DICOMweb basic authentication) or ``--auth bearer`` (a token); the password or token comes
+from ``$RCDNET_PACS_PASSWORD`` / ``$RCDNET_PACS_TOKEN``, the system keyring, or is asked on a
+terminal -- never from the command line, where other users could read it. A PACS that fails
+gives one line saying why, and exit status 1; a bad node or option exit status 2.
 """
 
 from __future__ import annotations
@@ -33,7 +38,54 @@ def _node_options() -> argparse.ArgumentParser:
     g.add_argument("--move", action="store_true", help="retrieve by C-MOVE (not C-GET)")
     g.add_argument("--storage-port", type=int, metavar="PORT",
                    help="where this program listens during a C-MOVE (default 11112)")
+    add_security_options(g)
     return p
+
+
+def add_security_options(g) -> None:
+    """TLS and authentication options (``rcdnet pacs ...`` and ``classify --send``)."""
+    g.add_argument("--tls", action="store_true", default=None,
+                   help="DICOM over TLS (1.2 or newer; the certificate and host name are "
+                        "verified); a DICOMweb URL uses TLS when it starts with https://")
+    g.add_argument("--ca", metavar="FILE",
+                   help="CA bundle (PEM) the server's certificate must chain to (default: the "
+                        "system's trusted certificates)")
+    g.add_argument("--cert", metavar="FILE",
+                   help="this computer's certificate (PEM), for servers that ask for one")
+    g.add_argument("--key", metavar="FILE", help="the key of --cert (PEM)")
+    g.add_argument("--user", metavar="NAME",
+                   help="DICOMweb user name (HTTP basic authentication); the password comes "
+                        "from $RCDNET_PACS_PASSWORD, the system keyring, or is asked")
+    g.add_argument("--auth", choices=("basic", "bearer"),
+                   help="how to log in to DICOMweb: basic (with --user) or bearer (a token "
+                        "from $RCDNET_PACS_TOKEN or the system keyring)")
+
+
+SECURITY_OPTIONS = (("tls", "tls"), ("ca", "ca_file"), ("cert", "cert_file"),
+                    ("key", "key_file"), ("user", "user"), ("auth", "auth"))
+"""(option, node field) of :func:`add_security_options`."""
+
+
+def with_options(node, args: argparse.Namespace, *, ask: bool = True):
+    """``node`` with the security options given on the command line, checked; on a terminal
+    the password or token is asked when the node needs one and none was found.
+
+    Raises
+    ------
+    PacsError
+        Kind ``config``: the node is not usable.
+    """
+    from rcdnet_desktop.core.pacs.credentials import auth_kind, find_secret
+
+    changes = {field: getattr(args, option) for option, field in SECURITY_OPTIONS
+               if getattr(args, option, None) is not None}
+    node = replace(node, **changes).checked()
+    if ask and auth_kind(node) and find_secret(node) is None and sys.stdin.isatty():
+        import getpass
+
+        what = "token" if auth_kind(node) == "bearer" else f"password of {node.user}"
+        node = node.with_secret(getpass.getpass(f"{what} for {node.label}: ") or None)
+    return node
 
 
 def add_pacs_parser(sub) -> None:
@@ -83,7 +135,7 @@ def resolve_node(args: argparse.Namespace):
                                  ("storage_port", args.storage_port)) if v is not None}
     if args.move:
         changes["retrieve"] = "move"
-    return replace(node, **changes).checked()
+    return with_options(replace(node, **changes), args)
 
 
 def _query(args: argparse.Namespace):
@@ -164,6 +216,7 @@ def add_result_options(c: argparse.ArgumentParser) -> None:
                         "image, showing the patient)")
     c.add_argument("--aet", metavar="AET",
                    help="this program's AE title for --send (default: the node's, else RCDNET)")
+    add_security_options(c.add_argument_group("--send's security"))
 
 
 def check_result_options(args: argparse.Namespace) -> None:
@@ -180,6 +233,9 @@ def check_result_options(args: argparse.Namespace) -> None:
                          "Capture to); to write it as a file, use --export dicom")
     if args.aet and not args.send:
         raise ValueError("--aet is this program's AE title for --send; give --send too")
+    given = [f"--{o}" for o, _ in SECURITY_OPTIONS if getattr(args, o, None) is not None]
+    if given and not args.send:
+        raise ValueError(f"{given[0]} applies to the PACS of --send; give --send too")
     if args.with_patient and args.sr is None and not {"dicom", "sr"} & set(args.export or ()):
         raise ValueError("--with-patient applies to the DICOM files written (--sr DIR, "
                          "--export dicom, --export sr); none was asked")
@@ -198,7 +254,8 @@ class ResultSender:
             node = (parse_address(args.send) if "@" in args.send
                     else find_node(load_nodes(), args.send))
             if args.aet:
-                node = replace(node, calling_ae_title=args.aet).checked()
+                node = replace(node, calling_ae_title=args.aet)
+            node = with_options(node, args)
             echo(node)
         except PacsError as exc:
             raise ValueError(f"--send: {exc}") from exc

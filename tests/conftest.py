@@ -117,3 +117,13 @@ def localiser_bundle(_localiser_bundle_src, tmp_path) -> Path:
     dst = tmp_path / "loc_bundle"
     shutil.copytree(_localiser_bundle_src, dst)
     return dst
+
+
+@pytest.fixture(autouse=True)
+def audit_log_in_tmp(tmp_path_factory, monkeypatch) -> Path:
+    """Every test's audit trail goes to a temporary folder, never the user's own log."""
+    from rcdnet_desktop.core.audit import AUDIT_DIR_ENV
+
+    folder = tmp_path_factory.mktemp("audit")
+    monkeypatch.setenv(AUDIT_DIR_ENV, str(folder))
+    return folder

@@ -17,6 +17,9 @@ run): each piece is on disk at once, the target gets its name at the end, and an
 run keeps what was written as ``<stem>.partial<suffix>``. :func:`check_folder` makes sure an
 output folder can be written before any work starts.
 
+:func:`append_record` is the one other way: a record appended whole and fsync'ed to a log
+(the audit trail), which grows and cannot be replaced at each write.
+
 :func:`staging_folder` and :func:`move_file` are for files that arrive over the network (the
 PACS cache, :mod:`rcdnet_desktop.core.pacs.cache`): each one is written with
 :func:`atomic_write` into a private folder, checked, then moved to its final name in one rename;
@@ -380,6 +383,36 @@ def remove_file(path: str | Path) -> None:
         Path(path).unlink()
 
 
-__all__: Sequence[str] = ("STAGING_PREFIX", "StreamedFile", "atomic_write", "check_folder",
-                         "check_target", "move_file", "partial_name", "remove_file",
-                         "remove_tree", "staging_folder", "streaming_write")
+def append_record(path: str | Path, record: bytes) -> None:
+    """Append one record (a line) to a log file, whole and durably: one ``write`` to a file
+    opened with ``O_APPEND`` (so records from several processes never interleave), finished if
+    the system wrote it short, then ``fsync`` before returning. The file and a missing folder
+    are made private to the user (modes 600 and 700).
+
+    A log grows one record at a time, so it cannot be replaced as a whole like the files of
+    :func:`atomic_write`; this is its counterpart for :mod:`rcdnet_desktop.core.audit`.
+
+    Raises
+    ------
+    OSError
+        The folder or the file cannot be made or written.
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _fsync_dir(folder.parent)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        written = os.write(fd, record)
+        while written < len(record):
+            written += os.write(fd, record[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+__all__: Sequence[str] = ("STAGING_PREFIX", "StreamedFile", "append_record", "atomic_write",
+                          "check_folder", "check_target", "move_file", "partial_name",
+                          "remove_file", "remove_tree", "staging_folder", "streaming_write")

@@ -44,6 +44,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rcdnet_desktop.core import audit
 from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.io import find_images, pick_frame, read_image
@@ -121,6 +122,7 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
                          error=f"{path}: it is {other}, not a regular file; it was not opened")
     try:
         record = read_image(path)
+        audit.opened(record)  # a DICOM study's image was opened: the audit trail says so
         if why := not_classified(record):  # this program's own result, or a report
             return BatchItem(path, skipped=True, error=f"{path}: {why}")
         if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):

@@ -137,6 +137,11 @@ class ImageRecord:
     notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
     stored: SrDocument | None = field(default=None, repr=False)
     has_image: bool = True
+    # Where the image data lies: the bounds of every ultrasound region of a DICOM frame that
+    # holds image data (2D, M-mode, spectral, waveform), calibrated or not, clipped to the
+    # image. Everything outside them is the scanner's text and graphics, which de-identified
+    # exports blank; empty when the file says nothing (then nothing can be blanked).
+    image_areas: tuple[Box, ...] = ()
 
     @property
     def height(self) -> int:

@@ -482,6 +482,8 @@ def test_dicom_sc_defaults(tmp_path, dicom_record):
     assert again.StudyInstanceUID == ds.StudyInstanceUID and ds.StudyDate == ""
     assert ds.SeriesInstanceUID != dicom_record.study.series_instance_uid
     assert ds.SOPInstanceUID != dicom_record.study.sop_instance_uid
+    # The report was rendered from the whole frame (not de-identified: no regions blanked), so
+    # text burned into it may remain and the identity is not claimed removed.
     assert ds.BurnedInAnnotation == "YES"
     assert list(ds.ImageType) == ["DERIVED", "SECONDARY"]
     assert ds.ConversionType == "WSD"
@@ -490,7 +492,8 @@ def test_dicom_sc_defaults(tmp_path, dicom_record):
     assert ds.ContentDate == "20250314" and ds.ContentTime == "092653"
     # No identifiers by default, anywhere in the file.
     assert ds.PatientName == "" and ds.PatientID == ""
-    assert ds.PatientIdentityRemoved == "YES"
+    assert ds.PatientIdentityRemoved == "NO"
+    assert ds.DeidentificationMethod == "Header identifiers removed; burned-in text may remain"
     raw = out.read_bytes()
     assert b"DOE" not in raw and b"PID-0042" not in raw and b"19700101" not in raw
     # Pixels: RGB 8-bit, the report's size and content.

@@ -69,7 +69,8 @@ def test_export_dicom_from_cine_without_patient_by_default(make_window, tmp_path
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"
     assert ds.StudyInstanceUID != source.StudyInstanceUID  # shared: de-identified
     assert ds.SeriesInstanceUID != source.SeriesInstanceUID
-    assert ds.BurnedInAnnotation == "YES"
+    # The cine's ultrasound region is all the report shows: nothing burned in is left
+    assert ds.BurnedInAnnotation == "NO" and ds.PatientIdentityRemoved == "YES"
     assert str(ds.get("PatientName", "")) == ""
     assert str(ds.get("PatientID", "")) == ""
     assert ds.pixel_array.shape[2] == 3
@@ -180,3 +181,35 @@ def test_structured_report_from_the_export_dialog(make_window, tmp_path, qtbot, 
 
     walk(ds.ContentSequence)
     assert values == [pytest.approx(shown.p_malignant, abs=1e-4)]
+
+
+def test_export_dialog_and_status_say_when_burned_in_text_may_remain(make_window, tmp_path,
+                                                                     qtbot):
+    """pydicom's examples_rgb_color has no ultrasound region data: its de-identified export
+    keeps the pixels whole, and the dialog and the status bar say so; examples_palette has
+    regions, so nothing is said."""
+    from rcdnet_desktop.core.export.deidentify import BURNED_IN_NOTE
+
+    w = make_window(FakeEngine())
+    w.open_paths([get_testdata_file("examples_rgb_color.dcm")])
+    wait_maps(qtbot, w)
+    dlg = ExportDialog(w.controller.current.record, 0, "png", str(tmp_path), w)
+    assert dlg.identity_note.isVisibleTo(dlg) and BURNED_IN_NOTE in dlg.identity_note.text()
+    dlg.include_patient.setChecked(True)  # the patient is shown anyway: nothing to warn of
+    assert not dlg.identity_note.isVisibleTo(dlg)
+    dlg.include_patient.setChecked(False)
+    dlg.radios["sr"].setChecked(True)  # no pixels in a structured report
+    assert BURNED_IN_NOTE not in dlg.identity_note.text()
+    dlg.radios["dicom"].setChecked(True)
+    assert BURNED_IN_NOTE in dlg.identity_note.text()
+    dlg.close()
+    assert w.export_to("png", tmp_path / "a.png") is not None
+    assert BURNED_IN_NOTE in w.statusBar().currentMessage()
+
+    w.open_paths([get_testdata_file("examples_palette.dcm")])
+    wait_maps(qtbot, w)
+    dlg = ExportDialog(w.controller.current.record, 0, "png", str(tmp_path), w)
+    assert not dlg.identity_note.isVisibleTo(dlg)
+    dlg.close()
+    assert w.export_to("png", tmp_path / "b.png") is not None
+    assert BURNED_IN_NOTE not in w.statusBar().currentMessage()

@@ -81,3 +81,100 @@ def clean_study(orthanc):
         for study in orthanc.find("Study", {"StudyInstanceUID": uid}):
             with contextlib.suppress(Exception):
                 orthanc.request("DELETE", f"/studies/{study['ID']}")
+
+
+# --- the secure PACS: DICOM TLS, and DICOMweb behind HTTPS with a login ------------------------
+
+SECURE_USER, SECURE_PASSWORD = "alice", "Orthanc-Test-Pw-7351"
+"""Orthanc's registered user. The password is long and odd so that a scan for it cannot meet
+it by chance."""
+BEARER_TOKEN = "tok-5b1d9e0c7a4f4e2a"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """The test CA and its certificates (:func:`tests.pacs.certs.make_pki`)."""
+    pytest.importorskip("cryptography", reason="the TLS tests make certificates with "
+                                               "cryptography (pip install cryptography)")
+    from tests.pacs.certs import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def secure_orthanc(tmp_path_factory, pki) -> OrthancServer:
+    """An Orthanc whose DICOM port speaks TLS only (client certificates required) and whose
+    REST API and DICOMweb want a login, with the ultrasound studies loaded."""
+    from tests.pacs.orthanc_server import DicomTls
+
+    if orthanc_binary() is None:
+        pytest.skip(f"Orthanc is not installed; {INSTALL_HINT}")
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc-tls"), app_aet=APP_AET,
+                           tls=DicomTls(pki.server.cert, pki.server.key, pki.ca),
+                           users={SECURE_USER: SECURE_PASSWORD})
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.skip(f"Orthanc did not start with DICOM TLS: {exc}")
+    try:
+        for name in ULTRASOUND_FILES[:2]:
+            server.upload(pydicom_data_file(name))
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def https_proxy(tmp_path_factory, pki, secure_orthanc):
+    """nginx terminating HTTPS in front of the secure Orthanc (one port per certificate)."""
+    from tests.pacs.nginx_proxy import INSTALL_HINT as NGINX_HINT
+    from tests.pacs.nginx_proxy import HttpsProxy, nginx_binary
+
+    if nginx_binary() is None:
+        pytest.skip(f"nginx is not installed; {NGINX_HINT}")
+    if not secure_orthanc.has_dicomweb:
+        pytest.skip("Orthanc's DICOMweb plugin is not installed (orthanc-dicomweb)")
+    proxy = HttpsProxy(tmp_path_factory.mktemp("nginx"), secure_orthanc.http_port,
+                       {"server": pki.server, "expired": pki.expired,
+                        "wrong_host": pki.wrong_host, "untrusted": pki.untrusted},
+                       token=BEARER_TOKEN, upstream_login=(SECURE_USER, SECURE_PASSWORD))
+    try:
+        proxy.start()
+    except RuntimeError as exc:
+        pytest.skip(f"nginx did not start: {exc}")
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture
+def tls_node(secure_orthanc, pki):
+    """The secure Orthanc over DICOM TLS, this app presenting its client certificate."""
+    from rcdnet_desktop.core.pacs import PacsNode
+
+    return PacsNode(name="Secure Orthanc", ae_title=secure_orthanc.aet, host="127.0.0.1",
+                    port=secure_orthanc.dicom_port, calling_ae_title=APP_AET, timeout=10,
+                    storage_port=secure_orthanc.scp_port, tls=True, ca_file=str(pki.ca),
+                    cert_file=str(pki.client.cert), key_file=str(pki.client.key))
+
+
+@pytest.fixture
+def https_node(https_proxy, pki):
+    """DICOMweb over HTTPS through nginx, logging in as Orthanc's user (password held in
+    memory by the node)."""
+    from rcdnet_desktop.core.pacs import PacsNode
+
+    return PacsNode(name="Secure DICOMweb", url=https_proxy.url(), timeout=10,
+                    ca_file=str(pki.ca), user=SECURE_USER).with_secret(SECURE_PASSWORD)
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_from_outside(monkeypatch):
+    """Secrets come only from where a test puts them: not the environment, not a keyring."""
+    from rcdnet_desktop.core.pacs import credentials
+
+    for name in (credentials.PASSWORD_ENV, credentials.TOKEN_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(credentials, "_keyring", lambda: None)
+    credentials._session.clear()

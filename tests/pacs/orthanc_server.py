@@ -10,10 +10,17 @@ The configuration knows one modality, the app's own storage SCP (``RCDNET`` on
 to it, so another calling AE title is refused (the "wrong AE title" case). A second modality,
 ``READONLY``, may query but not store (the "store rejected by the PACS" case: Orthanc breaks off
 the association).
+
+With ``tls`` (:class:`DicomTls`) its DICOM port speaks DICOM TLS only, presents the given
+certificate, trusts the given CA for the certificates of the computers that connect (which it
+requires) and connects over TLS to the app's storage SCP for C-MOVE. With ``users`` its REST
+API and DICOMweb want HTTP basic authentication by one of them (the helpers below log in as
+the first).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -24,6 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 ORTHANC_AET = "ORTHANC"
@@ -32,6 +40,17 @@ READ_ONLY_AET = "READONLY"
 PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc", "/usr/local/share/orthanc/plugins")
 INSTALL_HINT = ("install it with: sudo apt-get install -y orthanc orthanc-dicomweb dcmtk "
                 "(or run ./scripts/test-services as root)")
+
+
+@dataclass(frozen=True)
+class DicomTls:
+    """Orthanc's DICOM TLS files (PEM)."""
+
+    cert: Path
+    key: Path
+    trusted: Path
+    """The CA bundle of the certificates Orthanc accepts from the other side."""
+    remote_certificate_required: bool = True
 
 
 def orthanc_binary() -> str | None:
@@ -80,7 +99,8 @@ class OrthancServer:
     """Orthanc on free loopback ports; use as a context manager or call start()/stop()."""
 
     def __init__(self, folder: str | Path | None = None, *, scp_port: int | None = None,
-                 app_aet: str = APP_AET) -> None:
+                 app_aet: str = APP_AET, tls: DicomTls | None = None,
+                 users: dict[str, str] | None = None) -> None:
         binary = orthanc_binary()
         if binary is None:
             raise FileNotFoundError(f"the Orthanc binary is not installed; {INSTALL_HINT}")
@@ -96,6 +116,8 @@ class OrthancServer:
         self.app_aet = app_aet
         self.process: subprocess.Popen | None = None
         self.log_path = self.folder / "orthanc.log"
+        self.tls = tls
+        self.users = dict(users or {})
 
     # --- addresses -----------------------------------------------------------------------
 
@@ -146,7 +168,26 @@ class OrthancServer:
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True,
                          "Host": f"127.0.0.1:{self.http_port}", "Ssl": False},
         }
+        if self.tls is not None:
+            cfg.update({"DicomTlsEnabled": True, "DicomTlsCertificate": str(self.tls.cert),
+                        "DicomTlsPrivateKey": str(self.tls.key),
+                        "DicomTlsTrustedCertificates": str(self.tls.trusted),
+                        "DicomTlsRemoteCertificateRequired":
+                            self.tls.remote_certificate_required})
+            for modality in cfg["DicomModalities"].values():
+                modality["UseDicomTls"] = True
+        if self.users:
+            cfg.update({"AuthenticationEnabled": True, "RegisteredUsers": self.users})
         return cfg
+
+    @property
+    def authorization(self) -> dict[str, str]:
+        """The header that logs the helpers in (none without users)."""
+        if not self.users:
+            return {}
+        user, password = next(iter(self.users.items()))
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
     # --- life ----------------------------------------------------------------------------
 
@@ -199,8 +240,9 @@ class OrthancServer:
 
     def request(self, method: str, path: str, data: bytes | None = None,
                 content_type: str = "application/json"):
+        headers = {"Content-Type": content_type} if data else {}
         req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": content_type} if data else {})
+                                     headers={**headers, **self.authorization})
         with urllib.request.urlopen(req, timeout=30) as resp:
             body = resp.read()
         return json.loads(body) if body else None

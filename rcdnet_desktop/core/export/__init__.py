@@ -13,6 +13,7 @@ re-exported here:
 * :mod:`.png` -- the report as PNG (:func:`export_png`);
 * :mod:`.pdf` -- the one-page PDF (:func:`pdf_bytes`, :func:`export_pdf`);
 * :mod:`.dicom_sc` -- the Secondary Capture (:func:`dicom_sc_dataset`, :func:`export_dicom_sc`);
+* :mod:`.deidentify` -- what a de-identified export blanks, and says when it cannot;
 * :mod:`.batch_csv` -- the batch-review table as CSV, shared by the CLI and the batch dialog;
 * :mod:`rcdnet_desktop.core.atomic` -- atomic writes, the only way this program writes a
   file (:func:`~rcdnet_desktop.core.atomic.atomic_write`), shared with the training package;
@@ -25,8 +26,10 @@ given to :func:`render_report` hold a ``patient``, in the DICOM header when
 ``include_patient=True``. They are never written
 into PNG text chunks or PDF metadata, which a user cannot see and would not think to scrub.
 Text that the scanner burned into the source pixels (ultrasound header bars often show the
-patient's name or ID) is part of the image and stays in every panel: nothing here detects or
-masks it, and the DICOM export says so in DeidentificationMethod.
+patient's name or ID) is blanked in a de-identified report (rendered without the patient):
+only the source's ultrasound regions are shown. A source without region data keeps its pixels;
+its report says that burned-in text may remain, and its Secondary Capture does not claim the
+identity removed (:mod:`.deidentify`).
 
 Writing files
 -------------

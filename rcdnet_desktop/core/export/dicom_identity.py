@@ -3,8 +3,9 @@
 No Qt here. A result sent to the PACS must file with the images it explains: it carries the
 source's patient (name, ID, birth date, sex), its study (UID, date, time, ID, accession
 number) and references the source image by its UIDs -- ``include_patient=True``. A result
-exported for teaching or sharing is de-identified, consistently: no identifiers
-(``PatientIdentityRemoved`` YES), and the source's study, series and image UIDs replaced by new
+exported for teaching or sharing is de-identified, consistently: no identifiers in the header
+(``PatientIdentityRemoved`` YES, unless pixels that may show burned-in text are kept:
+:mod:`.deidentify`), and the source's study, series and image UIDs replaced by new
 ones that are the same for every object made from the same source in this run of the program
 (the SC and the SR of one image share their new study, and point at the same new image UID),
 but cannot be traced back to the originals without this run's secret -- ``include_patient=False``.
@@ -29,9 +30,6 @@ _RUN_SECRET = secrets.token_hex(16)
 
 _UID_RE = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
-DEIDENTIFICATION_METHOD = "Header identifiers removed; source burned-in text kept"
-"""LO (64 characters at most). Honest about what was not done: scanners often burn the
-patient's name or ID into the image's header bar, and the pixels keep it."""
 
 
 def valid_uid(uid: str) -> bool:
@@ -70,16 +68,21 @@ class DerivedContext:
         """The source image can be referenced (a DICOM source whose SOP class is known)."""
         return bool(self.source_sop_class and self.source_sop_uid)
 
-    def apply(self, ds) -> None:
-        """Write the patient and general study modules (and the de-identification marks)."""
+    def apply(self, ds, *, pixels_blanked: bool | None = None) -> None:
+        """Write the patient and general study modules, and the marks that say what was done
+        to the identity (:func:`~.deidentify.identity_marks`): ``pixels_blanked`` is None for
+        an object without pixels (a structured report), else whether its pixels were blanked
+        outside the ultrasound regions."""
+        from rcdnet_desktop.core.export.deidentify import identity_marks
+
         ds.PatientName = self.patient_name
         ds.PatientID = self.patient_id
         ds.PatientBirthDate = self.birth_date
         ds.PatientSex = self.sex
         ds.AccessionNumber = self.accession_number
-        if not self.include_patient:
-            ds.PatientIdentityRemoved = "YES"
-            ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
+        for keyword, value in identity_marks(include_patient=self.include_patient,
+                                             pixels_blanked=pixels_blanked).items():
+            setattr(ds, keyword, value)
         ds.StudyInstanceUID = self.study_uid
         ds.StudyDate = self.study_date
         ds.StudyTime = self.study_time
@@ -138,5 +141,5 @@ def _patient(record: ImageRecord) -> dict[str, str]:
             "sex": p.sex, "accession_number": p.accession_number}
 
 
-__all__: Sequence[str] = ("DEIDENTIFICATION_METHOD", "DerivedContext", "derived_context",
+__all__: Sequence[str] = ("DerivedContext", "derived_context",
                           "replaced_uid", "valid_uid")

@@ -4,8 +4,11 @@ No Qt here. :func:`dicom_sc_dataset` builds, through highdicom's :class:`highdic
 as the SR is built through highdicom, the dataset that :func:`export_dicom_sc` writes (see
 there for what it holds): the
 report's pixels as 8-bit RGB, the source's study when it is DICOM, a new series and instance,
-and patient identifiers only when ``include_patient=True``. Text that the scanner burned into the
-source pixels is part of the image and is kept; DeidentificationMethod says so.
+and patient identifiers only when ``include_patient=True``. Without them, the identity is said
+to be removed (PatientIdentityRemoved YES, BurnedInAnnotation NO) only when the report's pixels
+were blanked outside the source's ultrasound regions; a report of a frame without region data
+may still show text the scanner burned in, and says PatientIdentityRemoved NO,
+BurnedInAnnotation YES (:mod:`.deidentify`).
 """
 
 from __future__ import annotations
@@ -50,11 +53,13 @@ def dicom_sc_dataset(
                 "or render it again without the patient"
             )
         rgb = report.image
+        blanked = report.pixels_blanked
         when = when or report.when
         frame = report.frame if frame is None else frame
         description_lines = [line.text for line in report.lines]
     else:
         rgb = as_rgb(report)
+        blanked = False  # a bare image: nothing is known of what it shows
         description_lines = [DECISION_SUPPORT_NOTE]
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if when is None:
@@ -111,8 +116,10 @@ def dicom_sc_dataset(
         ds.TimezoneOffsetFromUTC = offset
 
     # Patient and study: the source's with its patient when asked (a result for the PACS),
-    # else de-identified consistently (see dicom_identity); the same modules as the SR.
-    context.apply(ds)
+    # else de-identified consistently (see dicom_identity); the same modules as the SR. The
+    # identity is said to be removed only when the pixels were blanked outside the ultrasound
+    # regions; otherwise PatientIdentityRemoved NO and BurnedInAnnotation YES (deidentify).
+    context.apply(ds, pixels_blanked=blanked)
     if not record.is_dicom:
         ds.StudyDate, ds.StudyTime = date, time  # a study of its own: dated by the export
     # General Series, Type 2C: the side is not carried over from the source, so it is present
@@ -124,7 +131,6 @@ def dicom_sc_dataset(
     ds.SecondaryCaptureDeviceManufacturerModelName = "RcdNet Desktop"
     ds.SecondaryCaptureDeviceSoftwareVersions = software
 
-    ds.BurnedInAnnotation = "YES"
     ds.DerivationDescription = (
         "Source image with the RcdNet result (likelihood band and decision at the model's "
         "suspicious cut-off) and Grad-CAM evidence maps burned in. " + DECISION_SUPPORT_NOTE
@@ -155,11 +161,13 @@ def export_dicom_sc(
 
     The file: SOP Class Secondary Capture (1.2.840.10008.5.1.4.1.1.7), explicit VR little
     endian, 8-bit RGB uncompressed; a new SeriesInstanceUID and SOPInstanceUID; ImageType
-    DERIVED\\SECONDARY; ConversionType WSD; BurnedInAnnotation YES; Modality copied from the
+    DERIVED\\SECONDARY; ConversionType WSD; Modality copied from the
     source ("OT" when unknown); ContentDate/Time from the report; a reference to the source
     image when it can be read. With ``include_patient`` the source's patient and study (what a
     PACS needs to file it with the images); without, no identifiers, PatientIdentityRemoved
-    YES, and the source's study and image UIDs replaced consistently (the SC and SR of one
+    YES and BurnedInAnnotation NO when the report's pixels were blanked outside the ultrasound
+    regions (else NO and YES: burned-in text may remain), and the source's study and image UIDs
+    replaced consistently (the SC and SR of one
     source share the new study; see :mod:`.dicom_identity`). A non-DICOM source gets a new
     study either way. Built with highdicom, which names itself in the
     ContributingEquipmentSequence and the file meta's ImplementationVersionName.

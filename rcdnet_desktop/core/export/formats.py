@@ -6,7 +6,8 @@ dialog filter), whether the file can carry the patient's identity, whether it ne
 source, and which function writes it. Every writer takes the same arguments -- the target, the
 source's record, the rendered :class:`~rcdnet_desktop.core.export.report.Report`, whether to
 include the patient's identity, whether to replace an existing file -- so a caller dispatches
-through :func:`write_report` without knowing the formats. Adding a format is one entry in
+through :func:`write_report` without knowing the formats, and every file written is recorded
+in the audit trail there (:mod:`rcdnet_desktop.core.audit`). Adding a format is one entry in
 :data:`EXPORT_FORMATS` (and its writer).
 """
 
@@ -161,11 +162,19 @@ def write_report(key: str, path: str | Path, record: ImageRecord, report: Report
     rcdnet_desktop.core.errors.ExportError
         It could not be written; the message says why.
     """
+    from rcdnet_desktop.core import audit
+
     fmt = export_format(key)
     if fmt.needs_dicom_source and not record.is_dicom:
         raise ValueError(f"{fmt.label} export needs a DICOM source image")
-    return fmt.write(path, record, report, include_patient=include_patient,
-                     overwrite=overwrite)
+    written = fmt.write(path, record, report, include_patient=include_patient,
+                        overwrite=overwrite)
+    identity = ("with the patient" if include_patient or report.patient_included
+                else "de-identified" if fmt.key == "sr" or report.identity_removed
+                else "without the patient, burned-in text may remain")
+    audit.record_event("export", objects=audit.record_objects(record),
+                       destination={"file": str(written)}, detail=f"{fmt.key}, {identity}")
+    return written
 
 
 __all__: Sequence[str] = (

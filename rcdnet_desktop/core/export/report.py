@@ -37,6 +37,7 @@ import numpy as np
 
 from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION, SCALE_ENDS, shared_scale
 from rcdnet_desktop.core.explain import METHOD_LABELS
+from rcdnet_desktop.core.export.deidentify import BURNED_IN_NOTE, blank_outside
 from rcdnet_desktop.core.lexicon import SECTION_TITLE, lexicon_words
 from rcdnet_desktop.core.measure import (
     Calibration,
@@ -125,7 +126,9 @@ class Report:
     ``prediction`` is the result the report shows (what a structured report codes), with the
     caliper ``measurements`` drawn on it; ``patient_included`` says whether patient identifiers
     are in ``image`` and ``lines``; ``operating_point`` is the one the result was read at (the
-    card's, or a site profile's), which the structured report says too.
+    card's, or a site profile's), which the structured report says too; ``pixels_blanked``
+    whether the source's pixels outside its ultrasound regions were blanked (a de-identified
+    report of a frame that says where its regions are).
     """
 
     image: np.ndarray
@@ -138,6 +141,13 @@ class Report:
     summary: dict[str, str] = field(default_factory=dict)
     measurements: tuple[Measured, ...] = ()
     operating_point: OperatingPoint | None = None
+    pixels_blanked: bool = False
+
+    @property
+    def identity_removed(self) -> bool:
+        """No patient identifier in the text, and the pixels blanked outside the ultrasound
+        regions: nothing left that a scanner burned in (see :mod:`.deidentify`)."""
+        return not self.patient_included and self.pixels_blanked
 
     @property
     def frame(self) -> int:
@@ -171,6 +181,12 @@ class ReportOptions:
         text (:mod:`rcdnet_desktop.core.measure`).
     calibration : Calibration, optional
         The image's scale: the lesion box's width and height are given in mm too.
+    deidentify : bool
+        The report is for someone who may not see the patient's identity: the image is shown
+        only inside ``image_areas`` (blanked around them), or, without areas, the report says
+        that text burned into the image may remain (:mod:`.deidentify`).
+    image_areas : tuple of Box
+        Where the source frame's image data lies (its ultrasound regions).
     """
 
     when: datetime
@@ -181,9 +197,14 @@ class ReportOptions:
     operating_point: OperatingPoint | None = None
     measurements: tuple[Measured, ...] = ()
     calibration: Calibration | None = None
+    deidentify: bool = False
+    image_areas: tuple[Box, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "measurements", tuple(self.measurements))
+        object.__setattr__(self, "image_areas", tuple(self.image_areas))
+        if self.deidentify and self.patient is not None and not self.patient.is_empty():
+            raise ValueError("a de-identified report cannot show the patient")
 
     @classmethod
     def of_record(
@@ -200,8 +221,9 @@ class ReportOptions:
         """The options of an opened image's report, the usual way for the viewer and the CLI.
 
         The file's name (never its folder, which may name the patient), its calibration, and
-        the patient's identifiers only when ``include_patient`` is True. ``when`` defaults to
-        now, in local time with its UTC offset.
+        the patient's identifiers only when ``include_patient`` is True; without them the
+        report is de-identified (``deidentify``, with the image's ultrasound regions).
+        ``when`` defaults to now, in local time with its UTC offset.
         """
         return cls(
             when=when or datetime.now().astimezone(),
@@ -212,6 +234,8 @@ class ReportOptions:
             operating_point=operating_point,
             measurements=tuple(measurements),
             calibration=Calibration.of(record),
+            deidentify=not include_patient,
+            image_areas=record.image_areas,
         )
 
 
@@ -361,6 +385,8 @@ def report_lines(heatmaps: HeatMaps, options: ReportOptions) -> tuple[ReportLine
         lines.append(ReportLine(f"Source: {source}"))
     if o.patient is not None and not o.patient.is_empty():
         lines.append(ReportLine(_patient_text(o.patient)))
+    if o.deidentify and not o.image_areas:
+        lines.append(ReportLine(BURNED_IN_NOTE, "warning"))
     lines.append(ReportLine(DECISION_SUPPORT_NOTE, "note"))
     return tuple(lines)
 
@@ -522,6 +548,9 @@ def render_report(pixels: np.ndarray, heatmaps: HeatMaps, options: ReportOptions
     o = options
 
     rgb = as_rgb(pixels)
+    blanked = o.deidentify and bool(o.image_areas)
+    if blanked:  # the scanner's header band and side panels, where names are burned in
+        rgb = blank_outside(rgb, o.image_areas)
     h, w = rgb.shape[:2]
     p = heatmaps.prediction
     benign = _full_size(heatmaps.benign, (h, w), p.roi, "benign")
@@ -639,6 +668,7 @@ def render_report(pixels: np.ndarray, heatmaps: HeatMaps, options: ReportOptions
         prediction=heatmaps.prediction,
         measurements=o.measurements,
         operating_point=o.operating_point,
+        pixels_blanked=blanked,
     )
 
 

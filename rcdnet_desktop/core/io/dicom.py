@@ -32,7 +32,14 @@ from .dicom_decode import (
     inflate,
     ts_name,
 )
-from .dicom_info import number, patient_info, study_info, text, ultrasound_regions
+from .dicom_info import (
+    image_areas,
+    number,
+    patient_info,
+    study_info,
+    text,
+    ultrasound_regions,
+)
 from .dicom_spacing import pixel_spacing
 from .pixels import (
     NESTED_TOO_DEEP,
@@ -218,6 +225,7 @@ def read_dicom(p: Path, frame: int, has_preamble: bool) -> ImageRecord:
         patient=patient_info(ds),
         study=study_info(ds),
         regions=ultrasound_regions(ds, cols, rows),
+        image_areas=image_areas(ds, cols, rows),
         pixels_frame=frame,
         frame_loader=loader,
         frame_rate=_frame_rate(ds) if count > 1 else None,

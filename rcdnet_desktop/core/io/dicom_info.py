@@ -84,6 +84,33 @@ def region_kinds(ds: Any) -> tuple[tuple[int, int], ...]:
     return tuple(kinds)
 
 
+IMAGE_DATA_FORMATS = (1, 2, 3, 4)
+"""RegionSpatialFormat of regions that hold image data: 2D, M-mode, spectral, waveform (not
+0, none, nor 5, graphics, which may hold text)."""
+
+
+def image_areas(ds: Any, width: int, height: int) -> tuple[Box, ...]:
+    """The bounds of the ultrasound regions that hold image data, clipped to the image (any
+    units: calibration does not matter here); regions without bounds or outside the image are
+    skipped."""
+    try:
+        seq = ds.get("SequenceOfUltrasoundRegions")
+        items = list(seq)[:64] if seq else []
+    except Exception:
+        return ()
+    boxes = []
+    for item in items:
+        try:
+            if number(item, "RegionSpatialFormat", -1) not in IMAGE_DATA_FORMATS:
+                continue
+            box = region_box(item, width, height)
+        except Exception:
+            continue
+        if box is not None:
+            boxes.append(box)
+    return tuple(boxes)
+
+
 def ultrasound_regions(ds: Any, width: int, height: int) -> tuple[UltrasoundRegion, ...]:
     """Calibrated regions (units cm in both directions), clipped to the image; others skipped."""
     try:
@@ -116,15 +143,17 @@ def _one_region(item: Any, width: int, height: int) -> UltrasoundRegion | None:
         and _MIN_MM_PER_PIXEL <= my <= _MAX_MM_PER_PIXEL
     ):
         return None
-    coords = [
-        number(item, k)
-        for k in (
-            "RegionLocationMinX0",
-            "RegionLocationMinY0",
-            "RegionLocationMaxX1",
-            "RegionLocationMaxY1",
-        )
-    ]
+    box = region_box(item, width, height)
+    if box is None:
+        return None
+    return UltrasoundRegion(box=box, mm_per_pixel_x=mx, mm_per_pixel_y=my)
+
+
+def region_box(item: Any, width: int, height: int) -> Box | None:
+    """The bounds of one ultrasound region in image pixels, clipped to the image; None when
+    it has none, they are reversed, or it lies wholly outside."""
+    coords = [number(item, k) for k in ("RegionLocationMinX0", "RegionLocationMinY0",
+                                        "RegionLocationMaxX1", "RegionLocationMaxY1")]
     if any(c is None for c in coords):
         return None
     x0, y0, x1, y1 = (int(c) for c in coords)  # type: ignore[arg-type]
@@ -135,6 +164,4 @@ def _one_region(item: Any, width: int, height: int) -> UltrasoundRegion | None:
     cx1, cy1 = min(x1, width - 1), min(y1, height - 1)
     if cx1 < cx0 or cy1 < cy0:
         return None
-    return UltrasoundRegion(
-        box=Box(cx0, cy0, cx1 - cx0 + 1, cy1 - cy0 + 1), mm_per_pixel_x=mx, mm_per_pixel_y=my
-    )
+    return Box(cx0, cy0, cx1 - cx0 + 1, cy1 - cy0 + 1)

@@ -6,8 +6,15 @@ search at the query's level (patients are the studies' patients, DICOMweb has no
 search), :func:`retrieve` streams each study or series with WADO-RS into the cache (through
 its staging folder, as a DICOM retrieve does), :func:`store` sends with STOW-RS. The HTTP
 session ignores proxy and ``.netrc`` settings of the environment: the app talks to the
-configured URL and nothing else. Failures raise
-:class:`~rcdnet_desktop.core.pacs.nodes.PacsError` in words, as in :mod:`.dimse`.
+configured URL and nothing else.
+
+Over ``https://`` the server's certificate and host name are verified with the TLS context of
+:mod:`.tls` (the node's CA file, else the system's trusted certificates; TLS 1.2 or newer).
+A node with a user sends HTTP basic authentication, one with ``auth = "bearer"`` a bearer
+token; the secret comes from :func:`~rcdnet_desktop.core.pacs.credentials.find_secret` and
+goes only into the request's Authorization header. Failures raise
+:class:`~rcdnet_desktop.core.pacs.nodes.PacsError` in words, as in :mod:`.dimse`; a refused
+password is kind ``auth``, and nothing is retried.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from urllib.parse import urlsplit
 from rcdnet_desktop.core.errors import ExportError
 from rcdnet_desktop.core.pacs.cache import PacsCache
 from rcdnet_desktop.core.pacs.cancel import on_cancel
+from rcdnet_desktop.core.pacs.credentials import auth_kind, find_secret, where_to_put_it
 from rcdnet_desktop.core.pacs.nodes import PacsCancelled, PacsError, PacsNode
 from rcdnet_desktop.core.pacs.query import QIDO_FIELDS, Match, Query
 from rcdnet_desktop.core.pacs.results import (
@@ -43,9 +51,19 @@ def _client(node: PacsNode):
     import requests
     from dicomweb_client.api import DICOMwebClient
 
-    class LiteralWildcards(requests.adapters.HTTPAdapter):
-        """Sends QIDO-RS wildcards as ``*``: requests writes ``%2A``, which some servers
-        (Orthanc 1.10) match literally, so ``smi*`` would find nobody."""
+    from rcdnet_desktop.core.pacs.tls import client_context
+
+    context = client_context(node) if node.uses_tls else None
+
+    class Adapter(requests.adapters.HTTPAdapter):
+        """Verifies HTTPS with this app's TLS context (:mod:`.tls`) rather than requests'
+        own bundle, and sends QIDO-RS wildcards as ``*``: requests writes ``%2A``, which some
+        servers (Orthanc 1.10) match literally, so ``smi*`` would find nobody."""
+
+        def init_poolmanager(self, *args, **kwargs):
+            if context is not None:
+                kwargs["ssl_context"] = context
+            return super().init_poolmanager(*args, **kwargs)
 
         def send(self, request, *args, **kwargs):
             request.url = request.url.replace("%2A", "*")
@@ -53,11 +71,35 @@ def _client(node: PacsNode):
 
     session = requests.Session()
     session.trust_env = False  # no proxies or .netrc from the environment: the URL only
+    session.verify = True
     for prefix in ("http://", "https://"):
-        session.mount(prefix, LiteralWildcards())
+        session.mount(prefix, Adapter())
+    session.auth = _auth(node)
     client = DICOMwebClient(node.url, session=session, timeout=node.timeout)
     client.set_http_retry_params(retry=False)  # a failure is reported at once, not in minutes
     return client, session
+
+
+def _auth(node: PacsNode):
+    """The requests authentication of the node (None: none, or no secret was found)."""
+    import requests
+
+    kind = auth_kind(node)
+    secret = find_secret(node)
+    if not kind or secret is None:
+        return None
+    if kind == "basic":
+        return requests.auth.HTTPBasicAuth(node.user, secret.reveal())
+
+    class Bearer(requests.auth.AuthBase):
+        def __call__(self, request):
+            request.headers["Authorization"] = f"Bearer {secret.reveal()}"
+            return request
+
+        def __repr__(self) -> str:
+            return "Bearer(***)"
+
+    return Bearer()
 
 
 def _where(node: PacsNode) -> str:
@@ -69,12 +111,15 @@ def _http_error(node: PacsNode, exc: BaseException, what: str) -> PacsError:
     """A requests exception in words."""
     import requests
 
+    if isinstance(exc, PacsError):
+        return exc
     if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
         code = exc.response.status_code
         if code in (401, 403):
-            return PacsError(node, f"the server refused access to the {what} (HTTP {code}): "
-                                   "it wants a user name and password, or does not allow this "
-                                   "computer", "refused")
+            return _refused(node, code, what)
+        if code == 400 and "https port" in (exc.response.text or "").lower():
+            return PacsError(node, f"{_where(node)} speaks HTTPS only: write the URL with "
+                                   "https://", "tls")
         if code == 404:
             return PacsError(node, f"no DICOMweb service answers at {node.url} (HTTP 404): "
                                    "check the URL", "refused")
@@ -85,6 +130,13 @@ def _http_error(node: PacsNode, exc: BaseException, what: str) -> PacsError:
             return PacsError(node, f"the server failed during the {what} (HTTP {code})",
                              "failed")
         return PacsError(node, f"the server refused the {what} (HTTP {code})", "refused")
+    from rcdnet_desktop.core.pacs.tls import tls_failure
+
+    if isinstance(exc, requests.exceptions.SSLError) or (
+            isinstance(exc, requests.exceptions.ConnectionError) and node.uses_tls):
+        failure = tls_failure(node, exc, _where(node))
+        if failure is not None:
+            return failure
     if isinstance(exc, requests.exceptions.Timeout):
         return PacsError(node, f"no answer from {_where(node)} within {node.timeout:g} s during "
                                f"the {what}", "timeout")
@@ -105,6 +157,28 @@ def _http_error(node: PacsNode, exc: BaseException, what: str) -> PacsError:
     if isinstance(exc, requests.exceptions.RequestException):
         return PacsError(node, f"the {what} failed: {exc}", "failed")
     return PacsError(node, f"the {what} failed: {type(exc).__name__}: {exc}", "failed")
+
+
+def _refused(node: PacsNode, code: int, what: str) -> PacsError:
+    """HTTP 401 or 403 in words: what was presented, and what to change."""
+    kind = auth_kind(node)
+    given = kind and find_secret(node) is not None
+    if code == 403 and given:
+        return PacsError(node, f"the server does not allow the user {node.user or '(token)'} "
+                               f"the {what} (HTTP 403): ask its administrator for access",
+                         "auth")
+    if kind == "bearer" and given:
+        return PacsError(node, f"the server refused the token (HTTP {code}): it is wrong or "
+                               "has expired; give a new one", "auth")
+    if kind == "basic" and given:
+        return PacsError(node, f"the server refused the user name {node.user} and its password "
+                               f"(HTTP {code}): check both", "auth")
+    if kind:
+        what_is_missing = "token" if kind == "bearer" else f"password of {node.user}"
+        return PacsError(node, f"the server wants a login (HTTP {code}) and no "
+                               f"{what_is_missing} was found: {where_to_put_it(node)}", "auth")
+    return PacsError(node, f"the server wants a login (HTTP {code}): give the node a user "
+                           "(--user NAME) and its password, or a token (--auth bearer)", "auth")
 
 
 def _cancellable(session, cancel: threading.Event | None):

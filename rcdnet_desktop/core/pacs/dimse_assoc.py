@@ -1,7 +1,9 @@
 """DICOM associations for :mod:`.dimse`: opening one (with failures in words), cancelling
 one from another thread, releasing it and waiting for its thread.
 
-No Qt here.
+No Qt here. A node with ``tls`` set is reached over DICOM TLS (:mod:`.tls`: TLS 1.2 or newer,
+certificate and host name verified); a TLS failure is said in words, and so is a plain
+connection that a TLS-only server broke off.
 """
 
 from __future__ import annotations
@@ -15,6 +17,13 @@ from collections.abc import Sequence
 from rcdnet_desktop.core.pacs.cancel import on_cancel
 from rcdnet_desktop.core.pacs.dimse_protocol import rejection_words
 from rcdnet_desktop.core.pacs.nodes import PacsError, PacsNode
+from rcdnet_desktop.core.pacs.tls import (
+    broken_handshake,
+    client_context,
+    handshake_errors,
+    speaks_tls,
+    tls_failure,
+)
 
 
 def host(node: PacsNode) -> str:
@@ -43,17 +52,25 @@ def associate(node: PacsNode, ae, *, ext_neg=None, handlers=()):
     except (socket.gaierror, UnicodeError):
         raise PacsError(node, f"the host name {node.host!r} cannot be found (check its spelling "
                               "and the network connection)", "unreachable") from None
+    context = client_context(node) if node.tls else None
     opened = threading.Event()
     all_handlers = [*handlers, (evt.EVT_CONN_OPEN, lambda _event: opened.set())]
     start = time.monotonic()
     assoc = ae.associate(node.host, node.port, ae_title=node.ae_title, ext_neg=ext_neg,
-                         evt_handlers=all_handlers)
+                         evt_handlers=all_handlers,
+                         tls_args=(context, node.host) if context is not None else None)
     if assoc.is_established:
         return assoc
     elapsed = time.monotonic() - start
     late = elapsed >= node.timeout * 0.9
     if assoc.is_rejected:
         raise PacsError(node, rejection_words(assoc, node), "rejected")
+    for exc in handshake_errors(context):
+        failure = tls_failure(node, exc, host(node))
+        if failure is not None:
+            raise failure
+        if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
+            raise broken_handshake(node, host(node), node.host, node.port)
     if not opened.is_set():
         if late:
             raise PacsError(node, f"no answer from {host(node)} within {node.timeout:g} s: the "
@@ -64,6 +81,10 @@ def associate(node: PacsNode, ae, *, ext_neg=None, handlers=()):
         raise PacsError(node, f"{host(node)} accepted the connection but did not answer the "
                               f"association request within {node.timeout:g} s (is this port a "
                               "DICOM service?)", "timeout")
+    if context is None and speaks_tls(node.host, node.port, node.timeout):
+        raise PacsError(node, f"{host(node)} expects DICOM TLS and broke off the plain "
+                              "connection: turn TLS on for this node (--tls) and give its CA "
+                              "(--ca FILE)", "tls")
     raise PacsError(node, f"{host(node)} broke off the connection before accepting it (is "
                           "this port a DICOM service?)", "aborted")
 

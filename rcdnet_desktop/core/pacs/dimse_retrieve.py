@@ -3,7 +3,9 @@
 No Qt here. Instances arrive through the cache's :class:`~rcdnet_desktop.core.pacs.cache.Receiver`
 (whole files only); the PACS's answers are counted, reported as progress, and a problem is noted
 in words; what was received before a failure or a cancel is kept. C-MOVE starts this app's own
-storage SCP for the time of the retrieve only, accepting instances from the node's AE title.
+storage SCP for the time of the retrieve only, accepting instances from the node's AE title
+(over TLS when the node uses TLS, presenting the node's certificate and accepting only a PACS
+whose certificate chains to the node's CA).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rcdnet_desktop.core.pacs.dimse_protocol import (
 from rcdnet_desktop.core.pacs.nodes import PacsError, PacsNode
 from rcdnet_desktop.core.pacs.query import Match
 from rcdnet_desktop.core.pacs.results import ProgressCallback, RetrieveProgress, RetrieveResult
+from rcdnet_desktop.core.pacs.tls import server_context
 
 
 def _identifier(match: Match):
@@ -256,9 +259,11 @@ def _move(node: PacsNode, targets: Sequence[Match], transfer: _Transfer,
     for sop in RETRIEVE_SOP_CLASSES:
         scp.add_supported_context(sop, list(TRANSFER_SYNTAXES))
     scp.require_calling_aet = [node.ae_title]
+    context = server_context(node) if node.tls else None
     try:
         server = scp.start_server((node.storage_bind, node.storage_port), block=False,
-                                  evt_handlers=[(evt.EVT_C_STORE, transfer.on_store)])
+                                  evt_handlers=[(evt.EVT_C_STORE, transfer.on_store)],
+                                  ssl_context=context)
     except OSError as exc:
         why = "another program is using it" if exc.errno in (98, 48, 10048) else \
             (exc.strerror or str(exc))
@@ -294,6 +299,10 @@ def _move(node: PacsNode, targets: Sequence[Match], transfer: _Transfer,
         transfer.problem += (f". The PACS could not send the instances to this app on port "
                              f"{node.storage_port}: can the PACS reach this computer there "
                              "(firewall)?")
+    elif transfer.problem and transfer.received == 0 and node.tls:
+        transfer.problem += (f". Over TLS the PACS connects back to this app on port "
+                             f"{node.storage_port} and must trust its certificate "
+                             f"{node.cert_file} (as a server's): check its trusted certificates")
     return aborted.is_set()
 
 

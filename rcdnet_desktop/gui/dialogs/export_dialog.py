@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from rcdnet_desktop.core.export.deidentify import burned_in_warning
 from rcdnet_desktop.core.export.formats import (
     EXPORT_FORMATS,
     export_file_name,
@@ -88,7 +89,8 @@ PATIENT_CHOICE = "Include patient name and ID"
 DICOM_IDENTITY_CHOICE = "For the PACS: keep the source's patient and study"
 DICOM_IDENTITY_NOTE = ("Ticked, the file carries the patient's name and ID and belongs to the "
                        "source's study, as a PACS needs. Unticked, it is de-identified for "
-                       "teaching or sharing: no identifiers, a new study, no study date.")
+                       "teaching or sharing: no identifiers, a new study, no study date, and "
+                       "the image blanked outside its ultrasound regions.")
 
 
 class ExportDialog(QDialog):
@@ -135,6 +137,7 @@ class ExportDialog(QDialog):
         self.identity_note = QLabel("", self)
         self.identity_note.setWordWrap(True)
         self._update_include_patient()
+        self.include_patient.toggled.connect(self._update_include_patient)
         lay.addWidget(self.include_patient)
         lay.addWidget(self.identity_note)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
@@ -165,8 +168,14 @@ class ExportDialog(QDialog):
             self.include_patient.setChecked(False)
         dicom = export_format(self.format()).needs_dicom_source  # a DICOM object
         self.include_patient.setText(DICOM_IDENTITY_CHOICE if dicom else PATIENT_CHOICE)
-        self.identity_note.setText(DICOM_IDENTITY_NOTE if dicom else "")
-        self.identity_note.setVisible(dicom)
+        note = DICOM_IDENTITY_NOTE if dicom else ""
+        if self.format() != "sr":  # the SR has no pixels
+            warning = burned_in_warning(self.record,
+                                        include_patient=self.include_patient.isChecked())
+            if warning:
+                note = f"{note} {warning}".strip()
+        self.identity_note.setText(note)
+        self.identity_note.setVisible(bool(note))
 
     def _format_changed(self, *_args) -> None:
         self._update_include_patient()

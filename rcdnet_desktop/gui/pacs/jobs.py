@@ -35,6 +35,7 @@ class PacsJob(QObject):
         super().__init__(parent)
         self.cancel_event = threading.Event()
         self._fn = fn
+        self._outcome_sent = False
         self._thread = threading.Thread(target=self._run, name=f"pacs-{name}", daemon=True)
         JOBS.add(self)
 
@@ -49,6 +50,12 @@ class PacsJob(QObject):
     def running(self) -> bool:
         return self._thread.is_alive()
 
+    @property
+    def busy(self) -> bool:
+        """Running and its outcome not yet sent: a dialog may start the next job once the
+        outcome came, even while the thread is still winding down."""
+        return self.running and not self._outcome_sent
+
     def wait(self, timeout_s: float = 10.0) -> bool:
         if self._thread.ident is not None:
             self._thread.join(timeout_s)
@@ -60,10 +67,13 @@ class PacsJob(QObject):
         try:
             result = self._fn(self.cancel_event, self.progress.emit)
         except PacsCancelled:
+            self._outcome_sent = True
             self.cancelled.emit()
         except Exception as exc:  # noqa: BLE001 - every failure reaches the user in words
+            self._outcome_sent = True
             self.failed.emit(str(exc) or type(exc).__name__)
         else:
+            self._outcome_sent = True
             if self.cancel_event.is_set() and result is None:
                 self.cancelled.emit()
             else:

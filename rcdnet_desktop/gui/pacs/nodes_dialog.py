@@ -1,8 +1,13 @@
 """PACS > PACS nodes...: add, change, remove and test the PACS the viewer talks to.
 
 A node is a DICOM node (its AE title, host and port, this app's own AE title, C-GET or C-MOVE
-with the storage port) or a DICOMweb service (a URL). "Test connection" runs a C-ECHO (or a
-one-result QIDO-RS search) off the GUI thread and says how it went.
+with the storage port, DICOM TLS) or a DICOMweb service (a URL, a login: user and password, or
+a token). Either may name the CA bundle its server's certificate must chain to, and this
+computer's certificate and key. "Test connection" runs a C-ECHO (or a one-result QIDO-RS
+search) off the GUI thread and says how it went.
+
+A password or token typed here is kept in memory for the session, or put in the system keyring
+when "Remember in the system keyring" is ticked; it is never saved with the nodes.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -26,12 +33,46 @@ from PySide6.QtWidgets import (
 )
 
 from rcdnet_desktop.core.pacs import PacsError, PacsNode
+from rcdnet_desktop.core.pacs.credentials import (
+    keyring_available,
+    remember_for_session,
+    save_to_keyring,
+)
 from rcdnet_desktop.gui.pacs.jobs import PacsJob
+from rcdnet_desktop.gui.pacs.login import logged_in
 from rcdnet_desktop.gui.pacs.nodes import pacs_nodes, save_pacs_nodes
 from rcdnet_desktop.gui.settings import Settings
 
 TRANSPORT_LABELS = {"dimse": "DICOM (C-FIND, C-GET/C-MOVE, C-STORE)",
                     "dicomweb": "DICOMweb (QIDO-RS, WADO-RS, STOW-RS)"}
+AUTH_LABELS = {"": "None", "basic": "User name and password", "bearer": "Token (bearer)"}
+
+
+class FileField(QWidget):
+    """A path with a Browse... button."""
+
+    def __init__(self, caption: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.edit = QLineEdit(self)
+        self.edit.setPlaceholderText("PEM file")
+        self.browse = QPushButton("Browse...", self)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.browse)
+        self.browse.clicked.connect(lambda: self._choose(caption))
+
+    def _choose(self, caption: str) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, caption, self.edit.text(),
+                                              "PEM files (*.pem *.crt *.cer *.key);;All files (*)")
+        if path:
+            self.edit.setText(path)
+
+    def text(self) -> str:
+        return self.edit.text()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's spelling
+        self.edit.setText(text)
 
 
 class PacsNodesDialog(QDialog):
@@ -77,6 +118,24 @@ class PacsNodesDialog(QDialog):
         self.timeout.setRange(1, 600)
         self.timeout.setValue(30)
         self.timeout.setSuffix(" s")
+        self.tls = QCheckBox("DICOM over TLS (certificate and host name verified)", self)
+        self.ca_file = FileField("CA bundle", self)
+        self.ca_file.edit.setPlaceholderText("the system's trusted certificates")
+        self.cert_file = FileField("This computer's certificate", self)
+        self.cert_file.edit.setPlaceholderText("none (only for servers that ask for one)")
+        self.key_file = FileField("Its key", self)
+        self.auth = QComboBox(self)
+        for key, label in AUTH_LABELS.items():
+            self.auth.addItem(label, key)
+        self.user = QLineEdit(self)
+        self.password = QLineEdit(self)
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("empty: from the keyring, or asked when needed")
+        self.remember = QCheckBox("Remember in the system keyring", self)
+        if not keyring_available():
+            self.remember.setEnabled(False)
+            self.remember.setToolTip("No system keyring is available on this computer: the "
+                                      "password is kept only until the viewer closes")
         form = QFormLayout()
         form.addRow("Name", self.name)
         form.addRow("Kind", self.transport)
@@ -87,6 +146,14 @@ class PacsNodesDialog(QDialog):
         form.addRow("Retrieve by", self.retrieve)
         form.addRow("Storage port", self.storage_port)
         form.addRow("DICOMweb URL", self.url)
+        form.addRow("Security", self.tls)
+        form.addRow("CA bundle", self.ca_file)
+        form.addRow("Own certificate", self.cert_file)
+        form.addRow("Own key", self.key_file)
+        form.addRow("Log in with", self.auth)
+        form.addRow("User", self.user)
+        form.addRow("Password / token", self.password)
+        form.addRow("", self.remember)
         form.addRow("Timeout", self.timeout)
         self.form = form
         self.test_button = QPushButton("Test connection", self)
@@ -112,6 +179,7 @@ class PacsNodesDialog(QDialog):
         self.remove_button.clicked.connect(self.remove_node)
         self.transport.currentIndexChanged.connect(self._show_fields)
         self.retrieve.currentIndexChanged.connect(self._show_fields)
+        self.auth.currentIndexChanged.connect(self._show_fields)
         self.test_button.clicked.connect(self.test_connection)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
@@ -132,7 +200,8 @@ class PacsNodesDialog(QDialog):
         has = 0 <= self._row < len(self.nodes)
         for w in (self.name, self.transport, self.ae_title, self.host, self.port, self.calling,
                   self.url, self.retrieve, self.storage_port, self.timeout, self.test_button,
-                  self.remove_button):
+                  self.remove_button, self.tls, self.ca_file, self.cert_file, self.key_file,
+                  self.auth, self.user, self.password):
             w.setEnabled(has)
         self._show_fields()
 
@@ -143,6 +212,12 @@ class PacsNodesDialog(QDialog):
         self.form.setRowVisible(self.storage_port,
                                 not web and self.retrieve.currentData() == "move")
         self.form.setRowVisible(self.url, web)
+        self.form.setRowVisible(self.tls, not web)
+        login = web and bool(self.auth.currentData())
+        self.form.setRowVisible(self.auth, web)
+        self.form.setRowVisible(self.user, web and self.auth.currentData() == "basic")
+        self.form.setRowVisible(self.password, login)
+        self.form.setRowVisible(self.remember, login)
 
     def _select(self, row: int) -> None:
         self._store_form()
@@ -184,16 +259,29 @@ class PacsNodesDialog(QDialog):
         self.retrieve.setCurrentIndex(self.retrieve.findData(node.retrieve))
         self.storage_port.setValue(int(node.storage_port))
         self.timeout.setValue(float(node.timeout))
+        self.tls.setChecked(node.tls)
+        self.ca_file.setText(node.ca_file)
+        self.cert_file.setText(node.cert_file)
+        self.key_file.setText(node.key_file)
+        self.auth.setCurrentIndex(max(self.auth.findData(
+            node.auth or ("basic" if node.user else "")), 0))
+        self.user.setText(node.user)
+        self.password.setText(node.secret.reveal() if node.secret else "")
 
     def form_node(self) -> PacsNode:
-        """The node as the form shows it (not checked)."""
+        """The node as the form shows it (not checked), holding a typed password in memory."""
         web = self.transport.currentData() == "dicomweb"
         base = self.nodes[self._row] if 0 <= self._row < len(self.nodes) else PacsNode(name="")
+        auth = self.auth.currentData() if web else ""
         return replace(base, name=self.name.text(), ae_title=self.ae_title.text(),
                        host=self.host.text(), port=self.port.value(),
                        calling_ae_title=self.calling.text(), url=self.url.text() if web else "",
                        retrieve=self.retrieve.currentData(),
-                       storage_port=self.storage_port.value(), timeout=self.timeout.value())
+                       storage_port=self.storage_port.value(), timeout=self.timeout.value(),
+                       tls=self.tls.isChecked() and not web, ca_file=self.ca_file.text(),
+                       cert_file=self.cert_file.text(), key_file=self.key_file.text(),
+                       auth=auth, user=self.user.text() if auth == "basic" else "",
+                       ).with_secret(self.password.text() if auth else None)
 
     def _store_form(self) -> None:
         if 0 <= self._row < len(self.nodes):
@@ -214,7 +302,8 @@ class PacsNodesDialog(QDialog):
             return
         self.status.setText(f"Testing {node.label}...")
         self.test_button.setEnabled(False)
-        self.job = PacsJob(lambda _cancel, _progress: echo(node), self, "echo")
+        self.job = PacsJob(lambda _cancel, _progress: logged_in(node, lambda: echo(node)),
+                           self, "echo")
         self.job.done.connect(lambda s: self._tested(f"Connected: {node.label} answered in "
                                                      f"{s * 1000:.0f} ms."))
         self.job.failed.connect(lambda m: self._tested(f"Failed: {m}"))
@@ -240,7 +329,16 @@ class PacsNodesDialog(QDialog):
         if problems:
             self.status.setText("Not saved: " + "; ".join(problems))
             return
-        save_pacs_nodes(self.settings, checked)
+        kept_in_keyring = True
+        for node in checked:
+            if node.secret:
+                remember_for_session(node, node.secret)
+                if self.remember.isChecked():
+                    kept_in_keyring &= save_to_keyring(node, node.secret)
+        if not kept_in_keyring:
+            self.status.setText("The system keyring refused the password: it is kept only "
+                                "until the viewer closes.")
+        save_pacs_nodes(self.settings, checked)  # never the secrets (PacsNode.to_dict)
         super().accept()
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override

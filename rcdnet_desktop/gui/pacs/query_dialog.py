@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from rcdnet_desktop.core.pacs import Match, PacsCache, PacsNode, Query, RetrieveResult
 from rcdnet_desktop.gui.pacs.jobs import JobDialog, PacsJob
+from rcdnet_desktop.gui.pacs.login import logged_in, ready_node
 from rcdnet_desktop.gui.pacs.nodes import last_node, pacs_cache_dir, pacs_nodes, set_last_node
 from rcdnet_desktop.gui.settings import Settings
 
@@ -148,6 +149,14 @@ class PacsQueryDialog(JobDialog):
         if PacsNodesDialog(self.settings, self).exec():
             self.fill_nodes()
 
+    def _logged_in(self, node: PacsNode) -> PacsNode | None:
+        """The node with its password or token (asked when none is found); None, said in the
+        status line, when the user cancelled the question."""
+        ready = ready_node(self, node)
+        if ready is None:
+            self.show_status(f"Not logged in to {node.label}: nothing was asked of it.")
+        return ready
+
     # --- search ------------------------------------------------------------------------------
 
     def query(self) -> Query:
@@ -168,9 +177,13 @@ class PacsQueryDialog(JobDialog):
             self.show_status(f"Cannot search: {exc}.", error=True)
             return
         set_last_node(self.settings, node.name)
+        node = self._logged_in(node)
+        if node is None:
+            return
         self.results.clear()
-        self._start(PacsJob(lambda cancel, _p: find(node, query, cancel=cancel), self, "find"),
-                    f"Searching {node.label}...")
+        self._start(PacsJob(lambda cancel, _p: logged_in(
+            node, lambda: find(node, query, cancel=cancel)), self, "find"),
+            f"Searching {node.label}...")
         self.job.done.connect(self._found)
 
     def _found(self, matches: list[Match]) -> None:
@@ -211,9 +224,12 @@ class PacsQueryDialog(JobDialog):
         node, studies = self.current_node(), self.selected_studies()
         if node is None or not studies or self.busy:
             return
+        node = self._logged_in(node)
+        if node is None:
+            return
         cache = PacsCache(pacs_cache_dir(self.settings) or None)
-        self._start(PacsJob(lambda cancel, progress: retrieve(
-            node, studies, cache, progress=progress, cancel=cancel), self, "retrieve"),
+        self._start(PacsJob(lambda cancel, progress: logged_in(node, lambda: retrieve(
+            node, studies, cache, progress=progress, cancel=cancel)), self, "retrieve"),
             f"Retrieving {len(studies)} stud{'y' if len(studies) == 1 else 'ies'} from "
             f"{node.label}...")
         expected = [m.instances for m in studies]
@@ -242,7 +258,7 @@ class PacsQueryDialog(JobDialog):
 
     @property
     def busy(self) -> bool:
-        return self.job is not None and self.job.running
+        return self.job is not None and self.job.busy
 
     def _start(self, job: PacsJob, text: str) -> None:
         self.job = job

@@ -23,6 +23,7 @@ from rcdnet_desktop.core.pacs import StoreResult
 from rcdnet_desktop.core.result import band_and_decision, probability_text
 from rcdnet_desktop.gui.dialogs.export_dialog import ExportJob, render_export
 from rcdnet_desktop.gui.pacs.jobs import JobDialog, PacsJob
+from rcdnet_desktop.gui.pacs.login import logged_in, ready_node
 from rcdnet_desktop.gui.pacs.nodes import last_node, pacs_nodes, set_last_node
 from rcdnet_desktop.gui.settings import Settings
 
@@ -98,13 +99,19 @@ class PacsSendDialog(JobDialog):
         from rcdnet_desktop.core.pacs import store
 
         i = self.node.currentIndex()
-        if not 0 <= i < len(self.nodes) or (self.job is not None and self.job.running):
+        if not 0 <= i < len(self.nodes) or (self.job is not None and self.job.busy):
             return
         node, export_job, with_sc = self.nodes[i], self.export_job, self.with_sc.isChecked()
         set_last_node(self.settings, node.name)
+        ready = ready_node(self, node)
+        if ready is None:
+            self._show(f"Not logged in to {node.label}: nothing sent.")
+            return
+        node = ready
 
         def run(cancel, _progress):
-            return store(node, result_datasets(export_job, with_sc), cancel=cancel)
+            return logged_in(node, lambda: store(node, result_datasets(export_job, with_sc),
+                                                 cancel=cancel))
 
         self.job = PacsJob(run, self, "store")
         self.job.done.connect(self._sent)

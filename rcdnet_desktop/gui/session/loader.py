@@ -32,10 +32,13 @@ def make_thumbnail(pixels: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
 
 
 def read_one(path: Path) -> ImageRecord:
-    """Read ``path`` with the core reader (the one place the GUI reads images)."""
-    from rcdnet_desktop.core import io
+    """Read ``path`` with the core reader (the one place the GUI reads images); the open of a
+    DICOM image is recorded in the audit trail (here, off the GUI thread: it is fsync'ed)."""
+    from rcdnet_desktop.core import audit, io
 
-    return io.read_image(path)
+    record = io.read_image(path)
+    audit.opened(record)
+    return record
 
 
 def _read_files(report: Callable[[object], None], paths: Sequence[Path],

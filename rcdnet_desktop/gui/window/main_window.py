@@ -449,7 +449,12 @@ class MainWindow(QMainWindow):
         written = window_export.export_to(job, fmt, path, include_patient,
                                           self.confirm_overwrite, self.ui.show_notice)
         if written is not None:
-            self.statusBar().showMessage(f"Saved {written}", 8000)
+            from rcdnet_desktop.core.export.deidentify import burned_in_warning
+
+            warning = None if fmt == "sr" else burned_in_warning(
+                job.record, include_patient=include_patient)
+            self.statusBar().showMessage(f"Saved {written}" + (f". {warning}" if warning
+                                                               else ""), 15000)
         return written
 
     # --- batch review and dialogs --------------------------------------------------------------
