@@ -1,6 +1,7 @@
 """Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test``,
-``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`) and ``rcdnet validate``
-(:mod:`rcdnet_desktop.cli_validate`).
+``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`), ``rcdnet validate``
+(:mod:`rcdnet_desktop.cli_validate`) and ``rcdnet archive`` (:mod:`rcdnet_desktop.cli_archive`,
+on Ray with the extra ``[cluster]``).
 
 Exit status: 0 when at least one file was classified and every output asked was made; 1 when
 no file could be classified, an output option (``--sr``, ``--export``, ``--heatmaps``,
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from rcdnet_desktop.cli_archive import add_archive_parser, run_archive
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
     add_pacs_parser,
@@ -473,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
     add_pacs_parser(sub)
     add_validate_parser(sub, _seconds)
+    add_archive_parser(sub, _frames)
     return parser
 
 
@@ -507,6 +510,9 @@ def _run(argv: Sequence[str] | None) -> int:
         if args.command == "validate":
             with _stop_on_signals():
                 return validate(args)
+        if args.command == "archive":
+            with _stop_on_signals():
+                return run_archive(args)
         return self_test(args)
     except UsageError as exc:
         print(f"rcdnet: error: {exc}", file=sys.stderr)
