@@ -11,8 +11,10 @@ so the progress, the order of writing and what counts as done have one owner. A 
 once in a run is not written again (a copy of a file already reviewed, or a block Ray ran a
 second time after losing its worker); rows an earlier run did come back only as ``already``.
 
-**Workers lost.** Ray restarts a model worker that dies and runs its batch again; a reading
-task that dies is retried up to :data:`TASK_RETRIES` times. Rows reach the shards only once
+**Workers lost.** Ray restarts a model worker that dies and runs its batch again, and runs
+again a reading task whose process died (Ray Data's defaults: without limit, so a file that
+crashed its decoder's process every time would hold the run up; the readers' size and time
+budgets are what keep decoders from crashing). Rows reach the shards only once
 the model stage has returned them, so nothing is half done. When the run itself stops (Ctrl+C,
 a signal, an error), the rows received are written as a last shard; a run killed outright
 loses only the rows received since the last shard, and the next run does them again.
@@ -36,9 +38,6 @@ MODEL_CPUS = 0.75
 """CPU a model worker reserves. Less than a whole core so that, with one model worker per
 core, reading tasks still have room beside them; the worker's ONNX Runtime sessions use one
 thread each, so it never takes more than its core."""
-
-TASK_RETRIES = 3
-"""Times a reading task whose process died is run again before the run stops."""
 
 SHARD_SECONDS = 60.0
 """A shard is written at least this often while rows come, whatever their number."""
@@ -115,8 +114,7 @@ def build(items: list[dict], source: str, model: Model, done: Done, settings: Se
     ds = ray.data.from_items(items, override_num_blocks=blocks)
     read = (read_file, {"done": keys}) if source == "folder" else \
         (fetch_series, {"node": node, "done": keys})
-    ds = ds.flat_map(read[0], fn_kwargs=read[1], num_cpus=READ_CPUS,
-                     ray_remote_args_fn=_task_retries)
+    ds = ds.flat_map(read[0], fn_kwargs=read[1], num_cpus=READ_CPUS)
     gpu = settings.device == "cuda"
     worker_settings = {
         "card_sha256": model.card_sha256, "model_version": model.version,
@@ -130,11 +128,6 @@ def build(items: list[dict], source: str, model: Model, done: Done, settings: Se
                                "settings": worker_settings},
         compute=ActorPoolStrategy(size=min(blocks, _pool_size(settings))), **resources)
 
-
-def _task_retries() -> dict:
-    # Ray Data retries a task whose process died forever by default: a file that crashes
-    # its decoder would then hold the run up for ever.
-    return {"max_retries": TASK_RETRIES}
 
 
 def run(items: list[dict], source: str, out: OutputFolder, model: Model, done: Done,
