@@ -59,7 +59,9 @@ def cli(*argv: str, env: dict | None = None) -> tuple[float, subprocess.Complete
 def shard_rows(out: Path) -> int:
     from rcdnet_desktop.archive.state import OutputFolder
 
-    return len(OutputFolder(out).rows()) if (out / "shards").is_dir() else 0
+    if not (out / "shards").is_dir():
+        return 0
+    return sum(1 for _ in OutputFolder(out).rows(("key",)))
 
 
 def model_stage_rate(folder: Path, workers: int, work: Path) -> tuple[float, float]:

@@ -159,10 +159,10 @@ def _review(args: argparse.Namespace, node, query, err: TextIO) -> int:
         model = pipeline.current_model()
         done = folder.done(model.id)
         if args.paths:
-            items, skipped = sources.folder_items(args.paths, done)
+            items, left_out = sources.folder_items(args.paths, done)
             source, total = "folder", len(items)
         else:
-            items, skipped = sources.dicomweb_items(node, query, done)
+            items, left_out = sources.dicomweb_items(node, query, done)
             counts = [i["instances"] for i in items]
             source, total = "dicomweb", (None if -1 in counts else sum(counts))
     except (pacs.PacsError, ArchiveError, WeightsError) as exc:
@@ -170,7 +170,7 @@ def _review(args: argparse.Namespace, node, query, err: TextIO) -> int:
         return EXIT_FAILED
     what = "file(s)" if source == "folder" else "series"
     print(f"rcdnet: {len(items)} {what} to review"
-          + (f", {skipped} image(s) done by an earlier run left out" if skipped else ""),
+          + (f", {len(left_out)} image(s) done by an earlier run left out" if left_out else ""),
           file=err)
     settings = pipeline.Settings(
         device=args.device, frame=(args.frame or 1) - 1, auto_box=not args.no_auto_box,
@@ -181,7 +181,8 @@ def _review(args: argparse.Namespace, node, query, err: TextIO) -> int:
         if items:
             with ray_session(args.address, args.workers) as where:
                 print(f"rcdnet: running on {where}", file=err)
-                pipeline.run(items, source, folder, model, done, settings, progress, node=node)
+                pipeline.run(items, source, folder, model, done, settings, progress, node=node,
+                             left_out=left_out)
     except KeyboardInterrupt as stop:
         if hasattr(stop, "progress"):
             stop.progress = (f"after {progress.rows} image(s); the rows done are kept in "

@@ -102,14 +102,15 @@ def _pool_size(settings: Settings) -> int:
 
 
 def build(items: list[dict], source: str, model: Model, done: Done, settings: Settings,
-          node=None):
-    """The dataset of result rows (lazy: nothing runs until it is iterated)."""
+          node=None, left_out: frozenset[str] = frozenset()):
+    """The dataset of result rows (lazy: nothing runs until it is iterated). ``left_out`` are
+    the keys the listing already left out: the reading tasks need only the other keys done."""
     import ray
     from ray.data import ActorPoolStrategy
 
     from rcdnet_desktop.archive.stages import ReviewWorker, bundle_files, fetch_series, read_file
 
-    keys = frozenset(done.keys)
+    keys = frozenset(done.keys - left_out)
     blocks = max(1, min(len(items), 1000, len(items) // 2 or 1))
     ds = ray.data.from_items(items, override_num_blocks=blocks)
     read = (read_file, {"done": keys}) if source == "folder" else \
@@ -132,15 +133,17 @@ def build(items: list[dict], source: str, model: Model, done: Done, settings: Se
 
 def run(items: list[dict], source: str, out: OutputFolder, model: Model, done: Done,
         settings: Settings, progress: Progress, *, node=None,
+        left_out: frozenset[str] | set[str] = frozenset(),
         after_shard: Callable[[int], object] | None = None) -> None:
-    """Run the pipeline over ``items``, writing the new rows to ``out`` as shards.
+    """Run the pipeline over ``items``, writing the new rows to ``out`` as shards
+    (``left_out``: see :func:`build`).
 
     ``after_shard`` is called with the number of rows written so far after each shard (the
     tests use it to kill a worker in the middle of a run).
     """
     if not items:
         return
-    dataset = build(items, source, model, done, settings, node)
+    dataset = build(items, source, model, done, settings, node, frozenset(left_out))
     written: set[str] = set()
     pending: list[dict[str, str]] = []
     last = time.monotonic()

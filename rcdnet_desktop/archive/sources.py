@@ -24,26 +24,27 @@ from pathlib import Path
 from rcdnet_desktop.archive.state import Done
 
 
-def folder_items(paths: Sequence[Path], done: Done) -> tuple[list[dict], int]:
-    """The files to review under ``paths`` and how many were left out as done."""
+def folder_items(paths: Sequence[Path], done: Done) -> tuple[list[dict], set[str]]:
+    """The files to review under ``paths``, and the keys of those left out as done."""
     from rcdnet_desktop.core.io import find_images
 
-    items, skipped = [], 0
+    items, skipped = [], set()
     for path in find_images(paths, recursive=True):
         try:
             st = os.stat(path)
             size, mtime = str(st.st_size), str(st.st_mtime_ns)
         except OSError:
             size = mtime = ""  # the reader says why
-        if size and done.seen.get(str(path)) == (size, mtime):
-            skipped += 1
+        seen = done.seen.get(str(path))
+        if size and seen is not None and seen[:2] == (size, mtime):
+            skipped.add(seen[2])
             continue
         items.append({"path": str(path), "size": size, "mtime_ns": mtime})
     return items, skipped
 
 
-def dicomweb_items(node, query, done: Done) -> tuple[list[dict], int]:
-    """The series to fetch (one dict each) and how many instances were left out as done.
+def dicomweb_items(node, query, done: Done) -> tuple[list[dict], set[str]]:
+    """The series to fetch (one dict each), and the keys of the instances left out as done.
 
     Raises
     ------
@@ -54,14 +55,15 @@ def dicomweb_items(node, query, done: Done) -> tuple[list[dict], int]:
 
     from rcdnet_desktop.core import pacs
 
-    items, skipped = [], 0
+    items, skipped = [], set()
     for study in pacs.find(node, query):
         series_query = replace(query, level="series", study_uid=study.study_uid,
                                date_from="", date_to="")
         for series in pacs.find(node, series_query):
             n = series.instances
-            if n is not None and n <= done.series.get(series.series_uid, 0):
-                skipped += n
+            keys = done.series.get(series.series_uid, [])
+            if n is not None and n <= len(keys):
+                skipped.update(keys)
                 continue
             items.append({"study_uid": series.study_uid, "series_uid": series.series_uid,
                           "instances": -1 if n is None else n,

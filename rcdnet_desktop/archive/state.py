@@ -22,7 +22,7 @@ import csv
 import io
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,27 +58,33 @@ def blank_row(**values: str) -> dict[str, str]:
     return row
 
 
+DONE_FIELDS = ("key", "model_version", "source", "file", "file_size", "file_mtime_ns",
+               "series_uid", "transient")
+"""The columns :meth:`OutputFolder.done` reads (not the whole rows: an archive's state may
+hold millions)."""
+
+
 @dataclass
 class Done:
     """What earlier runs finished for one model version."""
 
     keys: set[str] = field(default_factory=set)
     """Keys with a row that needs no second try."""
-    seen: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """File path -> (size, mtime in ns) of each file done: a file unchanged since is skipped
-    without being read."""
-    series: dict[str, int] = field(default_factory=dict)
-    """Series UID -> instances done in it (a series whose every instance is done is not
-    fetched again)."""
+    seen: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    """File path -> (size, mtime in ns, key) of each file done: a file unchanged since is
+    skipped without being read."""
+    series: dict[str, list[str]] = field(default_factory=dict)
+    """Series UID -> keys of the instances done in it (a series whose every instance is done
+    is not fetched again)."""
 
     def add(self, row: Mapping[str, str]) -> None:
         if row.get("transient") == "yes":
             return
         self.keys.add(row["key"])
         if row.get("source") == "folder" and row.get("file_size"):
-            self.seen[row["file"]] = (row["file_size"], row["file_mtime_ns"])
+            self.seen[row["file"]] = (row["file_size"], row["file_mtime_ns"], row["key"])
         if row.get("series_uid") and row.get("source") == "dicomweb":
-            self.series[row["series_uid"]] = self.series.get(row["series_uid"], 0) + 1
+            self.series.setdefault(row["series_uid"], []).append(row["key"])
 
 
 class OutputFolder:
@@ -105,8 +111,8 @@ class OutputFolder:
         """The whole shards, oldest run first (temporary files start with a dot: skipped)."""
         return sorted(self.shards.glob("part-*.parquet"))
 
-    def rows(self) -> list[dict[str, str]]:
-        """Every row of every shard, in the order written.
+    def rows(self, columns: Sequence[str] = FIELDS) -> Iterator[dict[str, str]]:
+        """Every row of every shard (only ``columns``), in the order written.
 
         Raises
         ------
@@ -115,21 +121,19 @@ class OutputFolder:
         """
         import pyarrow.parquet as pq
 
-        out: list[dict[str, str]] = []
         for path in self.shard_paths():
             try:
-                table = pq.read_table(path)
+                table = pq.read_table(path, columns=list(columns))
             except Exception as exc:  # pyarrow raises its own types for damaged files
                 raise ArchiveError(f"{path}: this shard of an earlier run cannot be read "
                                    f"({exc}); move it away to review its images again") from exc
             for row in table.to_pylist():
-                out.append({k: str(row.get(k) or "") for k in FIELDS})
-        return out
+                yield {k: str(row.get(k) or "") for k in columns}
 
     def done(self, model_version: str) -> Done:
         """What earlier runs finished with this model version."""
         done = Done()
-        for row in self.rows():
+        for row in self.rows(DONE_FIELDS):
             if row["model_version"] == model_version:
                 done.add(row)
         return done
@@ -189,5 +193,5 @@ def _csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, str]]) -> str:
     return buf.getvalue()
 
 
-__all__: Sequence[str] = ("ARCHIVE_FIELDS", "FIELDS", "ArchiveError", "Done", "OutputFolder",
-                          "blank_row")
+__all__: Sequence[str] = ("ARCHIVE_FIELDS", "DONE_FIELDS", "FIELDS", "ArchiveError", "Done",
+                          "OutputFolder", "blank_row")

@@ -135,7 +135,7 @@ def test_only_whole_shards_are_read_and_results_keep_one_row_per_image(tmp_path)
     out.write_shard([_row("b", run="2"), _row("c", run="2", model_version="other")])
     # what a run killed while writing a shard leaves: a temporary file, never read
     (out.shards / ".part-x.parquet.123.part").write_bytes(b"half a shard")
-    assert len(out.rows()) == 4
+    assert len(list(out.rows())) == 4
     done = out.done("m")
     assert done.keys == {"a", "b"}
     results = out.results("m")

@@ -28,7 +28,7 @@ def _archive(capsys, *argv) -> tuple[int, str]:
 def _shard_rows(out: Path) -> list[dict]:
     from rcdnet_desktop.archive.state import OutputFolder
 
-    return OutputFolder(out).rows()
+    return list(OutputFolder(out).rows())
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +131,10 @@ def test_a_worker_killed_mid_run_loses_nothing_and_doubles_nothing(folder, tmp_p
                      pipeline.Settings(workers=2, batch_size=2, shard_rows=1), progress,
                      after_shard=kill_a_worker)
     assert killed
-    keys = [r["key"] for r in out.rows()]
+    rows = list(out.rows())
+    keys = [r["key"] for r in rows]
     assert len(keys) == len(set(keys)) == len(items) == 10  # nothing lost, nothing twice
-    assert {r["file"] for r in out.rows()} == {i["path"] for i in items}
+    assert {r["file"] for r in rows} == {i["path"] for i in items}
 
 
 def test_dicomweb_source_sends_each_sr_once(orthanc, web_node, tmp_path, capsys):
