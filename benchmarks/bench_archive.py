@@ -13,7 +13,13 @@ of a real size) reviewed with the automatic lesion box:
    shards, then rerun; the rerun's time against the time a full run takes for the images it
    had left, and the time of a rerun with nothing left to do.
 
-Usage: python benchmarks/bench_archive.py [--images 48] [--rounds 2]
+With ``--pacs`` it also measures the DICOMweb source against a throw-away Orthanc on this
+machine (``tests/pacs/orthanc_server.py``) holding ``--images`` ultrasound instances (US1_UNCR
+of pydicom-data, 0.9 MB each, under new UIDs, 10 to a series): the WADO-RS read rate of one
+stream (instances/s and MB/s, series fetched one after the other as one reading task does) and
+the archive's whole rate from that PACS, as a ratio to the same images from a folder.
+
+Usage: python benchmarks/bench_archive.py [--images 48] [--rounds 2] [--pacs]
 The runs are separate processes (``python -m rcdnet_desktop.cli ...``), like a user's; the
 machine's other load moves every figure, so the conditions are printed with them.
 """
@@ -107,10 +113,54 @@ def resume(folder: Path, work: Path, n: int) -> tuple[int, float, float]:
     return kept, rerun, noop
 
 
+def pacs_rates(n: int, work: Path) -> None:
+    """The DICOMweb source on a local Orthanc: one stream's read rate, the archive's rate."""
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    from rcdnet_desktop.core import pacs
+    from tests.pacs.orthanc_server import OrthancServer
+
+    source = Path(get_testdata_file("US1_UNCR.dcm", download=False))
+    folder = work / "pacs-images"
+    folder.mkdir()
+    with OrthancServer(work / "orthanc") as server:
+        study, series = generate_uid(), None
+        for i in range(n):
+            ds = dcmread(source)
+            if i % 10 == 0:
+                series = generate_uid()
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+            ds.save_as(folder / f"i{i:04d}.dcm")
+            server.upload(folder / f"i{i:04d}.dcm")
+        node = pacs.PacsNode(name="bench", url=server.dicomweb_url, timeout=60)
+        matches = pacs.find(node, pacs.Query(level="series", study_uid=study, modality=""))
+        t0 = time.perf_counter()
+        got = 0
+        for m in matches:
+            cache = work / f"cache-{m.series_uid}"
+            got += len(pacs.retrieve(node, [m], pacs.PacsCache(cache)).instances)
+            shutil.rmtree(cache)
+        read = time.perf_counter() - t0
+        mb = n * source.stat().st_size / 1e6
+        print(f"WADO-RS, one stream from a local Orthanc: {got / read:.1f} instances/s, "
+              f"{mb / read:.1f} MB/s ({got} instances of {source.stat().st_size // 1024} KB)")
+        from_pacs, _ = cli("archive", "--url", server.dicomweb_url, "--modality", "",
+                           "--out", str(work / "pacs-out"))
+        from_folder, _ = cli("archive", str(folder), "--out", str(work / "pacs-folder-out"))
+        print(f"rcdnet archive from that PACS: {from_pacs:.1f} s, {from_pacs / from_folder:.2f}x "
+              f"the same {n} images from a folder ({from_folder:.1f} s; local Ray started by "
+              "each command)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=48)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pacs", action="store_true",
+                        help="also measure the DICOMweb source on a local Orthanc")
     args = parser.parse_args()
     n = args.images
     import ray
@@ -158,6 +208,8 @@ def main() -> None:
         print(f"resume after SIGKILL with {kept} of {n} images in shards: rerun {rerun:.1f} s "
               f"against {left:.1f} s for the {n - kept} images left at a full run's pace "
               f"({rerun / left:.2f}x); a rerun with nothing left: {noop:.1f} s")
+        if args.pacs:
+            pacs_rates(n, work)
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
     finally:
         shutil.rmtree(work, ignore_errors=True)

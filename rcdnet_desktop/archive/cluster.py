@@ -48,6 +48,10 @@ def init_kwargs(address: str | None, cpus: int | None) -> dict:
     with ``cpus`` CPUs (None: every core of this machine)."""
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    if not address:
+        # Ray starts its workers 15 steps nicer than itself; on this machine they are the
+        # command's own work and keep its priority (``nice rcdnet archive`` still applies).
+        os.environ.setdefault("RAY_worker_niceness", "0")
     common = {"runtime_env": runtime_env(address), "log_to_driver": False,
               "logging_level": logging.ERROR, "configure_logging": True}
     if address:
