@@ -148,7 +148,7 @@ def _review(args: argparse.Namespace, node, query, err: TextIO) -> int:
     from rcdnet_desktop.archive.cluster import ray_session
     from rcdnet_desktop.archive.progress import Progress
     from rcdnet_desktop.archive.state import ArchiveError, OutputFolder
-    from rcdnet_desktop.archive.summary import PATIENT_FIELDS, STUDY_FIELDS, summarise
+    from rcdnet_desktop.archive.summary import PATIENT_FIELDS, STUDY_FIELDS, Summaries
     from rcdnet_desktop.core import pacs
     from rcdnet_desktop.core.errors import WeightsError
 
@@ -193,17 +193,39 @@ def _review(args: argparse.Namespace, node, query, err: TextIO) -> int:
         return EXIT_FAILED
     finally:
         progress.close()
-    rows = folder.results(model.id)
-    studies, patients = summarise(rows)
-    folder.write_tables(rows, {"studies.csv": (STUDY_FIELDS, studies),
-                               "patients.csv": (PATIENT_FIELDS, patients)})
-    return _closing_line(progress, rows, folder, model, args.send_sr, err)
+    summaries, tally = Summaries(), _Tally()
+
+    def each_row():
+        for row in folder.results(model.id):
+            summaries.add(row)
+            tally.add(row, args.send_sr)
+            yield row
+
+    try:
+        folder.write_tables(each_row(), lambda: {
+            "studies.csv": (STUDY_FIELDS, summaries.studies()),
+            "patients.csv": (PATIENT_FIELDS, summaries.patients())})
+    except ArchiveError as exc:
+        print(f"rcdnet: error: {exc}", file=err)
+        return EXIT_FAILED
+    return _closing_line(progress, tally, folder, model, err)
 
 
-def _closing_line(progress, rows, folder, model, send_sr: bool, err: TextIO) -> int:
+class _Tally:
+    """What the tables hold: images, classified, to be tried again, SRs not sent."""
+
+    def __init__(self) -> None:
+        self.images = self.classified = self.transient = self.not_sent = 0
+
+    def add(self, row, send_sr: bool) -> None:
+        self.images += 1
+        self.classified += row["status"] == "ok"
+        self.transient += row["transient"] == "yes"
+        self.not_sent += send_sr and row["sr"].startswith("not sent")
+
+
+def _closing_line(progress, tally: _Tally, folder, model, err: TextIO) -> int:
     s = progress.status
-    transient = sum(r["transient"] == "yes" for r in rows)
-    not_sent = sum(r["sr"].startswith("not sent") for r in rows) if send_sr else 0
     print(f"{s['ok']} classified, {s['failed']} failed"
           + (f", {s['skipped']} skipped (see their error)" if s["skipped"] else "")
           + (f", {progress.already} done by an earlier run" if progress.already else "")
@@ -211,15 +233,15 @@ def _closing_line(progress, rows, folder, model, send_sr: bool, err: TextIO) -> 
              if progress.copies else "")
           + f"; model {model.version}"
           + (f"; {progress.auto} on a lesion box found automatically" if progress.auto else "")
-          + (f"; {not_sent} SR(s) not sent" if not_sent else "")
-          + f"; {len(rows)} image(s) in {folder.folder / 'results.csv'}", file=err)
+          + (f"; {tally.not_sent} SR(s) not sent" if tally.not_sent else "")
+          + f"; {tally.images} image(s) in {folder.folder / 'results.csv'}", file=err)
     if progress.failures:
         print(f"rcdnet: {progress.failures_text()}", file=err)
-    if transient:
-        print(f"rcdnet: {transient} item(s) could not be fetched or finished; run again with "
-              "the same --out to retry them", file=err)
-    classified = sum(r["status"] == "ok" for r in rows)
-    return EXIT_OK if classified and not transient and not not_sent else EXIT_FAILED
+    if tally.transient:
+        print(f"rcdnet: {tally.transient} item(s) could not be fetched or finished; run again "
+              "with the same --out to retry them", file=err)
+    ok = tally.classified and not tally.transient and not tally.not_sent
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 __all__ = ("add_archive_parser", "run_archive")

@@ -22,13 +22,13 @@ import csv
 import io
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rcdnet_desktop.core.atomic import atomic_write, check_folder
 from rcdnet_desktop.core.errors import RcdNetError
-from rcdnet_desktop.core.export.batch_csv import CSV_FIELDS, write_batch_csv
+from rcdnet_desktop.core.export.batch_csv import CSV_FIELDS, open_batch_csv
 
 SHARDS = "shards"
 RESULTS_CSV = "results.csv"
@@ -152,29 +152,69 @@ class OutputFolder:
         except RcdNetError as exc:
             raise ArchiveError(str(exc)) from exc
 
-    def results(self, model_version: str) -> list[dict[str, str]]:
-        """One row per image of this model version: the last of its key, a row needing no
-        second try before one that does."""
-        best: dict[str, dict[str, str]] = {}
-        latest: dict[str, str] = {}  # series UID -> the last run that fetched from it
-        for row in self.rows():
-            if row["model_version"] != model_version:
-                continue
-            if row["series_uid"]:
-                latest[row["series_uid"]] = max(latest.get(row["series_uid"], ""), row["run"])
-            old = best.get(row["key"])
-            if old is None or old["transient"] == "yes" or row["transient"] != "yes":
-                best[row["key"]] = row
-        # A series that could not be fetched whole stays listed until a later run fetches it.
-        return [r for r in best.values() if not r["key"].startswith("series:")
-                or r["run"] == latest.get(r["series_uid"])]
+    def _table(self, model_version: str):
+        """Every shard's rows of this model version as one Arrow table (text columns)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
 
-    def write_tables(self, rows: list[dict[str, str]], summaries: Mapping[str, tuple[
-            Sequence[str], Iterable[Mapping[str, str]]]]) -> list[Path]:
-        """``results.csv`` (classify's columns) and each summary ``name: (columns, rows)``."""
+        tables = []
+        for path in self.shard_paths():
+            try:
+                tables.append(pq.read_table(path, columns=list(FIELDS)))
+            except Exception as exc:  # pyarrow raises its own types for damaged files
+                raise ArchiveError(f"{path}: this shard of an earlier run cannot be read "
+                                   f"({exc}); move it away to review its images again") from exc
+        if not tables:
+            return pa.table({k: pa.array([], pa.string()) for k in FIELDS})
+        table = pa.concat_tables(tables)
+        return table.filter(pc.equal(table["model_version"], model_version))
+
+    def results(self, model_version: str) -> Iterator[dict[str, str]]:
+        """One row per image of this model version, in the order first written: the last row
+        of its key, a row needing no second try before one that does.
+
+        Kept in Arrow columns until each row is given, so an archive of millions of rows
+        never becomes millions of Python dictionaries at once.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = self._table(model_version)
+        n = len(table)
+        if not n:
+            return
+        order = pa.array(range(n), pa.int64())
+        final = pc.cast(pc.not_equal(table["transient"], "yes"), pa.int64())
+        table = table.append_column("_score", pc.add(pc.multiply(final, n), order))
+        best = table.select(["key", "_score"]).group_by("key").aggregate([("_score", "max")])
+        rows = pc.remainder(best["_score_max"], n)  # the row kept of each key
+        picked = table.take(pc.take(rows, pc.sort_indices(rows)))  # in the order written
+        # A series that could not be fetched whole stays listed until a later run fetches it.
+        runs = table.select(["series_uid", "run"]).group_by("series_uid").aggregate(
+            [("run", "max")]).to_pydict()
+        latest = dict(zip(runs["series_uid"], runs["run_max"], strict=True))
+        for start in range(0, len(picked), 10_000):
+            for row in picked.slice(start, 10_000).select(list(FIELDS)).to_pylist():
+                row = {k: v or "" for k, v in row.items()}
+                if row["key"].startswith("series:") and row["run"] != latest.get(
+                        row["series_uid"]):
+                    continue
+                yield row
+
+    def write_tables(self, rows: Iterable[Mapping[str, str]],
+                     summaries: Callable[[], Mapping[str, tuple[Sequence[str],
+                                                                Iterable[Mapping[str, str]]]]],
+                     ) -> list[Path]:
+        """``results.csv`` (classify's columns, written row by row as ``rows`` come), then
+        each summary ``name: (columns, rows)`` that ``summaries()`` gives once they are
+        all written."""
         try:
-            written = [write_batch_csv(self.folder / RESULTS_CSV, rows, overwrite=True)]
-            for name, (columns, table) in summaries.items():
+            with open_batch_csv(self.folder / RESULTS_CSV, overwrite=True) as results:
+                for row in rows:
+                    results.write(row)
+            written = [self.folder / RESULTS_CSV]
+            for name, (columns, table) in summaries().items():
                 text = _csv_text(columns, table)
                 written.append(atomic_write(self.folder / name,
                                             lambda fh, t=text: fh.write(t.encode("utf-8")),

@@ -27,61 +27,92 @@ PATIENT_FIELDS = ("patient_id", "studies", *STUDY_FIELDS[4:])
 """Columns of ``patients.csv``: the same over all of a patient's studies."""
 
 
-def _p(row: Mapping[str, str]) -> float:
+def _float(row: Mapping[str, str], key: str, missing: float) -> float:
     try:
-        return float(row["p_malignant"])
+        return float(row[key])
     except (KeyError, ValueError):
-        return -1.0
+        return missing
 
 
-def _summary(rows: list[Mapping[str, str]]) -> dict[str, str]:
-    status = Counter(r["status"] for r in rows)
-    classified = [r for r in rows if r["status"] == "ok" and r["p_malignant"]]
-    worst = max(classified, key=_p, default=None)
-    bands = Counter(r["band"] for r in classified if r["band"])
-    clips = [r for r in classified if r["clip_frames"]]
-    out = {
-        "images": str(len(rows)),
-        "classified": str(len(classified)),
-        "failed": str(status["failed"]),
-        "skipped": str(status["skipped"]),
-        "suspicious": str(sum(r["suspicious"] == "yes" for r in classified)),
-        "bands": ";".join(f"{name}={n}" for name, n in sorted(bands.items())),
-        "clips": str(len(clips)),
-        "clips_suspicious": str(sum(_share(r) > 0 for r in clips)),
-    }
-    for k in ("file", "p_malignant", "band", "decision", "frame"):
-        out[f"worst_{k}"] = worst[k] if worst is not None else ""
-    return out
+class _Tally:
+    """The summary of a group of images, kept as counts while the rows go by."""
+
+    def __init__(self) -> None:
+        self.status: Counter[str] = Counter()
+        self.bands: Counter[str] = Counter()
+        self.classified = self.suspicious = self.clips = self.clips_suspicious = 0
+        self.worst: dict[str, str] | None = None
+        self.dates: set[str] = set()
+
+    def add(self, r: Mapping[str, str]) -> None:
+        self.status[r["status"]] += 1
+        if r["study_date"]:
+            self.dates.add(r["study_date"])
+        if r["status"] != "ok" or not r["p_malignant"]:
+            return
+        self.classified += 1
+        self.suspicious += r["suspicious"] == "yes"
+        if r["band"]:
+            self.bands[r["band"]] += 1
+        if r["clip_frames"]:
+            self.clips += 1
+            self.clips_suspicious += _float(r, "clip_suspicious_share", 0.0) > 0
+        if self.worst is None or _float(r, "p_malignant", -1) > float(self.worst["p_malignant"]):
+            self.worst = {k: r[k] for k in ("file", "p_malignant", "band", "decision", "frame")}
+
+    def fields(self) -> dict[str, str]:
+        out = {
+            "images": str(self.status.total()),
+            "classified": str(self.classified),
+            "failed": str(self.status["failed"]),
+            "skipped": str(self.status["skipped"]),
+            "suspicious": str(self.suspicious),
+            "bands": ";".join(f"{name}={n}" for name, n in sorted(self.bands.items())),
+            "clips": str(self.clips),
+            "clips_suspicious": str(self.clips_suspicious),
+        }
+        for k in ("file", "p_malignant", "band", "decision", "frame"):
+            out[f"worst_{k}"] = self.worst[k] if self.worst is not None else ""
+        return out
 
 
-def _share(row: Mapping[str, str]) -> float:
-    try:
-        return float(row["clip_suspicious_share"])
-    except (KeyError, ValueError):
-        return 0.0
+class Summaries:
+    """Per-study and per-patient summaries, fed one row at a time (:meth:`add`), so an
+    archive's rows need not all be held at once."""
+
+    def __init__(self) -> None:
+        self._studies: dict[tuple[str, str, str], _Tally] = defaultdict(_Tally)
+        self._patients: dict[str, _Tally] = defaultdict(_Tally)
+        self._patient_studies: dict[str, set[tuple[str, str]]] = defaultdict(set)
+
+    def add(self, r: Mapping[str, str]) -> None:
+        if r["key"].startswith("series:"):
+            return  # a series not fetched: not an image
+        folder = "" if r["study_uid"] else str(PurePath(r["file"]).parent)
+        self._studies[(r["patient_id"], r["study_uid"], folder)].add(r)
+        if r["patient_id"]:
+            self._patients[r["patient_id"]].add(r)
+            self._patient_studies[r["patient_id"]].add((r["study_uid"], folder))
+
+    def studies(self) -> list[dict[str, str]]:
+        """One row per study, sorted by patient, then study."""
+        return [{"patient_id": patient, "study_uid": study, "folder": folder,
+                 "study_date": min(t.dates, default=""), **t.fields()}
+                for (patient, study, folder), t in sorted(self._studies.items())]
+
+    def patients(self) -> list[dict[str, str]]:
+        """One row per patient (images without a Patient ID are in no patient's)."""
+        return [{"patient_id": patient, "studies": str(len(self._patient_studies[patient])),
+                 **t.fields()} for patient, t in sorted(self._patients.items())]
 
 
 def summarise(rows: Iterable[Mapping[str, str]]) -> tuple[list[dict[str, str]],
                                                           list[dict[str, str]]]:
     """(studies, patients): one summary row each, sorted by patient, then study."""
-    studies: dict[tuple[str, str, str], list] = defaultdict(list)
+    summaries = Summaries()
     for r in rows:
-        if r["key"].startswith("series:"):
-            continue  # a series not fetched: not an image
-        folder = "" if r["study_uid"] else str(PurePath(r["file"]).parent)
-        studies[(r["patient_id"], r["study_uid"], folder)].append(r)
-    study_rows = []
-    patients: dict[str, list] = defaultdict(list)
-    for (patient, study, folder), group in sorted(studies.items()):
-        dates = sorted({r["study_date"] for r in group if r["study_date"]})
-        study_rows.append({"patient_id": patient, "study_uid": study, "folder": folder,
-                           "study_date": dates[0] if dates else "", **_summary(group)})
-        patients[patient].append(group)
-    patient_rows = [{"patient_id": patient, "studies": str(len(groups)),
-                     **_summary([r for g in groups for r in g])}
-                    for patient, groups in sorted(patients.items()) if patient]
-    return study_rows, patient_rows
+        summaries.add(r)
+    return summaries.studies(), summaries.patients()
 
 
-__all__: Sequence[str] = ("PATIENT_FIELDS", "STUDY_FIELDS", "summarise")
+__all__: Sequence[str] = ("PATIENT_FIELDS", "STUDY_FIELDS", "Summaries", "summarise")

@@ -25,7 +25,11 @@ def ray_local():
 
     if ray.is_initialized():  # pragma: no cover - a test left one running
         ray.shutdown()
-    ray.init(**init_kwargs(None, RAY_CPUS))
+    try:
+        ray.init(**init_kwargs(None, RAY_CPUS))
+    except Exception:  # Ray gives its node 30 s to start, which a saturated machine can miss
+        ray.shutdown()
+        ray.init(**init_kwargs(None, RAY_CPUS))
     quiet_data()
     try:
         yield ray
