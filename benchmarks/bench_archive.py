@@ -163,9 +163,7 @@ def main() -> None:
                         help="also measure the DICOMweb source on a local Orthanc")
     args = parser.parse_args()
     n = args.images
-    import ray
-
-    from rcdnet_desktop.archive.cluster import init_kwargs, quiet_data
+    from rcdnet_desktop.archive.cluster import start, stop
 
     work = Path(tempfile.mkdtemp(prefix="rcdnet-bench-archive-"))
     try:
@@ -179,8 +177,7 @@ def main() -> None:
             classify.append(t)
             t, _ = cli("archive", str(folder), "--out", str(work / f"a{r}"))
             archive.append(t)
-        ray.init(**init_kwargs(None, 2))
-        quiet_data()
+        start(None, 2)
         try:
             rates: dict[int, list[float]] = {1: [], 2: []}
             for _ in range(args.rounds):
@@ -190,7 +187,7 @@ def main() -> None:
                     if workers == 2:
                         pipe.append(total)
         finally:
-            ray.shutdown()
+            stop()
         r1, r2 = statistics.median(rates[1]), statistics.median(rates[2])
         c = statistics.median(classify)
         print(f"model stage, 1 worker: {r1:.1f} images/s; 2 workers: {r2:.1f} images/s; "

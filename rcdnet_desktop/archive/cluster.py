@@ -59,6 +59,44 @@ def init_kwargs(address: str | None, cpus: int | None) -> dict:
     return {"address": "local", "num_cpus": cpus, "include_dashboard": False, **common}
 
 
+@contextlib.contextmanager
+def own_signals() -> Iterator[None]:
+    """Keep this process's SIGINT and SIGTERM handlers across what is done inside.
+
+    ``ray.init`` replaces the SIGTERM handler with one that exits at once, and leaves it
+    after ``ray.shutdown``: the command would then stop without writing its last shard or
+    saying how far it got."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} \
+        if main else {}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+def start(address: str | None, cpus: int | None) -> None:
+    """``ray.init`` for a run (:func:`init_kwargs`), this process's signal handlers kept."""
+    import ray
+
+    with own_signals():
+        ray.init(**init_kwargs(address, cpus))
+    quiet_data()
+
+
+def stop() -> None:
+    """``ray.shutdown``, this process's signal handlers kept."""
+    import ray
+
+    with own_signals():
+        ray.shutdown()
+
+
 def quiet_data() -> None:
     """Ray Data prints nothing of its own: the run's progress is :mod:`.progress`'s."""
     from ray.data import DataContext
@@ -83,14 +121,14 @@ def ray_session(address: str | None, cpus: int | None) -> Iterator[str]:
         quiet_data()
         yield "the Ray session already running in this process"
         return
-    ray.init(**init_kwargs(address, cpus))
+    start(address, cpus)
     try:
-        quiet_data()
         cores = int(ray.cluster_resources().get("CPU", 0))
         yield (f"the Ray cluster at {address} ({cores} CPUs)" if address
                else f"a local Ray on this machine ({cores} CPUs)")
     finally:
-        ray.shutdown()
+        stop()
 
 
-__all__: Sequence[str] = ("init_kwargs", "quiet_data", "ray_session", "runtime_env")
+__all__: Sequence[str] = ("init_kwargs", "own_signals", "quiet_data", "ray_session",
+                          "runtime_env", "start", "stop")

@@ -21,20 +21,19 @@ def ray_local():
     """A local Ray with 2 CPUs for the module; shut down after its last test."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install "
                                             "'rcdnet-desktop[cluster]')")
-    from rcdnet_desktop.archive.cluster import init_kwargs, quiet_data
+    from rcdnet_desktop.archive.cluster import start, stop
 
     if ray.is_initialized():  # pragma: no cover - a test left one running
-        ray.shutdown()
+        stop()
     try:
-        ray.init(**init_kwargs(None, RAY_CPUS))
+        start(None, RAY_CPUS)
     except Exception:  # Ray gives its node 30 s to start, which a saturated machine can miss
-        ray.shutdown()
-        ray.init(**init_kwargs(None, RAY_CPUS))
-    quiet_data()
+        stop()
+        start(None, RAY_CPUS)
     try:
         yield ray
     finally:
-        ray.shutdown()
+        stop()
 
 
 def image_folder(folder: Path, speckles: int = 6) -> Path:

@@ -168,3 +168,12 @@ def test_dicomweb_source_sends_each_sr_once(orthanc, web_node, tmp_path, capsys)
     finally:
         for series in orthanc.find("Series", {"Modality": "SR"}):
             orthanc.request("DELETE", f"/series/{series['ID']}")
+
+
+def test_ray_leaves_this_process_its_own_signal_handlers():
+    """ray.init installs a SIGTERM handler that exits at once; the command keeps its own, so a
+    SIGTERM still writes the last shard and says how far the run got."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGTERM)
+    assert "sigterm_handler" not in getattr(handler, "__qualname__", "")
