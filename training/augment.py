@@ -55,6 +55,14 @@ class AugmentConfig:
     speckle: float = 0.0  # std of multiplicative, slightly correlated noise (max, drawn per view)
     blur: float = 0.0  # probability of a slight Gaussian blur (sigma 0.5-1.5 px at 224)
     box_shift: float = 0.0  # lesion box moved by up to this share of its width/height
+    tgc: float = 0.0  # depth gain: rows scaled by 1 + s * (depth - 0.5), s in [-tgc, tgc]
+    export: float = 0.0  # probability of re-exporting the scan first (:func:`reexport`)
+    export_keep: tuple[float, float] = (0.4, 0.85)  # share of each side a tighter crop keeps
+    export_depth: tuple[float, float] = (1.0, 1.0)  # share of the rows kept from the top
+    export_long_side: tuple[float, float] = (250.0, 900.0)  # pixels after resampling
+    export_aspect: tuple[float, float] = (0.8, 1.25)
+    export_jpeg: float = 0.5  # probability of a JPEG round trip
+    export_quality: tuple[int, int] = (40, 90)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,7 +70,10 @@ class AugmentConfig:
     @property
     def intensity(self) -> bool:
         return (self.contrast != (1.0, 1.0) or self.brightness > 0 or self.gamma != (1.0, 1.0)
-                or self.speckle > 0 or self.blur > 0)
+                or self.speckle > 0 or self.blur > 0 or self.tgc > 0)
+
+
+EXPORTED = AugmentConfig()  # the export ranges of :func:`reexport` by default (the guard's)
 
 
 GENERIC = {  # ``--augment generic``: wider geometry plus scanner-like intensity changes
@@ -70,6 +81,60 @@ GENERIC = {  # ``--augment generic``: wider geometry plus scanner-like intensity
     "scale": (0.85, 1.15), "roi_pad": (0.0, 0.4), "contrast": (0.7, 1.3), "brightness": 20.0,
     "gamma": (0.7, 1.5), "speckle": 0.15, "blur": 0.2, "box_shift": 0.1,
 }
+
+
+SITE = {  # ``--augment site``: the paper's geometry plus scanner and export differences
+    "export": 0.5, "export_keep": (0.6, 1.0), "export_depth": (0.6, 1.0),
+    "export_long_side": (200.0, 900.0), "export_aspect": (0.85, 1.18), "export_jpeg": 0.5,
+    "export_quality": (30, 90), "tgc": 0.4, "contrast": (0.8, 1.25), "gamma": (0.8, 1.25),
+    "speckle": 0.1,
+}
+
+
+def reexport(pixels: np.ndarray, rng: np.random.Generator, aug: AugmentConfig = EXPORTED,
+             box=None) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """The same scan as another hospital might export it, and the lesion box moved with it.
+
+    A tighter crop (``export_keep`` of each side; it always contains ``box``), the bottom rows
+    cut as a shallower depth setting would (``export_depth``), resampled to a long side in
+    ``export_long_side`` with the aspect changed by ``export_aspect``, and with probability
+    ``export_jpeg`` a JPEG round trip at a quality in ``export_quality``. ``pixels`` is grey
+    or RGB uint8; ``box`` is (x, y, w, h) in its pixels or None.
+    """
+    import io
+
+    import cv2
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    bx, by, bw, bh = box if box is not None else (0, 0, 1, 1)
+    fh, fw = rng.uniform(*aug.export_keep, 2)
+    ch, cw = max(8, int(h * fh), min(h, bh)), max(8, int(w * fw), min(w, bw))
+    lo_y, lo_x = (max(0, by + bh - ch), max(0, bx + bw - cw)) if box is not None else (0, 0)
+    hi_y, hi_x = (min(by, h - ch), min(bx, w - cw)) if box is not None else (h - ch, w - cw)
+    y = int(rng.integers(lo_y, max(lo_y, hi_y) + 1))
+    x = int(rng.integers(lo_x, max(lo_x, hi_x) + 1))
+    if aug.export_depth != (1.0, 1.0):  # drawn only when on: the guard's sequence stays as it was
+        lesion_end = by + bh - y if box is not None else 8
+        ch = min(ch, max(8, lesion_end, int(ch * rng.uniform(*aug.export_depth))))
+    crop = pixels[y:y + ch, x:x + cw]
+    long_side = rng.uniform(*aug.export_long_side)
+    aspect = rng.uniform(*aug.export_aspect)
+    scale = long_side / max(ch, cw)
+    size = (max(16, int(cw * scale * aspect)), max(16, int(ch * scale)))
+    out = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if rng.random() < aug.export_jpeg:
+        buf = io.BytesIO()
+        low, high = aug.export_quality
+        Image.fromarray(out).save(buf, "JPEG", quality=int(rng.integers(low, high + 1)))
+        out = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+    new_box = None
+    if box is not None:
+        sx, sy = size[0] / cw, size[1] / ch
+        x0, y0 = int((bx - x) * sx), int((by - y) * sy)
+        new_box = (max(0, x0), max(0, y0), max(1, min(size[0] - max(0, x0), round(bw * sx))),
+                   max(1, min(size[1] - max(0, y0), round(bh * sy))))
+    return np.ascontiguousarray(out), new_box
 
 
 def eval_view(grey: np.ndarray, box, mode: str, config: PreprocessConfig,
@@ -128,6 +193,9 @@ def vary_intensity(grey: np.ndarray, rng: np.random.Generator,
     g = (g - g.mean()) * rng.uniform(*aug.contrast) + g.mean() \
         + rng.uniform(-aug.brightness, aug.brightness)
     g = 255.0 * (np.clip(g, 0, 255) / 255.0) ** rng.uniform(*aug.gamma)
+    if aug.tgc > 0:  # time-gain compensation set differently: gain changes with depth
+        depth = np.linspace(-0.5, 0.5, g.shape[0], dtype=np.float32)[:, None]
+        g *= 1.0 + rng.uniform(-aug.tgc, aug.tgc) * depth
     if aug.speckle > 0:
         noise = rng.standard_normal(g.shape).astype(np.float32)
         noise = cv2.GaussianBlur(noise, (0, 0), 1.0) * 2.0  # grain of a few pixels, std ~1
@@ -157,6 +225,8 @@ def train_view(grey: np.ndarray, box, use_roi: bool, rng: np.random.Generator,
     """
     if not aug.enabled:
         return eval_view(grey, box, "roi" if use_roi else "whole", config, margin)
+    if aug.export > 0 and rng.random() < aug.export:
+        grey, box = reexport(grey, rng, aug, box)
     H, W = grey.shape
     region = _jittered_box(box, rng, aug, grey.shape) if use_roi and box is not None \
         else (0, 0, W, H)

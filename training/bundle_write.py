@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from rcdnet_desktop.core.bundle import load_localiser, load_model, load_onnx_session
 from rcdnet_desktop.core.card import (
     _WEIGHT_DTYPES,
-    BACKBONE,
     CARD_FILE,
     DEFAULT_MIN_CONFIDENCE,
     GRAPH_NAMES,
@@ -135,7 +134,7 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
     if not name or Path(name).name != name:
         name = WEIGHTS_FILE
     size = card.preprocessing.size
-    arch = {"backbone": BACKBONE, **model.config}
+    arch = dict(model.config)
     card = replace(card, architecture=arch, input_shape=[1, 3, size, size],
                    output_shape=[1, arch.get("num_classes", len(CLASS_NAMES))],
                    weights={"file": name, "sha256": hashlib.sha256(data).hexdigest(),

@@ -55,10 +55,15 @@ def _recipe(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, nargs=2, default=d.augment.scale)
     p.add_argument("--roi-pad", type=float, nargs=2, default=d.augment.roi_pad)
     p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--augment", default="paper", choices=["paper", "generic"],
+    p.add_argument("--augment", default="paper", choices=["paper", "generic", "site"],
                    help="paper: the paper's operations with small magnitudes; generic: wider "
                         "crops and aspect, scanner-like contrast/gamma/speckle/blur, shifted "
-                        "lesion boxes (overrides the geometry options above)")
+                        "lesion boxes (overrides the geometry options above); site: the paper's "
+                        "geometry plus the ways another hospital's scanner and export differ "
+                        "(tighter crop, shallower depth, resolution, JPEG, depth gain, speckle)")
+    p.add_argument("--box-shift", type=float, default=None,
+                   help="lesion-box views: move the box by up to this share of its size "
+                        "(box jitter; overrides the recipe's)")
     p.add_argument("--normalisation", default=d.preprocess.normalisation,
                    choices=["tf_lite", "imagenet"])
     p.add_argument("--input-size", type=int, default=d.preprocess.size,
@@ -74,14 +79,15 @@ def _recipe(p: argparse.ArgumentParser) -> None:
 def _config_from_args(a):
     from rcdnet_desktop.core.preprocess import PreprocessConfig
 
-    from .augment import GENERIC, AugmentConfig
+    from .augment import GENERIC, SITE, AugmentConfig
     from .train import TrainConfig
 
     aug = AugmentConfig(crop_scale=tuple(a.crop_scale), hflip=a.hflip, rotation=a.rotation,
                         scale=tuple(a.scale), roi_pad=tuple(a.roi_pad),
                         enabled=not a.no_augment)
-    if a.augment == "generic":
-        aug = replace(aug, **GENERIC)
+    aug = replace(aug, **{"paper": {}, "generic": GENERIC, "site": SITE}[a.augment])
+    if a.box_shift is not None:
+        aug = replace(aug, box_shift=a.box_shift)
     return TrainConfig(arch=a.arch, pretrained=not a.no_pretrained, epochs=a.epochs,
                        batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
                        label_smoothing=a.label_smoothing, mixup_alpha=a.mixup_alpha,
@@ -315,6 +321,63 @@ def cmd_lexicon(a) -> int:
     return 0
 
 
+def cmd_site_norm(a) -> int:
+    from .site_norm import measure
+
+    measure(a.bundle, a.data, a.split, a.external or [], a.out, cache_dir=a.cache_dir,
+            seed=a.seed, n_boot=a.n_boot, progress=not a.no_progress)
+    print((a.out / "site_norm.md").read_text())
+    return 0
+
+
+def cmd_profile_transfer(a) -> int:
+    from rcdnet_desktop.core.card import load_card
+
+    from .profile_transfer import run
+
+    report = run(a.report, load_card(a.bundle), a.out, a.mode, a.sensitivity, a.seed)
+    for site, r in report["sites"].items():
+        print(f"{site}: profile cut-off within {r['tolerance']:.2f} of {r['target']:.2f} in "
+              f"{r['profile']['within_tolerance']:.0%} of {r['splits']} splits (card's cut-off: "
+              f"{r['card']['within_tolerance']:.0%}); mean sensitivity "
+              f"{r['profile']['mean']:.3f} vs {r['card']['mean']:.3f}")
+    return 0
+
+
+def cmd_cutoff_loso(a) -> int:
+    from rcdnet_desktop.core.card import load_card
+
+    from .cutoff_loso import run
+
+    r = run(a.report, a.internal, load_card(a.bundle), a.out, a.mode, a.floor, a.seed)
+    for t, sites in r["table"].items():
+        print(f"target {t}: " + ", ".join(f"{s} held out {v['sensitivity']:.3f} sensitivity, "
+                                          f"{v['specificity']:.3f} specificity"
+                                          for s, v in sites.items()))
+    if r["target"] is None:
+        print(f"no target keeps every held-out site at sensitivity >= {a.floor:.2f}")
+        return 1
+    print(f"chosen target {r['target']:.2f}: cut-off {r['cutoff']:.4f} on the internal sites "
+          f"(the card's: {r['card_cutoff']:.4f}); bundle with --target-sensitivity "
+          f"{r['target']:.2f}")
+    return 0
+
+
+def cmd_retarget(a) -> int:
+    from .retarget import retarget
+
+    card = retarget(a.bundle, a.report, a.external_report, a.target_sensitivity, a.version,
+                    a.rule_note, seed=a.seed)
+    op = card.operating_point
+    ext = op.get("at_threshold_external")
+    print(f"cut-off {op['suspicious_threshold']:.4f}: internal sensitivity "
+          f"{op['at_threshold_internal']['recall']['value']:.3f}"
+          + (f", external {ext['recall']['value']:.3f} at specificity "
+             f"{ext['specificity']['value']:.3f}" if ext else "")
+          + f"; card version {card.version}")
+    return 0
+
+
 def cmd_heatmaps(a) -> int:
     from .heatmaps import run, write_card
 
@@ -503,6 +566,66 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the figures into the bundle's model card (metrics.heat_maps)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_heatmaps)
+
+    p = sub.add_parser("site-norm", help="measure re-estimating normalisation statistics on "
+                                         "each site's own unlabelled images (cross-fitted)")
+    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the app's)")
+    p.add_argument("--data", type=Path, action="append", required=True,
+                   help="a training site's data folder (repeat for each site of the split)")
+    p.add_argument("--split", type=Path, required=True,
+                   help="the split CSV the bundle used (its val rows are measured per site)")
+    p.add_argument("--external", type=Path, action="append",
+                   help="an external site, measured only (repeatable)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for site_norm.json and site_norm.md")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="decoded-image cache (default .cache/training)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_site_norm)
+
+    p = sub.add_parser("profile-transfer", help="how close a site profile's cut-off comes to "
+                                                "the sensitivity asked for on new patients")
+    p.add_argument("--report", type=Path, action="append", required=True,
+                   help="an evaluation report folder (predictions_<mode>.npz); repeatable, "
+                        "each site measured on its own")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="the bundle whose card gives the temperature and cut-off")
+    p.add_argument("--mode", default="fusion")
+    p.add_argument("--out", type=Path, required=True, help="folder for profile_transfer.json")
+    p.add_argument("--sensitivity", type=float, default=0.90)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_profile_transfer)
+
+    p = sub.add_parser("cutoff-loso", help="the sensitivity target of the card's cut-off, "
+                                           "chosen by leaving one site out")
+    p.add_argument("--report", type=Path, action="append", required=True,
+                   help="an evaluation report folder (predictions_<mode>.npz); repeatable")
+    p.add_argument("--internal", action="append", required=True,
+                   help="a training site's name (as the reports record it); repeatable")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="the bundle whose card gives the temperature and current cut-off")
+    p.add_argument("--out", type=Path, required=True, help="folder for cutoff_loso.json")
+    p.add_argument("--mode", default="fusion")
+    p.add_argument("--floor", type=float, default=0.85,
+                   help="the sensitivity no held-out site may fall below")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_cutoff_loso)
+
+    p = sub.add_parser("retarget", help="move a bundle's suspicious cut-off to another "
+                                        "sensitivity target and re-measure the card's figures")
+    p.add_argument("--bundle", type=Path, required=True, help="the bundle folder to update")
+    p.add_argument("--report", type=Path, required=True,
+                   help="the bundle's internal evaluation report (predictions_<mode>.npz)")
+    p.add_argument("--external-report", type=Path, default=None,
+                   help="its external evaluation report")
+    p.add_argument("--target-sensitivity", type=float, required=True)
+    p.add_argument("--version", required=True, help="new model card version")
+    p.add_argument("--rule-note", default="",
+                   help="how the target was chosen, appended to the card's threshold rule")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_retarget)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

@@ -41,6 +41,7 @@ import numpy as np
 
 from rcdnet_desktop.core.bundle import load_localiser, load_model
 from rcdnet_desktop.core.guard import GUARD_FEATURES, fit, npz_bytes
+from training.augment import reexport
 from training.bundle_write import save_card, save_guard, save_onnx
 
 SHRINKAGE = 0.1
@@ -194,27 +195,9 @@ def spoiled(paths: Sequence[Path]) -> Iterator[tuple[str, str, Loader]]:
 def export_variant(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The same scan as another hospital might export it: cropped tighter around the breast
     (40-85% of each side kept), resampled to a long side of 250-900 px with the aspect changed
-    by up to 25%, and, half the time, saved as JPEG at quality 40-90."""
-    import cv2
-    from PIL import Image
-
-    h, w = pixels.shape[:2]
-    fh, fw = rng.uniform(0.4, 0.85, 2)
-    ch, cw = max(8, int(h * fh)), max(8, int(w * fw))
-    y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-    crop = pixels[y:y + ch, x:x + cw]
-    long_side = rng.uniform(250, 900)
-    aspect = rng.uniform(0.8, 1.25)
-    scale = long_side / max(ch, cw)
-    size = (max(16, int(cw * scale * aspect)), max(16, int(ch * scale)))
-    out = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    if rng.random() < 0.5:
-        import io
-
-        buf = io.BytesIO()
-        Image.fromarray(out).save(buf, "JPEG", quality=int(rng.integers(40, 91)))
-        out = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
-    return np.ascontiguousarray(out)
+    by up to 25%, and, half the time, saved as JPEG at quality 40-90
+    (:func:`training.augment.reexport` with its default ranges)."""
+    return reexport(pixels, rng)[0]
 
 
 def variant_loaders(paths: Sequence[Path], copies: int, seed: int = 0) -> list[Loader]:

