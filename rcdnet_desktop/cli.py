@@ -1,6 +1,7 @@
 """Headless entry points: ``rcdnet classify`` (files and folders), ``rcdnet self-test``,
 ``rcdnet pacs`` (:mod:`rcdnet_desktop.cli_pacs`), ``rcdnet validate``
-(:mod:`rcdnet_desktop.cli_validate`) and ``rcdnet audit`` (:mod:`rcdnet_desktop.cli_audit`).
+(:mod:`rcdnet_desktop.cli_validate`), ``rcdnet audit`` (:mod:`rcdnet_desktop.cli_audit`) and
+``rcdnet archive`` (:mod:`rcdnet_desktop.cli_archive`, on Ray with the extra ``[cluster]``).
 
 Exit status: 0 when at least one file was classified and every output asked was made; 1 when
 no file could be classified, an output option (``--sr``, ``--export``, ``--heatmaps``,
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from rcdnet_desktop.cli_archive import add_archive_parser, run_archive
 from rcdnet_desktop.cli_audit import add_audit_parser, run_audit
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
@@ -477,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_pacs_parser(sub)
     add_validate_parser(sub, _seconds)
     add_audit_parser(sub)
+    add_archive_parser(sub, _frames)
     return parser
 
 
@@ -513,6 +516,9 @@ def _run(argv: Sequence[str] | None) -> int:
         if args.command == "validate":
             with _stop_on_signals():
                 return validate(args)
+        if args.command == "archive":
+            with _stop_on_signals():
+                return run_archive(args)
         return self_test(args)
     except UsageError as exc:
         print(f"rcdnet: error: {exc}", file=sys.stderr)

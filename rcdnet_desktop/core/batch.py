@@ -39,7 +39,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -109,12 +109,13 @@ def _roi_outside(roi: Box, shape: tuple[int, ...]) -> str | None:
             f"inside the image ({w} x {h} pixels); it was not classified")
 
 
-def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
-          auto_box: bool = True, sweep: int | str | None = None) -> Loaded:
-    """Read and prepare one file on the loader thread: record and input, or its item.
+def read_for_review(path: Path, roi: Box | None = None) -> ImageRecord | BatchItem:
+    """Read one file as a review does, without the model: its record, or its item.
 
-    With ``auto_box`` and no ``roi``, the engine's lesion localiser (if any) runs here too.
-    With ``sweep``, a clip is only read (see :data:`Loaded`).
+    What is not a regular file, this program's own result or a report is skipped, and a
+    given lesion box that does not lie inside the image fails the file, as in :func:`review`.
+    ``rcdnet archive`` reads files with it on one machine and classifies them
+    (:func:`review_read`) on another.
     """
     other = not_regular(path)
     if other is not None and other != "a folder":  # a folder: read_image says why
@@ -127,14 +128,53 @@ def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
             return BatchItem(path, skipped=True, error=f"{path}: {why}")
         if roi is not None and (outside := _roi_outside(roi, record.pixels.shape)):
             return _failed(path, outside)
+        return record
+    except RcdNetError as exc:
+        return _failed(path, str(exc))
+    except Exception as exc:  # a batch must outlive any one file, whatever it holds
+        return _failed(path, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _prepare(engine: InferenceEngine, record: ImageRecord, roi: Box | None, frame: int,
+             auto_box: bool, sweep: int | str | None) -> Loaded:
+    """The model input of a record read (the lesion localiser runs here), or its item."""
+    try:
         if sweep is not None and record.frame_count > 1:
             return record, _Sweep(roi)
         return record, engine.prepare(record, roi=roi, frame=pick_frame(record, frame),
                                       auto_box=auto_box)
     except RcdNetError as exc:
-        return _failed(path, str(exc))
+        return _failed(record.path, str(exc))
     except Exception as exc:  # a batch must outlive any one file, whatever it holds
-        return _failed(path, f"unexpected {type(exc).__name__}: {exc}")
+        return _failed(record.path, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _load(engine: InferenceEngine, path: Path, roi: Box | None, frame: int,
+          auto_box: bool = True, sweep: int | str | None = None) -> Loaded:
+    """Read and prepare one file on the loader thread: record and input, or its item.
+
+    With ``auto_box`` and no ``roi``, the engine's lesion localiser (if any) runs here too.
+    With ``sweep``, a clip is only read (see :data:`Loaded`).
+    """
+    read = read_for_review(path, roi)
+    if isinstance(read, BatchItem):
+        return read
+    return _prepare(engine, read, roi, frame, auto_box, sweep)
+
+
+def review_read(engine: InferenceEngine,
+                read: Sequence[tuple[ImageRecord | BatchItem, Box | None]], *,
+                explain: bool = False, method: str = "fast", frame: int = 0,
+                auto_box: bool = True, sweep: int | str | None = None) -> list[BatchItem]:
+    """Classify files read by :func:`read_for_review` exactly as :func:`review` classifies
+    one chunk: one item per entry, in order (an item read stays as it is).
+
+    Each entry is what :func:`read_for_review` returned and the lesion box given for it (or
+    None); the other parameters are :func:`review`'s. Records must have distinct paths.
+    """
+    loaded = [(r.path, r if isinstance(r, BatchItem)
+               else _prepare(engine, r, roi, frame, auto_box, sweep)) for r, roi in read]
+    return list(_run_chunk(engine, loaded, explain, method, lambda: False, auto_box, sweep))
 
 
 class _Job:

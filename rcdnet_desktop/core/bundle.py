@@ -15,6 +15,7 @@ The application only reads bundles: they are written by the training package
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -235,6 +236,19 @@ def classifier_fc_weight(model_dir: str | Path | None, card: ModelCard):
     return weight
 
 
+ONNX_THREADS_ENV = "RCDNET_ONNX_THREADS"
+"""Threads each ONNX Runtime session may use (unset or 0: ONNX Runtime's default, every core).
+A process that runs one session per core (``rcdnet archive``'s model workers) sets it to 1."""
+
+
+def onnx_threads() -> int:
+    """The thread count of :data:`ONNX_THREADS_ENV`, 0 when unset or not a positive number."""
+    try:
+        return max(0, int(os.environ.get(ONNX_THREADS_ENV, "0") or 0))
+    except ValueError:
+        return 0
+
+
 def load_onnx_session(model_dir: str | Path | None, card: ModelCard,
                       which: str) -> onnxruntime.InferenceSession:
     """Open one of the bundle's ONNX graphs in onnxruntime on the CPU, after verifying it.
@@ -273,6 +287,9 @@ def load_onnx_session(model_dir: str | Path | None, card: ModelCard,
     # No busy-waiting worker threads after a run: they would take the cores from the decoding,
     # preprocessing and GUI threads that run between two images.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    threads = onnx_threads()
+    if threads:
+        options.intra_op_num_threads = threads
     try:
         session = ort.InferenceSession(data, sess_options=options,
                                        providers=["CPUExecutionProvider"])
