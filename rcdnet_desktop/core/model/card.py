@@ -7,15 +7,15 @@ A model bundle is a folder holding:
     name, dtype and sha256, calibration temperature, region-of-interest margin, operating point,
     training data, metrics, intended use and limits.
 ``rcdnet_weights.pt``, ``localiser_weights.pt`` (names recorded in the card)
-    Plain ``state_dict`` files of :class:`~rcdnet_desktop.core.model.RcdNet` and the optional
-    :class:`~rcdnet_desktop.core.localiser.LesionLocaliser`, saved with ``torch.save`` (float16
-    by default, cast back to float32 on loading).
+    Plain ``state_dict`` files of :class:`~rcdnet_desktop.core.model.network.RcdNet` and the
+    optional :class:`~rcdnet_desktop.core.model.localiser.LesionLocaliser`, saved with
+    ``torch.save`` (float16 by default, cast back to float32 on loading).
 ``rcdnet.onnx``, ``localiser.onnx`` (optional; named in the card's ``onnx`` section)
     The same networks as ONNX graphs (:mod:`training.onnx_export`), each recorded
     with its sha256 and the sha256 of the weights it was exported from.
 
 This module reads and validates the card alone (no torch, no weights opened);
-:mod:`rcdnet_desktop.core.bundle` verifies and loads the files the card names.
+:mod:`rcdnet_desktop.core.model.bundle` verifies and loads the files the card names.
 """
 
 from __future__ import annotations
@@ -25,22 +25,18 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rcdnet_desktop.core.backbones import BACKBONES
 from rcdnet_desktop.core.bands import MODES, parse_bands
 from rcdnet_desktop.core.box_views import validate_section as validate_box_views
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.guard import validate_section
 from rcdnet_desktop.core.lexicon import validate_section as validate_lexicon
+from rcdnet_desktop.core.model.backbones import BACKBONES
 from rcdnet_desktop.core.npzfile import is_sha256 as _is_sha256
 from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig
+from rcdnet_desktop.core.resources import resources_dir
 from rcdnet_desktop.core.types import CLASS_NAMES
-
-if TYPE_CHECKING:
-
-    pass
-
 
 CARD_FILE = "model_card.json"
 """File name of the model card inside a bundle folder."""
@@ -82,7 +78,7 @@ class ModelCard:
         True when the classification head was never trained: every output must then say
         "UNTRAINED".
     architecture : dict
-        Keyword arguments of :class:`~rcdnet_desktop.core.model.RcdNet` (``use_dsc``,
+        Keyword arguments of :class:`~rcdnet_desktop.core.model.network.RcdNet` (``use_dsc``,
         ``use_cbam``, ``dropout``, ``num_classes``) plus ``backbone`` (always
         ``"EfficientNet-Lite0"``).
     classes : list of str
@@ -426,8 +422,6 @@ def default_model_dir() -> Path:
     (:func:`~rcdnet_desktop.core.resources.resources_dir`: ``resources/`` beside the package in
     the source tree, under ``sys._MEIPASS`` in a PyInstaller build).
     """
-    from rcdnet_desktop.core.resources import resources_dir
-
     env = os.environ.get(MODEL_DIR_ENV, "").strip()
     if env:
         return Path(env).expanduser()
@@ -446,7 +440,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 def _short(exc: BaseException, limit: int = 600) -> str:
     text = " ".join(str(exc).split())
     return text if len(text) <= limit else text[:limit] + " ..."
-
 
 
 def load_card(model_dir: str | Path | None = None) -> ModelCard:
