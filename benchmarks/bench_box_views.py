@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args(argv)
 
-    from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.io import read_image
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.resources import resources_dir
     from rcdnet_desktop.core.types import Box
 

@@ -26,6 +26,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from rcdnet_desktop.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Stopped,
+    UsageError,
+    load_engine,
+    progress_bar,
+    use_site,
+)
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
     add_pacs_parser,
@@ -35,19 +45,12 @@ from rcdnet_desktop.cli_pacs import (
 )
 from rcdnet_desktop.cli_validate import add_validate_parser, validate
 from rcdnet_desktop.core.files import not_regular
-from rcdnet_desktop.core.result import describe, site_name, site_sentence
+from rcdnet_desktop.core.model.device import DEVICES
+from rcdnet_desktop.core.result import describe, site_name
 from rcdnet_desktop.core.types import Box
 
 if TYPE_CHECKING:
     from rcdnet_desktop.cli_outputs import Outputs
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-"""Exit statuses; a run stopped by a signal exits with 128 + its number (:class:`Stopped`)."""
-
-
-class UsageError(Exception):
-    """Bad command-line input; reported without a traceback, exit status 2."""
-
 
 Rois = dict[Path, tuple[Box, int]]
 """Lesion boxes from an ROI file: {resolved path: (box, line number)}."""
@@ -136,13 +139,6 @@ def _outputs(args: argparse.Namespace) -> Outputs:
     return Outputs(files, sender, with_patient=args.with_patient)
 
 
-def _progress(total: int, stream: TextIO):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="image", file=stream, disable=not stream.isatty(),
-                dynamic_ncols=True)
-
-
 def classify(args: argparse.Namespace, out: TextIO | None = None,
              err: TextIO | None = None) -> int:
     """``rcdnet classify``: one row per file, continuing past bad files.
@@ -167,7 +163,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     auto = 0  # rows on a box the localiser found
     try:
         with _row_writer(args, out, err) as write:
-            engine = use_site(_engine(args.device), args.site, err)
+            engine = use_site(load_engine(args.device), args.site, err)
             outputs.operating_point = engine.operating_point
             site = site_name(engine.operating_point)
             # Every output needs the image and the report's heat maps; the closed-form maps
@@ -177,7 +173,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
                            auto_box=not args.no_auto_box, file_timeout=timeout,
                            sweep=args.frames)
             # closing(): the review's loader thread is stopped here, however the loop ends.
-            with _progress(len(files), err) as bar, contextlib.closing(items):
+            with progress_bar(len(files), err) as bar, contextlib.closing(items):
                 for item in items:
                     row = batch_row(item, site)
                     notes = outputs.handle(item)
@@ -285,31 +281,6 @@ def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, 
         _print(out, csv_header())
 
 
-def _engine(device: str | None):
-    from rcdnet_desktop.core.errors import InferenceError, WeightsError
-    from rcdnet_desktop.core.inference import InferenceEngine
-
-    try:
-        return InferenceEngine(device=device)
-    except (WeightsError, InferenceError, ValueError) as exc:
-        raise UsageError(f"cannot load the model: {exc}") from exc
-
-
-def use_site(engine, site: Path | None, err: TextIO):
-    """``engine`` under the site profile in the file ``site`` (``--site``), said on ``err``;
-    unchanged when ``site`` is None. A profile that is refused is a usage error."""
-    from rcdnet_desktop.core.site_profile import ProfileError, read_profile
-
-    if site is None:
-        return engine
-    try:
-        engine.use_profile(read_profile(site, engine.card))
-    except ProfileError as exc:
-        raise UsageError(f"--site: {exc}") from exc
-    print(f"rcdnet: {site_sentence(engine.profile)}", file=err)
-    return engine
-
-
 def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``rcdnet self-test``: verify the weights, classify the sample, check both heat maps."""
     out = out or sys.stdout
@@ -318,7 +289,7 @@ def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from rcdnet_desktop.core.io import read_image
     from rcdnet_desktop.core.resources import sample_path
 
-    engine = _engine(args.device)
+    engine = load_engine(args.device)
     print(f"model {engine.model_version} verified, running on {engine.device}", file=out)
     if engine.has_localiser:
         print("lesion localiser verified", file=out)
@@ -444,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--heatmaps", type=Path, metavar="DIR",
                    help="write each image's annotated PNG report (the image and both heat "
                         "maps) into DIR as <name>_heatmaps.png")
-    c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+    c.add_argument("--device", choices=DEVICES, default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
     c.add_argument("--site", type=Path, metavar="FILE",
                    help="decide under this site profile (rcdnet validate --profile-out): its "
@@ -470,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
                         ", 0 for no limit)")
     add_result_options(c)
     s = sub.add_parser("self-test", help="verify the weights and classify the bundled sample")
-    s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
+    s.add_argument("--device", choices=DEVICES, default=None)
     add_pacs_parser(sub)
     add_validate_parser(sub, _seconds)
     return parser
@@ -520,36 +491,6 @@ def _run(argv: Sequence[str] | None) -> int:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
-
-
-class Stopped(KeyboardInterrupt):
-    """A run stopped by a signal: Ctrl+C (SIGINT) or SIGTERM, what schedulers and service
-    managers send.
-
-    A KeyboardInterrupt, so that everything that cleans up after Ctrl+C does so (files kept,
-    the JSON array closed, the review's loader thread stopped); the program then ends with
-    ``128 + signum`` (130, 143), the shells' convention, and one line (:meth:`line`).
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = int(signum)
-        self.progress = ""
-        """How far the run got ("after 32 of 120 file(s)")."""
-        self.kept = ""
-        """Where the rows done are, when they are not where they were asked."""
-
-    @property
-    def status(self) -> int:
-        return 128 + self.signum
-
-    def line(self) -> str:
-        """What happened, how far the run got and where its rows are, in one line."""
-        line = ("interrupted" if self.signum == signal.SIGINT
-                else f"stopped by {signal.Signals(self.signum).name}")
-        if self.progress:
-            line += f" {self.progress}"
-        return f"{line}; {self.kept}" if self.kept else line
 
 
 @contextlib.contextmanager

@@ -26,6 +26,17 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from rcdnet_desktop.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Stopped,
+    UsageError,
+    load_engine,
+    progress_bar,
+    use_site,
+)
+from rcdnet_desktop.core.model.device import DEVICES
+
 
 def _count(text: str) -> int:
     try:
@@ -90,7 +101,7 @@ def add_validate_parser(sub, seconds) -> None:
     v.add_argument("--site", type=Path, metavar="FILE",
                    help="validate under this site profile (its cut-off, temperature and "
                         "guard limit) instead of the model card's operating point")
-    v.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+    v.add_argument("--device", choices=DEVICES, default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
     v.add_argument("--no-auto-box", action="store_true",
                    help="classify whole images, without the lesion localiser's box (no "
@@ -107,7 +118,6 @@ def add_validate_parser(sub, seconds) -> None:
 
 def _check_out(args: argparse.Namespace) -> None:
     """The output folder is writable and holds no report (unless ``--overwrite``)."""
-    from rcdnet_desktop.cli import UsageError
     from rcdnet_desktop.core.atomic import check_folder, check_target
     from rcdnet_desktop.core.errors import ExportError, ExportExistsError
     from rcdnet_desktop.core.validation.report import report_paths
@@ -124,7 +134,6 @@ def _check_out(args: argparse.Namespace) -> None:
 
 def _check_options(args: argparse.Namespace) -> None:
     """The options go together (a usage error saying which do not)."""
-    from rcdnet_desktop.cli import UsageError
 
     if (args.cases is None) == (args.unlabelled is None):
         raise UsageError("give the labelled CASES, or --unlabelled DIR for a guard-only site "
@@ -147,7 +156,6 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def _check_profile_out(args: argparse.Namespace) -> None:
     """The profile's file can be written (and is not there, unless ``--overwrite``)."""
-    from rcdnet_desktop.cli import UsageError
     from rcdnet_desktop.core.atomic import check_target
     from rcdnet_desktop.core.errors import ExportError, ExportExistsError
 
@@ -162,7 +170,6 @@ def _check_profile_out(args: argparse.Namespace) -> None:
 def _write_profile(args: argparse.Namespace, engine, predictions, labels=None, patients=None,
                    err: TextIO | None = None) -> None:
     """Fit the site profile on the results and write it to ``--profile-out``."""
-    from rcdnet_desktop.cli import UsageError
     from rcdnet_desktop.core.errors import ExportError
     from rcdnet_desktop.core.result import site_sentence
     from rcdnet_desktop.core.site_profile import (
@@ -192,7 +199,6 @@ def _write_profile(args: argparse.Namespace, engine, predictions, labels=None, p
 
 def _unlabelled(args: argparse.Namespace, err: TextIO) -> int:
     """``--unlabelled DIR --profile-out FILE``: the guard limit of this site's images."""
-    from rcdnet_desktop.cli import EXIT_FAILED, EXIT_OK, Stopped, _engine, _progress
     from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
     from rcdnet_desktop.core.io import find_images
 
@@ -201,12 +207,12 @@ def _unlabelled(args: argparse.Namespace, err: TextIO) -> int:
         print(f"rcdnet: no image files found in {args.unlabelled}", file=err)
         return EXIT_FAILED
     _check_profile_out(args)
-    engine = _engine(args.device)
+    engine = load_engine(args.device)
     timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
     predictions = []
     items = review(files, engine, auto_box=not args.no_auto_box, file_timeout=timeout)
     try:
-        with _progress(len(files), err) as bar, contextlib.closing(items):
+        with progress_bar(len(files), err) as bar, contextlib.closing(items):
             for item in items:
                 if item.prediction is not None:
                     predictions.append(item.prediction)
@@ -228,15 +234,6 @@ def _unlabelled(args: argparse.Namespace, err: TextIO) -> int:
 def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
     """Run ``rcdnet validate`` (see the module's notes); the exit status."""
     err = err or sys.stderr
-    from rcdnet_desktop.cli import (
-        EXIT_FAILED,
-        EXIT_OK,
-        Stopped,
-        UsageError,
-        _engine,
-        _progress,
-        use_site,
-    )
     from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
     from rcdnet_desktop.core.errors import ExportError
     from rcdnet_desktop.core.validation.cases import CasesError, read_cases, with_patients
@@ -255,14 +252,14 @@ def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
         _check_out(args)
     if args.profile_out is not None:
         _check_profile_out(args)
-    engine = use_site(_engine(args.device), args.site, err)
+    engine = use_site(load_engine(args.device), args.site, err)
     timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
     items = review([c.path for c in cases], engine, auto_box=not args.no_auto_box,
                    file_timeout=timeout)
     by_path = {c.path: c for c in cases}
     done = {}
     try:
-        with _progress(len(cases), err) as bar, contextlib.closing(items):
+        with progress_bar(len(cases), err) as bar, contextlib.closing(items):
             for item in items:
                 case = by_path.get(item.path)
                 if case is not None:

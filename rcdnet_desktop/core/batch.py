@@ -53,7 +53,7 @@ from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from rcdnet_desktop.core.inference import InferenceEngine, Prepared
+    from rcdnet_desktop.core.model.engine import InferenceEngine, Prepared
 
     Loaded: TypeAlias = tuple[ImageRecord, Prepared | "_Sweep"] | BatchItem
     """A file read and prepared (record and model input), or its failed or skipped item. A clip

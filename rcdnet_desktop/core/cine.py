@@ -50,7 +50,7 @@ from rcdnet_desktop.core.result import (
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord, Prediction
 
 if TYPE_CHECKING:
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
 DEFAULT_SWEEP_CHUNK = 8
 """Frames sent through the model together: a batch, and a point where a sweep can stop."""

@@ -17,7 +17,7 @@ else (:func:`canonical_bytes`), is written inside it. :func:`read_profile` refus
 sentence naming the file and the reason, a file that was changed by even one byte, that is not
 a profile, or whose model is not the one running (:func:`check_model`).
 
-The engine applies a profile (:meth:`rcdnet_desktop.core.inference.InferenceEngine.
+The engine applies a profile (:meth:`rcdnet_desktop.core.model.engine.InferenceEngine.
 use_profile`): its temperature replaces the card's, its cut-off decides
 ``Prediction.suspicious`` (and is ``Prediction.threshold``), and its guard limit replaces the
 card's. Every place that shows a result then says so in the words of

@@ -9,16 +9,17 @@ import pytest
 import torch
 from pydicom.data import get_testdata_file
 
-from rcdnet_desktop.core import inference
-from rcdnet_desktop.core.bundle import load_localiser, load_model
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.explain import (
     closed_form_cams,
     closed_form_cams_np,
     contrastive_scores,
 )
-from rcdnet_desktop.core.inference import BACKEND_ENV, InferenceEngine
 from rcdnet_desktop.core.io import read_image
+from rcdnet_desktop.core.model import device
+from rcdnet_desktop.core.model.bundle import load_localiser, load_model
+from rcdnet_desktop.core.model.device import BACKEND_ENV
+from rcdnet_desktop.core.model.engine import InferenceEngine
 from rcdnet_desktop.core.types import ImageRecord
 from tests.conftest import BUNDLED_MODEL_DIR, SAMPLES
 
@@ -157,7 +158,7 @@ def test_a_missing_localiser_graph_is_refused(tmp_path):
 
 def test_without_onnxruntime_the_engine_runs_torch_and_says_so(engines, monkeypatch):
     onnx, _ = engines
-    monkeypatch.setattr(inference, "_onnxruntime_missing", lambda: "No module named 'x'")
+    monkeypatch.setattr(device, "onnxruntime_missing", lambda: "No module named 'x'")
     eng = InferenceEngine(BUNDLED_MODEL_DIR, device="cpu", model=onnx.model, card=onnx.card)
     assert eng.device == "cpu"
     assert "ONNX Runtime is not available" in eng.device_note

@@ -489,7 +489,7 @@ class InferenceEngine:
             if flag is not None:
                 warnings = (flag.text, *warnings)
                 checks = tuple(c for c in CHECK_CODES if c in {*checks, flag.code})
-            descriptors, note = suggest(self._lexicon, pooled[i], has_box=it.roi is not None,
+            descriptors, note = suggest(self.bundle.lexicon, pooled[i], has_box=it.roi is not None,
                                         checks=checks)
             out.append(Prediction(
                 descriptors=descriptors, descriptor_note=note,
