@@ -24,7 +24,9 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
+
+import numpy as np
 
 from rcdnet_desktop.cli_common import (
     EXIT_FAILED,
@@ -36,6 +38,7 @@ from rcdnet_desktop.cli_common import (
     progress_bar,
     use_site,
 )
+from rcdnet_desktop.cli_outputs import Outputs, check_folders, file_outputs
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
     add_pacs_parser,
@@ -44,13 +47,17 @@ from rcdnet_desktop.cli_pacs import (
     run_pacs,
 )
 from rcdnet_desktop.cli_validate import add_validate_parser, validate
+from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, loader_threads, review
+from rcdnet_desktop.core.cine import ALL_FRAMES
+from rcdnet_desktop.core.errors import ExportError
+from rcdnet_desktop.core.export.batch_csv import batch_row, csv_header, csv_line, open_batch_csv
+from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
 from rcdnet_desktop.core.files import not_regular
+from rcdnet_desktop.core.io import find_images, read_image
 from rcdnet_desktop.core.model.device import DEVICES
+from rcdnet_desktop.core.resources import resources_dir, sample_path
 from rcdnet_desktop.core.result import describe, site_name
 from rcdnet_desktop.core.types import Box
-
-if TYPE_CHECKING:
-    from rcdnet_desktop.cli_outputs import Outputs
 
 Rois = dict[Path, tuple[Box, int]]
 """Lesion boxes from an ROI file: {resolved path: (box, line number)}."""
@@ -127,8 +134,6 @@ def _unmatched_rois(rois: Rois, files: list[Path], source: Path, err: TextIO) ->
 
 def _outputs(args: argparse.Namespace) -> Outputs:
     """The files and PACS results asked, every folder and the PACS checked before any work."""
-    from rcdnet_desktop.cli_outputs import Outputs, check_folders, file_outputs
-
     try:
         check_result_options(args)
         files = file_outputs(args)
@@ -147,9 +152,6 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     stopped by a signal raises :class:`Stopped`, saying how far it got and where its rows are.
     """
     out, err = out or sys.stdout, err or sys.stderr
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
-    from rcdnet_desktop.core.export.batch_csv import batch_row
-    from rcdnet_desktop.core.io import find_images
 
     rois = read_rois(args.rois) if args.rois else {}
     files = find_images(args.paths, recursive=args.recursive)
@@ -210,9 +212,6 @@ def _row_writer(args: argparse.Namespace, out: TextIO,
     standard output, in a JSON array that is closed, and for ``--csv FILE`` in
     ``<stem>.partial<suffix>`` beside it, while FILE itself is left as it was.
     """
-    from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.export.batch_csv import open_batch_csv
-
     to_file = args.csv is not None and str(args.csv) != "-"
     if args.json and args.csv is not None and not to_file:
         raise UsageError("--csv - and --json both write to standard output; give only one")
@@ -256,8 +255,6 @@ def _print(out: TextIO, text: str) -> None:
 def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, str]], None]]:
     """Print rows as they come: CSV (header first) or one JSON array, closed however the run
     ends. A run that fails before its first row prints nothing here."""
-    from rcdnet_desktop.core.export.batch_csv import csv_header, csv_line
-
     n = 0
 
     def write(row: dict[str, str]) -> None:
@@ -284,11 +281,6 @@ def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, 
 def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``rcdnet self-test``: verify the weights, classify the sample, check both heat maps."""
     out = out or sys.stdout
-    import numpy as np
-
-    from rcdnet_desktop.core.io import read_image
-    from rcdnet_desktop.core.resources import sample_path
-
     engine = load_engine(args.device)
     print(f"model {engine.model_version} verified, running on {engine.device}", file=out)
     if engine.has_localiser:
@@ -319,9 +311,6 @@ def _check_goldens(engine, out: TextIO) -> list[str]:
     """The bundled samples' P(malignant) against the values the model card recorded at bundle
     time, and the separation of the malignant from the benign sample: a bundle whose bytes
     verify but whose behaviour changed (e.g. zeroed weights with a matching hash) fails."""
-    from rcdnet_desktop.core.io import read_image
-    from rcdnet_desktop.core.resources import resources_dir
-
     st = engine.card.self_test
     if not st:
         if engine.card.untrained:
@@ -347,15 +336,11 @@ def _check_goldens(engine, out: TextIO) -> list[str]:
 
 
 def _export_keys() -> list[str]:
-    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
-
     return [f.key for f in EXPORT_FORMATS]
 
 
 def _export_help() -> str:
     """The export formats for ``--help``, from the export table: key, what, file name."""
-    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
-
     return "; ".join(f"{f.key}: {f.label} as <name>_{f.name_tag}{f.suffix}"
                      + (", DICOM images only" if f.needs_dicom_source else "")
                      for f in EXPORT_FORMATS)
@@ -374,8 +359,6 @@ def _seconds(text: str) -> float:
 
 def _frames(text: str) -> int | str:
     """``--frames``: ``all``, or a number of evenly spaced frames (1 or more)."""
-    from rcdnet_desktop.core.cine import ALL_FRAMES
-
     if text.strip().lower() == ALL_FRAMES:
         return ALL_FRAMES
     try:
@@ -390,8 +373,6 @@ def _frames(text: str) -> int | str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT
-
     parser = argparse.ArgumentParser(
         prog="rcdnet", description="RcdNet breast ultrasound decision support (not a diagnosis).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -531,8 +512,6 @@ def _leave_if_busy(status: int) -> None:
     after the run had done everything right. Everything is written and flushed by now, so the
     shutdown is skipped instead.
     """
-    from rcdnet_desktop.core.batch import loader_threads
-
     if not loader_threads():
         return
     for stream in (sys.stdout, sys.stderr):

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from rcdnet_desktop.core.errors import InferenceError, WeightsError
+from rcdnet_desktop.core.model.engine import InferenceEngine
 from rcdnet_desktop.core.result import site_sentence
-
-if TYPE_CHECKING:
-    from rcdnet_desktop.core.model.engine import InferenceEngine
+from rcdnet_desktop.core.site_profile import ProfileError, read_profile
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 """Exit statuses; a run stopped by a signal exits with 128 + its number (:class:`Stopped`)."""
@@ -66,10 +65,6 @@ def progress_bar(total: int, stream: TextIO):
 
 def load_engine(device: str | None) -> InferenceEngine:
     """The bundled model's engine on ``device``; a bundle that does not load is a usage error."""
-    # The engine is imported when a command needs it: not for --help or a usage error
-    # (benchmarks/bench_startup.py).
-    from rcdnet_desktop.core.model.engine import InferenceEngine
-
     try:
         return InferenceEngine(device=device)
     except (WeightsError, InferenceError, ValueError) as exc:
@@ -79,9 +74,6 @@ def load_engine(device: str | None) -> InferenceEngine:
 def use_site(engine, site: Path | None, err: TextIO):
     """``engine`` under the site profile in the file ``site`` (``--site``), said on ``err``;
     unchanged when ``site`` is None. A profile that is refused is a usage error."""
-    # Only a run with --site reads a profile (start-up of the others: bench_startup.py).
-    from rcdnet_desktop.core.site_profile import ProfileError, read_profile
-
     if site is None:
         return engine
     try:

@@ -35,7 +35,17 @@ from rcdnet_desktop.cli_common import (
     progress_bar,
     use_site,
 )
+from rcdnet_desktop.core.atomic import check_folder, check_target
+from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
+from rcdnet_desktop.core.errors import ExportError, ExportExistsError
+from rcdnet_desktop.core.io import find_images
 from rcdnet_desktop.core.model.device import DEVICES
+from rcdnet_desktop.core.result import site_sentence
+from rcdnet_desktop.core.site_profile import ProfileError, profile_from_results, write_profile
+from rcdnet_desktop.core.validation.cases import CasesError, read_cases, with_patients
+from rcdnet_desktop.core.validation.figures import N_BOOT, SEED, validation_figures
+from rcdnet_desktop.core.validation.outcomes import Outcome, outcome
+from rcdnet_desktop.core.validation.report import REPORT_FILES, report_paths, write_report
 
 
 def _count(text: str) -> int:
@@ -61,10 +71,6 @@ def _share(text: str) -> float:
 
 def add_validate_parser(sub, seconds) -> None:
     """``rcdnet validate`` on the main parser's subparsers (``seconds`` parses a time)."""
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT
-    from rcdnet_desktop.core.validation.figures import N_BOOT, SEED
-    from rcdnet_desktop.core.validation.report import REPORT_FILES
-
     v = sub.add_parser(
         "validate", help="measure the model on your own labelled cases (local validation)",
         description="Classify labelled cases as rcdnet classify does and write a validation "
@@ -118,10 +124,6 @@ def add_validate_parser(sub, seconds) -> None:
 
 def _check_out(args: argparse.Namespace) -> None:
     """The output folder is writable and holds no report (unless ``--overwrite``)."""
-    from rcdnet_desktop.core.atomic import check_folder, check_target
-    from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-    from rcdnet_desktop.core.validation.report import report_paths
-
     try:
         check_folder(args.out)
         for p in report_paths(args.out).values():
@@ -156,9 +158,6 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def _check_profile_out(args: argparse.Namespace) -> None:
     """The profile's file can be written (and is not there, unless ``--overwrite``)."""
-    from rcdnet_desktop.core.atomic import check_target
-    from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-
     try:
         check_target(args.profile_out, overwrite=args.overwrite)
     except ExportExistsError as exc:
@@ -170,14 +169,6 @@ def _check_profile_out(args: argparse.Namespace) -> None:
 def _write_profile(args: argparse.Namespace, engine, predictions, labels=None, patients=None,
                    err: TextIO | None = None) -> None:
     """Fit the site profile on the results and write it to ``--profile-out``."""
-    from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.result import site_sentence
-    from rcdnet_desktop.core.site_profile import (
-        ProfileError,
-        profile_from_results,
-        write_profile,
-    )
-
     source = args.cases if args.cases is not None else args.unlabelled
     site = args.site_name or Path(source).resolve().stem
     try:
@@ -199,9 +190,6 @@ def _write_profile(args: argparse.Namespace, engine, predictions, labels=None, p
 
 def _unlabelled(args: argparse.Namespace, err: TextIO) -> int:
     """``--unlabelled DIR --profile-out FILE``: the guard limit of this site's images."""
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
-    from rcdnet_desktop.core.io import find_images
-
     files = find_images([args.unlabelled], recursive=True)
     if not files:
         print(f"rcdnet: no image files found in {args.unlabelled}", file=err)
@@ -234,12 +222,6 @@ def _unlabelled(args: argparse.Namespace, err: TextIO) -> int:
 def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
     """Run ``rcdnet validate`` (see the module's notes); the exit status."""
     err = err or sys.stderr
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
-    from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.validation.cases import CasesError, read_cases, with_patients
-    from rcdnet_desktop.core.validation.figures import validation_figures
-    from rcdnet_desktop.core.validation.outcomes import Outcome, outcome
-    from rcdnet_desktop.core.validation.report import write_report
 
     _check_options(args)
     if args.unlabelled is not None:
@@ -290,8 +272,6 @@ def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
                                  engine.card.to_dict(), n_boot=args.bootstrap, seed=args.seed,
                                  auto_box=not args.no_auto_box)
     if engine.profile is not None:
-        from rcdnet_desktop.core.result import site_sentence
-
         figures["site_profile"] = {**engine.profile.to_dict(),
                                    "sentence": site_sentence(engine.profile)}
     try:

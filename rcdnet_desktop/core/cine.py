@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.result import (
     OUTSIDE_INTENDED_USE,
     SUSPICIOUS,
@@ -263,8 +264,6 @@ def classify_frames(engine: InferenceEngine | Any, record: ImageRecord,
         The chunk's frames in order. A frame that cannot be decoded or classified has its
         reason in ``error``; the sweep goes on with the next.
     """
-    from rcdnet_desktop.core.errors import RcdNetError
-
     todo = list(range(record.frame_count) if frames is None else frames)
     chunk = max(1, int(chunk))
     for start in range(0, len(todo), chunk):

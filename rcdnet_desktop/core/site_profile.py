@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from rcdnet_desktop.core.atomic import atomic_write
 from rcdnet_desktop.core.errors import RcdNetError
-from rcdnet_desktop.core.metrics import binary_metrics, bootstrap_ci
+from rcdnet_desktop.core.metrics import binary_metrics, bootstrap_ci, fit_temperature, softmax
 
 PROFILE_FORMAT = "rcdnet-site-profile"
 PROFILE_VERSION = 1
@@ -208,8 +209,6 @@ def labelled_fit(logits: np.ndarray, y: Sequence[int] | np.ndarray, target: floa
     them. Returns the :class:`SiteProfile` fields ``temperature``, ``cutoff``,
     ``target_sensitivity``, ``sensitivity`` (``_ci``), ``specificity`` (``_ci``).
     """
-    from rcdnet_desktop.core.metrics import fit_temperature, softmax
-
     logits = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y).astype(int)
     n_cancer, n_benign = int(y.sum()), int((y == 0).sum())
@@ -291,8 +290,6 @@ def profile_bytes(profile: SiteProfile) -> bytes:
 def write_profile(path: str | Path, profile: SiteProfile, *, overwrite: bool = False) -> Path:
     """Write ``profile`` to ``path`` atomically (:class:`~rcdnet_desktop.core.errors.
     ExportError` when it cannot be written, or exists without ``overwrite``)."""
-    from rcdnet_desktop.core.atomic import atomic_write
-
     data = profile_bytes(profile)
     return atomic_write(path, lambda f: f.write(data), overwrite=overwrite)
 
