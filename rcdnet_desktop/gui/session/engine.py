@@ -94,6 +94,7 @@ def protocol_members(protocol: type) -> tuple[list[str], list[str]]:
 def default_engine_factory(device: str) -> Engine:
     """Create the real :class:`~rcdnet_desktop.core.model.engine.InferenceEngine` (on the ONNX
     backend torch stays out until a method needs it)."""
+    # The engine (~0.2 s, more with ONNX Runtime) loads in the worker, after the window shows.
     from rcdnet_desktop.core.model.engine import InferenceEngine
 
     return InferenceEngine(device=device)

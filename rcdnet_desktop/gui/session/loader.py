@@ -33,6 +33,7 @@ def make_thumbnail(pixels: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
 
 def read_one(path: Path) -> ImageRecord:
     """Read ``path`` with the core reader (the one place the GUI reads images)."""
+    # The readers (pydicom, Pillow: ~0.2 s) load with the first image, after the window shows.
     from rcdnet_desktop.core import io
 
     return io.read_image(path)
