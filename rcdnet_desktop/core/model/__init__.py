@@ -2,9 +2,9 @@
 
 - :mod:`.card`: the model card (what a bundle holds), read and validated alone;
 - :mod:`.bundle`: :class:`~.bundle.Bundle`, a bundle folder opened and verified once (card,
-  guard, lexicon; graphs and torch weights when asked), and :func:`~.bundle.load_model` and
+  guard, lexicon; the torch weights when asked), and :func:`~.bundle.load_model` and
   :func:`~.bundle.load_localiser` for the torch networks;
-- :mod:`.onnx_graphs`: the ONNX graphs, verified before they are parsed;
+- :mod:`.onnx_graphs`: the ONNX graphs, each read once and verified before it is parsed;
 - :mod:`.device`: the device list, ``$RCDNET_DEVICE`` and ``$RCDNET_BACKEND``, and the choice of
   backend and device together (:func:`~.device.place`);
 - :mod:`.backends`: the one protocol a backend implements and the ONNX Runtime backend;

@@ -19,7 +19,7 @@ import numpy as np
 
 from rcdnet_desktop.core.model.bundle import Bundle
 from rcdnet_desktop.core.model.device import ONNX_DEVICE
-from rcdnet_desktop.core.model.onnx_graphs import fc_weight_of, session_of
+from rcdnet_desktop.core.model.onnx_graphs import fc_weight_of, session_of, verified_graph
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,9 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
 class OnnxBackend:
     """The bundle's ONNX graphs in ONNX Runtime on the CPU; torch is never imported.
 
-    Each graph is read and sha256-verified once (:meth:`Bundle.graph`); the classifier's
-    session and its final linear weight come from the same verified bytes.
+    Each graph is read and sha256-verified once
+    (:func:`~rcdnet_desktop.core.model.onnx_graphs.verified_graph`); the classifier's session
+    and its final linear weight come from the same verified bytes.
 
     Raises
     ------
@@ -89,15 +90,16 @@ class OnnxBackend:
     device = ONNX_DEVICE
 
     def __init__(self, bundle: Bundle, with_localiser: bool) -> None:
-        path, data = bundle.graph("classifier")
-        self._classifier = session_of(path, data, bundle.card, "classifier")
+        card = bundle.card
+        path, data = verified_graph(bundle.folder, card, "classifier")
+        self._classifier = session_of(path, data, card, "classifier")
         # The closed-form maps need the final linear layer's weight: read from the verified
         # graph itself, so the ONNX backend never needs the torch weights.
         self._fc_weight = fc_weight_of(path, data)
         self._localiser = None
         if with_localiser and bundle.has_graph("localiser"):
-            path, data = bundle.graph("localiser")
-            self._localiser = session_of(path, data, bundle.card, "localiser")
+            path, data = verified_graph(bundle.folder, card, "localiser")
+            self._localiser = session_of(path, data, card, "localiser")
 
     @property
     def runs_localiser(self) -> bool:

@@ -2,8 +2,9 @@
 
 :class:`Bundle` is what an engine holds of a bundle folder: the model card (read and validated
 once), the input guard and the lexicon heads (each verified against the card's sha256 before it
-is parsed), and, when asked, the ONNX graphs (:meth:`Bundle.graph`, each read and verified once)
-and the torch networks (:meth:`Bundle.networks`, verified against the same card).
+is parsed), and, when asked, the torch networks (:meth:`Bundle.networks`, verified against the
+same card). The backends read the ONNX graphs it names
+(:mod:`~rcdnet_desktop.core.model.onnx_graphs`), each once.
 
 :func:`load_model` treats the weights file as untrusted input: it checks the sha256 recorded in
 the card *before* unpickling anything, loads with ``torch.load(weights_only=True)``, matches keys
@@ -31,7 +32,6 @@ from rcdnet_desktop.core.model.card import (
     default_model_dir,
     sha256_file,
 )
-from rcdnet_desktop.core.model.onnx_graphs import verified_graph
 
 if TYPE_CHECKING:
     import torch
@@ -81,11 +81,6 @@ class Bundle:
     def has_graph(self, which: str) -> bool:
         """Whether the card names an ONNX graph ``which`` and there is a folder to read it."""
         return self.folder is not None and bool(self.card.onnx.get(which))
-
-    def graph(self, which: str) -> tuple[Path, bytes]:
-        """The path and verified bytes of the ONNX graph ``which`` ("classifier" or
-        "localiser"); see :func:`~rcdnet_desktop.core.model.onnx_graphs.verified_graph`."""
-        return verified_graph(self.folder, self.card, which)
 
     def networks(self) -> tuple[RcdNet, LesionLocaliser | None]:
         """The torch classifier and localiser (None when the card has none), on the CPU in eval
