@@ -20,7 +20,7 @@ weights give the same bytes (there are no timestamps in an ONNX file), so the sh
 model card identifies the graph.
 
 torch is imported inside the functions; exporting needs the ``onnx`` package, running the graphs
-needs ``onnxruntime`` (see :func:`rcdnet_desktop.core.model.bundle.load_onnx_session`).
+needs ``onnxruntime`` (see :func:`rcdnet_desktop.core.model.onnx_graphs.load_onnx_session`).
 """
 
 from __future__ import annotations
