@@ -1,4 +1,4 @@
-"""InferenceEngine: device choice, prediction and heat maps for one image or many.
+"""InferenceEngine: prepare, localise, fuse, predict and explain, for one image or many.
 
 Typical use::
 
