@@ -309,16 +309,16 @@ def test_self_test_fails_on_weights_that_verify_but_behave_differently(tmp_path,
 
 def test_an_export_failing_unexpectedly_costs_only_that_export(folder, tmp_path, monkeypatch):
     """Whatever an export's library raises, the run goes on and every row is written."""
-    from rcdnet_desktop.core.export import formats
+    from rcdnet_desktop import cli_outputs
 
-    real = formats.write_report
+    real = cli_outputs.write_report
 
     def flaky(key, path, record, *args, **kwargs):
         if record.path.name == "a.png":
             raise KeyError("No IOD found")
         return real(key, path, record, *args, **kwargs)
 
-    monkeypatch.setattr(formats, "write_report", flaky)
+    monkeypatch.setattr(cli_outputs, "write_report", flaky)  # the export table's writer
     out = tmp_path / "out.csv"
     assert cli.main(["classify", str(folder), "--recursive", "--csv", str(out), "--export", "png",
                      "--export-dir", str(tmp_path / "exports")]) == 0
