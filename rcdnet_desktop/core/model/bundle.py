@@ -19,6 +19,7 @@ The application only reads bundles: they are written by the training package
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,8 +104,6 @@ def _load_state_dict(path: Path, sha256: str, card_path: Path,
     Floating-point tensors come back as float32. ``what`` names the file in messages
     ("weights", "localiser weights"); every failure raises :class:`WeightsError` naming the file.
     """
-    import pickle
-
     import torch  # loading torch weights: the ONNX path never comes here
 
     if not path.is_file():
