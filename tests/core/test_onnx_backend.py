@@ -92,14 +92,14 @@ def test_onnx_and_torch_agree(engines, name, record, frame):
         assert a.finding.confidence == pytest.approx(b.finding.confidence, abs=1e-4)
     assert a.tensor.dtype == np.float32 and np.array_equal(a.tensor, b.tensor)
     batch = np.stack([a.tensor])
-    (lo, co, go), dev_o, _ = onnx._run_forward(batch, True)
-    (lt, ct, gt), dev_t, _ = torch_._run_forward(batch, True)
-    np.testing.assert_allclose(go, gt, rtol=0, atol=1e-4 * max(1.0, float(np.abs(gt).max())))
-    assert (dev_o, dev_t) == ("cpu-onnx", "cpu")
-    np.testing.assert_allclose(lo, lt, rtol=0, atol=1e-4)
+    fo, ft = onnx._backend.forward(batch, True), torch_._backend.forward(batch, True)
+    np.testing.assert_allclose(fo.guard, ft.guard, rtol=0,
+                               atol=1e-4 * max(1.0, float(np.abs(ft.guard).max())))
+    assert (fo.device, ft.device) == ("cpu-onnx", "cpu")
+    np.testing.assert_allclose(fo.logits, ft.logits, rtol=0, atol=1e-4)
     # The heat maps' cells: the graph's feature map and its linear weight vs torch's.
-    so = contrastive_scores(co, onnx._head_weight())
-    st = contrastive_scores(ct, torch_._head_weight())
+    so = contrastive_scores(fo.features, onnx._backend.head_weight())
+    st = contrastive_scores(ft.features, torch_._backend.head_weight())
     np.testing.assert_allclose(so, st, rtol=0, atol=1e-4 * max(1.0, float(np.abs(st).max())))
 
     mo, mt = onnx.explain_prepared([a])[0], torch_.explain_prepared([b])[0]
@@ -118,8 +118,8 @@ def test_onnx_and_torch_agree(engines, name, record, frame):
 def test_numpy_closed_form_equals_torch(engines):
     onnx, _ = engines
     rng = np.random.default_rng(0)
-    feats = rng.gamma(1.0, 1.0, (2, onnx._fc_weight.shape[1], 7, 7)).astype(np.float32)
-    w = onnx._fc_weight
+    w = onnx._backend.head_weight()  # read from the verified graph
+    feats = rng.gamma(1.0, 1.0, (2, w.shape[1], 7, 7)).astype(np.float32)
     np.testing.assert_allclose(closed_form_cams_np(feats, w),
                                closed_form_cams(torch.from_numpy(feats),
                                                 torch.from_numpy(w)).numpy(),
