@@ -8,8 +8,8 @@ processes hits both alike (median of ``--runs``):
 * ``rcdnet --help``: the whole process, interpreter start included;
 * ``rcdnet classify`` of the bundled benign sample: start, bundle verification, one
   prediction (the ONNX path on the CPU);
-* launch -> first heat maps in the viewer (the ``--child`` mode of ``bench_viewer.py`` of each
-  tree), unless ``--no-viewer``.
+* launch -> first heat maps in the viewer (the ``--child`` mode of this tree's
+  ``bench_viewer.py``, run on each tree's package), unless ``--no-viewer``.
 
 Usage::
 
@@ -65,9 +65,10 @@ def import_cost(tree: Path) -> tuple[float, bool]:
 
 
 def first_maps(tree: Path) -> float:
-    """Seconds from launch to the first heat maps on screen, by the tree's own viewer bench."""
+    """Seconds from launch to the first heat maps on screen, by this tree's viewer bench run on
+    ``tree``'s package."""
     t0 = time.time()
-    script = tree / "benchmarks" / "bench_viewer.py"
+    script = REPO / "benchmarks" / "bench_viewer.py"
     proc = subprocess.run([sys.executable, str(script), "--child", repr(t0), "--device", "cpu",
                            str(SAMPLE), str(SAMPLE)], cwd=tree, env=_env(tree),
                           capture_output=True, text=True, timeout=900)
