@@ -3,8 +3,9 @@
 Measures, in fresh processes, alternating between the two trees so that load from other
 processes hits both alike (median of ``--runs``):
 
-* ``import rcdnet_desktop.cli``: the sum of ``python -X importtime`` over every module imported,
-  and whether torch was among them (the default ONNX path must not import it);
+* the imports of ``rcdnet --help``: the sum of ``python -X importtime`` over every module it
+  imports (the parser is built, so every module it needs is imported), and whether
+  ``import rcdnet_desktop.cli`` imports torch (the default ONNX path must not);
 * ``rcdnet --help``: the whole process, interpreter start included;
 * ``rcdnet classify`` of the bundled benign sample: start, bundle verification, one
   prediction (the ONNX path on the CPU);
@@ -53,15 +54,23 @@ def _timed(tree: Path, args: list[str]) -> float:
     return elapsed
 
 
-def import_cost(tree: Path) -> tuple[float, bool]:
-    """Seconds of ``import rcdnet_desktop.cli`` by ``-X importtime``, and whether torch came."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                           "import sys, rcdnet_desktop.cli; print('torch' in sys.modules)"],
-                          cwd=tree, env=_env(tree), capture_output=True, text=True, timeout=300)
+def import_cost(tree: Path) -> float:
+    """Seconds ``rcdnet --help`` spends importing, by ``-X importtime``."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "rcdnet_desktop.cli",
+                           "--help"], cwd=tree, env=_env(tree), capture_output=True, text=True,
+                          timeout=300)
     # Each line: "import time: self | cumulative | name"; top-level modules are not indented.
     total = sum(int(m.group(1)) for m in re.finditer(
         r"^import time:\s+\d+ \|\s+(\d+) \| \S", proc.stderr, re.M))
-    return total / 1e6, proc.stdout.strip() == "True"
+    return total / 1e6
+
+
+def imports_torch(tree: Path) -> bool:
+    """Whether ``import rcdnet_desktop.cli`` imports torch."""
+    proc = subprocess.run([sys.executable, "-c",
+                           "import sys, rcdnet_desktop.cli; print('torch' in sys.modules)"],
+                          cwd=tree, env=_env(tree), capture_output=True, text=True, timeout=300)
+    return proc.stdout.strip() == "True"
 
 
 def first_maps(tree: Path) -> float:
@@ -87,7 +96,7 @@ def main() -> int:
     trees = {"base": args.base.resolve(), "this": REPO}
     cli = ["-m", "rcdnet_desktop.cli"]
     measures = {
-        "import rcdnet_desktop.cli (importtime)": lambda t: import_cost(t)[0],
+        "imports of rcdnet --help (importtime)": import_cost,
         "rcdnet --help": lambda t: _timed(t, [*cli, "--help"]),
         "rcdnet classify sample": lambda t: _timed(t, [*cli, "classify", str(SAMPLE)]),
     }
@@ -98,7 +107,7 @@ def main() -> int:
         for name, fn in measures.items():
             for key, tree in trees.items():
                 times[name][key].append(fn(tree))
-    torch = {key: import_cost(tree)[1] for key, tree in trees.items()}
+    torch = {key: imports_torch(tree) for key, tree in trees.items()}
     print(f"Start-up, median of {args.runs} runs alternating between the trees, "
           f"{os.cpu_count()} CPU threads (base: {trees['base']}):")
     print(f"  {'':40s} {'base s':>8s} {'this s':>8s} {'this/base':>9s}")
