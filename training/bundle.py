@@ -147,6 +147,24 @@ def _sites(split_summary: dict) -> list[str]:
         or ["busi"]
 
 
+THRESHOLD_LIMITATION = "at the suspicious threshold"
+
+
+def threshold_limitation(threshold: float, mode: str, internal: dict,
+                         external: dict | None = None, rule: str = "the threshold was chosen "
+                                                                    "there") -> str:
+    """The card's limitation sentence on the cut-off; ``internal``/``external`` are metric
+    dicts (``recall`` and ``specificity``, each with ``value``)."""
+    text = (f"{THRESHOLD_LIMITATION} ({threshold:.3f}) sensitivity is "
+            f"{internal['recall']['value']:.2f} at specificity "
+            f"{internal['specificity']['value']:.2f} on the internal validation images ({mode} "
+            f"mode, in-sample: {rule})")
+    if external:
+        text += (f", and {external['recall']['value']:.2f} at "
+                 f"{external['specificity']['value']:.2f} on the external site")
+    return text + "; a result below it does not rule out malignancy"
+
+
 def make_card(cfg, report: dict | None, split_summary: dict, version: str,
               temperature: float = 1.0, history: list | None = None,
               external: dict | None = None, operating_point: dict | None = None,
@@ -180,16 +198,9 @@ def make_card(cfg, report: dict | None, split_summary: dict, version: str,
         metrics["internal_validation"] = metrics_for_card(
             report, "internal validation (held-out 30% of each training site by group)")
         lw = report["modes"]["whole"]["localisation"]
-        t = report["threshold"]
-        r = report["modes"][mode]["metrics"]
-        text = (f"at the suspicious threshold ({t:.3f}) sensitivity is {r['recall']['value']:.2f} "
-                f"at specificity {r['specificity']['value']:.2f} on the internal validation "
-                f"images ({mode} mode, in-sample: the threshold was chosen there)")
-        if external:
-            x = external["modes"][mode]["metrics"]
-            text += (f", and {x['recall']['value']:.2f} at {x['specificity']['value']:.2f} on "
-                     "the external site")
-        limitations.append(text + "; a result below it does not rule out malignancy")
+        x = external["modes"][mode]["metrics"] if external else None
+        limitations.append(threshold_limitation(report["threshold"], mode,
+                                                report["modes"][mode]["metrics"], x))
         if lw:
             limitations.append(
                 "heat maps are coarse (7x7 feature map): on whole images the predicted class's "

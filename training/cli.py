@@ -330,6 +330,54 @@ def cmd_site_norm(a) -> int:
     return 0
 
 
+def cmd_profile_transfer(a) -> int:
+    from rcdnet_desktop.core.card import load_card
+
+    from .profile_transfer import run
+
+    report = run(a.report, load_card(a.bundle), a.out, a.mode, a.sensitivity, a.seed)
+    for site, r in report["sites"].items():
+        print(f"{site}: profile cut-off within {r['tolerance']:.2f} of {r['target']:.2f} in "
+              f"{r['profile']['within_tolerance']:.0%} of {r['splits']} splits (card's cut-off: "
+              f"{r['card']['within_tolerance']:.0%}); mean sensitivity "
+              f"{r['profile']['mean']:.3f} vs {r['card']['mean']:.3f}")
+    return 0
+
+
+def cmd_cutoff_loso(a) -> int:
+    from rcdnet_desktop.core.card import load_card
+
+    from .cutoff_loso import run
+
+    r = run(a.report, a.internal, load_card(a.bundle), a.out, a.mode, a.floor, a.seed)
+    for t, sites in r["table"].items():
+        print(f"target {t}: " + ", ".join(f"{s} held out {v['sensitivity']:.3f} sensitivity, "
+                                          f"{v['specificity']:.3f} specificity"
+                                          for s, v in sites.items()))
+    if r["target"] is None:
+        print(f"no target keeps every held-out site at sensitivity >= {a.floor:.2f}")
+        return 1
+    print(f"chosen target {r['target']:.2f}: cut-off {r['cutoff']:.4f} on the internal sites "
+          f"(the card's: {r['card_cutoff']:.4f}); bundle with --target-sensitivity "
+          f"{r['target']:.2f}")
+    return 0
+
+
+def cmd_retarget(a) -> int:
+    from .retarget import retarget
+
+    card = retarget(a.bundle, a.report, a.external_report, a.target_sensitivity, a.version,
+                    a.rule_note, seed=a.seed)
+    op = card.operating_point
+    ext = op.get("at_threshold_external")
+    print(f"cut-off {op['suspicious_threshold']:.4f}: internal sensitivity "
+          f"{op['at_threshold_internal']['recall']['value']:.3f}"
+          + (f", external {ext['recall']['value']:.3f} at specificity "
+             f"{ext['specificity']['value']:.3f}" if ext else "")
+          + f"; card version {card.version}")
+    return 0
+
+
 def cmd_heatmaps(a) -> int:
     from .heatmaps import run, write_card
 
@@ -536,6 +584,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=2000)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_site_norm)
+
+    p = sub.add_parser("profile-transfer", help="how close a site profile's cut-off comes to "
+                                                "the sensitivity asked for on new patients")
+    p.add_argument("--report", type=Path, action="append", required=True,
+                   help="an evaluation report folder (predictions_<mode>.npz); repeatable, "
+                        "each site measured on its own")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="the bundle whose card gives the temperature and cut-off")
+    p.add_argument("--mode", default="fusion")
+    p.add_argument("--out", type=Path, required=True, help="folder for profile_transfer.json")
+    p.add_argument("--sensitivity", type=float, default=0.90)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_profile_transfer)
+
+    p = sub.add_parser("cutoff-loso", help="the sensitivity target of the card's cut-off, "
+                                           "chosen by leaving one site out")
+    p.add_argument("--report", type=Path, action="append", required=True,
+                   help="an evaluation report folder (predictions_<mode>.npz); repeatable")
+    p.add_argument("--internal", action="append", required=True,
+                   help="a training site's name (as the reports record it); repeatable")
+    p.add_argument("--bundle", type=Path, default=None,
+                   help="the bundle whose card gives the temperature and current cut-off")
+    p.add_argument("--out", type=Path, required=True, help="folder for cutoff_loso.json")
+    p.add_argument("--mode", default="fusion")
+    p.add_argument("--floor", type=float, default=0.85,
+                   help="the sensitivity no held-out site may fall below")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_cutoff_loso)
+
+    p = sub.add_parser("retarget", help="move a bundle's suspicious cut-off to another "
+                                        "sensitivity target and re-measure the card's figures")
+    p.add_argument("--bundle", type=Path, required=True, help="the bundle folder to update")
+    p.add_argument("--report", type=Path, required=True,
+                   help="the bundle's internal evaluation report (predictions_<mode>.npz)")
+    p.add_argument("--external-report", type=Path, default=None,
+                   help="its external evaluation report")
+    p.add_argument("--target-sensitivity", type=float, required=True)
+    p.add_argument("--version", required=True, help="new model card version")
+    p.add_argument("--rule-note", default="",
+                   help="how the target was chosen, appended to the card's threshold rule")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_retarget)
 
     p = sub.add_parser("compare", help="baselines and ablations on the same split and recipe")
     _common_data(p)

@@ -30,6 +30,19 @@ def load_predictions(report_dir: Path, mode: str) -> dict[str, np.ndarray]:
         return {"logits": z["logits"], "y": z["y"], "groups": z["groups"]}
 
 
+def site_predictions(report_dirs: Sequence[Path], mode: str) -> dict[str, dict[str, np.ndarray]]:
+    """``site -> {"logits", "y", "groups"}`` of one or more evaluations (each image's site as
+    the evaluation recorded it)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for d in report_dirs:
+        with np.load(Path(d) / f"predictions_{mode}.npz") as z:
+            sites = z["sites"]
+            for site in sorted(set(sites.tolist())):
+                sel = sites == site
+                out[str(site)] = {k: z[k][sel] for k in ("logits", "y", "groups")}
+    return out
+
+
 def _margin(logits: np.ndarray) -> np.ndarray:
     """logit(malignant) - logit(benign): ranks images exactly as p(malignant) does."""
     return logits[:, 1] - logits[:, 0]

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rcdnet_desktop.core.metrics import auc_score, binary_metrics, bootstrap_ci, ece, softmax
+from rcdnet_desktop.core.metrics import binary_metrics, bootstrap_ci, ece, softmax
 from rcdnet_desktop.core.preprocess import PreprocessConfig, normalise
 
 from .augment import eval_view
@@ -60,7 +60,7 @@ def batch(grey: np.ndarray, config: PreprocessConfig, shift=None) -> torch.Tenso
 
 def adapted_batch_norm(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> nn.Module:
     """A copy of ``model`` whose batch-norm running statistics are those of ``x`` (cumulative
-    average over all of ``x``; weights and biases unchanged)."""
+    average of the batches' statistics; weights and biases unchanged)."""
     adapted = copy.deepcopy(model).eval()
     bns = [m for m in adapted.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for bn in bns:
@@ -117,10 +117,10 @@ def site_logits(model: nn.Module, items: Sequence[CachedImage], groups: Sequence
 
 
 def _measures(y, lg, temperature, threshold) -> dict:
-    p = softmax(lg, temperature)[:, 1]
-    m = binary_metrics(y, p, threshold)
-    return {"auc": auc_score(y, p), "sensitivity": m["recall"],
-            "specificity": m["specificity"], "ece": ece(y, p)}
+    prob = softmax(lg, temperature)
+    m = binary_metrics(y, prob[:, 1], threshold)
+    return {"auc": m["auc"], "sensitivity": m["recall"], "specificity": m["specificity"],
+            "ece": ece(y, prob)}
 
 
 def compare(y, groups, by_method: dict, temperature: float, threshold: float,
@@ -164,6 +164,7 @@ def run(model, localiser, card, train_items, sites: dict[str, tuple[list, list]]
     ``site_norm.json`` and ``site_norm.md`` to ``out_dir``."""
     config = card.preprocessing
     margin = card.roi_margin
+    out_dir = Path(out_dir)
     min_conf = card.localiser.get("min_confidence", 0.5)
     reference = reference_statistics(train_items, config, margin)
     report = {"reference_grey_mean_std": reference, "temperature": card.temperature,
@@ -172,11 +173,17 @@ def run(model, localiser, card, train_items, sites: dict[str, tuple[list, list]]
         auto, _ = auto_items(items, localiser, config, min_conf, groups)
         auto = [replace(it, box=a.box) for it, a in zip(items, auto, strict=True)]
         y = np.array([it.label for it in items])
-        lg = site_logits(model, auto, groups, config, margin, reference)
+        cached = out_dir / f"logits_{len(report['sites'])}.npz"
+        if cached.exists():  # a rerun of the report reuses the forward passes
+            flat = np.load(cached)
+            lg = {m: {k: flat[f"{m}/{k}"] for k in ("whole", "auto", "fusion")} for m in METHODS}
+        else:
+            lg = site_logits(model, auto, groups, config, margin, reference)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            np.savez(cached, **{f"{m}/{k}": v for m, d in lg.items() for k, v in d.items()})
         report["sites"][name] = {"images": len(items), "groups": len(set(groups)),
                                  "modes": compare(y, groups, lg, card.temperature,
                                                   report["threshold"], seed, n_boot)}
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "site_norm.json").write_text(json.dumps(report, indent=1, default=float))
     (out_dir / "site_norm.md").write_text(markdown(report))
