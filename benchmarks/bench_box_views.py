@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args(argv)
 
-    from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.io import read_image
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.resources import resources_dir
     from rcdnet_desktop.core.types import Box
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     n_views = len(views.card.box_views.get("views", [[1, 0, 0]]))
     x = alone.prepare(pixels, roi=box).tensor[None].astype(np.float32)
     t = interleaved_medians({
-        "forward": lambda: alone._run_forward(x, False),
+        "forward": lambda: alone._backend.forward(x, False),
         "alone": lambda: alone.predict(pixels, roi=box),
         "views": lambda: views.predict(pixels, roi=box),
         "alone_maps": lambda: alone.explain(pixels, roi=box),

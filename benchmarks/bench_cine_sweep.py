@@ -33,8 +33,8 @@ def main() -> int:
     from pydicom.data import get_testdata_file
 
     from rcdnet_desktop.core.cine import classify_frames
-    from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.io import read_image
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     record = read_image(args.clip or get_testdata_file("examples_ybr_color.dcm"))
     engine = InferenceEngine(device="cpu")

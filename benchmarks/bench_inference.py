@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from rcdnet_desktop.core.batch import review
     from rcdnet_desktop.core.explain import gradcam_maps
-    from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.io import read_image
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.resources import sample_path
 
     engine = InferenceEngine(device=args.device, backend="torch")
@@ -160,7 +160,7 @@ def compare_backends(torch_engine, prepared, torch_folder_rate: float, args, rec
     import torch
 
     from rcdnet_desktop.core.batch import review
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     if torch_engine.device != "cpu":
         print("backends: the torch engine is not on the CPU; the side-by-side is not timed")

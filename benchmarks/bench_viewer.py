@@ -58,9 +58,8 @@ def child(t0: float, device: str, images: list[str]) -> dict[str, float]:
         return time.time()
 
     def maps_on_screen() -> bool:
-        key = window._current_key()
-        return (key is not None and window.heatmaps.maps() is not None
-                and window.heatmap_cache.get(key) is window.heatmaps.maps())
+        maps = window.controller.current_maps()
+        return maps is not None and window.heatmaps.maps() is maps
 
     out: dict[str, float] = {}
     handle = window.windowHandle()
@@ -82,8 +81,8 @@ def child(t0: float, device: str, images: list[str]) -> dict[str, float]:
     for path in copies:
         t = time.time()
         window.open_paths([path])
-        until(lambda p=Path(path): window.current is not None and window.current.path == p
-              and maps_on_screen())
+        until(lambda p=Path(path): window.controller.current is not None
+              and window.controller.current.path == p and maps_on_screen())
         app.processEvents()  # the paint of the maps
         times.append(time.time() - t)
     out["open_to_maps"] = statistics.median(times)

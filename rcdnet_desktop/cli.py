@@ -25,10 +25,23 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
+
+import numpy as np
 
 from rcdnet_desktop.cli_archive import add_archive_parser, run_archive
 from rcdnet_desktop.cli_audit import add_audit_parser, run_audit
+from rcdnet_desktop.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Stopped,
+    UsageError,
+    load_engine,
+    progress_bar,
+    use_site,
+)
+from rcdnet_desktop.cli_outputs import Outputs, check_folders, file_outputs
 from rcdnet_desktop.cli_pacs import (
     ResultSender,
     add_pacs_parser,
@@ -37,20 +50,17 @@ from rcdnet_desktop.cli_pacs import (
     run_pacs,
 )
 from rcdnet_desktop.cli_validate import add_validate_parser, validate
+from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, loader_threads, review
+from rcdnet_desktop.core.cine import ALL_FRAMES
+from rcdnet_desktop.core.errors import ExportError
+from rcdnet_desktop.core.export.batch_csv import batch_row, csv_header, csv_line, open_batch_csv
+from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
 from rcdnet_desktop.core.files import not_regular
-from rcdnet_desktop.core.result import describe, site_name, site_sentence
+from rcdnet_desktop.core.io import find_images, read_image
+from rcdnet_desktop.core.model.device import DEVICES
+from rcdnet_desktop.core.resources import resources_dir, sample_path
+from rcdnet_desktop.core.result import describe, site_name
 from rcdnet_desktop.core.types import Box
-
-if TYPE_CHECKING:
-    from rcdnet_desktop.cli_outputs import Outputs
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-"""Exit statuses; a run stopped by a signal exits with 128 + its number (:class:`Stopped`)."""
-
-
-class UsageError(Exception):
-    """Bad command-line input; reported without a traceback, exit status 2."""
-
 
 Rois = dict[Path, tuple[Box, int]]
 """Lesion boxes from an ROI file: {resolved path: (box, line number)}."""
@@ -127,8 +137,6 @@ def _unmatched_rois(rois: Rois, files: list[Path], source: Path, err: TextIO) ->
 
 def _outputs(args: argparse.Namespace) -> Outputs:
     """The files and PACS results asked, every folder and the PACS checked before any work."""
-    from rcdnet_desktop.cli_outputs import Outputs, check_folders, file_outputs
-
     try:
         check_result_options(args)
         files = file_outputs(args)
@@ -139,13 +147,6 @@ def _outputs(args: argparse.Namespace) -> Outputs:
     return Outputs(files, sender, with_patient=args.with_patient)
 
 
-def _progress(total: int, stream: TextIO):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="image", file=stream, disable=not stream.isatty(),
-                dynamic_ncols=True)
-
-
 def classify(args: argparse.Namespace, out: TextIO | None = None,
              err: TextIO | None = None) -> int:
     """``rcdnet classify``: one row per file, continuing past bad files.
@@ -154,9 +155,6 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     stopped by a signal raises :class:`Stopped`, saying how far it got and where its rows are.
     """
     out, err = out or sys.stdout, err or sys.stderr
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
-    from rcdnet_desktop.core.export.batch_csv import batch_row
-    from rcdnet_desktop.core.io import find_images
 
     rois = read_rois(args.rois) if args.rois else {}
     files = find_images(args.paths, recursive=args.recursive)
@@ -170,7 +168,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     auto = 0  # rows on a box the localiser found
     try:
         with _row_writer(args, out, err) as write:
-            engine = use_site(_engine(args.device), args.site, err)
+            engine = use_site(load_engine(args.device), args.site, err)
             outputs.operating_point = engine.operating_point
             site = site_name(engine.operating_point)
             # Every output needs the image and the report's heat maps; the closed-form maps
@@ -180,7 +178,7 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
                            auto_box=not args.no_auto_box, file_timeout=timeout,
                            sweep=args.frames)
             # closing(): the review's loader thread is stopped here, however the loop ends.
-            with _progress(len(files), err) as bar, contextlib.closing(items):
+            with progress_bar(len(files), err) as bar, contextlib.closing(items):
                 for item in items:
                     row = batch_row(item, site)
                     notes = outputs.handle(item)
@@ -219,9 +217,6 @@ def _row_writer(args: argparse.Namespace, out: TextIO,
     standard output, in a JSON array that is closed, and for ``--csv FILE`` in
     ``<stem>.partial<suffix>`` beside it, while FILE itself is left as it was.
     """
-    from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.export.batch_csv import open_batch_csv
-
     to_file = args.csv is not None and str(args.csv) != "-"
     if args.json and args.csv is not None and not to_file:
         raise UsageError("--csv - and --json both write to standard output; give only one")
@@ -265,8 +260,6 @@ def _print(out: TextIO, text: str) -> None:
 def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, str]], None]]:
     """Print rows as they come: CSV (header first) or one JSON array, closed however the run
     ends. A run that fails before its first row prints nothing here."""
-    from rcdnet_desktop.core.export.batch_csv import csv_header, csv_line
-
     n = 0
 
     def write(row: dict[str, str]) -> None:
@@ -290,40 +283,10 @@ def _stdout_rows(out: TextIO, *, as_json: bool) -> Iterator[Callable[[dict[str, 
         _print(out, csv_header())
 
 
-def _engine(device: str | None):
-    from rcdnet_desktop.core.errors import InferenceError, WeightsError
-    from rcdnet_desktop.core.inference import InferenceEngine
-
-    try:
-        return InferenceEngine(device=device)
-    except (WeightsError, InferenceError, ValueError) as exc:
-        raise UsageError(f"cannot load the model: {exc}") from exc
-
-
-def use_site(engine, site: Path | None, err: TextIO):
-    """``engine`` under the site profile in the file ``site`` (``--site``), said on ``err``;
-    unchanged when ``site`` is None. A profile that is refused is a usage error."""
-    from rcdnet_desktop.core.site_profile import ProfileError, read_profile
-
-    if site is None:
-        return engine
-    try:
-        engine.use_profile(read_profile(site, engine.card))
-    except ProfileError as exc:
-        raise UsageError(f"--site: {exc}") from exc
-    print(f"rcdnet: {site_sentence(engine.profile)}", file=err)
-    return engine
-
-
 def self_test(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``rcdnet self-test``: verify the weights, classify the sample, check both heat maps."""
     out = out or sys.stdout
-    import numpy as np
-
-    from rcdnet_desktop.core.io import read_image
-    from rcdnet_desktop.core.resources import sample_path
-
-    engine = _engine(args.device)
+    engine = load_engine(args.device)
     print(f"model {engine.model_version} verified, running on {engine.device}", file=out)
     if engine.has_localiser:
         print("lesion localiser verified", file=out)
@@ -353,9 +316,6 @@ def _check_goldens(engine, out: TextIO) -> list[str]:
     """The bundled samples' P(malignant) against the values the model card recorded at bundle
     time, and the separation of the malignant from the benign sample: a bundle whose bytes
     verify but whose behaviour changed (e.g. zeroed weights with a matching hash) fails."""
-    from rcdnet_desktop.core.io import read_image
-    from rcdnet_desktop.core.resources import resources_dir
-
     st = engine.card.self_test
     if not st:
         if engine.card.untrained:
@@ -381,15 +341,11 @@ def _check_goldens(engine, out: TextIO) -> list[str]:
 
 
 def _export_keys() -> list[str]:
-    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
-
     return [f.key for f in EXPORT_FORMATS]
 
 
 def _export_help() -> str:
     """The export formats for ``--help``, from the export table: key, what, file name."""
-    from rcdnet_desktop.core.export.formats import EXPORT_FORMATS
-
     return "; ".join(f"{f.key}: {f.label} as <name>_{f.name_tag}{f.suffix}"
                      + (", DICOM images only" if f.needs_dicom_source else "")
                      for f in EXPORT_FORMATS)
@@ -408,8 +364,6 @@ def _seconds(text: str) -> float:
 
 def _frames(text: str) -> int | str:
     """``--frames``: ``all``, or a number of evenly spaced frames (1 or more)."""
-    from rcdnet_desktop.core.cine import ALL_FRAMES
-
     if text.strip().lower() == ALL_FRAMES:
         return ALL_FRAMES
     try:
@@ -424,8 +378,6 @@ def _frames(text: str) -> int | str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT
-
     parser = argparse.ArgumentParser(
         prog="rcdnet", description="RcdNet breast ultrasound decision support (not a diagnosis).")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -449,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--heatmaps", type=Path, metavar="DIR",
                    help="write each image's annotated PNG report (the image and both heat "
                         "maps) into DIR as <name>_heatmaps.png")
-    c.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+    c.add_argument("--device", choices=DEVICES, default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
     c.add_argument("--site", type=Path, metavar="FILE",
                    help="decide under this site profile (rcdnet validate --profile-out): its "
@@ -475,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                         ", 0 for no limit)")
     add_result_options(c)
     s = sub.add_parser("self-test", help="verify the weights and classify the bundled sample")
-    s.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None)
+    s.add_argument("--device", choices=DEVICES, default=None)
     add_pacs_parser(sub)
     add_validate_parser(sub, _seconds)
     add_audit_parser(sub)
@@ -534,36 +486,6 @@ def _run(argv: Sequence[str] | None) -> int:
         return EXIT_FAILED
 
 
-class Stopped(KeyboardInterrupt):
-    """A run stopped by a signal: Ctrl+C (SIGINT) or SIGTERM, what schedulers and service
-    managers send.
-
-    A KeyboardInterrupt, so that everything that cleans up after Ctrl+C does so (files kept,
-    the JSON array closed, the review's loader thread stopped); the program then ends with
-    ``128 + signum`` (130, 143), the shells' convention, and one line (:meth:`line`).
-    """
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = int(signum)
-        self.progress = ""
-        """How far the run got ("after 32 of 120 file(s)")."""
-        self.kept = ""
-        """Where the rows done are, when they are not where they were asked."""
-
-    @property
-    def status(self) -> int:
-        return 128 + self.signum
-
-    def line(self) -> str:
-        """What happened, how far the run got and where its rows are, in one line."""
-        line = ("interrupted" if self.signum == signal.SIGINT
-                else f"stopped by {signal.Signals(self.signum).name}")
-        if self.progress:
-            line += f" {self.progress}"
-        return f"{line}; {self.kept}" if self.kept else line
-
-
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """Turn SIGINT and SIGTERM into :class:`Stopped` in the main thread while a run lasts.
@@ -602,8 +524,6 @@ def _leave_if_busy(status: int) -> None:
     after the run had done everything right. Everything is written and flushed by now, so the
     shutdown is skipped instead.
     """
-    from rcdnet_desktop.core.batch import loader_threads
-
     if not loader_threads():
         return
     for stream in (sys.stdout, sys.stderr):

@@ -28,6 +28,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rcdnet_desktop.core.atomic import check_folder
+from rcdnet_desktop.core.errors import ExportError, RcdNetError
+from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
+from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset
+from rcdnet_desktop.core.export.formats import (
+    NOT_DICOM,
+    export_file_name,
+    export_format,
+    write_report,
+)
+from rcdnet_desktop.core.export.report import ReportOptions, render_report
 from rcdnet_desktop.core.types import BatchItem
 
 if TYPE_CHECKING:
@@ -67,8 +78,6 @@ def file_outputs(args: argparse.Namespace) -> list[FileOutput]:
     ValueError
         ``--export-dir`` without ``--export``.
     """
-    from rcdnet_desktop.core.export.formats import export_format
-
     if args.export_dir and not args.export:
         raise ValueError("--export-dir needs --export FORMAT")
     folder = args.export_dir or Path(".")
@@ -92,9 +101,6 @@ def check_folders(outputs: list[FileOutput]) -> None:
     ValueError
         Naming the option, the folder and why.
     """
-    from rcdnet_desktop.core.atomic import check_folder
-    from rcdnet_desktop.core.errors import ExportError
-
     for out in outputs:
         try:
             check_folder(out.folder)
@@ -123,8 +129,6 @@ class _Made:
 
     def report(self, with_patient: bool) -> Report:
         """The rendered report; ``with_patient`` shows the patient's identity in it."""
-        from rcdnet_desktop.core.export.report import ReportOptions, render_report
-
         if with_patient not in self._reports:
             options = ReportOptions.of_record(self.record, include_patient=with_patient,
                                               when=self.when,
@@ -136,8 +140,6 @@ class _Made:
     def write(self, key: str, path: Path, with_patient: bool) -> None:
         """Write the file of export format ``key``; ``with_patient`` keeps the patient and
         study in a DICOM file's header (the report's pixels never show them in a file)."""
-        from rcdnet_desktop.core.export.formats import write_report
-
         # Through the export table, as the viewer's exports: the SR's writer takes the finding,
         # its time and any measurements from the report, so every SR file is made alike.
         write_report(key, path, self.record, self.report(False), include_patient=with_patient,
@@ -146,9 +148,6 @@ class _Made:
     def for_pacs(self, with_sc: bool) -> list:
         """The SR, and with ``with_sc`` the Secondary Capture, under the source's patient and
         study (the report in the SC shows the patient, as the PACS files it with them)."""
-        from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
-        from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset
-
         made = [dicom_sr_dataset(self.record, self.heatmaps.prediction, include_patient=True,
                                  when=self.when)]
         if with_sc:
@@ -156,7 +155,6 @@ class _Made:
         return made
 
 
-NOT_DICOM = "the source is not a DICOM image (the SR and SC need a DICOM source)"
 """Why an image gets no SR or SC, written or sent."""
 
 
@@ -206,9 +204,6 @@ class Outputs:
         return list(dict.fromkeys(notes))  # --sr and --export sr fail alike on a PNG
 
     def _write(self, out: FileOutput, item: BatchItem, made: _Made) -> str | None:
-        from rcdnet_desktop.core.errors import RcdNetError
-        from rcdnet_desktop.core.export.formats import export_format
-
         tally = self._tally[out.option]
         fmt = export_format(out.key)
         try:
@@ -231,8 +226,6 @@ class Outputs:
 
     def _target(self, out: FileOutput, item: BatchItem) -> Path:
         """The viewer's default file name, numbered when two sources share a stem."""
-        from rcdnet_desktop.core.export.formats import export_file_name
-
         assert item.record is not None and item.heatmaps is not None
         name = Path(export_file_name(item.record, item.heatmaps.prediction.frame, out.key,
                                      out.tag))
@@ -244,8 +237,6 @@ class Outputs:
         return target
 
     def _send(self, item: BatchItem, made: _Made) -> list[str]:
-        from rcdnet_desktop.core.errors import RcdNetError
-
         assert self.sender is not None
         tally = self._tally["--send"]
         if not made.record.is_dicom:

@@ -26,6 +26,27 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from rcdnet_desktop.cli_common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Stopped,
+    UsageError,
+    load_engine,
+    progress_bar,
+    use_site,
+)
+from rcdnet_desktop.core.atomic import check_folder, check_target
+from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
+from rcdnet_desktop.core.errors import ExportError, ExportExistsError
+from rcdnet_desktop.core.io import find_images
+from rcdnet_desktop.core.model.device import DEVICES
+from rcdnet_desktop.core.result import site_sentence
+from rcdnet_desktop.core.site_profile import ProfileError, profile_from_results, write_profile
+from rcdnet_desktop.core.validation.cases import CasesError, read_cases, with_patients
+from rcdnet_desktop.core.validation.figures import N_BOOT, SEED, validation_figures
+from rcdnet_desktop.core.validation.outcomes import Outcome, outcome
+from rcdnet_desktop.core.validation.report import REPORT_FILES, report_paths, write_report
+
 
 def _count(text: str) -> int:
     try:
@@ -50,10 +71,6 @@ def _share(text: str) -> float:
 
 def add_validate_parser(sub, seconds) -> None:
     """``rcdnet validate`` on the main parser's subparsers (``seconds`` parses a time)."""
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT
-    from rcdnet_desktop.core.validation.figures import N_BOOT, SEED
-    from rcdnet_desktop.core.validation.report import REPORT_FILES
-
     v = sub.add_parser(
         "validate", help="measure the model on your own labelled cases (local validation)",
         description="Classify labelled cases as rcdnet classify does and write a validation "
@@ -90,7 +107,7 @@ def add_validate_parser(sub, seconds) -> None:
     v.add_argument("--site", type=Path, metavar="FILE",
                    help="validate under this site profile (its cut-off, temperature and "
                         "guard limit) instead of the model card's operating point")
-    v.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+    v.add_argument("--device", choices=DEVICES, default=None,
                    help="where to run the model (default: $RCDNET_DEVICE, else auto)")
     v.add_argument("--no-auto-box", action="store_true",
                    help="classify whole images, without the lesion localiser's box (no "
@@ -107,11 +124,6 @@ def add_validate_parser(sub, seconds) -> None:
 
 def _check_out(args: argparse.Namespace) -> None:
     """The output folder is writable and holds no report (unless ``--overwrite``)."""
-    from rcdnet_desktop.cli import UsageError
-    from rcdnet_desktop.core.atomic import check_folder, check_target
-    from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-    from rcdnet_desktop.core.validation.report import report_paths
-
     try:
         check_folder(args.out)
         for p in report_paths(args.out).values():
@@ -124,7 +136,6 @@ def _check_out(args: argparse.Namespace) -> None:
 
 def _check_options(args: argparse.Namespace) -> None:
     """The options go together (a usage error saying which do not)."""
-    from rcdnet_desktop.cli import UsageError
 
     if (args.cases is None) == (args.unlabelled is None):
         raise UsageError("give the labelled CASES, or --unlabelled DIR for a guard-only site "
@@ -147,10 +158,6 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def _check_profile_out(args: argparse.Namespace) -> None:
     """The profile's file can be written (and is not there, unless ``--overwrite``)."""
-    from rcdnet_desktop.cli import UsageError
-    from rcdnet_desktop.core.atomic import check_target
-    from rcdnet_desktop.core.errors import ExportError, ExportExistsError
-
     try:
         check_target(args.profile_out, overwrite=args.overwrite)
     except ExportExistsError as exc:
@@ -162,15 +169,6 @@ def _check_profile_out(args: argparse.Namespace) -> None:
 def _write_profile(args: argparse.Namespace, engine, predictions, labels=None, patients=None,
                    err: TextIO | None = None) -> None:
     """Fit the site profile on the results and write it to ``--profile-out``."""
-    from rcdnet_desktop.cli import UsageError
-    from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.result import site_sentence
-    from rcdnet_desktop.core.site_profile import (
-        ProfileError,
-        profile_from_results,
-        write_profile,
-    )
-
     source = args.cases if args.cases is not None else args.unlabelled
     site = args.site_name or Path(source).resolve().stem
     try:
@@ -192,21 +190,17 @@ def _write_profile(args: argparse.Namespace, engine, predictions, labels=None, p
 
 def _unlabelled(args: argparse.Namespace, err: TextIO) -> int:
     """``--unlabelled DIR --profile-out FILE``: the guard limit of this site's images."""
-    from rcdnet_desktop.cli import EXIT_FAILED, EXIT_OK, Stopped, _engine, _progress
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
-    from rcdnet_desktop.core.io import find_images
-
     files = find_images([args.unlabelled], recursive=True)
     if not files:
         print(f"rcdnet: no image files found in {args.unlabelled}", file=err)
         return EXIT_FAILED
     _check_profile_out(args)
-    engine = _engine(args.device)
+    engine = load_engine(args.device)
     timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
     predictions = []
     items = review(files, engine, auto_box=not args.no_auto_box, file_timeout=timeout)
     try:
-        with _progress(len(files), err) as bar, contextlib.closing(items):
+        with progress_bar(len(files), err) as bar, contextlib.closing(items):
             for item in items:
                 if item.prediction is not None:
                     predictions.append(item.prediction)
@@ -228,21 +222,6 @@ def _unlabelled(args: argparse.Namespace, err: TextIO) -> int:
 def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
     """Run ``rcdnet validate`` (see the module's notes); the exit status."""
     err = err or sys.stderr
-    from rcdnet_desktop.cli import (
-        EXIT_FAILED,
-        EXIT_OK,
-        Stopped,
-        UsageError,
-        _engine,
-        _progress,
-        use_site,
-    )
-    from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
-    from rcdnet_desktop.core.errors import ExportError
-    from rcdnet_desktop.core.validation.cases import CasesError, read_cases, with_patients
-    from rcdnet_desktop.core.validation.figures import validation_figures
-    from rcdnet_desktop.core.validation.outcomes import Outcome, outcome
-    from rcdnet_desktop.core.validation.report import write_report
 
     _check_options(args)
     if args.unlabelled is not None:
@@ -255,14 +234,14 @@ def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
         _check_out(args)
     if args.profile_out is not None:
         _check_profile_out(args)
-    engine = use_site(_engine(args.device), args.site, err)
+    engine = use_site(load_engine(args.device), args.site, err)
     timeout = DEFAULT_FILE_TIMEOUT if args.file_timeout is None else args.file_timeout
     items = review([c.path for c in cases], engine, auto_box=not args.no_auto_box,
                    file_timeout=timeout)
     by_path = {c.path: c for c in cases}
     done = {}
     try:
-        with _progress(len(cases), err) as bar, contextlib.closing(items):
+        with progress_bar(len(cases), err) as bar, contextlib.closing(items):
             for item in items:
                 case = by_path.get(item.path)
                 if case is not None:
@@ -293,8 +272,6 @@ def validate(args: argparse.Namespace, err: TextIO | None = None) -> int:
                                  engine.card.to_dict(), n_boot=args.bootstrap, seed=args.seed,
                                  auto_box=not args.no_auto_box)
     if engine.profile is not None:
-        from rcdnet_desktop.core.result import site_sentence
-
         figures["site_profile"] = {**engine.profile.to_dict(),
                                    "sentence": site_sentence(engine.profile)}
     try:

@@ -46,8 +46,8 @@ def engine():
     the card's views of a lesion box, so a box is classified alone (``tests/core/
     test_box_views.py`` gives them explicitly).
     """
-    from rcdnet_desktop.core.bundle import load_model
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.bundle import load_model
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     model, card = load_model(BUNDLED_MODEL_DIR)
     return InferenceEngine(model=model, card=replace(card, box_views={}), device="cpu")
@@ -85,7 +85,7 @@ def _tiny_localiser():
     """A seeded, untrained LesionLocaliser (no ImageNet weights, small decoder)."""
     import torch
 
-    from rcdnet_desktop.core.localiser import LesionLocaliser
+    from rcdnet_desktop.core.model.localiser import LesionLocaliser
 
     torch.manual_seed(LOCALISER_SEED)
     return LesionLocaliser(pretrained=False, decoder_channels=8).eval()
@@ -100,7 +100,7 @@ def tiny_localiser():
 @pytest.fixture(scope="session")
 def _localiser_bundle_src(_float32_bundle_src, tmp_path_factory) -> Path:
     """The float32 bundle with a tiny seeded localiser added by ``save_localiser``."""
-    from rcdnet_desktop.core.card import CARD_FILE, ModelCard
+    from rcdnet_desktop.core.model.card import CARD_FILE, ModelCard
     from training.bundle_write import save_localiser
 
     out = tmp_path_factory.mktemp("localiser_bundle")

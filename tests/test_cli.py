@@ -215,14 +215,14 @@ NEW_COLUMNS = ("box_source", "box_x", "box_y", "box_w", "box_h", "band", "suspic
 @pytest.fixture
 def fake_localiser_engine(monkeypatch, engine):
     """Make ``rcdnet classify`` use the bundled classifier with a fake localiser."""
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from tests.core.localiser_helpers import FakeLocaliser
 
     def make(device=None):
         return InferenceEngine(model=engine.model, card=engine.card, device="cpu",
                                localiser=FakeLocaliser())
 
-    monkeypatch.setattr(cli, "_engine", make)
+    monkeypatch.setattr(cli, "load_engine", make)
 
 
 def test_csv_has_the_box_and_band_columns_empty_for_the_whole_image(folder, tmp_path):
@@ -241,7 +241,7 @@ def test_csv_has_the_box_and_band_columns_empty_for_the_whole_image(folder, tmp_
     assert [ok[k] for k in ("box_x", "box_y", "box_w", "box_h")] == ["", "", "", ""]
     assert ok["band"] == band_for(float(ok["p_malignant"])).name
     from rcdnet_desktop.core.bands import suspicious_threshold
-    from rcdnet_desktop.core.card import CARD_FILE, ModelCard, default_model_dir
+    from rcdnet_desktop.core.model.card import CARD_FILE, ModelCard, default_model_dir
 
     t = suspicious_threshold(ModelCard.read(default_model_dir() / CARD_FILE))
     assert ok["suspicious"] == ("yes" if float(ok["p_malignant"]) >= t else "no")
@@ -286,7 +286,7 @@ def test_self_test_fails_on_weights_that_verify_but_behave_differently(tmp_path,
 
     import torch
 
-    from rcdnet_desktop.core.card import CARD_FILE, default_model_dir
+    from rcdnet_desktop.core.model.card import CARD_FILE, default_model_dir
 
     bundle = tmp_path / "bundle"
     shutil.copytree(default_model_dir(), bundle)
@@ -309,16 +309,16 @@ def test_self_test_fails_on_weights_that_verify_but_behave_differently(tmp_path,
 
 def test_an_export_failing_unexpectedly_costs_only_that_export(folder, tmp_path, monkeypatch):
     """Whatever an export's library raises, the run goes on and every row is written."""
-    from rcdnet_desktop.core.export import formats
+    from rcdnet_desktop import cli_outputs
 
-    real = formats.write_report
+    real = cli_outputs.write_report
 
     def flaky(key, path, record, *args, **kwargs):
         if record.path.name == "a.png":
             raise KeyError("No IOD found")
         return real(key, path, record, *args, **kwargs)
 
-    monkeypatch.setattr(formats, "write_report", flaky)
+    monkeypatch.setattr(cli_outputs, "write_report", flaky)  # the export table's writer
     out = tmp_path / "out.csv"
     assert cli.main(["classify", str(folder), "--recursive", "--csv", str(out), "--export", "png",
                      "--export-dir", str(tmp_path / "exports")]) == 0

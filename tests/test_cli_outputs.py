@@ -227,7 +227,7 @@ def test_an_option_that_would_do_nothing_is_a_usage_error(args, message, sources
     def no_engine(device=None):
         raise AssertionError("the model was loaded before the options were checked")
 
-    monkeypatch.setattr(cli, "_engine", no_engine)
+    monkeypatch.setattr(cli, "load_engine", no_engine)
     status, out, err = _run(sources, work, capsys, *args)
     assert status == cli.EXIT_USAGE and out == ""
     assert err.startswith(f"rcdnet: error: {message}"), err

@@ -36,7 +36,7 @@ def no_work(monkeypatch):
     def engine(device=None):
         raise AssertionError("work started before the outputs were checked")
 
-    monkeypatch.setattr(cli, "_engine", engine)
+    monkeypatch.setattr(cli, "load_engine", engine)
 
 
 def _usage_error(capsys, *args: str) -> str:
@@ -123,7 +123,7 @@ def test_nothing_is_printed_when_the_model_cannot_be_loaded(image, capsys, monke
     def engine(device=None):
         raise cli.UsageError("cannot load the model: simulated")
 
-    monkeypatch.setattr(cli, "_engine", engine)
+    monkeypatch.setattr(cli, "load_engine", engine)
     for extra in ([], ["--json"]):
         assert "simulated" in _usage_error(capsys, str(image), *extra)
         assert capsys.readouterr().out == ""

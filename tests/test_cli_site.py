@@ -14,7 +14,7 @@ import pytest
 
 from rcdnet_desktop import cli
 from rcdnet_desktop.core import site_profile as sp
-from rcdnet_desktop.core.card import load_card
+from rcdnet_desktop.core.model.card import load_card
 from rcdnet_desktop.core.resources import sample_path
 from rcdnet_desktop.core.validation.report import REPORT_FILES
 from tests.test_cli_validate import N_PATIENTS, N_PER_CLASS, _write_cases

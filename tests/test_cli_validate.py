@@ -189,10 +189,10 @@ def test_bad_option_values_are_usage_errors(tmp_path, capsys):
 
 
 def test_ctrl_c_during_the_review_writes_nothing(tmp_path, monkeypatch, capsys):
-    from rcdnet_desktop.core.validation import outcomes
+    from rcdnet_desktop import cli_validate
 
     _write_cases(tmp_path, 3)
-    real, calls = outcomes.outcome, []
+    real, calls = cli_validate.outcome, []
 
     def interrupted(case, item):
         calls.append(case)
@@ -200,7 +200,7 @@ def test_ctrl_c_during_the_review_writes_nothing(tmp_path, monkeypatch, capsys):
             raise cli.Stopped(signal.SIGINT)
         return real(case, item)
 
-    monkeypatch.setattr(outcomes, "outcome", interrupted)
+    monkeypatch.setattr(cli_validate, "outcome", interrupted)
     out = tmp_path / "r"
     assert cli.main(["validate", str(tmp_path), "--out", str(out)]) == 130
     assert "interrupted after 2 of 6 case(s); no report written" in capsys.readouterr().err
@@ -208,10 +208,10 @@ def test_ctrl_c_during_the_review_writes_nothing(tmp_path, monkeypatch, capsys):
 
 
 def test_ctrl_c_while_writing_removes_the_files_already_written(tmp_path, monkeypatch):
-    from rcdnet_desktop.core import atomic
+    from rcdnet_desktop.core.validation import report
 
     _write_cases(tmp_path, 3)
-    real, calls = atomic.atomic_write, []
+    real, calls = report.atomic_write, []
 
     def interrupted(path, write, *, overwrite):
         calls.append(path)
@@ -219,7 +219,7 @@ def test_ctrl_c_while_writing_removes_the_files_already_written(tmp_path, monkey
             raise cli.Stopped(signal.SIGINT)
         return real(path, write, overwrite=overwrite)
 
-    monkeypatch.setattr(atomic, "atomic_write", interrupted)
+    monkeypatch.setattr(report, "atomic_write", interrupted)  # the report's one writer
     out = tmp_path / "r"
     assert cli.main(["validate", str(tmp_path), "--out", str(out), "--bootstrap", "0"]) == 130
     assert len(calls) == 2 and list(out.iterdir()) == []

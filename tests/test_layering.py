@@ -109,26 +109,40 @@ def test_no_private_library_modules():
     assert offenders == []
 
 
-def _gui_imports() -> dict[str, set[str]]:
-    """Each module of ``rcdnet_desktop.gui`` and the modules of the viewer it imports, read
-    with ``ast``: at the top, inside functions and under ``TYPE_CHECKING`` alike."""
-    gui = ROOT / "rcdnet_desktop" / "gui"
+def _module_files(package: Path) -> dict[str, Path]:
+    """Each module of the package in the folder ``package``, by its dotted name."""
     modules: dict[str, Path] = {}
-    for path in gui.rglob("*.py"):
-        parts = ("rcdnet_desktop",) + tuple(path.relative_to(ROOT / "rcdnet_desktop")
-                                           .with_suffix("").parts)
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        modules[name] = path
+    for path in package.rglob("*.py"):
+        parts = tuple(path.relative_to(ROOT).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imports(package: Path, *, type_checking: bool = True) -> dict[str, set[str]]:
+    """Each module of ``package`` and the modules of that package it imports, read with
+    ``ast``: at the top and inside functions alike, and (``type_checking``) under
+    ``TYPE_CHECKING``."""
+    modules = _module_files(package)
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
         targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        pending: list[ast.AST] = [ast.parse(path.read_text(), str(path))]
+        while pending:
+            node = pending.pop()
+            if not type_checking and _is_type_checking(node):
+                pending.extend(node.orelse)
+                continue
+            pending.extend(ast.iter_child_nodes(node))
             if isinstance(node, ast.Import):
                 targets.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
-                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
                     source = ".".join(base + ([node.module] if node.module else []))
                 else:
                     source = node.module or ""
@@ -137,6 +151,19 @@ def _gui_imports() -> dict[str, set[str]]:
                 targets.update(named or {source})
         graph[name] = {t for t in targets if t in modules and t != name}
     return graph
+
+
+def _gui_imports() -> dict[str, set[str]]:
+    """Each module of ``rcdnet_desktop.gui`` and the modules of the viewer it imports: at the
+    top, inside functions and under ``TYPE_CHECKING`` alike."""
+    return _imports(ROOT / "rcdnet_desktop" / "gui")
+
+
+def _app_imports() -> dict[str, set[str]]:
+    """Each module of ``rcdnet_desktop`` and the modules of the application it imports, at the
+    top and inside functions alike. Imports under ``TYPE_CHECKING`` are left out: they are
+    never run (a type named in an annotation only)."""
+    return _imports(ROOT / "rcdnet_desktop", type_checking=False)
 
 
 def _layer(module: str) -> str:
@@ -199,4 +226,71 @@ def test_gui_imports_only_downwards():
     assert unplaced == [], "sub-packages missing from rcdnet_desktop.gui.LAYERS"
     upwards = [f"{m} -> {t}" for m, targets in sorted(graph.items()) for t in sorted(targets)
                if LAYERS.index(_layer(t)) > LAYERS.index(_layer(m))]
+    assert upwards == []
+
+
+def _app_layer(module: str, packages: set[str]) -> str:
+    """The layer of ``rcdnet_desktop.LAYERS`` a module is in: its sub-package's name, ``cli``
+    for the modules directly in ``rcdnet_desktop``, ``""`` for the package's own file."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return ""
+    if len(parts) == 1 and module not in packages:
+        return "cli"
+    return parts[0]
+
+
+def _core_layer(module: str, packages: set[str]) -> str:
+    """The layer of ``rcdnet_desktop.core.LAYERS`` a module of the core is in."""
+    from rcdnet_desktop import core
+
+    parts = module.split(".")[2:]
+    if not parts:
+        return "base"
+    if f"rcdnet_desktop.core.{parts[0]}" in packages:
+        return parts[0]
+    return core.PLACED.get(parts[0], "base")
+
+
+def _packages() -> set[str]:
+    return {m for m, p in _module_files(ROOT / "rcdnet_desktop").items()
+            if p.name == "__init__.py"}
+
+
+def test_app_graph_is_read():
+    """The reader sees the application's imports, inside functions too, and leaves out
+    those under TYPE_CHECKING."""
+    graph = _app_imports()
+    assert "rcdnet_desktop.core.model.engine" in graph["rcdnet_desktop.gui.session.engine"]
+    assert "rcdnet_desktop.core.model.torch_backend" in graph["rcdnet_desktop.core.model.engine"]
+    assert "rcdnet_desktop.core.cine" not in graph["rcdnet_desktop.core.types"]
+    assert "rcdnet_desktop.core.types" in graph["rcdnet_desktop.core.model.engine"]
+
+
+def test_app_has_no_import_circle():
+    """No modules of the application import each other in a circle, counting the imports
+    inside functions: a circle hides which module needs which."""
+    assert _cycle(_app_imports()) == []
+
+
+def test_app_imports_only_downwards():
+    """Each module imports from its own layer or lower ones: ``rcdnet_desktop.LAYERS`` across
+    the application, ``rcdnet_desktop.core.LAYERS`` inside the core."""
+    import rcdnet_desktop
+    from rcdnet_desktop import core
+
+    graph, packages = _app_imports(), _packages()
+    top = {m: _app_layer(m, packages) for m in graph}
+    unplaced = sorted({layer for layer in top.values() if layer} - set(rcdnet_desktop.LAYERS))
+    assert unplaced == [], "sub-packages missing from rcdnet_desktop.LAYERS"
+    inner = {m: _core_layer(m, packages) for m in graph if top[m] == "core"}
+    unplaced = sorted(set(inner.values()) - set(core.LAYERS))
+    assert unplaced == [], "sub-packages or PLACED layers missing from rcdnet_desktop.core.LAYERS"
+
+    def rank(m: str) -> tuple[int, int]:
+        outer = rcdnet_desktop.LAYERS.index(top[m]) if top[m] else -1
+        return outer, core.LAYERS.index(inner[m]) if m in inner else 0
+
+    upwards = [f"{m} -> {t}" for m, targets in sorted(graph.items()) for t in sorted(targets)
+               if rank(t) > rank(m) and (top[t] != top[m] or top[m] == "core")]
     assert upwards == []

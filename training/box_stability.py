@@ -3,7 +3,7 @@
 For every image with a lesion mask, the mask's tight box (the box a careful reader would draw)
 and the reader variants of it in :data:`READER_VARIANTS` (10% smaller, 10% larger, shifted by
 10% of its size left, right, up and down) are classified through the application's own path:
-:class:`~rcdnet_desktop.core.inference.InferenceEngine` on the bundle (ONNX Runtime on the CPU),
+:class:`~rcdnet_desktop.core.model.engine.InferenceEngine` on the bundle (ONNX Runtime on the CPU),
 each box given as the user's box. Reported, with 95% CIs from a bootstrap that resamples
 patients (near-duplicate groups joined by patient on the training sites; patient codes,
 joined where two codes hold the same image, on an external site):
@@ -230,7 +230,7 @@ def single_box_probabilities(engine, items: Sequence[Item], candidates: dict[str
     forward pass per distinct box (``engine`` must classify boxes alone).
 
     ``snappers`` maps each ``snap_min_iou`` of the candidates to an engine that snaps with it
-    (views off): its :meth:`~rcdnet_desktop.core.inference.InferenceEngine.prepare` says which
+    (views off): its :meth:`~rcdnet_desktop.core.model.engine.InferenceEngine.prepare` says which
     box it classifies for each reader variant.
 
     Returns ``{candidate name: (n, len(READER_VARIANTS))}`` plus ``y`` and ``groups``.
@@ -382,8 +382,8 @@ def table(rows: dict[str, dict]) -> str:
 def engine_with(model_dir: Path | None, section: dict, folder: Path):
     """An ONNX engine on a copy of the bundle (its files linked into ``folder``) whose card has
     ``section`` as its ``box_views``."""
-    from rcdnet_desktop.core.card import CARD_FILE, default_model_dir, load_card
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.card import CARD_FILE, default_model_dir, load_card
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from training.bundle_write import save_card
 
     src = Path(model_dir) if model_dir is not None else default_model_dir()
@@ -400,7 +400,7 @@ def record(model_dir: Path, key: str, value, section: dict | None = None) -> Non
     section's settings by ``section``, when given); with new settings, the bundle's self-test
     goldens are measured again, since the samples' automatic boxes are now classified through
     them."""
-    from rcdnet_desktop.core.card import load_card
+    from rcdnet_desktop.core.model.card import load_card
     from training.bundle_write import save_card
 
     from .guard import record_self_test
@@ -440,7 +440,7 @@ def run_choose(items: Sequence[Item], model_dir: Path | None, out: Path | None,
     import tempfile
 
     from rcdnet_desktop.core.bands import suspicious_threshold
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     cands = {n: CANDIDATES[n] for n in CANDIDATES if not names or n in names or n == "as given"}
     engine = InferenceEngine(model_dir, device="cpu", backend="onnx", box_views=False)
@@ -474,7 +474,7 @@ def run_measure(items: Sequence[Item], model_dir: Path | None, out: Path | None,
     """Before (box alone) and after (the card's views) on the same images, paired; with
     ``record_to`` (a bundle folder), the figures go into its card under ``box_views[key]``."""
     from rcdnet_desktop.core.bands import suspicious_threshold
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     before_engine = InferenceEngine(model_dir, device="cpu", backend="onnx", box_views=False)
     after_engine = InferenceEngine(model_dir, device="cpu", backend="onnx")

@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from rcdnet_desktop.core.bands import default_band_specs
-from rcdnet_desktop.core.bundle import load_localiser, load_model
-from rcdnet_desktop.core.card import ModelCard
+from rcdnet_desktop.core.model.bundle import load_localiser, load_model
+from rcdnet_desktop.core.model.card import ModelCard
 from training.bundle_write import save_bundle, save_localiser, save_onnx
 
 from .evaluate import N_BOOT, evaluate_model

@@ -1,7 +1,7 @@
 """Writing the files of a model bundle: weights, localiser, ONNX graphs, guard, lexicon, card.
 
-The application only reads and verifies a bundle (:mod:`rcdnet_desktop.core.bundle`); everything
-that writes one lives here, in the training package.
+The application only reads and verifies a bundle (:mod:`rcdnet_desktop.core.model.bundle`);
+everything that writes one lives here, in the training package.
 
 :func:`save_bundle` ships new weights. It writes the files atomically
 (:func:`~rcdnet_desktop.core.atomic.atomic_write`), fills in the card's architecture, shapes,
@@ -24,8 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rcdnet_desktop.core.bundle import load_localiser, load_model, load_onnx_session
-from rcdnet_desktop.core.card import (
+from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.model.bundle import load_localiser, load_model
+from rcdnet_desktop.core.model.card import (
     _WEIGHT_DTYPES,
     CARD_FILE,
     DEFAULT_MIN_CONFIDENCE,
@@ -36,15 +37,15 @@ from rcdnet_desktop.core.card import (
     ModelCard,
     sha256_file,
 )
-from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.model.onnx_graphs import load_onnx_session
 from rcdnet_desktop.core.types import CLASS_NAMES
 
 if TYPE_CHECKING:
     import onnxruntime
     import torch
 
-    from rcdnet_desktop.core.localiser import LesionLocaliser
-    from rcdnet_desktop.core.model import RcdNet
+    from rcdnet_desktop.core.model.localiser import LesionLocaliser
+    from rcdnet_desktop.core.model.network import RcdNet
 
 
 def _serialise(module: torch.nn.Module, dtype: str) -> tuple[bytes, dict[str, torch.Tensor]]:

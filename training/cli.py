@@ -331,7 +331,7 @@ def cmd_site_norm(a) -> int:
 
 
 def cmd_profile_transfer(a) -> int:
-    from rcdnet_desktop.core.card import load_card
+    from rcdnet_desktop.core.model.card import load_card
 
     from .profile_transfer import run
 
@@ -345,7 +345,7 @@ def cmd_profile_transfer(a) -> int:
 
 
 def cmd_cutoff_loso(a) -> int:
-    from rcdnet_desktop.core.card import load_card
+    from rcdnet_desktop.core.model.card import load_card
 
     from .cutoff_loso import run
 

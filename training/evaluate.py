@@ -145,7 +145,7 @@ def auto_items(items: Sequence[CachedImage], localiser, config: PreprocessConfig
     """Items whose box is the localiser's (None where it finds nothing) and its measures."""
     from dataclasses import replace
 
-    from rcdnet_desktop.core.localiser import find_lesion
+    from rcdnet_desktop.core.lesion import find_lesion
 
     from .localiser import measure, predict_maps, summarise, with_min_confidence
 
@@ -354,7 +354,7 @@ def load_weights(weights: Path):
 
     weights = Path(weights)
     if weights.is_dir():
-        from rcdnet_desktop.core.bundle import load_model
+        from rcdnet_desktop.core.model.bundle import load_model
 
         model, card = load_model(weights)
         return model, card
@@ -374,7 +374,7 @@ def load_localiser_weights(path: Path):
     """A localiser state_dict file (a run's ``model_state.pt``) -> LesionLocaliser in eval mode."""
     import torch
 
-    from rcdnet_desktop.core.localiser import LesionLocaliser
+    from rcdnet_desktop.core.model.localiser import LesionLocaliser
 
     model = LesionLocaliser(pretrained=False)
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -402,7 +402,7 @@ def evaluate_weights(weights: Path, items: Sequence[CachedImage], out_dir: Path,
         title = f"RcdNet {card.version}"
         loc_card = getattr(card, "localiser", None) or {}
         if loc_model is None and loc_card:
-            from rcdnet_desktop.core.bundle import load_localiser
+            from rcdnet_desktop.core.model.bundle import load_localiser
 
             loc_model = load_localiser(weights, card)
         if min_confidence is None:

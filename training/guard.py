@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdnet_desktop.core.bundle import load_localiser, load_model
 from rcdnet_desktop.core.guard import GUARD_FEATURES, fit, npz_bytes
+from rcdnet_desktop.core.model.bundle import load_localiser, load_model
 from training.augment import reexport
 from training.bundle_write import save_card, save_guard, save_onnx
 
@@ -338,7 +338,7 @@ def run(bundle: Path, data: Sequence[Path], split_csv: Path, external: Sequence[
         out_dir: Path, version: str | None = None, shrinkage: float = SHRINKAGE,
         quantile: float = QUANTILE, copies: int = EXPORT_VARIANTS,
         reexport: bool = True) -> dict:
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     from .data import load_samples
 
@@ -439,8 +439,8 @@ def _count(kn: tuple[int, int]) -> dict:
 
 def record_self_test(card, bundle: Path, version: str | None):
     """Golden P(malignant) of the bundled samples, as ``rcdnet self-test`` computes them."""
-    from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.io import read_image
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.resources import resources_dir
 
     if version:

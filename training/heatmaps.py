@@ -2,7 +2,7 @@
 heatmaps``).
 
 Each image with a lesion mask is run through the application's own engine
-(:class:`~rcdnet_desktop.core.inference.InferenceEngine`, ONNX backend, the bundle's card) in
+(:class:`~rcdnet_desktop.core.model.engine.InferenceEngine`, ONNX backend, the bundle's card) in
 two views:
 
 ``default``
@@ -219,7 +219,7 @@ def run(bundle: Path | None, data: Sequence[Path], split_csv: Path | None,
         progress: bool = True, n_boot: int = N_BOOT) -> dict:
     """Measure the internal validation side of ``split_csv`` (sites ``data``) and each external
     site; write ``heatmaps.json`` and ``heatmaps_tables.md`` into ``out_dir``."""
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     from .pipeline import default_cache_dir, prepare
 
@@ -286,7 +286,7 @@ def write_card(bundle: Path | None, report: dict) -> Path:
     app's bundle when ``bundle`` is None); returns the bundle folder."""
     from dataclasses import replace
 
-    from rcdnet_desktop.core.card import default_model_dir, load_card
+    from rcdnet_desktop.core.model.card import default_model_dir, load_card
     from training.bundle_write import save_card
 
     bundle = Path(bundle or default_model_dir())

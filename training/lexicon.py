@@ -241,9 +241,9 @@ def run(bundle: Path, data: Path, split_csv: Path, external: Sequence[Path], out
         seed: int = 0, cache_dir: Path | None = None, progress: bool = True) -> dict:
     from dataclasses import replace
 
-    from rcdnet_desktop.core.card import load_card
-    from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.lexicon import load_lexicon
+    from rcdnet_desktop.core.model.card import load_card
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.npzfile import npz_bytes
     from training.bundle_write import save_card, save_lexicon
 

@@ -120,7 +120,7 @@ def box_views(engine, paths: Sequence[Path], boxes: Sequence, cache: Path | None
     """The classifier's pooled features ``(N, D)`` of each image's padded lesion box and its
     P(malignant) ``(N,)`` on that box, exactly as the application computes them
     (``engine.prepare`` with the box as a user box, then
-    :meth:`~rcdnet_desktop.core.inference.InferenceEngine.box_features` and
+    :meth:`~rcdnet_desktop.core.model.engine.InferenceEngine.box_features` and
     ``predict_prepared``). Cached in ``cache`` (an ``.npz``) keyed by the weights, the margin,
     the images and the boxes."""
     from rcdnet_desktop.core.io import read_image

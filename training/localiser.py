@@ -8,7 +8,7 @@ from (seed, epoch[, index]) and a checkpoint is written after every epoch, so ``
 continues the run exactly.
 
 Measured per image (:func:`measure`): Dice of the thresholded map at the input size, box IoU of
-the proposed box (:func:`~rcdnet_desktop.core.localiser.find_lesion`) against the mask's box in
+the proposed box (:func:`~rcdnet_desktop.core.lesion.find_lesion`) against the mask's box in
 image pixels, and whether the box hits the lesion (IoU >= 0.5); an image where nothing is found
 counts as a miss with IoU 0.
 """
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rcdnet_desktop.core.lesion import box_iou
-from rcdnet_desktop.core.localiser import LesionLocaliser, find_lesion, lesion_probability
+from rcdnet_desktop.core.lesion import box_iou, find_lesion
+from rcdnet_desktop.core.model.localiser import LesionLocaliser, lesion_probability
 from rcdnet_desktop.core.preprocess import PreprocessConfig, normalise
 
 from .augment import GENERIC, AugmentConfig, localiser_view

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from torch import nn
 
-from rcdnet_desktop.core.model import RcdNet
+from rcdnet_desktop.core.model.network import RcdNet
 
 RCDNET_VARIANTS = {
     "rcdnet": {},

@@ -20,7 +20,7 @@ weights give the same bytes (there are no timestamps in an ONNX file), so the sh
 model card identifies the graph.
 
 torch is imported inside the functions; exporting needs the ``onnx`` package, running the graphs
-needs ``onnxruntime`` (see :func:`rcdnet_desktop.core.bundle.load_onnx_session`).
+needs ``onnxruntime`` (see :func:`rcdnet_desktop.core.model.onnx_graphs.load_onnx_session`).
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rcdnet_desktop.core.card import CLASSIFIER_OUTPUTS, INPUT_NAME, LOCALISER_OUTPUTS
+from rcdnet_desktop.core.model.card import CLASSIFIER_OUTPUTS, INPUT_NAME, LOCALISER_OUTPUTS
 
 if TYPE_CHECKING:
     import torch
 
-    from rcdnet_desktop.core.localiser import LesionLocaliser
-    from rcdnet_desktop.core.model import RcdNet
+    from rcdnet_desktop.core.model.localiser import LesionLocaliser
+    from rcdnet_desktop.core.model.network import RcdNet
 
 OPSET = 17
 """ONNX opset of every exported graph."""

@@ -11,9 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from rcdnet_desktop.core.bundle import load_model
-from rcdnet_desktop.core.card import WEIGHTS_FILE, ModelCard
 from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.model.bundle import load_model
+from rcdnet_desktop.core.model.card import WEIGHTS_FILE, ModelCard
 from rcdnet_desktop.core.preprocess import DEFAULT_ROI_MARGIN, PreprocessConfig
 from training.bundle_write import save_bundle
 
@@ -86,7 +86,7 @@ def make_placeholder(model_dir: str | Path | None = None) -> ModelCard:
     """Rebuild the placeholder bundle (ImageNet backbone, head seeded with PLACEHOLDER_SEED)."""
     import torch
 
-    from rcdnet_desktop.core.model import RcdNet
+    from rcdnet_desktop.core.model.network import RcdNet
 
     if model_dir is None:
         from rcdnet_desktop.core.resources import resources_dir

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdnet_desktop.core.card import load_card
 from rcdnet_desktop.core.metrics import softmax
+from rcdnet_desktop.core.model.card import load_card
 
 from .bundle import THRESHOLD_LIMITATION, _mode_for_card, threshold_limitation
 from .bundle_write import save_card

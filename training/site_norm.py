@@ -218,7 +218,7 @@ def measure(bundle: Path | None, data: Sequence[Path], split_csv: Path,
             seed: int = 0, n_boot: int = N_BOOT, progress: bool = True) -> dict:
     """Load the bundle (torch), read the sites and :func:`run`: each training site's validation
     side and each external site are measured on their own."""
-    from rcdnet_desktop.core.bundle import load_localiser, load_model
+    from rcdnet_desktop.core.model.bundle import load_localiser, load_model
 
     from .pipeline import default_cache_dir, prepare
 

@@ -184,8 +184,8 @@ class ReviewWorker:
     """
 
     def __init__(self, bundle: list, settings: dict) -> None:
-        from rcdnet_desktop.core.bundle import ONNX_THREADS_ENV
         from rcdnet_desktop.core.inference import InferenceEngine
+        from rcdnet_desktop.core.model.onnx_graphs import ONNX_THREADS_ENV
 
         if settings.get("threads"):
             os.environ[ONNX_THREADS_ENV] = str(settings["threads"])
@@ -275,9 +275,9 @@ def send_sr(node, record, prediction, model_version: str) -> str:
     or ``not sent: why``. The SR is made by the one SR writer
     (:func:`~rcdnet_desktop.core.export.dicom_sr.dicom_sr_dataset`), filed under the source's
     patient and study as ``rcdnet classify --send`` files it."""
-    from rcdnet_desktop.cli_outputs import NOT_DICOM
     from rcdnet_desktop.core import pacs
     from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset
+    from rcdnet_desktop.core.export.formats import NOT_DICOM
 
     if not getattr(record, "is_dicom", False):
         return f"not sent: {NOT_DICOM}"

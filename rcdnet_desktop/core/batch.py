@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core import audit
+from rcdnet_desktop.core.bands import suspicious_threshold
+from rcdnet_desktop.core.cine import clip_item
 from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.io import find_images, pick_frame, read_image
@@ -54,7 +56,7 @@ from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from rcdnet_desktop.core.inference import InferenceEngine, Prepared
+    from rcdnet_desktop.core.model.engine import InferenceEngine, Prepared
 
     Loaded: TypeAlias = tuple[ImageRecord, Prepared | "_Sweep"] | BatchItem
     """A file read and prepared (record and model input), or its failed or skipped item. A clip
@@ -384,9 +386,6 @@ def _swept(engine: InferenceEngine, record: ImageRecord, roi: Box | None, sweep:
            auto_box: bool, explain: bool, method: str, cancelled) -> BatchItem | None:
     """A clip swept frame by frame (:func:`~rcdnet_desktop.core.cine.clip_item`); with
     ``explain``, the heat maps of its most suspicious frame too. None when cancelled."""
-    from rcdnet_desktop.core.bands import suspicious_threshold
-    from rcdnet_desktop.core.cine import clip_item
-
     item = clip_item(engine, record, suspicious_threshold(engine.card), sweep, roi=roi,
                      auto_box=auto_box, cancelled=cancelled)
     if item is None or not explain or item.prediction is None or item.clip is None:

@@ -2,7 +2,7 @@
 hospital, what a result means at a given prevalence, what a band means, when not to use it.
 
 No Qt here. Everything is read from the model card (a dict as
-:func:`rcdnet_desktop.core.card.ModelCard.to_dict` gives it); nothing is measured here. The
+:func:`rcdnet_desktop.core.model.card.ModelCard.to_dict` gives it); nothing is measured here. The
 predictive values follow from the sensitivity and specificity the card measured at the
 suspicious cut-off at a hospital it was not trained on, for a prevalence of cancer among the
 lesions a clinician would check (:data:`PREVALENCES`); their ranges come from the ends of those

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.result import (
     OUTSIDE_INTENDED_USE,
     SUSPICIOUS,
@@ -50,7 +51,7 @@ from rcdnet_desktop.core.result import (
 from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord, Prediction
 
 if TYPE_CHECKING:
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
 DEFAULT_SWEEP_CHUNK = 8
 """Frames sent through the model together: a batch, and a point where a sweep can stop."""
@@ -263,8 +264,6 @@ def classify_frames(engine: InferenceEngine | Any, record: ImageRecord,
         The chunk's frames in order. A frame that cannot be decoded or classified has its
         reason in ``error``; the sweep goes on with the next.
     """
-    from rcdnet_desktop.core.errors import RcdNetError
-
     todo = list(range(record.frame_count) if frames is None else frames)
     chunk = max(1, int(chunk))
     for start in range(0, len(todo), chunk):

@@ -54,7 +54,7 @@ from rcdnet_desktop.core.types import Box
 if TYPE_CHECKING:
     import torch
 
-    from rcdnet_desktop.core.model import RcdNet
+    from rcdnet_desktop.core.model.network import RcdNet
 
 FAST = "fast"
 """Closed-form Grad-CAM from the forward pass (the default)."""

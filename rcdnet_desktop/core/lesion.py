@@ -1,7 +1,7 @@
 """The lesion box from a localiser's probability map: plain numpy and OpenCV, no torch.
 
 :func:`find_lesion` turns the probability map of the lesion localiser
-(:mod:`~rcdnet_desktop.core.localiser` in torch, or its ONNX graph) into a
+(:mod:`~rcdnet_desktop.core.model.localiser` in torch, or its ONNX graph) into a
 :class:`~rcdnet_desktop.core.types.LesionFinding`: the connected region above
 :data:`PROB_THRESHOLD` with the largest probability mass, its outline and bounding box in image
 pixels, and a confidence (the region's mean probability).

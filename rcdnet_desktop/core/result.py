@@ -78,7 +78,7 @@ SITE_CARD_NOTE = ("A site profile is in use: results are decided at its operatin
 card's; the profile's are in :func:`site_sentence`)."""
 
 NO_LESION_PREFIX = "no lesion found with confidence"
-"""How the engine's no-lesion warning begins (:data:`rcdnet_desktop.core.inference.
+"""How the engine's no-lesion warning begins (:data:`rcdnet_desktop.core.model.engine.
 NO_LESION_WARNING`)."""
 
 

@@ -17,7 +17,7 @@ else (:func:`canonical_bytes`), is written inside it. :func:`read_profile` refus
 sentence naming the file and the reason, a file that was changed by even one byte, that is not
 a profile, or whose model is not the one running (:func:`check_model`).
 
-The engine applies a profile (:meth:`rcdnet_desktop.core.inference.InferenceEngine.
+The engine applies a profile (:meth:`rcdnet_desktop.core.model.engine.InferenceEngine.
 use_profile`): its temperature replaces the card's, its cut-off decides
 ``Prediction.suspicious`` (and is ``Prediction.threshold``), and its guard limit replaces the
 card's. Every place that shows a result then says so in the words of
@@ -37,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from rcdnet_desktop.core.atomic import atomic_write
 from rcdnet_desktop.core.errors import RcdNetError
-from rcdnet_desktop.core.metrics import binary_metrics, bootstrap_ci
+from rcdnet_desktop.core.metrics import binary_metrics, bootstrap_ci, fit_temperature, softmax
 
 PROFILE_FORMAT = "rcdnet-site-profile"
 PROFILE_VERSION = 1
@@ -208,8 +209,6 @@ def labelled_fit(logits: np.ndarray, y: Sequence[int] | np.ndarray, target: floa
     them. Returns the :class:`SiteProfile` fields ``temperature``, ``cutoff``,
     ``target_sensitivity``, ``sensitivity`` (``_ci``), ``specificity`` (``_ci``).
     """
-    from rcdnet_desktop.core.metrics import fit_temperature, softmax
-
     logits = np.asarray(logits, dtype=np.float64)
     y = np.asarray(y).astype(int)
     n_cancer, n_benign = int(y.sum()), int((y == 0).sum())
@@ -291,8 +290,6 @@ def profile_bytes(profile: SiteProfile) -> bytes:
 def write_profile(path: str | Path, profile: SiteProfile, *, overwrite: bool = False) -> Path:
     """Write ``profile`` to ``path`` atomically (:class:`~rcdnet_desktop.core.errors.
     ExportError` when it cannot be written, or exists without ``overwrite``)."""
-    from rcdnet_desktop.core.atomic import atomic_write
-
     data = profile_bytes(profile)
     return atomic_write(path, lambda f: f.write(data), overwrite=overwrite)
 

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
+    # Qt is loaded after the arguments are read: --help and usage errors answer at once.
     from rcdnet_desktop.gui.settings import APPLICATION, ORGANISATION, Settings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = Settings()
 
+    # The window's modules load after the QApplication exists (about 0.5 s: bench_viewer.py).
     from rcdnet_desktop.gui.window.main_window import MainWindow
 
     window = MainWindow(settings=settings, device=args.device)
@@ -98,6 +100,7 @@ def _self_test(app, window, timeout: float) -> int:
     """Wait for the prediction and both heat maps of the first image; report; exit status."""
     from PySide6.QtCore import QEventLoop, QTimer
 
+    # Only the self-test words a result here; the viewer's start does not load numpy for it.
     from rcdnet_desktop.core.result import band_and_decision, probability_text
 
     t0 = time.perf_counter()

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from rcdnet_desktop.core.model.device import DEVICES
+
 ORGANISATION = "RcdNet"
 APPLICATION = "RcdNet Desktop"
 MAX_RECENT = 10
-DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_LABELS = {"auto": "Automatic (GPU if available)", "cpu": "CPU", "cuda": "GPU (CUDA)",
                  "mps": "GPU (Apple MPS)"}
 

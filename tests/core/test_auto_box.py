@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from rcdnet_desktop.core.batch import review
-from rcdnet_desktop.core.card import CARD_FILE, LOCALISER_FILE, ModelCard
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.explain import contrastive_scores, decision_evidence, to_image_size
-from rcdnet_desktop.core.inference import NO_LESION_WARNING, InferenceEngine, pad_roi
-from rcdnet_desktop.core.localiser import LesionLocaliser
+from rcdnet_desktop.core.model.card import CARD_FILE, LOCALISER_FILE, ModelCard
+from rcdnet_desktop.core.model.engine import NO_LESION_WARNING, InferenceEngine, pad_roi
+from rcdnet_desktop.core.model.localiser import LesionLocaliser
 from rcdnet_desktop.core.preprocess import preprocess
 from rcdnet_desktop.core.types import Box
 from tests.core.localiser_helpers import FakeLocaliser, blob_box
@@ -227,9 +227,10 @@ class _FailingGpuLocaliser(torch.nn.Module):
 
 def test_localiser_gpu_failure_falls_back_to_cpu(engine, sample_benign, monkeypatch):
     eng = _engine(engine, FakeLocaliser())
+    backend = eng._localiser_backend  # the torch backend: it falls back to the CPU
     # "meta" stands in for a GPU: inputs move there without one, and the module then fails.
-    monkeypatch.setattr(eng, "_localiser_device", torch.device("meta"))
-    monkeypatch.setattr(eng, "_localiser", _FailingGpuLocaliser())
+    monkeypatch.setattr(backend, "localiser_device", torch.device("meta"))
+    monkeypatch.setattr(backend, "localiser", _FailingGpuLocaliser())
     pred = eng.predict(sample_benign)
     assert pred.box_source == "auto" and pred.box == blob_box(sample_benign.shape[:2])
     assert any("lesion localiser ran on the CPU" in w for w in pred.warnings)
@@ -238,7 +239,7 @@ def test_localiser_gpu_failure_falls_back_to_cpu(engine, sample_benign, monkeypa
         def forward(self, x):
             raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
 
-    monkeypatch.setattr(eng, "_localiser", _Broken())
+    monkeypatch.setattr(backend, "localiser", _Broken())
     with pytest.raises(RuntimeError, match="shapes"):  # not a device failure: not swallowed
         eng.predict(sample_benign)
 

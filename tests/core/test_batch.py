@@ -14,8 +14,8 @@ from PIL import Image
 
 from rcdnet_desktop.core import batch
 from rcdnet_desktop.core.batch import review
-from rcdnet_desktop.core.bundle import load_model
-from rcdnet_desktop.core.inference import InferenceEngine
+from rcdnet_desktop.core.model.bundle import load_model
+from rcdnet_desktop.core.model.engine import InferenceEngine
 from rcdnet_desktop.core.types import Box
 
 

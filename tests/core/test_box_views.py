@@ -15,10 +15,10 @@ from rcdnet_desktop.core.box_views import (
     snap_min_iou,
     view_boxes,
 )
-from rcdnet_desktop.core.card import ModelCard, load_card
 from rcdnet_desktop.core.errors import WeightsError
-from rcdnet_desktop.core.inference import InferenceEngine, pad_roi
 from rcdnet_desktop.core.lesion import box_iou, lesion_in_box
+from rcdnet_desktop.core.model.card import ModelCard, load_card
+from rcdnet_desktop.core.model.engine import InferenceEngine, pad_roi
 from rcdnet_desktop.core.resources import resources_dir
 from rcdnet_desktop.core.result import box_dependence_sentence
 from rcdnet_desktop.core.types import Box, Prediction

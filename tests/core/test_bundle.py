@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcdnet_desktop.core.bundle import load_localiser, load_model
-from rcdnet_desktop.core.card import (
+from rcdnet_desktop.core.errors import WeightsError
+from rcdnet_desktop.core.model.bundle import load_localiser, load_model
+from rcdnet_desktop.core.model.card import (
     CARD_FILE,
     LOCALISER_FILE,
     MODEL_DIR_ENV,
@@ -19,8 +20,7 @@ from rcdnet_desktop.core.card import (
     default_model_dir,
     sha256_file,
 )
-from rcdnet_desktop.core.errors import WeightsError
-from rcdnet_desktop.core.model import RcdNet
+from rcdnet_desktop.core.model.network import RcdNet
 from rcdnet_desktop.core.preprocess import PreprocessConfig
 from training.bundle_write import save_bundle, save_localiser
 from training.placeholder import make_placeholder
@@ -280,7 +280,7 @@ def test_save_bundle_refuses_fp16_overflow(tmp_path, model_bundle):
 # --- the lesion localiser and the operating point ------------------------------------------
 
 def test_save_localiser_round_trip(localiser_bundle, tiny_localiser):
-    from rcdnet_desktop.core.localiser import LesionLocaliser
+    from rcdnet_desktop.core.model.localiser import LesionLocaliser
 
     card = ModelCard.read(localiser_bundle / CARD_FILE)
     loc = card.localiser

@@ -21,7 +21,7 @@ from rcdnet_desktop.core.cine import (
 )
 from rcdnet_desktop.core.errors import UnreadableImageError
 from rcdnet_desktop.core.export.batch_csv import batch_row
-from rcdnet_desktop.core.inference import NO_LESION_WARNING
+from rcdnet_desktop.core.model.engine import NO_LESION_WARNING
 from rcdnet_desktop.core.types import Box, ImageRecord, Prediction
 
 

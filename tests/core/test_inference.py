@@ -13,12 +13,9 @@ import torch
 from rcdnet_desktop.core import result
 from rcdnet_desktop.core.checks import WARN_BOX_TOO_SMALL, WARN_COLOUR, WARN_TOO_SMALL
 from rcdnet_desktop.core.errors import InferenceError, WeightsError
-from rcdnet_desktop.core.inference import (
-    DEVICE_ENV,
-    InferenceEngine,
-    pad_roi,
-    resolve_device,
-)
+from rcdnet_desktop.core.model.device import DEVICE_ENV, resolve_device
+from rcdnet_desktop.core.model.engine import InferenceEngine
+from rcdnet_desktop.core.preprocess import pad_roi
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
 
 
@@ -285,10 +282,11 @@ def test_requested_gpu_missing_is_reported(monkeypatch, engine, sample_benign):
 def flaky_gpu_engine(engine, monkeypatch):
     """An engine that believes it runs on CUDA, whose GPU calls raise ``engine.gpu_error``."""
     eng = InferenceEngine(model=engine.model, card=engine.card, device="cpu")
-    monkeypatch.setattr(eng, "_device", torch.device("cuda"))
+    backend = eng._backend  # the torch backend: the one place that falls back to the CPU
+    monkeypatch.setattr(backend, "torch_device", torch.device("cuda"))
     eng.gpu_error = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
     eng.gpu_calls = 0
-    forward = eng._forward
+    forward = backend._forward
 
     def fake_forward(model, device, batch, with_cams):
         if device.type == "cuda":
@@ -296,7 +294,7 @@ def flaky_gpu_engine(engine, monkeypatch):
             raise eng.gpu_error
         return forward(model, device, batch, with_cams)
 
-    gradcam = eng._gradcam
+    gradcam = backend._gradcam
 
     def fake_gradcam(model, device, x, method):
         if device.type == "cuda":
@@ -304,8 +302,8 @@ def flaky_gpu_engine(engine, monkeypatch):
             raise eng.gpu_error
         return gradcam(model, device, x, method)
 
-    monkeypatch.setattr(eng, "_forward", fake_forward)
-    monkeypatch.setattr(eng, "_gradcam", fake_gradcam)
+    monkeypatch.setattr(backend, "_forward", fake_forward)
+    monkeypatch.setattr(backend, "_gradcam", fake_gradcam)
     return eng
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rcdnet_desktop.core.model import (
+from rcdnet_desktop.core.model.network import (
     BACKBONE_CHANNELS,
     DSC_CHANNELS,
     RcdNet,

@@ -9,16 +9,17 @@ import pytest
 import torch
 from pydicom.data import get_testdata_file
 
-from rcdnet_desktop.core import inference
-from rcdnet_desktop.core.bundle import load_localiser, load_model
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.explain import (
     closed_form_cams,
     closed_form_cams_np,
     contrastive_scores,
 )
-from rcdnet_desktop.core.inference import BACKEND_ENV, InferenceEngine
 from rcdnet_desktop.core.io import read_image
+from rcdnet_desktop.core.model import device
+from rcdnet_desktop.core.model.bundle import load_localiser, load_model
+from rcdnet_desktop.core.model.device import BACKEND_ENV
+from rcdnet_desktop.core.model.engine import InferenceEngine
 from rcdnet_desktop.core.types import ImageRecord
 from tests.conftest import BUNDLED_MODEL_DIR, SAMPLES
 
@@ -91,14 +92,14 @@ def test_onnx_and_torch_agree(engines, name, record, frame):
         assert a.finding.confidence == pytest.approx(b.finding.confidence, abs=1e-4)
     assert a.tensor.dtype == np.float32 and np.array_equal(a.tensor, b.tensor)
     batch = np.stack([a.tensor])
-    (lo, co, go), dev_o, _ = onnx._run_forward(batch, True)
-    (lt, ct, gt), dev_t, _ = torch_._run_forward(batch, True)
-    np.testing.assert_allclose(go, gt, rtol=0, atol=1e-4 * max(1.0, float(np.abs(gt).max())))
-    assert (dev_o, dev_t) == ("cpu-onnx", "cpu")
-    np.testing.assert_allclose(lo, lt, rtol=0, atol=1e-4)
+    fo, ft = onnx._backend.forward(batch, True), torch_._backend.forward(batch, True)
+    np.testing.assert_allclose(fo.guard, ft.guard, rtol=0,
+                               atol=1e-4 * max(1.0, float(np.abs(ft.guard).max())))
+    assert (fo.device, ft.device) == ("cpu-onnx", "cpu")
+    np.testing.assert_allclose(fo.logits, ft.logits, rtol=0, atol=1e-4)
     # The heat maps' cells: the graph's feature map and its linear weight vs torch's.
-    so = contrastive_scores(co, onnx._head_weight())
-    st = contrastive_scores(ct, torch_._head_weight())
+    so = contrastive_scores(fo.features, onnx._backend.head_weight())
+    st = contrastive_scores(ft.features, torch_._backend.head_weight())
     np.testing.assert_allclose(so, st, rtol=0, atol=1e-4 * max(1.0, float(np.abs(st).max())))
 
     mo, mt = onnx.explain_prepared([a])[0], torch_.explain_prepared([b])[0]
@@ -117,8 +118,8 @@ def test_onnx_and_torch_agree(engines, name, record, frame):
 def test_numpy_closed_form_equals_torch(engines):
     onnx, _ = engines
     rng = np.random.default_rng(0)
-    feats = rng.gamma(1.0, 1.0, (2, onnx._fc_weight.shape[1], 7, 7)).astype(np.float32)
-    w = onnx._fc_weight
+    w = onnx._backend.head_weight()  # read from the verified graph
+    feats = rng.gamma(1.0, 1.0, (2, w.shape[1], 7, 7)).astype(np.float32)
     np.testing.assert_allclose(closed_form_cams_np(feats, w),
                                closed_form_cams(torch.from_numpy(feats),
                                                 torch.from_numpy(w)).numpy(),
@@ -157,7 +158,7 @@ def test_a_missing_localiser_graph_is_refused(tmp_path):
 
 def test_without_onnxruntime_the_engine_runs_torch_and_says_so(engines, monkeypatch):
     onnx, _ = engines
-    monkeypatch.setattr(inference, "_onnxruntime_missing", lambda: "No module named 'x'")
+    monkeypatch.setattr(device, "onnxruntime_missing", lambda: "No module named 'x'")
     eng = InferenceEngine(BUNDLED_MODEL_DIR, device="cpu", model=onnx.model, card=onnx.card)
     assert eng.device == "cpu"
     assert "ONNX Runtime is not available" in eng.device_note

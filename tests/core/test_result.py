@@ -8,7 +8,7 @@ import pytest
 
 from rcdnet_desktop.core import result
 from rcdnet_desktop.core.bands import band_for
-from rcdnet_desktop.core.inference import NO_LESION_WARNING
+from rcdnet_desktop.core.model.engine import NO_LESION_WARNING
 from rcdnet_desktop.core.numbers import decimals_apart, pair_text
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Box, Prediction

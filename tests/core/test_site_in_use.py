@@ -98,7 +98,7 @@ def test_report_lines_and_sr_comments_say_the_profile():
 
 def test_engine_applies_a_profile(engine, sample_benign):
     """Temperature, cut-off and guard limit: each replaces the card's; None goes back."""
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     eng = InferenceEngine(model=engine.model, card=engine.card, device="cpu")
     base = eng.predict(sample_benign, auto_box=False)
@@ -125,7 +125,7 @@ def test_engine_applies_a_profile(engine, sample_benign):
 
 def test_engine_applies_a_guard_limit(sample_benign):
     """With the bundle's guard: a limit below the image's distance flags it, the card's not."""
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     eng = InferenceEngine(device="cpu")
     base = eng.predict(sample_benign)

@@ -20,7 +20,7 @@ _CLASSIFY = textwrap.dedent("""
     import json, sys
     import numpy as np
     import rcdnet_desktop, rcdnet_desktop.cli, rcdnet_desktop.gui.app  # module import only
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.io import read_image
     from rcdnet_desktop.core.resources import sample_path
 
@@ -93,7 +93,7 @@ def test_cli_classify_folder_does_not_import_torch(tmp_path):
 def test_gradcam_method_loads_torch_lazily(method):
     script = textwrap.dedent(f"""
         import sys
-        from rcdnet_desktop.core.inference import InferenceEngine
+        from rcdnet_desktop.core.model.engine import InferenceEngine
         from rcdnet_desktop.core.io import read_image
         from rcdnet_desktop.core.resources import sample_path
         engine = InferenceEngine()
@@ -107,13 +107,13 @@ def test_gradcam_method_loads_torch_lazily(method):
 
 
 def test_missing_torch_is_explained_in_plain_words(monkeypatch):
-    from rcdnet_desktop.core import inference
     from rcdnet_desktop.core.errors import InferenceError
+    from rcdnet_desktop.core.model import device
 
-    monkeypatch.setattr(inference, "torch_available", lambda: False)
+    monkeypatch.setattr(device, "torch_available", lambda: False)
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     with pytest.raises(InferenceError, match=r"needs PyTorch.*rcdnet-desktop\[torch\]"):
-        inference._require_torch("the heat-map method 'Grad-CAM++'")
+        device.require_torch("the heat-map method 'Grad-CAM++'")
 
 
 _VIEWER = textwrap.dedent("""

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from rcdnet_desktop.core.errors import InferenceError
-from rcdnet_desktop.core.inference import NO_LESION_WARNING, pad_roi
+from rcdnet_desktop.core.model.engine import NO_LESION_WARNING, pad_roi
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding, Prediction
 
@@ -47,7 +47,7 @@ class FakeEngine:
     or a callable returning None, nothing (the whole image, and the engine's no-lesion
     warning). ``flag`` (pixels -> a check code or "") flags images as the intended-use checks
     do: the code in ``checks`` and a warning. Either box is padded by the card's margin with
-    the engine's own :func:`~rcdnet_desktop.core.inference.pad_roi`, and that padded region is
+    the engine's own :func:`~rcdnet_desktop.core.preprocess.pad_roi`, and that padded region is
     what is classified and what ``Prediction.roi`` says.
     """
 

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from rcdnet_desktop.core.export.batch_csv import CSV_FIELDS, batch_row
-from rcdnet_desktop.core.inference import pad_roi
+from rcdnet_desktop.core.model.engine import pad_roi
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.batch.batch_dialog import COLUMNS, format_eta
 from tests.gui.gui_helpers import ROI_MARGIN, FakeEngine, wait_maps, write_png

@@ -9,7 +9,7 @@ from datetime import datetime
 from PySide6.QtCore import QPointF, Qt
 
 from rcdnet_desktop.core import overlay
-from rcdnet_desktop.core.inference import pad_roi
+from rcdnet_desktop.core.model.engine import pad_roi
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.wording import list_text
 from tests.gui.gui_helpers import ROI_MARGIN, FakeEngine, wait_maps, write_png

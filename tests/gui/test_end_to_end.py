@@ -57,7 +57,7 @@ def test_a_ct_scan_is_headed_outside_intended_use(make_window, qtbot):
 
     import pydicom
 
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     ct = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
     w = make_window(InferenceEngine(device="cpu"))
@@ -75,8 +75,8 @@ def test_the_lexicon_section_shows_under_the_prediction(make_window, qtbot):
     """Opened through the Open action, the bundled sample (its lesion box found
     automatically) shows "What the model sees (lexicon)" with each descriptor's confidence;
     a drawn box gives the descriptors of that box."""
-    from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.lexicon import SECTION_TITLE
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     w = make_window(InferenceEngine(device="cpu"))
     w.ask_open_files = lambda: [str(sample_path())]
@@ -105,9 +105,9 @@ def test_without_a_lesion_box_the_lexicon_section_asks_for_one(make_window, qtbo
     import json
     import shutil
 
-    from rcdnet_desktop.core.card import CARD_FILE
-    from rcdnet_desktop.core.inference import InferenceEngine
     from rcdnet_desktop.core.lexicon import NEEDS_BOX, SECTION_TITLE
+    from rcdnet_desktop.core.model.card import CARD_FILE
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.resources import resources_dir
 
     bundle = tmp_path / "bundle"

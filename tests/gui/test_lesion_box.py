@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtWidgets import QGraphicsPolygonItem, QGraphicsRectItem
 
-from rcdnet_desktop.core.inference import NO_LESION_WARNING, pad_roi
+from rcdnet_desktop.core.model.engine import NO_LESION_WARNING, pad_roi
 from rcdnet_desktop.core.result import no_lesion_found
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui import wording

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from rcdnet_desktop.core import site_profile as sp
-from rcdnet_desktop.core.card import load_card
+from rcdnet_desktop.core.model.card import load_card
 from rcdnet_desktop.core.resources import sample_path
 
 BENIGN = Path(sample_path()).parent / "busi_benign_sample.png"  # P about 0.08 < 0.16
@@ -35,7 +35,7 @@ def profile(tmp_path) -> Path:
 @pytest.fixture
 def real_window(make_window, qtbot):
     """A window on a fresh real engine (each load its own: a profile changes it)."""
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     w = make_window(factory=lambda _device: InferenceEngine(device="cpu"))
     qtbot.waitUntil(lambda: w.controller.engine is not None, timeout=60000)
@@ -92,7 +92,7 @@ def test_a_changed_profile_is_refused_and_the_defaults_stay(real_window, profile
 
 def test_a_saved_profile_that_no_longer_verifies_is_said(make_window, qtbot, profile,
                                                          gui_settings):
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     profile.write_text(profile.read_text().replace("0.05", "0.06"))
     gui_settings.site_profile = str(profile)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from rcdnet_desktop.core.inference import pad_roi
+from rcdnet_desktop.core.model.engine import pad_roi
 from rcdnet_desktop.core.types import Box
 from tests.gui.gui_helpers import (
     ROI_MARGIN,

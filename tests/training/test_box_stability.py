@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rcdnet_desktop.core.inference import InferenceEngine
+from rcdnet_desktop.core.model.engine import InferenceEngine
 from rcdnet_desktop.core.resources import resources_dir
 from tests.core.localiser_helpers import FakeLocaliser
 from training import box_stability as bs

@@ -65,6 +65,6 @@ def test_the_subcommand_measures_both_views_and_writes_the_card(tmp_path, capsys
     shipped = section["external: other"]["default"]["shipped"]
     lo, hi = shipped["pointing_ci95"]
     assert lo <= shipped["pointing"] <= hi
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     InferenceEngine(bundle, device="cpu", backend="onnx")  # the card still verifies and opens

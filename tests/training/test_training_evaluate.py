@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rcdnet_desktop.core.model import RcdNet
+from rcdnet_desktop.core.model.network import RcdNet
 from rcdnet_desktop.core.preprocess import PreprocessConfig
 from training.bundle import build_and_evaluate_bundle
 from training.cache import load_all
@@ -113,8 +113,8 @@ def test_bundle_with_localiser_and_external_site(busi, tmp_path):
     internal images, the external site measured with the card's temperature and threshold."""
     from synth_busi import write_busi
 
-    from rcdnet_desktop.core.bundle import load_localiser, load_model
-    from rcdnet_desktop.core.localiser import LesionLocaliser
+    from rcdnet_desktop.core.model.bundle import load_localiser, load_model
+    from rcdnet_desktop.core.model.localiser import LesionLocaliser
 
     items, _ = load_all(load_samples(busi), None, progress=False)
     ext_root = write_busi(tmp_path / "other-site", n_per_class=5, seed=7)

@@ -123,7 +123,7 @@ def test_the_command_writes_verified_heads_into_the_bundle(tmp_path, monkeypatch
     _write_site(site)
     report = lx.run(bundle, site, tmp_path / "data" / "split.csv", [], tmp_path / "out",
                     cache_dir=tmp_path / "cache", progress=False)
-    from rcdnet_desktop.core.card import CARD_FILE, ModelCard
+    from rcdnet_desktop.core.model.card import CARD_FILE, ModelCard
 
     card = ModelCard.read(bundle / CARD_FILE)
     assert card.lexicon["fitted_on"] == {"site": {"train": 28, "val": 12,

@@ -45,7 +45,7 @@ def test_training_roi_view_is_the_engines_crop(engine, busi, margin):
     classifies (same padding and cropping function, same preprocessing)."""
     from dataclasses import replace
 
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.preprocess import normalise, pad_roi
 
     eng = InferenceEngine(model=engine.model, card=replace(engine.card, roi_margin=margin),
@@ -128,7 +128,7 @@ def test_torchrun_two_cpu_processes_train_one_model(busi, tmp_path):
     import subprocess
     import sys
 
-    from rcdnet_desktop.core.bundle import load_model
+    from rcdnet_desktop.core.model.bundle import load_model
 
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

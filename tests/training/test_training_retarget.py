@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rcdnet_desktop.core.card import load_card
 from rcdnet_desktop.core.metrics import softmax
+from rcdnet_desktop.core.model.card import load_card
 from training.cli import main
 
 BUNDLE = Path(__file__).resolve().parents[2] / "resources" / "model"

@@ -25,6 +25,9 @@ from rcdnet_desktop.core.export.png import export_png
 from rcdnet_desktop.core.export.report import Report
 from rcdnet_desktop.core.types import ImageRecord
 
+NOT_DICOM = "the source is not a DICOM image (the SR and SC need a DICOM source)"
+"""Why an SR or SC was not made for a file (the CLI's and the archive's words)."""
+
 
 class Writer(Protocol):
     """Writes one export atomically and returns the written path.

@@ -26,6 +26,8 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from rcdnet_desktop.core.errors import RcdNetError
+
 if TYPE_CHECKING:
     from rcdnet_desktop.core.pacs.nodes import PacsNode
 
@@ -114,12 +116,10 @@ def forget(node: PacsNode) -> None:
 def forget_if_refused(node: PacsNode) -> Iterator[None]:
     """While inside, a login the server refuses (a PacsError of kind ``auth``) makes the
     session forget the secret it typed, so the next try asks again instead of repeating it."""
-    from rcdnet_desktop.core.pacs.nodes import PacsError
-
     try:
         yield
-    except PacsError as exc:
-        if exc.kind == "auth":
+    except RcdNetError as exc:  # PacsError (nodes.py imports this module, so not by name)
+        if getattr(exc, "kind", None) == "auth":
             forget(node)
         raise
 

@@ -25,6 +25,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rcdnet_desktop.core.files import not_regular
+from rcdnet_desktop.core.io import find_images, is_dicom_file
+from rcdnet_desktop.core.io.dicom_info import text
+from rcdnet_desktop.core.io.files import open_regular
 
 LABELS = {"benign": 0, "malignant": 1, "0": 0, "1": 1}
 """Accepted labels (case-insensitive): 0 = benign, 1 = malignant, as everywhere."""
@@ -95,8 +98,6 @@ def read_cases(source: str | Path) -> list[Case]:
 
 
 def _folder_cases(root: Path) -> list[Case]:
-    from rcdnet_desktop.core.io import find_images
-
     try:
         folders = {d.name.lower(): d for d in root.iterdir() if d.is_dir()}
     except OSError as exc:
@@ -196,10 +197,6 @@ def _resolve(csv_path: Path, name: str) -> Path:
 
 def dicom_patient_id(path: Path) -> str:
     """The PatientID of a DICOM file ("" for another file, or when it has none)."""
-    from rcdnet_desktop.core.io import is_dicom_file
-    from rcdnet_desktop.core.io.dicom_info import text
-    from rcdnet_desktop.core.io.files import open_regular
-
     if not is_dicom_file(path):
         return ""
     try:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rcdnet_desktop.core.errors import UnreadableImageError
+from rcdnet_desktop.core.io import read_image
 from rcdnet_desktop.core.types import Box
 
 IOU_HIT = 0.1
@@ -48,9 +50,6 @@ def read_mask(paths: Sequence[Path], shape: tuple[int, ...]) -> np.ndarray:
     MaskError
         A file cannot be read, is another size than the image, or the masks are empty.
     """
-    from rcdnet_desktop.core.errors import UnreadableImageError
-    from rcdnet_desktop.core.io import read_image
-
     h, w = int(shape[0]), int(shape[1])
     union = np.zeros((h, w), dtype=bool)
     for p in paths:

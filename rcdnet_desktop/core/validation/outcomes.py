@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rcdnet_desktop.core.errors import UnreadableImageError
+from rcdnet_desktop.core.io import read_image
 from rcdnet_desktop.core.types import BatchItem, Prediction
 from rcdnet_desktop.core.validation.cases import Case
 from rcdnet_desktop.core.validation.localisation import (
@@ -54,8 +56,6 @@ def outcome(case: Case, item: BatchItem) -> Outcome:
         return Outcome(case, error=item.error or f"{case.path}: not classified")
     if not case.masks:
         return Outcome(case, pred)
-    from rcdnet_desktop.core.errors import UnreadableImageError
-    from rcdnet_desktop.core.io import read_image
 
     try:
         # The image's size: the review keeps only the small prediction, not the pixels.

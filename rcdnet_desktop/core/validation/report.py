@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rcdnet_desktop.core.atomic import atomic_write, remove_file
 from rcdnet_desktop.core.card_summary import Section
 from rcdnet_desktop.core.export.report import DECISION_SUPPORT_NOTE, SOFTWARE_NAME
 from rcdnet_desktop.core.numbers import shortest
 from rcdnet_desktop.core.result import BELOW_CUTOFF, SUSPICIOUS
 from rcdnet_desktop.core.validation.cases import PATIENT_SOURCES
 from rcdnet_desktop.core.validation.figures import ECE_DEFINITION, MIN_BAND
+from rcdnet_desktop.core.validation.plots import calibration_png, roc_png
 from rcdnet_desktop.core.validation.summary import pct, summary, with_ci
 
 TITLE = "Local validation report"
@@ -297,9 +299,6 @@ def write_report(folder: str | Path, figures: Mapping[str, Any], *,
     ExportExistsError, ExportError
         A file exists (without ``overwrite``) or cannot be written.
     """
-    from rcdnet_desktop.core.atomic import atomic_write, remove_file
-    from rcdnet_desktop.core.validation.plots import calibration_png, roc_png
-
     parts = report_parts(figures, roc_png(figures), calibration_png(figures))
     content = {"html": html_bytes(parts), "pdf": pdf_bytes(parts), "json": json_bytes(figures)}
     paths = report_paths(folder)

@@ -61,6 +61,7 @@ from rcdnet_desktop.core.types import BatchItem, Box
 from rcdnet_desktop.gui.session.engine import Engine, engine_operating_point
 from rcdnet_desktop.gui.session.messages import BatchResult, BatchTotal
 from rcdnet_desktop.gui.session.workers import Job, JobKeeper, make_pool
+from rcdnet_desktop.gui.theme import colour
 from rcdnet_desktop.gui.wording import input_words, status_words
 
 COLUMNS = ("File", "Decision", "P(malignant)", "Band", "Box", "Clip", "Status")
@@ -88,6 +89,7 @@ def _run_batch(report: Callable[[object], None], engine: Engine, paths: Sequence
     """Worker body: list the files, then report every BatchItem as it comes; the files of
     ``done_before`` (a run continued after Cancel) are counted in the total but not reviewed
     again."""
+    # The readers (pydicom, Pillow: ~0.2 s) load with the first batch, not with the window.
     from rcdnet_desktop.core import batch, io
 
     files = io.find_images(list(paths), recursive=recursive)
@@ -185,8 +187,6 @@ class BatchTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and (
                 p is None or (col == COL_STATUS and p.outside_intended_use)):
             from PySide6.QtGui import QColor
-
-            from rcdnet_desktop.gui.theme import colour
 
             return QColor(colour("failed" if p is None else "outside"))
         if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_P:
@@ -543,6 +543,7 @@ class BatchDialog(QDialog):
         rcdnet_desktop.core.errors.ExportError
             It could not be written; the message says why.
         """
+        # The export modules (~0.2 s) load when a table is saved, not with the window.
         from rcdnet_desktop.core.export.batch_csv import batch_row, write_batch_csv
 
         return write_batch_csv(path, [batch_row(i, self._site) for i in self.visible_items()],

@@ -61,6 +61,7 @@ def default_name(record: ImageRecord, frame: int, fmt: str) -> str:
 def render_export(job: ExportJob, include_patient: bool = False,
                   when: datetime | None = None):
     """The core's report (image, layout, text) of what is on display."""
+    # The export modules (~0.2 s) load with the first export, not with the window.
     from rcdnet_desktop.core.export.report import ReportOptions, render_report
 
     return render_report(job.pixels, job.heatmaps, ReportOptions.of_record(

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from rcdnet_desktop.core.errors import UnreadableImageError
 from rcdnet_desktop.core.io.dicom_tags import TagRow
 
 COLUMNS = ("Tag", "Keyword", "VR", "Value")
@@ -80,7 +81,7 @@ class DicomTagsDialog(QDialog):
         if not is_dicom:
             self._say(PLAIN_FILE.format(name=path.name))
             return
-        from rcdnet_desktop.core.errors import UnreadableImageError
+        # The readers (pydicom: ~0.2 s) load when the tags are first shown, not with the window.
         from rcdnet_desktop.core.io.dicom_tags import header_rows
 
         try:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from rcdnet_desktop.core.model.device import DEVICE_ENV
 from rcdnet_desktop.core.types import ImageRecord
 from rcdnet_desktop.gui.session.document import AnalysisKey
 from rcdnet_desktop.gui.session.engine import (
@@ -44,8 +45,6 @@ from rcdnet_desktop.gui.session.messages import (
     PredictionReady,
 )
 from rcdnet_desktop.gui.session.workers import Job, JobKeeper, make_pool
-
-DEVICE_ENV = "RCDNET_DEVICE"
 
 Report = Callable[[object], None]
 

@@ -1,7 +1,7 @@
 """The engine as the viewer sees it: a typed protocol, its lock, and a few readings of it.
 
 Plain Python (no Qt). :class:`Engine` lists exactly what the viewer and the batch review use of
-:class:`~rcdnet_desktop.core.inference.InferenceEngine`. :class:`LockedEngine` implements that
+:class:`~rcdnet_desktop.core.model.engine.InferenceEngine`. :class:`LockedEngine` implements that
 protocol member by member, each model call under a shared :class:`FairLock`: it has no
 ``__getattr__``, so a method the protocol does not list cannot be reached through it, and a
 method added to the protocol must be added here too (a test checks that every method is
@@ -92,9 +92,10 @@ def protocol_members(protocol: type) -> tuple[list[str], list[str]]:
 
 
 def default_engine_factory(device: str) -> Engine:
-    """Create the real :class:`~rcdnet_desktop.core.inference.InferenceEngine` (on the ONNX
+    """Create the real :class:`~rcdnet_desktop.core.model.engine.InferenceEngine` (on the ONNX
     backend torch stays out until a method needs it)."""
-    from rcdnet_desktop.core.inference import InferenceEngine
+    # The engine (~0.2 s, more with ONNX Runtime) loads in the worker, after the window shows.
+    from rcdnet_desktop.core.model.engine import InferenceEngine
 
     return InferenceEngine(device=device)
 
@@ -179,7 +180,7 @@ UNLOCKED_METHODS = frozenset({"prepare"})
 """Protocol methods deliberately run without the lock: ``prepare`` decodes, checks and crops,
 and runs the lesion localiser, which is only read (no hooks) and is not the classifier the
 locked methods run, so the batch review prepares the next files while the model works (see
-:meth:`~rcdnet_desktop.core.inference.InferenceEngine.prepare`)."""
+:meth:`~rcdnet_desktop.core.model.engine.InferenceEngine.prepare`)."""
 
 
 class LockedEngine:

@@ -34,6 +34,7 @@ def make_thumbnail(pixels: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
 def read_one(path: Path) -> ImageRecord:
     """Read ``path`` with the core reader (the one place the GUI reads images); the open of a
     DICOM image is recorded in the audit trail (here, off the GUI thread: it is fsync'ed)."""
+    # The readers (pydicom, Pillow: ~0.2 s) load with the first image, after the window shows.
     from rcdnet_desktop.core import audit, io
 
     record = io.read_image(path)

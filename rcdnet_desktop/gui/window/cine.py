@@ -18,6 +18,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
+from rcdnet_desktop.core.bands import suspicious_threshold
 from rcdnet_desktop.core.cine import ClipSummary, FrameResult, clip_summary
 from rcdnet_desktop.gui.cine.sweep import CineSweeper
 from rcdnet_desktop.gui.cine.timeline import CineTimeline, summary_words
@@ -143,7 +144,6 @@ class CineTimelineController:
     def _threshold(self) -> float | None:
         if self._engine is None:
             return None
-        from rcdnet_desktop.core.bands import suspicious_threshold
 
         return suspicious_threshold(self._engine.card)
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from rcdnet_desktop.gui.dialogs.export_dialog import ExportJob
 from rcdnet_desktop.gui.panels.heatmap_panel import HeatmapPanel
+from rcdnet_desktop.gui.session.engine import engine_operating_point
 from rcdnet_desktop.gui.window.viewer_controller import ViewerController
 
 NOTHING_YET = "Nothing to export yet: wait for the heat maps."
@@ -27,7 +28,6 @@ def export_job(controller: ViewerController, panel: HeatmapPanel) -> ExportJob |
     maps = controller.current_maps()
     if doc is None or doc.record is None or maps is None:
         return None
-    from rcdnet_desktop.gui.session.engine import engine_operating_point
 
     pixels = controller.frames.get(doc, doc.frame)
     return ExportJob(doc.record, pixels, maps, doc.frame, panel.colormap_name(), panel.alpha(),
@@ -47,6 +47,7 @@ def export_to(job: ExportJob, fmt: str, path: str | Path, include_patient: bool,
 
     Returns the file written, or None (declined or failed).
     """
+    # The export modules (~0.2 s) load with the first export, not with the window.
     from rcdnet_desktop.core.export import ExportError, ExportExistsError
     from rcdnet_desktop.gui.dialogs.export_dialog import write_export
 
@@ -79,6 +80,7 @@ def export_to(job: ExportJob, fmt: str, path: str | Path, include_patient: bool,
 
 def ask_export(parent: QWidget, job: ExportJob, fmt: str, folder: str) -> tuple[str, str, bool]:
     """The export dialog: (format, path, include patient), or a path "" when cancelled."""
+    # The export modules (~0.2 s) load with the first export, not with the window.
     from rcdnet_desktop.gui.dialogs.export_dialog import ExportDialog
 
     dlg = ExportDialog(job.record, job.frame, fmt, folder, parent)

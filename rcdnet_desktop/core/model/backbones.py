@@ -1,7 +1,7 @@
 """The classifier backbones a bundle may hold, by the name the model card gives them.
 
 Plain data (no torch), so the card can check a bundle's ``architecture.backbone`` without the
-network code: :mod:`rcdnet_desktop.core.model` builds the network from these stage tables.
+network code: :mod:`rcdnet_desktop.core.model.network` builds the network from these stage tables.
 """
 
 # (repeats, kernel, stride, expand ratio, in channels, out channels) per stage.

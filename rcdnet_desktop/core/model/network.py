@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rcdnet_desktop.core.backbones import BACKBONES, LITE0, STAGES
+from rcdnet_desktop.core.model.backbones import BACKBONES, LITE0, STAGES
 
 NUM_CLASSES = 2
 BACKBONE_CHANNELS = 1280

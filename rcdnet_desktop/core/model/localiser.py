@@ -19,10 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# find_lesion is plain numpy and lives in core.lesion so the ONNX path runs without torch;
-# it is re-exported here for the training code.
-from rcdnet_desktop.core.lesion import MIN_AREA_SHARE, PROB_THRESHOLD, find_lesion  # noqa: F401
-from rcdnet_desktop.core.model import EfficientNetLite0, load_imagenet_lite0
+from rcdnet_desktop.core.model.network import EfficientNetLite0, load_imagenet_lite0
 
 DECODER_CHANNELS = 64
 # Index of the last Lite0 block of each stage whose output feeds the decoder: strides 4, 8, 16, 32.
