@@ -48,6 +48,7 @@ from rcdnet_desktop.core.preprocess import (
     normalise,
     pad_roi,
 )
+from rcdnet_desktop.core.site_profile import cutoff_for_sensitivity
 
 from .augment import eval_view
 from .cache import CachedImage
@@ -199,12 +200,10 @@ def _cross_fitted_ece(logits_by_mode, y, groups, seed) -> dict:
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, target_sensitivity: float) -> float:
-    """The highest threshold t with sensitivity (share of malignant with p >= t) >= target."""
-    pos = np.sort(np.asarray(p)[np.asarray(y) == 1])[::-1]
-    if len(pos) == 0:
-        raise ValueError("no malignant images to choose a threshold on")
-    k = max(1, int(np.ceil(target_sensitivity * len(pos) - 1e-9)))
-    return float(pos[k - 1])
+    """The highest threshold t with sensitivity (share of malignant with p >= t) >= target:
+    the rule a site profile's cut-off follows too
+    (:func:`rcdnet_desktop.core.site_profile.cutoff_for_sensitivity`)."""
+    return cutoff_for_sensitivity(p, y, target_sensitivity)
 
 
 def _mode_metrics(y, lg, temperature, groups, n_boot, seed, threshold) -> dict:

@@ -24,10 +24,11 @@ from .evaluate import MODES
 
 
 def load_predictions(report_dir: Path, mode: str) -> dict[str, np.ndarray]:
-    """Logits, labels and groups of one evaluation in one input mode."""
+    """Logits, labels, groups and (when the evaluation recorded them) sites of one evaluation
+    in one input mode."""
     path = Path(report_dir) / f"predictions_{mode}.npz"
     with np.load(path) as z:
-        return {"logits": z["logits"], "y": z["y"], "groups": z["groups"]}
+        return {k: z[k] for k in ("logits", "y", "groups", "sites") if k in z.files}
 
 
 def site_predictions(report_dirs: Sequence[Path], mode: str) -> dict[str, dict[str, np.ndarray]]:
@@ -35,11 +36,11 @@ def site_predictions(report_dirs: Sequence[Path], mode: str) -> dict[str, dict[s
     the evaluation recorded it)."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for d in report_dirs:
-        with np.load(Path(d) / f"predictions_{mode}.npz") as z:
-            sites = z["sites"]
-            for site in sorted(set(sites.tolist())):
-                sel = sites == site
-                out[str(site)] = {k: z[k][sel] for k in ("logits", "y", "groups")}
+        pred = load_predictions(d, mode)
+        sites = pred["sites"]
+        for site in sorted(set(sites.tolist())):
+            sel = sites == site
+            out[str(site)] = {k: pred[k][sel] for k in ("logits", "y", "groups")}
     return out
 
 

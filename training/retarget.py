@@ -24,6 +24,7 @@ from rcdnet_desktop.core.model.card import load_card
 from .bundle import THRESHOLD_LIMITATION, _mode_for_card, threshold_limitation
 from .bundle_write import save_card
 from .evaluate import _mode_metrics, choose_threshold
+from .paired import load_predictions
 
 N_BOOT = 2000
 # Figures of a card's metrics section that do not move with the cut-off (kept as they are).
@@ -32,11 +33,9 @@ _FIXED = ("auc", "ece_", "heatmap_", "gaussian_")
 
 def _predictions(report_dir: Path) -> dict[str, dict[str, np.ndarray]]:
     """``mode -> {"logits", "y", "groups", "sites"}`` of every mode the report saved."""
-    out = {}
-    for f in sorted(Path(report_dir).glob("predictions_*.npz")):
-        with np.load(f) as z:
-            out[f.stem.removeprefix("predictions_")] = {k: z[k] for k in
-                                                        ("logits", "y", "groups", "sites")}
+    modes = [f.stem.removeprefix("predictions_")
+             for f in sorted(Path(report_dir).glob("predictions_*.npz"))]
+    out = {mode: load_predictions(report_dir, mode) for mode in modes}
     if not out:
         raise FileNotFoundError(f"{report_dir}: no predictions_<mode>.npz (an evaluate report)")
     return out
