@@ -23,6 +23,7 @@ import copy
 import json
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -101,10 +102,10 @@ def site_logits(model: nn.Module, items: Sequence[CachedImage], groups: Sequence
         tgt_views = views([items[i] for i in idx], config, margin)
         src_views = views([items[i] for i in src], config, margin)
         shift = (float(src_views.mean()), float(src_views.std()), *reference)
+        x = batch(tgt_views, config)
         runs = {
-            "none": (model, batch(tgt_views, config)),
-            "batch_norm": (adapted_batch_norm(model, batch(src_views, config)),
-                           batch(tgt_views, config)),
+            "none": (model, x),
+            "batch_norm": (adapted_batch_norm(model, batch(src_views, config)), x),
             "input": (model, batch(tgt_views, config, shift)),
         }
         for method, (net, x) in runs.items():
@@ -123,31 +124,30 @@ def _measures(y, lg, temperature, threshold) -> dict:
             "ece": ece(y, prob)}
 
 
+def _against_none(y, pair, temperature, threshold) -> dict:
+    """A method's measures and their differences from ``none``'s; ``pair`` holds the method's
+    logits in columns 0-1 and ``none``'s in 2-3 (so one bootstrap draw resamples both)."""
+    a = _measures(y, pair[:, :2], temperature, threshold)
+    b = _measures(y, pair[:, 2:], temperature, threshold)
+    return {f"{k}_minus_none": a[k] - b[k] for k in a} | a
+
+
 def compare(y, groups, by_method: dict, temperature: float, threshold: float,
             seed: int = 0, n_boot: int = N_BOOT) -> dict:
     """Each method's AUC, sensitivity, specificity and ECE with 95% CIs, and its paired
     differences from ``none``, resampled by group."""
-    modes = by_method["none"].keys()
+    measure = partial(_against_none, temperature=temperature, threshold=threshold)
     res: dict = {}
-    for mode in modes:
+    for mode, ref in by_method["none"].items():
         res[mode] = {}
-        ref = by_method["none"][mode]
         for method, lgs in by_method.items():
-            lg = lgs[mode]
-            point = _measures(y, lg, temperature, threshold)
-            both = np.concatenate([lg, ref], axis=1)
-
-            def diff(yy, pp, _t=temperature, _th=threshold):
-                a = _measures(yy, pp[:, :2], _t, _th)
-                b = _measures(yy, pp[:, 2:], _t, _th)
-                return {f"{k}_minus_none": a[k] - b[k] for k in a} | a
-
-            ci = bootstrap_ci(y, both, diff, groups=np.asarray(groups), n_boot=n_boot,
+            pair = np.concatenate([lgs[mode], ref], axis=1)
+            point = measure(y, pair)
+            ci = bootstrap_ci(y, pair, measure, groups=np.asarray(groups), n_boot=n_boot,
                               seed=seed)
-            res[mode][method] = {k: {"value": v, "ci": ci.get(k)} for k, v in point.items()}
-            if method != "none":
-                res[mode][method].update({k: {"value": diff(y, both)[k], "ci": ci.get(k)}
-                                          for k in ci if k.endswith("_minus_none")})
+            plain = [k for k in point if not k.endswith("_minus_none")]
+            keep = plain + ([f"{k}_minus_none" for k in plain] if method != "none" else [])
+            res[mode][method] = {k: {"value": point[k], "ci": ci.get(k)} for k in keep}
     return res
 
 
