@@ -31,6 +31,32 @@ def _common_data(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _bundle_on_sites(p: argparse.ArgumentParser, split_help: str, out_help: str,
+                     required: bool) -> None:
+    """Options of a command that measures a bundle on the training sites' validation images
+    (``--data`` + ``--split``, both needed when ``required``) and on external sites."""
+    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the app's)")
+    p.add_argument("--data", type=Path, action="append", required=required,
+                   help="a training site's data folder (repeat for each site of the split)")
+    p.add_argument("--split", type=Path, default=None, required=required, help=split_help)
+    p.add_argument("--external", type=Path, action="append",
+                   help="an external site, measured only (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help=out_help)
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="decoded-image cache (default .cache/training)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-boot", type=int, default=2000)
+
+
+def _reports(p: argparse.ArgumentParser, bundle_help: str) -> None:
+    """Options of a command that reads evaluation reports' saved predictions, site by site."""
+    p.add_argument("--report", type=Path, action="append", required=True,
+                   help="an evaluation report folder (predictions_<mode>.npz); repeatable, "
+                        "each site measured on its own")
+    p.add_argument("--bundle", type=Path, default=None, help=bundle_help)
+    p.add_argument("--mode", default="fusion")
+
+
 def _recipe(p: argparse.ArgumentParser) -> None:
     from .train import TrainConfig
 
@@ -549,19 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("heatmaps", help="measure how well the heat maps localise the lesion "
                                         "(internal validation and external sites)")
-    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the app's)")
-    p.add_argument("--data", type=Path, action="append",
-                   help="a training site's data folder (repeat for each site of the split)")
-    p.add_argument("--split", type=Path, default=None,
-                   help="the split CSV the bundle used (its val rows are measured)")
-    p.add_argument("--external", type=Path, action="append",
-                   help="an external site, measured only (repeatable)")
-    p.add_argument("--out", type=Path, required=True,
-                   help="folder for heatmaps.json and heatmaps_tables.md")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="decoded-image cache (default .cache/training)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-boot", type=int, default=2000)
+    _bundle_on_sites(p, "the split CSV the bundle used (its val rows are measured)",
+                     "folder for heatmaps.json and heatmaps_tables.md", required=False)
     p.add_argument("--write-card", action="store_true",
                    help="write the figures into the bundle's model card (metrics.heat_maps)")
     p.add_argument("--no-progress", action="store_true")
@@ -569,30 +584,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("site-norm", help="measure re-estimating normalisation statistics on "
                                          "each site's own unlabelled images (cross-fitted)")
-    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the app's)")
-    p.add_argument("--data", type=Path, action="append", required=True,
-                   help="a training site's data folder (repeat for each site of the split)")
-    p.add_argument("--split", type=Path, required=True,
-                   help="the split CSV the bundle used (its val rows are measured per site)")
-    p.add_argument("--external", type=Path, action="append",
-                   help="an external site, measured only (repeatable)")
-    p.add_argument("--out", type=Path, required=True,
-                   help="folder for site_norm.json and site_norm.md")
-    p.add_argument("--cache-dir", type=Path, default=None,
-                   help="decoded-image cache (default .cache/training)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-boot", type=int, default=2000)
+    _bundle_on_sites(p, "the split CSV the bundle used (its val rows are measured per site)",
+                     "folder for site_norm.json and site_norm.md", required=True)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_site_norm)
 
     p = sub.add_parser("profile-transfer", help="how close a site profile's cut-off comes to "
                                                 "the sensitivity asked for on new patients")
-    p.add_argument("--report", type=Path, action="append", required=True,
-                   help="an evaluation report folder (predictions_<mode>.npz); repeatable, "
-                        "each site measured on its own")
-    p.add_argument("--bundle", type=Path, default=None,
-                   help="the bundle whose card gives the temperature and cut-off")
-    p.add_argument("--mode", default="fusion")
+    _reports(p, "the bundle whose card gives the temperature and cut-off")
     p.add_argument("--out", type=Path, required=True, help="folder for profile_transfer.json")
     p.add_argument("--sensitivity", type=float, default=0.90)
     p.add_argument("--seed", type=int, default=0)
@@ -600,14 +599,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cutoff-loso", help="the sensitivity target of the card's cut-off, "
                                            "chosen by leaving one site out")
-    p.add_argument("--report", type=Path, action="append", required=True,
-                   help="an evaluation report folder (predictions_<mode>.npz); repeatable")
+    _reports(p, "the bundle whose card gives the temperature and current cut-off")
     p.add_argument("--internal", action="append", required=True,
                    help="a training site's name (as the reports record it); repeatable")
-    p.add_argument("--bundle", type=Path, default=None,
-                   help="the bundle whose card gives the temperature and current cut-off")
     p.add_argument("--out", type=Path, required=True, help="folder for cutoff_loso.json")
-    p.add_argument("--mode", default="fusion")
     p.add_argument("--floor", type=float, default=0.85,
                    help="the sensitivity no held-out site may fall below")
     p.add_argument("--seed", type=int, default=0)
