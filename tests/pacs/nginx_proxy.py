@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from tests.pacs.certs import Issued
-from tests.pacs.orthanc_server import free_port
+from tests.pacs.orthanc_server import free_port, stop_process
 
 INSTALL_HINT = ("install it with: sudo apt-get install -y nginx-light (or run "
                 "./scripts/test-services as root)")
@@ -140,13 +140,7 @@ http {{
         return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
         self.process = None
 
     def log_tail(self, lines: int = 30) -> str:

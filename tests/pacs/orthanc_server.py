@@ -88,6 +88,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def stop_process(process: subprocess.Popen | None) -> None:
+    """Terminate a test service politely, then kill it if it does not stop within 10 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 def free_port() -> int:
     """A TCP port free on the loopback interface now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -213,13 +224,7 @@ class OrthancServer:
         raise RuntimeError(f"Orthanc did not answer within {timeout:.0f} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
         self.process = None
         if self._own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
