@@ -123,6 +123,9 @@ def test_rcdnet_audit_since_and_json(audit_log_in_tmp, capsys):
     assert main(["audit", "--since", since, "--json"]) == 0
     (raw,) = capsys.readouterr().out.splitlines()
     assert json.loads(raw)["event"] == "query"
+    assert main(["audit", "--json"]) == 0  # alone: every whole line, as JSON
+    assert [json.loads(x)["event"] for x in capsys.readouterr().out.splitlines()] == \
+        ["query", "open"]
     assert main(["audit", "--since", "last tuesday"]) == 2
     assert "is not a date" in capsys.readouterr().err
 
