@@ -47,8 +47,10 @@ def make_folder(folder: Path, n: int) -> Path:
     samples = sorted((ROOT / "resources" / "samples").glob("*.png"))
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        with Image.open(samples[i % len(samples)]) as im:
-            im.rotate(1 + i // len(samples), fillcolor=0).save(folder / f"img_{i:04d}.png")
+        turn = i // len(samples)  # each sample turned a degree more, and half one more
+        with Image.open(samples[i % len(samples)]) as im:  # past a whole turn: all distinct
+            im.rotate(1 + turn + 0.5 * (turn // 359), fillcolor=0).save(
+                folder / f"img_{i:04d}.png")
     return folder
 
 
@@ -70,26 +72,58 @@ def shard_rows(out: Path) -> int:
     return sum(1 for _ in OutputFolder(out).rows(("key",)))
 
 
-def model_stage_rate(folder: Path, workers: int, work: Path) -> tuple[float, float]:
-    """(steady images/s from first to last row, whole pipeline seconds) on the running Ray."""
+def _steady(stamps: list[tuple[float, int]], skip: int) -> float:
+    """Images/s from the ``skip``-th block received to the last (the blocks before it cover
+    the workers' start: opening the bundle, the first run of each graph)."""
+    (t0, _), (t1, _) = stamps[skip], stamps[-1]
+    return sum(n for _, n in stamps[skip + 1:]) / (t1 - t0)
+
+
+def stage_items(folder: Path, work: Path):
     from rcdnet_desktop.archive import pipeline, sources
-    from rcdnet_desktop.archive.progress import Progress
     from rcdnet_desktop.archive.state import OutputFolder
 
-    out = OutputFolder(work / f"rate-{workers}-{time.monotonic_ns()}")
+    out = OutputFolder(work / f"rate-{time.monotonic_ns()}")
     model = pipeline.current_model()
     done = out.done(model.id)
     items, _ = sources.folder_items([folder], done)
+    return out, model, done, items
+
+
+def model_stage_rate(folder: Path, workers: int, work: Path, batch: int) -> float:
+    """Steady images/s of the model stage alone, on the running Ray: the folder's images are
+    read and decoded first (the reading stage, materialised in Ray's object store), then only
+    the pool of ``workers`` model workers runs, over those rows held in memory."""
+    from rcdnet_desktop.archive import pipeline
+
+    _, model, done, items = stage_items(folder, work)
+    settings = pipeline.Settings(workers=workers, batch_size=batch)
+    read = pipeline.read_stage(items, "folder", done, settings).materialize()
     stamps: list[tuple[float, int]] = []
+    for block in pipeline.model_stage(read, model, settings).iter_batches(
+            batch_size=None, batch_format="pyarrow"):
+        stamps.append((time.perf_counter(), block.num_rows))
+    assert sum(n for _, n in stamps) == len(items)
+    return _steady(stamps, 2 * workers)
+
+
+def pipeline_rate(folder: Path, workers: int, work: Path, batch: int) -> tuple[float, float]:
+    """(steady images/s, seconds) of the whole pipeline (reading, model, shards) on the
+    running Ray, with ``workers`` model workers."""
+    from rcdnet_desktop.archive import pipeline
+    from rcdnet_desktop.archive.progress import Progress
+
+    out, model, done, items = stage_items(folder, work)
+    stamps: list[tuple[float, int]] = []
+    settings = pipeline.Settings(workers=workers, batch_size=batch, shard_rows=batch)
     with open(os.devnull, "w") as devnull:
         progress = Progress(len(items), devnull)
         t0 = time.perf_counter()
-        pipeline.run(items, "folder", out, model, done,
-                     pipeline.Settings(workers=workers, batch_size=4, shard_rows=1), progress,
+        pipeline.run(items, "folder", out, model, done, settings, progress,
                      after_shard=lambda rows: stamps.append((time.perf_counter(), rows)))
         total = time.perf_counter() - t0
-    (t_first, n_first), (t_last, n_last) = stamps[0], stamps[-1]
-    return (n_last - n_first) / (t_last - t_first), total
+    counts = [(t, n - (stamps[i - 1][1] if i else 0)) for i, (t, n) in enumerate(stamps)]
+    return _steady(counts, 2 * workers), total
 
 
 def resume(folder: Path, work: Path, n: int) -> tuple[int, float, float]:
@@ -155,59 +189,85 @@ def pacs_rates(n: int, work: Path) -> None:
               "each command)")
 
 
+def load() -> str:
+    return f"load average {os.getloadavg()[0]:.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=48)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--images", type=int, default=1000,
+                        help="the folder that archive and classify are timed on")
+    parser.add_argument("--small", type=int, default=160,
+                        help="a small folder timed too, where Ray's fixed start shows")
+    parser.add_argument("--stage-images", type=int, default=320,
+                        help="the folder the model stage's throughput is measured on")
+    parser.add_argument("--batch", type=int, default=8, help="images per model batch")
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--pacs", action="store_true",
                         help="also measure the DICOMweb source on a local Orthanc")
     args = parser.parse_args()
-    n = args.images
     from rcdnet_desktop.archive.cluster import start, stop
 
     work = Path(tempfile.mkdtemp(prefix="rcdnet-bench-archive-"))
     try:
-        folder = make_folder(work / "images", n)
-        print(f"{n} PNGs of {(folder / 'img_0000.png').stat().st_size // 1024} KB, automatic "
-              f"box; {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f} at start")
+        sizes = sorted({args.images, args.small, args.stage_images})
+        folders = {n: make_folder(work / f"images-{n}", n) for n in sizes}
+        kb = (folders[args.small] / "img_0000.png").stat().st_size // 1024
+        print(f"PNGs of {kb} KB, automatic box; {os.cpu_count()} CPU(s), {load()} at start")
 
-        classify, archive, pipe = [], [], []
+        # 1. archive (its own local Ray) against classify, on the same folders, in turn.
+        times: dict[tuple[str, int], list[float]] = {}
         for r in range(args.rounds):
-            t, _ = cli("classify", str(folder), "--csv", str(work / f"c{r}.csv"))
-            classify.append(t)
-            t, _ = cli("archive", str(folder), "--out", str(work / f"a{r}"))
-            archive.append(t)
+            for n in (args.images, args.small):
+                for cmd in ("classify", "archive"):
+                    out = ["--csv", str(work / f"c{n}-{r}.csv")] if cmd == "classify" else \
+                        ["--out", str(work / f"a{n}-{r}")]
+                    t, _ = cli(cmd, str(folders[n]), *out)
+                    times.setdefault((cmd, n), []).append(t)
+        for n in (args.images, args.small):
+            c = statistics.median(times["classify", n])
+            a = statistics.median(times["archive", n])
+            print(f"{n} images: rcdnet classify {c:.1f} s ({n / c:.1f} images/s, process "
+                  f"start included); rcdnet archive with its own local Ray {a:.1f} s: "
+                  f"{a / c:.2f}x classify (goal <= 1.15x)")
+        print(f"({load()})")
+
+        # 2. on a Ray already running: the model stage alone, then the whole pipeline.
+        stage = folders[args.stage_images]
         start(None, 2)
         try:
-            rates: dict[int, list[float]] = {1: [], 2: []}
+            rates: dict[tuple[str, int], list[float]] = {}
+            seconds: list[float] = []
             for _ in range(args.rounds):
                 for workers in (1, 2):
-                    rate, total = model_stage_rate(folder, workers, work)
-                    rates[workers].append(rate)
+                    rates.setdefault(("model", workers), []).append(
+                        model_stage_rate(stage, workers, work, args.batch))
+                    rate, total = pipeline_rate(stage, workers, work, args.batch)
+                    rates.setdefault(("pipeline", workers), []).append(rate)
                     if workers == 2:
-                        pipe.append(total)
+                        seconds.append(total)
         finally:
             stop()
-        r1, r2 = statistics.median(rates[1]), statistics.median(rates[2])
-        c = statistics.median(classify)
-        print(f"model stage, 1 worker: {r1:.1f} images/s; 2 workers: {r2:.1f} images/s; "
-              f"ratio {r2 / r1:.2f}x (goal >= 1.8x)")
-        print(f"rcdnet classify: {c:.1f} s ({n / c:.1f} images/s, process start included)")
-        a = statistics.median(archive)
-        print(f"rcdnet archive, local Ray started and stopped by the command: {a:.1f} s, "
-              f"{a / c:.2f}x classify (goal <= 1.15x)")
-        p = statistics.median(pipe)
-        print(f"archive pipeline on a running Ray (2 workers, no start-up): {p:.1f} s, "
-              f"{p / c:.2f}x classify")
+        m1, m2 = (statistics.median(rates["model", w]) for w in (1, 2))
+        p1, p2 = (statistics.median(rates["pipeline", w]) for w in (1, 2))
+        print(f"model stage alone ({args.stage_images} images read beforehand and held in "
+              f"memory, batches of {args.batch}), 1 worker: {m1:.1f} images/s; 2 workers: "
+              f"{m2:.1f} images/s; ratio {m2 / m1:.2f}x (goal >= 1.8x)")
+        print(f"whole pipeline (reading, model, shards), 1 worker: {p1:.1f} images/s; "
+              f"2 workers: {p2:.1f} images/s; ratio {p2 / p1:.2f}x; 2 workers took "
+              f"{statistics.median(seconds):.1f} s for {args.stage_images} images on a Ray "
+              f"already running ({load()})")
 
-        kept, rerun, noop = resume(folder, work, n)
-        left = (n - kept) / n * a
+        # 3. resuming after a kill, on the small folder.
+        n = args.small
+        kept, rerun, noop = resume(folders[n], work, n)
+        left = (n - kept) / n * statistics.median(times["archive", n])
         print(f"resume after SIGKILL with {kept} of {n} images in shards: rerun {rerun:.1f} s "
               f"against {left:.1f} s for the {n - kept} images left at a full run's pace "
               f"({rerun / left:.2f}x); a rerun with nothing left: {noop:.1f} s")
         if args.pacs:
             pacs_rates(n, work)
-        print(f"load average {os.getloadavg()[0]:.1f} at the end")
+        print(f"{load()} at the end")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -35,12 +35,14 @@ def package_root() -> Path:
 def runtime_env(address: str | None) -> dict:
     """What the workers need besides the installed dependencies: this package's code.
 
-    On this machine, the workers import it from where this process does (``PYTHONPATH``);
-    on a cluster, Ray uploads the package with the job."""
+    On a cluster, Ray uploads the package with the job. On this machine, the workers import
+    it from where this process does: the local Ray's processes inherit this process's
+    ``PYTHONPATH`` (:func:`init_kwargs` puts the package's folder first on it), so they need
+    no runtime environment, and the workers Ray starts with the node serve the run at once
+    (a runtime environment would have Ray start others for it)."""
     if address:
         return {"py_modules": [str(package_root() / "rcdnet_desktop")]}
-    path = os.pathsep.join(filter(None, (str(package_root()), os.environ.get("PYTHONPATH"))))
-    return {"env_vars": {"PYTHONPATH": path}}
+    return {}
 
 
 def init_kwargs(address: str | None, cpus: int | None) -> dict:
@@ -52,6 +54,10 @@ def init_kwargs(address: str | None, cpus: int | None) -> dict:
         # Ray starts its workers 15 steps nicer than itself; on this machine they are the
         # command's own work and keep its priority (``nice rcdnet archive`` still applies).
         os.environ.setdefault("RAY_worker_niceness", "0")
+        paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        if str(package_root()) not in paths:
+            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (str(package_root()),
+                                                                     *paths)))
     common = {"runtime_env": runtime_env(address), "log_to_driver": False,
               "logging_level": logging.ERROR, "configure_logging": True}
     if address:

@@ -54,8 +54,10 @@ def _unpack(data: bytes):
     return pickle.loads(data)
 
 
-def _already(key: str) -> dict:
-    return {**blank_row(key=key), "payload": b"", "already": "yes"}
+def _already(key: str, **where: str) -> dict:
+    """The row of an image an earlier run did: its key, and where it was found (its
+    ``file``, or its ``series_uid``), so the run can tell its item came back."""
+    return {**blank_row(key=key, **where), "payload": b"", "already": "yes"}
 
 
 def _read(base: dict, path: Path):
@@ -80,22 +82,48 @@ def _identity(record) -> dict[str, str]:
 
 def read_file(item: dict, *, done: frozenset[str]) -> list[dict]:
     """Ray task: one file of a folder source, read and decoded (or its failure, in words)."""
+    path = Path(item["path"])
+    base = _file_row(item)
+    if base["key"] in done:
+        return [_already(base["key"], file=item["path"])]
+    row, read = _read(base, path)
+    row["payload"] = _pack(READ, read)
+    return [row]
+
+
+def _file_row(item: dict) -> dict[str, str]:
+    """The row of a folder's item before it is read: where it is, and its key."""
     from rcdnet_desktop.core.files import not_regular
 
     path = Path(item["path"])
     base = blank_row(file=item["path"], source="folder", file_size=item["size"],
                      file_mtime_ns=item["mtime_ns"])
-    other = not_regular(path)
     try:
         # a pipe or device is never opened: read_for_review says why in its row
-        base["key"] = f"path:{path}" if other is not None else content_key(path)
+        base["key"] = f"path:{path}" if not_regular(path) is not None else content_key(path)
     except OSError:
         base["key"] = f"path:{path}"  # unreadable: read_for_review says why in its row
-    if base["key"] in done:
-        return [_already(base["key"])]
-    row, read = _read(base, path)
-    row["payload"] = _pack(READ, read)
-    return [row]
+    return base
+
+
+def item_failed(item: dict, source: str, node, why: str) -> dict:
+    """The failed row of an item no row came back for (``why``: the reason), marked for
+    another try in the next run: a folder's file under its key, a PACS series as a whole."""
+    if source == "folder":
+        row = _file_row(item)
+        row.update(status="failed", error=f"{item['path']}: {why}", transient="yes")
+        return {**row, "payload": b"", "already": ""}
+    return _series_failed(node, _match(item), why)
+
+
+def _match(item: dict):
+    """The :class:`~rcdnet_desktop.core.pacs.Match` of a PACS series item."""
+    from rcdnet_desktop.core import pacs
+
+    n = int(item["instances"])
+    return pacs.Match(level="series", study_uid=item["study_uid"],
+                      series_uid=item["series_uid"], patient_id=item["patient_id"],
+                      study_date=item["study_date"], instances=None if n < 0 else n)
 
 
 def fetch_series(item: dict, *, node, done: frozenset[str]) -> list[dict]:
@@ -112,9 +140,7 @@ def fetch_series(item: dict, *, node, done: frozenset[str]) -> list[dict]:
     from .sources import instance_url
 
     study, series = item["study_uid"], item["series_uid"]
-    match = pacs.Match(level="series", study_uid=study, series_uid=series,
-                       patient_id=item["patient_id"], study_date=item["study_date"],
-                       instances=None if int(item["instances"]) < 0 else int(item["instances"]))
+    match = _match(item)
     folder = Path(tempfile.mkdtemp(prefix="rcdnet-archive-fetch-"))
     rows: list[dict] = []
     try:
@@ -125,7 +151,7 @@ def fetch_series(item: dict, *, node, done: frozenset[str]) -> list[dict]:
         for inst in result.instances:
             key = instance_key(inst.sop_uid)
             if key in done:
-                rows.append(_already(key))
+                rows.append(_already(key, series_uid=series))
                 continue
             base = blank_row(file=instance_url(node, study, series, inst.sop_uid), key=key,
                              source="dicomweb", patient_id=inst.patient_id, study_uid=study,
@@ -165,7 +191,7 @@ def sha256_hex(data: bytes) -> str:
 
 class ReviewWorker:
     """Ray actor: one model engine (one ONNX Runtime session per graph, one thread each on
-    the CPU), classifying the rows read.
+    the CPU, or on the worker's GPU: :func:`worker_engine`), classifying the rows read.
 
     Parameters
     ----------
@@ -184,14 +210,9 @@ class ReviewWorker:
     """
 
     def __init__(self, bundle: list, settings: dict) -> None:
-        from rcdnet_desktop.core.inference import InferenceEngine
-        from rcdnet_desktop.core.model.onnx_graphs import ONNX_THREADS_ENV
-
-        if settings.get("threads"):
-            os.environ[ONNX_THREADS_ENV] = str(settings["threads"])
         self.settings = settings
         folder = _bundle_folder(bundle[0], settings["card_sha256"])
-        self.engine = InferenceEngine(model_dir=folder, device=settings["device"])
+        self.engine = worker_engine(folder, settings)
         if self.engine.model_version != settings["model_version"]:
             from rcdnet_desktop.core.errors import WeightsError
 
@@ -238,6 +259,25 @@ class ReviewWorker:
 
         path = self.scratch / f"{sha256_hex(key.encode())[:16]}.dcm"
         return atomic_write(path, lambda fh: fh.write(data), overwrite=True)
+
+
+def worker_engine(folder: Path, settings: dict):
+    """The model engine of a worker: the bundle's ONNX graphs in ONNX Runtime, with
+    ``settings["threads"]`` threads per session on the CPU, or with ``settings["device"] ==
+    "cuda"`` on the worker's GPU through ONNX Runtime's CUDA provider (Ray gives the worker
+    its own GPU). Where ONNX Runtime has no CUDA provider, the graphs run on the CPU and every
+    result's warnings say so (the engine's device note), as classify says a GPU it could not
+    use."""
+    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.onnx_graphs import ONNX_CUDA_ENV, ONNX_THREADS_ENV
+
+    if settings.get("threads"):
+        os.environ[ONNX_THREADS_ENV] = str(settings["threads"])
+    if settings["device"] == "cuda":
+        os.environ[ONNX_CUDA_ENV] = "1"
+    # The ONNX backend whatever the device: its sessions' providers place it (and the torch
+    # device "cpu" keeps torch from being imported to look for a GPU).
+    return InferenceEngine(model_dir=folder, device="cpu", backend="onnx")
 
 
 def _text(value) -> str:
@@ -296,5 +336,5 @@ def send_sr(node, record, prediction, model_version: str) -> str:
     return "sent" if result.ok else "not sent: " + "; ".join(result.refused)
 
 
-__all__: Sequence[str] = ("ReviewWorker", "bundle_files", "fetch_series", "read_file",
-                          "send_sr")
+__all__: Sequence[str] = ("ReviewWorker", "bundle_files", "fetch_series", "item_failed",
+                          "read_file", "send_sr", "worker_engine")

@@ -175,3 +175,32 @@ def test_summaries_name_the_worst_finding_bands_and_clips():
     (p1,) = patients
     assert (p1["patient_id"], p1["studies"], p1["images"], p1["worst_file"]) == \
         ("P1", "2", "3", "/x/b.png")
+
+
+def test_a_model_worker_given_a_gpu_runs_onnxruntime_cuda_or_says_why_not(monkeypatch):
+    """``--device cuda``: each model worker runs the graphs on ONNX Runtime's CUDA provider;
+    an ONNX Runtime without it runs them on the CPU, every result saying so."""
+    import onnxruntime
+
+    from rcdnet_desktop.archive.stages import worker_engine
+    from rcdnet_desktop.core.model.onnx_graphs import (
+        NO_CUDA_PROVIDER,
+        ONNX_CUDA_ENV,
+        ONNX_THREADS_ENV,
+    )
+    from tests.conftest import BUNDLED_MODEL_DIR
+
+    monkeypatch.setenv(ONNX_CUDA_ENV, "0")  # restored after the test: the worker sets it
+    monkeypatch.setenv(ONNX_THREADS_ENV, "0")
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["AzureExecutionProvider", "CPUExecutionProvider"])
+    engine = worker_engine(BUNDLED_MODEL_DIR, {"device": "cuda", "threads": None})
+    assert (engine.backend, engine.device) == ("onnx", "cpu-onnx")
+    assert NO_CUDA_PROVIDER in engine.device_note
+
+    monkeypatch.setenv(ONNX_CUDA_ENV, "0")
+    engine = worker_engine(BUNDLED_MODEL_DIR, {"device": "cpu", "threads": 1})
+    assert (engine.backend, engine.device, engine.device_note) == ("onnx", "cpu-onnx", "")
+    import os
+
+    assert os.environ[ONNX_THREADS_ENV] == "1"

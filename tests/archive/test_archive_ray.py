@@ -177,3 +177,41 @@ def test_ray_leaves_this_process_its_own_signal_handlers():
 
     handler = signal.getsignal(signal.SIGTERM)
     assert "sigterm_handler" not in getattr(handler, "__qualname__", "")
+
+
+def test_items_ray_left_out_come_back_failed_in_words_and_are_tried_again(folder, tmp_path,
+                                                                          monkeypatch):
+    """A reading task or model batch that failed on every try (its process died each time) is
+    left out by Ray Data; its items get failed rows saying so, and the next run does them."""
+    from rcdnet_desktop.archive import pipeline, sources
+    from rcdnet_desktop.archive.keys import content_key
+    from rcdnet_desktop.archive.progress import Progress
+    from rcdnet_desktop.archive.state import OutputFolder
+
+    lost = str(folder / "speckle_1.png")
+    build = pipeline.build
+    monkeypatch.setattr(pipeline, "build", lambda *a, **k: build(*a, **k).filter(
+        lambda row: row["file"] != lost))
+    out = OutputFolder(tmp_path / "out")
+    model = pipeline.current_model()
+
+    def run() -> list[dict]:
+        done = out.done(model.id)
+        items, _ = sources.folder_items([folder], done)
+        with open(os.devnull, "w") as devnull:
+            pipeline.run(items, "folder", out, model, done, pipeline.Settings(workers=2),
+                         Progress(len(items), devnull))
+        return items
+
+    assert len(run()) == 10
+    rows = {r["file"]: r for r in out.rows()}
+    assert len(rows) == 10
+    row = rows[lost]
+    assert (row["status"], row["transient"]) == ("failed", "yes")
+    assert row["error"].startswith(f"{lost}: not reviewed") and "tried again" in row["error"]
+    assert row["key"] == content_key(Path(lost))
+
+    monkeypatch.setattr(pipeline, "build", build)
+    assert [i["path"] for i in run()] == [lost]  # only the failed one, and now it passes
+    rows = [r for r in out.rows() if r["file"] == lost]
+    assert [r["status"] for r in rows] == ["failed", "ok"]

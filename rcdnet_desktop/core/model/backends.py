@@ -18,8 +18,15 @@ from typing import Protocol
 import numpy as np
 
 from rcdnet_desktop.core.model.bundle import Bundle
-from rcdnet_desktop.core.model.device import ONNX_DEVICE
-from rcdnet_desktop.core.model.onnx_graphs import fc_weight_of, session_of, verified_graph
+from rcdnet_desktop.core.model.device import ONNX_CUDA_DEVICE, ONNX_DEVICE
+from rcdnet_desktop.core.model.onnx_graphs import (
+    CUDA_PROVIDER,
+    NO_CUDA_PROVIDER,
+    fc_weight_of,
+    onnx_providers,
+    session_of,
+    verified_graph,
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,10 @@ class OnnxBackend:
 
     Each graph is read and sha256-verified once
     (:func:`~rcdnet_desktop.core.model.onnx_graphs.verified_graph`); the classifier's session
-    and its final linear weight come from the same verified bytes.
+    and its final linear weight come from the same verified bytes. A process given a GPU for
+    ONNX Runtime (:data:`~rcdnet_desktop.core.model.onnx_graphs.ONNX_CUDA_ENV`) runs them on
+    its CUDA provider instead (device ``"cuda-onnx"``), or on the CPU with :attr:`note` saying
+    why when this ONNX Runtime cannot use CUDA.
 
     Raises
     ------
@@ -87,19 +97,23 @@ class OnnxBackend:
         A graph the card names is missing or does not verify.
     """
 
-    device = ONNX_DEVICE
-
     def __init__(self, bundle: Bundle, with_localiser: bool) -> None:
         card = bundle.card
+        providers, self.note = onnx_providers()
         path, data = verified_graph(bundle.folder, card, "classifier")
-        self._classifier = session_of(path, data, card, "classifier")
+        self._classifier = session_of(path, data, card, "classifier", providers)
+        on_gpu = CUDA_PROVIDER in self._classifier.get_providers()
+        if CUDA_PROVIDER in providers and not on_gpu:  # CUDA listed, but could not be loaded
+            self.note = NO_CUDA_PROVIDER
+        self.device = ONNX_CUDA_DEVICE if on_gpu else ONNX_DEVICE
         # The closed-form maps need the final linear layer's weight: read from the verified
         # graph itself, so the ONNX backend never needs the torch weights.
         self._fc_weight = fc_weight_of(path, data)
         self._localiser = None
         if with_localiser and bundle.has_graph("localiser"):
             path, data = verified_graph(bundle.folder, card, "localiser")
-            self._localiser = session_of(path, data, card, "localiser")
+            self._localiser = session_of(path, data, card, "localiser",
+                                         providers if on_gpu else None)
 
     @property
     def runs_localiser(self) -> bool:
@@ -108,7 +122,7 @@ class OnnxBackend:
     def forward(self, batch: np.ndarray, with_features: bool) -> Forward:
         logits, feats, guard = self._classifier.run(None, {"image": batch})
         return Forward(np.ascontiguousarray(logits, dtype=np.float32),
-                       feats if with_features else None, guard, ONNX_DEVICE)
+                       feats if with_features else None, guard, self.device)
 
     def lesion_probability(self, whole: np.ndarray) -> tuple[np.ndarray, list[str]]:
         assert self._localiser is not None

@@ -30,6 +30,9 @@ BACKEND_ENV = "RCDNET_BACKEND"
 BACKENDS = ("auto", "onnx", "torch")
 ONNX_DEVICE = "cpu-onnx"
 """The device reported when the networks run in ONNX Runtime."""
+ONNX_CUDA_DEVICE = "cuda-onnx"
+"""The device reported when the networks run in ONNX Runtime's CUDA provider (a process given
+a GPU for it: :data:`~rcdnet_desktop.core.model.onnx_graphs.ONNX_CUDA_ENV`)."""
 TORCH_MISSING = ("{what} needs PyTorch, which is not installed. Install the optional extra "
                  "with: pip install 'rcdnet-desktop[torch]' (the default closed-form heat maps "
                  "and the CPU run without it)")

@@ -87,7 +87,7 @@ from rcdnet_desktop.core.lexicon import suggest
 from rcdnet_desktop.core.model.backends import Backend, Forward, OnnxBackend
 from rcdnet_desktop.core.model.bundle import Bundle
 from rcdnet_desktop.core.model.card import DEFAULT_MIN_CONFIDENCE, ModelCard
-from rcdnet_desktop.core.model.device import place, require_torch
+from rcdnet_desktop.core.model.device import ONNX_CUDA_DEVICE, place, require_torch
 from rcdnet_desktop.core.model.fuse import Layout, batch_views, combine, softmax, whole_rows
 from rcdnet_desktop.core.model.prepared import Prepared
 from rcdnet_desktop.core.operating_point import OperatingPoint
@@ -209,8 +209,12 @@ class InferenceEngine:
             self._torch_backend = self._make_torch(model, localiser, gpu)
         elif where.backend == "torch":
             self._torch_backend = self._make_torch(*self._networks(), gpu)
-        self._backend: Backend = (self._torch_backend if where.backend == "torch"
-                                  else OnnxBackend(self.bundle, self._has_localiser))
+        if where.backend == "torch":
+            self._backend: Backend = self._torch_backend
+        else:
+            onnx = OnnxBackend(self.bundle, self._has_localiser)
+            self._add_note(onnx.note)  # a GPU asked of ONNX Runtime that it cannot use
+            self._backend = onnx
         # Without a graph of the localiser, torch runs it.
         self._localiser_backend: Backend = (self._torch() if self._has_localiser
                                             and not self._backend.runs_localiser
@@ -286,7 +290,9 @@ class InferenceEngine:
     def device_name(self) -> str:
         """The device in words for display when it is not torch's: ``""`` on the torch
         backend (callers name torch devices themselves)."""
-        return "CPU (ONNX Runtime)" if self._backend_name == "onnx" else ""
+        if self._backend_name != "onnx":
+            return ""
+        return "GPU (ONNX Runtime)" if self.device == ONNX_CUDA_DEVICE else "CPU (ONNX Runtime)"
 
     @property
     def backend(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,11 +114,12 @@ def classifier_fc_weight(model_dir: str | Path | None, card: ModelCard) -> np.nd
     return fc_weight_of(*verified_graph(model_dir, card, "classifier"))
 
 
-def session_of(path: Path, data: bytes, card: ModelCard,
-               which: str) -> onnxruntime.InferenceSession:
-    """An onnxruntime session on the CPU of the verified graph ``data`` (the card's ``which``),
-    whose input and output names must be the card's, its input ``(N, 3, s, s)`` with ``s``
-    the preprocessing size.
+def session_of(path: Path, data: bytes, card: ModelCard, which: str,
+               providers: list[str] | None = None) -> onnxruntime.InferenceSession:
+    """An onnxruntime session of the verified graph ``data`` (the card's ``which``), whose
+    input and output names must be the card's, its input ``(N, 3, s, s)`` with ``s`` the
+    preprocessing size. ``providers``: ONNX Runtime's execution providers in order of
+    preference (:func:`onnx_providers`); the CPU's alone when None.
 
     Raises
     ------
@@ -136,9 +138,14 @@ def session_of(path: Path, data: bytes, card: ModelCard,
     threads = onnx_threads()
     if threads:
         options.intra_op_num_threads = threads
+        options.inter_op_num_threads = threads
     try:
-        session = ort.InferenceSession(data, sess_options=options,
-                                       providers=["CPUExecutionProvider"])
+        with warnings.catch_warnings():
+            # A provider listed that this onnxruntime lacks: the CPU runs the graph, which
+            # the caller sees in the session's providers and says in words.
+            warnings.filterwarnings("ignore", "Specified provider", UserWarning)
+            session = ort.InferenceSession(data, sess_options=options,
+                                           providers=providers or [CPU_PROVIDER])
     except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
         raise WeightsError(f"{path}: onnxruntime cannot load the ONNX graph: "
                            f"{_short(exc)}") from exc
@@ -157,6 +164,30 @@ def session_of(path: Path, data: bytes, card: ModelCard,
 ONNX_THREADS_ENV = "RCDNET_ONNX_THREADS"
 """Threads each ONNX Runtime session may use (unset or 0: ONNX Runtime's default, every core).
 A process that runs one session per core (``rcdnet archive``'s model workers) sets it to 1."""
+
+
+ONNX_CUDA_ENV = "RCDNET_ONNX_CUDA"
+"""Set to 1 by a process given a GPU of its own for ONNX Runtime (``rcdnet archive --device
+cuda``'s model workers, one per GPU): its sessions then run on ONNX Runtime's CUDA provider
+when this ONNX Runtime has one (``onnxruntime-gpu``), the CPU taking any node CUDA cannot run."""
+
+CUDA_PROVIDER, CPU_PROVIDER = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+NO_CUDA_PROVIDER = ("a GPU was asked for, but ONNX Runtime here has no CUDA provider "
+                    "(onnxruntime-gpu is not installed, or CUDA cannot be loaded): the model "
+                    "ran on the CPU")
+
+
+def onnx_providers() -> tuple[list[str], str]:
+    """ONNX Runtime's execution providers for this process's sessions, and a note for the user
+    when a GPU was asked for (:data:`ONNX_CUDA_ENV`) and cannot be used ("" otherwise)."""
+    if os.environ.get(ONNX_CUDA_ENV, "") != "1":
+        return [CPU_PROVIDER], ""
+    import onnxruntime as ort
+
+    if CUDA_PROVIDER in ort.get_available_providers():
+        return [CUDA_PROVIDER, CPU_PROVIDER], ""
+    return [CPU_PROVIDER], NO_CUDA_PROVIDER
 
 
 def onnx_threads() -> int:
