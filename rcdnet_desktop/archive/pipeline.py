@@ -22,18 +22,19 @@ error), the rows received are written as a last shard; a run killed outright los
 rows received since the last shard, and the next run does them again.
 
 **Sharing the cores.** A model worker reserves a whole CPU (one per core: its ONNX Runtime
-sessions run one thread each, without spinning); reading tasks reserve none, being mostly
-waits on the disk or the PACS and a few milliseconds of decoding against the model's tenth of
-a second, and at most :func:`reading_tasks` of them run at once, so they never start more
-processes than the machine has cores for. Each reading task reads one model batch's worth of
-items, and sends the decoded image to the model worker through the object store (on this
-machine: shared memory, no copy over a network).
+sessions and OpenCV run one thread each, and ONNX Runtime's threads do not spin); reading
+tasks reserve none, being mostly waits on the disk or the PACS and a few milliseconds of
+decoding against the model's tenth of a second, and at most :func:`reading_tasks` of them run
+at once (each is a process Ray starts, which costs a core about a second). Each reading task
+reads one model batch's worth of items, and sends the decoded image to the model worker
+through the object store (on one machine: shared memory, no copy over a network).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -46,9 +47,11 @@ from rcdnet_desktop.archive.state import Done, OutputFolder
 MODEL_CPUS = 1.0
 """CPU a model worker reserves: a whole core (its ONNX Runtime sessions use one thread each)."""
 
-READS_PER_WORKER = {"folder": 1, "dicomweb": 2}
-"""Reading tasks run at once per model worker: a file is read and decoded in a small share of
-the model's time; a series from a PACS mostly waits on the network."""
+READS_PER_WORKER = {"folder": 0.25, "dicomweb": 2}
+"""Reading tasks run at once per model worker (at least one in all): a file is read and
+decoded in a twentieth of the model's time, so one reading task keeps four model workers fed
+with room to spare (each task is a process, whose start costs a core about a second); a
+series from a PACS mostly waits on the network."""
 
 RETRIES = 3
 """Times Ray runs again a reading task whose process died, or a model batch whose worker died,
@@ -172,7 +175,7 @@ def _remote_args() -> Iterator[None]:
 
 def reading_tasks(source: str, settings: Settings) -> int:
     """How many reading tasks run at once (:data:`READS_PER_WORKER` per model worker)."""
-    return READS_PER_WORKER[source] * _pool_size(settings)
+    return max(1, math.ceil(READS_PER_WORKER[source] * _pool_size(settings)))
 
 
 def model_stage(ds, model: Model, settings: Settings):

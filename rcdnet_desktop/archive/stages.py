@@ -272,7 +272,12 @@ def worker_engine(folder: Path, settings: dict):
     from rcdnet_desktop.core.model.onnx_graphs import ONNX_CUDA_ENV, ONNX_THREADS_ENV
 
     if settings.get("threads"):
+        import cv2
+
         os.environ[ONNX_THREADS_ENV] = str(settings["threads"])
+        # OpenCV's own pool (resizing, in the preparation) would otherwise start one thread
+        # per core of the machine in each worker: the workers would fight over the cores.
+        cv2.setNumThreads(settings["threads"])
     if settings["device"] == "cuda":
         os.environ[ONNX_CUDA_ENV] = "1"
     # The ONNX backend whatever the device: its sessions' providers place it (and the torch
