@@ -1,25 +1,30 @@
 """``rcdnet archive`` on Ray against ``rcdnet classify``, as ratios measured in one run here.
 
-Prints, on one folder of PNGs (the bundled samples, rotated, so every file is a distinct image
-of a real size) reviewed with the automatic lesion box:
+Prints, on folders of PNGs (the bundled samples, turned, so every file is a distinct image of
+a real size) reviewed with the automatic lesion box:
 
-1. the model stage's throughput with 1 and with 2 model workers on a local Ray of 2 CPUs, and
-   their ratio (goal >= 1.8x on 2 cores). The rate is the steady one, from the first row
-   written to the last, so the workers' start (opening the bundle) is left out;
-2. the time of the whole archive run on one machine (local Ray started and stopped by the
-   command) against ``rcdnet classify`` on the same folder (goal <= 1.15x), and the same
-   without Ray's start-up and shutdown (a Ray already running);
+1. the time of ``rcdnet archive`` on one machine (its own local Ray, started and stopped by the
+   command) against ``rcdnet classify`` on the same folder (goal <= 1.15x), on an archive-sized
+   folder (``--images``, 1000 by default) and on a small one (``--small``, 160), where Ray's
+   fixed start weighs most;
+2. on a local Ray of 2 CPUs already running, the model stage's throughput with 1 and with 2
+   model workers and their ratio (goal >= 1.8x on 2 cores): the folder's images are read and
+   decoded first and held in Ray's object store, so only the model workers compete for the
+   cores; the rate is the steady one, from the end of each worker's first batches to the last
+   batch, so the workers' start (opening the bundle) is left out. Then the same for the whole
+   pipeline (reading, model, shards written), as the figure a user sees;
 3. the cost of resuming after a kill: a run is killed (SIGKILL) once half the images are in
    shards, then rerun; the rerun's time against the time a full run takes for the images it
    had left, and the time of a rerun with nothing left to do.
 
 With ``--pacs`` it also measures the DICOMweb source against a throw-away Orthanc on this
-machine (``tests/pacs/orthanc_server.py``) holding ``--images`` ultrasound instances (US1_UNCR
+machine (``tests/pacs/orthanc_server.py``) holding ``--small`` ultrasound instances (US1_UNCR
 of pydicom-data, 0.9 MB each, under new UIDs, 10 to a series): the WADO-RS read rate of one
 stream (instances/s and MB/s, series fetched one after the other as one reading task does) and
 the archive's whole rate from that PACS, as a ratio to the same images from a folder.
 
-Usage: python benchmarks/bench_archive.py [--images 48] [--rounds 2] [--pacs]
+Usage: python benchmarks/bench_archive.py [--images 1000] [--small 160] [--stage-images 320]
+[--batch 8] [--rounds 1] [--pacs]
 The runs are separate processes (``python -m rcdnet_desktop.cli ...``), like a user's; the
 machine's other load moves every figure, so the conditions are printed with them.
 """
@@ -54,6 +59,15 @@ def make_folder(folder: Path, n: int) -> Path:
     return folder
 
 
+def subset(every: Path, folder: Path, n: int) -> Path:
+    """A folder of the first ``n`` images of ``every`` (hard links: the same files)."""
+    if folder != every:
+        folder.mkdir()
+        for path in sorted(every.glob("*.png"))[:n]:
+            os.link(path, folder / path.name)
+    return folder
+
+
 def cli(*argv: str, env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "rcdnet_desktop.cli", *argv], cwd=ROOT,
@@ -75,6 +89,8 @@ def shard_rows(out: Path) -> int:
 def _steady(stamps: list[tuple[float, int]], skip: int) -> float:
     """Images/s from the ``skip``-th block received to the last (the blocks before it cover
     the workers' start: opening the bundle, the first run of each graph)."""
+    if len(stamps) < skip + 3:
+        sys.exit(f"only {len(stamps)} blocks came back: too few images for a steady rate")
     (t0, _), (t1, _) = stamps[skip], stamps[-1]
     return sum(n for _, n in stamps[skip + 1:]) / (t1 - t0)
 
@@ -211,7 +227,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rcdnet-bench-archive-"))
     try:
         sizes = sorted({args.images, args.small, args.stage_images})
-        folders = {n: make_folder(work / f"images-{n}", n) for n in sizes}
+        every = make_folder(work / f"images-{sizes[-1]}", sizes[-1])
+        folders = {n: subset(every, work / f"images-{n}", n) for n in sizes}
         kb = (folders[args.small] / "img_0000.png").stat().st_size // 1024
         print(f"PNGs of {kb} KB, automatic box; {os.cpu_count()} CPU(s), {load()} at start")
 
@@ -262,6 +279,8 @@ def main() -> None:
         n = args.small
         kept, rerun, noop = resume(folders[n], work, n)
         left = (n - kept) / n * statistics.median(times["archive", n])
+        if not left:
+            sys.exit(f"the run finished all {n} images before it was killed: use more")
         print(f"resume after SIGKILL with {kept} of {n} images in shards: rerun {rerun:.1f} s "
               f"against {left:.1f} s for the {n - kept} images left at a full run's pace "
               f"({rerun / left:.2f}x); a rerun with nothing left: {noop:.1f} s")
