@@ -3,8 +3,9 @@
 With no address (``--address`` or ``$RAY_ADDRESS``), :func:`ray_session` starts Ray here with
 the CPUs asked and stops it at the end. With one (``ray://HOST:10001`` through Ray Client, or
 ``auto``/``HOST:6379`` on a node of the cluster), it connects to that cluster and leaves it
-running. Either way the code of this package goes with the job (Ray's ``py_modules``), so the
-workers run the same code as this machine; the cluster's nodes need the dependencies
+running. Either way the workers run the same code as this machine: a local Ray's processes
+import it from where this process does (:func:`runtime_env`), a cluster's receive it with the
+job (Ray's ``py_modules``); the cluster's nodes need the dependencies
 (``pip install 'rcdnet-desktop[cluster]'`` in their image). The model bundle goes through Ray's
 object store and is verified on each worker (:mod:`.stages`).
 """
