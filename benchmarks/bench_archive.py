@@ -11,8 +11,9 @@ a real size) reviewed with the automatic lesion box:
    model workers and their ratio (goal >= 1.8x on 2 cores): the folder's images are read and
    decoded first and held in Ray's object store, so only the model workers compete for the
    cores; the rate is the steady one, from the end of each worker's first batches to the last
-   batch, so the workers' start (opening the bundle) is left out. Then the same for the whole
-   pipeline (reading, model, shards written), as the figure a user sees;
+   batch, so the workers' start (opening the bundle) is left out; with batches of ``--batch``
+   images and of twice as many. Then the same for the whole pipeline (reading, model, shards
+   written), as the figure a user sees;
 3. the cost of resuming after a kill: a run is killed (SIGKILL) once half the images are in
    shards, then rerun; the rerun's time against the time a full run takes for the images it
    had left, and the time of a rerun with nothing left to do.
@@ -257,19 +258,21 @@ def main() -> None:
             seconds: list[float] = []
             for _ in range(args.rounds):
                 for workers in (1, 2):
-                    rates.setdefault(("model", workers), []).append(
-                        model_stage_rate(stage, workers, work, args.batch))
+                    for batch in (args.batch, 2 * args.batch):
+                        rates.setdefault((f"model {batch}", workers), []).append(
+                            model_stage_rate(stage, workers, work, batch))
                     rate, total = pipeline_rate(stage, workers, work, args.batch)
                     rates.setdefault(("pipeline", workers), []).append(rate)
                     if workers == 2:
                         seconds.append(total)
         finally:
             stop()
-        m1, m2 = (statistics.median(rates["model", w]) for w in (1, 2))
+        for batch in (args.batch, 2 * args.batch):
+            m1, m2 = (statistics.median(rates[f"model {batch}", w]) for w in (1, 2))
+            print(f"model stage alone ({args.stage_images} images read beforehand and held "
+                  f"in memory, batches of {batch}), 1 worker: {m1:.1f} images/s; 2 workers: "
+                  f"{m2:.1f} images/s; ratio {m2 / m1:.2f}x (goal >= 1.8x)")
         p1, p2 = (statistics.median(rates["pipeline", w]) for w in (1, 2))
-        print(f"model stage alone ({args.stage_images} images read beforehand and held in "
-              f"memory, batches of {args.batch}), 1 worker: {m1:.1f} images/s; 2 workers: "
-              f"{m2:.1f} images/s; ratio {m2 / m1:.2f}x (goal >= 1.8x)")
         print(f"whole pipeline (reading, model, shards), 1 worker: {p1:.1f} images/s; "
               f"2 workers: {p2:.1f} images/s; ratio {p2 / p1:.2f}x; 2 workers took "
               f"{statistics.median(seconds):.1f} s for {args.stage_images} images on a Ray "
