@@ -66,7 +66,7 @@ def progress_bar(total: int, stream: TextIO):
 def load_engine(device: str | None) -> InferenceEngine:
     """The bundled model's engine on ``device``; a bundle that does not load is a usage error."""
     try:
-        return InferenceEngine(device=device)
+        return InferenceEngine(model_dir=None, device=device)  # the bundled model
     except (WeightsError, InferenceError, ValueError) as exc:
         raise UsageError(f"cannot load the model: {exc}") from exc
 

@@ -6,7 +6,7 @@ classifier (:func:`export_classifier`)
     input ``image`` ``(N, 3, s, s)`` (the output of
     :func:`~rcdnet_desktop.core.preprocess.preprocess`); outputs ``logits`` ``(N, 2)`` and
     ``features`` ``(N, C, h, w)``, the last feature map (``RcdNet.forward_features``), so the
-    closed-form Grad-CAM of :mod:`~rcdnet_desktop.core.explain` needs only the graph and the
+    closed-form Grad-CAM of :mod:`~rcdnet_desktop.core.model.explain` needs only the graph and the
     ``fc`` weights (``cam_k = ReLU(sum_c W_kc / (h w) * features_c)``); ``guard_features``
     ``(N, 320)``, what the input guard (:mod:`~rcdnet_desktop.core.guard`) measures
     (``RcdNet.forward_outputs``).

@@ -853,7 +853,7 @@ def test_pdf_figure_holds_the_colour_bar(tmp_path):
 
 
 def test_report_names_the_method_in_plain_words():
-    from rcdnet_desktop.core.explain import FAST
+    from rcdnet_desktop.core.model.explain import FAST
 
     base = make_heatmaps(80, 100)
     report = render_report(speckle(80, 100), HeatMaps(base.benign, base.malignant, FAST,

@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION, SCALE_ENDS, shared_scale
-from rcdnet_desktop.core.explain import METHOD_LABELS
 from rcdnet_desktop.core.export.deidentify import BURNED_IN_NOTE, blank_outside
 from rcdnet_desktop.core.lexicon import SECTION_TITLE, lexicon_words
 from rcdnet_desktop.core.measure import (
@@ -45,6 +44,7 @@ from rcdnet_desktop.core.measure import (
     draw_measurements,
     measurement_lines,
 )
+from rcdnet_desktop.core.model.explain import METHOD_LABELS
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.overlay import (
     DEFAULT_ALPHA,
