@@ -157,7 +157,10 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     out, err = out or sys.stdout, err or sys.stderr
 
     rois = read_rois(args.rois) if args.rois else {}
-    files = find_images(args.paths, recursive=args.recursive)
+    notices: list[str] = []
+    files = find_images(args.paths, recursive=args.recursive, notices=notices)
+    for notice in notices:
+        print(notice, file=err)
     if not files:
         print("no image files found in: " + ", ".join(map(str, args.paths)), file=err)
         return EXIT_FAILED
