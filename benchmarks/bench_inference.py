@@ -69,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rcdnet_desktop.core.batch import review
-    from rcdnet_desktop.core.explain import gradcam_maps
     from rcdnet_desktop.core.io import read_image
     from rcdnet_desktop.core.model.engine import InferenceEngine
+    from rcdnet_desktop.core.model.explain import gradcam_maps
     from rcdnet_desktop.core.resources import sample_path
 
     engine = InferenceEngine(device=args.device, backend="torch")

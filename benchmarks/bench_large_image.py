@@ -86,7 +86,7 @@ class FakeEngine:
     def explain_prepared(self, items, method="fast"):
         import numpy as np
 
-        from rcdnet_desktop.core.explain import to_image_size
+        from rcdnet_desktop.core.model.explain import to_image_size
         from rcdnet_desktop.core.types import HeatMaps
 
         out = []

@@ -37,6 +37,7 @@ from rcdnet_desktop.cli_common import (
     EXIT_USAGE,
     Stopped,
     UsageError,
+    add_engine_options,
     load_engine,
     progress_bar,
     use_site,
@@ -157,7 +158,10 @@ def classify(args: argparse.Namespace, out: TextIO | None = None,
     out, err = out or sys.stdout, err or sys.stderr
 
     rois = read_rois(args.rois) if args.rois else {}
-    files = find_images(args.paths, recursive=args.recursive)
+    notices: list[str] = []
+    files = find_images(args.paths, recursive=args.recursive, notices=notices)
+    for notice in notices:
+        print(notice, file=err)
     if not files:
         print("no image files found in: " + ", ".join(map(str, args.paths)), file=err)
         return EXIT_FAILED
@@ -401,11 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--heatmaps", type=Path, metavar="DIR",
                    help="write each image's annotated PNG report (the image and both heat "
                         "maps) into DIR as <name>_heatmaps.png")
-    c.add_argument("--device", choices=DEVICES, default=None,
-                   help="where to run the model (default: $RCDNET_DEVICE, else auto)")
-    c.add_argument("--site", type=Path, metavar="FILE",
-                   help="decide under this site profile (rcdnet validate --profile-out): its "
-                        "cut-off, temperature and guard limit instead of the model card's")
+    add_engine_options(c)
     c.add_argument("--rois", type=Path, metavar="CSV",
                    help="lesion boxes, one row file,x,y,w,h per image (pixels); a box given "
                         "here is used instead of one the localiser would find")

@@ -13,6 +13,8 @@ import json
 import sys
 from typing import TextIO
 
+from rcdnet_desktop.core.audit import audit_log_path, event_line, parse_since, read_events
+
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
@@ -28,8 +30,6 @@ def add_audit_parser(sub) -> None:
 def run_audit(args: argparse.Namespace, out: TextIO | None = None,
               err: TextIO | None = None) -> int:
     """Run ``rcdnet audit``; the exit status."""
-    from rcdnet_desktop.core.audit import audit_log_path, event_line, parse_since, read_events
-
     out, err = out or sys.stdout, err or sys.stderr
     try:
         since = parse_since(args.since) if args.since else None

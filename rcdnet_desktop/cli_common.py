@@ -1,4 +1,5 @@
-"""What the ``rcdnet`` commands share: exit statuses, usage errors, a stopped run, the engine.
+"""What the ``rcdnet`` commands share: exit statuses, usage errors, a stopped run, the engine
+and the options that choose it (device, site profile).
 
 Kept apart from :mod:`rcdnet_desktop.cli` (the parser and ``classify``) so that the other
 commands' modules (:mod:`rcdnet_desktop.cli_validate`) use them without importing the CLI that
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rcdnet_desktop.core.errors import InferenceError, WeightsError
+from rcdnet_desktop.core.model.device import DEVICES
 from rcdnet_desktop.core.model.engine import InferenceEngine
 from rcdnet_desktop.core.result import site_sentence
 from rcdnet_desktop.core.site_profile import ProfileError, read_profile
@@ -54,6 +56,17 @@ class Stopped(KeyboardInterrupt):
         return f"{line}; {self.kept}" if self.kept else line
 
 
+def add_engine_options(parser, verb: str = "decide") -> None:
+    """``--device`` and ``--site``, worded alike for every command that runs the model;
+    ``verb`` says what the command does under a site profile ("decide", "validate")."""
+    parser.add_argument("--device", choices=DEVICES, default=None,
+                        help="where to run the model (default: $RCDNET_DEVICE, else auto)")
+    parser.add_argument("--site", type=Path, metavar="FILE",
+                        help=f"{verb} under this site profile (rcdnet validate --profile-out): "
+                             "its cut-off, temperature and guard limit instead of the model "
+                             "card's operating point")
+
+
 def progress_bar(total: int, stream: TextIO):
     """A progress bar of ``total`` images on ``stream``, shown only on a terminal."""
     # tqdm is imported when a run starts, not for --help or a usage error.
@@ -66,7 +79,7 @@ def progress_bar(total: int, stream: TextIO):
 def load_engine(device: str | None) -> InferenceEngine:
     """The bundled model's engine on ``device``; a bundle that does not load is a usage error."""
     try:
-        return InferenceEngine(device=device)
+        return InferenceEngine(model_dir=None, device=device)  # the bundled model
     except (WeightsError, InferenceError, ValueError) as exc:
         raise UsageError(f"cannot load the model: {exc}") from exc
 

@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core.atomic import check_folder
+from rcdnet_desktop.core.batch_item import BatchItem
 from rcdnet_desktop.core.errors import ExportError, RcdNetError
+from rcdnet_desktop.core.export.deidentify import BURNED_IN_NOTE
 from rcdnet_desktop.core.export.dicom_sc import dicom_sc_dataset
 from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset
 from rcdnet_desktop.core.export.formats import (
@@ -39,7 +41,6 @@ from rcdnet_desktop.core.export.formats import (
     write_report,
 )
 from rcdnet_desktop.core.export.report import ReportOptions, render_report
-from rcdnet_desktop.core.types import BatchItem
 
 if TYPE_CHECKING:
     from rcdnet_desktop.cli_pacs import ResultSender
@@ -271,8 +272,6 @@ class Outputs:
     def notes(self) -> list[str]:
         """What the user must know about the files written, though nothing failed: images
         written without the patient that may still show text burned into the source."""
-        from rcdnet_desktop.core.export.deidentify import BURNED_IN_NOTE
-
         if not self._burned_in:
             return []
         return [f"{self._burned_in} file(s) written without the patient keep the source's "

@@ -12,11 +12,16 @@ the system's), ``--cert FILE`` / ``--key FILE`` (this computer's certificate), `
 from ``$RCDNET_PACS_PASSWORD`` / ``$RCDNET_PACS_TOKEN``, the system keyring, or is asked on a
 terminal -- never from the command line, where other users could read it. A PACS that fails
 gives one line saying why, and exit status 1; a bad node or option exit status 2.
+
+The PACS modules (:mod:`rcdnet_desktop.core.pacs`) are imported inside the functions that use a
+PACS: they are ~25 ms of imports, 15% of what ``rcdnet --help`` and every ``classify`` without
+``--send`` would otherwise load (``python -X importtime``; ``benchmarks/bench_startup.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from dataclasses import replace
@@ -75,14 +80,13 @@ def with_options(node, args: argparse.Namespace, *, ask: bool = True):
     PacsError
         Kind ``config``: the node is not usable.
     """
+    # Lazy: the PACS modules load when a PACS is used (module docstring).
     from rcdnet_desktop.core.pacs.credentials import auth_kind, find_secret
 
     changes = {field: getattr(args, option) for option, field in SECURITY_OPTIONS
                if getattr(args, option, None) is not None}
     node = replace(node, **changes).checked()
     if ask and auth_kind(node) and find_secret(node) is None and sys.stdin.isatty():
-        import getpass
-
         what = "token" if auth_kind(node) == "bearer" else f"password of {node.user}"
         node = node.with_secret(getpass.getpass(f"{what} for {node.label}: ") or None)
     return node
@@ -118,6 +122,7 @@ def _query_options(p: argparse.ArgumentParser) -> None:
 
 def resolve_node(args: argparse.Namespace):
     """The node the options name (PacsError of kind ``config`` when they name none)."""
+    # Lazy: the PACS modules load when a PACS is used (module docstring).
     from rcdnet_desktop.core.pacs import PacsError, PacsNode, find_node, load_nodes, parse_address
 
     given = [o for o in ("node", "address", "url") if getattr(args, o, None)]
@@ -139,6 +144,7 @@ def resolve_node(args: argparse.Namespace):
 
 
 def _query(args: argparse.Namespace):
+    # Lazy: the PACS modules load when a PACS is used (module docstring).
     from rcdnet_desktop.core.pacs import Query
 
     return Query(level=args.level, patient_id=args.patient_id, patient_name=args.name,
@@ -159,6 +165,7 @@ def _match_line(m) -> str:
 def run_pacs(args: argparse.Namespace, out: TextIO | None = None,
              err: TextIO | None = None) -> int:
     """Run ``rcdnet pacs ...``; the exit status."""
+    # Lazy: the PACS modules load when a PACS is used (module docstring).
     from rcdnet_desktop.core import pacs
 
     out, err = out or sys.stdout, err or sys.stderr
@@ -246,6 +253,7 @@ class ResultSender:
     made, before any work."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        # Lazy: the PACS modules load when a PACS is used (module docstring).
         from rcdnet_desktop.core.pacs import PacsError, echo, find_node, load_nodes, parse_address
 
         self.send_sc = bool(args.send_sc)
@@ -263,6 +271,7 @@ class ResultSender:
 
     def send(self, datasets) -> list[str]:
         """C-STORE one image's results; notes on what the PACS refused or warned about."""
+        # Lazy: the PACS modules load when a PACS is used (module docstring).
         from rcdnet_desktop.core.pacs import PacsError, store
 
         try:

@@ -31,6 +31,7 @@ from rcdnet_desktop.cli_common import (
     EXIT_OK,
     Stopped,
     UsageError,
+    add_engine_options,
     load_engine,
     progress_bar,
     use_site,
@@ -39,7 +40,6 @@ from rcdnet_desktop.core.atomic import check_folder, check_target
 from rcdnet_desktop.core.batch import DEFAULT_FILE_TIMEOUT, review
 from rcdnet_desktop.core.errors import ExportError, ExportExistsError
 from rcdnet_desktop.core.io import find_images
-from rcdnet_desktop.core.model.device import DEVICES
 from rcdnet_desktop.core.result import site_sentence
 from rcdnet_desktop.core.site_profile import ProfileError, profile_from_results, write_profile
 from rcdnet_desktop.core.validation.cases import CasesError, read_cases, with_patients
@@ -104,11 +104,7 @@ def add_validate_parser(sub, seconds) -> None:
     v.add_argument("--site-name", metavar="NAME",
                    help="the site's name in the --profile-out file, printed with every "
                         "result under it (default: the name of CASES or DIR)")
-    v.add_argument("--site", type=Path, metavar="FILE",
-                   help="validate under this site profile (its cut-off, temperature and "
-                        "guard limit) instead of the model card's operating point")
-    v.add_argument("--device", choices=DEVICES, default=None,
-                   help="where to run the model (default: $RCDNET_DEVICE, else auto)")
+    add_engine_options(v, "validate")
     v.add_argument("--no-auto-box", action="store_true",
                    help="classify whole images, without the lesion localiser's box (no "
                         "localiser hit rate then)")

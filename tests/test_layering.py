@@ -160,10 +160,10 @@ def _gui_imports() -> dict[str, set[str]]:
 
 
 def _app_imports() -> dict[str, set[str]]:
-    """Each module of ``rcdnet_desktop`` and the modules of the application it imports, at the
-    top and inside functions alike. Imports under ``TYPE_CHECKING`` are left out: they are
-    never run (a type named in an annotation only)."""
-    return _imports(ROOT / "rcdnet_desktop", type_checking=False)
+    """Each module of ``rcdnet_desktop`` and the modules of the application it imports: at the
+    top, inside functions and under ``TYPE_CHECKING`` alike (a type named in an annotation is
+    a dependency too, even when it is never imported at run time)."""
+    return _imports(ROOT / "rcdnet_desktop")
 
 
 def _layer(module: str) -> str:
@@ -258,12 +258,12 @@ def _packages() -> set[str]:
 
 
 def test_app_graph_is_read():
-    """The reader sees the application's imports, inside functions too, and leaves out
-    those under TYPE_CHECKING."""
+    """The reader sees the application's imports, inside functions and under TYPE_CHECKING
+    too."""
     graph = _app_imports()
     assert "rcdnet_desktop.core.model.engine" in graph["rcdnet_desktop.gui.session.engine"]
-    assert "rcdnet_desktop.core.model.torch_backend" in graph["rcdnet_desktop.core.model.engine"]
-    assert "rcdnet_desktop.core.cine" not in graph["rcdnet_desktop.core.types"]
+    assert "rcdnet_desktop.core.model.torch_backend" in graph["rcdnet_desktop.core.model.runtime"]
+    assert "rcdnet_desktop.core.model.network" in graph["rcdnet_desktop.core.model.engine"]
     assert "rcdnet_desktop.core.types" in graph["rcdnet_desktop.core.model.engine"]
 
 

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rcdnet_desktop.core.atomic import replace_file
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.model.bundle import load_localiser, load_model
 from rcdnet_desktop.core.model.card import (
@@ -39,6 +40,7 @@ from rcdnet_desktop.core.model.card import (
 )
 from rcdnet_desktop.core.model.onnx_graphs import load_onnx_session
 from rcdnet_desktop.core.types import CLASS_NAMES
+from training.onnx_export import OPSET, classifier_onnx_bytes, localiser_onnx_bytes
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -144,8 +146,8 @@ def save_bundle(model: RcdNet, card: ModelCard, model_dir: str | Path,
                    lexicon=_if_current(card, card.lexicon),
                    self_test=_if_current(card, card.self_test))
     card.validate("card to save")
-    write_bytes(model_dir / name, data)
-    write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    replace_file(model_dir / name, data)
+    replace_file(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
     if verify:
         loaded, written = load_model(model_dir)  # sha256, keys, shapes, forward pass
         _check_round_trip(loaded, state, model_dir)
@@ -215,8 +217,8 @@ def save_localiser(model: LesionLocaliser, card: ModelCard, model_dir: str | Pat
                    lexicon=_if_current(card, card.lexicon),
                    self_test=_if_current(card, card.self_test))
     card.validate("card to save")
-    write_bytes(model_dir / name, data)
-    write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    replace_file(model_dir / name, data)
+    replace_file(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
     if verify:
         _, written = load_model(model_dir)
         loaded = load_localiser(model_dir, written)
@@ -291,8 +293,6 @@ def save_onnx(model: RcdNet, localiser: LesionLocaliser | None, card: ModelCard,
         The bundle's weights file is missing or differs from the card, a model given is not the
         one whose weights the card records, or a graph fails verification.
     """
-    from training.onnx_export import OPSET, classifier_onnx_bytes, localiser_onnx_bytes
-
     model_dir = Path(model_dir)
     wpath = model_dir / card.weights["file"]
     if not wpath.is_file() or sha256_file(wpath) != card.weights["sha256"]:
@@ -318,10 +318,10 @@ def save_onnx(model: RcdNet, localiser: LesionLocaliser | None, card: ModelCard,
         section[which] = {"file": name, "sha256": hashlib.sha256(data).hexdigest(),
                           "opset": OPSET, "inputs": list(inputs), "outputs": list(outputs),
                           "weights_sha256": source}
-        write_bytes(model_dir / name, data)
+        replace_file(model_dir / name, data)
     card = replace(card, onnx={k: section[k] for k in GRAPH_NAMES if k in section})
     card.validate("card to save")
-    write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    replace_file(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
     if verify:
         written = ModelCard.read(model_dir / CARD_FILE)
         for which, (module, _, _) in jobs.items():
@@ -353,13 +353,6 @@ def _check_graph(session: onnxruntime.InferenceSession, module: torch.nn.Module,
         if not err <= 1e-4 * scale:
             raise WeightsError(f"{path}: output {name} differs from the torch model by {err:.3g}"
                                f" (allowed {1e-4 * scale:.3g})")
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically (readers see the old file or the new one)."""
-    from rcdnet_desktop.core.atomic import atomic_write
-
-    atomic_write(path, lambda fh: fh.write(data), overwrite=True)
 
 
 def save_guard(card: ModelCard, model_dir: str | Path, data: bytes,
@@ -397,8 +390,8 @@ def _save_section_file(card: ModelCard, model_dir: str | Path, data: bytes,
              "weights_sha256": card.weights["sha256"]}
     card = replace(card, **{key: entry})
     card.validate(model_dir / CARD_FILE)
-    write_bytes(model_dir / entry["file"], data)
-    write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    replace_file(model_dir / entry["file"], data)
+    replace_file(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
     load(model_dir, getattr(ModelCard.read(model_dir / CARD_FILE), key))
     return card
 
@@ -408,9 +401,8 @@ def save_card(card: ModelCard, model_dir: str | Path) -> ModelCard:
     already be there; nothing else is written)."""
     model_dir = Path(model_dir)
     card.validate(model_dir / CARD_FILE)
-    write_bytes(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
+    replace_file(model_dir / CARD_FILE, card.to_json().encode("utf-8"))
     return card
 
 
-__all__ = ("save_bundle", "save_card", "save_guard", "save_lexicon", "save_localiser", "save_onnx",
-           "write_bytes")
+__all__ = ("save_bundle", "save_card", "save_guard", "save_lexicon", "save_localiser", "save_onnx")

@@ -95,7 +95,7 @@ def cam_maps(model, x, size: int) -> np.ndarray:
     are measured by :mod:`training.heatmaps` on a bundle)."""
     import torch
 
-    from rcdnet_desktop.core.explain import closed_form_cams, gradcam_like_normalise
+    from rcdnet_desktop.core.model.explain import closed_form_cams, gradcam_like_normalise
 
     with torch.no_grad():
         feats = model.forward_features(x)

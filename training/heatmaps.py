@@ -28,7 +28,7 @@ The map measured is the one behind the result: the malignant map when the result
 (at the card's cut-off), the benign map otherwise. The candidates (:data:`CANDIDATES`) are the
 per-class Grad-CAM the app showed before, the contrastive Grad-CAM and LayerCAM (closed forms,
 each map normalised as pytorch-grad-cam does), the maps the app shows now
-(:func:`~rcdnet_desktop.core.explain.decision_evidence`), and a centred Gaussian over the view
+(:func:`~rcdnet_desktop.core.model.explain.decision_evidence`), and a centred Gaussian over the view
 (sigma a quarter of its side), which knows nothing of the image. Every figure comes with a 95%
 bootstrap interval resampled by patient (near-duplicate group joined by patient where a site
 gives patient codes), and each candidate's paired difference to the Gaussian with its own.
@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdnet_desktop.core.explain import (
+from rcdnet_desktop.core.metrics import bootstrap_ci
+from rcdnet_desktop.core.model.explain import (
     closed_form_cams_np,
     contrastive_scores,
     decision_evidence,
@@ -51,7 +52,6 @@ from rcdnet_desktop.core.explain import (
     pooling_gradient_scale,
     split_evidence,
 )
-from rcdnet_desktop.core.metrics import bootstrap_ci
 
 from .cache import CachedImage
 from .evaluate import N_BOOT, centred_gaussian, measure_map

@@ -6,7 +6,7 @@ classifier (:func:`export_classifier`)
     input ``image`` ``(N, 3, s, s)`` (the output of
     :func:`~rcdnet_desktop.core.preprocess.preprocess`); outputs ``logits`` ``(N, 2)`` and
     ``features`` ``(N, C, h, w)``, the last feature map (``RcdNet.forward_features``), so the
-    closed-form Grad-CAM of :mod:`~rcdnet_desktop.core.explain` needs only the graph and the
+    closed-form Grad-CAM of :mod:`~rcdnet_desktop.core.model.explain` needs only the graph and the
     ``fc`` weights (``cam_k = ReLU(sum_c W_kc / (h w) * features_c)``); ``guard_features``
     ``(N, 320)``, what the input guard (:mod:`~rcdnet_desktop.core.guard`) measures
     (``RcdNet.forward_outputs``).
@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rcdnet_desktop.core.atomic import replace_file
 from rcdnet_desktop.core.model.card import CLASSIFIER_OUTPUTS, INPUT_NAME, LOCALISER_OUTPUTS
 
 if TYPE_CHECKING:
@@ -98,17 +99,13 @@ def export_classifier(model: RcdNet, path: str | Path, size: int) -> bytes:
     size : int
         Input side ``s`` (the preprocessing size).
     """
-    from training.bundle_write import write_bytes
-
     data = classifier_onnx_bytes(model, size)
-    write_bytes(Path(path), data)
+    replace_file(Path(path), data)
     return data
 
 
 def export_localiser(model: LesionLocaliser, path: str | Path, size: int) -> bytes:
     """Write the localiser graph to ``path`` atomically; returns the bytes written."""
-    from training.bundle_write import write_bytes
-
     data = localiser_onnx_bytes(model, size)
-    write_bytes(Path(path), data)
+    replace_file(Path(path), data)
     return data

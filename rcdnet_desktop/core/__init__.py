@@ -5,11 +5,12 @@ This package must never import PySide6 (a test enforces it), so it can run headl
 It is built in layers; a module imports only from its own layer or from the layers below it
 (``tests/test_layering.py`` holds the code to this, imports inside functions included):
 
-1. ``base``: the modules directly in this package not named below: the typed results, the
-   result vocabulary, preprocessing, the intended-use checks, the guard and lexicon heads,
-   heat maps, measurements, atomic writing, ...;
+1. ``base``: the modules directly in this package not named below: the typed results, a
+   clip's summary and a batch's item, the result vocabulary, preprocessing, the intended-use
+   checks, the guard and lexicon heads, measurements, atomic writing, ...;
 2. ``io`` (:mod:`~rcdnet_desktop.core.io`): the readers;
-3. ``model`` (:mod:`~rcdnet_desktop.core.model`): the bundle, the backends, the engine (and
+3. ``model`` (:mod:`~rcdnet_desktop.core.model`): the bundle, the backends, the runtime that
+   chooses them, heat maps, the engine (and
    the former paths of its modules, :mod:`~rcdnet_desktop.core.inference`,
    :mod:`~rcdnet_desktop.core.bundle` and :mod:`~rcdnet_desktop.core.card`);
 4. ``export`` (:mod:`~rcdnet_desktop.core.export`): PNG, PDF, DICOM SC and SR, CSV;

@@ -2,8 +2,8 @@
 
 Every export (:mod:`rcdnet_desktop.core.export.formats`), the batch-review CSV
 (:mod:`rcdnet_desktop.core.export.batch_csv`, for the CLI and the viewer) and, in the training
-package, the model bundle's files (:func:`training.bundle_write.write_bytes`) go through
-:func:`atomic_write`; a test keeps it so.
+package, the model bundle's files (:func:`replace_file`, from :mod:`training.bundle_write` and
+:mod:`training.onnx_export`) go through :func:`atomic_write`; a test keeps it so.
 
 No Qt here. :func:`atomic_write` sends the bytes to a temporary file in the target's folder,
 flushes and fsyncs it, and only then gives it the target's name. On any failure the temporary
@@ -123,6 +123,12 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, overwri
         with contextlib.suppress(FileNotFoundError, OSError):
             tmp.unlink()
     return path
+
+
+def replace_file(path: str | Path, data: bytes) -> Path:
+    """Replace ``path`` with ``data`` atomically (readers see the old file or the new one,
+    whole); :func:`atomic_write` with ``overwrite=True``. Returns the path."""
+    return atomic_write(path, lambda fh: fh.write(data), overwrite=True)
 
 
 def check_target(path: str | Path, *, overwrite: bool) -> Path:

@@ -46,12 +46,13 @@ from typing import TYPE_CHECKING
 
 from rcdnet_desktop.core import audit
 from rcdnet_desktop.core.bands import suspicious_threshold
+from rcdnet_desktop.core.batch_item import BatchItem
 from rcdnet_desktop.core.cine import clip_item
 from rcdnet_desktop.core.errors import RcdNetError
 from rcdnet_desktop.core.files import not_regular
 from rcdnet_desktop.core.io import find_images, pick_frame, read_image
 from rcdnet_desktop.core.io.own import not_classified
-from rcdnet_desktop.core.types import BatchItem, Box, ImageRecord
+from rcdnet_desktop.core.types import Box, ImageRecord
 
 if TYPE_CHECKING:
     from typing import TypeAlias

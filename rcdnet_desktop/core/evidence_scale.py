@@ -12,8 +12,8 @@ So the evidence behind the result always reaches the top colour, whatever the pr
 (a result just above the cut-off, at P(malignant) = 0.21, shows its malignant evidence at full
 strength), and the other map keeps its height relative to it: the engine's closed-form maps
 come in the same units (each cell's share of the decision score; see
-:func:`~rcdnet_desktop.core.explain.decision_evidence`), so a weak counter-argument looks weak,
-and one stronger than the result's own evidence is shown at the top colour. Maps from
+:func:`~rcdnet_desktop.core.model.explain.decision_evidence`), so a weak counter-argument
+looks weak, and one stronger than the result's own evidence is shown at the top colour. Maps from
 pytorch-grad-cam's methods are each normalised to their own maximum, so both reach the top.
 Where each map is strongest, and the sentences that describe it, do not change (they are
 measured on the maps themselves).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -14,10 +14,6 @@ from rcdnet_desktop.core.bands import (
     LikelihoodBand,
     band_for,
 )
-
-if TYPE_CHECKING:
-    from rcdnet_desktop.core.cine import ClipSummary
-    from rcdnet_desktop.core.io.sr_document import SrDocument
 
 CLASS_NAMES: tuple[str, str] = ("benign", "malignant")
 """Class index -> name. 0 = benign, 1 = malignant, everywhere in the project."""
@@ -108,6 +104,36 @@ class StudyInfo:
     region_kinds: tuple[tuple[int, int], ...] = ()
 
 
+class StoredReport(Protocol):
+    """A Structured Report a record was opened from, as the record's users see it.
+
+    The SR reader fills :attr:`ImageRecord.stored` with an
+    :class:`~rcdnet_desktop.core.io.sr_document.SrDocument`; this protocol says what every
+    reader of a record may count on, so these types do not depend on the reader above them.
+    """
+
+    @property
+    def own(self) -> bool:
+        """Whether this program wrote the report (its result can be shown as it was made)."""
+
+    @property
+    def source_uids(self) -> tuple[str, ...]:
+        """SOP Instance UIDs of the images the report refers to."""
+
+    @property
+    def result(self) -> Any:
+        """The stored result (:class:`~rcdnet_desktop.core.io.sr_document.StoredResult`), or
+        None when the report holds none."""
+
+    @property
+    def groups(self) -> tuple[Any, ...]:
+        """The report's measurement groups
+        (:class:`~rcdnet_desktop.core.io.sr_document.SrGroup`)."""
+
+    def lines(self) -> list[str]:
+        """The report in words, a line each."""
+
+
 @dataclass
 class ImageRecord:
     """A decoded image and what is known about it.
@@ -135,7 +161,7 @@ class ImageRecord:
     frame_rate: float | None = None  # cine frames per second, when the file records it
     pixel_spacing: tuple[float, float] | None = None  # DICOM PixelSpacing as mm (x, y)
     notes: tuple[str, ...] = ()  # what the reader assumed or worked around, in words
-    stored: SrDocument | None = field(default=None, repr=False)
+    stored: StoredReport | None = field(default=None, repr=False)
     has_image: bool = True
     # Where the image data lies: the bounds of every ultrasound region of a DICOM frame that
     # holds image data (2D, M-mode, spectral, waveform), calibrated or not, clipped to the
@@ -344,31 +370,3 @@ class HeatMaps:
 
     def for_class(self, index: int) -> np.ndarray:
         return (self.benign, self.malignant)[index]
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One file's outcome in a batch review: a prediction or the reason it failed.
-
-    With heat maps, ``record`` keeps the decoded image they belong to, so a caller can render
-    them without reading the file again. ``skipped`` marks a path that was not even opened
-    (not a regular file: a named pipe, a device, a socket); ``error`` says why.
-
-    A cine clip swept frame by frame is one item too: its most suspicious frame's prediction,
-    with the clip's summary in ``clip`` (see :func:`~rcdnet_desktop.core.cine.clip_item`).
-    """
-
-    path: Path
-    prediction: Prediction | None = None
-    heatmaps: HeatMaps | None = None
-    error: str = ""
-    record: ImageRecord | None = None
-    skipped: bool = False
-    clip: ClipSummary | None = None
-
-    @property
-    def status(self) -> str:
-        """``ok``, ``failed`` (with the reason in ``error``) or ``skipped`` (not opened)."""
-        if self.prediction is not None:
-            return "ok"
-        return "skipped" if self.skipped else "failed"

@@ -12,9 +12,9 @@ from PIL import Image
 
 from rcdnet_desktop.core.batch import review
 from rcdnet_desktop.core.errors import WeightsError
-from rcdnet_desktop.core.explain import contrastive_scores, decision_evidence, to_image_size
 from rcdnet_desktop.core.model.card import CARD_FILE, LOCALISER_FILE, ModelCard
 from rcdnet_desktop.core.model.engine import NO_LESION_WARNING, InferenceEngine, pad_roi
+from rcdnet_desktop.core.model.explain import contrastive_scores, decision_evidence, to_image_size
 from rcdnet_desktop.core.model.localiser import LesionLocaliser
 from rcdnet_desktop.core.preprocess import preprocess
 from rcdnet_desktop.core.types import Box

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from rcdnet_desktop.core.batch_item import BatchItem
 from rcdnet_desktop.core.errors import ExportExistsError
 from rcdnet_desktop.core.export.batch_csv import (
     CSV_FIELDS,
@@ -19,7 +20,7 @@ from rcdnet_desktop.core.export.batch_csv import (
     open_batch_csv,
     write_batch_csv,
 )
-from rcdnet_desktop.core.types import BatchItem, Box, Prediction
+from rcdnet_desktop.core.types import Box, Prediction
 
 OK = BatchItem(Path("/s/a.png"), Prediction(
     p_benign=0.25, p_malignant=0.75, device="cpu", model_version="t", roi=Box(8, 6, 28, 22),

@@ -12,13 +12,8 @@ import pytest
 from PIL import Image
 
 from rcdnet_desktop.core.batch import review
-from rcdnet_desktop.core.cine import (
-    ClipSummary,
-    classify_frames,
-    clip_item,
-    clip_summary,
-    sample_frames,
-)
+from rcdnet_desktop.core.cine import classify_frames, clip_item, sample_frames
+from rcdnet_desktop.core.clip import ClipSummary, clip_summary
 from rcdnet_desktop.core.errors import UnreadableImageError
 from rcdnet_desktop.core.export.batch_csv import batch_row
 from rcdnet_desktop.core.model.engine import NO_LESION_WARNING

@@ -48,6 +48,30 @@ def test_missing_references_are_skipped_with_a_notice(disc):
     assert "/".join(files[1].relative_to(root).parts) in out.notices[0]
 
 
+def test_find_images_reads_the_index_once_and_says_what_it_missed(disc, monkeypatch):
+    """The viewer and ``rcdnet classify`` get the files and the notices from one reading."""
+    root, files = disc
+    files[1].unlink()
+    reads = []
+    real = dicomdir.read_dicomdir
+    monkeypatch.setattr(dicomdir, "read_dicomdir", lambda p: reads.append(p) or real(p))
+    notices: list[str] = []
+    assert find_images([root], recursive=True, notices=notices) == [files[0], files[2]]
+    assert reads == [root / "DICOMDIR"]
+    assert len(notices) == 1 and "1 of the 3 images listed in the DICOMDIR" in notices[0]
+
+
+def test_classify_says_what_a_dicomdir_could_not_find(disc, tmp_path, capsys):
+    from rcdnet_desktop.cli import main
+
+    root, files = disc
+    files[1].unlink()
+    main(["classify", str(root / "DICOMDIR"), "--device", "cpu",
+          "--csv", str(tmp_path / "rows.csv")])
+    err = capsys.readouterr().err
+    assert "1 of the 3 images listed in the DICOMDIR" in err
+
+
 def test_file_ids_match_without_regard_to_case(disc):
     root, files = disc
     first = root / files[0].relative_to(root).parts[0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rcdnet_desktop.core.explain import (
+from rcdnet_desktop.core.model.explain import (
     GRADCAM_METHODS,
     METHOD_LABELS,
     closed_form_cams,

@@ -853,7 +853,7 @@ def test_pdf_figure_holds_the_colour_bar(tmp_path):
 
 
 def test_report_names_the_method_in_plain_words():
-    from rcdnet_desktop.core.explain import FAST
+    from rcdnet_desktop.core.model.explain import FAST
 
     base = make_heatmaps(80, 100)
     report = render_report(speckle(80, 100), HeatMaps(base.benign, base.malignant, FAST,
@@ -914,3 +914,16 @@ def test_report_text_leads_with_the_warnings_then_the_band_as_the_screen_does():
                          "At or above the suspicious cut-off")}
     assert first["Warning:"] < first["Result:"] < first["Likelihood band:"] \
         < first["Probability of malignancy"] < first["At or above the suspicious cut-off"]
+
+
+@pytest.mark.parametrize("include_patient", [False, True])
+def test_a_deidentified_report_leaves_out_the_file_name(include_patient):
+    """A file's name may carry the patient's: only a report with the patient names the file."""
+    pixels = speckle(120, 160)
+    record = ImageRecord(path=Path("/scans/DOE_JANE_left.png"), pixels=pixels)
+    report = render_report(pixels, make_heatmaps(120, 160), ReportOptions.of_record(
+        record, include_patient=include_patient, when=WHEN))
+    assert ("DOE_JANE" in report.text) is include_patient
+    withheld = "Source: file name left out (de-identified)"
+    assert (withheld in report.text) is not include_patient
+    assert ("DOE_JANE" in report.summary["Source"]) is include_patient  # PNG and PDF metadata

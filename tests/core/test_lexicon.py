@@ -14,13 +14,14 @@ import numpy as np
 import pytest
 
 from rcdnet_desktop.core import lexicon
+from rcdnet_desktop.core.batch_item import BatchItem
 from rcdnet_desktop.core.errors import WeightsError
 from rcdnet_desktop.core.export.batch_csv import CSV_FIELDS, batch_row
 from rcdnet_desktop.core.io import read_image
 from rcdnet_desktop.core.model.card import CARD_FILE, ModelCard
 from rcdnet_desktop.core.model.engine import InferenceEngine
 from rcdnet_desktop.core.resources import resources_dir, sample_path
-from rcdnet_desktop.core.types import BatchItem, Box, Descriptor, Prediction
+from rcdnet_desktop.core.types import Box, Descriptor, Prediction
 
 BUNDLE = resources_dir() / "model"
 BOX = Box(150, 120, 200, 160)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from rcdnet_desktop.core.errors import WeightsError
-from rcdnet_desktop.core.explain import closed_form_cams, gradcam_like_normalise
 from rcdnet_desktop.core.model.bundle import load_localiser, load_model
 from rcdnet_desktop.core.model.card import CARD_FILE, ModelCard, sha256_file
+from rcdnet_desktop.core.model.explain import closed_form_cams, gradcam_like_normalise
 from rcdnet_desktop.core.model.onnx_graphs import load_onnx_session
 from rcdnet_desktop.core.preprocess import preprocess
 from tests.conftest import BUNDLED_MODEL_DIR, SAMPLES, read_rgb

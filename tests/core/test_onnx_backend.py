@@ -10,16 +10,16 @@ import torch
 from pydicom.data import get_testdata_file
 
 from rcdnet_desktop.core.errors import WeightsError
-from rcdnet_desktop.core.explain import (
-    closed_form_cams,
-    closed_form_cams_np,
-    contrastive_scores,
-)
 from rcdnet_desktop.core.io import read_image
 from rcdnet_desktop.core.model import device
 from rcdnet_desktop.core.model.bundle import load_localiser, load_model
 from rcdnet_desktop.core.model.device import BACKEND_ENV
 from rcdnet_desktop.core.model.engine import InferenceEngine
+from rcdnet_desktop.core.model.explain import (
+    closed_form_cams,
+    closed_form_cams_np,
+    contrastive_scores,
+)
 from rcdnet_desktop.core.types import ImageRecord
 from tests.conftest import BUNDLED_MODEL_DIR, SAMPLES
 

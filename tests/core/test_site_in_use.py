@@ -12,8 +12,9 @@ import pytest
 
 from rcdnet_desktop.core import result
 from rcdnet_desktop.core import site_profile as sp
+from rcdnet_desktop.core.batch_item import BatchItem
 from rcdnet_desktop.core.operating_point import OperatingPoint
-from rcdnet_desktop.core.types import BatchItem, Box, Prediction
+from rcdnet_desktop.core.types import Box, Prediction
 
 SHA = "ab" * 32
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
-from rcdnet_desktop.core.cine import clip_summary
+from rcdnet_desktop.core.clip import clip_summary
 from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.batch.batch_dialog import COLUMNS
 from tests.gui.gui_helpers import FLAG_WORDS, FakeEngine, wait_idle, write_png
@@ -171,7 +171,7 @@ def test_another_device_sweeps_the_clip_again(make_window, tmp_path, qtbot):
 
 
 def test_summary_words_while_sweeping_and_partly_done_render_the_clip_summary():
-    from rcdnet_desktop.core.cine import ClipSummary
+    from rcdnet_desktop.core.clip import ClipSummary
     from rcdnet_desktop.gui.cine.timeline import summary_words
 
     s = ClipSummary(frames=4, max_p=0.61, max_frame=2, median_p=0.3, suspicious_frames=1,

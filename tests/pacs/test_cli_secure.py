@@ -80,6 +80,29 @@ def test_pacs_find_over_https_with_user_and_password(https_proxy, pki, monkeypat
     assert US1_STUDY in out.out and SECURE_PASSWORD not in out.out + out.err
 
 
+def test_pacs_asks_for_the_password_on_a_terminal(https_proxy, pki, monkeypatch, capsys):
+    """Without a password anywhere, a terminal is asked, once, naming the user and the node;
+    what is typed is used and never printed. No terminal, no question."""
+    import rcdnet_desktop.cli_pacs as cli_pacs
+
+    monkeypatch.delenv(cred.PASSWORD_ENV, raising=False)
+    monkeypatch.setattr(cred, "from_keyring", lambda node: None)
+    asked: list[str] = []
+    monkeypatch.setattr(cli_pacs.getpass, "getpass",
+                        lambda prompt: asked.append(prompt) or SECURE_PASSWORD)
+    url = ["--url", https_proxy.url(), "--ca", str(pki.ca), "--user", SECURE_USER]
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    assert main(["pacs", "find", *url, "--patient-id", US1_PATIENT]) == 0, \
+        capsys.readouterr().err
+    out = capsys.readouterr()
+    assert US1_STUDY in out.out and SECURE_PASSWORD not in out.out + out.err
+    assert len(asked) == 1 and f"password of {SECURE_USER}" in asked[0]
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["pacs", "find", *url, "--patient-id", US1_PATIENT]) == 1
+    assert "no password of alice was found" in capsys.readouterr().err
+    assert len(asked) == 1
+
+
 def test_pacs_with_a_token(https_proxy, pki, monkeypatch, capsys):
     from tests.pacs.conftest import BEARER_TOKEN
 

@@ -14,7 +14,7 @@ import pytest
 
 from rcdnet_desktop.core import pacs
 from rcdnet_desktop.core.pacs import PacsCache, PacsError, PacsNode, Query, load_nodes, save_nodes
-from rcdnet_desktop.core.pacs.credentials import Secret
+from rcdnet_desktop.core.pacs.secret import Secret
 from tests.pacs.conftest import SECURE_PASSWORD, SECURE_USER, US1_PATIENT
 
 WRONG = "Wrong-Pw-0c8e2d"

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from synth_busi import write_busi
 
-from rcdnet_desktop.core.explain import gradcam_like_normalise, gradcam_maps
+from rcdnet_desktop.core.model.explain import gradcam_like_normalise, gradcam_maps
 from tests.conftest import BUNDLED_MODEL_DIR
 from training.cli import main
 from training.evaluate import measure_map

@@ -1,6 +1,6 @@
 """The batch-review table as rows and CSV: one format for ``rcdnet classify`` and the viewer.
 
-No Qt here. :func:`batch_row` turns a :class:`~rcdnet_desktop.core.types.BatchItem` into one
+No Qt here. :func:`batch_row` turns a :class:`~rcdnet_desktop.core.batch_item.BatchItem` into one
 row of :data:`CSV_FIELDS` (strings; the CLI's JSON output is the same rows), :func:`csv_text`
 formats rows as CSV, :func:`write_batch_csv` writes them atomically
 (:func:`~rcdnet_desktop.core.atomic.atomic_write`) and :func:`open_batch_csv` writes
@@ -24,9 +24,9 @@ from pathlib import Path
 
 from rcdnet_desktop.core import lexicon
 from rcdnet_desktop.core.atomic import StreamedFile, atomic_write, streaming_write
+from rcdnet_desktop.core.batch_item import BatchItem
 from rcdnet_desktop.core.numbers import fixed
 from rcdnet_desktop.core.result import decimals_for, decision_code, frame_number, probability_text
-from rcdnet_desktop.core.types import BatchItem
 
 ENCODING, ERRORS = "utf-8", "surrogateescape"
 """How the CSV text becomes bytes: a name's undecodable bytes are written back as they were."""

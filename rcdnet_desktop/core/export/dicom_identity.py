@@ -23,6 +23,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rcdnet_desktop.core.export.deidentify import identity_marks
 from rcdnet_desktop.core.types import ImageRecord
 
 _RUN_SECRET = secrets.token_hex(16)
@@ -73,8 +74,6 @@ class DerivedContext:
         to the identity (:func:`~.deidentify.identity_marks`): ``pixels_blanked`` is None for
         an object without pixels (a structured report), else whether its pixels were blanked
         outside the ultrasound regions."""
-        from rcdnet_desktop.core.export.deidentify import identity_marks
-
         ds.PatientName = self.patient_name
         ds.PatientID = self.patient_id
         ds.PatientBirthDate = self.birth_date

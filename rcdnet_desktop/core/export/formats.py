@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from rcdnet_desktop.core import audit
 from rcdnet_desktop.core.export.dicom_sc import export_dicom_sc
 from rcdnet_desktop.core.export.dicom_sr import export_dicom_sr
 from rcdnet_desktop.core.export.pdf import export_pdf
@@ -165,8 +166,6 @@ def write_report(key: str, path: str | Path, record: ImageRecord, report: Report
     rcdnet_desktop.core.errors.ExportError
         It could not be written; the message says why.
     """
-    from rcdnet_desktop.core import audit
-
     fmt = export_format(key)
     if fmt.needs_dicom_source and not record.is_dicom:
         raise ValueError(f"{fmt.label} export needs a DICOM source image")

@@ -9,11 +9,11 @@ calibrated probability of malignancy and its likelihood band (with what the susp
 means at the measured sensitivity, when an :class:`OperatingPoint` is given), the input mode
 with where the lesion box came from (drawn by the user or found automatically), the heat-map
 method by its display name, a plain-language line
-per map, the model version, the device, date and time, the source file name, patient name and ID
-only when the :class:`ReportOptions` hold a :class:`PatientInfo`, any intended-use warnings,
-and the permanent note "Decision support only - not a diagnosis.". The lesion box, when the
-prediction has one, is the box as given (drawn by the user or found automatically, the one the
-viewer shows): it is drawn on all three panels as a yellow ring just OUTSIDE the box, so the
+per map, the model version, the device, date and time, the source file name and the patient's
+name and ID only when the :class:`ReportOptions` hold a :class:`PatientInfo`, any intended-use
+warnings, and the permanent note "Decision support only - not a diagnosis.". The lesion box,
+when the prediction has one, is the box as given (drawn by the user or found automatically, the
+one the viewer shows): it is drawn on all three panels as a yellow ring just OUTSIDE the box, so the
 pixels of the lesion stay untouched, and the evidence sentences are measured against it
 (:func:`~rcdnet_desktop.core.overlay.evidence_sentences`, as on screen). The padded region the
 model saw, where it is larger, is drawn as a thin grey outline (the heat maps are zero outside it).
@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 
 from rcdnet_desktop.core.evidence_scale import SCALE_CAPTION, SCALE_ENDS, shared_scale
-from rcdnet_desktop.core.explain import METHOD_LABELS
 from rcdnet_desktop.core.export.deidentify import BURNED_IN_NOTE, blank_outside
 from rcdnet_desktop.core.lexicon import SECTION_TITLE, lexicon_words
 from rcdnet_desktop.core.measure import (
@@ -45,6 +44,7 @@ from rcdnet_desktop.core.measure import (
     draw_measurements,
     measurement_lines,
 )
+from rcdnet_desktop.core.model.explain import METHOD_LABELS
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.overlay import (
     DEFAULT_ALPHA,
@@ -159,6 +159,10 @@ class Report:
         return "\n".join(line.text for line in self.lines)
 
 
+SOURCE_WITHHELD = "file name left out (de-identified)"
+"""What a de-identified report writes for the source file's name."""
+
+
 @dataclass(frozen=True)
 class ReportOptions:
     """What a report shows besides the result: one object, passed once to :func:`render_report`.
@@ -173,7 +177,8 @@ class ReportOptions:
     colormap, alpha : str, float
         Colour map and opacity of the overlays, as shown on screen.
     source_name : str
-        The source file's name (not its full path, which may carry identifiers).
+        The source file's name (not its full path, which may carry identifiers); a
+        de-identified report (``deidentify``) writes :data:`SOURCE_WITHHELD` in its place.
     operating_point : OperatingPoint, optional
         The model's cut-off and measured sensitivity: a line says what the cut-off means.
     measurements : tuple of Measured
@@ -206,6 +211,13 @@ class ReportOptions:
         if self.deidentify and self.patient is not None and not self.patient.is_empty():
             raise ValueError("a de-identified report cannot show the patient")
 
+    @property
+    def source_text(self) -> str:
+        """The source file's name as the report writes it (text and file metadata alike):
+        :data:`SOURCE_WITHHELD` when de-identified, since a name may carry the patient's
+        (``DOE_JANE.png``)."""
+        return SOURCE_WITHHELD if self.deidentify and self.source_name else self.source_name
+
     @classmethod
     def of_record(
         cls,
@@ -222,7 +234,8 @@ class ReportOptions:
 
         The file's name (never its folder, which may name the patient), its calibration, and
         the patient's identifiers only when ``include_patient`` is True; without them the
-        report is de-identified (``deidentify``, with the image's ultrasound regions).
+        report is de-identified (``deidentify``, with the image's ultrasound regions; the
+        file's name is left out too).
         ``when`` defaults to now, in local time with its UTC offset.
         """
         return cls(
@@ -379,7 +392,7 @@ def report_lines(heatmaps: HeatMaps, options: ReportOptions) -> tuple[ReportLine
     lines.append(ReportLine(f"Model: {p.model_version}   Device: {p.device}"))
     lines.append(ReportLine(f"Date and time: {_format_when(o.when)}"))
     if o.source_name or p.frame:
-        source = o.source_name or "(unnamed)"
+        source = o.source_text or "(unnamed)"
         if p.frame:
             source += f", frame {frame_number(p.frame)}"
         lines.append(ReportLine(f"Source: {source}"))
@@ -664,7 +677,7 @@ def render_report(pixels: np.ndarray, heatmaps: HeatMaps, options: ReportOptions
         when=o.when,
         source_name=o.source_name,
         patient_included=o.patient is not None and not o.patient.is_empty(),
-        summary=_summary(heatmaps, o.when, o.source_name, o.calibration),
+        summary=_summary(heatmaps, o.when, o.source_text, o.calibration),
         prediction=heatmaps.prediction,
         measurements=o.measurements,
         operating_point=o.operating_point,

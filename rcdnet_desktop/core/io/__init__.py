@@ -216,7 +216,8 @@ def pick_frame(record: ImageRecord, frame: int) -> int:
 
 
 def find_images(
-    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], recursive: bool = False
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], recursive: bool = False,
+    *, notices: list[str] | None = None
 ) -> list[Path]:
     """List the image files named by ``paths``.
 
@@ -228,7 +229,8 @@ def find_images(
     indexes are skipped. A named pipe, device or socket with an image suffix is listed (the
     caller reports it as not a regular file); one without is left out, unopened.
     A ``DICOMDIR`` named explicitly, or at the top of a folder named, stands for the images it
-    lists (:func:`.dicomdir.expand`).
+    lists (:func:`.dicomdir.expand`, once per call); what it could not resolve is said in words
+    in ``notices`` when a list is given.
 
     Parameters
     ----------
@@ -236,6 +238,8 @@ def find_images(
         Files and folders, in the order wanted.
     recursive : bool
         Descend into sub-folders (symbolic links to folders are not followed).
+    notices : list of str, optional
+        Receives a DICOMDIR's notices (references not found, an index that cannot be read).
 
     Returns
     -------
@@ -244,7 +248,10 @@ def find_images(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = dicomdir.expand(paths).paths
+    expanded = dicomdir.expand(paths)
+    if notices is not None:
+        notices.extend(expanded.notices)
+    paths = expanded.paths
     out: list[Path] = []
     seen: set[Path] = set()
 

@@ -32,7 +32,7 @@ given (``box``, ``roi``), its heat maps are the as-given view's, and ``box_p_ran
 views' probability range.
 
 Backends (:mod:`~rcdnet_desktop.core.model.backends`, chosen once with the device by
-:func:`~rcdnet_desktop.core.model.device.place`): on the CPU the engine runs the bundle's ONNX
+:class:`~rcdnet_desktop.core.model.runtime.Runtime`): on the CPU the engine runs the bundle's ONNX
 graphs (classifier and localiser) in ONNX Runtime by default (device ``"cpu-onnx"``); the
 closed-form heat maps then come from the graph's feature map and the classifier's linear weight
 (read from the verified graph) in numpy, and torch is not imported at all. On CUDA/MPS, with
@@ -74,7 +74,13 @@ from rcdnet_desktop.core.checks import (
     codes,
 )
 from rcdnet_desktop.core.errors import InferenceError
-from rcdnet_desktop.core.explain import (
+from rcdnet_desktop.core.lesion import find_lesion, lesion_in_box
+from rcdnet_desktop.core.lexicon import suggest
+from rcdnet_desktop.core.model.backends import Backend, Forward
+from rcdnet_desktop.core.model.bundle import Bundle
+from rcdnet_desktop.core.model.card import DEFAULT_MIN_CONFIDENCE, ModelCard
+from rcdnet_desktop.core.model.device import ONNX_CUDA_DEVICE, require_torch
+from rcdnet_desktop.core.model.explain import (
     FAST,
     GRADCAM_METHODS,
     METHOD_LABELS,
@@ -82,14 +88,9 @@ from rcdnet_desktop.core.explain import (
     decision_evidence,
     to_image_size,
 )
-from rcdnet_desktop.core.lesion import find_lesion, lesion_in_box
-from rcdnet_desktop.core.lexicon import suggest
-from rcdnet_desktop.core.model.backends import Backend, Forward, OnnxBackend
-from rcdnet_desktop.core.model.bundle import Bundle
-from rcdnet_desktop.core.model.card import DEFAULT_MIN_CONFIDENCE, ModelCard
-from rcdnet_desktop.core.model.device import ONNX_CUDA_DEVICE, place, require_torch
 from rcdnet_desktop.core.model.fuse import Layout, batch_views, combine, softmax, whole_rows
 from rcdnet_desktop.core.model.prepared import Prepared
+from rcdnet_desktop.core.model.runtime import Runtime
 from rcdnet_desktop.core.operating_point import OperatingPoint
 from rcdnet_desktop.core.preprocess import crop, pad_roi, preprocess
 from rcdnet_desktop.core.site_profile import SiteProfile, check_model
@@ -98,7 +99,6 @@ from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, LesionFinding,
 if TYPE_CHECKING:
     from rcdnet_desktop.core.model.localiser import LesionLocaliser
     from rcdnet_desktop.core.model.network import RcdNet
-    from rcdnet_desktop.core.model.torch_backend import TorchBackend
 
 DEFAULT_BATCH_SIZE = 16
 
@@ -198,27 +198,10 @@ class InferenceEngine:
         self._min_confidence = float(card.localiser.get("min_confidence",
                                                         DEFAULT_MIN_CONFIDENCE))
         self._has_localiser = bool(card.localiser) if model is None else localiser is not None
-        where = place(device, backend, has_graphs=self.bundle.has_graph("classifier"),
-                      torch_given=model is not None)
-        self.device_note = where.note
-        self._backend_name = where.backend
-        # The torch networks: the backend itself, or (ONNX backend) loaded when first needed.
-        self._torch_backend: TorchBackend | None = None
-        gpu = where.device if where.backend == "torch" else None
-        if model is not None:
-            self._torch_backend = self._make_torch(model, localiser, gpu)
-        elif where.backend == "torch":
-            self._torch_backend = self._make_torch(*self._networks(), gpu)
-        if where.backend == "torch":
-            self._backend: Backend = self._torch_backend
-        else:
-            onnx = OnnxBackend(self.bundle, self._has_localiser)
-            self._add_note(onnx.note)  # a GPU asked of ONNX Runtime that it cannot use
-            self._backend = onnx
-        # Without a graph of the localiser, torch runs it.
-        self._localiser_backend: Backend = (self._torch() if self._has_localiser
-                                            and not self._backend.runs_localiser
-                                            else self._backend)
+        self._runtime = Runtime(self.bundle, device, backend, has_localiser=self._has_localiser,
+                                model=model, localiser=localiser)
+        self._backend: Backend = self._runtime.classifier
+        self._localiser_backend: Backend = self._runtime.localiser
         self.profile: SiteProfile | None = None
         self.use_profile(profile)
 
@@ -251,34 +234,13 @@ class InferenceEngine:
         """The operating point results are decided at: the card's, or the site profile's."""
         return OperatingPoint.from_card(self.card).with_profile(self.profile)
 
-    def _networks(self) -> tuple[RcdNet, LesionLocaliser | None]:
-        """The bundle's torch networks (imports torch), or an error in plain words without it."""
-        require_torch("this heat-map method (or the PyTorch backend)")
-        return self.bundle.networks()
-
-    def _make_torch(self, model: RcdNet, localiser: LesionLocaliser | None,
-                    gpu) -> TorchBackend:
-        """The torch backend on ``gpu`` (None: the CPU); says so when the GPU could not be used."""
-        # Imported here, not at the top: this module imports torch, which the default ONNX
-        # path never needs (the torch-free tests hold the engine to it).
-        from rcdnet_desktop.core.model.torch_backend import CPU, TorchBackend
-
-        backend = TorchBackend(model, localiser, gpu or CPU, self.card.input_shape)
-        self._add_note(backend.note)
-        return backend
-
-    def _torch(self) -> TorchBackend:
-        """The torch networks, loaded from the bundle (on the CPU) the first time they are
-        needed on the ONNX backend."""
-        if self._torch_backend is None:
-            self._torch_backend = self._make_torch(*self._networks(), None)
-        return self._torch_backend
-
-    def _add_note(self, note: str) -> None:
-        if note:
-            self.device_note = f"{self.device_note}; {note}" if self.device_note else note
-
     # --- properties ----------------------------------------------------------------------
+
+    @property
+    def device_note(self) -> str:
+        """Where the model runs when it is not where it was asked to run, and why, in words
+        (a GPU that could not be used, ONNX Runtime missing); "" when it is."""
+        return self._runtime.note
 
     @property
     def device(self) -> str:
@@ -290,14 +252,14 @@ class InferenceEngine:
     def device_name(self) -> str:
         """The device in words for display when it is not torch's: ``""`` on the torch
         backend (callers name torch devices themselves)."""
-        if self._backend_name != "onnx":
+        if self._runtime.name != "onnx":
             return ""
         return "GPU (ONNX Runtime)" if self.device == ONNX_CUDA_DEVICE else "CPU (ONNX Runtime)"
 
     @property
     def backend(self) -> str:
         """``"onnx"`` or ``"torch"``: what runs the classifier's forward pass."""
-        return self._backend_name
+        return self._runtime.name
 
     @property
     def model(self) -> RcdNet:
@@ -305,7 +267,7 @@ class InferenceEngine:
 
         On the ONNX backend the first access loads the bundle's torch weights (imports torch).
         """
-        return self._torch().model
+        return self._runtime.torch().model
 
     @property
     def model_version(self) -> str:
@@ -322,7 +284,7 @@ class InferenceEngine:
         On the ONNX backend the first access loads the torch weights; to ask only whether the
         engine has a localiser, use :attr:`has_localiser`.
         """
-        return self._torch().localiser if self._has_localiser else None
+        return self._runtime.torch().localiser if self._has_localiser else None
 
     @property
     def has_localiser(self) -> bool:
@@ -551,11 +513,11 @@ class InferenceEngine:
         """Predictions and both classes' heat maps for prepared images.
 
         With ``method="fast"`` the maps come from the same batched forward pass as the
-        predictions (:func:`~rcdnet_desktop.core.explain.decision_evidence`): the classified
+        predictions (:func:`~rcdnet_desktop.core.model.explain.decision_evidence`): the classified
         view's cells, relative to the card's cut-off, both maps on one scale; a fused
         prediction's maps are its box view's cells with the whole image's share of the
         decision spread evenly over them. Other methods (see
-        :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS`) run pytorch-grad-cam image by
+        :data:`~rcdnet_desktop.core.model.explain.GRADCAM_METHODS`) run pytorch-grad-cam image by
         image for the targets ``logit_m - logit_b`` and its opposite, each map normalised to
         its own maximum. A prediction averaged over views of its box (the card's
         ``box_views``) has the maps of the box as given, relative to the averaged decision.
@@ -583,7 +545,7 @@ class InferenceEngine:
                     maps = decision_evidence(scores[i], margins[i], size,
                                              share=0.5 if it.fuse else 1.0)
                 else:
-                    maps, dev2, extra2 = self._torch().gradcam(batch[i:i + 1], method)
+                    maps, dev2, extra2 = self._runtime.torch().gradcam(batch[i:i + 1], method)
                     if extra2:  # the torch model fell back to the CPU
                         pred = replace(pred, device=dev2, warnings=pred.warnings + extra2)
                 out.append(HeatMaps(benign=to_image_size(maps[0], it.image_hw, it.roi),
@@ -626,8 +588,8 @@ class InferenceEngine:
 
         ``method="fast"`` (default) is the closed-form contrastive Grad-CAM from the
         prediction's own forward pass, relative to the card's cut-off and with both maps on one
-        scale (:func:`~rcdnet_desktop.core.explain.decision_evidence`); any key of
-        :data:`~rcdnet_desktop.core.explain.GRADCAM_METHODS` runs pytorch-grad-cam instead.
+        scale (:func:`~rcdnet_desktop.core.model.explain.decision_evidence`); any key of
+        :data:`~rcdnet_desktop.core.model.explain.GRADCAM_METHODS` runs pytorch-grad-cam instead.
         Maps are float32 in [0, 1], shaped like the frame; with a region of interest (given or
         automatic) they are zero outside the padded box.
         """

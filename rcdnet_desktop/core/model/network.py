@@ -213,7 +213,7 @@ class RcdNet(nn.Module):
     Notes
     -----
     The last feature map (:attr:`cam_layer`'s output) goes straight into global average pooling
-    and a linear layer, so Grad-CAM on it has a closed form (see ``core.explain``).
+    and a linear layer, so Grad-CAM on it has a closed form (see ``core.model.explain``).
     """
 
     def __init__(self, pretrained: bool = True, use_dsc: bool = True, use_cbam: bool = True,

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rcdnet_desktop.core.explain import gradcam_maps
 from rcdnet_desktop.core.model.backends import Forward
 from rcdnet_desktop.core.model.device import first_line, is_device_failure
+from rcdnet_desktop.core.model.explain import gradcam_maps
 from rcdnet_desktop.core.model.localiser import LesionLocaliser, lesion_probability
 from rcdnet_desktop.core.model.network import RcdNet
 

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Sequence
 
 from rcdnet_desktop.core import audit
+from rcdnet_desktop.core.pacs import dicomweb, dimse
 from rcdnet_desktop.core.pacs.cache import CachedInstance, PacsCache, default_cache_dir
 from rcdnet_desktop.core.pacs.nodes import (
     PacsCancelled,
@@ -56,13 +57,8 @@ from rcdnet_desktop.core.pacs.results import (
 
 
 def _transport(node: PacsNode):
-    if node.transport == "dicomweb":
-        from rcdnet_desktop.core.pacs import dicomweb
-
-        return dicomweb
-    from rcdnet_desktop.core.pacs import dimse
-
-    return dimse
+    """The module that speaks the node's protocol: DICOMweb or DIMSE."""
+    return dicomweb if node.transport == "dicomweb" else dimse
 
 
 def echo(node: PacsNode) -> float:

@@ -11,8 +11,9 @@ No Qt here. A DICOMweb node with a ``user`` (HTTP basic authentication) or ``aut
    user); an absent package, or one with no usable backend, is passed over;
 4. what was typed earlier in this session (:func:`remember_for_session`).
 
-A secret lives in a :class:`Secret`, which never shows its value: not in ``repr``, ``str``,
-f-strings, logs or exception messages. Only the HTTP layer calls :meth:`Secret.reveal`. No
+A secret lives in a :class:`~rcdnet_desktop.core.pacs.secret.Secret`, which never shows its
+value: not in ``repr``, ``str``, f-strings, logs or exception messages. Only the HTTP layer
+calls :meth:`~rcdnet_desktop.core.pacs.secret.Secret.reveal`. No
 secret is ever written by this program, except into the keyring when the user asks.
 """
 
@@ -23,60 +24,16 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from rcdnet_desktop.core.errors import RcdNetError
-
-if TYPE_CHECKING:
-    from rcdnet_desktop.core.pacs.nodes import PacsNode
+from rcdnet_desktop.core.pacs.nodes import PacsNode
+from rcdnet_desktop.core.pacs.secret import Secret
 
 PASSWORD_ENV = "RCDNET_PACS_PASSWORD"
 TOKEN_ENV = "RCDNET_PACS_TOKEN"
 KEYRING_SERVICE = "rcdnet-desktop-pacs"
-AUTH_KINDS = ("", "basic", "bearer")
-"""How a DICOMweb node authenticates: none, HTTP basic (user and password), bearer token."""
-
 _log = logging.getLogger(__name__)
-
-
-class Secret:
-    """A password or token that does not show itself.
-
-    ``repr``, ``str`` and ``format`` give ``***``; pickling is refused (a secret does not
-    travel); :meth:`reveal` returns the text, for the HTTP layer only.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise TypeError("a secret is text")
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __format__(self, spec: str) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._value))
-
-    def __reduce__(self):
-        raise TypeError("a secret cannot be pickled")
 
 
 def auth_kind(node: PacsNode) -> str:
@@ -198,11 +155,9 @@ def where_to_put_it(node: PacsNode) -> str:
 
 
 __all__: Sequence[str] = (
-    "AUTH_KINDS",
     "KEYRING_SERVICE",
     "PASSWORD_ENV",
     "TOKEN_ENV",
-    "Secret",
     "auth_kind",
     "find_secret",
     "forget",

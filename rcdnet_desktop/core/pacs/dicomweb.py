@@ -29,6 +29,7 @@ from rcdnet_desktop.core.errors import ExportError
 from rcdnet_desktop.core.pacs.cache import PacsCache
 from rcdnet_desktop.core.pacs.cancel import on_cancel
 from rcdnet_desktop.core.pacs.credentials import auth_kind, find_secret, where_to_put_it
+from rcdnet_desktop.core.pacs.dimse_protocol import status_words
 from rcdnet_desktop.core.pacs.nodes import PacsCancelled, PacsError, PacsNode
 from rcdnet_desktop.core.pacs.query import QIDO_FIELDS, Match, Query
 from rcdnet_desktop.core.pacs.results import (
@@ -38,6 +39,7 @@ from rcdnet_desktop.core.pacs.results import (
     StoreResult,
     what_is,
 )
+from rcdnet_desktop.core.pacs.tls import client_context, tls_failure
 
 MAX_MATCHES = 1000
 """The most answers one search asks for. One request, no paging: some servers (Orthanc's
@@ -50,8 +52,6 @@ AS_STORED = (("application/dicom", "*"),)
 def _client(node: PacsNode):
     import requests
     from dicomweb_client.api import DICOMwebClient
-
-    from rcdnet_desktop.core.pacs.tls import client_context
 
     context = client_context(node) if node.uses_tls else None
 
@@ -130,8 +130,6 @@ def _http_error(node: PacsNode, exc: BaseException, what: str) -> PacsError:
             return PacsError(node, f"the server failed during the {what} (HTTP {code})",
                              "failed")
         return PacsError(node, f"the server refused the {what} (HTTP {code})", "refused")
-    from rcdnet_desktop.core.pacs.tls import tls_failure
-
     if isinstance(exc, requests.exceptions.SSLError) or (
             isinstance(exc, requests.exceptions.ConnectionError) and node.uses_tls):
         failure = tls_failure(node, exc, _where(node))
@@ -370,8 +368,6 @@ def _read_stow_answer(answer, group, names: dict[str, str], result: StoreResult)
     for ds in group:
         uid = str(ds.SOPInstanceUID)
         if uid in failed:
-            from rcdnet_desktop.core.pacs.dimse_protocol import status_words
-
             result.refused.append(f"the {names[uid]}: {status_words(failed[uid])}")
         elif uid in stored or answer is None or not failed:
             result.stored.append(uid)

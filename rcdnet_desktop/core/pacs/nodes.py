@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from rcdnet_desktop.core.errors import RcdNetError
-from rcdnet_desktop.core.pacs.credentials import AUTH_KINDS, Secret
+from rcdnet_desktop.core.pacs.secret import AUTH_KINDS, Secret
 
 DEFAULT_CALLING_AE = "RCDNET"
 DEFAULT_DICOM_PORT = 104

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rcdnet_desktop.core.batch_item import BatchItem
 from rcdnet_desktop.core.errors import UnreadableImageError
 from rcdnet_desktop.core.io import read_image
-from rcdnet_desktop.core.types import BatchItem, Prediction
+from rcdnet_desktop.core.types import Prediction
 from rcdnet_desktop.core.validation.cases import Case
 from rcdnet_desktop.core.validation.localisation import (
     BoxOnMask,

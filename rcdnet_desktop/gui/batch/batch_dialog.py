@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from rcdnet_desktop.core.batch_item import BatchItem
 from rcdnet_desktop.core.errors import ExportError
 from rcdnet_desktop.core.result import (
     BELOW_CUTOFF,
@@ -57,7 +58,7 @@ from rcdnet_desktop.core.result import (
     probability_text,
     site_name,
 )
-from rcdnet_desktop.core.types import BatchItem, Box
+from rcdnet_desktop.core.types import Box
 from rcdnet_desktop.gui.session.engine import Engine, engine_operating_point
 from rcdnet_desktop.gui.session.messages import BatchResult, BatchTotal
 from rcdnet_desktop.gui.session.workers import Job, JobKeeper, make_pool

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from rcdnet_desktop.core.cine import ClipSummary, frames_text
+from rcdnet_desktop.core.clip import ClipSummary, frames_text
 from rcdnet_desktop.gui.theme import colour
 
 _CURVE = QColor(230, 120, 40)

@@ -14,12 +14,12 @@ from PySide6.QtWidgets import QInputDialog, QLineEdit, QWidget
 
 from rcdnet_desktop.core.pacs import PacsNode
 from rcdnet_desktop.core.pacs.credentials import (
-    Secret,
     auth_kind,
     find_secret,
     forget_if_refused,
     remember_for_session,
 )
+from rcdnet_desktop.core.pacs.secret import Secret
 
 
 def secret_words(node: PacsNode) -> str:

@@ -97,7 +97,7 @@ def default_engine_factory(device: str) -> Engine:
     # The engine (~0.2 s, more with ONNX Runtime) loads in the worker, after the window shows.
     from rcdnet_desktop.core.model.engine import InferenceEngine
 
-    return InferenceEngine(device=device)
+    return InferenceEngine(model_dir=None, device=device)  # the bundled model
 
 
 def engine_operating_point(engine: Any) -> OperatingPoint:

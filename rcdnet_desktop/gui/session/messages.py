@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rcdnet_desktop.core.types import BatchItem, Box, HeatMaps, ImageRecord, Prediction
+from rcdnet_desktop.core.batch_item import BatchItem
+from rcdnet_desktop.core.types import Box, HeatMaps, ImageRecord, Prediction
 from rcdnet_desktop.gui.session.document import AnalysisKey
 
 

@@ -19,7 +19,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 from rcdnet_desktop.core.bands import suspicious_threshold
-from rcdnet_desktop.core.cine import ClipSummary, FrameResult, clip_summary
+from rcdnet_desktop.core.cine import FrameResult
+from rcdnet_desktop.core.clip import ClipSummary, clip_summary
 from rcdnet_desktop.gui.cine.sweep import CineSweeper
 from rcdnet_desktop.gui.cine.timeline import CineTimeline, summary_words
 

@@ -135,15 +135,14 @@ class ViewerController:
         """
         # The readers (pydicom, Pillow: ~0.2 s) load with the first image, after the window shows.
         from rcdnet_desktop.core import io
-        from rcdnet_desktop.core.io import dicomdir
 
         paths = [Path(p) for p in paths]
         if not paths:
             return []
-        expanded = dicomdir.expand(paths)
-        for notice in expanded.notices:
+        notices: list[str] = []
+        files = io.find_images(paths, recursive=True, notices=notices)
+        for notice in notices:
             self.view.show_notice(notice)
-        files = io.find_images(expanded.paths, recursive=True)
         folders = [p for p in paths if p.is_dir()]
         if folders and not files:
             self.view.show_notice(f"No images found in {folders[0]}")
