@@ -57,6 +57,11 @@ RETRIES = 3
 """Times Ray runs again a reading task whose process died, or a model batch whose worker died,
 before its items are reported as failed (:func:`lost_rows`)."""
 
+LOST = (f"not reviewed: the process reading or classifying it died each of the {RETRIES + 1} "
+        "times it was tried, or raised an error (Ray's logs say which); it is tried again in "
+        "the next run")
+"""The error of an item Ray Data left out (:func:`lost_rows`)."""
+
 BLOCKS_MAX = 10_000
 """Most reading tasks a run is split into (items per task: a model batch's worth, or more for
 an archive so large that Ray's bookkeeping of the tasks would weigh on this machine)."""
@@ -216,9 +221,6 @@ def lost_rows(items: list[dict], source: str, node, rows_seen: set[str]) -> list
             if item[ident] not in rows_seen]
 
 
-LOST = (f"not reviewed: its reading or model step failed {RETRIES + 1} times (the process "
-        "running it died or raised an error; see Ray's logs); it is tried again in the next run")
-
 def run(items: list[dict], source: str, out: OutputFolder, model: Model, done: Done,
         settings: Settings, progress: Progress, *, node=None,
         left_out: frozenset[str] | set[str] = frozenset(),
@@ -247,7 +249,6 @@ def run(items: list[dict], source: str, out: OutputFolder, model: Model, done: D
                 after_shard(progress.rows)
 
     def take(row: dict) -> None:
-        nonlocal last
         seen.add(row[ident])
         if row["already"] == "yes":
             progress.done_before()
