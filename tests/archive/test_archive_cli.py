@@ -4,6 +4,7 @@ the pieces (keys, the output folder, the summaries) on their own."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -199,8 +200,13 @@ def test_a_model_worker_given_a_gpu_runs_onnxruntime_cuda_or_says_why_not(monkey
     assert NO_CUDA_PROVIDER in engine.device_note
 
     monkeypatch.setenv(ONNX_CUDA_ENV, "0")
-    engine = worker_engine(BUNDLED_MODEL_DIR, {"device": "cpu", "threads": 1})
-    assert (engine.backend, engine.device, engine.device_note) == ("onnx", "cpu-onnx", "")
-    import os
+    import cv2
 
+    cv2_threads = cv2.getNumThreads()
+    try:
+        engine = worker_engine(BUNDLED_MODEL_DIR, {"device": "cpu", "threads": 1})
+        assert cv2.getNumThreads() == 1  # one core per worker: OpenCV's pool too
+    finally:
+        cv2.setNumThreads(cv2_threads)
+    assert (engine.backend, engine.device, engine.device_note) == ("onnx", "cpu-onnx", "")
     assert os.environ[ONNX_THREADS_ENV] == "1"
