@@ -43,6 +43,7 @@ from pathlib import Path
 from rcdnet_desktop.archive.progress import Progress
 from rcdnet_desktop.archive.stages import EXTRA
 from rcdnet_desktop.archive.state import Done, OutputFolder
+from rcdnet_desktop.core.model.card import CARD_FILE, default_model_dir, load_card
 
 MODEL_CPUS = 1.0
 """CPU a model worker reserves: a whole core (its ONNX Runtime sessions use one thread each)."""
@@ -94,8 +95,6 @@ def current_model(model_dir: Path | None = None) -> Model:
     rcdnet_desktop.core.errors.WeightsError
         The card is missing or not valid.
     """
-    from rcdnet_desktop.core.card import CARD_FILE, default_model_dir, load_card
-
     folder = Path(model_dir) if model_dir is not None else default_model_dir()
     card = load_card(folder)
     sha = hashlib.sha256((folder / CARD_FILE).read_bytes()).hexdigest()

@@ -268,7 +268,7 @@ def worker_engine(folder: Path, settings: dict):
     its own GPU). Where ONNX Runtime has no CUDA provider, the graphs run on the CPU and every
     result's warnings say so (the engine's device note), as classify says a GPU it could not
     use."""
-    from rcdnet_desktop.core.inference import InferenceEngine
+    from rcdnet_desktop.core.model.engine import InferenceEngine
     from rcdnet_desktop.core.model.onnx_graphs import ONNX_CUDA_ENV, ONNX_THREADS_ENV
 
     if settings.get("threads"):
@@ -296,8 +296,8 @@ def _bundle_folder(ref, card_sha256: str) -> Path:
     import ray
 
     from rcdnet_desktop.core.atomic import atomic_write
-    from rcdnet_desktop.core.card import CARD_FILE
     from rcdnet_desktop.core.errors import ExportExistsError, WeightsError
+    from rcdnet_desktop.core.model.card import CARD_FILE
 
     files: dict[str, bytes] = ray.get(ref)
     folder = Path(tempfile.gettempdir()) / f"rcdnet-archive-bundle-{card_sha256[:16]}"
