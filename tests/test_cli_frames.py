@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 
@@ -22,7 +23,11 @@ def clips(tmp_path: Path) -> Path:
 
     d = tmp_path / "clips"
     d.mkdir()
-    shutil.copy(get_testdata_file("examples_ybr_color.dcm"), d / "cine.dcm")  # 30 frames
+    # pydicom's 30-frame echocardiography clip, its examination (Image Type value 3) said to
+    # be of the breast, so that its frames are within intended use.
+    ds = pydicom.dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    ds.ImageType = ["DERIVED", "PRIMARY", "BREAST", "0001"]
+    ds.save_as(d / "cine.dcm")
     rng = np.random.default_rng(5)
     Image.fromarray(rng.integers(20, 200, (120, 160), np.uint8)).save(d / "still.png")
     return d
@@ -53,6 +58,16 @@ def test_frames_all_gives_each_clip_one_row_its_most_suspicious_frame(clips, tmp
     assert cli.main(["classify", str(clips / "cine.dcm"), "--frame", str(worst), "--json"]) == 0
     alone = _json(capsys)["cine.dcm"]
     assert alone["p_malignant"] == cine["p_malignant"] and alone["decision"] == cine["decision"]
+
+
+def test_an_echocardiography_clip_is_outside_intended_use_on_every_frame(tmp_path, capsys):
+    from pydicom.data import get_testdata_file
+
+    clip = shutil.copy(get_testdata_file("examples_ybr_color.dcm"), tmp_path / "echo.dcm")
+    assert cli.main(["classify", str(clip), "--frames", "3", "--json"]) == 0
+    row = _json(capsys)["echo.dcm"]
+    assert row["clip_outside"] == "3" and row["clip_classifiable"] == "0"
+    assert "a heart scan (Image Type EPICARDIAL)" in row["warnings"]
 
 
 def test_frames_n_classifies_n_evenly_spaced_frames(clips, capsys):

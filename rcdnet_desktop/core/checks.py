@@ -112,6 +112,8 @@ WARN_MODALITY = ("the DICOM file says this is {what}, not ultrasound: the classi
                  "for breast ultrasound only")
 WARN_BODY_PART = ("the DICOM file says the body part is {part}, not the breast: the classifier "
                   "was made for breast ultrasound only")
+WARN_EXAM_TYPE = ("the DICOM file says this is {what} (Image Type {term}), not a breast scan: "
+                  "the classifier was made for breast ultrasound only")
 WARN_DOPPLER_REGION = ("the DICOM file marks a colour-flow or Doppler region in this frame: the "
                        "classifier was trained on greyscale B-mode images only")
 WARN_NOT_B_MODE = ("the DICOM file says this frame shows {what}, not a B-mode image: the "
@@ -132,6 +134,21 @@ _MODALITY_WORDS = {
 _NOT_ULTRASOUND = frozenset(_MODALITY_WORDS) - {"SC", "OT"}
 # BodyPartExamined values that are the breast (PS3.16 CID 4031 defined terms).
 _BREAST_PARTS = frozenset({"BREAST", "CHEST", "THORAX", "AXILLA", "CHESTWALL"})
+# Ultrasound examinations (Image Type value 3, PS3.3 C.8.5.6.1.1) that are not of the breast,
+# in words. BREAST, CHEST, SMALL PARTS, MUSCULOSKELETAL (the axilla), INTRAOPERATIVE,
+# PEDIATRIC, US BIOPSY and vendor terms may be breast scans: they say nothing against it.
+_NOT_BREAST_EXAMS = {
+    "ABDOMINAL": "an abdominal scan", "ENDOCAVITARY": "an endocavitary scan",
+    "ENDORECTAL": "an endorectal scan", "ENDOVAGINAL": "an endovaginal scan",
+    "EPICARDIAL": "a heart scan", "FETAL HEART": "a fetal heart scan",
+    "GYNECOLOGY": "a gynaecological scan", "INTRACARDIAC": "a heart scan",
+    "INTRAVASCULAR": "an intravascular scan", "NEONATAL HEAD": "a newborn's head scan",
+    "OBSTETRICAL": "an obstetric scan", "OPHTHALMIC": "an eye scan", "PELVIC": "a pelvic scan",
+    "RETROPERITONEAL": "a retroperitoneal scan", "SCROTAL": "a scrotal scan",
+    "TEE": "a transoesophageal echocardiogram", "THYROID": "a thyroid scan",
+    "TRANSCRANIAL": "a transcranial scan", "TTE": "a transthoracic echocardiogram",
+    "VASCULAR": "a vascular scan",
+}
 # SequenceOfUltrasoundRegions codes (PS3.3 C.8.5.5.1.1-2).
 _DOPPLER_DATA_TYPES = frozenset({2, 3, 4, 5, 6, 7})  # colour flow, PW/CW spectral, traces
 _SPATIAL_FORMAT_WORDS = {2: "an M-mode trace", 3: "a spectral Doppler trace", 4: "a waveform"}
@@ -228,7 +245,8 @@ def _drop_flat_edge_panels(mask: np.ndarray, rgb: np.ndarray) -> np.ndarray:
 
 
 def check_record(record: ImageRecord) -> tuple[Flag, ...]:
-    """Flags from what the file says: DICOM modality, body part and ultrasound region types.
+    """Flags from what the file says: DICOM modality, body part, an ultrasound image's
+    examination (Image Type value 3) and ultrasound region types.
 
     Plain images (PNG, JPEG, ...) say nothing, so they get no flag here. Never raises.
     """
@@ -243,6 +261,10 @@ def check_record(record: ImageRecord) -> tuple[Flag, ...]:
     part = (study.body_part or "").strip().upper()
     if part and part not in _BREAST_PARTS:
         flags.append(Flag(NOT_BREAST_ULTRASOUND, WARN_BODY_PART.format(part=part.lower())))
+    exam = " ".join((getattr(study, "exam_type", "") or "").replace("_", " ").upper().split())
+    if exam in _NOT_BREAST_EXAMS:
+        flags.append(Flag(NOT_BREAST_ULTRASOUND, WARN_EXAM_TYPE.format(
+            what=_NOT_BREAST_EXAMS[exam], term=exam)))
     kinds = tuple(getattr(study, "region_kinds", ()) or ())
     if any(kind in _DOPPLER_DATA_TYPES for _fmt, kind in kinds):
         flags.append(Flag(COLOUR_OVERLAY, WARN_DOPPLER_REGION))

@@ -99,6 +99,9 @@ class StudyInfo:
     manufacturer_model: str = ""
     body_part: str = ""
     series_description: str = ""
+    # An ultrasound image's examination, Image Type value 3 (DICOM PS3.3 C.8.5.6.1.1):
+    # BREAST, SMALL PARTS, EPICARDIAL, OBSTETRICAL, ...; "" when the file gives none.
+    exam_type: str = ""
     # (RegionSpatialFormat, RegionDataType) of every item of SequenceOfUltrasoundRegions,
     # calibrated or not (DICOM PS3.3 C.8.5.5): what kinds of ultrasound the frame shows.
     region_kinds: tuple[tuple[int, int], ...] = ()

@@ -36,6 +36,10 @@ def dicom_record(**study) -> ImageRecord:
     ({"modality": "MR"}, checks.NOT_BREAST_ULTRASOUND, "MRI"),
     ({"modality": "MG"}, checks.NOT_BREAST_ULTRASOUND, "mammogram"),
     ({"modality": "US", "body_part": "HEART"}, checks.NOT_BREAST_ULTRASOUND, "heart"),
+    ({"modality": "US", "exam_type": "EPICARDIAL"}, checks.NOT_BREAST_ULTRASOUND,
+     "a heart scan (Image Type EPICARDIAL)"),
+    ({"modality": "US", "exam_type": "FETAL HEART"}, checks.NOT_BREAST_ULTRASOUND, "fetal heart"),
+    ({"modality": "US", "exam_type": "TTE"}, checks.NOT_BREAST_ULTRASOUND, "echocardiogram"),
     ({"modality": "US", "region_kinds": ((1, 1), (1, 2))}, checks.COLOUR_OVERLAY, "colour-flow"),
     ({"modality": "US", "region_kinds": ((3, 3),)}, checks.NOT_B_MODE, "spectral Doppler"),
 ])
@@ -47,6 +51,8 @@ def test_the_file_says_it_is_not_breast_b_mode(study, code, words):
 
 @pytest.mark.parametrize("study", [
     {"modality": "US"}, {"modality": "US", "body_part": "BREAST"}, {"modality": "SC"},
+    {"modality": "US", "exam_type": "BREAST"}, {"modality": "US", "exam_type": "SMALL PARTS"},
+    {"modality": "US", "exam_type": "VENDOR42"},
     {"modality": "OT"}, {}, {"modality": "US", "region_kinds": ((1, 1),)},
 ])
 def test_the_file_says_nothing_against_breast_ultrasound(study):
@@ -196,3 +202,21 @@ def test_new_weights_drop_the_guard_and_the_goldens(engine, tmp_path):
     card = ModelCard.read(BUNDLE / CARD_FILE)
     out = save_bundle(engine.model, replace(card, localiser={}), tmp_path, dtype="float32")
     assert out.guard == {} and out.self_test == {}
+
+
+@pytest.mark.parametrize(("name", "exam", "flagged"), [
+    ("examples_ybr_color.dcm", "EPICARDIAL", True),
+    ("examples_palette.dcm", "OBSTETRICAL", True),
+    ("US1_UNCR.dcm", "SMALL PARTS", False),
+    ("gdcm-US-ALOKA-16.dcm", "ABDOM/RAD", False),  # a vendor's own term says nothing
+])
+def test_the_examination_is_read_from_image_type(name, exam, flagged):
+    """Image Type value 3 of an ultrasound file; an echocardiography clip is outside intended
+    use whatever its pixels look like."""
+    from pydicom.data import get_testdata_file
+
+    from rcdnet_desktop.core.io import read_image
+
+    record = read_image(get_testdata_file(name))
+    assert record.study.exam_type == exam
+    assert (checks.NOT_BREAST_ULTRASOUND in checks.codes(checks.check_record(record))) is flagged

@@ -59,8 +59,22 @@ def study_info(ds: Any) -> StudyInfo:
         manufacturer_model=text(ds, "ManufacturerModelName"),
         body_part=text(ds, "BodyPartExamined"),
         series_description=text(ds, "SeriesDescription"),
+        exam_type=exam_type(ds),
         region_kinds=region_kinds(ds),
     )
+
+
+def exam_type(ds: Any) -> str:
+    """An ultrasound image's examination: value 3 of its Image Type (PS3.3 C.8.5.6.1.1), upper
+    case; "" for another modality, or when the file gives none."""
+    if text(ds, "Modality").upper() != "US":
+        return ""
+    try:
+        values = ds.get("ImageType")
+        values = [values] if isinstance(values, str) else list(values or [])[:3]
+        return str(values[2]).strip().upper() if len(values) > 2 else ""
+    except Exception:
+        return ""
 
 
 # PhysicalUnitsX/YDirection code for centimetres (DICOM PS3.3 C.8.5.5.1.15).
