@@ -113,3 +113,31 @@ def test_the_cut_off_target_is_raised_until_no_held_out_site_misses_the_floor(tm
     below = f"{r['target'] - 0.01:.2f}"
     assert min(v["sensitivity"] for v in r["table"][below].values()) < 0.85
     assert r["at_cutoff"]["c"]["sensitivity"] >= 0.85
+
+
+def test_the_subcommand_measures_each_site_and_writes_its_report(tmp_path, capsys):
+    """``rcdnet-train site-norm`` through main([...]): the training site's validation rows and
+    an external site, each method against none, written as JSON and Markdown."""
+    from synth_busi import write_busi
+
+    from tests.conftest import BUNDLED_MODEL_DIR
+    from training.cli import main
+
+    data = write_busi(tmp_path / "busi", n_per_class=6)
+    other = write_busi(tmp_path / "other", n_per_class=4, seed=5)
+    cache = str(tmp_path / "cache")
+    assert main(["split", "--data", str(data), "--out", str(tmp_path / "split.csv"),
+                 "--no-progress", "--cache-dir", cache]) == 0
+    out = tmp_path / "out"
+    assert main(["site-norm", "--bundle", str(BUNDLED_MODEL_DIR), "--data", str(data),
+                 "--split", str(tmp_path / "split.csv"), "--external", str(other),
+                 "--out", str(out), "--cache-dir", cache, "--n-boot", "20",
+                 "--no-progress"]) == 0
+    report = json.loads((out / "site_norm.json").read_text())
+    printed = capsys.readouterr().out
+    assert printed.strip().endswith((out / "site_norm.md").read_text().strip())
+    sites = report["sites"]
+    assert len(sites) == 2 and any("other" in name for name in sites)
+    for site in sites.values():
+        assert site["images"] > 0
+        assert {"none", "batch_norm", "input"} <= set(site["modes"]["whole"])
