@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from rcdnet_desktop.archive.state import Done
+from rcdnet_desktop.core import pacs
+from rcdnet_desktop.core.io import find_images
 
 
 def folder_items(paths: Sequence[Path], done: Done) -> tuple[list[dict], set[str]]:
     """The files to review under ``paths``, and the keys of those left out as done."""
-    from rcdnet_desktop.core.io import find_images
-
     items, skipped = [], set()
     for path in find_images(paths, recursive=True):
         try:
@@ -51,10 +52,6 @@ def dicomweb_items(node, query, done: Done) -> tuple[list[dict], set[str]]:
     rcdnet_desktop.core.pacs.PacsError
         The search failed (why, in words).
     """
-    from dataclasses import replace
-
-    from rcdnet_desktop.core import pacs
-
     items, skipped = [], set()
     for study in pacs.find(node, query):
         series_query = replace(query, level="series", study_uid=study.study_uid,

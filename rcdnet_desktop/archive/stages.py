@@ -31,7 +31,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rcdnet_desktop.archive.keys import content_key, instance_key, sr_uids
+from rcdnet_desktop.archive.sources import instance_url
 from rcdnet_desktop.archive.state import FIELDS, blank_row
+from rcdnet_desktop.core import pacs
+from rcdnet_desktop.core.atomic import atomic_write, remove_file, remove_tree
+from rcdnet_desktop.core.batch import read_for_review, review_read
+from rcdnet_desktop.core.errors import ExportExistsError, WeightsError
+from rcdnet_desktop.core.export.batch_csv import batch_row
+from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset
+from rcdnet_desktop.core.export.formats import NOT_DICOM
+from rcdnet_desktop.core.files import not_regular
+from rcdnet_desktop.core.model.card import CARD_FILE
+from rcdnet_desktop.core.model.engine import InferenceEngine
+from rcdnet_desktop.core.model.onnx_graphs import ONNX_CUDA_ENV, ONNX_THREADS_ENV
+from rcdnet_desktop.core.types import ImageRecord
 
 EXTRA = ("payload", "already")
 """Columns between the stages only: the image read (pickled), and ``yes`` for an image done
@@ -62,9 +75,6 @@ def _already(key: str, **where: str) -> dict:
 
 def _read(base: dict, path: Path):
     """The row of a file read (its identity filled in) and what was read."""
-    from rcdnet_desktop.core.batch import read_for_review
-    from rcdnet_desktop.core.types import ImageRecord
-
     read = read_for_review(path)
     if isinstance(read, ImageRecord):
         base.update(_identity(read))
@@ -93,8 +103,6 @@ def read_file(item: dict, *, done: frozenset[str]) -> list[dict]:
 
 def _file_row(item: dict) -> dict[str, str]:
     """The row of a folder's item before it is read: where it is, and its key."""
-    from rcdnet_desktop.core.files import not_regular
-
     path = Path(item["path"])
     base = blank_row(file=item["path"], source="folder", file_size=item["size"],
                      file_mtime_ns=item["mtime_ns"])
@@ -118,8 +126,6 @@ def item_failed(item: dict, source: str, node, why: str) -> dict:
 
 def _match(item: dict):
     """The :class:`~rcdnet_desktop.core.pacs.Match` of a PACS series item."""
-    from rcdnet_desktop.core import pacs
-
     n = int(item["instances"])
     return pacs.Match(level="series", study_uid=item["study_uid"],
                       series_uid=item["series_uid"], patient_id=item["patient_id"],
@@ -133,12 +139,6 @@ def fetch_series(item: dict, *, node, done: frozenset[str]) -> list[dict]:
     could not be fetched whole gives one failed row for what is missing, marked for another
     try in the next run.
     """
-    from rcdnet_desktop.core import pacs
-    from rcdnet_desktop.core.atomic import remove_tree
-    from rcdnet_desktop.core.types import ImageRecord
-
-    from .sources import instance_url
-
     study, series = item["study_uid"], item["series_uid"]
     match = _match(item)
     folder = Path(tempfile.mkdtemp(prefix="rcdnet-archive-fetch-"))
@@ -170,8 +170,6 @@ def fetch_series(item: dict, *, node, done: frozenset[str]) -> list[dict]:
 
 
 def _series_failed(node, match, why: str) -> dict:
-    from .sources import instance_url
-
     url = instance_url(node, match.study_uid, match.series_uid, "").removesuffix("/instances/")
     return {**blank_row(file=url, key=f"series:{match.series_uid}", source="dicomweb",
                         status="failed", error=why, transient="yes",
@@ -214,17 +212,11 @@ class ReviewWorker:
         folder = _bundle_folder(bundle[0], settings["card_sha256"])
         self.engine = worker_engine(folder, settings)
         if self.engine.model_version != settings["model_version"]:
-            from rcdnet_desktop.core.errors import WeightsError
-
             raise WeightsError(f"{folder}: this worker opened model {self.engine.model_version}, "
                                f"not {settings['model_version']}")
         self.scratch = Path(tempfile.mkdtemp(prefix="rcdnet-archive-clip-"))
 
     def __call__(self, batch: dict) -> dict:
-        from rcdnet_desktop.core.atomic import remove_file
-        from rcdnet_desktop.core.batch import read_for_review, review_read
-        from rcdnet_desktop.core.export.batch_csv import batch_row
-
         rows = [{k: _text(batch[k][i]) if k != "payload" else batch[k][i] for k in batch}
                 for i in range(len(batch["key"]))]
         todo = [r for r in rows if r.get("payload") is not None and len(r["payload"])]
@@ -255,8 +247,6 @@ class ReviewWorker:
         return {k: [r.get(k, "") for r in rows] for k in (*FIELDS, "already")}
 
     def _scratch_file(self, key: str, data: bytes) -> Path:
-        from rcdnet_desktop.core.atomic import atomic_write
-
         path = self.scratch / f"{sha256_hex(key.encode())[:16]}.dcm"
         return atomic_write(path, lambda fh: fh.write(data), overwrite=True)
 
@@ -268,9 +258,6 @@ def worker_engine(folder: Path, settings: dict):
     its own GPU). Where ONNX Runtime has no CUDA provider, the graphs run on the CPU and every
     result's warnings say so (the engine's device note), as classify says a GPU it could not
     use."""
-    from rcdnet_desktop.core.model.engine import InferenceEngine
-    from rcdnet_desktop.core.model.onnx_graphs import ONNX_CUDA_ENV, ONNX_THREADS_ENV
-
     if settings.get("threads"):
         import cv2
 
@@ -295,10 +282,6 @@ def _bundle_folder(ref, card_sha256: str) -> Path:
     """The bundle's files written on this machine (once), the card checked by its sha256."""
     import ray
 
-    from rcdnet_desktop.core.atomic import atomic_write
-    from rcdnet_desktop.core.errors import ExportExistsError, WeightsError
-    from rcdnet_desktop.core.model.card import CARD_FILE
-
     files: dict[str, bytes] = ray.get(ref)
     folder = Path(tempfile.gettempdir()) / f"rcdnet-archive-bundle-{card_sha256[:16]}"
     folder.mkdir(exist_ok=True)
@@ -320,10 +303,6 @@ def send_sr(node, record, prediction, model_version: str) -> str:
     or ``not sent: why``. The SR is made by the one SR writer
     (:func:`~rcdnet_desktop.core.export.dicom_sr.dicom_sr_dataset`), filed under the source's
     patient and study as ``rcdnet classify --send`` files it."""
-    from rcdnet_desktop.core import pacs
-    from rcdnet_desktop.core.export.dicom_sr import dicom_sr_dataset
-    from rcdnet_desktop.core.export.formats import NOT_DICOM
-
     if not getattr(record, "is_dicom", False):
         return f"not sent: {NOT_DICOM}"
     try:
