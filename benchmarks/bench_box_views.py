@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     n_views = len(views.card.box_views.get("views", [[1, 0, 0]]))
     x = alone.prepare(pixels, roi=box).tensor[None].astype(np.float32)
     t = interleaved_medians({
-        "forward": lambda: alone._backend.forward(x, False),
+        "forward": lambda: alone._runtime.classifier.forward(x, False),
         "alone": lambda: alone.predict(pixels, roi=box),
         "views": lambda: views.predict(pixels, roi=box),
         "alone_maps": lambda: alone.explain(pixels, roi=box),

@@ -227,7 +227,7 @@ class _FailingGpuLocaliser(torch.nn.Module):
 
 def test_localiser_gpu_failure_falls_back_to_cpu(engine, sample_benign, monkeypatch):
     eng = _engine(engine, FakeLocaliser())
-    backend = eng._localiser_backend  # the torch backend: it falls back to the CPU
+    backend = eng._runtime.localiser  # the torch backend: it falls back to the CPU
     # "meta" stands in for a GPU: inputs move there without one, and the module then fails.
     monkeypatch.setattr(backend, "localiser_device", torch.device("meta"))
     monkeypatch.setattr(backend, "localiser", _FailingGpuLocaliser())

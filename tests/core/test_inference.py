@@ -282,7 +282,7 @@ def test_requested_gpu_missing_is_reported(monkeypatch, engine, sample_benign):
 def flaky_gpu_engine(engine, monkeypatch):
     """An engine that believes it runs on CUDA, whose GPU calls raise ``engine.gpu_error``."""
     eng = InferenceEngine(model=engine.model, card=engine.card, device="cpu")
-    backend = eng._backend  # the torch backend: the one place that falls back to the CPU
+    backend = eng._runtime.classifier  # the torch backend: the one place that falls back to the CPU
     monkeypatch.setattr(backend, "torch_device", torch.device("cuda"))
     eng.gpu_error = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
     eng.gpu_calls = 0

@@ -92,14 +92,15 @@ def test_onnx_and_torch_agree(engines, name, record, frame):
         assert a.finding.confidence == pytest.approx(b.finding.confidence, abs=1e-4)
     assert a.tensor.dtype == np.float32 and np.array_equal(a.tensor, b.tensor)
     batch = np.stack([a.tensor])
-    fo, ft = onnx._backend.forward(batch, True), torch_._backend.forward(batch, True)
+    fo = onnx._runtime.classifier.forward(batch, True)
+    ft = torch_._runtime.classifier.forward(batch, True)
     np.testing.assert_allclose(fo.guard, ft.guard, rtol=0,
                                atol=1e-4 * max(1.0, float(np.abs(ft.guard).max())))
     assert (fo.device, ft.device) == ("cpu-onnx", "cpu")
     np.testing.assert_allclose(fo.logits, ft.logits, rtol=0, atol=1e-4)
     # The heat maps' cells: the graph's feature map and its linear weight vs torch's.
-    so = contrastive_scores(fo.features, onnx._backend.head_weight())
-    st = contrastive_scores(ft.features, torch_._backend.head_weight())
+    so = contrastive_scores(fo.features, onnx._runtime.classifier.head_weight())
+    st = contrastive_scores(ft.features, torch_._runtime.classifier.head_weight())
     np.testing.assert_allclose(so, st, rtol=0, atol=1e-4 * max(1.0, float(np.abs(st).max())))
 
     mo, mt = onnx.explain_prepared([a])[0], torch_.explain_prepared([b])[0]
@@ -118,7 +119,7 @@ def test_onnx_and_torch_agree(engines, name, record, frame):
 def test_numpy_closed_form_equals_torch(engines):
     onnx, _ = engines
     rng = np.random.default_rng(0)
-    w = onnx._backend.head_weight()  # read from the verified graph
+    w = onnx._runtime.classifier.head_weight()  # read from the verified graph
     feats = rng.gamma(1.0, 1.0, (2, w.shape[1], 7, 7)).astype(np.float32)
     np.testing.assert_allclose(closed_form_cams_np(feats, w),
                                closed_form_cams(torch.from_numpy(feats),

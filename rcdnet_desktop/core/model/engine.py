@@ -76,7 +76,7 @@ from rcdnet_desktop.core.checks import (
 from rcdnet_desktop.core.errors import InferenceError
 from rcdnet_desktop.core.lesion import find_lesion, lesion_in_box
 from rcdnet_desktop.core.lexicon import suggest
-from rcdnet_desktop.core.model.backends import Backend, Forward
+from rcdnet_desktop.core.model.backends import Forward
 from rcdnet_desktop.core.model.bundle import Bundle
 from rcdnet_desktop.core.model.card import DEFAULT_MIN_CONFIDENCE, ModelCard
 from rcdnet_desktop.core.model.device import ONNX_CUDA_DEVICE, require_torch
@@ -200,8 +200,6 @@ class InferenceEngine:
         self._has_localiser = bool(card.localiser) if model is None else localiser is not None
         self._runtime = Runtime(self.bundle, device, backend, has_localiser=self._has_localiser,
                                 model=model, localiser=localiser)
-        self._backend: Backend = self._runtime.classifier
-        self._localiser_backend: Backend = self._runtime.localiser
         self.profile: SiteProfile | None = None
         self.use_profile(profile)
 
@@ -246,7 +244,7 @@ class InferenceEngine:
     def device(self) -> str:
         """Where the model runs: ``"cpu-onnx"`` (ONNX Runtime on the CPU), or torch's device:
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``."""
-        return self._backend.device
+        return self._runtime.classifier.device
 
     @property
     def device_name(self) -> str:
@@ -397,13 +395,13 @@ class InferenceEngine:
     def _localise(self, whole: np.ndarray,
                   hw: tuple[int, int]) -> tuple[LesionFinding | None, list[str]]:
         """Run the localiser on the whole-image view: its finding (or None) and notes."""
-        prob, notes = self._localiser_backend.lesion_probability(whole)
+        prob, notes = self._runtime.localiser.lesion_probability(whole)
         return find_lesion(prob, hw, self._min_confidence), notes
 
     def _lesion_in_box(self, whole: np.ndarray, hw: tuple[int, int],
                        box: Box) -> tuple[Box | None, list[str]]:
         """The lesion region the localiser outlines around a drawn box (or None), and notes."""
-        prob, notes = self._localiser_backend.lesion_probability(whole)
+        prob, notes = self._runtime.localiser.lesion_probability(whole)
         return lesion_in_box(prob, hw, box, self._snap_min_iou, self._min_confidence), notes
 
     # --- running -------------------------------------------------------------------------
@@ -422,10 +420,10 @@ class InferenceEngine:
         logits, feats = [], []
         for chunk in self._chunks(list(items)):
             batch, layout = batch_views(chunk)
-            fwd = self._backend.forward(batch, True)
+            fwd = self._runtime.classifier.forward(batch, True)
             logits.append(combine(fwd.logits, chunk, layout)[0])
             feats.append(fwd.features[:len(chunk)])
-        return np.concatenate(logits), np.concatenate(feats), self._backend.head_weight()
+        return np.concatenate(logits), np.concatenate(feats), self._runtime.classifier.head_weight()
 
     def cutoff_margin(self, logits: np.ndarray) -> np.ndarray:
         """``logit_m - logit_b`` minus the card's cut-off in logit units (``T log(t/(1-t))``)
@@ -493,7 +491,7 @@ class InferenceEngine:
         rows = []
         for chunk in self._chunks(list(items)):
             batch, layout = batch_views(chunk, with_views=False)
-            pooled = self._backend.forward(batch, False).guard
+            pooled = self._runtime.classifier.forward(batch, False).guard
             rows.append(whole_rows(pooled, len(chunk), layout.whole) if whole
                         else pooled[:len(chunk)])
         return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
@@ -504,7 +502,7 @@ class InferenceEngine:
         out: list[Prediction] = []
         for chunk in self._chunks(list(items)):
             batch, layout = batch_views(chunk)
-            fwd = self._backend.forward(batch, False)
+            fwd = self._runtime.classifier.forward(batch, False)
             fused, per_view = combine(fwd.logits, chunk, layout)
             out.extend(self._predictions(chunk, fused, per_view, fwd, layout))
         return out
@@ -531,12 +529,12 @@ class InferenceEngine:
         out: list[HeatMaps] = []
         for chunk in self._chunks(list(items)):
             batch, layout = batch_views(chunk)
-            fwd = self._backend.forward(batch, method == FAST)
+            fwd = self._runtime.classifier.forward(batch, method == FAST)
             fused, per_view = combine(fwd.logits, chunk, layout)
             preds = self._predictions(chunk, fused, per_view, fwd, layout)
             if method == FAST:
                 scores = contrastive_scores(fwd.features[:len(chunk)],
-                                            self._backend.head_weight())
+                                            self._runtime.classifier.head_weight())
                 margins = self.cutoff_margin(fused)
             for i, (it, pred) in enumerate(zip(chunk, preds, strict=True)):
                 if method == FAST:
