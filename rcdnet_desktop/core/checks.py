@@ -261,7 +261,7 @@ def check_record(record: ImageRecord) -> tuple[Flag, ...]:
     part = (study.body_part or "").strip().upper()
     if part and part not in _BREAST_PARTS:
         flags.append(Flag(NOT_BREAST_ULTRASOUND, WARN_BODY_PART.format(part=part.lower())))
-    exam = " ".join((getattr(study, "exam_type", "") or "").replace("_", " ").upper().split())
+    exam = study.exam_type
     if exam in _NOT_BREAST_EXAMS:
         flags.append(Flag(NOT_BREAST_ULTRASOUND, WARN_EXAM_TYPE.format(
             what=_NOT_BREAST_EXAMS[exam], term=exam)))

@@ -220,3 +220,20 @@ def test_the_examination_is_read_from_image_type(name, exam, flagged):
     record = read_image(get_testdata_file(name))
     assert record.study.exam_type == exam
     assert (checks.NOT_BREAST_ULTRASOUND in checks.codes(checks.check_record(record))) is flagged
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")  # a file's odd spelling, on purpose
+@pytest.mark.parametrize(("modality", "image_type", "exam"), [
+    ("US", ["ORIGINAL", "PRIMARY", " fetal_heart "], "FETAL HEART"),
+    ("US", ["ORIGINAL", "PRIMARY"], ""),
+    ("US", "ORIGINAL", ""),
+    ("CT", ["ORIGINAL", "PRIMARY", "AXIAL"], ""),  # value 3 means something else there
+])
+def test_the_examination_term_is_read_once_in_one_spelling(modality, image_type, exam):
+    from pydicom.dataset import Dataset
+
+    from rcdnet_desktop.core.io.dicom_info import exam_type
+
+    ds = Dataset()
+    ds.Modality, ds.ImageType = modality, image_type
+    assert exam_type(ds) == exam

@@ -66,15 +66,17 @@ def study_info(ds: Any) -> StudyInfo:
 
 def exam_type(ds: Any) -> str:
     """An ultrasound image's examination: value 3 of its Image Type (PS3.3 C.8.5.6.1.1), upper
-    case; "" for another modality, or when the file gives none."""
+    case, words one space apart (``FETAL_HEART`` read as ``FETAL HEART``); "" for another
+    modality, or when the file gives none."""
     if text(ds, "Modality").upper() != "US":
         return ""
     try:
         values = ds.get("ImageType")
         values = [values] if isinstance(values, str) else list(values or [])[:3]
-        return str(values[2]).strip().upper() if len(values) > 2 else ""
+        term = str(values[2]) if len(values) > 2 else ""
     except Exception:
         return ""
+    return " ".join(term.replace("_", " ").upper().split())
 
 
 # PhysicalUnitsX/YDirection code for centimetres (DICOM PS3.3 C.8.5.5.1.15).
