@@ -19,6 +19,8 @@ from PIL import Image
 from pydicom.uid import ComprehensiveSRStorage, SecondaryCaptureImageStorage
 
 from rcdnet_desktop import cli
+from rcdnet_desktop.core.export.report import SOURCE_WITHHELD
+from tests.core.test_export import pdf_text
 
 
 @pytest.fixture
@@ -145,6 +147,17 @@ def test_each_output_option_alone(name, sources, work, capsys):
         # it may remain and the identity is not claimed removed.
         assert pydicom.dcmread(work / dcm).PatientIdentityRemoved == (
             "NO" if name == "export-dicom" else "YES")
+    # A report written without the patient leaves out the source's file name (text and
+    # metadata alike): a name may carry the patient's.
+    for written in option.files:
+        if written.endswith(".png"):
+            with Image.open(work / written) as im:
+                assert im.text["Source"] == SOURCE_WITHHELD
+        elif written.endswith(".pdf"):
+            text = pdf_text((work / written).read_bytes())
+            # PDF text escapes the parentheses of "(de-identified)"
+            assert SOURCE_WITHHELD.split(" (")[0] in text
+            assert "a.png" not in text and "us.dcm" not in text
 
 
 PAIRS = [
